@@ -1,0 +1,1 @@
+//! Typed client for the Anthropic Admin API.

@@ -1,0 +1,9 @@
+//! Orgkeeper: a self-hosted dashboard for the administrators of an Anthropic organization.
+//!
+//! Requests flow one way: `web` → services → (`audit`, `cache`, `anthropic`). The `simulator`
+//! shares no state with the dashboard, only the HTTP contract.
+
+pub mod anthropic;
+pub mod audit;
+pub mod db;
+pub mod simulator;
