@@ -7,3 +7,7 @@ pub mod anthropic;
 pub mod audit;
 pub mod db;
 pub mod simulator;
+pub mod auth;
+pub mod config;
+pub mod server;
+pub mod web;

@@ -1,0 +1,10 @@
+//! Local accounts, passwords, sessions, roles and CSRF.
+
+pub mod accounts;
+pub mod csrf;
+pub mod password;
+pub mod roles;
+pub mod session;
+pub mod throttle;
+
+pub use roles::{Permission, Role};

@@ -1,0 +1,163 @@
+//! Assembling and running the server: database, sessions, audit log, Admin API client (or the
+//! in-process simulator in demo mode), first-run setup.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use chrono::Utc;
+use sqlx::SqlitePool;
+use tokio::net::TcpListener;
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::anthropic::{AdminKey, Client, ClientConfig, WorkspaceFilter};
+use crate::audit::AuditLog;
+use crate::auth::session::random_token;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::{accounts, Role};
+use crate::config::{ServerConfig, Upstream};
+use crate::simulator::{self, RunningSimulator, SimulatorOptions};
+use crate::web::{self, AppState, SetupToken};
+
+/// How long the printed first-run link stays valid.
+const SETUP_LINK_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+
+/// A demo account created on the first demo start, printed once.
+pub struct DemoAccount {
+    pub username: String,
+    pub role: Role,
+    pub password: String,
+}
+
+pub struct Server {
+    pub router: Router,
+    pub state: AppState,
+    /// Set when no account exists: the token of the one-time setup link.
+    pub setup_token: Option<String>,
+    pub demo_accounts: Vec<DemoAccount>,
+    session_cleanup: tokio::task::JoinHandle<()>,
+    /// Kept alive for as long as the server runs (demo mode only).
+    simulator: Option<RunningSimulator>,
+}
+
+pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Server> {
+    let (api, simulator) = match &config.upstream {
+        Upstream::Live { base_url, key } => (Client::new(ClientConfig::new(base_url.clone(), key.clone()))?, None),
+        Upstream::Demo { profile, seed } => {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let simulator = simulator::start(listener, SimulatorOptions { profile: *profile, seed: *seed }).await?;
+            // The simulator accepts any admin-shaped key; this one exists only in memory.
+            let key = AdminKey::new(format!("sk-ant-admin01-demo-{}", random_token()));
+            (Client::new(ClientConfig::new(simulator.base_url(), key))?, Some(simulator))
+        }
+    };
+
+    let session_store = SqliteStore::new(db.clone());
+    session_store.migrate().await?;
+    let state = AppState {
+        audit: AuditLog::new(db.clone()),
+        db,
+        api,
+        config: Arc::new(config),
+        // 30 failures from one address, or 5 against one unknown name, per 15 minutes.
+        throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 30, 5)),
+        setup: Arc::new(Mutex::new(None)),
+    };
+
+    let mut demo_accounts = Vec::new();
+    let mut setup_token = None;
+    if accounts::count(&state.db).await? == 0 {
+        if state.config.is_demo() {
+            demo_accounts = create_demo_accounts(&state).await?;
+        } else {
+            let token = random_token();
+            *state.setup.lock().expect("setup lock") = Some(SetupToken {
+                token: token.clone(),
+                expires_at: Utc::now() + SETUP_LINK_LIFETIME,
+            });
+            setup_token = Some(token);
+        }
+    }
+
+    let session_cleanup = web::spawn_session_cleanup(session_store.clone());
+    Ok(Server {
+        router: web::router(state.clone(), session_store),
+        state,
+        setup_token,
+        demo_accounts,
+        session_cleanup,
+        simulator,
+    })
+}
+
+/// One account per role, so a newcomer can try every view. Passwords are random and printed once.
+async fn create_demo_accounts(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
+    let workspaces: Vec<String> = state
+        .api
+        .list_all_workspaces(&WorkspaceFilter::default())
+        .await
+        .map(|list| list.into_iter().take(2).map(|w| w.id).collect())
+        .unwrap_or_default();
+    let mut created = Vec::new();
+    for role in Role::ALL {
+        let username = format!("demo-{}", role.as_str().replace('_', "-"));
+        let password = random_token()[..20].to_owned();
+        let assigned = if role.is_workspace_scoped() { workspaces.clone() } else { Vec::new() };
+        accounts::create(&state.db, &username, role, &password, &assigned).await?;
+        state
+            .audit
+            .append(crate::audit::NewEntry {
+                actor: crate::audit::Actor::system(),
+                source: crate::audit::Source { ip: None, user_agent: None },
+                action: "account.created".into(),
+                target: crate::web::context::target("account", username.clone(), Some(username.clone())),
+                details: serde_json::json!({ "role": role.as_str(), "demo": true, "workspaces": assigned }),
+                outcome: crate::audit::Outcome::Ok,
+                upstream_status: None,
+                upstream_request_id: None,
+                intent_seq: None,
+            })
+            .await?;
+        created.push(DemoAccount { username, role, password });
+    }
+    Ok(created)
+}
+
+impl Server {
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes the
+    /// database cleanly (the WAL is checkpointed on close).
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let app = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        self.session_cleanup.abort();
+        self.state.db.close().await;
+        if let Some(simulator) = self.simulator {
+            simulator.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,161 @@
+//! The audit log for owners, admins and auditors: filter, read a record, export.
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{Path, Query};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::context::Layout;
+use super::error::{AppError, AppResult};
+use super::Ctx;
+use crate::audit::{ChainReport, ExportFormat, Filter, Outcome, Record};
+use crate::auth::Permission;
+
+const PAGE_SIZE: u32 = 50;
+
+#[derive(Deserialize, Default, Clone)]
+pub struct AuditQuery {
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: u32,
+    #[serde(default)]
+    format: String,
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn day(value: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppError> {
+    let Some(value) = non_empty(value) else {
+        return Ok(None);
+    };
+    let date = NaiveDate::parse_from_str(&value, "%Y-%m-%d").map_err(|_| AppError::BadRequest(format!("{value:?} is not a date (use YYYY-MM-DD).")))?;
+    let time = if end_of_day { date.and_hms_opt(23, 59, 59) } else { date.and_hms_opt(0, 0, 0) };
+    Ok(time.map(|t| t.and_utc()))
+}
+
+impl AuditQuery {
+    fn filter(&self) -> Result<Filter, AppError> {
+        Ok(Filter {
+            actor: non_empty(&self.actor),
+            action: non_empty(&self.action),
+            target: non_empty(&self.target),
+            outcome: match non_empty(&self.outcome) {
+                Some(outcome) => Some(outcome.parse::<Outcome>().map_err(|_| AppError::BadRequest(format!("{outcome:?} is not an outcome.")))?),
+                None => None,
+            },
+            since: day(&self.since, false)?,
+            until: day(&self.until, true)?,
+            text: non_empty(&self.q),
+        })
+    }
+
+    /// The current filters as a query string, for paging and export links.
+    fn query_string(&self, page: Option<u32>, format: Option<&str>) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [("actor", &self.actor), ("action", &self.action), ("target", &self.target), ("outcome", &self.outcome), ("since", &self.since), ("until", &self.until), ("q", &self.q)] {
+            if !value.trim().is_empty() {
+                out.append_pair(key, value.trim());
+            }
+        }
+        if let Some(page) = page {
+            out.append_pair("page", &page.to_string());
+        }
+        if let Some(format) = format {
+            out.append_pair("format", format);
+        }
+        out.finish()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "audit/index.html")]
+struct IndexPage {
+    layout: Layout,
+    query: AuditQuery,
+    records: Vec<Record>,
+    total: u64,
+    page: u32,
+    pages: u32,
+    previous_link: Option<String>,
+    next_link: Option<String>,
+    csv_link: String,
+    jsonl_link: String,
+    chain: ChainReport,
+}
+
+pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Response> {
+    ctx.require(Permission::ViewAudit).await?;
+    let filter = query.filter()?;
+    let page = query.page.max(1);
+    let (records, total) = ctx.state.audit.query(&filter, PAGE_SIZE, (page - 1) * PAGE_SIZE).await?;
+    let pages = (total as u32).div_ceil(PAGE_SIZE).max(1);
+    let chain = ctx.state.audit.verify().await?;
+    let page_view = IndexPage {
+        layout: ctx.layout("Audit log", "audit").await,
+        previous_link: (page > 1).then(|| format!("/audit?{}", query.query_string(Some(page - 1), None))),
+        next_link: (page < pages).then(|| format!("/audit?{}", query.query_string(Some(page + 1), None))),
+        csv_link: format!("/audit/export?{}", query.query_string(None, Some("csv"))),
+        jsonl_link: format!("/audit/export?{}", query.query_string(None, Some("jsonl"))),
+        query,
+        records,
+        total,
+        page,
+        pages,
+        chain,
+    };
+    Ok(Html(page_view.render().map_err(anyhow::Error::from)?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "audit/show.html")]
+struct ShowPage {
+    layout: Layout,
+    record: Record,
+    details: String,
+}
+
+pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
+    ctx.require(Permission::ViewAudit).await?;
+    let record = ctx.state.audit.get(seq).await?.ok_or(AppError::NotFound)?;
+    let details = serde_json::to_string_pretty(&record.details).unwrap_or_default();
+    let page = ShowPage {
+        layout: ctx.layout(format!("Audit record {seq}"), "audit").await,
+        record,
+        details,
+    };
+    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+}
+
+/// Streams the filtered records; the export itself is audited.
+pub async fn export(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Response> {
+    ctx.require(Permission::ViewAudit).await?;
+    let filter = query.filter()?;
+    let (format, content_type, extension) = match query.format.as_str() {
+        "csv" => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
+        _ => (ExportFormat::Jsonl, "application/x-ndjson", "jsonl"),
+    };
+    ctx.audit("audit.exported", None, json!({ "format": extension, "filter": query.query_string(None, None) }), Outcome::Ok).await?;
+    let stream = ctx.state.audit.export_stream(filter, format);
+    let filename = format!("attachment; filename=\"orgkeeper-audit-{}.{extension}\"", Utc::now().format("%Y%m%d-%H%M%S"));
+    Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, filename)], Body::from_stream(stream)).into_response())
+}

@@ -1,0 +1,152 @@
+//! One error type for every handler. The detailed cause is logged; the person sees a plain
+//! message. Each variant documents the status it maps to.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::anthropic::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 303 to the sign-in page (htmx: `HX-Redirect`), remembering where the person was going.
+    #[error("not signed in")]
+    NotSignedIn { next: Option<String> },
+    /// 403: the role does not allow this. The denial is audited by the caller.
+    #[error("forbidden")]
+    Forbidden,
+    /// 403: the CSRF token was missing or wrong, or the request came from another site.
+    #[error("CSRF token rejected")]
+    CsrfRejected,
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 400 with a message for the person.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 502: the Admin API answered with an error or not at all; the message explains it in
+    /// plain words with its request id.
+    #[error("upstream: {0}")]
+    Upstream(#[from] ApiError),
+    /// 503: the audit record could not be written, so the action was refused (fail closed).
+    #[error("audit log unavailable: {0}")]
+    AuditUnavailable(String),
+    /// 500: anything else; logged with its cause, shown as a generic message.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        AppError::Internal(error.into())
+    }
+}
+
+impl From<crate::audit::AuditError> for AppError {
+    fn from(error: crate::audit::AuditError) -> Self {
+        AppError::AuditUnavailable(error.to_string())
+    }
+}
+
+impl From<crate::auth::accounts::AccountError> for AppError {
+    fn from(error: crate::auth::accounts::AccountError) -> Self {
+        use crate::auth::accounts::AccountError as E;
+        match error {
+            E::Database(e) => AppError::Internal(e.into()),
+            E::Other(e) => AppError::Internal(e),
+            E::NotFound(_) => AppError::NotFound,
+            other => AppError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    asset_version: &'static str,
+}
+
+impl AppError {
+    fn status_title_message(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            AppError::NotSignedIn { .. } => (StatusCode::SEE_OTHER, "Sign in", String::new()),
+            AppError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "Your role does not allow this page or action. Ask an owner if you need access.".into(),
+            ),
+            AppError::CsrfRejected => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form has expired or did not come from this Orgkeeper. Go back, reload the page and try again; nothing was changed.".into(),
+            ),
+            AppError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing at this address. It may have been removed, or the link is wrong.".into(),
+            ),
+            AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Cannot do that", message.clone()),
+            AppError::Upstream(error) => (StatusCode::BAD_GATEWAY, "The Admin API did not answer as expected", error.user_message()),
+            AppError::AuditUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Action refused",
+                "The audit log could not record this action, so it was not carried out. Nothing was changed. Try again, and tell whoever runs Orgkeeper if it keeps happening.".into(),
+            ),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Orgkeeper hit an unexpected error; it has been logged. Nothing you typed was sent anywhere else.".into(),
+            ),
+        }
+    }
+
+    /// The response, for callers outside the handler chain (middleware).
+    pub fn into_response_parts(self) -> Response {
+        self.into_response()
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::NotSignedIn { next } = &self {
+            let target = match next {
+                Some(next) => format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()),
+                None => "/login".to_owned(),
+            };
+            let mut response = Redirect::to(&target).into_response();
+            if let Ok(value) = HeaderValue::from_str(&target) {
+                response.headers_mut().insert("hx-redirect", value);
+            }
+            return response;
+        }
+        match &self {
+            AppError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            AppError::Upstream(cause) => tracing::warn!(error = %cause, "Admin API call failed"),
+            AppError::AuditUnavailable(cause) => tracing::error!(error = %cause, "audit append failed; action refused"),
+            _ => {}
+        }
+        let (status, title, message) = self.status_title_message();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message: &message,
+            asset_version: crate::web::assets::version(),
+        };
+        let body = page.render().unwrap_or_else(|_| message.clone());
+        let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+        response.extensions_mut().insert(ErrorNotice { title, message });
+        response
+    }
+}
+
+/// What an error response said, so the htmx layer can show it as a notice instead of a page.
+#[derive(Clone, Debug)]
+pub struct ErrorNotice {
+    pub title: &'static str,
+    pub message: String,
+}
+
+pub type AppResult<T> = Result<T, AppError>;

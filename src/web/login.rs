@@ -1,0 +1,273 @@
+//! Signing in and out, and the first-run setup of the owner account.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use tower_sessions::Session;
+
+use super::context::{target, ClientInfo, Layout};
+use super::error::{AppError, AppResult};
+use super::{AppState, Ctx};
+use crate::audit::{Actor, NewEntry, Outcome};
+use crate::auth::accounts::{self, Account};
+use crate::auth::{password, session, Role};
+
+/// Consecutive failures that lock an account, and for how long.
+pub const MAX_FAILURES: i64 = 5;
+pub const LOCK_MINUTES: i64 = 15;
+const GENERIC_FAILURE: &str = "Invalid username or password.";
+const THROTTLED: &str = "Too many failed sign-ins. Wait 15 minutes and try again, or ask an owner to unlock the account.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    username: String,
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only same-site paths are followed after sign-in (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") => path.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+pub async fn form(State(state): State<AppState>, session: Session, Query(query): Query<NextQuery>) -> AppResult<Response> {
+    if session::login_of(&session).await.is_some() {
+        return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
+    }
+    if accounts::count(&state.db).await? == 0 {
+        return Ok(Html(render_setup_hint(&state)?).into_response());
+    }
+    let csrf = session::csrf_token(&session).await?;
+    let page = LoginPage {
+        layout: Layout::anonymous(&state, "Sign in", csrf),
+        username: String::new(),
+        next: safe_next(query.next.as_deref()),
+        error: None,
+    };
+    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+fn system_entry(client: &ClientInfo, actor: Actor, action: &str, details: serde_json::Value, outcome: Outcome) -> NewEntry {
+    NewEntry {
+        actor,
+        source: client.source(),
+        action: action.to_owned(),
+        target: None,
+        details,
+        outcome,
+        upstream_status: None,
+        upstream_request_id: None,
+        intent_seq: None,
+    }
+}
+
+fn actor_of(account: &Account) -> Actor {
+    Actor {
+        account_id: Some(account.id),
+        name: account.username.clone(),
+        role: Some(account.role.as_str().to_owned()),
+    }
+}
+
+pub async fn submit(State(state): State<AppState>, session: Session, client: ClientInfo, Form(form): Form<LoginForm>) -> AppResult<Response> {
+    let username = form.username.trim().to_owned();
+    let account = accounts::find_by_username(&state.db, &username).await?;
+    let now = Utc::now();
+    let actor = match &account {
+        Some(account) => actor_of(account),
+        None => Actor {
+            account_id: None,
+            name: username.chars().take(64).collect(),
+            role: None,
+        },
+    };
+
+    let throttled = state.throttle.ip_blocked(&client.ip)
+        || match &account {
+            Some(account) => account.is_locked(now),
+            None => state.throttle.unknown_name_blocked(&username),
+        };
+    // Verify even when throttled or unknown, so the answer takes the same time either way.
+    let stored = match &account {
+        Some(account) => Some(accounts::password_hash(&state.db, account.id).await?),
+        None => None,
+    };
+    let password_ok = password::verify(form.password, stored).await;
+    let active = account.as_ref().is_some_and(|a| !a.disabled);
+
+    if password_ok && active && !throttled {
+        let account = account.expect("checked above");
+        state
+            .audit
+            .append(system_entry(&client, actor_of(&account), "auth.login", json!({}), Outcome::Ok))
+            .await?;
+        accounts::record_login(&state.db, account.id).await?;
+        session::sign_in(&session, &account).await?;
+        return Ok(Redirect::to(&safe_next(form.next.as_deref())).into_response());
+    }
+
+    let reason = if throttled {
+        "throttled"
+    } else if account.is_none() {
+        "unknown_user"
+    } else if !active {
+        "disabled"
+    } else {
+        "bad_password"
+    };
+    state
+        .audit
+        .append(system_entry(&client, actor.clone(), "auth.login_failed", json!({ "reason": reason }), Outcome::Denied))
+        .await?;
+    if !throttled {
+        state.throttle.record_failure(&client.ip, account.is_none().then_some(username.as_str()));
+        if let Some(account) = &account {
+            if accounts::record_failed_login(&state.db, account.id, MAX_FAILURES, Duration::minutes(LOCK_MINUTES)).await? {
+                state
+                    .audit
+                    .append(system_entry(
+                        &client,
+                        actor,
+                        "auth.locked_out",
+                        json!({ "failures": MAX_FAILURES, "minutes": LOCK_MINUTES }),
+                        Outcome::Denied,
+                    ))
+                    .await?;
+            }
+        }
+    }
+    let csrf = session::csrf_token(&session).await?;
+    let page = LoginPage {
+        layout: Layout::anonymous(&state, "Sign in", csrf),
+        username,
+        next: safe_next(form.next.as_deref()),
+        error: Some(if throttled { THROTTLED } else { GENERIC_FAILURE }.to_owned()),
+    };
+    let status = if throttled {
+        axum::http::StatusCode::TOO_MANY_REQUESTS
+    } else {
+        axum::http::StatusCode::UNAUTHORIZED
+    };
+    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+}
+
+pub async fn logout(ctx: Ctx) -> AppResult<Response> {
+    ctx.audit("auth.logout", None, json!({}), Outcome::Ok).await?;
+    session::sign_out(&ctx.session).await?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    layout: Layout,
+    token: String,
+    username: String,
+    error: Option<String>,
+    valid: bool,
+}
+
+fn render_setup_hint(state: &AppState) -> AppResult<String> {
+    let page = SetupPage {
+        layout: Layout::anonymous(state, "First-run setup", String::new()),
+        token: String::new(),
+        username: String::new(),
+        error: None,
+        valid: false,
+    };
+    Ok(page.render().map_err(anyhow::Error::from)?)
+}
+
+fn token_is_valid(state: &AppState, token: &str) -> bool {
+    let guard = state.setup.lock().expect("setup lock");
+    guard.as_ref().is_some_and(|setup| {
+        setup.expires_at > Utc::now()
+            && setup.token.len() == token.len()
+            && setup.token.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SetupQuery {
+    token: Option<String>,
+}
+
+pub async fn setup_form(State(state): State<AppState>, session: Session, Query(query): Query<SetupQuery>) -> AppResult<Response> {
+    let token = query.token.unwrap_or_default();
+    let valid = token_is_valid(&state, &token) && accounts::count(&state.db).await? == 0;
+    let csrf = session::csrf_token(&session).await?;
+    let page = SetupPage {
+        layout: Layout::anonymous(&state, "First-run setup", csrf),
+        token,
+        username: String::new(),
+        error: None,
+        valid,
+    };
+    let status = if valid { axum::http::StatusCode::OK } else { axum::http::StatusCode::FORBIDDEN };
+    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    token: String,
+    username: String,
+    password: String,
+    confirm: String,
+}
+
+pub async fn setup_submit(State(state): State<AppState>, session: Session, client: ClientInfo, Form(form): Form<SetupForm>) -> AppResult<Response> {
+    if !token_is_valid(&state, &form.token) || accounts::count(&state.db).await? != 0 {
+        return Err(AppError::Forbidden);
+    }
+    let username = form.username.trim().to_owned();
+    let error = if form.password != form.confirm {
+        Some("The two passwords are not the same.".to_owned())
+    } else {
+        match accounts::create(&state.db, &username, Role::Owner, &form.password, &[]).await {
+            Ok(account) => {
+                state.setup.lock().expect("setup lock").take();
+                state
+                    .audit
+                    .append(NewEntry {
+                        target: target("account", account.id.to_string(), Some(account.username.clone())),
+                        ..system_entry(&client, actor_of(&account), "auth.setup_completed", json!({ "role": "owner" }), Outcome::Ok)
+                    })
+                    .await?;
+                session::sign_in(&session, &account).await?;
+                return Ok(Redirect::to("/").into_response());
+            }
+            Err(accounts::AccountError::Invalid(message)) => Some(message),
+            Err(other) => return Err(other.into()),
+        }
+    };
+    let csrf = session::csrf_token(&session).await?;
+    let page = SetupPage {
+        layout: Layout::anonymous(&state, "First-run setup", csrf),
+        token: form.token,
+        username,
+        error,
+        valid: true,
+    };
+    Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+}

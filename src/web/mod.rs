@@ -1,0 +1,212 @@
+//! HTTP: the router, shared state, and the layers every request passes through.
+
+pub mod accounts;
+pub mod assets;
+pub mod audit;
+pub mod context;
+pub mod error;
+pub mod health;
+pub mod home;
+pub mod login;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::anthropic::Client;
+use crate::audit::AuditLog;
+use crate::auth::throttle::LoginThrottle;
+use crate::config::ServerConfig;
+pub use context::Ctx;
+pub use error::{AppError, AppResult};
+
+/// A one-time link that lets the first person create the owner account.
+pub struct SetupToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: SqlitePool,
+    pub audit: AuditLog,
+    pub api: Client,
+    pub config: Arc<ServerConfig>,
+    pub throttle: Arc<LoginThrottle>,
+    pub setup: Arc<Mutex<Option<SetupToken>>>,
+}
+
+/// Builds the whole application. `session_store` must already be migrated.
+pub fn router(state: AppState, session_store: SqliteStore) -> Router {
+    let sessions = SessionManagerLayer::new(session_store)
+        .with_name("orgkeeper_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(state.config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.config.session_idle).unwrap_or(time::Duration::minutes(30)),
+        ));
+
+    let pages = Router::new()
+        .route("/", get(home::show))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/setup", get(login::setup_form).post(login::setup_submit))
+        .route("/account/password", get(accounts::own_password_form).post(accounts::own_password_submit))
+        .route("/accounts", get(accounts::index).post(accounts::create))
+        .route("/accounts/{id}", get(accounts::show))
+        .route("/accounts/{id}/role", post(accounts::change_role))
+        .route("/accounts/{id}/workspaces", post(accounts::change_workspaces))
+        .route("/accounts/{id}/disable", post(accounts::disable))
+        .route("/accounts/{id}/enable", post(accounts::enable))
+        .route("/accounts/{id}/password", post(accounts::reset_password))
+        .route("/accounts/{id}/end-sessions", post(accounts::end_sessions))
+        .route("/accounts/{id}/unlock", post(accounts::unlock))
+        .route("/audit", get(audit::index))
+        .route("/audit/{seq}", get(audit::show))
+        .route("/audit/export", get(audit::export))
+        .fallback(not_found)
+        // Order matters: the session layer runs first, then CSRF, which reads the session.
+        .layer(middleware::from_fn(crate::auth::csrf::protect))
+        .layer(middleware::from_fn_with_state(state.clone(), audit_csrf_rejections))
+        .layer(sessions)
+        .layer(middleware::from_fn(htmx_errors))
+        .layer(DefaultBodyLimit::max(1024 * 1024));
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/static/{*path}", get(assets::serve))
+        .merge(pages)
+        .layer(middleware::from_fn(security_headers))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // Only the path: query strings can carry one-time tokens.
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+/// Security headers, in one place. References: OWASP Secure Headers Project.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let is_static = request.uri().path().starts_with("/static/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    // Scripts, styles and images only from this origin: no inline script, no CDN.
+    set(
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    );
+    // Never framed (clickjacking); CSP frame-ancestors for modern browsers, this for old ones.
+    set("x-frame-options", "DENY");
+    // No MIME sniffing of our responses.
+    set("x-content-type-options", "nosniff");
+    // Links to the Console must not carry our URLs (which hold ids).
+    set("referrer-policy", "same-origin");
+    // No powerful browser features are used.
+    set("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()");
+    set("cross-origin-opener-policy", "same-origin");
+    if !is_static {
+        // Pages show organization data: never store them in shared or browser caches.
+        set("cache-control", "no-store");
+        // htmx partials and full pages share URLs.
+        set("vary", "HX-Request");
+    }
+    response
+}
+
+/// For htmx requests, an error becomes a notice in the page's message area instead of a
+/// whole error page swapped into the middle of a table.
+async fn htmx_errors(request: Request, next: Next) -> Response {
+    let htmx = request.headers().contains_key("hx-request");
+    let response = next.run(request).await;
+    let Some(notice) = response.extensions().get::<error::ErrorNotice>().cloned() else {
+        return response;
+    };
+    if !htmx {
+        return response;
+    }
+    let status = response.status();
+    let body = format!(
+        "<div class=\"notice notice-error\" role=\"alert\"><strong>{}</strong> {}</div>",
+        html_escape(notice.title),
+        html_escape(&notice.message)
+    );
+    let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], Body::from(body)).into_response();
+    response.headers_mut().insert("hx-retarget", HeaderValue::from_static("#flash"));
+    response.headers_mut().insert("hx-reswap", HeaderValue::from_static("innerHTML"));
+    response
+}
+
+/// CSRF refusals are security events: record who tried, from where.
+async fn audit_csrf_rejections(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let client = context::ClientInfo::from_parts(&parts, state.config.trust_proxy);
+    let path = parts.uri.path().to_owned();
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if response.extensions().get::<crate::auth::csrf::CsrfRejected>().is_some() && response.status() == StatusCode::FORBIDDEN {
+        let entry = crate::audit::NewEntry {
+            actor: crate::audit::Actor {
+                account_id: None,
+                name: "(unknown)".into(),
+                role: None,
+            },
+            source: client.source(),
+            action: "security.csrf_rejected".into(),
+            target: None,
+            details: serde_json::json!({ "path": path }),
+            outcome: crate::audit::Outcome::Denied,
+            upstream_status: None,
+            upstream_request_id: None,
+            intent_seq: None,
+        };
+        if let Err(error) = state.audit.append(entry).await {
+            tracing::error!(%error, "could not audit a CSRF rejection");
+        }
+    }
+    response
+}
+
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Sessions that expired are deleted in the background.
+pub fn spawn_session_cleanup(store: SqliteStore) -> tokio::task::JoinHandle<()> {
+    use tower_sessions::ExpiredDeletion;
+    tokio::spawn(async move {
+        if let Err(error) = store.continuously_delete_expired(Duration::from_secs(600)).await {
+            tracing::warn!(%error, "session cleanup stopped");
+        }
+    })
+}
