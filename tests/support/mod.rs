@@ -1,0 +1,275 @@
+//! Test harness: the real server on a loopback port 0, a fresh SQLite file, the simulator over
+//! real HTTP behind it, and an HTTP client with a cookie jar. Each test binary uses a subset.
+#![allow(dead_code)]
+
+pub mod webdriver;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use orgkeeper::anthropic::AdminKey;
+use orgkeeper::audit::{Filter, Record};
+use orgkeeper::auth::{accounts, Role};
+use orgkeeper::config::{ServerConfig, Upstream};
+use orgkeeper::simulator::{self, RunningSimulator, SimulatorOptions};
+use orgkeeper::web::AppState;
+use sqlx::SqlitePool;
+use tokio::net::TcpListener;
+
+/// The admin key every test app is configured with; it must never leave the process.
+pub const ADMIN_KEY: &str = "sk-ant-admin01-TESTSECRET-must-never-leak-9f8e7d6c5b4a";
+/// Passwords are hashed with the production parameters.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Everything the server logs during this test binary, for the "key never logged" checks.
+pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("orgkeeper=debug,tower_http=debug,info"))
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buffer
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db: SqlitePool,
+    pub db_path: PathBuf,
+    pub state: AppState,
+    pub simulator: RunningSimulator,
+    pub setup_token: Option<String>,
+    pub config: ServerConfig,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    // Dropped last: the database file lives here.
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+pub fn live_config(simulator: &RunningSimulator) -> ServerConfig {
+    ServerConfig::new(Upstream::Live {
+        base_url: simulator.base_url(),
+        key: AdminKey::new(ADMIN_KEY.to_owned()),
+    })
+}
+
+/// A server in production mode (admin key set) pointed at a fresh demo simulator.
+pub async fn spawn_app() -> TestApp {
+    let simulator = simulator::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimulatorOptions::default())
+        .await
+        .unwrap();
+    let config = live_config(&simulator);
+    spawn_app_with(config, simulator, None).await
+}
+
+/// Starts a server with this configuration; `dir` reuses an existing database (restart).
+pub async fn spawn_app_with(config: ServerConfig, simulator: RunningSimulator, dir: Option<Arc<tempfile::TempDir>>) -> TestApp {
+    let _ = captured_logs();
+    let dir = dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+    let db_path = dir.path().join("orgkeeper.db");
+    let db = orgkeeper::db::connect(&db_path).await.unwrap();
+    let server = orgkeeper::server::build(db.clone(), config.clone()).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = server.state.clone();
+    let setup_token = server.setup_token.clone();
+    let handle = tokio::spawn(async move {
+        server
+            .run(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    let app = TestApp {
+        address,
+        db,
+        db_path,
+        state,
+        simulator,
+        setup_token,
+        config,
+        shutdown: Some(tx),
+        server: Some(handle),
+        dir,
+    };
+    app.wait_until_ready().await;
+    app
+}
+
+impl TestApp {
+    /// Polls /healthz; never sleeps a fixed time.
+    async fn wait_until_ready(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client.get(format!("{}/healthz", self.address)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the server never became healthy");
+    }
+
+    /// Stops the server gracefully and returns what a restart needs.
+    pub async fn stop(mut self) -> (RunningSimulator, Arc<tempfile::TempDir>, ServerConfig) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.server.take() {
+            handle.await.unwrap();
+        }
+        (self.simulator, self.dir, self.config)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn create_account(&self, username: &str, role: Role, workspaces: &[&str]) -> accounts::Account {
+        let workspaces: Vec<String> = workspaces.iter().map(|s| s.to_string()).collect();
+        accounts::create(&self.db, username, role, PASSWORD, &workspaces).await.unwrap()
+    }
+
+    /// A browser-like client: cookie jar, no automatic redirects (tests look at them).
+    pub fn client(&self) -> Session {
+        Session {
+            address: self.address.clone(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Signs in with the default password and returns the signed-in session.
+    pub async fn login_as(&self, username: &str) -> Session {
+        let session = self.client();
+        let response = session.login(username, PASSWORD).await;
+        assert_eq!(response.status(), 303, "sign-in of {username} failed: {}", response.text().await.unwrap());
+        session
+    }
+
+    /// A new account of this role, signed in.
+    pub async fn signed_in(&self, role: Role) -> (accounts::Account, Session) {
+        let name = format!("{}-{}", role.as_str().replace('_', "-"), rand_suffix());
+        let workspaces: Vec<String> = if role == Role::TeamLead { vec![self.first_workspace_id().await] } else { vec![] };
+        let refs: Vec<&str> = workspaces.iter().map(String::as_str).collect();
+        let account = self.create_account(&name, role, &refs).await;
+        let session = self.login_as(&name).await;
+        (account, session)
+    }
+
+    pub async fn first_workspace_id(&self) -> String {
+        self.state
+            .api
+            .list_all_workspaces(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+            .expect("the simulator has workspaces")
+            .id
+    }
+
+    pub async fn audit_records(&self, filter: Filter) -> Vec<Record> {
+        self.state.audit.query(&filter, 1000, 0).await.unwrap().0
+    }
+
+    pub async fn audit_actions(&self) -> Vec<String> {
+        self.audit_records(Filter::default()).await.into_iter().map(|r| r.action).collect()
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+/// One person's browser: a cookie jar and the CSRF token of their session.
+#[derive(Clone)]
+pub struct Session {
+    pub address: String,
+    pub http: reqwest::Client,
+}
+
+impl Session {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{}", self.address, path)).send().await.unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// The CSRF token, read from a page the way a browser's form carries it.
+    pub async fn csrf(&self) -> String {
+        for path in ["/account/password", "/login"] {
+            let (_, body) = self.get_text(path).await;
+            if let Some(token) = extract_csrf(&body) {
+                return token;
+            }
+        }
+        panic!("no CSRF token found");
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        let (_, body) = self.get_text("/login").await;
+        let token = extract_csrf(&body).expect("the sign-in form carries a CSRF token");
+        self.post_raw("/login", &[("_csrf", token.as_str()), ("username", username), ("password", password)])
+            .await
+    }
+
+    /// Posts a form with the session's CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf().await;
+        let mut all = vec![("_csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts exactly these fields (no CSRF token added).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.http.post(format!("{}{}", self.address, path)).form(fields).send().await.unwrap()
+    }
+}
+
+pub fn extract_csrf(html: &str) -> Option<String> {
+    let marker = "name=\"_csrf\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
