@@ -28,7 +28,12 @@ Logging: ORGKEEPER_LOG (e.g. info, orgkeeper=debug), ORGKEEPER_LOG_FORMAT (text|
 #[command(name = "orgkeeper", version, about = "Self-hosted dashboard for the administrators of an Anthropic organization", after_help = ENVIRONMENT_HELP)]
 pub struct Cli {
     /// SQLite database file (created on first run).
-    #[arg(long, env = "ORGKEEPER_DATABASE", default_value = "./orgkeeper.db", global = true)]
+    #[arg(
+        long,
+        env = "ORGKEEPER_DATABASE",
+        default_value = "./orgkeeper.db",
+        global = true
+    )]
     pub database: PathBuf,
 
     #[command(subcommand)]
@@ -38,6 +43,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the dashboard (the demo organization when no admin key is set).
+    #[command(after_help = ENVIRONMENT_HELP)]
     Serve(ServeArgs),
     /// Serve the Admin API simulator on its own, for scripts and benchmarks.
     Simulate(SimulateArgs),
@@ -96,7 +102,11 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Address and port to listen on.
-    #[arg(long, env = "ORGKEEPER_SIMULATOR_BIND", default_value = "127.0.0.1:8090")]
+    #[arg(
+        long,
+        env = "ORGKEEPER_SIMULATOR_BIND",
+        default_value = "127.0.0.1:8090"
+    )]
     pub bind: SocketAddr,
     /// Which organization to simulate.
     #[arg(long, default_value = "demo")]
@@ -194,15 +204,18 @@ pub fn admin_key_from_env() -> Result<Option<AdminKey>, String> {
 }
 
 fn admin_key_from(get: impl Fn(&str) -> Option<String>) -> Result<Option<AdminKey>, String> {
-    let non_empty = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let non_empty = |name: &str| {
+        get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     let (setting, value) = if let Some(value) = non_empty("ANTHROPIC_ADMIN_API_KEY") {
         ("ANTHROPIC_ADMIN_API_KEY", value)
     } else if let Some(value) = non_empty("ANTHROPIC_ADMIN_KEY") {
         ("ANTHROPIC_ADMIN_KEY", value)
     } else if let Some(path) = non_empty("ANTHROPIC_ADMIN_KEY_FILE") {
-        let value = std::fs::read_to_string(&path).map_err(|e| {
-            format!("ANTHROPIC_ADMIN_KEY_FILE: cannot read {path:?}: {e}")
-        })?;
+        let value = std::fs::read_to_string(&path)
+            .map_err(|e| format!("ANTHROPIC_ADMIN_KEY_FILE: cannot read {path:?}: {e}"))?;
         ("ANTHROPIC_ADMIN_KEY_FILE", value.trim().to_owned())
     } else {
         return Ok(None);
@@ -315,7 +328,9 @@ mod tests {
 
     #[test]
     fn a_base_url_without_scheme_is_refused() {
-        let error = Cli::try_parse_from(["orgkeeper", "serve", "--api-base-url", "api.anthropic.com"]).unwrap_err();
+        let error =
+            Cli::try_parse_from(["orgkeeper", "serve", "--api-base-url", "api.anthropic.com"])
+                .unwrap_err();
         assert!(error.to_string().contains("--api-base-url"), "{error}");
     }
 }

@@ -26,7 +26,15 @@ pub struct WorkspaceChoice {
 /// The organization's workspaces for the team-lead picker. If the Admin API cannot be
 /// reached the page still works; assigned ids are then shown without names.
 async fn workspace_choices(ctx: &Ctx) -> (Vec<WorkspaceChoice>, Option<String>) {
-    match ctx.state.api.list_all_workspaces(&crate::anthropic::WorkspaceFilter { include_archived: true, include_default: true }).await {
+    match ctx
+        .state
+        .api
+        .list_all_workspaces(&crate::anthropic::WorkspaceFilter {
+            include_archived: true,
+            include_default: true,
+        })
+        .await
+    {
         Ok(workspaces) => (
             workspaces
                 .into_iter()
@@ -57,7 +65,13 @@ fn rows(accounts: Vec<Account>, choices: &[WorkspaceChoice]) -> Vec<AccountRow> 
             workspace_names: account
                 .workspaces
                 .iter()
-                .map(|id| choices.iter().find(|c| &c.id == id).map(|c| c.name.clone()).unwrap_or_else(|| id.clone()))
+                .map(|id| {
+                    choices
+                        .iter()
+                        .find(|c| &c.id == id)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| id.clone())
+                })
                 .collect(),
             account,
         })
@@ -83,7 +97,11 @@ struct IndexPage {
     form_error: Option<String>,
 }
 
-async fn render_index(ctx: &Ctx, form: NewAccountForm, form_error: Option<String>) -> AppResult<Response> {
+async fn render_index(
+    ctx: &Ctx,
+    form: NewAccountForm,
+    form_error: Option<String>,
+) -> AppResult<Response> {
     let (choices, upstream_error) = workspace_choices(ctx).await;
     let page = IndexPage {
         layout: ctx.layout("Accounts", "accounts").await,
@@ -94,47 +112,98 @@ async fn render_index(ctx: &Ctx, form: NewAccountForm, form_error: Option<String
         form,
         form_error: form_error.clone(),
     };
-    let status = if form_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = if form_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
 }
 
 pub async fn index(ctx: Ctx) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
-    render_index(&ctx, NewAccountForm { role: "viewer".into(), ..Default::default() }, None).await
+    render_index(
+        &ctx,
+        NewAccountForm {
+            role: "viewer".into(),
+            ..Default::default()
+        },
+        None,
+    )
+    .await
 }
 
 /// Forms with repeated fields (workspace checkboxes) are parsed by hand: serde_urlencoded
 /// cannot collect repeated keys.
 fn parse_form(body: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn field(fields: &[(String, String)], name: &str) -> String {
-    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 fn workspaces_of(fields: &[(String, String)]) -> Vec<String> {
-    fields.iter().filter(|(k, _)| k == "workspace").map(|(_, v)| v.clone()).collect()
+    fields
+        .iter()
+        .filter(|(k, _)| k == "workspace")
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 fn account_target(account: &Account) -> Option<Target> {
-    target("account", account.id.to_string(), Some(account.username.clone()))
+    target(
+        "account",
+        account.id.to_string(),
+        Some(account.username.clone()),
+    )
 }
 
 /// Runs a local account change between an intent record and an outcome record, so that a
 /// change is never made without a trace, and a refusal is recorded with its reason.
-async fn audited_change<F, Fut>(ctx: &Ctx, action: &str, account: &Account, details: serde_json::Value, change: F) -> AppResult<Result<(), String>>
+async fn audited_change<F, Fut>(
+    ctx: &Ctx,
+    action: &str,
+    account: &Account,
+    details: serde_json::Value,
+    change: F,
+) -> AppResult<Result<(), String>>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), AccountError>>,
 {
-    let intent = ctx.audit(action, account_target(account), details.clone(), Outcome::Pending).await?;
+    let intent = ctx
+        .audit(
+            action,
+            account_target(account),
+            details.clone(),
+            Outcome::Pending,
+        )
+        .await?;
     let result = change().await;
     let (outcome, details, refusal) = match &result {
         Ok(()) => (Outcome::Ok, details, None),
-        Err(AccountError::Invalid(message)) => (Outcome::Failed, json!({ "reason": message }), Some(message.clone())),
-        Err(AccountError::LastOwner) => (Outcome::Denied, json!({ "reason": AccountError::LastOwner.to_string() }), Some(AccountError::LastOwner.to_string())),
-        Err(other) => (Outcome::Failed, json!({ "reason": other.to_string() }), None),
+        Err(AccountError::Invalid(message)) => (
+            Outcome::Failed,
+            json!({ "reason": message }),
+            Some(message.clone()),
+        ),
+        Err(AccountError::LastOwner) => (
+            Outcome::Denied,
+            json!({ "reason": AccountError::LastOwner.to_string() }),
+            Some(AccountError::LastOwner.to_string()),
+        ),
+        Err(other) => (
+            Outcome::Failed,
+            json!({ "reason": other.to_string() }),
+            None,
+        ),
     };
     let mut entry = ctx.entry(action, account_target(account), details, outcome);
     entry.intent_seq = Some(intent);
@@ -159,18 +228,43 @@ pub async fn create(ctx: Ctx, body: String) -> AppResult<Response> {
         Ok(role) => role,
         Err(message) => return render_index(&ctx, form, Some(message)).await,
     };
-    let details = json!({ "username": form.username, "role": role.as_str(), "workspaces": form.workspaces });
-    let intent = ctx.audit("account.created", None, details.clone(), Outcome::Pending).await?;
-    match accounts::create(&ctx.state.db, &form.username, role, &password, &form.workspaces).await {
+    let details =
+        json!({ "username": form.username, "role": role.as_str(), "workspaces": form.workspaces });
+    let intent = ctx
+        .audit("account.created", None, details.clone(), Outcome::Pending)
+        .await?;
+    match accounts::create(
+        &ctx.state.db,
+        &form.username,
+        role,
+        &password,
+        &form.workspaces,
+    )
+    .await
+    {
         Ok(account) => {
-            let mut entry = ctx.entry("account.created", account_target(&account), details, Outcome::Ok);
+            let mut entry = ctx.entry(
+                "account.created",
+                account_target(&account),
+                details,
+                Outcome::Ok,
+            );
             entry.intent_seq = Some(intent);
             ctx.state.audit.append(entry).await?;
-            ctx.flash("success", format!("Account {} created as {}.", account.username, role.label())).await;
+            ctx.flash(
+                "success",
+                format!("Account {} created as {}.", account.username, role.label()),
+            )
+            .await;
             Ok(Redirect::to("/accounts").into_response())
         }
         Err(error @ (AccountError::Invalid(_) | AccountError::Duplicate(_))) => {
-            let mut entry = ctx.entry("account.created", None, json!({ "username": form.username, "reason": error.to_string() }), Outcome::Failed);
+            let mut entry = ctx.entry(
+                "account.created",
+                None,
+                json!({ "username": form.username, "reason": error.to_string() }),
+                Outcome::Failed,
+            );
             entry.intent_seq = Some(intent);
             ctx.state.audit.append(entry).await?;
             render_index(&ctx, form, Some(error.to_string())).await
@@ -192,14 +286,18 @@ struct ShowPage {
 }
 
 async fn load(ctx: &Ctx, id: i64) -> AppResult<Account> {
-    accounts::find_by_id(&ctx.state.db, id).await?.ok_or(AppError::NotFound)
+    accounts::find_by_id(&ctx.state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 async fn render_show(ctx: &Ctx, account: Account, error: Option<String>) -> AppResult<Response> {
     let (choices, upstream_error) = workspace_choices(ctx).await;
     let is_self = account.id == ctx.account.id;
     let page = ShowPage {
-        layout: ctx.layout(format!("Account {}", account.username), "accounts").await,
+        layout: ctx
+            .layout(format!("Account {}", account.username), "accounts")
+            .await,
         row: rows(vec![account], &choices).pop().expect("one row"),
         roles: Role::ALL.to_vec(),
         choices,
@@ -207,7 +305,11 @@ async fn render_show(ctx: &Ctx, account: Account, error: Option<String>) -> AppR
         is_self,
         error: error.clone(),
     };
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
 }
 
@@ -219,7 +321,12 @@ pub async fn show(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
 
 /// Shared ending of every change on the account page: back to the page with a notice, or
 /// the page again with the refusal explained.
-async fn finish(ctx: &Ctx, account: Account, result: Result<(), String>, success: String) -> AppResult<Response> {
+async fn finish(
+    ctx: &Ctx,
+    account: Account,
+    result: Result<(), String>,
+    success: String,
+) -> AppResult<Response> {
     match result {
         Ok(()) => {
             ctx.flash("success", success).await;
@@ -237,13 +344,24 @@ pub struct RoleForm {
     role: String,
 }
 
-pub async fn change_role(ctx: Ctx, Path(id): Path<i64>, Form(form): Form<RoleForm>) -> AppResult<Response> {
+pub async fn change_role(
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    Form(form): Form<RoleForm>,
+) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
     let role: Role = form.role.parse().map_err(AppError::BadRequest)?;
     let details = json!({ "before": account.role.as_str(), "after": role.as_str() });
-    let result = audited_change(&ctx, "account.role_changed", &account, details, || accounts::set_role(&ctx.state.db, &account, role)).await?;
-    let message = format!("{} is now {}; their open sessions were ended.", account.username, role.label());
+    let result = audited_change(&ctx, "account.role_changed", &account, details, || {
+        accounts::set_role(&ctx.state.db, &account, role)
+    })
+    .await?;
+    let message = format!(
+        "{} is now {}; their open sessions were ended.",
+        account.username,
+        role.label()
+    );
     finish(&ctx, account, result, message).await
 }
 
@@ -251,11 +369,21 @@ pub async fn change_workspaces(ctx: Ctx, Path(id): Path<i64>, body: String) -> A
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
     if !account.role.is_workspace_scoped() {
-        return Err(AppError::BadRequest("Only team leads are limited to workspaces; other roles see the whole organization.".into()));
+        return Err(AppError::BadRequest(
+            "Only team leads are limited to workspaces; other roles see the whole organization."
+                .into(),
+        ));
     }
     let workspaces = workspaces_of(&parse_form(&body));
     let details = json!({ "before": account.workspaces, "after": workspaces });
-    let result = audited_change(&ctx, "account.workspaces_changed", &account, details, || accounts::set_workspaces(&ctx.state.db, account.id, &workspaces)).await?;
+    let result = audited_change(
+        &ctx,
+        "account.workspaces_changed",
+        &account,
+        details,
+        || accounts::set_workspaces(&ctx.state.db, account.id, &workspaces),
+    )
+    .await?;
     let message = format!("Workspaces of {} updated.", account.username);
     finish(&ctx, account, result, message).await
 }
@@ -263,20 +391,31 @@ pub async fn change_workspaces(ctx: Ctx, Path(id): Path<i64>, body: String) -> A
 pub async fn disable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(&ctx, "account.disabled", &account, json!({ "before": { "disabled": account.disabled }, "after": { "disabled": true } }), || {
-        accounts::set_disabled(&ctx.state.db, &account, true)
-    })
+    let result = audited_change(
+        &ctx,
+        "account.disabled",
+        &account,
+        json!({ "before": { "disabled": account.disabled }, "after": { "disabled": true } }),
+        || accounts::set_disabled(&ctx.state.db, &account, true),
+    )
     .await?;
-    let message = format!("{} is disabled and signed out everywhere.", account.username);
+    let message = format!(
+        "{} is disabled and signed out everywhere.",
+        account.username
+    );
     finish(&ctx, account, result, message).await
 }
 
 pub async fn enable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(&ctx, "account.enabled", &account, json!({ "before": { "disabled": account.disabled }, "after": { "disabled": false } }), || {
-        accounts::set_disabled(&ctx.state.db, &account, false)
-    })
+    let result = audited_change(
+        &ctx,
+        "account.enabled",
+        &account,
+        json!({ "before": { "disabled": account.disabled }, "after": { "disabled": false } }),
+        || accounts::set_disabled(&ctx.state.db, &account, false),
+    )
     .await?;
     let message = format!("{} can sign in again.", account.username);
     finish(&ctx, account, result, message).await
@@ -287,10 +426,17 @@ pub struct ResetForm {
     password: String,
 }
 
-pub async fn reset_password(ctx: Ctx, Path(id): Path<i64>, Form(form): Form<ResetForm>) -> AppResult<Response> {
+pub async fn reset_password(
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    Form(form): Form<ResetForm>,
+) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(&ctx, "account.password_reset", &account, json!({}), || accounts::set_password(&ctx.state.db, account.id, &form.password)).await?;
+    let result = audited_change(&ctx, "account.password_reset", &account, json!({}), || {
+        accounts::set_password(&ctx.state.db, account.id, &form.password)
+    })
+    .await?;
     let message = format!("New password set for {}; their sessions were ended. Give them the password over a safe channel.", account.username);
     finish(&ctx, account, result, message).await
 }
@@ -298,7 +444,10 @@ pub async fn reset_password(ctx: Ctx, Path(id): Path<i64>, Form(form): Form<Rese
 pub async fn end_sessions(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(&ctx, "account.sessions_ended", &account, json!({}), || accounts::end_sessions(&ctx.state.db, account.id)).await?;
+    let result = audited_change(&ctx, "account.sessions_ended", &account, json!({}), || {
+        accounts::end_sessions(&ctx.state.db, account.id)
+    })
+    .await?;
     let message = format!("Every session of {} has ended.", account.username);
     finish(&ctx, account, result, message).await
 }
@@ -306,7 +455,14 @@ pub async fn end_sessions(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> 
 pub async fn unlock(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(&ctx, "account.unlocked", &account, json!({ "before": { "locked_until": account.locked_until } }), || accounts::clear_lockout(&ctx.state.db, account.id)).await?;
+    let result = audited_change(
+        &ctx,
+        "account.unlocked",
+        &account,
+        json!({ "before": { "locked_until": account.locked_until } }),
+        || accounts::clear_lockout(&ctx.state.db, account.id),
+    )
+    .await?;
     let message = format!("{} can try signing in again.", account.username);
     finish(&ctx, account, result, message).await
 }
@@ -333,7 +489,10 @@ pub struct OwnPasswordForm {
     confirm: String,
 }
 
-pub async fn own_password_submit(ctx: Ctx, Form(form): Form<OwnPasswordForm>) -> AppResult<Response> {
+pub async fn own_password_submit(
+    ctx: Ctx,
+    Form(form): Form<OwnPasswordForm>,
+) -> AppResult<Response> {
     let stored = accounts::password_hash(&ctx.state.db, ctx.account.id).await?;
     let error = if !password::verify(form.current, Some(stored)).await {
         Some("Your current password is not right.".to_owned())
@@ -343,20 +502,40 @@ pub async fn own_password_submit(ctx: Ctx, Form(form): Form<OwnPasswordForm>) ->
         password::check_policy(&form.password).err()
     };
     if let Some(error) = error {
-        ctx.audit("account.password_changed", account_target(&ctx.account), json!({ "reason": error }), Outcome::Failed).await?;
+        ctx.audit(
+            "account.password_changed",
+            account_target(&ctx.account),
+            json!({ "reason": error }),
+            Outcome::Failed,
+        )
+        .await?;
         let page = OwnPasswordPage {
             layout: ctx.layout("Change your password", "").await,
             error: Some(error),
         };
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render().map_err(anyhow::Error::from)?)).into_response());
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(page.render().map_err(anyhow::Error::from)?),
+        )
+            .into_response());
     }
     let account = ctx.account.clone();
-    audited_change(&ctx, "account.password_changed", &account, json!({}), || accounts::set_password(&ctx.state.db, account.id, &form.password))
-        .await?
-        .map_err(AppError::BadRequest)?;
+    audited_change(
+        &ctx,
+        "account.password_changed",
+        &account,
+        json!({}),
+        || accounts::set_password(&ctx.state.db, account.id, &form.password),
+    )
+    .await?
+    .map_err(AppError::BadRequest)?;
     // Every other session ended with the epoch bump; keep this one by signing in afresh.
     let fresh = load(&ctx, account.id).await?;
     session::sign_in(&ctx.session, &fresh).await?;
-    ctx.flash("success", "Your password was changed and your other sessions were ended.").await;
+    ctx.flash(
+        "success",
+        "Your password was changed and your other sessions were ended.",
+    )
+    .await;
     Ok(Redirect::to("/").into_response())
 }

@@ -44,13 +44,16 @@ fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 
+/// A date from the filter form: `since` is the start of that day, `until` the start of the
+/// next one (the filter's upper bound is exclusive).
 fn day(value: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppError> {
     let Some(value) = non_empty(value) else {
         return Ok(None);
     };
-    let date = NaiveDate::parse_from_str(&value, "%Y-%m-%d").map_err(|_| AppError::BadRequest(format!("{value:?} is not a date (use YYYY-MM-DD).")))?;
-    let time = if end_of_day { date.and_hms_opt(23, 59, 59) } else { date.and_hms_opt(0, 0, 0) };
-    Ok(time.map(|t| t.and_utc()))
+    let date = NaiveDate::parse_from_str(&value, "%Y-%m-%d")
+        .map_err(|_| AppError::BadRequest(format!("{value:?} is not a date (use YYYY-MM-DD).")))?;
+    let date = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
+    Ok(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
 }
 
 impl AuditQuery {
@@ -60,7 +63,9 @@ impl AuditQuery {
             action: non_empty(&self.action),
             target: non_empty(&self.target),
             outcome: match non_empty(&self.outcome) {
-                Some(outcome) => Some(outcome.parse::<Outcome>().map_err(|_| AppError::BadRequest(format!("{outcome:?} is not an outcome.")))?),
+                Some(outcome) => Some(outcome.parse::<Outcome>().map_err(|_| {
+                    AppError::BadRequest(format!("{outcome:?} is not an outcome."))
+                })?),
                 None => None,
             },
             since: day(&self.since, false)?,
@@ -72,7 +77,15 @@ impl AuditQuery {
     /// The current filters as a query string, for paging and export links.
     fn query_string(&self, page: Option<u32>, format: Option<&str>) -> String {
         let mut out = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [("actor", &self.actor), ("action", &self.action), ("target", &self.target), ("outcome", &self.outcome), ("since", &self.since), ("until", &self.until), ("q", &self.q)] {
+        for (key, value) in [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+            ("outcome", &self.outcome),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("q", &self.q),
+        ] {
             if !value.trim().is_empty() {
                 out.append_pair(key, value.trim());
             }
@@ -107,13 +120,19 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
     ctx.require(Permission::ViewAudit).await?;
     let filter = query.filter()?;
     let page = query.page.max(1);
-    let (records, total) = ctx.state.audit.query(&filter, PAGE_SIZE, (page - 1) * PAGE_SIZE).await?;
+    let (records, total) = ctx
+        .state
+        .audit
+        .query(&filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        .await?;
     let pages = (total as u32).div_ceil(PAGE_SIZE).max(1);
     let chain = ctx.state.audit.verify().await?;
     let page_view = IndexPage {
         layout: ctx.layout("Audit log", "audit").await,
-        previous_link: (page > 1).then(|| format!("/audit?{}", query.query_string(Some(page - 1), None))),
-        next_link: (page < pages).then(|| format!("/audit?{}", query.query_string(Some(page + 1), None))),
+        previous_link: (page > 1)
+            .then(|| format!("/audit?{}", query.query_string(Some(page - 1), None))),
+        next_link: (page < pages)
+            .then(|| format!("/audit?{}", query.query_string(Some(page + 1), None))),
         csv_link: format!("/audit/export?{}", query.query_string(None, Some("csv"))),
         jsonl_link: format!("/audit/export?{}", query.query_string(None, Some("jsonl"))),
         query,
@@ -154,8 +173,24 @@ pub async fn export(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Resp
         "csv" => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
         _ => (ExportFormat::Jsonl, "application/x-ndjson", "jsonl"),
     };
-    ctx.audit("audit.exported", None, json!({ "format": extension, "filter": query.query_string(None, None) }), Outcome::Ok).await?;
+    ctx.audit(
+        "audit.exported",
+        None,
+        json!({ "format": extension, "filter": query.query_string(None, None) }),
+        Outcome::Ok,
+    )
+    .await?;
     let stream = ctx.state.audit.export_stream(filter, format);
-    let filename = format!("attachment; filename=\"orgkeeper-audit-{}.{extension}\"", Utc::now().format("%Y%m%d-%H%M%S"));
-    Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, filename)], Body::from_stream(stream)).into_response())
+    let filename = format!(
+        "attachment; filename=\"orgkeeper-audit-{}.{extension}\"",
+        Utc::now().format("%Y%m%d-%H%M%S")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, filename),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -37,7 +37,15 @@ impl ClientInfo {
     fn from_headers(headers: &HeaderMap, peer: Option<String>, trust_proxy: bool) -> Self {
         // Behind our own reverse proxy the client is the last hop the proxy appended.
         let forwarded = trust_proxy
-            .then(|| headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next().map(|s| s.trim().to_owned()))
+            .then(|| {
+                headers
+                    .get("x-forwarded-for")?
+                    .to_str()
+                    .ok()?
+                    .rsplit(',')
+                    .next()
+                    .map(|s| s.trim().to_owned())
+            })
             .flatten()
             .filter(|s| !s.is_empty());
         Self {
@@ -61,7 +69,10 @@ impl ClientInfo {
 impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Self::from_parts(parts, state.config.trust_proxy))
     }
 }
@@ -88,7 +99,10 @@ pub struct Ctx {
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let next = parts
             .uri
             .path_and_query()
@@ -102,9 +116,14 @@ impl FromRequestParts<AppState> for Ctx {
             return Err(not_signed_in());
         };
         let account = accounts::find_by_id(&state.db, login.account_id).await?;
-        let too_old = Utc::now().timestamp() - login.signed_in_at > state.config.session_max.as_secs() as i64;
+        let too_old =
+            Utc::now().timestamp() - login.signed_in_at > state.config.session_max.as_secs() as i64;
         let account = match account {
-            Some(account) if !account.disabled && account.session_epoch == login.epoch && !too_old => account,
+            Some(account)
+                if !account.disabled && account.session_epoch == login.epoch && !too_old =>
+            {
+                account
+            }
             _ => {
                 // Ended, disabled, or past its absolute lifetime: forget it entirely.
                 let _ = session::sign_out(&session).await;
@@ -148,7 +167,8 @@ impl Ctx {
 
     /// Team leads may read only their assigned workspaces; everyone else reads all of them.
     pub fn may_read_workspace(&self, workspace_id: &str) -> bool {
-        !self.role().is_workspace_scoped() || self.account.workspaces.iter().any(|w| w == workspace_id)
+        !self.role().is_workspace_scoped()
+            || self.account.workspaces.iter().any(|w| w == workspace_id)
     }
 
     pub fn actor(&self) -> Actor {
@@ -159,7 +179,13 @@ impl Ctx {
         }
     }
 
-    pub fn entry(&self, action: &str, target: Option<Target>, details: Value, outcome: Outcome) -> NewEntry {
+    pub fn entry(
+        &self,
+        action: &str,
+        target: Option<Target>,
+        details: Value,
+        outcome: Outcome,
+    ) -> NewEntry {
         NewEntry {
             actor: self.actor(),
             source: self.client.source(),
@@ -174,8 +200,18 @@ impl Ctx {
     }
 
     /// Appends one audit record; failure refuses the action (fail closed).
-    pub async fn audit(&self, action: &str, target: Option<Target>, details: Value, outcome: Outcome) -> Result<i64, AppError> {
-        Ok(self.state.audit.append(self.entry(action, target, details, outcome)).await?)
+    pub async fn audit(
+        &self,
+        action: &str,
+        target: Option<Target>,
+        details: Value,
+        outcome: Outcome,
+    ) -> Result<i64, AppError> {
+        Ok(self
+            .state
+            .audit
+            .append(self.entry(action, target, details, outcome))
+            .await?)
     }
 
     pub async fn flash(&self, kind: &str, message: impl Into<String>) {
@@ -253,7 +289,12 @@ impl Layout {
 const NAV: &[(&str, &str, &str, Permission)] = &[
     ("home", "/", "Overview", Permission::ViewWorkspaces),
     ("audit", "/audit", "Audit log", Permission::ViewAudit),
-    ("accounts", "/accounts", "Accounts", Permission::ManageAccounts),
+    (
+        "accounts",
+        "/accounts",
+        "Accounts",
+        Permission::ManageAccounts,
+    ),
 ];
 
 fn nav_for(role: Role, section: &str) -> Vec<NavLink> {

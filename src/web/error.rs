@@ -113,7 +113,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let AppError::NotSignedIn { next } = &self {
             let target = match next {
-                Some(next) => format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()),
+                Some(next) => format!(
+                    "/login?next={}",
+                    url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+                ),
                 None => "/login".to_owned(),
             };
             let mut response = Redirect::to(&target).into_response();
@@ -125,7 +128,9 @@ impl IntoResponse for AppError {
         match &self {
             AppError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             AppError::Upstream(cause) => tracing::warn!(error = %cause, "Admin API call failed"),
-            AppError::AuditUnavailable(cause) => tracing::error!(error = %cause, "audit append failed; action refused"),
+            AppError::AuditUnavailable(cause) => {
+                tracing::error!(error = %cause, "audit append failed; action refused")
+            }
             _ => {}
         }
         let (status, title, message) = self.status_title_message();
@@ -136,8 +141,15 @@ impl IntoResponse for AppError {
             asset_version: crate::web::assets::version(),
         };
         let body = page.render().unwrap_or_else(|_| message.clone());
-        let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
-        response.extensions_mut().insert(ErrorNotice { title, message });
+        let mut response = (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorNotice { title, message });
         response
     }
 }

@@ -17,8 +17,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     // A write transaction that is rolled back proves the file is writable without changing it.
     let database = async {
         let mut tx = state.db.begin().await?;
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x INTEGER)").execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO readiness_probe (x) VALUES (1)").execute(&mut *tx).await?;
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x INTEGER)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO readiness_probe (x) VALUES (1)")
+            .execute(&mut *tx)
+            .await?;
         tx.rollback().await?;
         Ok::<_, sqlx::Error>(())
     }
@@ -30,6 +34,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "database": database.map(|_| "ok".to_owned()).unwrap_or_else(|e| format!("error: {e}")),
         "upstream": upstream.map(|_| "ok".to_owned()).unwrap_or_else(|e| format!("error: {}", e.user_message())),
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }

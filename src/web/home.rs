@@ -31,7 +31,11 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
         upstream_error,
         can_audit: ctx.can(Permission::ViewAudit),
         can_accounts: ctx.can(Permission::ManageAccounts),
-        team_lead_workspaces: if ctx.role().is_workspace_scoped() { ctx.account.workspaces.len() } else { 0 },
+        team_lead_workspaces: if ctx.role().is_workspace_scoped() {
+            ctx.account.workspaces.len()
+        } else {
+            0
+        },
     };
     Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
 }

@@ -39,12 +39,20 @@ pub struct NextQuery {
 /// Only same-site paths are followed after sign-in (no open redirect).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") => path.to_owned(),
+        Some(path)
+            if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") =>
+        {
+            path.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
 
-pub async fn form(State(state): State<AppState>, session: Session, Query(query): Query<NextQuery>) -> AppResult<Response> {
+pub async fn form(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<NextQuery>,
+) -> AppResult<Response> {
     if session::login_of(&session).await.is_some() {
         return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
     }
@@ -68,7 +76,13 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-fn system_entry(client: &ClientInfo, actor: Actor, action: &str, details: serde_json::Value, outcome: Outcome) -> NewEntry {
+fn system_entry(
+    client: &ClientInfo,
+    actor: Actor,
+    action: &str,
+    details: serde_json::Value,
+    outcome: Outcome,
+) -> NewEntry {
     NewEntry {
         actor,
         source: client.source(),
@@ -90,7 +104,12 @@ fn actor_of(account: &Account) -> Actor {
     }
 }
 
-pub async fn submit(State(state): State<AppState>, session: Session, client: ClientInfo, Form(form): Form<LoginForm>) -> AppResult<Response> {
+pub async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    client: ClientInfo,
+    Form(form): Form<LoginForm>,
+) -> AppResult<Response> {
     let username = form.username.trim().to_owned();
     let account = accounts::find_by_username(&state.db, &username).await?;
     let now = Utc::now();
@@ -120,7 +139,13 @@ pub async fn submit(State(state): State<AppState>, session: Session, client: Cli
         let account = account.expect("checked above");
         state
             .audit
-            .append(system_entry(&client, actor_of(&account), "auth.login", json!({}), Outcome::Ok))
+            .append(system_entry(
+                &client,
+                actor_of(&account),
+                "auth.login",
+                json!({}),
+                Outcome::Ok,
+            ))
             .await?;
         accounts::record_login(&state.db, account.id).await?;
         session::sign_in(&session, &account).await?;
@@ -138,12 +163,27 @@ pub async fn submit(State(state): State<AppState>, session: Session, client: Cli
     };
     state
         .audit
-        .append(system_entry(&client, actor.clone(), "auth.login_failed", json!({ "reason": reason }), Outcome::Denied))
+        .append(system_entry(
+            &client,
+            actor.clone(),
+            "auth.login_failed",
+            json!({ "reason": reason }),
+            Outcome::Denied,
+        ))
         .await?;
     if !throttled {
-        state.throttle.record_failure(&client.ip, account.is_none().then_some(username.as_str()));
+        state
+            .throttle
+            .record_failure(&client.ip, account.is_none().then_some(username.as_str()));
         if let Some(account) = &account {
-            if accounts::record_failed_login(&state.db, account.id, MAX_FAILURES, Duration::minutes(LOCK_MINUTES)).await? {
+            if accounts::record_failed_login(
+                &state.db,
+                account.id,
+                MAX_FAILURES,
+                Duration::minutes(LOCK_MINUTES),
+            )
+            .await?
+            {
                 state
                     .audit
                     .append(system_entry(
@@ -162,7 +202,14 @@ pub async fn submit(State(state): State<AppState>, session: Session, client: Cli
         layout: Layout::anonymous(&state, "Sign in", csrf),
         username,
         next: safe_next(form.next.as_deref()),
-        error: Some(if throttled { THROTTLED } else { GENERIC_FAILURE }.to_owned()),
+        error: Some(
+            if throttled {
+                THROTTLED
+            } else {
+                GENERIC_FAILURE
+            }
+            .to_owned(),
+        ),
     };
     let status = if throttled {
         axum::http::StatusCode::TOO_MANY_REQUESTS
@@ -173,7 +220,8 @@ pub async fn submit(State(state): State<AppState>, session: Session, client: Cli
 }
 
 pub async fn logout(ctx: Ctx) -> AppResult<Response> {
-    ctx.audit("auth.logout", None, json!({}), Outcome::Ok).await?;
+    ctx.audit("auth.logout", None, json!({}), Outcome::Ok)
+        .await?;
     session::sign_out(&ctx.session).await?;
     Ok(Redirect::to("/login").into_response())
 }
@@ -204,7 +252,12 @@ fn token_is_valid(state: &AppState, token: &str) -> bool {
     guard.as_ref().is_some_and(|setup| {
         setup.expires_at > Utc::now()
             && setup.token.len() == token.len()
-            && setup.token.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            && setup
+                .token
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     })
 }
 
@@ -213,7 +266,11 @@ pub struct SetupQuery {
     token: Option<String>,
 }
 
-pub async fn setup_form(State(state): State<AppState>, session: Session, Query(query): Query<SetupQuery>) -> AppResult<Response> {
+pub async fn setup_form(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<SetupQuery>,
+) -> AppResult<Response> {
     let token = query.token.unwrap_or_default();
     let valid = token_is_valid(&state, &token) && accounts::count(&state.db).await? == 0;
     let csrf = session::csrf_token(&session).await?;
@@ -224,7 +281,11 @@ pub async fn setup_form(State(state): State<AppState>, session: Session, Query(q
         error: None,
         valid,
     };
-    let status = if valid { axum::http::StatusCode::OK } else { axum::http::StatusCode::FORBIDDEN };
+    let status = if valid {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::FORBIDDEN
+    };
     Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
 }
 
@@ -236,7 +297,12 @@ pub struct SetupForm {
     confirm: String,
 }
 
-pub async fn setup_submit(State(state): State<AppState>, session: Session, client: ClientInfo, Form(form): Form<SetupForm>) -> AppResult<Response> {
+pub async fn setup_submit(
+    State(state): State<AppState>,
+    session: Session,
+    client: ClientInfo,
+    Form(form): Form<SetupForm>,
+) -> AppResult<Response> {
     if !token_is_valid(&state, &form.token) || accounts::count(&state.db).await? != 0 {
         return Err(AppError::Forbidden);
     }
@@ -250,8 +316,18 @@ pub async fn setup_submit(State(state): State<AppState>, session: Session, clien
                 state
                     .audit
                     .append(NewEntry {
-                        target: target("account", account.id.to_string(), Some(account.username.clone())),
-                        ..system_entry(&client, actor_of(&account), "auth.setup_completed", json!({ "role": "owner" }), Outcome::Ok)
+                        target: target(
+                            "account",
+                            account.id.to_string(),
+                            Some(account.username.clone()),
+                        ),
+                        ..system_entry(
+                            &client,
+                            actor_of(&account),
+                            "auth.setup_completed",
+                            json!({ "role": "owner" }),
+                            Outcome::Ok,
+                        )
                     })
                     .await?;
                 session::sign_in(&session, &account).await?;
@@ -269,5 +345,9 @@ pub async fn setup_submit(State(state): State<AppState>, session: Session, clien
         error,
         valid: true,
     };
-    Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+    Ok((
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        Html(page.render().map_err(anyhow::Error::from)?),
+    )
+        .into_response())
 }

@@ -57,7 +57,8 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .with_same_site(SameSite::Strict)
         .with_secure(state.config.secure_cookies)
         .with_expiry(Expiry::OnInactivity(
-            time::Duration::try_from(state.config.session_idle).unwrap_or(time::Duration::minutes(30)),
+            time::Duration::try_from(state.config.session_idle)
+                .unwrap_or(time::Duration::minutes(30)),
         ));
 
     let pages = Router::new()
@@ -65,11 +66,17 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/setup", get(login::setup_form).post(login::setup_submit))
-        .route("/account/password", get(accounts::own_password_form).post(accounts::own_password_submit))
+        .route(
+            "/account/password",
+            get(accounts::own_password_form).post(accounts::own_password_submit),
+        )
         .route("/accounts", get(accounts::index).post(accounts::create))
         .route("/accounts/{id}", get(accounts::show))
         .route("/accounts/{id}/role", post(accounts::change_role))
-        .route("/accounts/{id}/workspaces", post(accounts::change_workspaces))
+        .route(
+            "/accounts/{id}/workspaces",
+            post(accounts::change_workspaces),
+        )
         .route("/accounts/{id}/disable", post(accounts::disable))
         .route("/accounts/{id}/enable", post(accounts::enable))
         .route("/accounts/{id}/password", post(accounts::reset_password))
@@ -81,7 +88,10 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .fallback(not_found)
         // Order matters: the session layer runs first, then CSRF, which reads the session.
         .layer(middleware::from_fn(crate::auth::csrf::protect))
-        .layer(middleware::from_fn_with_state(state.clone(), audit_csrf_rejections))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit_csrf_rejections,
+        ))
         .layer(sessions)
         .layer(middleware::from_fn(htmx_errors))
         .layer(DefaultBodyLimit::max(1024 * 1024));
@@ -123,7 +133,10 @@ async fn security_headers(request: Request, next: Next) -> Response {
     // Links to the Console must not carry our URLs (which hold ids).
     set("referrer-policy", "same-origin");
     // No powerful browser features are used.
-    set("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()");
+    set(
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    );
     set("cross-origin-opener-policy", "same-origin");
     if !is_static {
         // Pages show organization data: never store them in shared or browser caches.
@@ -151,19 +164,37 @@ async fn htmx_errors(request: Request, next: Next) -> Response {
         html_escape(notice.title),
         html_escape(&notice.message)
     );
-    let mut response = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], Body::from(body)).into_response();
-    response.headers_mut().insert("hx-retarget", HeaderValue::from_static("#flash"));
-    response.headers_mut().insert("hx-reswap", HeaderValue::from_static("innerHTML"));
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        Body::from(body),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert("hx-retarget", HeaderValue::from_static("#flash"));
+    response
+        .headers_mut()
+        .insert("hx-reswap", HeaderValue::from_static("innerHTML"));
     response
 }
 
 /// CSRF refusals are security events: record who tried, from where.
-async fn audit_csrf_rejections(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn audit_csrf_rejections(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
     let client = context::ClientInfo::from_parts(&parts, state.config.trust_proxy);
     let path = parts.uri.path().to_owned();
     let response = next.run(Request::from_parts(parts, body)).await;
-    if response.extensions().get::<crate::auth::csrf::CsrfRejected>().is_some() && response.status() == StatusCode::FORBIDDEN {
+    if response
+        .extensions()
+        .get::<crate::auth::csrf::CsrfRejected>()
+        .is_some()
+        && response.status() == StatusCode::FORBIDDEN
+    {
         let entry = crate::audit::NewEntry {
             actor: crate::audit::Actor {
                 account_id: None,
@@ -205,7 +236,10 @@ pub fn html_escape(text: &str) -> String {
 pub fn spawn_session_cleanup(store: SqliteStore) -> tokio::task::JoinHandle<()> {
     use tower_sessions::ExpiredDeletion;
     tokio::spawn(async move {
-        if let Err(error) = store.continuously_delete_expired(Duration::from_secs(600)).await {
+        if let Err(error) = store
+            .continuously_delete_expired(Duration::from_secs(600))
+            .await
+        {
             tracing::warn!(%error, "session cleanup stopped");
         }
     })

@@ -1,0 +1,216 @@
+//! The `orgkeeper` command itself: account management and audit verification, run as a
+//! separate process on a real database file.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn orgkeeper(db: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
+        .args(args)
+        .env("ORGKEEPER_DATABASE", db)
+        .env_remove("ANTHROPIC_ADMIN_API_KEY")
+        .env_remove("ANTHROPIC_ADMIN_KEY")
+        .env_remove("ANTHROPIC_ADMIN_KEY_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn user_commands_add_list_change_and_disable_accounts_and_audit_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("o.db");
+
+    let add = orgkeeper(
+        &db,
+        &[
+            "user",
+            "add",
+            "ops",
+            "--role",
+            "team_lead",
+            "--workspace",
+            "wrkspc_01abc",
+            "--password-stdin",
+        ],
+        Some("a very long password\n"),
+    );
+    assert!(add.status.success(), "{}", text(&add));
+    let short = orgkeeper(
+        &db,
+        &[
+            "user",
+            "add",
+            "tiny",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!short.status.success());
+    assert!(
+        text(&short).contains("at least 12 characters"),
+        "{}",
+        text(&short)
+    );
+    let passwd = orgkeeper(
+        &db,
+        &["user", "passwd", "ops", "--password-stdin"],
+        Some("another long password\n"),
+    );
+    assert!(passwd.status.success(), "{}", text(&passwd));
+    let disable = orgkeeper(&db, &["user", "disable", "ops"], None);
+    assert!(disable.status.success(), "{}", text(&disable));
+    let list = orgkeeper(&db, &["user", "list"], None);
+
+    let listing = text(&list);
+    assert!(
+        listing.contains("ops")
+            && listing.contains("team_lead")
+            && listing.contains("disabled")
+            && listing.contains("wrkspc_01abc"),
+        "{listing}"
+    );
+    assert!(!listing.contains("tiny"));
+    let export = orgkeeper(&db, &["audit", "export", "--format", "jsonl"], None);
+    let actions: Vec<String> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "account.created",
+            "account.password_reset",
+            "account.disabled"
+        ]
+    );
+    assert!(!String::from_utf8_lossy(&export.stdout).contains("long password"));
+}
+
+#[test]
+fn passwords_are_never_taken_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = orgkeeper(
+        &dir.path().join("o.db"),
+        &["user", "add", "x", "--role", "viewer"],
+        None,
+    );
+    assert!(!output.status.success());
+    assert!(text(&output).contains("--password-stdin"));
+}
+
+#[test]
+fn audit_verify_names_the_first_altered_record_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("o.db");
+    for name in ["a1", "a2", "a3"] {
+        let add = orgkeeper(
+            &db,
+            &["user", "add", name, "--role", "viewer", "--password-stdin"],
+            Some("a very long password\n"),
+        );
+        assert!(add.status.success(), "{}", text(&add));
+    }
+    let intact = orgkeeper(&db, &["audit", "verify"], None);
+    assert!(intact.status.success(), "{}", text(&intact));
+    assert!(
+        text(&intact).contains("verified up to record 3"),
+        "{}",
+        text(&intact)
+    );
+
+    // An attacker with the file: drop the append-only triggers and edit record 2.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let pool = orgkeeper::db::connect(&db).await.unwrap();
+        let triggers: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        for trigger in triggers {
+            sqlx::query(&format!("DROP TRIGGER {trigger}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query("UPDATE audit_log SET actor_name = 'someone else' WHERE seq = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let broken = orgkeeper(&db, &["audit", "verify"], None);
+
+    assert_eq!(broken.status.code(), Some(2));
+    assert!(
+        text(&broken).contains("BROKEN at record 2"),
+        "{}",
+        text(&broken)
+    );
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orgkeeper"));
+    command
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("ORGKEEPER_DATABASE", dir.path().join("o.db"))
+        .env("ANTHROPIC_ADMIN_API_KEY", "sk-ant-api03-not-an-admin-key");
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let message = text(&output);
+    assert!(message.contains("ANTHROPIC_ADMIN_API_KEY"), "{message}");
+    assert!(
+        !message.contains("not-an-admin-key"),
+        "the key is not echoed: {message}"
+    );
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let output = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&output);
+    for setting in [
+        "ORGKEEPER_BIND",
+        "ORGKEEPER_DATABASE",
+        "ORGKEEPER_API_BASE_URL",
+        "ORGKEEPER_SECURE_COOKIES",
+        "ORGKEEPER_CACHE_TTL",
+        "ANTHROPIC_ADMIN_API_KEY",
+        "ANTHROPIC_ADMIN_KEY_FILE",
+    ] {
+        assert!(help.contains(setting), "--help does not mention {setting}");
+    }
+}
