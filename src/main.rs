@@ -4,16 +4,24 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::Parser;
-use orgkeeper::audit::{Actor, AuditLog, ChainReport, ExportFormat, Filter, NewEntry, Outcome, Source, Target};
+use orgkeeper::audit::{
+    Actor, AuditLog, ChainReport, ExportFormat, Filter, NewEntry, Outcome, Source, Target,
+};
 use orgkeeper::auth::accounts;
-use orgkeeper::config::{self, AuditCommand, Cli, Command, ExportFormatArg, ServeArgs, ServerConfig, SimulateArgs, UserCommand};
+use orgkeeper::config::{
+    self, AuditCommand, Cli, Command, ExportFormatArg, ServeArgs, ServerConfig, SimulateArgs,
+    UserCommand,
+};
 use orgkeeper::{db, server, simulator};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("ORGKEEPER_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    let filter = EnvFilter::try_from_env("ORGKEEPER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
     let json = std::env::var("ORGKEEPER_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -47,11 +55,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(database: &std::path::Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let key = config::admin_key_from_env().map_err(anyhow::Error::msg)?;
     let config = ServerConfig::from_args(&args, key);
-    let pool = db::connect(database).await.map_err(|e| anyhow::anyhow!("--database / ORGKEEPER_DATABASE {}: {e:#}", database.display()))?;
+    let pool = db::connect(database).await.map_err(|e| {
+        anyhow::anyhow!(
+            "--database / ORGKEEPER_DATABASE {}: {e:#}",
+            database.display()
+        )
+    })?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
-        .map_err(|e| anyhow::anyhow!("--bind / ORGKEEPER_BIND {}: cannot listen there: {e}", args.bind))?;
-    let base = config.public_url.clone().unwrap_or_else(|| format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default()));
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--bind / ORGKEEPER_BIND {}: cannot listen there: {e}",
+                args.bind
+            )
+        })?;
+    let base = config.public_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        )
+    });
     let demo = config.is_demo();
     let server = server::build(pool, config).await?;
 
@@ -61,7 +87,12 @@ async fn serve(database: &std::path::Path, args: ServeArgs) -> anyhow::Result<Ex
     if !server.demo_accounts.is_empty() {
         println!("Demo accounts, one per role (passwords shown only this once):");
         for account in &server.demo_accounts {
-            println!("  {:<18} {:<10} {}", account.username, account.role.as_str(), account.password);
+            println!(
+                "  {:<18} {:<10} {}",
+                account.username,
+                account.role.as_str(),
+                account.password
+            );
         }
     }
     if let Some(token) = &server.setup_token {
@@ -79,11 +110,23 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| anyhow::anyhow!("--bind {}: cannot listen there: {e}", args.bind))?;
-    let running = simulator::start(listener, simulator::SimulatorOptions { profile: args.profile.into(), seed: args.seed }).await?;
+    let running = simulator::start(
+        listener,
+        simulator::SimulatorOptions {
+            profile: args.profile.into(),
+            seed: args.seed,
+        },
+    )
+    .await?;
     let faults = running.faults();
     faults.set_latency(std::time::Duration::from_millis(args.latency_ms));
     faults.set_failure_rate(args.failure_rate);
-    println!("Admin API simulator ({:?} profile, seed {}) at {}", args.profile, args.seed, running.base_url());
+    println!(
+        "Admin API simulator ({:?} profile, seed {}) at {}",
+        args.profile,
+        args.seed,
+        running.base_url()
+    );
     println!("Use any key that starts with sk-ant-admin.");
     server::shutdown_signal().await;
     running.shutdown().await;
@@ -100,7 +143,10 @@ fn read_password_from_stdin() -> anyhow::Result<String> {
 fn cli_entry(action: &str, target: Option<Target>, details: serde_json::Value) -> NewEntry {
     NewEntry {
         actor: Actor::system(),
-        source: Source { ip: None, user_agent: Some("orgkeeper cli".into()) },
+        source: Source {
+            ip: None,
+            user_agent: Some("orgkeeper cli".into()),
+        },
         action: action.into(),
         target,
         details,
@@ -112,18 +158,31 @@ fn cli_entry(action: &str, target: Option<Target>, details: serde_json::Value) -
 }
 
 fn account_target(account: &accounts::Account) -> Option<Target> {
-    Some(Target { kind: "account".into(), id: account.id.to_string(), label: Some(account.username.clone()) })
+    Some(Target {
+        kind: "account".into(),
+        id: account.id.to_string(),
+        label: Some(account.username.clone()),
+    })
 }
 
 async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Result<ExitCode> {
     let pool = db::connect(database).await?;
     let audit = AuditLog::new(pool.clone());
     match command {
-        UserCommand::Add { name, role, workspaces, .. } => {
+        UserCommand::Add {
+            name,
+            role,
+            workspaces,
+            ..
+        } => {
             let password = read_password_from_stdin()?;
             let account = accounts::create(&pool, &name, role, &password, &workspaces).await?;
             audit
-                .append(cli_entry("account.created", account_target(&account), serde_json::json!({ "role": role.as_str(), "workspaces": workspaces })))
+                .append(cli_entry(
+                    "account.created",
+                    account_target(&account),
+                    serde_json::json!({ "role": role.as_str(), "workspaces": workspaces }),
+                ))
                 .await?;
             println!("Created {} ({}).", account.username, role.as_str());
         }
@@ -131,18 +190,34 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
             let account = accounts::get_by_username(&pool, &name).await?;
             let password = read_password_from_stdin()?;
             accounts::set_password(&pool, account.id, &password).await?;
-            audit.append(cli_entry("account.password_reset", account_target(&account), serde_json::json!({}))).await?;
-            println!("Password changed for {}; their sessions were ended.", account.username);
+            audit
+                .append(cli_entry(
+                    "account.password_reset",
+                    account_target(&account),
+                    serde_json::json!({}),
+                ))
+                .await?;
+            println!(
+                "Password changed for {}; their sessions were ended.",
+                account.username
+            );
         }
         UserCommand::List => {
             let now = chrono::Utc::now();
-            println!("{:<24} {:<10} {:<9} {:<7} WORKSPACES", "NAME", "ROLE", "STATUS", "LOCKED");
+            println!(
+                "{:<24} {:<10} {:<9} {:<7} WORKSPACES",
+                "NAME", "ROLE", "STATUS", "LOCKED"
+            );
             for account in accounts::list(&pool).await? {
                 println!(
                     "{:<24} {:<10} {:<9} {:<7} {}",
                     account.username,
                     account.role.as_str(),
-                    if account.disabled { "disabled" } else { "active" },
+                    if account.disabled {
+                        "disabled"
+                    } else {
+                        "active"
+                    },
                     if account.is_locked(now) { "yes" } else { "no" },
                     account.workspaces.join(",")
                 );
@@ -151,13 +226,25 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
         UserCommand::Disable { name } => {
             let account = accounts::get_by_username(&pool, &name).await?;
             accounts::set_disabled(&pool, &account, true).await?;
-            audit.append(cli_entry("account.disabled", account_target(&account), serde_json::json!({ "after": { "disabled": true } }))).await?;
+            audit
+                .append(cli_entry(
+                    "account.disabled",
+                    account_target(&account),
+                    serde_json::json!({ "after": { "disabled": true } }),
+                ))
+                .await?;
             println!("Disabled {}; their sessions were ended.", account.username);
         }
         UserCommand::Unlock { name } => {
             let account = accounts::get_by_username(&pool, &name).await?;
             accounts::clear_lockout(&pool, account.id).await?;
-            audit.append(cli_entry("account.unlocked", account_target(&account), serde_json::json!({}))).await?;
+            audit
+                .append(cli_entry(
+                    "account.unlocked",
+                    account_target(&account),
+                    serde_json::json!({}),
+                ))
+                .await?;
             println!("Unlocked {}.", account.username);
         }
     }
@@ -169,26 +256,34 @@ async fn audit(database: &std::path::Path, command: AuditCommand) -> anyhow::Res
     let pool = db::connect(database).await?;
     let audit = AuditLog::new(pool.clone());
     let code = match command {
-        AuditCommand::Verify => match audit.verify().await? {
-            ChainReport::Intact { records, last_seq, last_time } => {
-                match (last_seq, last_time) {
+        AuditCommand::Verify => {
+            match audit.verify().await? {
+                ChainReport::Intact {
+                    records,
+                    last_seq,
+                    last_time,
+                } => {
+                    match (last_seq, last_time) {
                     (Some(seq), Some(time)) => println!("Audit chain intact: {records} records, verified up to record {seq} at {}.", time.to_rfc3339()),
                     _ => println!("Audit chain intact: no records yet."),
                 }
-                ExitCode::SUCCESS
+                    ExitCode::SUCCESS
+                }
+                ChainReport::Broken { seq, reason } => {
+                    eprintln!("Audit chain BROKEN at record {seq}: {reason}");
+                    ExitCode::from(2)
+                }
             }
-            ChainReport::Broken { seq, reason } => {
-                eprintln!("Audit chain BROKEN at record {seq}: {reason}");
-                ExitCode::from(2)
-            }
-        },
+        }
         AuditCommand::Export { format } => {
             let format = match format {
                 ExportFormatArg::Csv => ExportFormat::Csv,
                 ExportFormatArg::Jsonl => ExportFormat::Jsonl,
             };
             let mut stdout = tokio::io::stdout();
-            audit.export(&Filter::default(), format, &mut stdout).await?;
+            audit
+                .export(&Filter::default(), format, &mut stdout)
+                .await?;
             tokio::io::AsyncWriteExt::flush(&mut stdout).await?;
             ExitCode::SUCCESS
         }
@@ -199,7 +294,11 @@ async fn audit(database: &std::path::Path, command: AuditCommand) -> anyhow::Res
 
 async fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
     // A wildcard bind is reached on loopback.
-    let host = if bind.ip().is_unspecified() { "127.0.0.1".to_owned() } else { bind.ip().to_string() };
+    let host = if bind.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        bind.ip().to_string()
+    };
     let url = format!("http://{host}:{}/healthz", bind.port());
     let ok = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3))
@@ -208,5 +307,9 @@ async fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
         .send()
         .await
         .is_ok_and(|r| r.status().is_success());
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -43,13 +43,26 @@ pub struct Server {
 
 pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Server> {
     let (api, simulator) = match &config.upstream {
-        Upstream::Live { base_url, key } => (Client::new(ClientConfig::new(base_url.clone(), key.clone()))?, None),
+        Upstream::Live { base_url, key } => (
+            Client::new(ClientConfig::new(base_url.clone(), key.clone()))?,
+            None,
+        ),
         Upstream::Demo { profile, seed } => {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let simulator = simulator::start(listener, SimulatorOptions { profile: *profile, seed: *seed }).await?;
+            let simulator = simulator::start(
+                listener,
+                SimulatorOptions {
+                    profile: *profile,
+                    seed: *seed,
+                },
+            )
+            .await?;
             // The simulator accepts any admin-shaped key; this one exists only in memory.
             let key = AdminKey::new(format!("sk-ant-admin01-demo-{}", random_token()));
-            (Client::new(ClientConfig::new(simulator.base_url(), key))?, Some(simulator))
+            (
+                Client::new(ClientConfig::new(simulator.base_url(), key))?,
+                Some(simulator),
+            )
         }
     };
 
@@ -103,7 +116,11 @@ async fn create_demo_accounts(state: &AppState) -> anyhow::Result<Vec<DemoAccoun
     for role in Role::ALL {
         let username = format!("demo-{}", role.as_str().replace('_', "-"));
         let password = random_token()[..20].to_owned();
-        let assigned = if role.is_workspace_scoped() { workspaces.clone() } else { Vec::new() };
+        let assigned = if role.is_workspace_scoped() {
+            workspaces.clone()
+        } else {
+            Vec::new()
+        };
         accounts::create(&state.db, &username, role, &password, &assigned).await?;
         state
             .audit
@@ -119,7 +136,11 @@ async fn create_demo_accounts(state: &AppState) -> anyhow::Result<Vec<DemoAccoun
                 intent_seq: None,
             })
             .await?;
-        created.push(DemoAccount { username, role, password });
+        created.push(DemoAccount {
+            username,
+            role,
+            password,
+        });
     }
     Ok(created)
 }
@@ -127,9 +148,17 @@ async fn create_demo_accounts(state: &AppState) -> anyhow::Result<Vec<DemoAccoun
 impl Server {
     /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes the
     /// database cleanly (the WAL is checkpointed on close).
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let app = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         self.session_cleanup.abort();
         self.state.db.close().await;
         if let Some(simulator) = self.simulator {

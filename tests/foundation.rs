@@ -13,20 +13,41 @@ async fn signing_in_with_the_right_password_renews_the_session_id_and_is_audited
     let account = app.create_account("alice", Role::Viewer, &[]).await;
     let session = app.client();
     let before = session.get("/login").await;
-    let anonymous_cookie = before.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    let anonymous_cookie = before
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     let response = session.login("alice", PASSWORD).await;
 
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/");
-    let signed_in_cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    let signed_in_cookie = response
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let id = |cookie: &str| cookie.split(';').next().unwrap().to_owned();
-    assert_ne!(id(&anonymous_cookie), id(&signed_in_cookie), "the session id must change at sign-in");
+    assert_ne!(
+        id(&anonymous_cookie),
+        id(&signed_in_cookie),
+        "the session id must change at sign-in"
+    );
     assert!(signed_in_cookie.contains("HttpOnly") && signed_in_cookie.contains("SameSite=Strict"));
     let (status, body) = session.get_text("/").await;
     assert_eq!(status, 200);
     assert!(body.contains("alice"));
-    let logins = app.audit_records(Filter { action: Some("auth.login".into()), ..Default::default() }).await;
+    let logins = app
+        .audit_records(Filter {
+            action: Some("auth.login".into()),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(logins.len(), 1);
     assert_eq!(logins[0].actor_id, Some(account.id));
     assert_eq!(logins[0].source_ip.as_deref(), Some("127.0.0.1"));
@@ -40,7 +61,10 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_generic_answer() {
     let wrong = app.client().login("bob", "not the password at all").await;
     let wrong_status = wrong.status();
     let wrong_body = wrong.text().await.unwrap();
-    let unknown = app.client().login("nobody", "not the password at all").await;
+    let unknown = app
+        .client()
+        .login("nobody", "not the password at all")
+        .await;
     let unknown_status = unknown.status();
     let unknown_body = unknown.text().await.unwrap();
 
@@ -48,11 +72,33 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_generic_answer() {
     assert_eq!(unknown_status, 401);
     assert!(wrong_body.contains("Invalid username or password."));
     assert!(unknown_body.contains("Invalid username or password."));
-    assert!(wrong_body.contains("value=\"bob\""), "the form keeps the typed username");
-    let failures = app.audit_records(Filter { action: Some("auth.login_failed".into()), ..Default::default() }).await;
-    let mut names: Vec<_> = failures.iter().map(|r| (r.actor_name.clone(), r.details["reason"].as_str().unwrap().to_owned())).collect();
+    assert!(
+        wrong_body.contains("value=\"bob\""),
+        "the form keeps the typed username"
+    );
+    let failures = app
+        .audit_records(Filter {
+            action: Some("auth.login_failed".into()),
+            ..Default::default()
+        })
+        .await;
+    let mut names: Vec<_> = failures
+        .iter()
+        .map(|r| {
+            (
+                r.actor_name.clone(),
+                r.details["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
     names.sort();
-    assert_eq!(names, vec![("bob".into(), "bad_password".into()), ("nobody".into(), "unknown_user".into())]);
+    assert_eq!(
+        names,
+        vec![
+            ("bob".into(), "bad_password".into()),
+            ("nobody".into(), "unknown_user".into())
+        ]
+    );
     assert!(failures.iter().all(|r| r.outcome == Outcome::Denied));
 }
 
@@ -68,18 +114,34 @@ async fn five_wrong_passwords_lock_the_account_until_an_owner_clears_it() {
 
     let locked = app.client().login("carol", PASSWORD).await;
 
-    assert_eq!(locked.status(), 429, "the right password is refused while locked");
-    assert!(locked.text().await.unwrap().contains("Too many failed sign-ins"));
-    assert!(app.audit_actions().await.contains(&"auth.locked_out".to_owned()));
+    assert_eq!(
+        locked.status(),
+        429,
+        "the right password is refused while locked"
+    );
+    assert!(locked
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many failed sign-ins"));
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"auth.locked_out".to_owned()));
 
     let owner = app.login_as("owner").await;
     let page = owner.get_text(&format!("/accounts/{}", carol.id)).await.1;
     assert!(page.contains("Clear lockout"));
-    let cleared = owner.post(&format!("/accounts/{}/unlock", carol.id), &[]).await;
+    let cleared = owner
+        .post(&format!("/accounts/{}/unlock", carol.id), &[])
+        .await;
     assert_eq!(cleared.status(), 303);
     let after = app.client().login("carol", PASSWORD).await;
     assert_eq!(after.status(), 303);
-    assert!(app.audit_actions().await.contains(&"account.unlocked".to_owned()));
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"account.unlocked".to_owned()));
 }
 
 #[tokio::test]
@@ -98,7 +160,11 @@ async fn a_change_without_the_csrf_token_is_refused_changes_nothing_and_is_audit
     let app = spawn_app().await;
     app.create_account("owner", Role::Owner, &[]).await;
     let owner = app.login_as("owner").await;
-    let fields = [("username", "mallory"), ("role", "owner"), ("password", "a long enough password")];
+    let fields = [
+        ("username", "mallory"),
+        ("role", "owner"),
+        ("password", "a long enough password"),
+    ];
 
     let missing = owner.post_raw("/accounts", &fields).await;
     let mut with_wrong = fields.to_vec();
@@ -108,8 +174,16 @@ async fn a_change_without_the_csrf_token_is_refused_changes_nothing_and_is_audit
     assert_eq!(missing.status(), 403);
     assert_eq!(wrong.status(), 403);
     assert!(missing.text().await.unwrap().contains("Form expired"));
-    assert!(accounts::find_by_username(&app.db, "mallory").await.unwrap().is_none());
-    let rejections = app.audit_records(Filter { action: Some("security.csrf_rejected".into()), ..Default::default() }).await;
+    assert!(accounts::find_by_username(&app.db, "mallory")
+        .await
+        .unwrap()
+        .is_none());
+    let rejections = app
+        .audit_records(Filter {
+            action: Some("security.csrf_rejected".into()),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(rejections.len(), 2);
 }
 
@@ -125,13 +199,20 @@ async fn an_htmx_request_passes_csrf_with_the_header_token() {
         .post(app.url("/accounts"))
         .header("x-csrf-token", token)
         .header("hx-request", "true")
-        .form(&[("username", "dave"), ("role", "viewer"), ("password", "a long enough password")])
+        .form(&[
+            ("username", "dave"),
+            ("role", "viewer"),
+            ("password", "a long enough password"),
+        ])
         .send()
         .await
         .unwrap();
 
     assert_eq!(response.status(), 303);
-    assert!(accounts::find_by_username(&app.db, "dave").await.unwrap().is_some());
+    assert!(accounts::find_by_username(&app.db, "dave")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
@@ -156,7 +237,12 @@ async fn a_cross_site_request_is_refused_even_with_a_token() {
 async fn every_route_answers_each_role_as_the_permission_table_says() {
     let app = spawn_app().await;
     let target = app.create_account("target", Role::TeamLead, &[]).await;
-    let seq = app.audit_records(Filter::default()).await.first().map(|r| r.seq).unwrap_or(1);
+    let seq = app
+        .audit_records(Filter::default())
+        .await
+        .first()
+        .map(|r| r.seq)
+        .unwrap_or(1);
     let id = target.id.to_string();
     let gets: Vec<(String, Option<orgkeeper::auth::Permission>)> = {
         use orgkeeper::auth::Permission::*;
@@ -171,12 +257,18 @@ async fn every_route_answers_each_role_as_the_permission_table_says() {
         ]
     };
     let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
-        ("/accounts".into(), vec![("username", "x"), ("role", "viewer"), ("password", "short")]),
+        (
+            "/accounts".into(),
+            vec![("username", "x"), ("role", "viewer"), ("password", "short")],
+        ),
         (format!("/accounts/{id}/role"), vec![("role", "team_lead")]),
         (format!("/accounts/{id}/workspaces"), vec![]),
         (format!("/accounts/{id}/disable"), vec![]),
         (format!("/accounts/{id}/enable"), vec![]),
-        (format!("/accounts/{id}/password"), vec![("password", "short")]),
+        (
+            format!("/accounts/{id}/password"),
+            vec![("password", "short")],
+        ),
         (format!("/accounts/{id}/end-sessions"), vec![]),
         (format!("/accounts/{id}/unlock"), vec![]),
     ];
@@ -201,9 +293,20 @@ async fn every_route_answers_each_role_as_the_permission_table_says() {
             }
         }
     }
-    let denied = app.audit_records(Filter { action: Some("access.denied".into()), ..Default::default() }).await;
-    assert!(denied.len() >= 4 * 8, "every refused change is audited, got {}", denied.len());
-    assert!(denied.iter().all(|r| r.outcome == Outcome::Denied && r.actor_id.is_some()));
+    let denied = app
+        .audit_records(Filter {
+            action: Some("access.denied".into()),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        denied.len() >= 4 * 8,
+        "every refused change is audited, got {}",
+        denied.len()
+    );
+    assert!(denied
+        .iter()
+        .all(|r| r.outcome == Outcome::Denied && r.actor_id.is_some()));
 }
 
 #[tokio::test]
@@ -231,7 +334,15 @@ async fn signing_in_never_redirects_off_site() {
     let (_, body) = session.get_text("/login").await;
     let token = extract_csrf(&body).unwrap();
     let response = session
-        .post_raw("/login", &[("_csrf", &token), ("username", "erin"), ("password", PASSWORD), ("next", "//evil.example/")])
+        .post_raw(
+            "/login",
+            &[
+                ("_csrf", &token),
+                ("username", "erin"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
         .await;
     assert_eq!(location(&response), "/");
 }
@@ -243,7 +354,10 @@ async fn signing_out_ends_the_session() {
     let response = session.post("/logout", &[]).await;
     assert_eq!(response.status(), 303);
     assert_eq!(session.get("/").await.status(), 303);
-    assert!(app.audit_actions().await.contains(&"auth.logout".to_owned()));
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"auth.logout".to_owned()));
 }
 
 #[tokio::test]
@@ -254,15 +368,40 @@ async fn resetting_a_password_or_disabling_an_account_ends_its_sessions() {
     let (frank, frank_session) = app.signed_in(Role::Viewer).await;
     let (grace, grace_session) = app.signed_in(Role::Viewer).await;
 
-    let reset = owner.post(&format!("/accounts/{}/password", frank.id), &[("password", "a brand new password")]).await;
-    let disable = owner.post(&format!("/accounts/{}/disable", grace.id), &[]).await;
+    let reset = owner
+        .post(
+            &format!("/accounts/{}/password", frank.id),
+            &[("password", "a brand new password")],
+        )
+        .await;
+    let disable = owner
+        .post(&format!("/accounts/{}/disable", grace.id), &[])
+        .await;
 
     assert_eq!(reset.status(), 303);
     assert_eq!(disable.status(), 303);
-    assert_eq!(frank_session.get("/").await.status(), 303, "frank must sign in again");
-    assert_eq!(grace_session.get("/").await.status(), 303, "grace is signed out");
-    assert_eq!(app.client().login(&grace.username, PASSWORD).await.status(), 401, "a disabled account cannot sign in");
-    assert_eq!(app.client().login(&frank.username, "a brand new password").await.status(), 303);
+    assert_eq!(
+        frank_session.get("/").await.status(),
+        303,
+        "frank must sign in again"
+    );
+    assert_eq!(
+        grace_session.get("/").await.status(),
+        303,
+        "grace is signed out"
+    );
+    assert_eq!(
+        app.client().login(&grace.username, PASSWORD).await.status(),
+        401,
+        "a disabled account cannot sign in"
+    );
+    assert_eq!(
+        app.client()
+            .login(&frank.username, "a brand new password")
+            .await
+            .status(),
+        303
+    );
     let actions = app.audit_actions().await;
     assert!(actions.contains(&"account.password_reset".to_owned()));
     assert!(actions.contains(&"account.disabled".to_owned()));
@@ -275,7 +414,14 @@ async fn changing_your_own_password_keeps_this_session_and_ends_the_others() {
     let elsewhere = app.login_as(&hank.username).await;
 
     let response = here
-        .post("/account/password", &[("current", PASSWORD), ("password", "another long password"), ("confirm", "another long password")])
+        .post(
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("password", "another long password"),
+                ("confirm", "another long password"),
+            ],
+        )
         .await;
 
     assert_eq!(response.status(), 303);
@@ -285,9 +431,12 @@ async fn changing_your_own_password_keeps_this_session_and_ends_the_others() {
 
 #[tokio::test]
 async fn a_session_ends_after_its_absolute_lifetime() {
-    let simulator = orgkeeper::simulator::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), Default::default())
-        .await
-        .unwrap();
+    let simulator = orgkeeper::simulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let mut config = live_config(&simulator);
     config.session_max = std::time::Duration::from_secs(1);
     let app = spawn_app_with(config, simulator, None).await;
@@ -307,7 +456,10 @@ async fn sessions_survive_a_restart() {
     let (simulator, dir, config) = app.stop().await;
 
     let restarted = spawn_app_with(config, simulator, Some(dir)).await;
-    let moved = Session { address: restarted.address.clone(), http: session.http.clone() };
+    let moved = Session {
+        address: restarted.address.clone(),
+        http: session.http.clone(),
+    };
 
     // Cookies are not bound to a port, so the same jar signs in to the restarted server.
     let (status, body) = moved.get_text("/").await;
@@ -319,7 +471,10 @@ async fn sessions_survive_a_restart() {
 #[tokio::test]
 async fn the_first_run_link_creates_the_owner_once() {
     let app = spawn_app().await;
-    let token = app.setup_token.clone().expect("no account exists, so a setup link is offered");
+    let token = app
+        .setup_token
+        .clone()
+        .expect("no account exists, so a setup link is offered");
     let visitor = app.client();
 
     assert_eq!(visitor.get("/setup?token=wrong").await.status(), 403);
@@ -327,20 +482,58 @@ async fn the_first_run_link_creates_the_owner_once() {
     assert_eq!(status, 200);
     let csrf = extract_csrf(&form).unwrap();
     let short = visitor
-        .post_raw("/setup", &[("_csrf", &csrf), ("token", &token), ("username", "root"), ("password", "short"), ("confirm", "short")])
+        .post_raw(
+            "/setup",
+            &[
+                ("_csrf", &csrf),
+                ("token", &token),
+                ("username", "root"),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
+        )
         .await;
     assert_eq!(short.status(), 422);
-    assert!(short.text().await.unwrap().contains("value=\"root\""), "the username is kept");
+    assert!(
+        short.text().await.unwrap().contains("value=\"root\""),
+        "the username is kept"
+    );
     let created = visitor
-        .post_raw("/setup", &[("_csrf", &csrf), ("token", &token), ("username", "root"), ("password", PASSWORD), ("confirm", PASSWORD)])
+        .post_raw(
+            "/setup",
+            &[
+                ("_csrf", &csrf),
+                ("token", &token),
+                ("username", "root"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
         .await;
 
     assert_eq!(created.status(), 303);
-    assert_eq!(accounts::get_by_username(&app.db, "root").await.unwrap().role, Role::Owner);
-    assert_eq!(visitor.get("/accounts").await.status(), 200, "the new owner is signed in");
+    assert_eq!(
+        accounts::get_by_username(&app.db, "root")
+            .await
+            .unwrap()
+            .role,
+        Role::Owner
+    );
+    assert_eq!(
+        visitor.get("/accounts").await.status(),
+        200,
+        "the new owner is signed in"
+    );
     let again = app.client();
-    assert_eq!(again.get(&format!("/setup?token={token}")).await.status(), 403, "the link works once");
-    assert!(app.audit_actions().await.contains(&"auth.setup_completed".to_owned()));
+    assert_eq!(
+        again.get(&format!("/setup?token={token}")).await.status(),
+        403,
+        "the link works once"
+    );
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"auth.setup_completed".to_owned()));
 }
 
 #[tokio::test]
@@ -349,13 +542,36 @@ async fn the_last_owner_cannot_be_demoted_or_disabled() {
     let owner = app.create_account("solo", Role::Owner, &[]).await;
     let session = app.login_as("solo").await;
 
-    let demote = session.post(&format!("/accounts/{}/role", owner.id), &[("role", "viewer")]).await;
+    let demote = session
+        .post(
+            &format!("/accounts/{}/role", owner.id),
+            &[("role", "viewer")],
+        )
+        .await;
     assert_eq!(demote.status(), 422);
-    assert!(demote.text().await.unwrap().contains("without an active owner"));
-    let disable = session.post(&format!("/accounts/{}/disable", owner.id), &[]).await;
+    assert!(demote
+        .text()
+        .await
+        .unwrap()
+        .contains("without an active owner"));
+    let disable = session
+        .post(&format!("/accounts/{}/disable", owner.id), &[])
+        .await;
     assert_eq!(disable.status(), 422);
-    assert_eq!(accounts::get_by_username(&app.db, "solo").await.unwrap().role, Role::Owner);
-    let denied = app.audit_records(Filter { action: Some("account.role_changed".into()), outcome: Some(Outcome::Denied), ..Default::default() }).await;
+    assert_eq!(
+        accounts::get_by_username(&app.db, "solo")
+            .await
+            .unwrap()
+            .role,
+        Role::Owner
+    );
+    let denied = app
+        .audit_records(Filter {
+            action: Some("account.role_changed".into()),
+            outcome: Some(Outcome::Denied),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(denied.len(), 1);
 }
 
@@ -366,30 +582,80 @@ async fn an_owner_creates_a_team_lead_limited_to_chosen_workspaces() {
     let owner = app.login_as("owner").await;
     let workspace = app.first_workspace_id().await;
     let page = owner.get_text("/accounts").await.1;
-    assert!(page.contains(&workspace), "the picker offers the organization's workspaces");
+    assert!(
+        page.contains(&workspace),
+        "the picker offers the organization's workspaces"
+    );
 
-    let bad = owner.post("/accounts", &[("username", "lead"), ("role", "team_lead"), ("password", "short"), ("workspace", &workspace)]).await;
+    let bad = owner
+        .post(
+            "/accounts",
+            &[
+                ("username", "lead"),
+                ("role", "team_lead"),
+                ("password", "short"),
+                ("workspace", &workspace),
+            ],
+        )
+        .await;
     assert_eq!(bad.status(), 422);
     let bad_body = bad.text().await.unwrap();
     assert!(bad_body.contains("at least 12 characters"));
-    assert!(bad_body.contains("value=\"lead\""), "the form keeps what was typed");
-    let good = owner.post("/accounts", &[("username", "lead"), ("role", "team_lead"), ("password", PASSWORD), ("workspace", &workspace)]).await;
+    assert!(
+        bad_body.contains("value=\"lead\""),
+        "the form keeps what was typed"
+    );
+    let good = owner
+        .post(
+            "/accounts",
+            &[
+                ("username", "lead"),
+                ("role", "team_lead"),
+                ("password", PASSWORD),
+                ("workspace", &workspace),
+            ],
+        )
+        .await;
 
     assert_eq!(good.status(), 303);
     let lead = accounts::get_by_username(&app.db, "lead").await.unwrap();
     assert_eq!(lead.workspaces, vec![workspace]);
-    let created = app.audit_records(Filter { action: Some("account.created".into()), outcome: Some(Outcome::Ok), ..Default::default() }).await;
+    let created = app
+        .audit_records(Filter {
+            action: Some("account.created".into()),
+            outcome: Some(Outcome::Ok),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(created[0].target_label.as_deref(), Some("lead"));
-    assert!(created[0].intent_seq.is_some(), "the outcome points at its intent record");
-    let text = serde_json::to_string(&app.audit_records(Filter::default()).await.iter().map(|r| &r.details).collect::<Vec<_>>()).unwrap();
-    assert!(!text.contains(PASSWORD), "passwords never reach the audit log");
+    assert!(
+        created[0].intent_seq.is_some(),
+        "the outcome points at its intent record"
+    );
+    let text = serde_json::to_string(
+        &app.audit_records(Filter::default())
+            .await
+            .iter()
+            .map(|r| &r.details)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(
+        !text.contains(PASSWORD),
+        "passwords never reach the audit log"
+    );
 }
 
 #[tokio::test]
 async fn readiness_reports_an_unreachable_admin_api() {
     let app = spawn_app().await;
     assert_eq!(app.client().get("/readyz").await.status(), 200);
-    app.simulator.faults().inject(FaultRule { method: None, path_contains: Some("/me".into()), kind: FaultKind::ServerError, times: 10 });
+    app.simulator.faults().inject(FaultRule {
+        method: None,
+        path_contains: Some("/me".into()),
+        kind: FaultKind::ServerError,
+        times: 10,
+    });
 
     let response = app.client().get("/readyz").await;
 
@@ -404,16 +670,29 @@ async fn pages_carry_the_security_headers_and_assets_are_cached_for_long() {
     let app = spawn_app().await;
     let page = app.client().get("/login").await;
     let headers = page.headers();
-    assert!(headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["cache-control"], "no-store");
     let body = page.text().await.unwrap();
     assert!(!body.contains("<script>"), "no inline script");
-    let htmx = body.split("src=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let htmx = body
+        .split("src=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     assert!(htmx.starts_with("/static/vendor/htmx-2."), "{htmx}");
     let asset = app.client().get(&htmx).await;
     assert_eq!(asset.status(), 200);
-    assert!(asset.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(asset.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
 }
 
 #[tokio::test]
@@ -421,11 +700,36 @@ async fn the_admin_key_never_appears_in_a_response_or_a_log_line() {
     let app = spawn_app().await;
     app.create_account("owner", Role::Owner, &[]).await;
     let owner = app.login_as("owner").await;
-    owner.post("/accounts", &[("username", "zed"), ("role", "viewer"), ("password", PASSWORD)]).await;
-    app.simulator.faults().inject(FaultRule { method: None, path_contains: Some("/me".into()), kind: FaultKind::ServerError, times: 10 });
+    owner
+        .post(
+            "/accounts",
+            &[
+                ("username", "zed"),
+                ("role", "viewer"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    app.simulator.faults().inject(FaultRule {
+        method: None,
+        path_contains: Some("/me".into()),
+        kind: FaultKind::ServerError,
+        times: 10,
+    });
 
     let mut seen = String::new();
-    for path in ["/", "/accounts", "/accounts/1", "/audit", "/audit/1", "/audit/export?format=jsonl", "/account/password", "/readyz", "/healthz", "/nope"] {
+    for path in [
+        "/",
+        "/accounts",
+        "/accounts/1",
+        "/audit",
+        "/audit/1",
+        "/audit/export?format=jsonl",
+        "/account/password",
+        "/readyz",
+        "/healthz",
+        "/nope",
+    ] {
         let response = owner.get(path).await;
         seen.push_str(&format!("{:?}", response.headers()));
         seen.push_str(&response.text().await.unwrap());
@@ -435,6 +739,9 @@ async fn the_admin_key_never_appears_in_a_response_or_a_log_line() {
     assert!(!seen.contains("TESTSECRET"));
     let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
     assert!(!logs.is_empty(), "the server logged something");
-    assert!(!logs.contains("TESTSECRET"), "the admin key reached a log line");
+    assert!(
+        !logs.contains("TESTSECRET"),
+        "the admin key reached a log line"
+    );
     assert!(!logs.contains(PASSWORD), "a password reached a log line");
 }

@@ -72,7 +72,10 @@ fn check_workspace_ids(workspaces: &[String]) -> Result<(), AccountError> {
 
 const COLUMNS: &str = "id, username, role, disabled, session_epoch, failed_logins, locked_until, created_at, last_login_at";
 
-async fn from_row(pool: &SqlitePool, row: sqlx::sqlite::SqliteRow) -> Result<Account, AccountError> {
+async fn from_row(
+    pool: &SqlitePool,
+    row: sqlx::sqlite::SqliteRow,
+) -> Result<Account, AccountError> {
     let id: i64 = row.get("id");
     let role: String = row.get("role");
     let workspaces = sqlx::query_scalar(
@@ -112,11 +115,16 @@ pub async fn find_by_id(pool: &SqlitePool, id: i64) -> Result<Option<Account>, A
     }
 }
 
-pub async fn find_by_username(pool: &SqlitePool, username: &str) -> Result<Option<Account>, AccountError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE username = ?"))
-        .bind(username)
-        .fetch_optional(pool)
-        .await?;
+pub async fn find_by_username(
+    pool: &SqlitePool,
+    username: &str,
+) -> Result<Option<Account>, AccountError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE username = ?"
+    ))
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
     match row {
         Some(row) => Ok(Some(from_row(pool, row).await?)),
         None => Ok(None),
@@ -142,10 +150,12 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<Account>, AccountError> {
 
 /// The stored password hash, read only for verification.
 pub async fn password_hash(pool: &SqlitePool, id: i64) -> Result<String, AccountError> {
-    Ok(sqlx::query_scalar("SELECT password_hash FROM accounts WHERE id = ?")
-        .bind(id)
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT password_hash FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 pub async fn create(
@@ -180,11 +190,13 @@ pub async fn create(
     })?;
     if role.is_workspace_scoped() {
         for workspace in workspaces {
-            sqlx::query("INSERT OR IGNORE INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)")
-                .bind(id)
-                .bind(workspace)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)",
+            )
+            .bind(id)
+            .bind(workspace)
+            .execute(&mut *tx)
+            .await?;
         }
     }
     tx.commit().await?;
@@ -217,7 +229,11 @@ async fn other_active_owners(pool: &SqlitePool, except: i64) -> Result<i64, Acco
     .await?)
 }
 
-pub async fn set_role(pool: &SqlitePool, account: &Account, role: Role) -> Result<(), AccountError> {
+pub async fn set_role(
+    pool: &SqlitePool,
+    account: &Account,
+    role: Role,
+) -> Result<(), AccountError> {
     if account.role == Role::Owner
         && role != Role::Owner
         && !account.disabled
@@ -242,7 +258,11 @@ pub async fn set_role(pool: &SqlitePool, account: &Account, role: Role) -> Resul
     Ok(())
 }
 
-pub async fn set_workspaces(pool: &SqlitePool, id: i64, workspaces: &[String]) -> Result<(), AccountError> {
+pub async fn set_workspaces(
+    pool: &SqlitePool,
+    id: i64,
+    workspaces: &[String],
+) -> Result<(), AccountError> {
     check_workspace_ids(workspaces)?;
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM account_workspaces WHERE account_id = ?")
@@ -250,19 +270,26 @@ pub async fn set_workspaces(pool: &SqlitePool, id: i64, workspaces: &[String]) -
         .execute(&mut *tx)
         .await?;
     for workspace in workspaces {
-        sqlx::query("INSERT OR IGNORE INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)")
-            .bind(id)
-            .bind(workspace)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)",
+        )
+        .bind(id)
+        .bind(workspace)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
 /// Disabling ends every session of the account; the last active owner cannot be disabled.
-pub async fn set_disabled(pool: &SqlitePool, account: &Account, disabled: bool) -> Result<(), AccountError> {
-    if disabled && account.role == Role::Owner && other_active_owners(pool, account.id).await? == 0 {
+pub async fn set_disabled(
+    pool: &SqlitePool,
+    account: &Account,
+    disabled: bool,
+) -> Result<(), AccountError> {
+    if disabled && account.role == Role::Owner && other_active_owners(pool, account.id).await? == 0
+    {
         return Err(AccountError::LastOwner);
     }
     sqlx::query("UPDATE accounts SET disabled = ?, session_epoch = session_epoch + 1 WHERE id = ?")

@@ -76,7 +76,8 @@ pub async fn protect(request: Request, next: Next) -> Response {
     if cross_site || !valid {
         return rejected();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn rejected() -> Response {

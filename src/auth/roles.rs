@@ -130,7 +130,9 @@ impl FromStr for Role {
             .into_iter()
             .find(|role| role.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown role {s:?}: expected one of owner, admin, viewer, team_lead, auditor")
+                format!(
+                    "unknown role {s:?}: expected one of owner, admin, viewer, team_lead, auditor"
+                )
             })
     }
 }

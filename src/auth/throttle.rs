@@ -43,7 +43,11 @@ impl LoginThrottle {
         let mut failures = self.failures.lock().expect("throttle lock");
         // Bound the map: forget quiet entries when it grows large.
         if failures.len() > 10_000 {
-            failures.retain(|_, entries| entries.iter().any(|at| now.duration_since(*at) < self.window));
+            failures.retain(|_, entries| {
+                entries
+                    .iter()
+                    .any(|at| now.duration_since(*at) < self.window)
+            });
         }
         failures.entry(key).or_default().push(now);
     }

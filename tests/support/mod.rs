@@ -28,7 +28,9 @@ pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("orgkeeper=debug,tower_http=debug,info"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "orgkeeper=debug,tower_http=debug,info",
+            ))
             .with_ansi(false)
             .with_writer(move || LogWriter(writer.clone()))
             .finish();
@@ -73,20 +75,29 @@ pub fn live_config(simulator: &RunningSimulator) -> ServerConfig {
 
 /// A server in production mode (admin key set) pointed at a fresh demo simulator.
 pub async fn spawn_app() -> TestApp {
-    let simulator = simulator::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), SimulatorOptions::default())
-        .await
-        .unwrap();
+    let simulator = simulator::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SimulatorOptions::default(),
+    )
+    .await
+    .unwrap();
     let config = live_config(&simulator);
     spawn_app_with(config, simulator, None).await
 }
 
 /// Starts a server with this configuration; `dir` reuses an existing database (restart).
-pub async fn spawn_app_with(config: ServerConfig, simulator: RunningSimulator, dir: Option<Arc<tempfile::TempDir>>) -> TestApp {
+pub async fn spawn_app_with(
+    config: ServerConfig,
+    simulator: RunningSimulator,
+    dir: Option<Arc<tempfile::TempDir>>,
+) -> TestApp {
     let _ = captured_logs();
     let dir = dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
     let db_path = dir.path().join("orgkeeper.db");
     let db = orgkeeper::db::connect(&db_path).await.unwrap();
-    let server = orgkeeper::server::build(db.clone(), config.clone()).await.unwrap();
+    let server = orgkeeper::server::build(db.clone(), config.clone())
+        .await
+        .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -147,9 +158,16 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn create_account(&self, username: &str, role: Role, workspaces: &[&str]) -> accounts::Account {
+    pub async fn create_account(
+        &self,
+        username: &str,
+        role: Role,
+        workspaces: &[&str],
+    ) -> accounts::Account {
         let workspaces: Vec<String> = workspaces.iter().map(|s| s.to_string()).collect();
-        accounts::create(&self.db, username, role, PASSWORD, &workspaces).await.unwrap()
+        accounts::create(&self.db, username, role, PASSWORD, &workspaces)
+            .await
+            .unwrap()
     }
 
     /// A browser-like client: cookie jar, no automatic redirects (tests look at them).
@@ -168,14 +186,23 @@ impl TestApp {
     pub async fn login_as(&self, username: &str) -> Session {
         let session = self.client();
         let response = session.login(username, PASSWORD).await;
-        assert_eq!(response.status(), 303, "sign-in of {username} failed: {}", response.text().await.unwrap());
+        assert_eq!(
+            response.status(),
+            303,
+            "sign-in of {username} failed: {}",
+            response.text().await.unwrap()
+        );
         session
     }
 
     /// A new account of this role, signed in.
     pub async fn signed_in(&self, role: Role) -> (accounts::Account, Session) {
         let name = format!("{}-{}", role.as_str().replace('_', "-"), rand_suffix());
-        let workspaces: Vec<String> = if role == Role::TeamLead { vec![self.first_workspace_id().await] } else { vec![] };
+        let workspaces: Vec<String> = if role == Role::TeamLead {
+            vec![self.first_workspace_id().await]
+        } else {
+            vec![]
+        };
         let refs: Vec<&str> = workspaces.iter().map(String::as_str).collect();
         let account = self.create_account(&name, role, &refs).await;
         let session = self.login_as(&name).await;
@@ -199,7 +226,11 @@ impl TestApp {
     }
 
     pub async fn audit_actions(&self) -> Vec<String> {
-        self.audit_records(Filter::default()).await.into_iter().map(|r| r.action).collect()
+        self.audit_records(Filter::default())
+            .await
+            .into_iter()
+            .map(|r| r.action)
+            .collect()
     }
 }
 
@@ -218,7 +249,11 @@ pub struct Session {
 
 impl Session {
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{}", self.address, path)).send().await.unwrap()
+        self.http
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_text(&self, path: &str) -> (u16, String) {
@@ -241,8 +276,15 @@ impl Session {
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
         let (_, body) = self.get_text("/login").await;
         let token = extract_csrf(&body).expect("the sign-in form carries a CSRF token");
-        self.post_raw("/login", &[("_csrf", token.as_str()), ("username", username), ("password", password)])
-            .await
+        self.post_raw(
+            "/login",
+            &[
+                ("_csrf", token.as_str()),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
     }
 
     /// Posts a form with the session's CSRF token.
@@ -255,7 +297,12 @@ impl Session {
 
     /// Posts exactly these fields (no CSRF token added).
     pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        self.http.post(format!("{}{}", self.address, path)).form(fields).send().await.unwrap()
+        self.http
+            .post(format!("{}{}", self.address, path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
