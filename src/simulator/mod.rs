@@ -1,1 +1,187 @@
 //! An in-memory simulator of the Anthropic Admin API, served over real HTTP.
+//!
+//! It follows `shared/admin-api.md` and the `anthropic` 2.10.0 Python types: the error envelope
+//! and `request-id` header on every response, ID-cursor pagination (creation order, oldest
+//! first), page-token reports, and the documented refusals. It shares no code with the client in
+//! `crate::anthropic`, only the HTTP contract.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use orgkeeper::simulator::{start, SimulatorOptions};
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let sim = start(listener, SimulatorOptions::default()).await?;
+//! println!("Admin API at {}", sim.base_url());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: `state.rs` (seeded organization), `routes.rs` (the HTTP contract), `usage.rs`
+//! (usage/cost/Claude Code/rate-limit reports as pure functions), `faults.rs` (fault injection),
+//! `http.rs` (error envelope, query parsing, cursor pagination).
+
+mod faults;
+mod http;
+mod routes;
+mod state;
+mod usage;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub use faults::{FaultKind, FaultRule, Faults};
+
+/// Size of the seeded organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// ~40 members, 6 workspaces, ~80 API keys, dense usage.
+    #[default]
+    Demo,
+    /// 5,000 members, 100 workspaces, 20,000 API keys, sparser usage.
+    Large,
+}
+
+impl FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "demo" => Ok(Profile::Demo),
+            "large" => Ok(Profile::Large),
+            other => Err(format!(
+                "unknown simulator profile '{other}' (expected 'demo' or 'large')"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Profile::Demo => "demo",
+            Profile::Large => "large",
+        })
+    }
+}
+
+/// How to seed the simulated organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimulatorOptions {
+    pub profile: Profile,
+    pub seed: u64,
+}
+
+impl Default for SimulatorOptions {
+    fn default() -> Self {
+        SimulatorOptions {
+            profile: Profile::Demo,
+            seed: 42,
+        }
+    }
+}
+
+/// A simulator serving on its listener in a spawned task, until `shutdown` or drop.
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    app: Arc<routes::App>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Seeds the organization (relative to midnight UTC today) and serves the Admin API on
+/// `listener`.
+pub async fn start(
+    listener: tokio::net::TcpListener,
+    options: SimulatorOptions,
+) -> std::io::Result<RunningSimulator> {
+    let addr = listener.local_addr()?;
+    let state = state::OrgState::generate(options.profile, options.seed, state::anchor_now());
+    let app = Arc::new(routes::App {
+        state: Mutex::new(state),
+        faults: Arc::new(Faults::new(options.seed)),
+        requests: AtomicU64::new(0),
+        request_ids: AtomicU64::new(0),
+        seed: options.seed,
+        clock_offset: AtomicI64::new(0),
+    });
+    let router = routes::router(app.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "simulator stopped with an error");
+        }
+    });
+    Ok(RunningSimulator {
+        addr,
+        app,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+impl RunningSimulator {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Fault controls, usable while the simulator serves.
+    pub fn faults(&self) -> Arc<Faults> {
+        self.app.faults.clone()
+    }
+
+    /// Every HTTP request received so far (faulted and rejected ones included).
+    pub fn request_count(&self) -> u64 {
+        self.app.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_request_count(&self) {
+        self.app.requests.store(0, Ordering::Relaxed);
+    }
+
+    /// Moves the simulator's clock forward (invite expiry, key expiry, usage "now").
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX / 2);
+        self.app.clock_offset.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// Stops accepting connections; waits up to a second for in-flight requests (a hung
+    /// request is abandoned).
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(std::time::Duration::from_secs(1), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for RunningSimulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningSimulator")
+            .field("addr", &self.addr)
+            .field("requests", &self.request_count())
+            .finish()
+    }
+}
