@@ -1,1 +1,21 @@
 //! Typed client for the Anthropic Admin API.
+//!
+//! * [`Client`] / [`ClientConfig`]: one method per call, retries (the rule lives on
+//!   [`client::Repeat`]), timeouts, headers, debug logging without the key.
+//! * [`models`]: tolerant serde models of every object, body and query.
+//! * [`pagination`]: [`Page`] (ID cursors), [`ReportPage`] (page tokens) and bounded
+//!   fetch-everything loops behind the `list_all_*` / `*_all` methods.
+//! * [`ApiError`]: one error type with a plain-language [`ApiError::user_message`].
+//! * [`AdminKey`]: the key, redacted in `Debug`/`Display`, never serializable.
+
+pub mod client;
+pub mod error;
+pub mod models;
+pub mod pagination;
+mod secret;
+
+pub use client::{Client, ClientConfig, Repeat, ANTHROPIC_VERSION, USER_AGENT};
+pub use error::{ApiError, ApiErrorKind};
+pub use models::*;
+pub use pagination::{Page, PageParams, ReportPage};
+pub use secret::AdminKey;

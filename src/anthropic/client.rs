@@ -1,0 +1,1158 @@
+//! The HTTP client: headers, timeouts, retries, logging, and one method per Admin API call.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use super::error::{ApiError, ApiErrorKind};
+use super::models::*;
+use super::pagination::{collect_id_pages, collect_report_pages, Page, PageParams, ReportPage};
+use super::secret::AdminKey;
+
+/// The API version every request pins (see admin-api.md §10).
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Sent on every request, as Anthropic asks integrations to identify themselves.
+pub const USER_AGENT: &str = concat!(
+    "Orgkeeper/",
+    env!("CARGO_PKG_VERSION"),
+    " (+self-hosted admin dashboard)"
+);
+
+/// Beta header needed when the usage report is grouped or filtered by `speed`.
+const FAST_MODE_BETA: &str = "fast-mode-2026-02-01";
+
+/// How the client talks to the Admin API.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// `https://api.anthropic.com`, or a simulator's address. Paths are appended to it.
+    pub base_url: String,
+    pub key: AdminKey,
+    /// Limit for establishing the TCP/TLS connection.
+    pub connect_timeout: Duration,
+    /// Limit for one whole attempt (connect, send, and read the full answer).
+    pub request_timeout: Duration,
+    /// Extra attempts after the first for requests that are safe to repeat (see [`Repeat`]).
+    pub max_retries: u32,
+    /// Delay before the first retry when the server gives no `retry-after`; doubled per retry,
+    /// with up to 25 % random jitter taken off.
+    pub base_backoff: Duration,
+    /// Upper bound of the exponential delay.
+    pub max_backoff: Duration,
+    /// Upper bound applied to a server's `retry-after`.
+    pub max_retry_after: Duration,
+    /// `limit` used by the `list_all_*` helpers for ID-cursor lists (1..=1000).
+    pub page_size: u32,
+    /// How many pages a `list_all_*` / `*_all` helper fetches at most before giving up with
+    /// [`ApiErrorKind::PaginationLimit`].
+    pub max_pages: u32,
+}
+
+impl ClientConfig {
+    /// Defaults: connect 5 s, request 30 s, 2 retries, backoff 0.5 s doubling up to 8 s,
+    /// `retry-after` capped at 60 s, 100 items per page, at most 1000 pages.
+    pub fn new(base_url: impl Into<String>, key: AdminKey) -> Self {
+        ClientConfig {
+            base_url: base_url.into(),
+            key,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_retries: 2,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            page_size: 100,
+            max_pages: 1000,
+        }
+    }
+}
+
+/// Whether a request may be sent again after a transient failure.
+///
+/// THE RETRY RULE — decided here and only here:
+///
+/// * Transient failures are HTTP 429, any 5xx (including 529 overloaded) and failures to
+///   connect. A whole-request timeout is *not* retried (the caller has already waited long
+///   enough, and for a change we cannot know whether it was applied).
+/// * [`Repeat::Safe`]: reads (every GET) and updates that *set* a value, so that applying them
+///   twice is the same as once: user role update, API key update, workspace update, workspace
+///   member role update, workspace archive. These are retried up to `max_retries` times with
+///   exponential backoff and jitter, honouring `retry-after` (capped) when the server sends one.
+/// * [`Repeat::Never`]: requests that create or remove something: invite creation and deletion,
+///   workspace creation, workspace member add and remove, user removal. Repeating them could
+///   create a duplicate or report a spurious "not found"; they are sent exactly once and the
+///   error is returned to the administrator, who can check and try again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    Safe,
+    Never,
+}
+
+/// Typed client for the Anthropic Admin API. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    config: ClientConfig,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base.as_str())
+            .field("key", &self.inner.config.key)
+            .finish()
+    }
+}
+
+/// Query string under construction. Array parameters are bracket-encoded and repeated
+/// (`group_by[]=model&group_by[]=workspace_id`); values are form-encoded.
+#[derive(Default)]
+struct Query(Vec<(&'static str, String)>);
+
+impl Query {
+    fn push(&mut self, key: &'static str, value: impl Into<String>) -> &mut Self {
+        self.0.push((key, value.into()));
+        self
+    }
+
+    fn opt<V: ToString>(&mut self, key: &'static str, value: Option<V>) -> &mut Self {
+        if let Some(v) = value {
+            self.0.push((key, v.to_string()));
+        }
+        self
+    }
+
+    /// `key` must already end in `[]`.
+    fn list<V: AsRef<str>>(&mut self, key: &'static str, values: &[V]) -> &mut Self {
+        debug_assert!(key.ends_with("[]"));
+        for v in values {
+            self.0.push((key, v.as_ref().to_owned()));
+        }
+        self
+    }
+
+    fn flag(&mut self, key: &'static str, on: bool) -> &mut Self {
+        if on {
+            self.0.push((key, "true".to_owned()));
+        }
+        self
+    }
+
+    fn page(&mut self, p: &PageParams) -> &mut Self {
+        self.opt("limit", p.limit)
+            .opt("before_id", p.before_id.as_deref())
+            .opt("after_id", p.after_id.as_deref())
+    }
+
+    fn encode(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                let v: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+                format!("{k}={v}")
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn as_strs<T: AsRef<str>>(v: &[T]) -> Vec<&str> {
+    v.iter().map(AsRef::as_ref).collect()
+}
+
+impl AsRef<str> for OrgRole {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+impl AsRef<str> for InviteStatus {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+impl AsRef<str> for UsageGroupBy {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+impl AsRef<str> for CostGroupBy {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Client {
+    /// Builds the client. Fails with [`ApiErrorKind::Config`] for an unusable base URL or a key
+    /// that cannot be sent as a header. Does not contact the server.
+    pub fn new(config: ClientConfig) -> Result<Client, ApiError> {
+        let base = Url::parse(config.base_url.trim()).map_err(|e| {
+            ApiError::new(
+                ApiErrorKind::Config,
+                format!("invalid Admin API base URL {:?}: {e}", config.base_url),
+            )
+        })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(ApiError::new(
+                ApiErrorKind::Config,
+                format!(
+                    "the Admin API base URL must be an http(s) URL, got {:?}",
+                    config.base_url
+                ),
+            ));
+        }
+        if !config.key.looks_like_admin_key() {
+            tracing::warn!("the configured key does not start with sk-ant-admin; the Admin API will likely refuse it");
+        }
+        let mut key_header = HeaderValue::from_str(config.key.expose_secret()).map_err(|_| {
+            ApiError::new(
+                ApiErrorKind::Config,
+                "the admin key contains characters that cannot be sent in an HTTP header",
+            )
+        })?;
+        key_header.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", key_header);
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| {
+                ApiError::new(
+                    ApiErrorKind::Config,
+                    format!("could not build the HTTP client: {}", error_chain(&e)),
+                )
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner { http, base, config }),
+        })
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    fn url(&self, segments: &[&str], query: &Query) -> Url {
+        let mut url = self.inner.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .expect("base URL was checked to be a base in Client::new");
+            path.pop_if_empty().extend(["v1", "organizations"]);
+            path.extend(segments);
+        }
+        if !query.0.is_empty() {
+            url.set_query(Some(&query.encode()));
+        }
+        url
+    }
+
+    fn backoff(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let cfg = &self.inner.config;
+        if let Some(ra) = retry_after {
+            return ra.min(cfg.max_retry_after);
+        }
+        let exp = cfg
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(retry.min(16)))
+            .min(cfg.max_backoff);
+        let jitter: f64 = rand::thread_rng().gen_range(0.0..0.25);
+        exp.mul_f64(1.0 - jitter)
+    }
+
+    /// Sends one logical request, retrying per [`Repeat`], and decodes the JSON answer.
+    async fn call<T, B>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &Query,
+        body: Option<&B>,
+        repeat: Repeat,
+        beta: Option<&'static str>,
+    ) -> Result<T, ApiError>
+    where
+        T: DeserializeOwned,
+        B: Serialize + ?Sized,
+    {
+        let url = self.url(segments, query);
+        let path = url.path().to_owned();
+        let body = match body {
+            Some(b) => Some(serde_json::to_vec(b).map_err(|e| {
+                ApiError::new(
+                    ApiErrorKind::Config,
+                    format!("could not encode the request: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let secret = self.inner.config.key.expose_secret();
+        let max_retries = self.inner.config.max_retries;
+        let mut retry = 0u32;
+        loop {
+            let started = Instant::now();
+            let mut req = self.inner.http.request(method.clone(), url.clone());
+            if let Some(b) = &body {
+                req = req.header(CONTENT_TYPE, "application/json").body(b.clone());
+            }
+            if let Some(beta) = beta {
+                req = req.header("anthropic-beta", beta);
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let request_id = resp
+                        .headers()
+                        .get("request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let retry_after = parse_retry_after(resp.headers());
+                    let read = resp.bytes().await;
+                    tracing::debug!(
+                        method = %method,
+                        path = %path,
+                        status,
+                        request_id = request_id.as_deref().unwrap_or("-"),
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        attempt = retry + 1,
+                        "Admin API call"
+                    );
+                    match read {
+                        Ok(bytes) if (200..300).contains(&status) => {
+                            return serde_json::from_slice::<T>(&bytes).map_err(|e| {
+                                ApiError::new(
+                                    ApiErrorKind::MalformedResponse,
+                                    format!("unexpected answer to {method} {path}: {e}"),
+                                )
+                                .with_status(status)
+                                .with_request_id(request_id)
+                            });
+                        }
+                        Ok(bytes) => {
+                            let err = ApiError::from_response(
+                                status,
+                                request_id,
+                                &bytes,
+                                retry_after.map(|d| d.min(self.inner.config.max_retry_after)),
+                            )
+                            .scrubbed(secret);
+                            let transient = status == 429 || (500..600).contains(&status);
+                            (err, transient, retry_after)
+                        }
+                        Err(e) => {
+                            let err = from_reqwest(&e, &method, &path)
+                                .with_status(status)
+                                .with_request_id(request_id);
+                            (err, false, None)
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        method = %method,
+                        path = %path,
+                        error = %error_chain(&e),
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        attempt = retry + 1,
+                        "Admin API call failed"
+                    );
+                    // A failure to connect means nothing reached the server.
+                    let transient = e.is_connect();
+                    (from_reqwest(&e, &method, &path), transient, None)
+                }
+            };
+            let (err, transient, retry_after) = outcome;
+            if repeat == Repeat::Safe && transient && retry < max_retries {
+                let delay = self.backoff(retry, retry_after);
+                tracing::debug!(
+                    method = %method,
+                    path = %path,
+                    delay_ms = delay.as_millis() as u64,
+                    error = %err,
+                    "retrying Admin API call"
+                );
+                tokio::time::sleep(delay).await;
+                retry += 1;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &Query,
+    ) -> Result<T, ApiError> {
+        self.call::<T, ()>(Method::GET, segments, query, None, Repeat::Safe, None)
+            .await
+    }
+
+    async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        segments: &[&str],
+        body: &B,
+        repeat: Repeat,
+    ) -> Result<T, ApiError> {
+        self.call(
+            Method::POST,
+            segments,
+            &Query::default(),
+            Some(body),
+            repeat,
+            None,
+        )
+        .await
+    }
+
+    async fn delete<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ApiError> {
+        self.call::<T, ()>(
+            Method::DELETE,
+            segments,
+            &Query::default(),
+            None,
+            Repeat::Never,
+            None,
+        )
+        .await
+    }
+
+    fn max_pages(&self) -> u32 {
+        self.inner.config.max_pages
+    }
+
+    fn all_pages(&self) -> PageParams {
+        PageParams::first(self.inner.config.page_size.clamp(1, 1000))
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Organization
+
+    /// `GET /v1/organizations/me`.
+    pub async fn get_organization(&self) -> Result<Organization, ApiError> {
+        self.get(&["me"], &Query::default()).await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Users
+
+    fn user_query(filter: &UserFilter, page: &PageParams) -> Query {
+        let mut q = Query::default();
+        q.page(page)
+            .opt("email", filter.email.as_deref())
+            .list("roles[]", &as_strs(&filter.roles));
+        q
+    }
+
+    /// One page of `GET /v1/organizations/users`.
+    pub async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: &PageParams,
+    ) -> Result<Page<User>, ApiError> {
+        self.get(&["users"], &Self::user_query(filter, page)).await
+    }
+
+    /// Every user matching `filter`, following pagination to the end.
+    pub async fn list_all_users(&self, filter: &UserFilter) -> Result<Vec<User>, ApiError> {
+        let base = self.all_pages();
+        collect_id_pages(self.max_pages(), |after: Option<String>| {
+            let page = PageParams {
+                after_id: after,
+                ..base.clone()
+            };
+            async move { self.list_users(filter, &page).await }
+        })
+        .await
+    }
+
+    /// `GET /v1/organizations/users/{user_id}`.
+    pub async fn get_user(&self, user_id: &str) -> Result<User, ApiError> {
+        self.get(&["users", user_id], &Query::default()).await
+    }
+
+    /// `POST /v1/organizations/users/{user_id}` `{role}`. Retried (it sets a value).
+    pub async fn update_user_role(&self, user_id: &str, role: OrgRole) -> Result<User, ApiError> {
+        self.post(&["users", user_id], &UpdateUser { role }, Repeat::Safe)
+            .await
+    }
+
+    /// `DELETE /v1/organizations/users/{user_id}`. Never retried.
+    pub async fn remove_user(&self, user_id: &str) -> Result<UserDeleted, ApiError> {
+        self.delete(&["users", user_id]).await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Invites
+
+    fn invite_query(filter: &InviteFilter, page: &PageParams) -> Query {
+        let mut q = Query::default();
+        q.page(page)
+            .opt("email", filter.email.as_deref())
+            .list("roles[]", &as_strs(&filter.roles))
+            .list("statuses[]", &as_strs(&filter.statuses));
+        q
+    }
+
+    /// One page of `GET /v1/organizations/invites`.
+    pub async fn list_invites(
+        &self,
+        filter: &InviteFilter,
+        page: &PageParams,
+    ) -> Result<Page<Invite>, ApiError> {
+        self.get(&["invites"], &Self::invite_query(filter, page))
+            .await
+    }
+
+    /// Every invite matching `filter`.
+    pub async fn list_all_invites(&self, filter: &InviteFilter) -> Result<Vec<Invite>, ApiError> {
+        let base = self.all_pages();
+        collect_id_pages(self.max_pages(), |after: Option<String>| {
+            let page = PageParams {
+                after_id: after,
+                ..base.clone()
+            };
+            async move { self.list_invites(filter, &page).await }
+        })
+        .await
+    }
+
+    /// `GET /v1/organizations/invites/{invite_id}`.
+    pub async fn get_invite(&self, invite_id: &str) -> Result<Invite, ApiError> {
+        self.get(&["invites", invite_id], &Query::default()).await
+    }
+
+    /// `POST /v1/organizations/invites`. Never retried (it would send a second invite).
+    pub async fn create_invite(&self, invite: &CreateInvite) -> Result<Invite, ApiError> {
+        self.post(&["invites"], invite, Repeat::Never).await
+    }
+
+    /// `DELETE /v1/organizations/invites/{invite_id}`. Never retried.
+    pub async fn delete_invite(&self, invite_id: &str) -> Result<InviteDeleted, ApiError> {
+        self.delete(&["invites", invite_id]).await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Workspaces
+
+    fn workspace_query(filter: &WorkspaceFilter, page: &PageParams) -> Query {
+        let mut q = Query::default();
+        q.page(page)
+            .flag("include_archived", filter.include_archived)
+            .flag("include_default", filter.include_default);
+        q
+    }
+
+    /// One page of `GET /v1/organizations/workspaces`.
+    pub async fn list_workspaces(
+        &self,
+        filter: &WorkspaceFilter,
+        page: &PageParams,
+    ) -> Result<Page<Workspace>, ApiError> {
+        self.get(&["workspaces"], &Self::workspace_query(filter, page))
+            .await
+    }
+
+    /// Every workspace matching `filter`.
+    pub async fn list_all_workspaces(
+        &self,
+        filter: &WorkspaceFilter,
+    ) -> Result<Vec<Workspace>, ApiError> {
+        let base = self.all_pages();
+        collect_id_pages(self.max_pages(), |after: Option<String>| {
+            let page = PageParams {
+                after_id: after,
+                ..base.clone()
+            };
+            async move { self.list_workspaces(filter, &page).await }
+        })
+        .await
+    }
+
+    /// `GET /v1/organizations/workspaces/{workspace_id}`.
+    pub async fn get_workspace(&self, workspace_id: &str) -> Result<Workspace, ApiError> {
+        self.get(&["workspaces", workspace_id], &Query::default())
+            .await
+    }
+
+    /// `POST /v1/organizations/workspaces`. Never retried (it could create two).
+    pub async fn create_workspace(
+        &self,
+        name: &str,
+        display_color: Option<&str>,
+    ) -> Result<Workspace, ApiError> {
+        let body = CreateWorkspace {
+            name: name.to_owned(),
+            display_color: display_color.map(str::to_owned),
+        };
+        self.post(&["workspaces"], &body, Repeat::Never).await
+    }
+
+    /// `POST /v1/organizations/workspaces/{workspace_id}`; `None` fields stay unchanged.
+    /// Retried (it sets values).
+    pub async fn update_workspace(
+        &self,
+        workspace_id: &str,
+        name: Option<&str>,
+        display_color: Option<&str>,
+    ) -> Result<Workspace, ApiError> {
+        let body = UpdateWorkspace {
+            name: name.map(str::to_owned),
+            display_color: display_color.map(str::to_owned),
+        };
+        self.post(&["workspaces", workspace_id], &body, Repeat::Safe)
+            .await
+    }
+
+    /// `POST /v1/organizations/workspaces/{workspace_id}/archive`. Retried (archiving twice
+    /// leaves it archived).
+    pub async fn archive_workspace(&self, workspace_id: &str) -> Result<Workspace, ApiError> {
+        self.post(
+            &["workspaces", workspace_id, "archive"],
+            &serde_json::json!({}),
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Workspace members
+
+    /// One page of `GET /v1/organizations/workspaces/{workspace_id}/members`.
+    pub async fn list_workspace_members(
+        &self,
+        workspace_id: &str,
+        page: &PageParams,
+    ) -> Result<Page<WorkspaceMember>, ApiError> {
+        let mut q = Query::default();
+        q.page(page);
+        self.get(&["workspaces", workspace_id, "members"], &q).await
+    }
+
+    /// Every member of the workspace.
+    pub async fn list_all_workspace_members(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<WorkspaceMember>, ApiError> {
+        let base = self.all_pages();
+        collect_id_pages(self.max_pages(), |after: Option<String>| {
+            let page = PageParams {
+                after_id: after,
+                ..base.clone()
+            };
+            async move { self.list_workspace_members(workspace_id, &page).await }
+        })
+        .await
+    }
+
+    /// `GET /v1/organizations/workspaces/{workspace_id}/members/{user_id}`.
+    pub async fn get_workspace_member(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+    ) -> Result<WorkspaceMember, ApiError> {
+        self.get(
+            &["workspaces", workspace_id, "members", user_id],
+            &Query::default(),
+        )
+        .await
+    }
+
+    /// `POST /v1/organizations/workspaces/{workspace_id}/members`. Never retried.
+    pub async fn add_workspace_member(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        workspace_role: WorkspaceRole,
+    ) -> Result<WorkspaceMember, ApiError> {
+        let body = AddWorkspaceMember {
+            user_id: user_id.to_owned(),
+            workspace_role,
+        };
+        self.post(
+            &["workspaces", workspace_id, "members"],
+            &body,
+            Repeat::Never,
+        )
+        .await
+    }
+
+    /// `POST /v1/organizations/workspaces/{workspace_id}/members/{user_id}`. Retried (it sets
+    /// a value).
+    pub async fn update_workspace_member(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        workspace_role: WorkspaceRole,
+    ) -> Result<WorkspaceMember, ApiError> {
+        self.post(
+            &["workspaces", workspace_id, "members", user_id],
+            &UpdateWorkspaceMember { workspace_role },
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/organizations/workspaces/{workspace_id}/members/{user_id}`. Never retried.
+    pub async fn remove_workspace_member(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+    ) -> Result<WorkspaceMemberDeleted, ApiError> {
+        self.delete(&["workspaces", workspace_id, "members", user_id])
+            .await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // API keys
+
+    fn api_key_query(filter: &ApiKeyFilter, page: &PageParams) -> Query {
+        let mut q = Query::default();
+        q.page(page)
+            .opt("status", filter.status.as_ref().map(ApiKeyStatus::as_str))
+            .opt("workspace_id", filter.workspace_id.as_deref())
+            .opt("created_by_user_id", filter.created_by_user_id.as_deref());
+        q
+    }
+
+    /// One page of `GET /v1/organizations/api_keys`.
+    pub async fn list_api_keys(
+        &self,
+        filter: &ApiKeyFilter,
+        page: &PageParams,
+    ) -> Result<Page<ApiKey>, ApiError> {
+        self.get(&["api_keys"], &Self::api_key_query(filter, page))
+            .await
+    }
+
+    /// Every API key matching `filter`.
+    pub async fn list_all_api_keys(&self, filter: &ApiKeyFilter) -> Result<Vec<ApiKey>, ApiError> {
+        let base = self.all_pages();
+        collect_id_pages(self.max_pages(), |after: Option<String>| {
+            let page = PageParams {
+                after_id: after,
+                ..base.clone()
+            };
+            async move { self.list_api_keys(filter, &page).await }
+        })
+        .await
+    }
+
+    /// `GET /v1/organizations/api_keys/{api_key_id}`.
+    pub async fn get_api_key(&self, api_key_id: &str) -> Result<ApiKey, ApiError> {
+        self.get(&["api_keys", api_key_id], &Query::default()).await
+    }
+
+    /// `POST /v1/organizations/api_keys/{api_key_id}` with a new name and/or status. Retried
+    /// (it sets values).
+    pub async fn update_api_key(
+        &self,
+        api_key_id: &str,
+        update: &UpdateApiKey,
+    ) -> Result<ApiKey, ApiError> {
+        self.post(&["api_keys", api_key_id], update, Repeat::Safe)
+            .await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Messages usage report
+
+    fn usage_query(p: &UsageReportParams, page: Option<&str>) -> (Query, Option<&'static str>) {
+        let mut q = Query::default();
+        q.push("starting_at", rfc3339(&p.starting_at))
+            .opt("ending_at", p.ending_at.as_ref().map(rfc3339))
+            .opt(
+                "bucket_width",
+                p.bucket_width.as_ref().map(BucketWidth::as_str),
+            )
+            .opt("limit", p.limit)
+            .opt("page", page)
+            .list("group_by[]", &as_strs(&p.group_by))
+            .list("models[]", &p.models)
+            .list("api_key_ids[]", &p.api_key_ids)
+            .list("workspace_ids[]", &p.workspace_ids)
+            .list("service_tiers[]", &p.service_tiers)
+            .list("context_window[]", &p.context_window)
+            .list("inference_geos[]", &p.inference_geos)
+            .list("speeds[]", &p.speeds)
+            .list("account_ids[]", &p.account_ids)
+            .list("service_account_ids[]", &p.service_account_ids);
+        let beta = (p.group_by.contains(&UsageGroupBy::Speed) || !p.speeds.is_empty())
+            .then_some(FAST_MODE_BETA);
+        (q, beta)
+    }
+
+    /// One page of `GET /v1/organizations/usage_report/messages` (uses `params.page`).
+    pub async fn usage_report(
+        &self,
+        params: &UsageReportParams,
+    ) -> Result<ReportPage<UsageBucket>, ApiError> {
+        self.usage_page(params, params.page.as_deref()).await
+    }
+
+    async fn usage_page(
+        &self,
+        params: &UsageReportParams,
+        page: Option<&str>,
+    ) -> Result<ReportPage<UsageBucket>, ApiError> {
+        let (q, beta) = Self::usage_query(params, page);
+        self.call::<_, ()>(
+            Method::GET,
+            &["usage_report", "messages"],
+            &q,
+            None,
+            Repeat::Safe,
+            beta,
+        )
+        .await
+    }
+
+    /// Every usage bucket from `params.page` (or the start) to the end of the range.
+    pub async fn usage_report_all(
+        &self,
+        params: &UsageReportParams,
+    ) -> Result<Vec<UsageBucket>, ApiError> {
+        collect_report_pages(
+            self.max_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move { self.usage_page(params, page.as_deref()).await },
+        )
+        .await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Cost report
+
+    async fn cost_page(
+        &self,
+        p: &CostReportParams,
+        page: Option<&str>,
+    ) -> Result<ReportPage<CostBucket>, ApiError> {
+        let mut q = Query::default();
+        q.push("starting_at", rfc3339(&p.starting_at))
+            .opt("ending_at", p.ending_at.as_ref().map(rfc3339))
+            .opt(
+                "bucket_width",
+                p.bucket_width.as_ref().map(BucketWidth::as_str),
+            )
+            .list("group_by[]", &as_strs(&p.group_by))
+            .opt("limit", p.limit)
+            .opt("page", page);
+        self.get(&["cost_report"], &q).await
+    }
+
+    /// One page of `GET /v1/organizations/cost_report` (uses `params.page`).
+    pub async fn cost_report(
+        &self,
+        params: &CostReportParams,
+    ) -> Result<ReportPage<CostBucket>, ApiError> {
+        self.cost_page(params, params.page.as_deref()).await
+    }
+
+    /// Every cost bucket from `params.page` (or the start) to the end of the range.
+    pub async fn cost_report_all(
+        &self,
+        params: &CostReportParams,
+    ) -> Result<Vec<CostBucket>, ApiError> {
+        collect_report_pages(
+            self.max_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move { self.cost_page(params, page.as_deref()).await },
+        )
+        .await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Claude Code usage report
+
+    async fn claude_code_page(
+        &self,
+        p: &ClaudeCodeUsageParams,
+        page: Option<&str>,
+    ) -> Result<ReportPage<ClaudeCodeRecord>, ApiError> {
+        let mut q = Query::default();
+        q.push("starting_at", p.starting_at.format("%Y-%m-%d").to_string())
+            .opt("limit", p.limit)
+            .opt("page", page);
+        self.get(&["usage_report", "claude_code"], &q).await
+    }
+
+    /// One page of `GET /v1/organizations/usage_report/claude_code` (uses `params.page`).
+    pub async fn claude_code_usage(
+        &self,
+        params: &ClaudeCodeUsageParams,
+    ) -> Result<ReportPage<ClaudeCodeRecord>, ApiError> {
+        self.claude_code_page(params, params.page.as_deref()).await
+    }
+
+    /// Every Claude Code record of the day.
+    pub async fn claude_code_usage_all(
+        &self,
+        params: &ClaudeCodeUsageParams,
+    ) -> Result<Vec<ClaudeCodeRecord>, ApiError> {
+        collect_report_pages(
+            self.max_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move { self.claude_code_page(params, page.as_deref()).await },
+        )
+        .await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Rate limits (read-only)
+
+    async fn org_rate_limit_page(
+        &self,
+        p: &OrgRateLimitParams,
+        page: Option<&str>,
+    ) -> Result<ReportPage<OrgRateLimit>, ApiError> {
+        let mut q = Query::default();
+        q.opt("group_type", p.group_type.as_deref())
+            .opt("model", p.model.as_deref())
+            .opt("limit", p.limit)
+            .opt("page", page);
+        self.get(&["rate_limits"], &q).await
+    }
+
+    /// One page of `GET /v1/organizations/rate_limits` (uses `params.page`; without
+    /// `params.limit` the API returns everything at once).
+    pub async fn list_org_rate_limits(
+        &self,
+        params: &OrgRateLimitParams,
+    ) -> Result<ReportPage<OrgRateLimit>, ApiError> {
+        self.org_rate_limit_page(params, params.page.as_deref())
+            .await
+    }
+
+    /// Every organization rate-limit entry matching `params`.
+    pub async fn list_all_org_rate_limits(
+        &self,
+        params: &OrgRateLimitParams,
+    ) -> Result<Vec<OrgRateLimit>, ApiError> {
+        collect_report_pages(
+            self.max_pages(),
+            params.page.clone(),
+            false,
+            |page: Option<String>| async move {
+                self.org_rate_limit_page(params, page.as_deref()).await
+            },
+        )
+        .await
+    }
+
+    async fn workspace_rate_limit_page(
+        &self,
+        workspace_id: &str,
+        p: &WorkspaceRateLimitParams,
+        page: Option<&str>,
+    ) -> Result<ReportPage<WorkspaceRateLimit>, ApiError> {
+        let mut q = Query::default();
+        q.opt("group_type", p.group_type.as_deref())
+            .flag("include_inherited", p.include_inherited)
+            .opt("limit", p.limit)
+            .opt("page", page);
+        self.get(&["workspaces", workspace_id, "rate_limits"], &q)
+            .await
+    }
+
+    /// One page of `GET /v1/organizations/workspaces/{workspace_id}/rate_limits`.
+    pub async fn list_workspace_rate_limits(
+        &self,
+        workspace_id: &str,
+        params: &WorkspaceRateLimitParams,
+    ) -> Result<ReportPage<WorkspaceRateLimit>, ApiError> {
+        self.workspace_rate_limit_page(workspace_id, params, params.page.as_deref())
+            .await
+    }
+
+    /// Every rate-limit entry of the workspace matching `params`.
+    pub async fn list_all_workspace_rate_limits(
+        &self,
+        workspace_id: &str,
+        params: &WorkspaceRateLimitParams,
+    ) -> Result<Vec<WorkspaceRateLimit>, ApiError> {
+        collect_report_pages(
+            self.max_pages(),
+            params.page.clone(),
+            false,
+            |page: Option<String>| async move {
+                self.workspace_rate_limit_page(workspace_id, params, page.as_deref())
+                    .await
+            },
+        )
+        .await
+    }
+}
+
+/// `retry-after` in seconds (integer or fractional). HTTP-date values are ignored (the
+/// exponential backoff applies instead).
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    let secs: f64 = v.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+/// The error message of `e` and its sources, without the URL (which may carry filter values).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn from_reqwest(e: &reqwest::Error, method: &Method, path: &str) -> ApiError {
+    let kind = if e.is_timeout() {
+        ApiErrorKind::Timeout
+    } else if e.is_decode() || e.is_body() {
+        ApiErrorKind::MalformedResponse
+    } else {
+        ApiErrorKind::Transport
+    };
+    // `without_url` keeps query strings (emails, IDs) out of the message; the path is enough.
+    let text = match kind {
+        ApiErrorKind::Timeout => format!("{method} {path} timed out"),
+        _ => format!("{method} {path}: {}", error_chain(e)),
+    };
+    let text = text.replace(e.url().map(Url::as_str).unwrap_or("\u{0}"), path);
+    ApiError::new(kind, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        Client::new(ClientConfig::new(
+            "http://127.0.0.1:9/prefix/",
+            AdminKey::new("sk-ant-admin01-x".into()),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn array_parameters_are_bracket_encoded_and_repeated() {
+        let mut p = UsageReportParams::new("2025-08-01T00:00:00Z".parse().unwrap());
+        p.group_by = vec![UsageGroupBy::Model, UsageGroupBy::WorkspaceId];
+        p.models = vec!["claude a".into()];
+        p.bucket_width = Some(BucketWidth::Hour);
+        let (q, beta) = Client::usage_query(&p, Some("page_x="));
+        let url = client().url(&["usage_report", "messages"], &q);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/prefix/v1/organizations/usage_report/messages?\
+             starting_at=2025-08-01T00%3A00%3A00Z&bucket_width=1h&page=page_x%3D&\
+             group_by[]=model&group_by[]=workspace_id&models[]=claude+a"
+        );
+        assert_eq!(beta, None);
+        p.group_by.push(UsageGroupBy::Speed);
+        assert_eq!(Client::usage_query(&p, None).1, Some(FAST_MODE_BETA));
+    }
+
+    #[test]
+    fn ids_are_percent_encoded_as_single_path_segments() {
+        let url = client().url(&["users", "../me?x=1"], &Query::default());
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/prefix/v1/organizations/users/..%2Fme%3Fx=1"
+        );
+    }
+
+    #[test]
+    fn an_unusable_base_url_is_a_config_error_that_hides_the_key() {
+        let err = Client::new(ClientConfig::new(
+            "mailto:someone",
+            AdminKey::new("sk-ant-admin01-SECRET".into()),
+        ))
+        .unwrap_err();
+        assert_eq!(err.kind(), ApiErrorKind::Config);
+        let err = Client::new(ClientConfig::new(
+            "http://localhost",
+            AdminKey::new("sk-ant-admin01-SEC\u{7f}RET".into()),
+        ))
+        .unwrap_err();
+        assert_eq!(err.kind(), ApiErrorKind::Config);
+        assert!(!err.to_string().contains("SEC"));
+        assert!(!format!("{:?}", client()).contains("admin01"));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_honours_a_capped_retry_after() {
+        let mut cfg = ClientConfig::new("http://localhost", AdminKey::new("sk-ant-admin".into()));
+        cfg.base_backoff = Duration::from_millis(100);
+        cfg.max_backoff = Duration::from_millis(300);
+        cfg.max_retry_after = Duration::from_secs(5);
+        let c = Client::new(cfg).unwrap();
+        for _ in 0..50 {
+            let d0 = c.backoff(0, None);
+            assert!(d0 > Duration::from_millis(75) && d0 <= Duration::from_millis(100));
+            let d1 = c.backoff(1, None);
+            assert!(d1 > Duration::from_millis(150) && d1 <= Duration::from_millis(200));
+            let d5 = c.backoff(5, None);
+            assert!(d5 > Duration::from_millis(225) && d5 <= Duration::from_millis(300));
+        }
+        assert_eq!(
+            c.backoff(0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            c.backoff(0, Some(Duration::from_secs(600))),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert("retry-after", HeaderValue::from_static("0.5"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(500)));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn the_user_agent_names_orgkeeper_and_its_version() {
+        assert_eq!(
+            USER_AGENT,
+            format!(
+                "Orgkeeper/{} (+self-hosted admin dashboard)",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+}

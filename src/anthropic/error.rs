@@ -1,0 +1,343 @@
+//! One error type for every Admin API call.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// What went wrong, broadly. The dashboard decides what to show from this, the HTTP status and
+/// [`ApiError::error_type`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ApiErrorKind {
+    /// The request never got an HTTP answer: DNS, connection refused/reset, TLS. No status.
+    Transport,
+    /// No complete answer within the connect or request timeout. No status. A change may or may
+    /// not have been applied upstream.
+    Timeout,
+    /// The server answered with a success status but a body that is not the documented JSON.
+    MalformedResponse,
+    /// The Admin API answered with an error status (4xx/5xx/529); see `status` and `error_type`.
+    Api,
+    /// A "fetch everything" helper hit its page limit (or a cursor that does not advance), so it
+    /// stopped instead of looping forever.
+    PaginationLimit,
+    /// The client was configured wrongly (e.g. an unusable base URL or key).
+    Config,
+}
+
+/// An error from the Admin API client.
+///
+/// `Display` gives a technical one-liner for logs (never containing the admin key);
+/// [`ApiError::user_message`] gives a plain-language sentence for the administrator.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    kind: ApiErrorKind,
+    status: Option<u16>,
+    error_type: Option<String>,
+    message: String,
+    request_id: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+/// The documented error envelope:
+/// `{"type":"error","error":{"type":"not_found_error","message":"…"},"request_id":"req_…"}`.
+#[derive(Deserialize)]
+struct Envelope {
+    error: EnvelopeError,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeError {
+    #[serde(rename = "type", default)]
+    error_type: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl ApiError {
+    pub(crate) fn new(kind: ApiErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            status: None,
+            error_type: None,
+            message: message.into(),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    /// Builds the error for a non-success HTTP answer. `header_request_id` (the `request-id`
+    /// response header) wins over the body's `request_id`. Bodies that are not the documented
+    /// envelope (e.g. an HTML page from a proxy) still give a usable error.
+    pub(crate) fn from_response(
+        status: u16,
+        header_request_id: Option<String>,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let envelope = serde_json::from_slice::<Envelope>(body).ok();
+        let (error_type, message, body_request_id) = match envelope {
+            Some(env) => (
+                env.error.error_type,
+                env.error.message.unwrap_or_default(),
+                env.request_id,
+            ),
+            None => (None, String::new(), None),
+        };
+        let message = if message.trim().is_empty() {
+            format!("HTTP {status} without an error message")
+        } else {
+            message
+        };
+        ApiError {
+            kind: ApiErrorKind::Api,
+            status: Some(status),
+            error_type,
+            message,
+            request_id: header_request_id.or(body_request_id),
+            retry_after,
+        }
+    }
+
+    pub(crate) fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        if self.request_id.is_none() {
+            self.request_id = request_id;
+        }
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Removes `secret` from the message, should a server or proxy ever echo it back.
+    pub(crate) fn scrubbed(mut self, secret: &str) -> Self {
+        if !secret.is_empty() && self.message.contains(secret) {
+            self.message = self.message.replace(secret, "[redacted]");
+        }
+        self
+    }
+
+    /// Broad category of the failure.
+    pub fn kind(&self) -> ApiErrorKind {
+        self.kind
+    }
+
+    /// HTTP status, when the server answered (`None` for transport failures and timeouts).
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The Admin API's `error.type` (e.g. `not_found_error`), when the body carried one.
+    pub fn error_type(&self) -> Option<&str> {
+        self.error_type.as_deref()
+    }
+
+    /// The technical message (the Admin API's `error.message`, or a description of the failure).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The `request-id` of the failed call (header first, else the body's `request_id`).
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The server's `retry-after`, if it sent one (already capped by the client).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// True for 404 `not_found_error`.
+    pub fn is_not_found(&self) -> bool {
+        self.status == Some(404)
+    }
+
+    /// True when the Admin API refused the request itself (4xx other than 401/404/429): the
+    /// request reached Anthropic and was judged invalid or not allowed.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self.status, Some(s) if (400..500).contains(&s) && s != 401 && s != 404 && s != 429)
+    }
+
+    /// Whether the failure is transient (429, 5xx, 529, transport, timeout): trying again later
+    /// may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self.kind {
+            ApiErrorKind::Transport | ApiErrorKind::Timeout => true,
+            ApiErrorKind::Api => matches!(self.status, Some(s) if s == 429 || s >= 500),
+            _ => false,
+        }
+    }
+
+    /// A plain-language explanation for a non-technical administrator, including the request id
+    /// when there is one so that it can be quoted to Anthropic support.
+    pub fn user_message(&self) -> String {
+        let rid = match &self.request_id {
+            Some(id) => format!(" (request id {id})"),
+            None => String::new(),
+        };
+        let msg = self.message.trim_end_matches('.');
+        match self.kind {
+            ApiErrorKind::Transport => format!(
+                "Orgkeeper could not reach Anthropic's Admin API (a network problem). \
+                 Check the server's internet connection and try again.{rid}"
+            ),
+            ApiErrorKind::Timeout => format!(
+                "Anthropic's Admin API did not answer in time. A change you made may or may not \
+                 have been applied: refresh the page to check before trying again.{rid}"
+            ),
+            ApiErrorKind::MalformedResponse => format!(
+                "Anthropic's Admin API sent an answer Orgkeeper could not understand. \
+                 Refresh the page to see the current state; if this keeps happening, \
+                 Orgkeeper may need an update.{rid}"
+            ),
+            ApiErrorKind::PaginationLimit => format!(
+                "The list is too long for Orgkeeper to load in one go, so it stopped. \
+                 Try narrowing the filters.{rid}"
+            ),
+            ApiErrorKind::Config => format!(
+                "Orgkeeper is not configured correctly to talk to Anthropic: {msg}. \
+                 Ask the person who runs Orgkeeper to check its settings."
+            ),
+            ApiErrorKind::Api => match (self.status.unwrap_or(0), self.error_type.as_deref()) {
+                (401, _) | (_, Some("authentication_error")) => format!(
+                    "Anthropic did not accept Orgkeeper's admin key: it may be wrong, revoked or \
+                     expired. Ask the person who runs Orgkeeper to check the key.{rid}"
+                ),
+                (403, _) | (_, Some("permission_error")) => {
+                    format!("Orgkeeper's admin key is not allowed to do this: {msg}.{rid}")
+                }
+                (404, _) | (_, Some("not_found_error")) => format!(
+                    "Anthropic could not find that item; it may already have been removed or \
+                     renamed. Refresh the page.{rid}"
+                ),
+                (402, _) | (_, Some("billing_error")) => format!(
+                    "Anthropic reported a billing problem with the organization: {msg}.{rid}"
+                ),
+                (429, _) | (_, Some("rate_limit_error")) => format!(
+                    "Anthropic's API is limiting how fast Orgkeeper may call it; nothing was \
+                     changed. Wait a minute and try again.{rid}"
+                ),
+                (529, _) | (_, Some("overloaded_error")) => format!(
+                    "Anthropic's API is overloaded right now; nothing was changed. Try again in a \
+                     few minutes.{rid}"
+                ),
+                (504, _) | (_, Some("timeout_error")) => format!(
+                    "Anthropic's API took too long to process the request. A change may or may \
+                     not have been applied: refresh the page to check before trying again.{rid}"
+                ),
+                (s, _) if s >= 500 => format!(
+                    "Anthropic's API had an internal problem. A change may or may not have been \
+                     applied: refresh the page to check before trying again.{rid}"
+                ),
+                _ => format!("The Admin API refused the change: {msg}.{rid}"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ApiErrorKind::Transport => "transport error",
+            ApiErrorKind::Timeout => "timeout",
+            ApiErrorKind::MalformedResponse => "malformed response",
+            ApiErrorKind::Api => "Admin API error",
+            ApiErrorKind::PaginationLimit => "pagination limit",
+            ApiErrorKind::Config => "configuration error",
+        };
+        f.write_str(kind)?;
+        if let Some(status) = self.status {
+            write!(f, " {status}")?;
+        }
+        if let Some(t) = &self.error_type {
+            write!(f, " {t}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_envelope_is_parsed_and_the_header_request_id_wins() {
+        let body = br#"{"type":"error","error":{"type":"not_found_error","message":"The requested resource could not be found."},"request_id":"req_body"}"#;
+        let err = ApiError::from_response(404, Some("req_header".into()), body, None);
+        assert_eq!(err.kind(), ApiErrorKind::Api);
+        assert_eq!(err.status(), Some(404));
+        assert_eq!(err.error_type(), Some("not_found_error"));
+        assert_eq!(err.request_id(), Some("req_header"));
+        assert!(err.is_not_found());
+        let err = ApiError::from_response(404, None, body, None);
+        assert_eq!(err.request_id(), Some("req_body"));
+    }
+
+    #[test]
+    fn an_old_envelope_without_request_id_and_a_non_json_body_still_make_an_error() {
+        let body = br#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#;
+        let err = ApiError::from_response(400, None, body, None);
+        assert_eq!(err.error_type(), Some("invalid_request_error"));
+        assert_eq!(err.request_id(), None);
+        assert!(err.is_refusal());
+        assert_eq!(err.user_message(), "The Admin API refused the change: bad.");
+
+        let err = ApiError::from_response(502, None, b"<html>Bad gateway</html>", None);
+        assert_eq!(err.status(), Some(502));
+        assert_eq!(err.error_type(), None);
+        assert!(err.is_transient());
+    }
+
+    #[test]
+    fn user_messages_are_plain_and_carry_the_request_id() {
+        let refused = ApiError::from_response(
+            400,
+            Some("req_011abc".into()),
+            br#"{"type":"error","error":{"type":"invalid_request_error","message":"admin role cannot be assigned."}}"#,
+            None,
+        );
+        assert_eq!(
+            refused.user_message(),
+            "The Admin API refused the change: admin role cannot be assigned. (request id req_011abc)"
+        );
+        let overloaded = ApiError::from_response(
+            529,
+            Some("req_x".into()),
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            None,
+        );
+        let m = overloaded.user_message();
+        assert!(m.starts_with("Anthropic's API is overloaded right now; nothing was changed"));
+        assert!(m.ends_with("(request id req_x)"));
+        let timeout = ApiError::new(ApiErrorKind::Timeout, "timed out");
+        assert!(timeout.user_message().contains("did not answer in time"));
+    }
+
+    #[test]
+    fn display_is_a_technical_one_liner_and_scrubbing_removes_a_leaked_key() {
+        let err = ApiError::from_response(
+            401,
+            Some("req_1".into()),
+            br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key sk-ant-admin01-SECRET"}}"#,
+            None,
+        )
+        .scrubbed("sk-ant-admin01-SECRET");
+        let shown = err.to_string();
+        assert_eq!(
+            shown,
+            "Admin API error 401 authentication_error: invalid x-api-key [redacted] (request id req_1)"
+        );
+        assert!(!format!("{err:?}").contains("SECRET"));
+    }
+}
