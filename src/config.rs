@@ -94,6 +94,22 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_PUBLIC_URL", value_parser = parse_base_url)]
     pub public_url: Option<String>,
 
+    /// Days after which an API key counts as due for rotation.
+    #[arg(long, env = "ORGKEEPER_KEY_ROTATION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub key_rotation_days: u32,
+
+    /// Minutes after which usage and cost buckets are settled and kept locally instead of fetched again.
+    #[arg(long, env = "ORGKEEPER_USAGE_SETTLE_MINUTES", default_value_t = 120, value_parser = clap::value_parser!(u64).range(5..=10080))]
+    pub usage_settle_minutes: u64,
+
+    /// URL that receives a JSON POST (Slack-compatible `text`) when a budget threshold is crossed.
+    #[arg(long, env = "ORGKEEPER_ALERT_WEBHOOK_URL", value_parser = parse_base_url)]
+    pub alert_webhook_url: Option<String>,
+
+    /// Days of audit records to keep (unset: keep forever). Pruning keeps the chain verifiable.
+    #[arg(long, env = "ORGKEEPER_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub audit_retention_days: Option<u32>,
+
     /// Simulated organization used when no admin key is set.
     #[arg(long, env = "ORGKEEPER_DEMO_PROFILE", default_value = "demo")]
     pub demo_profile: DemoProfile,
@@ -247,6 +263,12 @@ pub struct ServerConfig {
     pub session_idle: Duration,
     pub session_max: Duration,
     pub public_url: Option<String>,
+    pub key_rotation_days: u32,
+    pub usage_settle: Duration,
+    pub alert_webhook_url: Option<String>,
+    pub audit_retention_days: Option<u32>,
+    /// Whether background jobs (usage sync, scheduled archives) run; tests drive them directly.
+    pub background_jobs: bool,
 }
 
 impl ServerConfig {
@@ -259,6 +281,11 @@ impl ServerConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
             public_url: None,
+            key_rotation_days: 90,
+            usage_settle: Duration::from_secs(2 * 3600),
+            alert_webhook_url: None,
+            audit_retention_days: None,
+            background_jobs: true,
         }
     }
 
@@ -281,6 +308,11 @@ impl ServerConfig {
             session_idle: Duration::from_secs(args.session_idle_minutes * 60),
             session_max: Duration::from_secs(args.session_max_hours * 3600),
             public_url: args.public_url.clone(),
+            key_rotation_days: args.key_rotation_days,
+            usage_settle: Duration::from_secs(args.usage_settle_minutes * 60),
+            alert_webhook_url: args.alert_webhook_url.clone(),
+            audit_retention_days: args.audit_retention_days,
+            background_jobs: true,
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod anthropic;
 pub mod audit;
 pub mod db;
+pub mod org;
 pub mod simulator;
 pub mod auth;
 pub mod config;

@@ -36,7 +36,8 @@ pub struct Server {
     /// Set when no account exists: the token of the one-time setup link.
     pub setup_token: Option<String>,
     pub demo_accounts: Vec<DemoAccount>,
-    session_cleanup: tokio::task::JoinHandle<()>,
+    /// Session cleanup, scheduled key archives, usage sync: stopped at shutdown.
+    background: Vec<tokio::task::JoinHandle<()>>,
     /// Kept alive for as long as the server runs (demo mode only).
     simulator: Option<RunningSimulator>,
 }
@@ -68,10 +69,12 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
 
     let session_store = SqliteStore::new(db.clone());
     session_store.migrate().await?;
+    let org = Arc::new(crate::org::Org::new(api.clone(), config.cache_ttl));
     let state = AppState {
         audit: AuditLog::new(db.clone()),
         db,
         api,
+        org,
         config: Arc::new(config),
         // 30 failures from one address, or 5 against one unknown name, per 15 minutes.
         throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 30, 5)),
@@ -93,13 +96,15 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         }
     }
 
-    let session_cleanup = web::spawn_session_cleanup(session_store.clone());
+    let mut background = vec![web::spawn_session_cleanup(session_store.clone())];
+    background.extend(web::keys::spawn_background(state.clone()));
+    background.extend(web::usage::spawn_background(state.clone()));
     Ok(Server {
         router: web::router(state.clone(), session_store),
         state,
         setup_token,
         demo_accounts,
-        session_cleanup,
+        background,
         simulator,
     })
 }
@@ -159,7 +164,9 @@ impl Server {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
-        self.session_cleanup.abort();
+        for task in &self.background {
+            task.abort();
+        }
         self.state.db.close().await;
         if let Some(simulator) = self.simulator {
             simulator.shutdown().await;

@@ -52,7 +52,11 @@ fn day(value: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppError>
     };
     let date = NaiveDate::parse_from_str(&value, "%Y-%m-%d")
         .map_err(|_| AppError::BadRequest(format!("{value:?} is not a date (use YYYY-MM-DD).")))?;
-    let date = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
+    let date = if end_of_day {
+        date.succ_opt().unwrap_or(date)
+    } else {
+        date
+    };
     Ok(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
 }
 

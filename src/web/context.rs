@@ -214,6 +214,57 @@ impl Ctx {
             .await?)
     }
 
+    /// An organization change through the Admin API, audited around the call: the intent is
+    /// written first (if that fails the call is never made), then the outcome with the upstream
+    /// status and request id. `Ok(Err(..))` is an upstream refusal or failure for the page to
+    /// explain; `Err(..)` means the dashboard refused (role, or audit log unavailable).
+    pub async fn org_action<T, Fut>(
+        &self,
+        action: &str,
+        target: Option<Target>,
+        details: Value,
+        call: Fut,
+    ) -> Result<Result<T, crate::anthropic::ApiError>, AppError>
+    where
+        Fut: std::future::Future<Output = Result<T, crate::anthropic::ApiError>>,
+    {
+        self.require(Permission::ManageOrganization).await?;
+        let intent = self
+            .audit(action, target.clone(), details.clone(), Outcome::Pending)
+            .await?;
+        let result = call.await;
+        let mut entry = match &result {
+            Ok(_) => self.entry(action, target, details, Outcome::Ok),
+            Err(error) => {
+                let mut details = details;
+                if let Value::Object(map) = &mut details {
+                    map.insert("error".into(), Value::String(error.message().to_owned()));
+                    if let Some(kind) = error.error_type() {
+                        map.insert("error_type".into(), Value::String(kind.to_owned()));
+                    }
+                }
+                let mut entry = self.entry(action, target, details, Outcome::Failed);
+                entry.upstream_status = error.status();
+                entry.upstream_request_id = error.request_id().map(str::to_owned);
+                entry
+            }
+        };
+        entry.intent_seq = Some(intent);
+        if let Err(error) = self.state.audit.append(entry).await {
+            // The change happened upstream; its intent is on record. Say so loudly.
+            tracing::error!(%error, action, "the outcome of an organization change could not be audited");
+            return Err(error.into());
+        }
+        Ok(result)
+    }
+
+    /// The workspaces this person may read: `None` means all of them.
+    pub fn workspace_scope(&self) -> Option<&[String]> {
+        self.role()
+            .is_workspace_scoped()
+            .then_some(self.account.workspaces.as_slice())
+    }
+
     pub async fn flash(&self, kind: &str, message: impl Into<String>) {
         let flash = Flash {
             kind: kind.to_owned(),
@@ -288,6 +339,23 @@ impl Layout {
 /// The navigation, from the same permission table the server enforces.
 const NAV: &[(&str, &str, &str, Permission)] = &[
     ("home", "/", "Overview", Permission::ViewWorkspaces),
+    ("members", "/members", "Members", Permission::ViewDirectory),
+    ("invites", "/invites", "Invites", Permission::ViewDirectory),
+    (
+        "workspaces",
+        "/workspaces",
+        "Workspaces",
+        Permission::ViewWorkspaces,
+    ),
+    ("keys", "/keys", "API keys", Permission::ViewWorkspaces),
+    ("usage", "/usage", "Usage", Permission::ViewUsage),
+    ("cost", "/cost", "Cost", Permission::ViewUsage),
+    (
+        "claude-code",
+        "/claude-code",
+        "Claude Code",
+        Permission::ViewUsage,
+    ),
     ("audit", "/audit", "Audit log", Permission::ViewAudit),
     (
         "accounts",

@@ -7,7 +7,12 @@ pub mod context;
 pub mod error;
 pub mod health;
 pub mod home;
+pub mod invites;
+pub mod keys;
 pub mod login;
+pub mod members;
+pub mod usage;
+pub mod workspaces;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +49,8 @@ pub struct AppState {
     pub db: SqlitePool,
     pub audit: AuditLog,
     pub api: Client,
+    /// Cached reads of the organization; changes invalidate what they touch.
+    pub org: Arc<crate::org::Org>,
     pub config: Arc<ServerConfig>,
     pub throttle: Arc<LoginThrottle>,
     pub setup: Arc<Mutex<Option<SetupToken>>>,
@@ -85,6 +92,11 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/audit", get(audit::index))
         .route("/audit/{seq}", get(audit::show))
         .route("/audit/export", get(audit::export))
+        .merge(members::routes())
+        .merge(invites::routes())
+        .merge(workspaces::routes())
+        .merge(keys::routes())
+        .merge(usage::routes())
         .fallback(not_found)
         // Order matters: the session layer runs first, then CSRF, which reads the session.
         .layer(middleware::from_fn(crate::auth::csrf::protect))
