@@ -11,4 +11,5 @@ pub mod simulator;
 pub mod auth;
 pub mod config;
 pub mod server;
+pub mod usage_store;
 pub mod web;

@@ -1,0 +1,2 @@
+// Charts: progressive enhancement of the server-rendered SVG charts (being built).
+"use strict";
