@@ -1,0 +1,199 @@
+//! Browser flows in headless Chromium through WebDriver, against the real server with the
+//! simulator behind it. Each flow saves a screenshot under target/browser-screenshots/ when it
+//! fails. Needs `sudo apt-get install chromium chromium-driver` (installed by .ci/run).
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use orgkeeper::auth::{Permission, Role};
+use support::webdriver::Browser;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn browser() -> Browser {
+    Browser::launch()
+        .await
+        .unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// Runs a flow's body with a fresh browser; on failure saves a screenshot named after the
+/// flow, then fails the test with the original panic.
+macro_rules! flow {
+    ($name:expr, $browser:ident, $body:block) => {{
+        let $browser = browser().await;
+        let result = std::panic::AssertUnwindSafe(async { $body })
+            .catch_unwind()
+            .await;
+        if let Err(panic) = result {
+            let path = $browser.save_screenshot($name).await;
+            eprintln!("screenshot of the failure: {}", path.display());
+            std::panic::resume_unwind(panic);
+        }
+    }};
+}
+
+async fn sign_in(browser: &Browser, app: &TestApp, username: &str, password: &str) {
+    browser.goto(&app.url("/login")).await;
+    browser
+        .find("input[name=username]")
+        .await
+        .send_keys(username)
+        .await;
+    browser
+        .find("input[name=password]")
+        .await
+        .send_keys(password)
+        .await;
+    browser.find("form button[type=submit]").await.click().await;
+    browser.wait_for("header .user", WAIT).await;
+}
+
+#[tokio::test]
+async fn first_run_setup_creates_the_owner_who_can_sign_out_and_back_in() {
+    let app = spawn_app().await;
+    let token = app.setup_token.clone().unwrap();
+    flow!("first_run_setup", browser, {
+        browser
+            .goto(&app.url(&format!("/setup?token={token}")))
+            .await;
+        browser
+            .find("input[name=username]")
+            .await
+            .send_keys("founder")
+            .await;
+        browser
+            .find("input[name=password]")
+            .await
+            .send_keys(PASSWORD)
+            .await;
+        browser
+            .find("input[name=confirm]")
+            .await
+            .send_keys(PASSWORD)
+            .await;
+        browser.find("form button[type=submit]").await.click().await;
+        browser.wait_for_text("header .user", "founder", WAIT).await;
+
+        browser
+            .find("form[action='/logout'] button")
+            .await
+            .click()
+            .await;
+        browser.wait_for("input[name=username]", WAIT).await;
+        assert!(browser.current_url().await.ends_with("/login"));
+        sign_in(&browser, &app, "founder", PASSWORD).await;
+        let nav = browser.find("header nav").await.text().await;
+        assert!(nav.contains("Accounts"), "an owner sees Accounts: {nav}");
+    });
+}
+
+#[tokio::test]
+async fn each_role_sees_only_the_navigation_it_may_use() {
+    let app = spawn_app().await;
+    let workspace = app.first_workspace_id().await;
+    flow!("role_navigation", browser, {
+        for role in Role::ALL {
+            let name = format!("nav-{}", role.as_str().replace('_', "-"));
+            let workspaces: Vec<&str> = if role == Role::TeamLead {
+                vec![workspace.as_str()]
+            } else {
+                vec![]
+            };
+            app.create_account(&name, role, &workspaces).await;
+            browser.delete_cookies().await;
+            sign_in(&browser, &app, &name, PASSWORD).await;
+            let links: Vec<String> = {
+                let mut out = Vec::new();
+                for link in browser.find_all("header nav a").await {
+                    out.push(link.attr("href").await.unwrap_or_default());
+                }
+                out
+            };
+            assert_eq!(
+                links.contains(&"/accounts".to_owned()),
+                role.can(Permission::ManageAccounts),
+                "{role}: {links:?}"
+            );
+            assert_eq!(
+                links.contains(&"/audit".to_owned()),
+                role.can(Permission::ViewAudit),
+                "{role}: {links:?}"
+            );
+            assert_eq!(
+                links.contains(&"/members".to_owned()),
+                role.can(Permission::ViewDirectory),
+                "{role}: {links:?}"
+            );
+            assert_eq!(
+                links.contains(&"/usage".to_owned()),
+                role.can(Permission::ViewUsage),
+                "{role}: {links:?}"
+            );
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_team_lead_typing_a_forbidden_url_gets_a_403_page() {
+    let app = spawn_app().await;
+    let workspace = app.first_workspace_id().await;
+    app.create_account("lead", Role::TeamLead, &[workspace.as_str()])
+        .await;
+    flow!("team_lead_forbidden_url", browser, {
+        sign_in(&browser, &app, "lead", PASSWORD).await;
+        for path in ["/accounts", "/audit", "/members"] {
+            browser.goto(&app.url(path)).await;
+            let heading = browser.wait_for("h1", WAIT).await.text().await;
+            assert_eq!(heading, "Not allowed", "{path}");
+            assert!(
+                browser.current_url().await.ends_with(path),
+                "no redirect loop for {path}"
+            );
+        }
+    });
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_to_the_sign_ins_of_one_person() {
+    let app = spawn_app().await;
+    app.create_account("auditor", Role::Auditor, &[]).await;
+    app.create_account("someone", Role::Viewer, &[]).await;
+    app.login_as("someone").await;
+    app.client().login("someone", "a wrong password here").await;
+    flow!("audit_filter", browser, {
+        sign_in(&browser, &app, "auditor", PASSWORD).await;
+        browser.goto(&app.url("/audit")).await;
+        browser
+            .find("input[name=actor]")
+            .await
+            .send_keys("someone")
+            .await;
+        browser
+            .find("input[name=action]")
+            .await
+            .send_keys("auth.")
+            .await;
+        browser
+            .find(".filters button[type=submit]")
+            .await
+            .click()
+            .await;
+        browser.wait_for_url("actor=someone", WAIT).await;
+        let rows = browser.find_all(".audit-table tbody tr").await;
+        let mut actions = Vec::new();
+        for row in &rows {
+            actions.push(row.find("code").await.text().await);
+        }
+        actions.sort();
+        assert_eq!(actions, vec!["auth.login", "auth.login_failed"]);
+        assert!(browser
+            .find(".chain-ok")
+            .await
+            .text()
+            .await
+            .contains("Chain verified"));
+    });
+}
