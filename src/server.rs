@@ -79,6 +79,7 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         // 30 failures from one address, or 5 against one unknown name, per 15 minutes.
         throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 30, 5)),
         setup: Arc::new(Mutex::new(None)),
+        chain: Arc::new(web::chain::ChainMonitor::default()),
     };
 
     let mut demo_accounts = Vec::new();
@@ -97,6 +98,9 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
     }
 
     let mut background = vec![web::spawn_session_cleanup(session_store.clone())];
+    if state.config.background_jobs {
+        background.push(web::chain::spawn_background(state.clone()));
+    }
     background.extend(web::keys::spawn_background(state.clone()));
     background.extend(web::usage::spawn_background(state.clone()));
     Ok(Server {

@@ -117,7 +117,8 @@ struct IndexPage {
     next_link: Option<String>,
     csv_link: String,
     jsonl_link: String,
-    chain: ChainReport,
+    chain: super::chain::ChainCheck,
+    can_acknowledge: bool,
 }
 
 pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Response> {
@@ -130,7 +131,11 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         .query(&filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         .await?;
     let pages = (total as u32).div_ceil(PAGE_SIZE).max(1);
-    let chain = ctx.state.audit.verify().await?;
+    // The last scheduled or on-demand check; the first visit after start-up checks now.
+    let chain = match ctx.state.chain.last() {
+        Some(check) => check,
+        None => ctx.state.chain.check(&ctx.state.audit).await?,
+    };
     let page_view = IndexPage {
         layout: ctx.layout("Audit log", "audit").await,
         previous_link: (page > 1)
@@ -144,9 +149,64 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         total,
         page,
         pages,
+        can_acknowledge: matches!(chain.report, ChainReport::Broken { .. })
+            && page_view_alert(&ctx).await,
         chain,
     };
     Ok(Html(page_view.render().map_err(anyhow::Error::from)?).into_response())
+}
+
+/// Whether the current break is still unacknowledged (so the page offers to acknowledge it).
+async fn page_view_alert(ctx: &Ctx) -> bool {
+    super::chain::unacknowledged_break(&ctx.state)
+        .await
+        .is_some()
+}
+
+/// One line of the before/after comparison on a record's page.
+pub struct DiffRow {
+    pub field: String,
+    pub before: String,
+    pub after: String,
+    pub changed: bool,
+}
+
+fn show_value(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => "—".to_owned(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Before and after side by side, field by field when both are objects.
+fn diff_rows(details: &serde_json::Value) -> Vec<DiffRow> {
+    let (before, after) = (details.get("before"), details.get("after"));
+    if before.is_none() && after.is_none() {
+        return Vec::new();
+    }
+    match (before, after) {
+        (Some(serde_json::Value::Object(b)), Some(serde_json::Value::Object(a))) => {
+            let mut fields: Vec<&String> = b.keys().chain(a.keys()).collect();
+            fields.sort();
+            fields.dedup();
+            fields
+                .into_iter()
+                .map(|field| DiffRow {
+                    field: field.clone(),
+                    before: show_value(b.get(field)),
+                    after: show_value(a.get(field)),
+                    changed: b.get(field) != a.get(field),
+                })
+                .collect()
+        }
+        _ => vec![DiffRow {
+            field: "value".into(),
+            before: show_value(before),
+            after: show_value(after),
+            changed: before != after,
+        }],
+    }
 }
 
 #[derive(Template)]
@@ -155,6 +215,7 @@ struct ShowPage {
     layout: Layout,
     record: Record,
     details: String,
+    diff: Vec<DiffRow>,
 }
 
 pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
@@ -163,6 +224,7 @@ pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
     let details = serde_json::to_string_pretty(&record.details).unwrap_or_default();
     let page = ShowPage {
         layout: ctx.layout(format!("Audit record {seq}"), "audit").await,
+        diff: diff_rows(&record.details),
         record,
         details,
     };
@@ -197,4 +259,90 @@ pub async fn export(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Resp
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Re-checks the whole chain now.
+pub async fn verify_now(ctx: Ctx) -> AppResult<Response> {
+    ctx.require(Permission::ViewAudit).await?;
+    let check = ctx.state.chain.check(&ctx.state.audit).await?;
+    let (outcome, message) = match &check.report {
+        ChainReport::Intact { records, .. } => (
+            Outcome::Ok,
+            format!("The chain is intact: {records} records verified."),
+        ),
+        ChainReport::Broken { seq, reason } => (
+            Outcome::Failed,
+            format!("The chain is broken at record {seq}: {reason}."),
+        ),
+    };
+    ctx.audit(
+        "audit.verified",
+        None,
+        json!({ "result": message }),
+        outcome,
+    )
+    .await?;
+    ctx.flash(
+        if outcome == Outcome::Ok {
+            "success"
+        } else {
+            "error"
+        },
+        message,
+    )
+    .await;
+    Ok(axum::response::Redirect::to("/audit").into_response())
+}
+
+/// Acknowledges the current break so the banner stops; the acknowledgement is audited.
+pub async fn acknowledge(ctx: Ctx) -> AppResult<Response> {
+    ctx.require(Permission::ViewAudit).await?;
+    let Some((seq, reason)) = super::chain::unacknowledged_break(&ctx.state).await else {
+        return Err(AppError::BadRequest(
+            "There is no unacknowledged break in the audit chain.".into(),
+        ));
+    };
+    ctx.audit(
+        "audit.break_acknowledged",
+        None,
+        json!({ "broken_seq": seq, "reason": reason }),
+        Outcome::Ok,
+    )
+    .await?;
+    super::chain::acknowledge(&ctx.state.db, seq, &reason, ctx.account.id).await?;
+    ctx.flash(
+        "success",
+        format!("The break at record {seq} is acknowledged; the banner is gone for everyone."),
+    )
+    .await;
+    Ok(axum::response::Redirect::to("/audit").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn before_and_after_objects_are_compared_field_by_field() {
+        let rows = diff_rows(
+            &json!({ "before": { "role": "user", "name": "A" }, "after": { "role": "developer", "name": "A" } }),
+        );
+        let changed: Vec<_> = rows
+            .iter()
+            .filter(|r| r.changed)
+            .map(|r| r.field.as_str())
+            .collect();
+        assert_eq!(changed, vec!["role"]);
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn plain_before_and_after_values_make_one_row() {
+        let rows = diff_rows(&json!({ "before": "viewer", "after": "admin" }));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].before.as_str(), rows[0].after.as_str()),
+            ("viewer", "admin")
+        );
+    }
 }

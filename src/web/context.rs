@@ -278,6 +278,11 @@ impl Ctx {
     /// Everything the base template needs, taking any pending flash message.
     pub async fn layout(&self, title: impl Into<String>, section: &'static str) -> Layout {
         let flash = self.session.remove::<Flash>(FLASH_KEY).await.ok().flatten();
+        let chain_alert = if self.can(Permission::ViewAudit) {
+            super::chain::unacknowledged_break(&self.state).await
+        } else {
+            None
+        };
         Layout {
             title: title.into(),
             section,
@@ -291,6 +296,7 @@ impl Ctx {
             asset_version: super::assets::version(),
             htmx_path: super::assets::htmx_path(),
             flash,
+            chain_alert,
         }
     }
 }
@@ -317,6 +323,8 @@ pub struct Layout {
     pub asset_version: &'static str,
     pub htmx_path: &'static str,
     pub flash: Option<Flash>,
+    /// A broken audit chain nobody has acknowledged yet: (first bad record, reason).
+    pub chain_alert: Option<(i64, String)>,
 }
 
 impl Layout {
@@ -332,6 +340,7 @@ impl Layout {
             asset_version: super::assets::version(),
             htmx_path: super::assets::htmx_path(),
             flash: None,
+            chain_alert: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod assets;
 pub mod audit;
+pub mod chain;
 pub mod context;
 pub mod error;
 pub mod health;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub throttle: Arc<LoginThrottle>,
     pub setup: Arc<Mutex<Option<SetupToken>>>,
+    /// The audit chain's last verification, for the audit page and the broken-chain banner.
+    pub chain: Arc<chain::ChainMonitor>,
 }
 
 /// Builds the whole application. `session_store` must already be migrated.
@@ -92,6 +95,8 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .route("/audit", get(audit::index))
         .route("/audit/{seq}", get(audit::show))
         .route("/audit/export", get(audit::export))
+        .route("/audit/verify", post(audit::verify_now))
+        .route("/audit/acknowledge", post(audit::acknowledge))
         .merge(members::routes())
         .merge(invites::routes())
         .merge(workspaces::routes())

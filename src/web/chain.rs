@@ -1,0 +1,118 @@
+//! Watching the audit chain: the last verification result, re-checked on a schedule and on
+//! demand, and a banner on every page for owners, admins and auditors while a break is
+//! unacknowledged. Retention pruning runs on the same schedule.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+
+use super::AppState;
+use crate::audit::{AuditError, AuditLog, ChainReport};
+
+/// How often the chain is re-verified (and old records pruned when retention is set).
+pub const CHECK_EVERY: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Clone)]
+pub struct ChainCheck {
+    pub report: ChainReport,
+    pub checked_at: DateTime<Utc>,
+}
+
+/// The last verification result, shared by every page.
+#[derive(Default)]
+pub struct ChainMonitor {
+    last: Mutex<Option<ChainCheck>>,
+}
+
+impl ChainMonitor {
+    pub fn last(&self) -> Option<ChainCheck> {
+        self.last.lock().expect("chain lock").clone()
+    }
+
+    /// Verifies the whole chain now and remembers the result.
+    pub async fn check(&self, audit: &AuditLog) -> Result<ChainCheck, AuditError> {
+        let check = ChainCheck {
+            report: audit.verify().await?,
+            checked_at: Utc::now(),
+        };
+        *self.last.lock().expect("chain lock") = Some(check.clone());
+        Ok(check)
+    }
+}
+
+/// The break to warn about, unless someone already acknowledged exactly this break.
+pub async fn unacknowledged_break(state: &AppState) -> Option<(i64, String)> {
+    let ChainReport::Broken { seq, reason } = state.chain.last()?.report else {
+        return None;
+    };
+    acknowledged(&state.db, seq, &reason)
+        .await
+        .ok()
+        .filter(|done| !done)
+        .map(|_| (seq, reason))
+}
+
+pub async fn acknowledged(db: &SqlitePool, seq: i64, reason: &str) -> Result<bool, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_chain_acknowledgements WHERE broken_seq = ? AND reason = ?",
+    )
+    .bind(seq)
+    .bind(reason)
+    .fetch_one(db)
+    .await?;
+    Ok(count > 0)
+}
+
+pub async fn acknowledge(
+    db: &SqlitePool,
+    seq: i64,
+    reason: &str,
+    account_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_chain_acknowledgements (broken_seq, reason, account_id, acknowledged_at) VALUES (?, ?, ?, ?)")
+        .bind(seq)
+        .bind(reason)
+        .bind(account_id)
+        .bind(Utc::now())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// One round of the schedule at `now`: prune past the retention period, then verify.
+pub async fn run_once(state: &AppState, now: DateTime<Utc>) {
+    if let Some(days) = state.config.audit_retention_days {
+        let cutoff = now - chrono::Duration::days(i64::from(days));
+        match state.audit.prune_before(cutoff).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(
+                pruned,
+                days,
+                "pruned audit records past the retention period"
+            ),
+            Err(error) => tracing::error!(%error, "audit retention pruning failed"),
+        }
+    }
+    match state.chain.check(&state.audit).await {
+        Ok(ChainCheck {
+            report: ChainReport::Broken { seq, reason },
+            ..
+        }) => {
+            tracing::error!(seq, %reason, "the audit chain is broken");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "could not verify the audit chain"),
+    }
+}
+
+pub fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECK_EVERY);
+        loop {
+            every.tick().await;
+            run_once(&state, Utc::now()).await;
+        }
+    })
+}
