@@ -1,41 +1,338 @@
-//! The home page.
+//! The overview: the organization at a glance, each number linking to the filtered page, and
+//! a short list of what needs attention. Team leads see only their own workspaces.
+//!
+//! Every number comes from the cached reads in `state.org`; a read that fails leaves its own
+//! card with the explanation and the rest of the page renders.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
+use chrono::{Duration, Utc};
+use futures_util::{stream, StreamExt};
 
 use super::context::Layout;
 use super::error::AppResult;
 use super::Ctx;
+use crate::anthropic::{
+    ApiError, ApiKey, ApiKeyStatus, Invite, InviteStatus, OrgRole, User, Workspace,
+};
 use crate::auth::Permission;
+
+/// Member lists read at once when looking for members with no workspace.
+const PARALLEL_READS: usize = 8;
+/// "Expiring soon" for invites.
+const SOON_DAYS: i64 = 3;
+
+/// One linked number.
+pub struct Count {
+    pub label: String,
+    pub count: usize,
+    pub href: String,
+}
+
+/// A card's numbers, or why they are missing.
+pub type Card = Result<Vec<Count>, String>;
+
+pub struct Attention {
+    pub text: String,
+    pub count: usize,
+    pub href: String,
+}
+
+pub struct LeadWorkspace {
+    pub id: String,
+    pub name: Option<String>,
+    pub archived: bool,
+    pub members: Result<usize, String>,
+    pub keys: Result<usize, String>,
+}
 
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
     layout: Layout,
-    organization: Option<String>,
-    upstream_error: Option<String>,
+    organization: Result<String, String>,
+    /// Organization-wide cards (not for team leads).
+    org_wide: bool,
+    members: Card,
+    invites: Card,
+    workspaces: Card,
+    keys: Card,
+    attention: Vec<Attention>,
+    attention_errors: Vec<String>,
+    lead_workspaces: Vec<LeadWorkspace>,
     can_audit: bool,
     can_accounts: bool,
-    team_lead_workspaces: usize,
+}
+
+fn message(error: &ApiError) -> String {
+    error.user_message()
+}
+
+pub fn org_role_label(role: &OrgRole) -> String {
+    match role {
+        OrgRole::Admin => "Admins".into(),
+        OrgRole::Developer => "Developers".into(),
+        OrgRole::User => "Users".into(),
+        OrgRole::ClaudeCodeUser => "Claude Code users".into(),
+        OrgRole::Billing => "Billing".into(),
+        other => other.as_str().replace('_', " "),
+    }
+}
+
+fn members_card(users: &[User]) -> Vec<Count> {
+    let mut by_role: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for user in users {
+        by_role
+            .entry(user.role.as_str().to_owned())
+            .or_insert_with(|| (org_role_label(&user.role), 0))
+            .1 += 1;
+    }
+    let mut counts: Vec<Count> = by_role
+        .into_iter()
+        .map(|(role, (label, count))| Count {
+            label,
+            count,
+            href: format!("/members?role={role}"),
+        })
+        .collect();
+    counts.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
+    counts.insert(
+        0,
+        Count {
+            label: "All members".into(),
+            count: users.len(),
+            href: "/members".into(),
+        },
+    );
+    counts
+}
+
+fn is_expiring_soon(invite: &Invite) -> bool {
+    let now = Utc::now();
+    invite.status == InviteStatus::Pending
+        && invite.expires_at > now
+        && invite.expires_at <= now + Duration::days(SOON_DAYS)
+}
+
+fn invites_card(invites: &[Invite]) -> Vec<Count> {
+    let pending = invites
+        .iter()
+        .filter(|i| i.status == InviteStatus::Pending)
+        .count();
+    let soon = invites.iter().filter(|i| is_expiring_soon(i)).count();
+    vec![
+        Count {
+            label: "Pending".into(),
+            count: pending,
+            href: "/invites?status=pending".into(),
+        },
+        Count {
+            label: format!("Expiring within {SOON_DAYS} days"),
+            count: soon,
+            href: "/invites?status=pending".into(),
+        },
+    ]
+}
+
+fn workspaces_card(workspaces: &[Workspace]) -> Vec<Count> {
+    let archived = workspaces.iter().filter(|w| w.is_archived()).count();
+    vec![
+        Count {
+            label: "Active".into(),
+            count: workspaces.len() - archived,
+            href: "/workspaces".into(),
+        },
+        Count {
+            label: "Archived".into(),
+            count: archived,
+            href: "/workspaces?include_archived=1".into(),
+        },
+    ]
+}
+
+fn keys_card(keys: &[ApiKey]) -> Vec<Count> {
+    ApiKeyStatus::KNOWN
+        .iter()
+        .map(|status| Count {
+            label: {
+                let s = status.as_str();
+                format!("{}{}", s[..1].to_uppercase(), &s[1..])
+            },
+            count: keys.iter().filter(|k| &k.status == status).count(),
+            href: format!("/keys?status={status}"),
+        })
+        .collect()
+}
+
+/// Active keys that never expire: a leaked one works until someone notices.
+pub fn is_active_without_expiry(key: &ApiKey) -> bool {
+    key.status == ApiKeyStatus::Active && key.expires_at.is_none()
+}
+
+/// Members who can reach no workspace: not listed in any active workspace, and not an org
+/// admin or billing member (those are members of every workspace implicitly).
+async fn members_without_workspace(
+    ctx: &Ctx,
+    users: &[User],
+    workspaces: &[Workspace],
+) -> Result<usize, ApiError> {
+    let org = ctx.state.org.clone();
+    // Owned ids: a stream borrowing the list would make the handler's future not `Send`.
+    let ids: Vec<String> = workspaces
+        .iter()
+        .filter(|w| !w.is_archived())
+        .map(|w| w.id.clone())
+        .collect();
+    let lists: Vec<Result<_, ApiError>> = stream::iter(ids)
+        .map(|id| {
+            let org = org.clone();
+            async move { org.workspace_members(&id).await }
+        })
+        .buffer_unordered(PARALLEL_READS)
+        .collect()
+        .await;
+    let mut placed: HashSet<String> = HashSet::new();
+    for list in lists {
+        placed.extend(list?.iter().map(|m| m.user_id.clone()));
+    }
+    Ok(users
+        .iter()
+        .filter(|u| !matches!(u.role, OrgRole::Admin | OrgRole::Billing))
+        .filter(|u| !placed.contains(&u.id))
+        .count())
+}
+
+fn card<T>(result: &Result<Arc<Vec<T>>, ApiError>, build: impl Fn(&[T]) -> Vec<Count>) -> Card {
+    result.as_ref().map(|items| build(items)).map_err(message)
 }
 
 pub async fn show(ctx: Ctx) -> AppResult<Response> {
     ctx.require(Permission::ViewWorkspaces).await?;
-    let (organization, upstream_error) = match ctx.state.api.get_organization().await {
-        Ok(org) => (Some(org.name), None),
-        Err(error) => (None, Some(error.user_message())),
-    };
-    let page = HomePage {
+    let org = ctx.state.org.clone();
+    let org_wide = ctx.can(Permission::ViewDirectory);
+    let mut page = HomePage {
         layout: ctx.layout("Overview", "home").await,
-        organization,
-        upstream_error,
+        organization: Err(String::new()),
+        org_wide,
+        members: Ok(Vec::new()),
+        invites: Ok(Vec::new()),
+        workspaces: Ok(Vec::new()),
+        keys: Ok(Vec::new()),
+        attention: Vec::new(),
+        attention_errors: Vec::new(),
+        lead_workspaces: Vec::new(),
         can_audit: ctx.can(Permission::ViewAudit),
         can_accounts: ctx.can(Permission::ManageAccounts),
-        team_lead_workspaces: if ctx.role().is_workspace_scoped() {
-            ctx.account.workspaces.len()
-        } else {
-            0
-        },
     };
+    if org_wide {
+        let (organization, users, invites, workspaces, keys) = tokio::join!(
+            org.organization(),
+            org.users(),
+            org.invites(),
+            org.workspaces(),
+            org.api_keys()
+        );
+        page.organization = organization
+            .map(|o| o.name.clone())
+            .map_err(|e| message(&e));
+        page.members = card(&users, members_card);
+        page.invites = card(&invites, invites_card);
+        page.workspaces = card(&workspaces, workspaces_card);
+        page.keys = card(&keys, keys_card);
+        attention(&ctx, &mut page, &users, &invites, &workspaces, &keys).await;
+    } else {
+        let (organization, workspaces, keys) =
+            tokio::join!(org.organization(), org.workspaces(), org.api_keys());
+        page.organization = organization
+            .map(|o| o.name.clone())
+            .map_err(|e| message(&e));
+        page.lead_workspaces = lead_workspaces(&ctx, &workspaces, &keys).await;
+    }
     Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+}
+
+async fn attention(
+    ctx: &Ctx,
+    page: &mut HomePage,
+    users: &Result<Arc<Vec<User>>, ApiError>,
+    invites: &Result<Arc<Vec<Invite>>, ApiError>,
+    workspaces: &Result<Arc<Vec<Workspace>>, ApiError>,
+    keys: &Result<Arc<Vec<ApiKey>>, ApiError>,
+) {
+    match keys {
+        Ok(keys) => page.attention.push(Attention {
+            text: "active API keys never expire".into(),
+            count: keys.iter().filter(|k| is_active_without_expiry(k)).count(),
+            href: "/keys?flag=no_expiry".into(),
+        }),
+        Err(error) => page
+            .attention_errors
+            .push(format!("API keys: {}", message(error))),
+    }
+    match invites {
+        Ok(invites) => page.attention.push(Attention {
+            text: format!("pending invites expire within {SOON_DAYS} days"),
+            count: invites.iter().filter(|i| is_expiring_soon(i)).count(),
+            href: "/invites?status=pending".into(),
+        }),
+        Err(error) => page
+            .attention_errors
+            .push(format!("Invites: {}", message(error))),
+    }
+    match (users, workspaces) {
+        (Ok(users), Ok(workspaces)) => {
+            match members_without_workspace(ctx, users, workspaces).await {
+                Ok(count) => page.attention.push(Attention {
+                    text: "members are in no workspace".into(),
+                    count,
+                    href: "/members".into(),
+                }),
+                Err(error) => page
+                    .attention_errors
+                    .push(format!("Workspace members: {}", message(&error))),
+            }
+        }
+        (Err(error), _) | (_, Err(error)) => page
+            .attention_errors
+            .push(format!("Members without a workspace: {}", message(error))),
+    }
+}
+
+async fn lead_workspaces(
+    ctx: &Ctx,
+    workspaces: &Result<Arc<Vec<Workspace>>, ApiError>,
+    keys: &Result<Arc<Vec<ApiKey>>, ApiError>,
+) -> Vec<LeadWorkspace> {
+    let mut rows = Vec::new();
+    for id in ctx.workspace_scope().unwrap_or_default() {
+        let workspace = workspaces
+            .as_ref()
+            .ok()
+            .and_then(|all| all.iter().find(|w| &w.id == id));
+        let members = ctx
+            .state
+            .org
+            .workspace_members(id)
+            .await
+            .map(|m| m.len())
+            .map_err(|e| message(&e));
+        rows.push(LeadWorkspace {
+            id: id.clone(),
+            name: workspace.map(|w| w.name.clone()),
+            archived: workspace.is_some_and(|w| w.is_archived()),
+            members,
+            keys: keys
+                .as_ref()
+                .map(|all| {
+                    all.iter()
+                        .filter(|k| k.workspace_id() == Some(id.as_str()))
+                        .count()
+                })
+                .map_err(message),
+        });
+    }
+    rows
 }

@@ -1,9 +1,1124 @@
-//! The workspaces pages (being built).
+//! Workspaces: the list, creating, renaming and recolouring, archiving (after a confirmation
+//! page), and each workspace's members, API keys and rate limits. Team leads read only the
+//! workspaces assigned to their account; every change needs ManageOrganization and goes
+//! through `ctx.org_action`, so it is audited around the Admin API call.
 
-use axum::Router;
+use std::collections::HashSet;
 
-use super::AppState;
+use askama::Template;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::context::{target, Layout};
+use super::error::{AppError, AppResult};
+use super::{AppState, Ctx};
+use crate::anthropic::{
+    ApiError, ApiKey, OrgRole, User, Workspace, WorkspaceMember, WorkspaceRateLimitParams,
+    WorkspaceRole,
+};
+use crate::audit::Outcome;
+use crate::auth::Permission;
+use crate::org::keys;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/workspaces", get(index).post(create))
+        .route("/workspaces/{id}", get(show).post(update))
+        .route(
+            "/workspaces/{id}/archive",
+            get(archive_confirm).post(archive),
+        )
+        .route("/workspaces/{id}/members", post(add_member))
+        .route(
+            "/workspaces/{id}/members/{user_id}/role",
+            post(change_member_role),
+        )
+        .route(
+            "/workspaces/{id}/members/{user_id}/remove",
+            get(remove_member_confirm).post(remove_member),
+        )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+
+/// The colour a new workspace gets unless another is chosen (the API's own default).
+const DEFAULT_COLOR: &str = "#6C5BB9";
+const DEFAULT_NAME: &str = "Default Workspace";
+/// Keys listed on a workspace's page; the rest are one link away on the keys page.
+const KEYS_SHOWN: usize = 50;
+
+/// The Admin API marks no workspace as the default one. It is the organization's first
+/// workspace and is named "Default Workspace"; a later workspace given that name is not it.
+/// Only used to decide what to offer: the API itself refuses forbidden changes.
+pub fn default_workspace_id(all: &[Workspace]) -> Option<&str> {
+    all.iter()
+        .min_by_key(|w| w.created_at)
+        .filter(|w| w.name == DEFAULT_NAME)
+        .map(|w| w.id.as_str())
+}
+
+pub fn valid_color(color: &str) -> bool {
+    color.len() == 7 && color.starts_with('#') && color[1..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// A colour safe to put in an SVG attribute; anything unexpected from upstream becomes grey.
+fn swatch_color(color: &str) -> String {
+    if valid_color(color) {
+        color.to_owned()
+    } else {
+        "#CCCCCC".into()
+    }
+}
+
+fn render(template: &impl Template, status: StatusCode) -> AppResult<Response> {
+    Ok((
+        status,
+        Html(template.render().map_err(anyhow::Error::from)?),
+    )
+        .into_response())
+}
+
+/// Refusals (the API judged the request) are the person's to fix: 422. Anything else is the
+/// upstream failing: 502.
+fn failure_status(error: &ApiError) -> StatusCode {
+    if error.is_refusal() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::BAD_GATEWAY
+    }
+}
+
+/// The workspace, if this person may read it. A team lead asking for another workspace is
+/// refused (and the refusal audited) before anything about it is read.
+async fn readable_workspace(ctx: &Ctx, id: &str) -> AppResult<(Workspace, bool)> {
+    if !ctx.may_read_workspace(id) {
+        ctx.audit(
+            "access.denied",
+            target("workspace", id, None),
+            json!({ "reason": "workspace not assigned to this team lead" }),
+            Outcome::Denied,
+        )
+        .await?;
+        return Err(AppError::Forbidden);
+    }
+    let all = ctx.state.org.workspaces().await?;
+    let is_default = default_workspace_id(&all) == Some(id);
+    let workspace = all
+        .iter()
+        .find(|w| w.id == id)
+        .cloned()
+        .ok_or(AppError::NotFound)?;
+    Ok((workspace, is_default))
+}
+
+fn workspace_target(workspace: &Workspace) -> Option<crate::audit::Target> {
+    target("workspace", &workspace.id, Some(workspace.name.clone()))
+}
+
+pub fn workspace_role_label(role: &WorkspaceRole) -> String {
+    match role {
+        WorkspaceRole::WorkspaceUser => "Workspace user".into(),
+        WorkspaceRole::WorkspaceRestrictedDeveloper => "Workspace limited developer".into(),
+        WorkspaceRole::WorkspaceDeveloper => "Workspace developer".into(),
+        WorkspaceRole::WorkspaceAdmin => "Workspace admin".into(),
+        WorkspaceRole::WorkspaceBilling => "Workspace billing".into(),
+        WorkspaceRole::Other(other) => other.clone(),
+    }
+}
+
+/// Roles that can be given through the API: every workspace role except workspace_billing.
+fn assignable_roles() -> Vec<(String, String)> {
+    WorkspaceRole::KNOWN
+        .iter()
+        .filter(|r| **r != WorkspaceRole::WorkspaceBilling)
+        .map(|r| (r.as_str().to_owned(), workspace_role_label(r)))
+        .collect()
+}
+
+const MEMBER_RULES: &str = "Workspace rules: organization admins are workspace admins in every workspace and cannot be changed or removed; organization billing members can only be raised to workspace admin; the workspace billing role cannot be given, it comes with the organization billing role; archived workspaces cannot be changed.";
+
+fn explain_member_refusal(error: &ApiError) -> String {
+    if error.is_refusal() {
+        format!("{} {MEMBER_RULES}", error.user_message())
+    } else {
+        error.user_message()
+    }
+}
+
+/// A refusal means nothing happened; any other failure leaves the outcome unknown, which the
+/// client's message already says (refresh and check before trying again).
+fn outcome_unknown_or(refused: &str, error: &ApiError) -> String {
+    if error.is_refusal() {
+        format!("{refused} {}", error.user_message())
+    } else {
+        error.user_message()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The list and creating a workspace
+
+pub struct WorkspaceRow {
+    pub id: String,
+    pub name: String,
+    pub color: String,
+    pub created_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+    pub is_default: bool,
+}
+
+/// What was typed into a workspace form, kept when the form comes back with an error.
+pub struct WorkspaceForm {
+    pub name: String,
+    pub color: String,
+}
+
+impl Default for WorkspaceForm {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            color: DEFAULT_COLOR.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RawWorkspaceForm {
+    #[serde(default)]
+    name: Option<String>,
+    /// The colour picker.
+    #[serde(default)]
+    display_color: String,
+    /// The text field, for browsers without a picker; it wins when filled in.
+    #[serde(default)]
+    display_color_text: String,
+}
+
+impl RawWorkspaceForm {
+    fn color(&self) -> String {
+        let text = self.display_color_text.trim();
+        if text.is_empty() {
+            self.display_color.trim().to_owned()
+        } else if text.starts_with('#') {
+            text.to_owned()
+        } else {
+            format!("#{text}")
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let count = name.chars().count();
+    if name.trim().is_empty() {
+        Err("Give the workspace a name.".into())
+    } else if count > 255 {
+        Err(format!(
+            "The name is {count} characters long; the Admin API accepts at most 255."
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_color(color: &str) -> Result<(), String> {
+    if valid_color(color) {
+        Ok(())
+    } else {
+        Err(format!(
+            "The colour \"{color}\" is not of the form #RRGGBB (for example #6C5BB9)."
+        ))
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct IndexQuery {
+    #[serde(default)]
+    include_archived: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "workspaces/index.html")]
+struct IndexPage {
+    layout: Layout,
+    rows: Vec<WorkspaceRow>,
+    include_archived: bool,
+    archived_hidden: usize,
+    load_error: Option<String>,
+    can_manage: bool,
+    form: WorkspaceForm,
+    form_error: Option<String>,
+}
+
+async fn render_index(
+    ctx: &Ctx,
+    include_archived: bool,
+    form: WorkspaceForm,
+    form_error: Option<String>,
+    status: StatusCode,
+) -> AppResult<Response> {
+    let (rows, archived_hidden, load_error) = match ctx.state.org.workspaces().await {
+        Ok(all) => {
+            let default_id = default_workspace_id(&all);
+            let readable: Vec<&Workspace> = all
+                .iter()
+                .filter(|w| ctx.may_read_workspace(&w.id))
+                .collect();
+            let hidden = readable.iter().filter(|w| w.is_archived()).count();
+            let rows = readable
+                .into_iter()
+                .filter(|w| include_archived || !w.is_archived())
+                .map(|w| WorkspaceRow {
+                    id: w.id.clone(),
+                    name: w.name.clone(),
+                    color: swatch_color(&w.display_color),
+                    created_at: w.created_at,
+                    archived_at: w.archived_at,
+                    is_default: default_id == Some(w.id.as_str()),
+                })
+                .collect();
+            (rows, if include_archived { 0 } else { hidden }, None)
+        }
+        Err(error) => (Vec::new(), 0, Some(error.user_message())),
+    };
+    let page = IndexPage {
+        layout: ctx.layout("Workspaces", "workspaces").await,
+        rows,
+        include_archived,
+        archived_hidden,
+        load_error,
+        can_manage: ctx.can(Permission::ManageOrganization),
+        form,
+        form_error,
+    };
+    render(&page, status)
+}
+
+pub async fn index(ctx: Ctx, Query(query): Query<IndexQuery>) -> AppResult<Response> {
+    ctx.require(Permission::ViewWorkspaces).await?;
+    let include_archived = matches!(
+        query.include_archived.as_deref(),
+        Some("1" | "true" | "on" | "yes")
+    );
+    render_index(
+        &ctx,
+        include_archived,
+        WorkspaceForm::default(),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn create(ctx: Ctx, Form(raw): Form<RawWorkspaceForm>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let form = WorkspaceForm {
+        name: raw.name.clone().unwrap_or_default(),
+        color: raw.color(),
+    };
+    // No colour at all (a client without the picker) leaves the API's default.
+    let color = (!form.color.is_empty()).then(|| form.color.clone());
+    let check = check_name(&form.name).and_then(|()| color.as_deref().map_or(Ok(()), check_color));
+    if let Err(message) = check {
+        return render_index(
+            &ctx,
+            false,
+            form,
+            Some(message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let details = json!({ "after": { "name": form.name, "display_color": color } });
+    // Never retried automatically (the client sends it once): a retry could create two.
+    let result = ctx
+        .org_action(
+            "workspace.created",
+            target("workspace", "(new)", Some(form.name.clone())),
+            details,
+            ctx.state
+                .org
+                .api()
+                .create_workspace(&form.name, color.as_deref()),
+        )
+        .await?;
+    match result {
+        Ok(workspace) => {
+            ctx.state.org.invalidate(&[keys::WORKSPACES]);
+            ctx.flash(
+                "success",
+                format!(
+                    "Workspace {} created. Add its members below.",
+                    workspace.name
+                ),
+            )
+            .await;
+            Ok(Redirect::to(&format!("/workspaces/{}", workspace.id)).into_response())
+        }
+        Err(error) => {
+            let status = failure_status(&error);
+            let message = if !error.is_refusal() {
+                // Not retried: it may have been created; the message says to check first.
+                format!(
+                    "Orgkeeper could not confirm that the workspace was created. {}",
+                    error.user_message()
+                )
+            } else if error.message().contains("maximum") {
+                format!(
+                    "The workspace was not created. {} Archived workspaces do not count towards the limit.",
+                    error.user_message()
+                )
+            } else {
+                format!("The workspace was not created. {}", error.user_message())
+            };
+            render_index(&ctx, false, form, Some(message), status).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One workspace
+
+pub struct MemberRow {
+    pub user_id: String,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub role_label: String,
+    /// Org admins: no change possible. Org billing: only a raise to workspace admin.
+    pub org_admin: bool,
+    pub org_billing: bool,
+}
+
+pub struct Candidate {
+    pub id: String,
+    pub label: String,
+}
+
+/// The members card, rendered inside the page or alone for htmx.
+pub struct MembersView {
+    pub workspace_id: String,
+    pub csrf: String,
+    pub rows: Vec<MemberRow>,
+    pub candidates: Vec<Candidate>,
+    pub roles: Vec<(String, String)>,
+    pub can_manage: bool,
+    pub archived: bool,
+    pub load_error: Option<String>,
+    pub success: Option<String>,
+    pub error: Option<String>,
+    /// What the add form had, kept after a refusal.
+    pub add_user: String,
+    pub add_role: String,
+}
+
+async fn members_view(ctx: &Ctx, workspace: &Workspace) -> MembersView {
+    let mut view = MembersView {
+        workspace_id: workspace.id.clone(),
+        csrf: ctx.csrf.clone(),
+        rows: Vec::new(),
+        candidates: Vec::new(),
+        roles: assignable_roles(),
+        can_manage: ctx.can(Permission::ManageOrganization) && !workspace.is_archived(),
+        archived: workspace.is_archived(),
+        load_error: None,
+        success: None,
+        error: None,
+        add_user: String::new(),
+        add_role: WorkspaceRole::WorkspaceUser.as_str().to_owned(),
+    };
+    let (members, users) = tokio::join!(
+        ctx.state.org.workspace_members(&workspace.id),
+        ctx.state.org.users()
+    );
+    let members = match members {
+        Ok(members) => members,
+        Err(error) => {
+            view.load_error = Some(error.user_message());
+            return view;
+        }
+    };
+    // Names are a nicety: without the member list the ids still show.
+    let users: Vec<User> = match users {
+        Ok(users) => users.as_ref().clone(),
+        Err(error) => {
+            view.load_error = Some(format!(
+                "Member names are unavailable right now: {}",
+                error.user_message()
+            ));
+            Vec::new()
+        }
+    };
+    view.rows = member_rows(&members, &users);
+    let present: HashSet<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+    let mut candidates: Vec<Candidate> = users
+        .iter()
+        .filter(|u| !present.contains(u.id.as_str()))
+        .map(|u| Candidate {
+            id: u.id.clone(),
+            label: if u.name.is_empty() {
+                u.email.clone()
+            } else {
+                format!("{} <{}>", u.name, u.email)
+            },
+        })
+        .collect();
+    candidates.sort_by_key(|c| c.label.to_lowercase());
+    view.candidates = candidates;
+    view
+}
+
+fn member_rows(members: &[WorkspaceMember], users: &[User]) -> Vec<MemberRow> {
+    let mut rows: Vec<MemberRow> = members
+        .iter()
+        .map(|m| {
+            let user = users.iter().find(|u| u.id == m.user_id);
+            MemberRow {
+                user_id: m.user_id.clone(),
+                name: user.map(|u| u.name.clone()).unwrap_or_default(),
+                email: user.map(|u| u.email.clone()).unwrap_or_default(),
+                role: m.workspace_role.as_str().to_owned(),
+                role_label: workspace_role_label(&m.workspace_role),
+                org_admin: user.is_some_and(|u| u.role == OrgRole::Admin),
+                org_billing: user.is_some_and(|u| u.role == OrgRole::Billing),
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| (r.name.to_lowercase(), r.email.to_lowercase()));
+    rows
+}
+
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub hint: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub struct LimitRow {
+    pub group: String,
+    pub limits: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "workspaces/show.html")]
+struct ShowPage {
+    layout: Layout,
+    workspace: WorkspaceRow,
+    can_manage: bool,
+    edit: WorkspaceForm,
+    edit_error: Option<String>,
+    members: MembersView,
+    keys: Vec<KeyRow>,
+    keys_total: usize,
+    keys_error: Option<String>,
+    limits: Vec<LimitRow>,
+    limits_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "workspaces/_members.html")]
+struct MembersPartial {
+    members: MembersView,
+}
+
+fn key_rows(all: &[ApiKey], workspace_id: &str) -> (Vec<KeyRow>, usize) {
+    let matching: Vec<&ApiKey> = all
+        .iter()
+        .filter(|k| k.workspace_id() == Some(workspace_id))
+        .collect();
+    let total = matching.len();
+    let rows = matching
+        .into_iter()
+        .take(KEYS_SHOWN)
+        .map(|k| KeyRow {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            status: k.status.as_str().to_owned(),
+            hint: k.partial_key_hint.clone().unwrap_or_default(),
+            expires_at: k.expires_at,
+        })
+        .collect();
+    (rows, total)
+}
+
+/// Rate limits are read once per page load (they change rarely and only in the Console).
+async fn limit_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<LimitRow>, String> {
+    let params = WorkspaceRateLimitParams {
+        include_inherited: true,
+        ..Default::default()
+    };
+    let entries = ctx
+        .state
+        .org
+        .api()
+        .list_all_workspace_rate_limits(workspace_id, &params)
+        .await
+        .map_err(|e| e.user_message())?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| LimitRow {
+            group: entry
+                .group
+                .display_name
+                .clone()
+                .unwrap_or_else(|| entry.group.kind.replace('_', " ")),
+            limits: entry
+                .limits
+                .iter()
+                .map(|l| {
+                    let source = match l.source.as_ref().map(|s| s.kind.as_str()) {
+                        Some("workspace") => " (set for this workspace)",
+                        Some("organization") => " (organization limit)",
+                        _ => "",
+                    };
+                    format!("{}: {}{source}", l.kind.replace('_', " "), l.value)
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+struct ShowExtras {
+    edit: Option<WorkspaceForm>,
+    edit_error: Option<String>,
+    member_error: Option<String>,
+    add_user: Option<(String, String)>,
+}
+
+async fn render_show(
+    ctx: &Ctx,
+    workspace: Workspace,
+    is_default: bool,
+    extras: ShowExtras,
+    status: StatusCode,
+) -> AppResult<Response> {
+    let (mut members, keys, limits) = tokio::join!(
+        members_view(ctx, &workspace),
+        ctx.state.org.api_keys(),
+        limit_rows(ctx, &workspace.id)
+    );
+    members.error = extras.member_error;
+    if let Some((user, role)) = extras.add_user {
+        members.add_user = user;
+        members.add_role = role;
+    }
+    let (keys, keys_total, keys_error) = match keys {
+        Ok(all) => {
+            let (rows, total) = key_rows(&all, &workspace.id);
+            (rows, total, None)
+        }
+        Err(error) => (Vec::new(), 0, Some(error.user_message())),
+    };
+    let (limits, limits_error) = match limits {
+        Ok(rows) => (rows, None),
+        Err(message) => (Vec::new(), Some(message)),
+    };
+    let page = ShowPage {
+        layout: ctx
+            .layout(format!("Workspace {}", workspace.name), "workspaces")
+            .await,
+        can_manage: ctx.can(Permission::ManageOrganization) && !workspace.is_archived(),
+        edit: extras.edit.unwrap_or_else(|| WorkspaceForm {
+            name: workspace.name.clone(),
+            color: swatch_color(&workspace.display_color),
+        }),
+        edit_error: extras.edit_error,
+        members,
+        keys,
+        keys_total,
+        keys_error,
+        limits,
+        limits_error,
+        workspace: WorkspaceRow {
+            color: swatch_color(&workspace.display_color),
+            id: workspace.id,
+            name: workspace.name,
+            created_at: workspace.created_at,
+            archived_at: workspace.archived_at,
+            is_default,
+        },
+    };
+    render(&page, status)
+}
+
+fn no_extras() -> ShowExtras {
+    ShowExtras {
+        edit: None,
+        edit_error: None,
+        member_error: None,
+        add_user: None,
+    }
+}
+
+pub async fn show(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ViewWorkspaces).await?;
+    let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
+    render_show(&ctx, workspace, is_default, no_extras(), StatusCode::OK).await
+}
+
+/// Rename and recolour: only what changed is sent, and audited as before → after.
+pub async fn update(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(raw): Form<RawWorkspaceForm>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
+    let form = WorkspaceForm {
+        name: raw.name.clone().unwrap_or_else(|| workspace.name.clone()),
+        color: raw.color(),
+    };
+    let new_name = (form.name != workspace.name).then(|| form.name.clone());
+    let new_color = (!form.color.is_empty()
+        && !form.color.eq_ignore_ascii_case(&workspace.display_color))
+    .then(|| form.color.clone());
+    let check = new_name
+        .as_deref()
+        .map_or(Ok(()), check_name)
+        .and_then(|()| new_color.as_deref().map_or(Ok(()), check_color));
+    if let Err(message) = check {
+        let extras = ShowExtras {
+            edit: Some(form),
+            edit_error: Some(message),
+            ..no_extras()
+        };
+        return render_show(
+            &ctx,
+            workspace,
+            is_default,
+            extras,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    if new_name.is_none() && new_color.is_none() {
+        ctx.flash("info", "Nothing was changed.").await;
+        return Ok(Redirect::to(&format!("/workspaces/{id}")).into_response());
+    }
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    if let Some(name) = &new_name {
+        before.insert("name".into(), json!(workspace.name));
+        after.insert("name".into(), json!(name));
+    }
+    if let Some(color) = &new_color {
+        before.insert("display_color".into(), json!(workspace.display_color));
+        after.insert("display_color".into(), json!(color));
+    }
+    let result = ctx
+        .org_action(
+            "workspace.updated",
+            workspace_target(&workspace),
+            json!({ "before": before, "after": after }),
+            ctx.state
+                .org
+                .api()
+                .update_workspace(&id, new_name.as_deref(), new_color.as_deref()),
+        )
+        .await?;
+    match result {
+        Ok(updated) => {
+            ctx.state.org.invalidate(&[keys::WORKSPACES]);
+            ctx.flash("success", format!("Workspace {} saved.", updated.name))
+                .await;
+            Ok(Redirect::to(&format!("/workspaces/{id}")).into_response())
+        }
+        Err(error) => {
+            let status = failure_status(&error);
+            let extras = ShowExtras {
+                edit: Some(form),
+                edit_error: Some(outcome_unknown_or("Nothing was changed.", &error)),
+                ..no_extras()
+            };
+            render_show(&ctx, workspace, is_default, extras, status).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Archiving
+
+#[derive(Template)]
+#[template(path = "workspaces/archive.html")]
+struct ArchivePage {
+    layout: Layout,
+    workspace: WorkspaceRow,
+    active_keys: Option<usize>,
+    members: Option<usize>,
+    error: Option<String>,
+}
+
+async fn render_archive(
+    ctx: &Ctx,
+    workspace: Workspace,
+    is_default: bool,
+    error: Option<String>,
+    status: StatusCode,
+) -> AppResult<Response> {
+    let (keys, members) = tokio::join!(
+        ctx.state.org.api_keys(),
+        ctx.state.org.workspace_members(&workspace.id)
+    );
+    let page = ArchivePage {
+        layout: ctx
+            .layout(format!("Archive {}", workspace.name), "workspaces")
+            .await,
+        active_keys: keys.ok().map(|all| {
+            all.iter()
+                .filter(|k| {
+                    k.workspace_id() == Some(workspace.id.as_str())
+                        && k.status.as_str() != "archived"
+                })
+                .count()
+        }),
+        members: members.ok().map(|m| m.len()),
+        error,
+        workspace: WorkspaceRow {
+            color: swatch_color(&workspace.display_color),
+            id: workspace.id,
+            name: workspace.name,
+            created_at: workspace.created_at,
+            archived_at: workspace.archived_at,
+            is_default,
+        },
+    };
+    render(&page, status)
+}
+
+pub async fn archive_confirm(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
+    render_archive(&ctx, workspace, is_default, None, StatusCode::OK).await
+}
+
+pub async fn archive(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
+    // The default workspace is never offered, but a forced request still goes to the API,
+    // whose refusal is the authoritative answer (and is audited as failed).
+    let result = ctx
+        .org_action(
+            "workspace.archived",
+            workspace_target(&workspace),
+            json!({
+                "before": { "archived": workspace.is_archived() },
+                "after": { "archived": true },
+            }),
+            ctx.state.org.api().archive_workspace(&id),
+        )
+        .await?;
+    match result {
+        Ok(archived) => {
+            // Its keys were archived with it, and its members lost access.
+            ctx.state.org.invalidate(&[
+                keys::WORKSPACES,
+                keys::API_KEYS,
+                &format!("{}{id}", keys::MEMBERS),
+            ]);
+            ctx.flash(
+                "success",
+                format!(
+                    "Workspace {} is archived. Its API keys were archived with it.",
+                    archived.name
+                ),
+            )
+            .await;
+            Ok(Redirect::to(&format!("/workspaces/{id}")).into_response())
+        }
+        Err(error) => {
+            let status = failure_status(&error);
+            let message = outcome_unknown_or("The workspace was not archived.", &error);
+            render_archive(&ctx, workspace, is_default, Some(message), status).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workspace members
+
+#[derive(Deserialize)]
+pub struct AddMemberForm {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    workspace_role: String,
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    workspace_role: String,
+}
+
+fn parse_role(raw: &str) -> AppResult<WorkspaceRole> {
+    // workspace_billing is passed on so the API's own refusal explains it.
+    WorkspaceRole::KNOWN
+        .iter()
+        .find(|r| r.as_str() == raw)
+        .cloned()
+        .ok_or_else(|| AppError::BadRequest(format!("\"{raw}\" is not a workspace role.")))
+}
+
+async fn user_label(ctx: &Ctx, user_id: &str) -> String {
+    match ctx.state.org.users().await {
+        Ok(users) => users
+            .iter()
+            .find(|u| u.id == user_id)
+            .map(|u| u.email.clone())
+            .unwrap_or_else(|| user_id.to_owned()),
+        Err(_) => user_id.to_owned(),
+    }
+}
+
+/// The common ending of a member change: for htmx the refreshed members card with a notice;
+/// otherwise a redirect with a flash, or the whole page again with the refusal explained.
+async fn finish_member_change<T>(
+    ctx: &Ctx,
+    workspace: Workspace,
+    is_default: bool,
+    result: Result<T, ApiError>,
+    success: String,
+    kept_add: Option<(String, String)>,
+) -> AppResult<Response> {
+    let id = workspace.id.clone();
+    if result.is_ok() {
+        ctx.state
+            .org
+            .invalidate(&[&format!("{}{id}", keys::MEMBERS)]);
+    }
+    let (error, status) = match &result {
+        Ok(_) => (None, StatusCode::OK),
+        Err(error) => (Some(explain_member_refusal(error)), failure_status(error)),
+    };
+    if ctx.client.htmx {
+        let mut members = members_view(ctx, &workspace).await;
+        members.success = result.is_ok().then_some(success);
+        members.error = error;
+        if let (Some((user, role)), true) = (kept_add, members.error.is_some()) {
+            members.add_user = user;
+            members.add_role = role;
+        }
+        return render(&MembersPartial { members }, status);
+    }
+    match error {
+        None => {
+            ctx.flash("success", success).await;
+            Ok(Redirect::to(&format!("/workspaces/{id}")).into_response())
+        }
+        Some(message) => {
+            let extras = ShowExtras {
+                member_error: Some(message),
+                add_user: kept_add,
+                ..no_extras()
+            };
+            render_show(ctx, workspace, is_default, extras, status).await
+        }
+    }
+}
+
+pub async fn add_member(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<AddMemberForm>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
+    if form.user_id.is_empty() {
+        return Err(AppError::BadRequest(
+            "Choose the organization member to add.".into(),
+        ));
+    }
+    let role = parse_role(&form.workspace_role)?;
+    let label = user_label(&ctx, &form.user_id).await;
+    let result = ctx
+        .org_action(
+            "workspace_member.added",
+            target(
+                "workspace_member",
+                &form.user_id,
+                Some(format!("{label} in {}", workspace.name)),
+            ),
+            json!({
+                "workspace_id": id,
+                "user_id": form.user_id,
+                "before": null,
+                "after": { "workspace_role": role.as_str() },
+            }),
+            ctx.state
+                .org
+                .api()
+                .add_workspace_member(&id, &form.user_id, role.clone()),
+        )
+        .await?;
+    let success = format!(
+        "{label} was added to {} as {}.",
+        workspace.name,
+        workspace_role_label(&role)
+    );
+    let kept = Some((form.user_id.clone(), form.workspace_role.clone()));
+    finish_member_change(&ctx, workspace, is_default, result, success, kept).await
+}
+
+async fn current_role(ctx: &Ctx, workspace_id: &str, user_id: &str) -> Option<String> {
+    ctx.state
+        .org
+        .workspace_members(workspace_id)
+        .await
+        .ok()?
+        .iter()
+        .find(|m| m.user_id == user_id)
+        .map(|m| m.workspace_role.as_str().to_owned())
+}
+
+pub async fn change_member_role(
+    ctx: Ctx,
+    Path((id, user_id)): Path<(String, String)>,
+    Form(form): Form<RoleForm>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
+    let role = parse_role(&form.workspace_role)?;
+    let label = user_label(&ctx, &user_id).await;
+    let before = current_role(&ctx, &id, &user_id).await;
+    let result = ctx
+        .org_action(
+            "workspace_member.role_changed",
+            target(
+                "workspace_member",
+                &user_id,
+                Some(format!("{label} in {}", workspace.name)),
+            ),
+            json!({
+                "workspace_id": id,
+                "user_id": user_id,
+                "before": { "workspace_role": before },
+                "after": { "workspace_role": role.as_str() },
+            }),
+            ctx.state
+                .org
+                .api()
+                .update_workspace_member(&id, &user_id, role.clone()),
+        )
+        .await?;
+    let success = format!(
+        "{label} is now {} in {}.",
+        workspace_role_label(&role),
+        workspace.name
+    );
+    finish_member_change(&ctx, workspace, is_default, result, success, None).await
+}
+
+#[derive(Template)]
+#[template(path = "workspaces/remove_member.html")]
+struct RemoveMemberPage {
+    layout: Layout,
+    workspace_id: String,
+    workspace_name: String,
+    user_id: String,
+    user_label: String,
+    role_label: Option<String>,
+}
+
+pub async fn remove_member_confirm(
+    ctx: Ctx,
+    Path((id, user_id)): Path<(String, String)>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let (workspace, _) = readable_workspace(&ctx, &id).await?;
+    let role_label = current_role(&ctx, &id, &user_id)
+        .await
+        .map(|r| workspace_role_label(&WorkspaceRole::parse(&r)));
+    let page = RemoveMemberPage {
+        layout: ctx.layout("Remove from workspace", "workspaces").await,
+        user_label: user_label(&ctx, &user_id).await,
+        workspace_id: workspace.id,
+        workspace_name: workspace.name,
+        user_id,
+        role_label,
+    };
+    render(&page, StatusCode::OK)
+}
+
+pub async fn remove_member(
+    ctx: Ctx,
+    Path((id, user_id)): Path<(String, String)>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
+    let label = user_label(&ctx, &user_id).await;
+    let before = current_role(&ctx, &id, &user_id).await;
+    let result = ctx
+        .org_action(
+            "workspace_member.removed",
+            target(
+                "workspace_member",
+                &user_id,
+                Some(format!("{label} in {}", workspace.name)),
+            ),
+            json!({
+                "workspace_id": id,
+                "user_id": user_id,
+                "before": { "workspace_role": before },
+                "after": null,
+            }),
+            ctx.state.org.api().remove_workspace_member(&id, &user_id),
+        )
+        .await?;
+    let success = format!("{label} was removed from {}.", workspace.name);
+    finish_member_change(&ctx, workspace, is_default, result, success, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace(id: &str, name: &str, days_ago: i64) -> Workspace {
+        serde_json::from_value(json!({
+            "id": id, "name": name, "display_color": "#123456",
+            "created_at": (Utc::now() - chrono::Duration::days(days_ago)).to_rfc3339(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_default_workspace_is_the_oldest_one_with_the_default_name() {
+        let all = vec![
+            workspace("wrkspc_b", "Research", 10),
+            workspace("wrkspc_a", "Default Workspace", 400),
+            workspace("wrkspc_c", "Default Workspace", 1),
+        ];
+        assert_eq!(default_workspace_id(&all), Some("wrkspc_a"));
+        let without = vec![
+            workspace("wrkspc_c", "Default Workspace", 1),
+            workspace("wrkspc_b", "Research", 10),
+        ];
+        assert_eq!(default_workspace_id(&without), None);
+    }
+
+    #[test]
+    fn colours_must_be_hash_and_six_hex_digits() {
+        assert!(valid_color("#6c5BB9"));
+        assert!(!valid_color("6C5BB9"));
+        assert!(!valid_color("#6C5BB"));
+        assert!(!valid_color("\"><script>"));
+        assert_eq!(swatch_color("red"), "#CCCCCC");
+    }
+
+    #[test]
+    fn the_typed_colour_wins_over_the_picker() {
+        let raw = RawWorkspaceForm {
+            name: None,
+            display_color: "#000000".into(),
+            display_color_text: " ff0000 ".into(),
+        };
+        assert_eq!(raw.color(), "#ff0000");
+    }
 }
