@@ -293,13 +293,15 @@ async fn audit(database: &std::path::Path, command: AuditCommand) -> anyhow::Res
 }
 
 async fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
-    // A wildcard bind is reached on loopback.
-    let host = if bind.ip().is_unspecified() {
-        "127.0.0.1".to_owned()
-    } else {
-        bind.ip().to_string()
-    };
-    let url = format!("http://{host}:{}/healthz", bind.port());
+    // A wildcard bind is reached on loopback of the same address family.
+    let mut target = bind;
+    if bind.ip().is_unspecified() {
+        target.set_ip(match bind {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{target}/healthz");
     let ok = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3))
         .build()?

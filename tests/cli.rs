@@ -214,3 +214,123 @@ fn help_documents_every_setting() {
         assert!(help.contains(setting), "--help does not mention {setting}");
     }
 }
+
+/// Reads the child's standard output line by line until `done` says stop (or 60 s pass).
+fn read_until(child: &mut std::process::Child, done: impl Fn(&str) -> bool) -> Vec<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        let stop = done(&line);
+        lines.push(line);
+        if stop {
+            break;
+        }
+    }
+    lines
+}
+
+#[test]
+fn the_demo_starts_with_one_command_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("ORGKEEPER_DATABASE", dir.path().join("demo.db"))
+        .env_remove("ANTHROPIC_ADMIN_API_KEY")
+        .env_remove("ANTHROPIC_ADMIN_KEY")
+        .env_remove("ANTHROPIC_ADMIN_KEY_FILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let lines = read_until(&mut child, |line| {
+        line.starts_with("Orgkeeper is listening on")
+    });
+
+    let output = lines.join("\n");
+    assert!(
+        output.contains("Demo organization: simulated data"),
+        "{output}"
+    );
+    let address = lines
+        .last()
+        .unwrap()
+        .trim_start_matches("Orgkeeper is listening on ")
+        .to_owned();
+    let owner_password = lines
+        .iter()
+        .find(|line| line.trim_start().starts_with("demo-owner"))
+        .and_then(|line| line.split_whitespace().nth(2))
+        .unwrap_or_else(|| panic!("no demo owner printed: {output}"))
+        .to_owned();
+    for role in [
+        "demo-admin",
+        "demo-viewer",
+        "demo-team-lead",
+        "demo-auditor",
+    ] {
+        assert!(output.contains(role), "{role} missing: {output}");
+    }
+    let bind = address.trim_start_matches("http://");
+    let health = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
+        .args(["healthcheck", "--bind", bind])
+        .output()
+        .unwrap();
+    assert!(health.status.success(), "healthcheck failed against {bind}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let login = client
+            .get(format!("{address}/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = "name=\"_csrf\" value=\"";
+        let start = login.find(marker).unwrap() + marker.len();
+        let token = &login[start..start + login[start..].find('"').unwrap()];
+        let home = client
+            .post(format!("{address}/login"))
+            .form(&[
+                ("_csrf", token),
+                ("username", "demo-owner"),
+                ("password", owner_password.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            home.contains("Demo organization: simulated data"),
+            "the banner is on every page"
+        );
+        assert!(home.contains("demo-owner"));
+    });
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a graceful stop exits 0, got {status:?}");
+}

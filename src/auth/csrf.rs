@@ -60,19 +60,21 @@ pub async fn protect(request: Request, next: Next) -> Response {
     let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
         return rejected();
     };
-    let sent = header_token.or_else(|| {
-        is_form
-            .then(|| {
-                url::form_urlencoded::parse(&bytes)
-                    .find(|(key, _)| key == FIELD)
-                    .map(|(_, value)| value.into_owned())
-            })
+    let form_token = is_form
+        .then(|| {
+            url::form_urlencoded::parse(&bytes)
+                .find(|(key, _)| key == FIELD)
+                .map(|(_, value)| value.into_owned())
+        })
+        .flatten();
+    // Either carrier may hold the current token: a page swapped in by htmx keeps the <body>
+    // header of an older page, while its form fields are fresh.
+    let valid = expected.is_some_and(|expected| {
+        [header_token, form_token]
+            .into_iter()
             .flatten()
+            .any(|sent| constant_time_eq(expected.as_bytes(), sent.as_bytes()))
     });
-    let valid = match (expected, sent) {
-        (Some(expected), Some(sent)) => constant_time_eq(expected.as_bytes(), sent.as_bytes()),
-        _ => false,
-    };
     if cross_site || !valid {
         return rejected();
     }
