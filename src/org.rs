@@ -106,6 +106,11 @@ impl Org {
         self.cache.invalidate(prefixes);
     }
 
+    /// The same cache for other upstream reads (reports), under their own keys.
+    pub fn cache(&self) -> &ReadCache {
+        &self.cache
+    }
+
     pub async fn organization(&self) -> Result<Arc<Organization>, ApiError> {
         self.cache
             .get_or_fetch(keys::ORGANIZATION, || self.api.get_organization())

@@ -1,0 +1,1038 @@
+//! The API keys area: inventory with hygiene flags, one key's page, lifecycle actions
+//! (rename, deactivate, reactivate, archive), bulk changes, scheduled archives, the leaked-key
+//! response and member offboarding.
+//!
+//! Keys cannot be created or deleted through the Admin API (§5.6): the pages say so and link to
+//! the Console. Every change is one `ctx.org_action` per key, so each lands in the audit log
+//! with its own outcome.
+
+mod bulk;
+mod leaked;
+mod offboarding;
+mod schedule;
+
+use std::collections::{HashMap, HashSet};
+
+use askama::Template;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::context::{target, Layout};
+use super::error::{AppError, AppResult};
+use super::{AppState, Ctx};
+use crate::anthropic::{
+    ApiError, ApiKey, ApiKeyScope, ApiKeyStatus, BucketWidth, UpdateApiKey, UsageReportParams,
+};
+use crate::audit::{Filter, Outcome, Record, Target};
+use crate::auth::Permission;
+use crate::org;
+
+pub use schedule::run_due_schedules;
+
+/// Where keys are created: the Admin API cannot.
+pub const CONSOLE_KEYS_URL: &str = "https://console.anthropic.com/settings/keys";
+const PAGE_SIZE: usize = 50;
+/// A key that expires within this many days is flagged.
+const EXPIRING_SOON_DAYS: i64 = 14;
+/// A key without use for this many days is flagged (when the usage store knows).
+const UNUSED_DAYS: i64 = 30;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/keys", get(index))
+        .route("/keys/bulk", get(bulk::preview).post(bulk::apply))
+        .route("/keys/schedules", get(schedule::index))
+        .route(
+            "/keys/schedules/{schedule_id}/cancel",
+            post(schedule::cancel),
+        )
+        .route("/keys/leaked", get(leaked::form).post(leaked::search))
+        .route(
+            "/keys/leaked/{key_id}",
+            get(leaked::confirm).post(leaked::report),
+        )
+        .route("/keys/leaked/{key_id}/next", get(leaked::next_steps))
+        .route("/keys/{key_id}", get(show))
+        .route("/keys/{key_id}/rename", post(rename))
+        .route("/keys/{key_id}/deactivate", post(deactivate))
+        .route("/keys/{key_id}/reactivate", post(reactivate))
+        .route("/keys/{key_id}/archive", get(archive_form).post(archive))
+        .route(
+            "/keys/{key_id}/schedule-archive",
+            post(schedule::schedule_archive),
+        )
+        .merge(offboarding::routes())
+}
+
+/// Runs due scheduled archives once a minute (and once at start-up, so schedules that fell
+/// due while the server was down run at once).
+pub fn spawn_background(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    if !state.config.background_jobs {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = run_due_schedules(&state, Utc::now()).await {
+                tracing::warn!(%error, "scheduled key archives could not run");
+            }
+        }
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hygiene flags
+
+/// A hygiene problem of a key. Only live keys (active or inactive) are flagged: archived and
+/// expired keys cannot be used any more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flag {
+    NoExpiry,
+    RotationDue,
+    ExpiringSoon,
+    CreatorGone,
+    Unused,
+    ArchivedWorkspace,
+}
+
+impl Flag {
+    pub const ALL: [Flag; 6] = [
+        Flag::NoExpiry,
+        Flag::RotationDue,
+        Flag::ExpiringSoon,
+        Flag::CreatorGone,
+        Flag::Unused,
+        Flag::ArchivedWorkspace,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Flag::NoExpiry => "no_expiry",
+            Flag::RotationDue => "rotation_due",
+            Flag::ExpiringSoon => "expiring_soon",
+            Flag::CreatorGone => "creator_gone",
+            Flag::Unused => "unused",
+            Flag::ArchivedWorkspace => "archived_workspace",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.code() == code)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Flag::NoExpiry => "No expiry",
+            Flag::RotationDue => "Rotation due",
+            Flag::ExpiringSoon => "Expiring soon",
+            Flag::CreatorGone => "Creator left",
+            Flag::Unused => "Unused",
+            Flag::ArchivedWorkspace => "Archived workspace",
+        }
+    }
+
+    /// The hover text and legend entry.
+    pub fn explanation(self, rotation_days: u32) -> String {
+        match self {
+            Flag::NoExpiry => "The key never expires: if it leaks, it works until someone deactivates it.".into(),
+            Flag::RotationDue => format!("The key is older than {rotation_days} days, the rotation period set for this dashboard: replace it with a new key."),
+            Flag::ExpiringSoon => format!("The key expires within {EXPIRING_SOON_DAYS} days: whatever uses it will stop working unless it gets a new key."),
+            Flag::CreatorGone => "The person who created the key is no longer a member of the organization.".into(),
+            Flag::Unused => format!("The key has not been used for {UNUSED_DAYS} days or more (from the usage data synced to this dashboard): it may no longer be needed."),
+            Flag::ArchivedWorkspace => "The key belongs to an archived workspace but is not archived itself.".into(),
+        }
+    }
+}
+
+/// A flag as templates show it.
+pub struct FlagView {
+    pub code: &'static str,
+    pub label: &'static str,
+    pub explanation: String,
+    pub count: usize,
+}
+
+/// What the flags are computed from.
+pub struct Hygiene {
+    pub now: DateTime<Utc>,
+    pub rotation_days: u32,
+    /// Current member ids; `None` when the member list could not be read (then nobody is
+    /// flagged as gone).
+    pub members: Option<HashSet<String>>,
+    pub archived_workspaces: HashSet<String>,
+    /// Each key's last day of use. Empty means "not synced yet": unknown, not unused.
+    pub last_used: HashMap<String, NaiveDate>,
+}
+
+impl Hygiene {
+    /// Reads what the flags need; a failed read only switches the flags that need it off.
+    pub async fn load(state: &AppState) -> Hygiene {
+        let members = state
+            .org
+            .users()
+            .await
+            .ok()
+            .map(|users| users.iter().map(|u| u.id.clone()).collect());
+        let archived_workspaces = state
+            .org
+            .workspaces()
+            .await
+            .map(|list| {
+                list.iter()
+                    .filter(|w| w.is_archived())
+                    .map(|w| w.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let last_used = crate::usage_store::key_last_used(&state.db)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "key usage could not be read; no key is flagged unused");
+                HashMap::new()
+            });
+        Hygiene {
+            now: Utc::now(),
+            rotation_days: state.config.key_rotation_days,
+            members,
+            archived_workspaces,
+            last_used,
+        }
+    }
+
+    pub fn flags(&self, key: &ApiKey) -> Vec<Flag> {
+        let mut flags = Vec::new();
+        if !is_live(key) {
+            return flags;
+        }
+        match key.expires_at {
+            None => flags.push(Flag::NoExpiry),
+            Some(at) if at > self.now && at <= self.now + Duration::days(EXPIRING_SOON_DAYS) => {
+                flags.push(Flag::ExpiringSoon)
+            }
+            Some(_) => {}
+        }
+        if key.created_at < self.now - Duration::days(i64::from(self.rotation_days)) {
+            flags.push(Flag::RotationDue);
+        }
+        if let (Some(members), Some(creator)) = (&self.members, &key.created_by) {
+            let is_user = creator.kind.is_empty() || creator.kind == "user";
+            if is_user && !members.contains(&creator.id) {
+                flags.push(Flag::CreatorGone);
+            }
+        }
+        if self.is_unused(key) {
+            flags.push(Flag::Unused);
+        }
+        if key
+            .workspace_id()
+            .is_some_and(|w| self.archived_workspaces.contains(w))
+        {
+            flags.push(Flag::ArchivedWorkspace);
+        }
+        flags
+    }
+
+    fn is_unused(&self, key: &ApiKey) -> bool {
+        if self.last_used.is_empty() {
+            return false;
+        }
+        let cutoff = (self.now - Duration::days(UNUSED_DAYS)).date_naive();
+        match self.last_used.get(&key.id) {
+            Some(day) => *day < cutoff,
+            // Synced, and no use on record: unused once the key is old enough to have been.
+            None => key.created_at.date_naive() < cutoff,
+        }
+    }
+}
+
+/// How many keys carry each flag (every flag listed, zeros included), for the inventory and
+/// the overview.
+pub fn flag_counts<'a>(
+    keys: impl IntoIterator<Item = &'a ApiKey>,
+    hygiene: &Hygiene,
+) -> Vec<(Flag, usize)> {
+    let mut counts: Vec<(Flag, usize)> = Flag::ALL.iter().map(|f| (*f, 0)).collect();
+    for key in keys {
+        for flag in hygiene.flags(key) {
+            if let Some(entry) = counts.iter_mut().find(|(f, _)| *f == flag) {
+                entry.1 += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Active or inactive: a key that works or can be made to work again.
+pub fn is_live(key: &ApiKey) -> bool {
+    matches!(key.status, ApiKeyStatus::Active | ApiKeyStatus::Inactive)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+
+/// Team leads see only keys of their workspaces; organization-scoped keys belong to none.
+pub(crate) fn visible(ctx: &Ctx, key: &ApiKey) -> bool {
+    match key.workspace_id() {
+        Some(workspace) => ctx.may_read_workspace(workspace),
+        None => ctx.workspace_scope().is_none(),
+    }
+}
+
+pub(crate) fn key_target(key: &ApiKey) -> Option<Target> {
+    target("api_key", key.id.clone(), Some(key.name.clone()))
+}
+
+/// The key from the cached list, checked against the reader's workspaces (a refusal is
+/// audited, like every other denial).
+pub(crate) async fn load_key(ctx: &Ctx, id: &str) -> AppResult<ApiKey> {
+    let keys = ctx.state.org.api_keys().await?;
+    let key = keys
+        .iter()
+        .find(|k| k.id == id)
+        .cloned()
+        .ok_or(AppError::NotFound)?;
+    if !visible(ctx, &key) {
+        ctx.audit(
+            "access.denied",
+            key_target(&key),
+            json!({ "reason": "the key is outside the account's workspaces" }),
+            Outcome::Denied,
+        )
+        .await?;
+        return Err(AppError::Forbidden);
+    }
+    Ok(key)
+}
+
+pub(crate) fn render<T: Template>(status: StatusCode, page: &T) -> AppResult<Response> {
+    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+}
+
+/// The status of a page that explains an upstream failure.
+pub(crate) fn failure_status(error: &ApiError) -> StatusCode {
+    if error.is_refusal() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::BAD_GATEWAY
+    }
+}
+
+pub(crate) fn status_details(key: &ApiKey, to: &ApiKeyStatus) -> Value {
+    json!({
+        "name": key.name,
+        "before": { "status": key.status.as_str() },
+        "after": { "status": to.as_str() },
+    })
+}
+
+/// One status change of one key, audited around the call; the cached key list is dropped
+/// afterwards whatever happened (a failure may still have changed something).
+pub(crate) async fn change_status(
+    ctx: &Ctx,
+    key: &ApiKey,
+    to: ApiKeyStatus,
+    action: &str,
+    details: Value,
+) -> AppResult<Result<ApiKey, ApiError>> {
+    let update = UpdateApiKey {
+        name: None,
+        status: Some(to),
+    };
+    let result = ctx
+        .org_action(
+            action,
+            key_target(key),
+            details,
+            ctx.state.org.api().update_api_key(&key.id, &update),
+        )
+        .await;
+    ctx.state.org.invalidate(&[org::keys::API_KEYS]);
+    result
+}
+
+pub(crate) fn day(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+/// A key as the pages show it.
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub hint: String,
+    pub workspace: String,
+    pub creator: String,
+    pub creator_id: String,
+    pub creator_gone: bool,
+    pub created: String,
+    pub created_full: String,
+    pub expires: String,
+    pub age_days: i64,
+    pub status: String,
+    pub live: bool,
+    pub flags: Vec<FlagView>,
+}
+
+/// Names the page needs to describe keys: workspaces and members.
+pub(crate) struct Names {
+    workspaces: HashMap<String, String>,
+    users: HashMap<String, String>,
+    users_known: bool,
+}
+
+impl Names {
+    pub(crate) async fn load(state: &AppState) -> Names {
+        let workspaces = state
+            .org
+            .workspaces()
+            .await
+            .map(|list| {
+                list.iter()
+                    .map(|w| {
+                        let suffix = if w.is_archived() { " (archived)" } else { "" };
+                        (w.id.clone(), format!("{}{suffix}", w.name))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let users = state.org.users().await.ok();
+        Names {
+            workspaces,
+            users_known: users.is_some(),
+            users: users
+                .map(|list| {
+                    list.iter()
+                        .map(|u| {
+                            let name = if u.name.is_empty() { &u.email } else { &u.name };
+                            (u.id.clone(), name.clone())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn workspace(&self, key: &ApiKey) -> String {
+        match (&key.scope, key.workspace_id()) {
+            (Some(ApiKeyScope::Organization), _) => "Organization".into(),
+            (_, Some(id)) => self
+                .workspaces
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.to_owned()),
+            (_, None) => "Default workspace".into(),
+        }
+    }
+
+    pub(crate) fn row(&self, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
+        let (creator, creator_id, creator_gone) = match &key.created_by {
+            None => ("unknown".to_owned(), String::new(), false),
+            Some(by) => match self.users.get(&by.id) {
+                Some(name) => (name.clone(), by.id.clone(), false),
+                None if by.kind == "service_account" => {
+                    (format!("service account {}", by.id), by.id.clone(), false)
+                }
+                None => (by.id.clone(), by.id.clone(), self.users_known),
+            },
+        };
+        KeyRow {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            hint: key.partial_key_hint.clone().unwrap_or_default(),
+            workspace: self.workspace(key),
+            creator,
+            creator_id,
+            creator_gone,
+            created: day(&key.created_at),
+            created_full: key.created_at.to_rfc3339(),
+            expires: key
+                .expires_at
+                .as_ref()
+                .map(day)
+                .unwrap_or_else(|| "never".into()),
+            age_days: (hygiene.now - key.created_at).num_days(),
+            status: key.status.as_str().to_owned(),
+            live: is_live(key),
+            flags: hygiene
+                .flags(key)
+                .into_iter()
+                .map(|f| FlagView {
+                    code: f.code(),
+                    label: f.label(),
+                    explanation: f.explanation(hygiene.rotation_days),
+                    count: 0,
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inventory
+
+#[derive(Deserialize, Default, Clone)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub workspace: String,
+    #[serde(default)]
+    pub creator: String,
+    #[serde(default)]
+    pub flag: String,
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub page: Option<usize>,
+}
+
+impl ListQuery {
+    /// The query string of these filters on another page.
+    fn link(&self, page: usize) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("status", &self.status),
+            ("workspace", &self.workspace),
+            ("creator", &self.creator),
+            ("flag", &self.flag),
+            ("q", &self.q),
+        ] {
+            if !value.is_empty() {
+                out.append_pair(name, value);
+            }
+        }
+        if page > 1 {
+            out.append_pair("page", &page.to_string());
+        }
+        let query = out.finish();
+        if query.is_empty() {
+            "/keys".into()
+        } else {
+            format!("/keys?{query}")
+        }
+    }
+
+    fn matches(&self, key: &ApiKey, flags: &[Flag]) -> bool {
+        if !self.status.is_empty() && key.status.as_str() != self.status {
+            return false;
+        }
+        if !self.workspace.is_empty() {
+            let scope = match (&key.scope, key.workspace_id()) {
+                (Some(ApiKeyScope::Organization), _) => "organization",
+                (_, Some(id)) => id,
+                (_, None) => "default",
+            };
+            if scope != self.workspace {
+                return false;
+            }
+        }
+        if !self.creator.is_empty()
+            && key.created_by.as_ref().map(|c| c.id.as_str()) != Some(self.creator.as_str())
+        {
+            return false;
+        }
+        if !self.flag.is_empty() && !flags.iter().any(|f| f.code() == self.flag) {
+            return false;
+        }
+        let q = self.q.trim();
+        if !q.is_empty() {
+            let q = q.to_lowercase();
+            let hint = key.partial_key_hint.as_deref().unwrap_or("").to_lowercase();
+            if !key.name.to_lowercase().contains(&q) && !hint.contains(&q) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// The table part of the inventory, also the htmx partial.
+pub struct Results {
+    pub query: ListQuery,
+    pub rows: Vec<KeyRow>,
+    pub total: usize,
+    pub visible_total: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub previous_link: Option<String>,
+    pub next_link: Option<String>,
+    pub can_manage: bool,
+}
+
+#[derive(Template)]
+#[template(path = "keys/index.html")]
+struct IndexPage {
+    layout: Layout,
+    query: ListQuery,
+    results: Results,
+    flags: Vec<FlagView>,
+    workspaces: Vec<Choice>,
+    creators: Vec<Choice>,
+    usage_synced: bool,
+    console_url: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "keys/_results.html")]
+struct ResultsPartial<'a> {
+    results: &'a Results,
+}
+
+pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Response> {
+    ctx.require(Permission::ViewWorkspaces).await?;
+    let keys = ctx.state.org.api_keys().await?;
+    let hygiene = Hygiene::load(&ctx.state).await;
+    let names = Names::load(&ctx.state).await;
+
+    // Newest first; filter over the cached list, then cut one page.
+    let mut visible_keys: Vec<&ApiKey> = keys.iter().filter(|k| visible(&ctx, k)).collect();
+    visible_keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+    let counts = flag_counts(visible_keys.iter().copied(), &hygiene);
+    let matching: Vec<&ApiKey> = visible_keys
+        .iter()
+        .copied()
+        .filter(|k| query.matches(k, &hygiene.flags(k)))
+        .collect();
+    let total = matching.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let rows = matching
+        .iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .map(|k| names.row(k, &hygiene))
+        .collect();
+    let results = Results {
+        previous_link: (page > 1).then(|| query.link(page - 1)),
+        next_link: (page < pages).then(|| query.link(page + 1)),
+        query: query.clone(),
+        rows,
+        total,
+        visible_total: visible_keys.len(),
+        page,
+        pages,
+        can_manage: ctx.can(Permission::ManageOrganization),
+    };
+    if ctx.client.htmx {
+        return render(StatusCode::OK, &ResultsPartial { results: &results });
+    }
+
+    // Filter choices come from the keys the reader may see.
+    let mut workspace_ids: Vec<(String, String)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut creator_ids = HashSet::new();
+    for key in &visible_keys {
+        let (value, label) = match (&key.scope, key.workspace_id()) {
+            (Some(ApiKeyScope::Organization), _) => ("organization".into(), "Organization".into()),
+            (_, Some(id)) => (id.to_owned(), names.workspace(key)),
+            (_, None) => ("default".into(), "Default workspace".into()),
+        };
+        if seen.insert(value.clone()) {
+            workspace_ids.push((value, label));
+        }
+        if let Some(by) = &key.created_by {
+            creator_ids.insert(by.id.clone());
+        }
+    }
+    workspace_ids.sort_by_key(|w| w.1.to_lowercase());
+    let mut creators: Vec<Choice> = creator_ids
+        .into_iter()
+        .map(|id| Choice {
+            label: match names.users.get(&id) {
+                Some(name) => name.clone(),
+                None => format!("{id} (no longer a member)"),
+            },
+            value: id,
+        })
+        .collect();
+    creators.sort_by_key(|c| c.label.to_lowercase());
+
+    let page = IndexPage {
+        layout: ctx.layout("API keys", "keys").await,
+        query,
+        results,
+        flags: counts
+            .into_iter()
+            .map(|(f, count)| FlagView {
+                code: f.code(),
+                label: f.label(),
+                explanation: f.explanation(hygiene.rotation_days),
+                count,
+            })
+            .collect(),
+        workspaces: workspace_ids
+            .into_iter()
+            .map(|(value, label)| Choice { value, label })
+            .collect(),
+        creators,
+        usage_synced: !hygiene.last_used.is_empty(),
+        console_url: CONSOLE_KEYS_URL,
+    };
+    render(StatusCode::OK, &page)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One key
+
+pub struct UsageDay {
+    pub day: String,
+    pub input: u64,
+    pub output: u64,
+}
+
+async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, ApiError> {
+    let today = Utc::now().date_naive();
+    let start = (today - Duration::days(29))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    // Cached like the organization reads: a page reached again makes no upstream call.
+    let cache_key = format!("key_usage:{key_id}");
+    let buckets = state
+        .org
+        .cache()
+        .get_or_fetch(&cache_key, || async {
+            let mut params = UsageReportParams::new(start);
+            params.bucket_width = Some(BucketWidth::Day);
+            params.limit = Some(31);
+            params.api_key_ids = vec![key_id.to_owned()];
+            state.org.api().usage_report_all(&params).await
+        })
+        .await?;
+    Ok(buckets
+        .iter()
+        .map(|b| UsageDay {
+            day: day(&b.starting_at),
+            input: b.results.iter().map(|r| r.total_input_tokens()).sum(),
+            output: b.results.iter().map(|r| r.output_tokens).sum(),
+        })
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "keys/show.html")]
+struct ShowPage {
+    layout: Layout,
+    row: KeyRow,
+    usage: Vec<UsageDay>,
+    usage_total_input: u64,
+    usage_total_output: u64,
+    usage_error: Option<String>,
+    history: Option<Vec<Record>>,
+    schedule: Option<schedule::Schedule>,
+    can_manage: bool,
+    error: Option<String>,
+    rename_value: String,
+    console_url: &'static str,
+    status: String,
+}
+
+async fn render_show(
+    ctx: &Ctx,
+    key: &ApiKey,
+    status: StatusCode,
+    error: Option<String>,
+    rename_value: Option<String>,
+) -> AppResult<Response> {
+    let hygiene = Hygiene::load(&ctx.state).await;
+    let names = Names::load(&ctx.state).await;
+    let (usage, usage_error) = match key_usage(&ctx.state, &key.id).await {
+        Ok(usage) => (usage, None),
+        Err(error) => (Vec::new(), Some(error.user_message())),
+    };
+    let history = if ctx.can(Permission::ViewAudit) {
+        let filter = Filter {
+            target: Some(key.id.clone()),
+            ..Default::default()
+        };
+        Some(ctx.state.audit.query(&filter, 20, 0).await?.0)
+    } else {
+        None
+    };
+    let page = ShowPage {
+        layout: ctx.layout(format!("API key {}", key.name), "keys").await,
+        row: names.row(key, &hygiene),
+        usage_total_input: usage.iter().map(|u| u.input).sum(),
+        usage_total_output: usage.iter().map(|u| u.output).sum(),
+        usage,
+        usage_error,
+        history,
+        schedule: schedule::pending_for(&ctx.state.db, &key.id).await?,
+        can_manage: ctx.can(Permission::ManageOrganization),
+        error,
+        rename_value: rename_value.unwrap_or_else(|| key.name.clone()),
+        console_url: CONSOLE_KEYS_URL,
+        status: key.status.as_str().to_owned(),
+    };
+    render(status, &page)
+}
+
+pub async fn show(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ViewWorkspaces).await?;
+    let key = load_key(&ctx, &key_id).await?;
+    render_show(&ctx, &key, StatusCode::OK, None, None).await
+}
+
+/// After a change: back to the key page with a notice, or the page again explaining why not.
+async fn finish(
+    ctx: &Ctx,
+    key: &ApiKey,
+    result: Result<ApiKey, ApiError>,
+    success: String,
+    typed_name: Option<String>,
+) -> AppResult<Response> {
+    match result {
+        Ok(_) => {
+            ctx.flash("success", success).await;
+            Ok(Redirect::to(&format!("/keys/{}", key.id)).into_response())
+        }
+        Err(error) => {
+            let fresh = load_key(ctx, &key.id).await.unwrap_or_else(|_| key.clone());
+            let status = failure_status(&error);
+            render_show(ctx, &fresh, status, Some(error.user_message()), typed_name).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn rename(
+    ctx: Ctx,
+    Path(key_id): Path<String>,
+    Form(form): Form<RenameForm>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let key = load_key(&ctx, &key_id).await?;
+    let name = form.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 500 {
+        return render_show(
+            &ctx,
+            &key,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Give the key a name (at most 500 characters).".into()),
+            Some(form.name),
+        )
+        .await;
+    }
+    let update = UpdateApiKey {
+        name: Some(name.clone()),
+        status: None,
+    };
+    let result = ctx
+        .org_action(
+            "key.renamed",
+            key_target(&key),
+            json!({ "before": { "name": key.name }, "after": { "name": name } }),
+            ctx.state.org.api().update_api_key(&key.id, &update),
+        )
+        .await?;
+    ctx.state.org.invalidate(&[org::keys::API_KEYS]);
+    let message = format!("The key is now called {name}.");
+    finish(&ctx, &key, result, message, Some(form.name)).await
+}
+
+pub async fn deactivate(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let key = load_key(&ctx, &key_id).await?;
+    let to = ApiKeyStatus::Inactive;
+    let details = status_details(&key, &to);
+    let result = change_status(&ctx, &key, to, "key.deactivated", details).await?;
+    let message = format!(
+        "{} is deactivated: requests with it are refused until it is reactivated.",
+        key.name
+    );
+    finish(&ctx, &key, result, message, None).await
+}
+
+pub async fn reactivate(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let key = load_key(&ctx, &key_id).await?;
+    let to = ApiKeyStatus::Active;
+    let details = status_details(&key, &to);
+    let result = change_status(&ctx, &key, to, "key.reactivated", details).await?;
+    let mut message = format!("{} works again.", key.name);
+    if result.is_ok() {
+        // A key someone needs again must not be archived behind their back.
+        if schedule::cancel_for_key(&ctx, &key, "the key was reactivated").await? {
+            message.push_str(" Its scheduled archive was cancelled.");
+        }
+    }
+    finish(&ctx, &key, result, message, None).await
+}
+
+#[derive(Template)]
+#[template(path = "keys/archive.html")]
+struct ArchivePage {
+    layout: Layout,
+    row: KeyRow,
+    typed: String,
+    error: Option<String>,
+}
+
+async fn render_archive(
+    ctx: &Ctx,
+    key: &ApiKey,
+    status: StatusCode,
+    typed: String,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let hygiene = Hygiene::load(&ctx.state).await;
+    let names = Names::load(&ctx.state).await;
+    let page = ArchivePage {
+        layout: ctx.layout(format!("Archive {}", key.name), "keys").await,
+        row: names.row(key, &hygiene),
+        typed,
+        error,
+    };
+    render(status, &page)
+}
+
+/// The server-rendered confirmation of an irreversible archive.
+pub async fn archive_form(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let key = load_key(&ctx, &key_id).await?;
+    render_archive(&ctx, &key, StatusCode::OK, String::new(), None).await
+}
+
+#[derive(Deserialize)]
+pub struct ArchiveForm {
+    #[serde(default)]
+    confirm_name: String,
+}
+
+pub async fn archive(
+    ctx: Ctx,
+    Path(key_id): Path<String>,
+    Form(form): Form<ArchiveForm>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let key = load_key(&ctx, &key_id).await?;
+    if form.confirm_name != key.name {
+        return render_archive(
+            &ctx,
+            &key,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form.confirm_name,
+            Some("The name you typed is not the key's name, so nothing was archived. Type it exactly, including capitals and spaces.".into()),
+        )
+        .await;
+    }
+    let to = ApiKeyStatus::Archived;
+    let details = status_details(&key, &to);
+    let result = change_status(&ctx, &key, to, "key.archived", details).await?;
+    match result {
+        Ok(_) => {
+            // Nothing is left to archive later.
+            schedule::complete_for_key(&ctx.state.db, &key.id).await?;
+            ctx.flash("success", format!("{} is archived for good.", key.name))
+                .await;
+            Ok(Redirect::to(&format!("/keys/{}", key.id)).into_response())
+        }
+        Err(error) => {
+            let status = failure_status(&error);
+            render_archive(
+                &ctx,
+                &key,
+                status,
+                form.confirm_name,
+                Some(error.user_message()),
+            )
+            .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anthropic::ApiKeyCreatedBy;
+
+    fn key(status: ApiKeyStatus, created_days_ago: i64, now: DateTime<Utc>) -> ApiKey {
+        ApiKey {
+            id: "apikey_1".into(),
+            object_type: "api_key".into(),
+            name: "k".into(),
+            status,
+            created_at: now - Duration::days(created_days_ago),
+            created_by: Some(ApiKeyCreatedBy {
+                id: "user_gone".into(),
+                kind: "user".into(),
+            }),
+            expires_at: None,
+            partial_key_hint: None,
+            principal: None,
+            scope: Some(ApiKeyScope::Workspace {
+                workspace_id: "wrkspc_archived".into(),
+            }),
+            legacy_workspace_id: None,
+        }
+    }
+
+    fn hygiene(now: DateTime<Utc>) -> Hygiene {
+        Hygiene {
+            now,
+            rotation_days: 90,
+            members: Some(HashSet::from(["user_here".to_owned()])),
+            archived_workspaces: HashSet::from(["wrkspc_archived".to_owned()]),
+            last_used: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_live_key_in_an_archived_workspace_is_flagged_but_an_archived_key_is_not() {
+        let now = Utc::now();
+        let h = hygiene(now);
+        let flags = h.flags(&key(ApiKeyStatus::Active, 100, now));
+        for flag in [
+            Flag::NoExpiry,
+            Flag::RotationDue,
+            Flag::CreatorGone,
+            Flag::ArchivedWorkspace,
+        ] {
+            assert!(flags.contains(&flag), "{flag:?} missing from {flags:?}");
+        }
+        assert!(h.flags(&key(ApiKeyStatus::Archived, 100, now)).is_empty());
+    }
+
+    #[test]
+    fn no_key_is_unused_until_the_usage_store_has_synced() {
+        let now = Utc::now();
+        let mut h = hygiene(now);
+        let old = key(ApiKeyStatus::Active, 100, now);
+        assert!(!h.flags(&old).contains(&Flag::Unused));
+        h.last_used
+            .insert("apikey_other".into(), now.date_naive() - Duration::days(1));
+        assert!(h.flags(&old).contains(&Flag::Unused));
+        h.last_used
+            .insert("apikey_1".into(), now.date_naive() - Duration::days(2));
+        assert!(!h.flags(&old).contains(&Flag::Unused));
+    }
+
+    #[test]
+    fn a_key_expiring_within_two_weeks_is_flagged_expiring_soon() {
+        let now = Utc::now();
+        let h = hygiene(now);
+        let mut k = key(ApiKeyStatus::Active, 1, now);
+        k.expires_at = Some(now + Duration::days(3));
+        assert!(h.flags(&k).contains(&Flag::ExpiringSoon));
+        k.expires_at = Some(now + Duration::days(30));
+        assert!(!h.flags(&k).contains(&Flag::ExpiringSoon));
+        assert!(!h.flags(&k).contains(&Flag::NoExpiry));
+    }
+}
