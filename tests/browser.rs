@@ -197,3 +197,158 @@ async fn the_audit_page_filters_to_the_sign_ins_of_one_person() {
             .contains("Chain verified"));
     });
 }
+
+/// An active key of the demo organization, as the Admin API has it.
+async fn an_active_key(app: &TestApp) -> orgkeeper::anthropic::ApiKey {
+    let keys = app
+        .state
+        .api
+        .list_all_api_keys(&Default::default())
+        .await
+        .unwrap();
+    keys.into_iter()
+        .find(|k| k.status == orgkeeper::anthropic::ApiKeyStatus::Active && k.name.len() > 5)
+        .expect("the demo organization has active keys")
+}
+
+#[tokio::test]
+async fn a_leaked_key_is_found_by_name_and_deactivated_in_one_step() {
+    let app = spawn_app().await;
+    app.create_account("responder", Role::Admin, &[]).await;
+    let key = an_active_key(&app).await;
+    flow!("leaked_key", browser, {
+        sign_in(&browser, &app, "responder", PASSWORD).await;
+        browser.goto(&app.url("/keys/leaked")).await;
+        browser
+            .find("#leak-search")
+            .await
+            .send_keys(&key.name)
+            .await;
+        browser
+            .find("#leak-form button[name=search]")
+            .await
+            .click()
+            .await;
+        let row = browser
+            .wait_for(&format!("#leak-matches tr[data-key='{}']", key.id), WAIT)
+            .await;
+        row.find(".leak-choose").await.click().await;
+        browser.wait_for("#leak-confirm", WAIT).await;
+        browser
+            .find("#leak-confirm textarea[name=note]")
+            .await
+            .send_keys("Found in a public gist")
+            .await;
+        browser.find("button[name=deactivate]").await.click().await;
+        browser.wait_for("#leak-next-steps", WAIT).await;
+
+        assert!(browser
+            .find("#leak-status")
+            .await
+            .text()
+            .await
+            .contains("inactive"));
+        let upstream = app.state.api.get_api_key(&key.id).await.unwrap();
+        assert_eq!(
+            upstream.status,
+            orgkeeper::anthropic::ApiKeyStatus::Inactive
+        );
+        let actions = app.audit_actions().await;
+        assert!(actions.contains(&"key.leak_reported".to_owned()));
+        assert!(actions.contains(&"key.deactivated".to_owned()));
+    });
+}
+
+#[tokio::test]
+async fn a_key_is_deactivated_from_its_page_after_confirming() {
+    let app = spawn_app().await;
+    app.create_account("keeper", Role::Admin, &[]).await;
+    let key = an_active_key(&app).await;
+    flow!("key_deactivation", browser, {
+        sign_in(&browser, &app, "keeper", PASSWORD).await;
+        browser.goto(&app.url(&format!("/keys/{}", key.id))).await;
+        assert_eq!(browser.find("#key-status").await.text().await, "active");
+        browser.find("button[name=deactivate]").await.click().await;
+        assert!(
+            browser
+                .alert_text()
+                .await
+                .unwrap_or_default()
+                .contains("Deactivate"),
+            "the browser asks first"
+        );
+        browser.accept_alert().await;
+        browser.wait_for_text("#key-status", "inactive", WAIT).await;
+        let upstream = app.state.api.get_api_key(&key.id).await.unwrap();
+        assert_eq!(
+            upstream.status,
+            orgkeeper::anthropic::ApiKeyStatus::Inactive
+        );
+    });
+}
+
+#[tokio::test]
+async fn the_offboarding_wizard_runs_every_chosen_step() {
+    let app = spawn_app().await;
+    app.create_account("hr-admin", Role::Admin, &[]).await;
+    // A developer who created keys and belongs to a workspace.
+    let users = app
+        .state
+        .api
+        .list_all_users(&Default::default())
+        .await
+        .unwrap();
+    let keys = app
+        .state
+        .api
+        .list_all_api_keys(&Default::default())
+        .await
+        .unwrap();
+    let leaver = users
+        .iter()
+        .find(|u| {
+            u.role == orgkeeper::anthropic::OrgRole::Developer
+                && keys.iter().any(|k| {
+                    k.created_by.as_ref().is_some_and(|c| c.id == u.id)
+                        && k.status == orgkeeper::anthropic::ApiKeyStatus::Active
+                })
+        })
+        .expect("a developer with active keys")
+        .clone();
+    flow!("offboarding", browser, {
+        sign_in(&browser, &app, "hr-admin", PASSWORD).await;
+        browser
+            .goto(&app.url(&format!("/members/{}/offboard", leaver.id)))
+            .await;
+        browser.wait_for("#offboard-plan", WAIT).await;
+        browser
+            .find("#offboard-plan button[name=preview]")
+            .await
+            .click()
+            .await;
+        let preview = browser
+            .wait_for("#offboard-preview", WAIT)
+            .await
+            .text()
+            .await;
+        assert!(
+            preview.contains(&leaver.email) || preview.to_lowercase().contains("remove"),
+            "{preview}"
+        );
+        browser.find("button[name=start]").await.click().await;
+        browser
+            .wait_for("#offboard-state[data-state='completed']", WAIT)
+            .await;
+
+        let gone = app.state.api.get_user(&leaver.id).await;
+        assert!(
+            gone.is_err_and(|e| e.is_not_found()),
+            "the member was removed"
+        );
+        let actions = app.audit_actions().await;
+        assert!(
+            actions.contains(&"offboarding.completed".to_owned()),
+            "{actions:?}"
+        );
+    });
+}
