@@ -1,9 +1,615 @@
-//! The invites pages (being built).
+//! Invitations to the organization: the list with time left, inviting one person or a pasted
+//! list, and deleting a pending invite.
+//!
+//! Invite creation is never retried (a retry could send a second invitation), and each
+//! address is its own audited action so a batch that half succeeds says exactly what happened.
 
-use axum::Router;
+use askama::Template;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
 
-use super::AppState;
+use super::context::{target, Layout};
+use super::error::{AppError, AppResult};
+use super::members::RoleChoice;
+use super::members::{assignable_roles, query_string, render, role_label, wants_partial, Pager};
+use super::{AppState, Ctx};
+use crate::anthropic::{CreateInvite, Invite, InviteStatus, OrgRole};
+use crate::auth::Permission;
+use crate::org;
+
+/// More lines than this in one paste are refused before anything is sent.
+const MAX_BATCH: usize = 100;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/invites", get(index).post(create))
+        .route(
+            "/invites/{invite_id}/delete",
+            get(confirm_delete).post(delete),
+        )
+}
+
+/// The dashboard's own check before sending: one `@`, something before it, a dot inside the
+/// domain, no spaces. The API has the last word.
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(char::is_whitespace)
+}
+
+/// "expires in 3 days", "expires in 5 hours": the time a pending invite has left.
+pub fn time_left(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let left = expires_at - now;
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    if left.num_seconds() <= 0 {
+        "expired".into()
+    } else if left.num_days() >= 1 {
+        format!("expires in {}", plural(left.num_days(), "day"))
+    } else if left.num_hours() >= 1 {
+        format!("expires in {}", plural(left.num_hours(), "hour"))
+    } else if left.num_minutes() >= 1 {
+        format!("expires in {}", plural(left.num_minutes(), "minute"))
+    } else {
+        "expires in less than a minute".into()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The list
+
+#[derive(Deserialize, Default, Clone)]
+pub struct InvitesQuery {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub page: String,
+}
+
+impl InvitesQuery {
+    fn status_filter(&self) -> Option<InviteStatus> {
+        match self.status.as_str() {
+            "pending" => Some(InviteStatus::Pending),
+            "accepted" => Some(InviteStatus::Accepted),
+            "expired" => Some(InviteStatus::Expired),
+            _ => None,
+        }
+    }
+
+    fn link(&self, page: usize) -> String {
+        let page = if page > 1 {
+            page.to_string()
+        } else {
+            String::new()
+        };
+        let status = self
+            .status_filter()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        let qs = query_string(&[("status", &status), ("q", &self.q), ("page", &page)]);
+        if qs.is_empty() {
+            "/invites".into()
+        } else {
+            format!("/invites?{qs}")
+        }
+    }
+}
+
+pub struct InviteRow {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub pending: bool,
+    pub invited_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// Time left for pending invites, empty otherwise.
+    pub time_left: String,
+}
+
+impl InviteRow {
+    fn of(invite: &Invite, now: DateTime<Utc>) -> Self {
+        let pending = invite.status == InviteStatus::Pending;
+        InviteRow {
+            id: invite.id.clone(),
+            email: invite.email.clone(),
+            role: role_label(&invite.role),
+            status: invite.status.as_str().to_owned(),
+            pending,
+            invited_at: invite.invited_at,
+            expires_at: invite.expires_at,
+            accepted_at: invite.accepted_at,
+            time_left: if pending {
+                time_left(invite.expires_at, now)
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
+pub struct InvitesTable {
+    pub rows: Vec<InviteRow>,
+    pub pager: Pager,
+    pub error: Option<String>,
+    pub filtered: bool,
+    pub can_manage: bool,
+}
+
+fn build_table(
+    invites: Result<&[Invite], String>,
+    query: &InvitesQuery,
+    can_manage: bool,
+) -> InvitesTable {
+    let filtered = query.status_filter().is_some() || !query.q.trim().is_empty();
+    let invites = match invites {
+        Ok(invites) => invites,
+        Err(error) => {
+            return InvitesTable {
+                rows: Vec::new(),
+                pager: Pager::new(0, 1, |_| String::new()),
+                error: Some(error),
+                filtered,
+                can_manage,
+            }
+        }
+    };
+    let status = query.status_filter();
+    let needle = query.q.trim().to_lowercase();
+    let mut found: Vec<&Invite> = invites
+        .iter()
+        .filter(|i| status.as_ref().is_none_or(|s| &i.status == s))
+        .filter(|i| needle.is_empty() || i.email.to_lowercase().contains(&needle))
+        .collect();
+    // Newest first.
+    found.sort_by(|a, b| {
+        b.invited_at
+            .cmp(&a.invited_at)
+            .then_with(|| b.id.cmp(&a.id))
+    });
+    let pager = Pager::new(found.len(), query.page.parse().unwrap_or(1), |page| {
+        query.link(page)
+    });
+    let now = Utc::now();
+    let rows = found[pager.range()]
+        .iter()
+        .map(|i| InviteRow::of(i, now))
+        .collect();
+    InvitesTable {
+        rows,
+        pager,
+        error: None,
+        filtered,
+        can_manage,
+    }
+}
+
+/// What the invite forms hold, kept across a refusal so nothing typed is lost.
+#[derive(Default)]
+pub struct InviteForm {
+    pub email: String,
+    pub emails: String,
+    pub role: String,
+    pub error: Option<String>,
+    /// Set for a batch: one line per address.
+    pub results: Vec<LineResult>,
+    pub bulk: bool,
+}
+
+/// The outcome of one address of a batch.
+pub struct LineResult {
+    pub email: String,
+    /// `invited`, `refused`, `invalid`, `failed` or `repeated` (a line seen earlier in the list).
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "invites/index.html")]
+struct IndexPage {
+    layout: Layout,
+    query: InvitesQuery,
+    table: InvitesTable,
+    roles: Vec<RoleChoice>,
+    form: InviteForm,
+    statuses: [(&'static str, &'static str); 3],
+}
+
+#[derive(Template)]
+#[template(path = "invites/_table.html")]
+struct TablePartial {
+    table: InvitesTable,
+}
+
+const STATUSES: [(&str, &str); 3] = [
+    ("pending", "Pending"),
+    ("accepted", "Accepted"),
+    ("expired", "Expired"),
+];
+
+async fn render_index(
+    ctx: &Ctx,
+    headers: Option<&HeaderMap>,
+    query: InvitesQuery,
+    form: InviteForm,
+    status: Option<StatusCode>,
+) -> AppResult<Response> {
+    let invites = ctx.state.org.invites().await;
+    let status = status.unwrap_or(if invites.is_err() {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::OK
+    });
+    let listed = invites
+        .as_ref()
+        .map(|i| i.as_slice())
+        .map_err(|e| e.user_message());
+    let table = build_table(listed, &query, ctx.can(Permission::ManageOrganization));
+    if headers.is_some_and(wants_partial) {
+        return render(status, &TablePartial { table });
+    }
+    let page = IndexPage {
+        layout: ctx.layout("Invites", "invites").await,
+        query,
+        table,
+        roles: assignable_roles(),
+        form,
+        statuses: STATUSES,
+    };
+    render(status, &page)
+}
+
+pub async fn index(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(query): Query<InvitesQuery>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ViewDirectory).await?;
+    let form = InviteForm {
+        role: OrgRole::User.as_str().to_owned(),
+        ..Default::default()
+    };
+    render_index(&ctx, Some(&headers), query, form, None).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inviting
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    email: Option<String>,
+    /// Present when the pasted-list form was used.
+    #[serde(default)]
+    emails: Option<String>,
+    #[serde(default)]
+    role: String,
+}
+
+/// Sends one invite as its own audited action.
+async fn invite_one(ctx: &Ctx, email: &str, role: &OrgRole) -> AppResult<LineResult> {
+    let body = CreateInvite {
+        email: email.to_owned(),
+        role: role.clone(),
+        rbac_group_ids: Vec::new(),
+    };
+    let result = ctx
+        .org_action(
+            "invite.created",
+            target("invite", email.to_owned(), Some(email.to_owned())),
+            json!({ "email": email, "role": role.as_str() }),
+            ctx.state.org.api().create_invite(&body),
+        )
+        .await?;
+    Ok(match result {
+        Ok(_) => LineResult {
+            email: email.to_owned(),
+            kind: "invited",
+            message: format!("invited as {}", role_label(role)),
+        },
+        Err(error) if error.is_refusal() => LineResult {
+            email: email.to_owned(),
+            kind: "refused",
+            message: error.user_message(),
+        },
+        Err(error) => LineResult {
+            email: email.to_owned(),
+            kind: "failed",
+            message: error.user_message(),
+        },
+    })
+}
+
+pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let bulk = input.emails.is_some();
+    let mut form = InviteForm {
+        email: input.email.clone().unwrap_or_default().trim().to_owned(),
+        emails: input.emails.clone().unwrap_or_default(),
+        role: input.role.clone(),
+        bulk,
+        ..Default::default()
+    };
+    let refuse = |mut form: InviteForm, message: String| {
+        form.error = Some(message);
+        form
+    };
+    let role = OrgRole::parse(input.role.trim());
+    if !role.is_assignable_in_console() {
+        let message = if role == OrgRole::Admin {
+            "The admin role can only be given in the Anthropic Console, not through the Admin API. Invite them with another role, then make them admin in the Console.".to_owned()
+        } else {
+            "Choose one of the roles offered.".to_owned()
+        };
+        let form = refuse(form, message);
+        return render_index(
+            &ctx,
+            None,
+            InvitesQuery::default(),
+            form,
+            Some(StatusCode::UNPROCESSABLE_ENTITY),
+        )
+        .await;
+    }
+    let lines: Vec<String> = if bulk {
+        form.emails
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    } else {
+        vec![form.email.clone()]
+    };
+    let problem = if lines.is_empty() || lines == [""] {
+        Some("Type an email address.".to_owned())
+    } else if lines.len() > MAX_BATCH {
+        Some(format!(
+            "That is {} addresses; invite at most {MAX_BATCH} at a time. Nothing was sent.",
+            lines.len()
+        ))
+    } else if !bulk && !valid_email(&form.email) {
+        Some(format!(
+            "{:?} is not an email address (one @, a dot in the domain, no spaces). Nothing was sent.",
+            form.email
+        ))
+    } else {
+        None
+    };
+    if let Some(message) = problem {
+        let form = refuse(form, message);
+        return render_index(
+            &ctx,
+            None,
+            InvitesQuery::default(),
+            form,
+            Some(StatusCode::UNPROCESSABLE_ENTITY),
+        )
+        .await;
+    }
+
+    let mut results = Vec::with_capacity(lines.len());
+    let mut seen: Vec<String> = Vec::new();
+    for email in &lines {
+        let normalized = email.to_lowercase();
+        let result = if !valid_email(email) {
+            LineResult {
+                email: email.clone(),
+                kind: "invalid",
+                message: "not an email address (one @, a dot in the domain, no spaces); not sent"
+                    .into(),
+            }
+        } else if seen.contains(&normalized) {
+            LineResult {
+                email: email.clone(),
+                kind: "repeated",
+                message: "listed more than once; only the first line was sent".into(),
+            }
+        } else {
+            seen.push(normalized);
+            invite_one(&ctx, email, &role).await?
+        };
+        results.push(result);
+    }
+    let invited: Vec<String> = results
+        .iter()
+        .filter(|r| r.kind == "invited")
+        .map(|r| r.email.clone())
+        .collect();
+    if !invited.is_empty() {
+        ctx.state.org.invalidate(&[org::keys::INVITES]);
+    }
+    // A repeated line is not a failure worth keeping in the box.
+    let failed: Vec<&LineResult> = results
+        .iter()
+        .filter(|r| r.kind != "invited" && r.kind != "repeated")
+        .collect();
+    if failed.is_empty() {
+        ctx.flash(
+            "success",
+            format!(
+                "Invited {} as {}: {}. Each invite expires in 21 days.",
+                if invited.len() == 1 {
+                    "1 person".to_owned()
+                } else {
+                    format!("{} people", invited.len())
+                },
+                role_label(&role),
+                invited.join(", ")
+            ),
+        )
+        .await;
+        return Ok(Redirect::to("/invites?status=pending").into_response());
+    }
+    // Only upstream failures with nothing done are a gateway problem; the rest are refusals.
+    let status = if invited.is_empty() && failed.iter().all(|r| r.kind == "failed") {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    // Keep only what still needs attention in the fields; the results say what was done.
+    let retry: Vec<String> = failed.iter().map(|r| r.email.clone()).collect();
+    let first_failure = failed.first().map(|r| r.message.clone());
+    if bulk {
+        form.emails = retry.join("\n");
+        let repeated = results.len() - invited.len() - retry.len();
+        form.error = Some(format!(
+            "{} invited, {} not invited{}. The ones not invited are left in the box to correct.",
+            invited.len(),
+            retry.len(),
+            if repeated > 0 {
+                format!(", {repeated} repeated line(s) skipped")
+            } else {
+                String::new()
+            }
+        ));
+        form.results = results;
+    } else {
+        form.error = first_failure;
+    }
+    render_index(&ctx, None, InvitesQuery::default(), form, Some(status)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deleting
+
+#[derive(Template)]
+#[template(path = "invites/delete.html")]
+struct DeletePage {
+    layout: Layout,
+    invite: InviteRow,
+    error: Option<String>,
+}
+
+async fn find_invite(ctx: &Ctx, invite_id: &str) -> AppResult<Invite> {
+    ctx.state
+        .org
+        .invites()
+        .await?
+        .iter()
+        .find(|i| i.id == invite_id)
+        .cloned()
+        .ok_or(AppError::NotFound)
+}
+
+async fn render_delete(
+    ctx: &Ctx,
+    invite: &Invite,
+    status: StatusCode,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let page = DeletePage {
+        layout: ctx.layout("Delete invite", "invites").await,
+        invite: InviteRow::of(invite, Utc::now()),
+        error,
+    };
+    render(status, &page)
+}
+
+pub async fn confirm_delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let invite = find_invite(&ctx, &invite_id).await?;
+    render_delete(&ctx, &invite, StatusCode::OK, None).await
+}
+
+pub async fn delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let invite = find_invite(&ctx, &invite_id).await?;
+    let result = ctx
+        .org_action(
+            "invite.deleted",
+            target("invite", invite.id.clone(), Some(invite.email.clone())),
+            json!({ "email": invite.email, "role": invite.role.as_str(), "status": invite.status.as_str() }),
+            ctx.state.org.api().delete_invite(&invite.id),
+        )
+        .await?;
+    match result {
+        Ok(_) => {
+            ctx.state.org.invalidate(&[org::keys::INVITES]);
+            ctx.flash(
+                "success",
+                format!(
+                    "The invite to {} was deleted; its link no longer works.",
+                    invite.email
+                ),
+            )
+            .await;
+            Ok(Redirect::to("/invites").into_response())
+        }
+        Err(error) => {
+            // The invite may have been accepted or deleted meanwhile: show the current state.
+            ctx.state.org.invalidate(&[org::keys::INVITES]);
+            let status = if error.is_refusal() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            let fresh = find_invite(&ctx, &invite_id).await.unwrap_or(invite);
+            render_delete(&ctx, &fresh, status, Some(error.user_message())).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_addresses_need_one_at_a_dotted_domain_and_no_spaces() {
+        assert!(valid_email("ada@example.com"));
+        assert!(valid_email("<b>x</b>@example.com"));
+        for bad in [
+            "ada",
+            "ada@example",
+            "ada@@example.com",
+            "a@b@example.com",
+            "ada @example.com",
+            "@example.com",
+            "ada@.com",
+            "ada@example.",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_left_is_said_in_days_then_hours() {
+        let now = Utc::now();
+        let in_ = |secs| time_left(now + chrono::Duration::seconds(secs), now);
+        assert_eq!(in_(3 * 86_400 + 100), "expires in 3 days");
+        assert_eq!(in_(86_400 + 5), "expires in 1 day");
+        assert_eq!(in_(5 * 3_600 + 30), "expires in 5 hours");
+        assert_eq!(in_(30 * 60 + 1), "expires in 30 minutes");
+        assert_eq!(in_(-10), "expired");
+    }
+
+    #[test]
+    fn paging_keeps_the_filters_in_the_link() {
+        let query = InvitesQuery {
+            status: "pending".into(),
+            q: "a b".into(),
+            page: String::new(),
+        };
+        assert_eq!(query.link(2), "/invites?status=pending&q=a+b&page=2");
+    }
 }

@@ -1,9 +1,878 @@
-//! The members pages (being built).
+//! Members of the Anthropic organization: the searchable list, one member's page, changing
+//! their role and removing them.
+//!
+//! The whole list comes from the cache (`state.org.users()`); search, filter, sort and paging
+//! happen here, so moving through 5,000 members makes no upstream call.
 
-use axum::Router;
+use std::collections::HashMap;
 
-use super::AppState;
+use askama::Template;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::context::{target, Layout};
+use super::error::{AppError, AppResult};
+use super::{AppState, Ctx};
+use crate::anthropic::{ApiError, ApiKey, OrgRole, User, WorkspaceRole};
+use crate::audit::Target;
+use crate::auth::Permission;
+use crate::org;
+
+pub const PAGE_SIZE: usize = 50;
+/// Up to this many workspaces, a member page reads their memberships before showing.
+const INLINE_WORKSPACES: usize = 20;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/members", get(index))
+        .route("/members/{user_id}", get(show))
+        .route("/members/{user_id}/workspaces", get(workspaces_section))
+        .route("/members/{user_id}/role", axum::routing::post(change_role))
+        .route(
+            "/members/{user_id}/remove",
+            get(confirm_remove).post(remove),
+        )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared with the invites pages.
+
+/// An htmx request that wants only the updated region. History restores (back button with
+/// htmx's cache off) ask for the whole page.
+pub(super) fn wants_partial(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request") && !headers.contains_key("hx-history-restore-request")
+}
+
+pub(super) fn render<T: Template>(status: StatusCode, page: &T) -> AppResult<Response> {
+    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+}
+
+/// A query string from the non-empty pairs, for links that keep the current filters.
+pub(super) fn query_string(pairs: &[(&str, &str)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if !value.trim().is_empty() {
+            out.append_pair(key, value.trim());
+        }
+    }
+    out.finish()
+}
+
+/// One page of a filtered list and the links around it.
+pub struct Pager {
+    pub page: usize,
+    pub pages: usize,
+    pub total: usize,
+    pub first: usize,
+    pub last: usize,
+    pub previous_link: Option<String>,
+    pub next_link: Option<String>,
+}
+
+impl Pager {
+    /// `link(page)` builds the address of a page with the current filters.
+    pub(super) fn new(total: usize, requested: usize, link: impl Fn(usize) -> String) -> Self {
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = requested.clamp(1, pages);
+        Pager {
+            page,
+            pages,
+            total,
+            first: if total == 0 {
+                0
+            } else {
+                (page - 1) * PAGE_SIZE + 1
+            },
+            last: (page * PAGE_SIZE).min(total),
+            previous_link: (page > 1).then(|| link(page - 1)),
+            next_link: (page < pages).then(|| link(page + 1)),
+        }
+    }
+
+    pub(super) fn range(&self) -> std::ops::Range<usize> {
+        (self.page - 1) * PAGE_SIZE..self.last
+    }
+}
+
+/// Plain words for an organization role.
+pub fn role_label(role: &OrgRole) -> String {
+    match role {
+        OrgRole::User => "User".into(),
+        OrgRole::ClaudeCodeUser => "Claude Code user".into(),
+        OrgRole::Developer => "Developer".into(),
+        OrgRole::Billing => "Billing".into(),
+        OrgRole::Admin => "Admin".into(),
+        OrgRole::Managed => "Managed".into(),
+        OrgRole::MembershipAdmin => "Membership admin".into(),
+        OrgRole::Owner => "Owner".into(),
+        OrgRole::PrimaryOwner => "Primary owner".into(),
+        OrgRole::Other(other) => other.clone(),
+    }
+}
+
+/// What each assignable role may do, for the role pickers.
+pub fn role_description(role: &OrgRole) -> &'static str {
+    match role {
+        OrgRole::User => "uses the Workbench and playground",
+        OrgRole::ClaudeCodeUser => "the Workbench plus Claude Code",
+        OrgRole::Developer => "can also manage API keys",
+        OrgRole::Billing => "can also see and manage billing",
+        OrgRole::Admin => "everything, including managing members",
+        _ => "",
+    }
+}
+
+/// A role a form may offer: value, label and what it allows.
+pub struct RoleChoice {
+    pub value: String,
+    pub label: String,
+    pub description: &'static str,
+}
+
+/// The roles the Admin API lets us give (never `admin`).
+pub fn assignable_roles() -> Vec<RoleChoice> {
+    OrgRole::KNOWN
+        .iter()
+        .filter(|r| r.is_assignable_in_console())
+        .map(|r| RoleChoice {
+            value: r.as_str().to_owned(),
+            label: role_label(r),
+            description: role_description(r),
+        })
+        .collect()
+}
+
+/// Roles the Admin API will not change or remove (admins, and owners by the same rule).
+fn is_protected(role: &OrgRole) -> bool {
+    matches!(
+        role,
+        OrgRole::Admin | OrgRole::Owner | OrgRole::PrimaryOwner
+    )
+}
+
+fn member_target(user: &User) -> Option<Target> {
+    target("member", user.id.clone(), Some(user.email.clone()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The list
+
+#[derive(Deserialize, Default, Clone)]
+pub struct MembersQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub sort: String,
+    #[serde(default)]
+    pub dir: String,
+    #[serde(default)]
+    pub page: String,
+}
+
+impl MembersQuery {
+    fn sort_key(&self) -> &str {
+        match self.sort.as_str() {
+            "email" | "role" | "added" => &self.sort,
+            _ => "name",
+        }
+    }
+
+    fn descending(&self) -> bool {
+        self.dir == "desc"
+    }
+
+    fn link(&self, sort: &str, dir: &str, page: usize) -> String {
+        let page = if page > 1 {
+            page.to_string()
+        } else {
+            String::new()
+        };
+        let sort = if sort == "name" { "" } else { sort };
+        let dir = if dir == "desc" { "desc" } else { "" };
+        let qs = query_string(&[
+            ("q", &self.q),
+            ("role", &self.role),
+            ("sort", sort),
+            ("dir", dir),
+            ("page", &page),
+        ]);
+        if qs.is_empty() {
+            "/members".into()
+        } else {
+            format!("/members?{qs}")
+        }
+    }
+}
+
+pub struct MemberRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub role_value: String,
+    pub added_at: DateTime<Utc>,
+}
+
+impl MemberRow {
+    fn of(user: &User) -> Self {
+        MemberRow {
+            id: user.id.clone(),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            role: role_label(&user.role),
+            role_value: user.role.as_str().to_owned(),
+            added_at: user.added_at,
+        }
+    }
+}
+
+/// A sortable column header.
+pub struct SortLink {
+    pub label: &'static str,
+    pub href: String,
+    /// `ascending`, `descending` or `none`, for `aria-sort`.
+    pub state: &'static str,
+}
+
+/// Everything the table region shows; the same struct for the full page and the htmx partial.
+pub struct MembersTable {
+    pub rows: Vec<MemberRow>,
+    pub columns: Vec<SortLink>,
+    pub pager: Pager,
+    pub error: Option<String>,
+    pub filtered: bool,
+    /// The sort in effect (empty for the default), carried by the search form.
+    pub sort: String,
+    pub dir: String,
+}
+
+fn matches(user: &User, needle: &str, role: &str) -> bool {
+    (role.is_empty() || user.role.as_str() == role)
+        && (needle.is_empty()
+            || user.name.to_lowercase().contains(needle)
+            || user.email.to_lowercase().contains(needle))
+}
+
+fn build_table(users: Result<&[User], String>, query: &MembersQuery) -> MembersTable {
+    let sort = query.sort_key();
+    let descending = query.descending();
+    let columns = [
+        ("name", "Name"),
+        ("email", "Email"),
+        ("role", "Role"),
+        ("added", "Added"),
+    ]
+    .into_iter()
+    .map(|(key, label)| {
+        let active = key == sort;
+        // Clicking the active column flips the direction; another column starts ascending.
+        let dir = if active && !descending { "desc" } else { "asc" };
+        SortLink {
+            label,
+            href: query.link(key, dir, 1),
+            state: match (active, descending) {
+                (false, _) => "none",
+                (true, false) => "ascending",
+                (true, true) => "descending",
+            },
+        }
+    })
+    .collect();
+    let filtered = !query.q.trim().is_empty() || !query.role.is_empty();
+    let requested = query.page.parse().unwrap_or(1);
+    let users = match users {
+        Ok(users) => users,
+        Err(error) => {
+            return MembersTable {
+                rows: Vec::new(),
+                columns,
+                pager: Pager::new(0, 1, |_| String::new()),
+                error: Some(error),
+                filtered,
+                sort: String::new(),
+                dir: String::new(),
+            }
+        }
+    };
+    let needle = query.q.trim().to_lowercase();
+    let mut found: Vec<&User> = users
+        .iter()
+        .filter(|u| matches(u, &needle, &query.role))
+        .collect();
+    // Lower-casing once per member keeps sorting 5,000 names cheap.
+    let mut keyed: Vec<(String, &User)> = found
+        .drain(..)
+        .map(|u| {
+            let key = match sort {
+                "email" => u.email.to_lowercase(),
+                "role" => format!("{}\u{0}{}", role_label(&u.role), u.name.to_lowercase()),
+                "added" => u.added_at.to_rfc3339(),
+                _ => format!("{}\u{0}{}", u.name.to_lowercase(), u.email.to_lowercase()),
+            };
+            (key, u)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    if descending {
+        keyed.reverse();
+    }
+    let dir = if descending { "desc" } else { "asc" };
+    let pager = Pager::new(keyed.len(), requested, |page| query.link(sort, dir, page));
+    let rows = keyed[pager.range()]
+        .iter()
+        .map(|(_, u)| MemberRow::of(u))
+        .collect();
+    MembersTable {
+        rows,
+        columns,
+        pager,
+        error: None,
+        filtered,
+        sort: if sort == "name" {
+            String::new()
+        } else {
+            sort.to_owned()
+        },
+        dir: if descending {
+            "desc".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "members/index.html")]
+struct IndexPage {
+    layout: Layout,
+    query: MembersQuery,
+    roles: Vec<RoleChoice>,
+    table: MembersTable,
+    can_manage: bool,
+}
+
+#[derive(Template)]
+#[template(path = "members/_table.html")]
+struct TablePartial {
+    table: MembersTable,
+}
+
+/// Every role a member can have, for the filter: the Console roles and any other role present.
+fn filter_roles(users: Option<&[User]>) -> Vec<RoleChoice> {
+    let mut roles: Vec<OrgRole> = vec![
+        OrgRole::User,
+        OrgRole::ClaudeCodeUser,
+        OrgRole::Developer,
+        OrgRole::Billing,
+        OrgRole::Admin,
+    ];
+    for user in users.unwrap_or_default() {
+        if !roles.contains(&user.role) {
+            roles.push(user.role.clone());
+        }
+    }
+    roles
+        .iter()
+        .map(|r| RoleChoice {
+            value: r.as_str().to_owned(),
+            label: role_label(r),
+            description: role_description(r),
+        })
+        .collect()
+}
+
+pub async fn index(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(query): Query<MembersQuery>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ViewDirectory).await?;
+    let users = ctx.state.org.users().await;
+    let status = if users.is_err() {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::OK
+    };
+    let listed = users
+        .as_ref()
+        .map(|u| u.as_slice())
+        .map_err(ApiError::user_message);
+    let table = build_table(listed.clone(), &query);
+    if wants_partial(&headers) {
+        return render(status, &TablePartial { table });
+    }
+    let page = IndexPage {
+        layout: ctx.layout("Members", "members").await,
+        roles: filter_roles(listed.ok()),
+        query,
+        table,
+        can_manage: ctx.can(Permission::ManageOrganization),
+    };
+    render(status, &page)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One member
+
+pub struct Membership {
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub archived: bool,
+    pub role: String,
+    pub implicit: bool,
+}
+
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub workspace: String,
+    pub created_at: DateTime<Utc>,
+    /// Stops working when the member is removed (a personal, member-bound key).
+    pub personal: bool,
+    pub active: bool,
+}
+
+fn workspace_role_label(role: &WorkspaceRole) -> String {
+    match role {
+        WorkspaceRole::WorkspaceUser => "Workspace user".into(),
+        WorkspaceRole::WorkspaceRestrictedDeveloper => "Workspace limited developer".into(),
+        WorkspaceRole::WorkspaceDeveloper => "Workspace developer".into(),
+        WorkspaceRole::WorkspaceAdmin => "Workspace admin".into(),
+        WorkspaceRole::WorkspaceBilling => "Workspace billing".into(),
+        WorkspaceRole::Other(other) => other.clone(),
+    }
+}
+
+async fn find_user(ctx: &Ctx, user_id: &str) -> AppResult<User> {
+    ctx.state
+        .org
+        .users()
+        .await?
+        .iter()
+        .find(|u| u.id == user_id)
+        .cloned()
+        .ok_or(AppError::NotFound)
+}
+
+/// The workspaces this member belongs to. Admins are workspace admins everywhere without a
+/// listing; for everyone else each workspace's (cached) member list is read, a few at a time.
+async fn memberships(ctx: &Ctx, user: &User) -> Result<Vec<Membership>, String> {
+    let workspaces = ctx
+        .state
+        .org
+        .workspaces()
+        .await
+        .map_err(|e| e.user_message())?;
+    if is_protected(&user.role) {
+        return Ok(workspaces
+            .iter()
+            .map(|w| Membership {
+                workspace_id: w.id.clone(),
+                workspace_name: w.name.clone(),
+                archived: w.is_archived(),
+                role: workspace_role_label(&WorkspaceRole::WorkspaceAdmin),
+                implicit: true,
+            })
+            .collect());
+    }
+    // Owned ids and an owned handle keep the futures `Send` for axum.
+    let ids: Vec<String> = workspaces.iter().map(|w| w.id.clone()).collect();
+    let listed: Vec<_> = stream::iter(ids)
+        .map(|id| {
+            let org = ctx.state.org.clone();
+            async move { org.workspace_members(&id).await }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for (workspace, members) in workspaces.iter().zip(listed) {
+        let members = members.map_err(|e| e.user_message())?;
+        if let Some(member) = members.iter().find(|m| m.user_id == user.id) {
+            out.push(Membership {
+                workspace_id: workspace.id.clone(),
+                workspace_name: workspace.name.clone(),
+                archived: workspace.is_archived(),
+                role: workspace_role_label(&member.workspace_role),
+                // Billing members hold workspace_billing everywhere by their org role.
+                implicit: member.workspace_role == WorkspaceRole::WorkspaceBilling,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Keys this member created or that act as them.
+async fn keys_of(ctx: &Ctx, user_id: &str) -> Result<Vec<KeyRow>, String> {
+    let keys = ctx
+        .state
+        .org
+        .api_keys()
+        .await
+        .map_err(|e| e.user_message())?;
+    let names: HashMap<String, String> = match ctx.state.org.workspaces().await {
+        Ok(ws) => ws.iter().map(|w| (w.id.clone(), w.name.clone())).collect(),
+        Err(_) => HashMap::new(),
+    };
+    let mine = |k: &&ApiKey| {
+        k.created_by.as_ref().is_some_and(|c| c.id == user_id)
+            || k.principal_user_id() == Some(user_id)
+    };
+    let mut rows: Vec<KeyRow> = keys
+        .iter()
+        .filter(mine)
+        .map(|k| KeyRow {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            status: k.status.as_str().to_owned(),
+            workspace: match k.workspace_id() {
+                Some(id) => names.get(id).cloned().unwrap_or_else(|| id.to_owned()),
+                None => "None (organization-level personal key)".into(),
+            },
+            created_at: k.created_at,
+            personal: k.workspace_id().is_none()
+                || k.principal_user_id() == Some(user_id)
+                // Keys in the Console's Claude Code workspace are bound to the member (§5.2);
+                // that workspace is known only by its name.
+                || k
+                    .workspace_id()
+                    .is_some_and(|id| names.get(id).is_some_and(|n| n == "Claude Code")),
+            active: k.status == crate::anthropic::ApiKeyStatus::Active,
+        })
+        .collect();
+    rows.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+    Ok(rows)
+}
+
+#[derive(Template)]
+#[template(path = "members/show.html")]
+struct ShowPage {
+    layout: Layout,
+    member: MemberRow,
+    protected: bool,
+    /// `None`: too many workspaces to read before the page shows; loaded afterwards.
+    memberships: Option<Result<Vec<Membership>, String>>,
+    keys: Result<Vec<KeyRow>, String>,
+    roles: Vec<RoleChoice>,
+    can_manage: bool,
+    can_audit: bool,
+    error: Option<String>,
+    chosen_role: String,
+}
+
+async fn render_show(
+    ctx: &Ctx,
+    user: &User,
+    status: StatusCode,
+    error: Option<String>,
+    chosen_role: String,
+) -> AppResult<Response> {
+    // Each workspace's member list is one upstream read; with many workspaces the page shows
+    // first and the memberships follow (htmx, or a link without JavaScript).
+    let inline = is_protected(&user.role)
+        || ctx
+            .state
+            .org
+            .workspaces()
+            .await
+            .map_or(true, |w| w.len() <= INLINE_WORKSPACES);
+    let read_memberships = async {
+        if inline {
+            Some(memberships(ctx, user).await)
+        } else {
+            None
+        }
+    };
+    let (memberships, keys) = tokio::join!(read_memberships, keys_of(ctx, &user.id));
+    let page = ShowPage {
+        layout: ctx
+            .layout(format!("Member {}", display_name(user)), "members")
+            .await,
+        member: MemberRow::of(user),
+        protected: is_protected(&user.role),
+        memberships,
+        keys,
+        roles: assignable_roles(),
+        can_manage: ctx.can(Permission::ManageOrganization),
+        can_audit: ctx.can(Permission::ViewAudit),
+        error,
+        chosen_role,
+    };
+    render(status, &page)
+}
+
+fn display_name(user: &User) -> &str {
+    if user.name.trim().is_empty() {
+        &user.email
+    } else {
+        &user.name
+    }
+}
+
+#[derive(Template)]
+#[template(path = "members/_workspaces.html")]
+struct WorkspacesPartial {
+    memberships: Result<Vec<Membership>, String>,
+    protected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "members/workspaces.html")]
+struct WorkspacesPage {
+    layout: Layout,
+    member: MemberRow,
+    memberships: Result<Vec<Membership>, String>,
+    protected: bool,
+}
+
+/// The member's workspaces on their own, for pages that load them after showing.
+pub async fn workspaces_section(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ViewDirectory).await?;
+    let user = find_user(&ctx, &user_id).await?;
+    let memberships = memberships(&ctx, &user).await;
+    let protected = is_protected(&user.role);
+    if wants_partial(&headers) {
+        return render(
+            StatusCode::OK,
+            &WorkspacesPartial {
+                memberships,
+                protected,
+            },
+        );
+    }
+    let page = WorkspacesPage {
+        layout: ctx
+            .layout(format!("Workspaces of {}", display_name(&user)), "members")
+            .await,
+        member: MemberRow::of(&user),
+        memberships,
+        protected,
+    };
+    render(StatusCode::OK, &page)
+}
+
+pub async fn show(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ViewDirectory).await?;
+    let user = find_user(&ctx, &user_id).await?;
+    let chosen = user.role.as_str().to_owned();
+    render_show(&ctx, &user, StatusCode::OK, None, chosen).await
+}
+
+/// The page's explanation of an upstream failure: the API's words and request id, with a
+/// plainer reason for the refusals we know.
+fn explain(error: &ApiError, role: Option<&OrgRole>, protected: bool) -> String {
+    let mut message = error.user_message();
+    if error.is_refusal() {
+        if role == Some(&OrgRole::Admin) {
+            message.push_str(
+                " The admin role can only be given in the Anthropic Console, not through the Admin API.",
+            );
+        } else if protected {
+            message.push_str(" Admins can only be changed or removed in the Anthropic Console.");
+        }
+    }
+    message
+}
+
+fn refusal_status(error: &ApiError) -> StatusCode {
+    if error.is_refusal() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::BAD_GATEWAY
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn change_role(
+    ctx: Ctx,
+    Path(user_id): Path<String>,
+    Form(form): Form<RoleForm>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let user = find_user(&ctx, &user_id).await?;
+    // Any known role goes to the API, which is the authority on what it accepts (and its
+    // refusal, `admin` included, is audited with its request id). Garbage stops here.
+    let role = OrgRole::parse(form.role.trim());
+    if !OrgRole::KNOWN.contains(&role) {
+        return Err(AppError::BadRequest(format!(
+            "{:?} is not an organization role.",
+            form.role
+        )));
+    }
+    if role == user.role {
+        ctx.flash(
+            "info",
+            format!(
+                "{} is already {}; nothing changed.",
+                display_name(&user),
+                role_label(&role)
+            ),
+        )
+        .await;
+        return Ok(Redirect::to(&format!("/members/{}", user.id)).into_response());
+    }
+    let details =
+        json!({ "before": user.role.as_str(), "after": role.as_str(), "email": user.email });
+    let result = ctx
+        .org_action(
+            "member.role_changed",
+            member_target(&user),
+            details,
+            ctx.state.org.api().update_user_role(&user.id, role.clone()),
+        )
+        .await?;
+    match result {
+        Ok(updated) => {
+            // Workspace roles follow some org roles (billing), so member lists go too.
+            ctx.state
+                .org
+                .invalidate(&[org::keys::USERS, org::keys::MEMBERS]);
+            ctx.flash(
+                "success",
+                format!(
+                    "{} is now {} (was {}).",
+                    display_name(&user),
+                    role_label(&updated.role),
+                    role_label(&user.role)
+                ),
+            )
+            .await;
+            Ok(Redirect::to(&format!("/members/{}", user.id)).into_response())
+        }
+        Err(error) => {
+            let message = explain(&error, Some(&role), is_protected(&user.role));
+            if error.is_not_found() {
+                ctx.state.org.invalidate(&[org::keys::USERS]);
+            }
+            render_show(
+                &ctx,
+                &user,
+                refusal_status(&error),
+                Some(message),
+                role.as_str().to_owned(),
+            )
+            .await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Removal
+
+#[derive(Template)]
+#[template(path = "members/remove.html")]
+struct RemovePage {
+    layout: Layout,
+    member: MemberRow,
+    protected: bool,
+    keys: Result<Vec<KeyRow>, String>,
+    personal_keys: usize,
+    workspace_keys: usize,
+    pending_invites: usize,
+    error: Option<String>,
+}
+
+async fn render_remove(
+    ctx: &Ctx,
+    user: &User,
+    status: StatusCode,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let keys = keys_of(ctx, &user.id).await;
+    let (personal_keys, workspace_keys) = match &keys {
+        Ok(keys) => {
+            // Only active keys change: inactive, archived and expired ones already don't work.
+            let active = keys.iter().filter(|k| k.active);
+            let personal = active.clone().filter(|k| k.personal).count();
+            (personal, active.count() - personal)
+        }
+        Err(_) => (0, 0),
+    };
+    // Leftover invites to the same address are untouched by a removal: say how many.
+    let pending_invites = match ctx.state.org.invites().await {
+        Ok(invites) => invites
+            .iter()
+            .filter(|i| {
+                i.status == crate::anthropic::InviteStatus::Pending
+                    && i.email.eq_ignore_ascii_case(&user.email)
+            })
+            .count(),
+        Err(_) => 0,
+    };
+    let page = RemovePage {
+        layout: ctx
+            .layout(format!("Remove {}", display_name(user)), "members")
+            .await,
+        member: MemberRow::of(user),
+        protected: is_protected(&user.role),
+        keys,
+        personal_keys,
+        workspace_keys,
+        pending_invites,
+        error,
+    };
+    render(status, &page)
+}
+
+pub async fn confirm_remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let user = find_user(&ctx, &user_id).await?;
+    render_remove(&ctx, &user, StatusCode::OK, None).await
+}
+
+pub async fn remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let user = find_user(&ctx, &user_id).await?;
+    let details = json!({ "email": user.email, "name": user.name, "role": user.role.as_str() });
+    let result = ctx
+        .org_action(
+            "member.removed",
+            member_target(&user),
+            details,
+            ctx.state.org.api().remove_user(&user.id),
+        )
+        .await?;
+    match result {
+        Ok(_) => {
+            ctx.state
+                .org
+                .invalidate(&[org::keys::USERS, org::keys::MEMBERS]);
+            ctx.flash(
+                "success",
+                format!(
+                    "{} ({}) was removed from the organization.",
+                    display_name(&user),
+                    user.email
+                ),
+            )
+            .await;
+            Ok(Redirect::to("/members").into_response())
+        }
+        Err(error) => {
+            if error.is_not_found() {
+                ctx.state.org.invalidate(&[org::keys::USERS]);
+            }
+            let message = explain(&error, None, is_protected(&user.role));
+            render_remove(&ctx, &user, refusal_status(&error), Some(message)).await
+        }
+    }
 }
