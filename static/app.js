@@ -11,7 +11,14 @@ document.addEventListener("submit", function (event) {
   }
 }, true);
 
-// htmx asks the same question for elements with hx-confirm; nothing else to do here.
+// Pages swapped in by htmx (boosted navigation) keep the <body> of the first page, so the
+// CSRF header comes from the token rendered with the current page's content.
+document.addEventListener("htmx:configRequest", function (event) {
+  var holder = document.getElementById("csrf-token");
+  if (holder && holder.dataset.token) {
+    event.detail.headers["X-CSRF-Token"] = holder.dataset.token;
+  }
+});
 
 // Show UTC timestamps in the reader's local time, keeping the UTC value on hover.
 function localizeTimes(root) {

@@ -352,3 +352,157 @@ async fn the_offboarding_wizard_runs_every_chosen_step() {
         );
     });
 }
+
+/// Set on the first page; a full page load would erase it.
+async fn mark_page(browser: &Browser) {
+    browser
+        .execute(
+            "window.orgkeeperMarker = 'still here'; return null;",
+            vec![],
+        )
+        .await;
+}
+
+async fn assert_no_full_reload(browser: &Browser, step: &str) {
+    let marker = browser
+        .execute("return window.orgkeeperMarker || null;", vec![])
+        .await;
+    assert_eq!(
+        marker,
+        serde_json::json!("still here"),
+        "{step} reloaded the whole page"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full_reload() {
+    let app = spawn_app().await;
+    app.create_account("daily-admin", Role::Admin, &[]).await;
+    let users = app
+        .state
+        .api
+        .list_all_users(&Default::default())
+        .await
+        .unwrap();
+    let developer = users
+        .iter()
+        .find(|u| u.role == orgkeeper::anthropic::OrgRole::Developer)
+        .unwrap()
+        .clone();
+    let workspaces = app
+        .state
+        .api
+        .list_all_workspaces(&Default::default())
+        .await
+        .unwrap();
+    let workspace = workspaces
+        .iter()
+        .find(|w| w.archived_at.is_none())
+        .unwrap()
+        .clone();
+    flow!("daily_admin_flow", browser, {
+        sign_in(&browser, &app, "daily-admin", PASSWORD).await;
+        mark_page(&browser).await;
+
+        // Invite someone.
+        browser
+            .find("header nav a[href='/invites']")
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for("#invite-one input[name=email]", WAIT)
+            .await
+            .send_keys("new.hire@example.com")
+            .await;
+        browser
+            .find("#invite-one button[type=submit]")
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for_text("main table", "new.hire@example.com", WAIT)
+            .await;
+        assert_no_full_reload(&browser, "inviting").await;
+
+        // Change a member's role.
+        browser
+            .find("header nav a[href='/members']")
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for(
+                &format!("main table a[href='/members/{}']", developer.id),
+                WAIT,
+            )
+            .await
+            .click()
+            .await;
+        browser.wait_for("select[name=role]", WAIT).await;
+        browser
+            .find("select[name=role] option[value=billing]")
+            .await
+            .click()
+            .await;
+        browser
+            .find("form[action$='/role'] button[type=submit]")
+            .await
+            .click()
+            .await;
+        browser.wait_for_text("#flash", "illing", WAIT).await;
+        assert_no_full_reload(&browser, "changing the role").await;
+
+        // Archive a workspace, after its confirmation page.
+        browser
+            .find("header nav a[href='/workspaces']")
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for(
+                &format!("main table a[href='/workspaces/{}']", workspace.id),
+                WAIT,
+            )
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for(
+                &format!("a[href='/workspaces/{}/archive']", workspace.id),
+                WAIT,
+            )
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for("form[action$='/archive'] button", WAIT)
+            .await
+            .click()
+            .await;
+        browser.wait_for_text("#flash", "rchived", WAIT).await;
+        assert_no_full_reload(&browser, "archiving").await;
+
+        let role = app.state.api.get_user(&developer.id).await.unwrap().role;
+        assert_eq!(role, orgkeeper::anthropic::OrgRole::Billing);
+        assert!(app
+            .state
+            .api
+            .get_workspace(&workspace.id)
+            .await
+            .unwrap()
+            .archived_at
+            .is_some());
+        let actions = app.audit_actions().await;
+        for action in [
+            "invite.created",
+            "member.role_changed",
+            "workspace.archived",
+        ] {
+            assert!(
+                actions.contains(&action.to_owned()),
+                "{action} not audited: {actions:?}"
+            );
+        }
+    });
+}

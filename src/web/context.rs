@@ -17,6 +17,15 @@ use crate::audit::{Actor, NewEntry, Outcome, Source, Target};
 use crate::auth::accounts::{self, Account};
 use crate::auth::{session, Permission, Role};
 
+/// Whether an htmx request wants only the updated region. Boosted navigation (links and
+/// forms inside `<main hx-boost>`) and history restores want the whole page, as does any
+/// request without htmx.
+pub fn wants_partial(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+        && !headers.contains_key("hx-boosted")
+        && !headers.contains_key("hx-history-restore-request")
+}
+
 /// Where the request came from, for the audit log and the sign-in throttle.
 #[derive(Clone, Debug)]
 pub struct ClientInfo {
@@ -54,7 +63,7 @@ impl ClientInfo {
                 .get("user-agent")
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(300).collect()),
-            htmx: headers.contains_key("hx-request"),
+            htmx: wants_partial(headers),
         }
     }
 

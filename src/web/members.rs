@@ -44,11 +44,7 @@ pub fn routes() -> Router<AppState> {
 // ---------------------------------------------------------------------------------------------
 // Helpers shared with the invites pages.
 
-/// An htmx request that wants only the updated region. History restores (back button with
-/// htmx's cache off) ask for the whole page.
-pub(super) fn wants_partial(headers: &HeaderMap) -> bool {
-    headers.contains_key("hx-request") && !headers.contains_key("hx-history-restore-request")
-}
+pub(super) use super::context::wants_partial;
 
 pub(super) fn render<T: Template>(status: StatusCode, page: &T) -> AppResult<Response> {
     Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())

@@ -167,7 +167,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
 /// For htmx requests, an error becomes a notice in the page's message area instead of a
 /// whole error page swapped into the middle of a table.
 async fn htmx_errors(request: Request, next: Next) -> Response {
-    let htmx = request.headers().contains_key("hx-request");
+    // Boosted navigation swaps whole pages, so it gets the full error page.
+    let htmx = context::wants_partial(request.headers());
     let response = next.run(request).await;
     let Some(notice) = response.extensions().get::<error::ErrorNotice>().cloned() else {
         return response;
