@@ -5,11 +5,11 @@
 
 pub mod anthropic;
 pub mod audit;
-pub mod db;
-pub mod org;
-pub mod simulator;
 pub mod auth;
 pub mod config;
+pub mod db;
+pub mod org;
 pub mod server;
+pub mod simulator;
 pub mod usage_store;
 pub mod web;

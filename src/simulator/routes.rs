@@ -167,12 +167,15 @@ async fn respond(app: &App, req: Request, request_id: &str) -> Response {
 fn check_headers(headers: &HeaderMap) -> ApiResult<Vec<String>> {
     // The official SDKs (anthropic 2.x) send the key as `Authorization: Bearer`; older
     // clients and the docs' examples use `x-api-key`. Both carry the same admin key.
-    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).or_else(|| {
-        headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-    });
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        });
     match key {
         None => {
             return Err(ApiError::new(
