@@ -1,11 +1,768 @@
-//! The local usage store (being built): settled usage and cost buckets kept in SQLite.
+//! The local usage store: usage and cost buckets kept in SQLite (migrations/0004_usage.sql).
+//!
+//! Upstream buckets older than the settling time never change, so each is fetched once. Per
+//! report (`usage_1d`, `usage_1h`, `cost_1d`) `usage_sync.settled_until` marks where final data
+//! ends; a sync fetches from there to now, replaces everything from there on, and moves the mark
+//! to `now - settle`. A restart therefore resumes where the last sync stopped, and a page needs
+//! at most the one request that covers the recent, unsettled part. Usage is stored grouped by
+//! every dimension the pages offer, so any grouping or filter is answered locally.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use chrono::NaiveDate;
-use sqlx::SqlitePool;
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use rust_decimal::Decimal;
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::anthropic::{
+    ApiError, BucketWidth, ClaudeCodeRecord, ClaudeCodeUsageParams, Client, CostGroupBy,
+    CostReportParams, UsageGroupBy, UsageReportParams,
+};
+
+/// How far back the first sync reaches (the API keeps about 90 days; a little more covers "last
+/// month" and the comparison range of "30 days").
+pub const HISTORY_DAYS: i64 = 100;
+/// Days of usage the Admin API is known to keep; older comparisons are not shown.
+pub const API_HISTORY_DAYS: i64 = 90;
+/// Refreshes of one report happen at most this often (the API asks for at most one poll a minute).
+pub const REFRESH_INTERVAL: chrono::Duration = chrono::Duration::seconds(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// One stored report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    UsageDay,
+    UsageHour,
+    CostDay,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::UsageDay, Kind::UsageHour, Kind::CostDay];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::UsageDay => "usage_1d",
+            Kind::UsageHour => "usage_1h",
+            Kind::CostDay => "cost_1d",
+        }
+    }
+
+    pub fn secs(self) -> i64 {
+        match self {
+            Kind::UsageHour => 3600,
+            _ => 86_400,
+        }
+    }
+}
+
+/// RFC 3339 UTC, second precision: text order is time order.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+pub fn floor(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(t.timestamp().div_euclid(secs) * secs, 0)
+        .single()
+        .unwrap_or(t)
+}
+
+/// What one sync did, for logs and tests.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    /// Reports refreshed (others were skipped as fresh enough).
+    pub refreshed: Vec<&'static str>,
+    pub buckets: usize,
+}
+
+/// Brings every report up to `now`, whatever the last refresh time: used by the background job
+/// and by tests.
+pub async fn sync(
+    api: &Client,
+    db: &SqlitePool,
+    settle: Duration,
+    now: DateTime<Utc>,
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport::default();
+    for kind in Kind::ALL {
+        report.buckets += sync_kind(api, db, kind, settle, now).await?;
+        report.refreshed.push(kind.name());
+    }
+    Ok(report)
+}
+
+/// Refreshes one report unless it was refreshed within the last minute; returns whether an
+/// upstream request was made. Pages call this before reading the store.
+pub async fn refresh(
+    api: &Client,
+    db: &SqlitePool,
+    kind: Kind,
+    settle: Duration,
+    now: DateTime<Utc>,
+) -> Result<bool, SyncError> {
+    let lock = sync_lock(db);
+    let _guard = lock.lock().await;
+    if let Some((_, refreshed_at)) = progress(db, kind).await? {
+        if now - refreshed_at < REFRESH_INTERVAL && refreshed_at <= now {
+            return Ok(false);
+        }
+    }
+    sync_kind_locked(api, db, kind, settle, now).await?;
+    Ok(true)
+}
+
+/// One sync at a time per database: two pages opened together must not fetch twice.
+fn sync_lock(db: &SqlitePool) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    type Locks =
+        std::sync::Mutex<HashMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+    static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
+    let file = db.connect_options().get_filename().to_path_buf();
+    LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(file)
+        .or_default()
+        .clone()
+}
+
+/// `(settled_until, refreshed_at)` of a report, if it was ever synced.
+pub async fn progress(
+    db: &SqlitePool,
+    kind: Kind,
+) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, sqlx::Error> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT settled_until, refreshed_at FROM usage_sync WHERE kind = ?")
+            .bind(kind.name())
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(s, r)| (parse_ts(&s), parse_ts(&r))))
+}
+
+async fn sync_kind(
+    api: &Client,
+    db: &SqlitePool,
+    kind: Kind,
+    settle: Duration,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let lock = sync_lock(db);
+    let _guard = lock.lock().await;
+    sync_kind_locked(api, db, kind, settle, now).await
+}
+
+async fn sync_kind_locked(
+    api: &Client,
+    db: &SqlitePool,
+    kind: Kind,
+    settle: Duration,
+    now: DateTime<Utc>,
+) -> Result<usize, SyncError> {
+    let secs = kind.secs();
+    let from = match progress(db, kind).await? {
+        Some((settled_until, _)) => settled_until,
+        None => floor(now - chrono::Duration::days(HISTORY_DAYS), 86_400),
+    };
+    let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::hours(2));
+    // Buckets that ended before `now - settle` are final.
+    let settled = floor(now - settle, secs).max(from);
+    // Everything is fetched before the transaction starts: a failed fetch changes nothing, and
+    // no write lock is held while waiting for the API.
+    let mut tx;
+    let count;
+    match kind {
+        Kind::UsageDay | Kind::UsageHour => {
+            let width = if kind == Kind::UsageDay { "1d" } else { "1h" };
+            let mut params = UsageReportParams::new(from);
+            params.bucket_width = Some(if kind == Kind::UsageDay {
+                BucketWidth::Day
+            } else {
+                BucketWidth::Hour
+            });
+            params.limit = Some(if kind == Kind::UsageDay { 31 } else { 168 });
+            params.group_by = vec![
+                UsageGroupBy::Model,
+                UsageGroupBy::WorkspaceId,
+                UsageGroupBy::ApiKeyId,
+                UsageGroupBy::ServiceTier,
+                UsageGroupBy::ContextWindow,
+            ];
+            let buckets = api.usage_report_all(&params).await?;
+            tx = db.begin().await?;
+            sqlx::query("DELETE FROM usage_buckets WHERE width = ? AND start >= ?")
+                .bind(width)
+                .bind(ts(from))
+                .execute(&mut *tx)
+                .await?;
+            count = buckets.len();
+            let rows: Vec<(String, crate::anthropic::UsageResult)> = buckets
+                .into_iter()
+                .flat_map(|b| {
+                    let start = ts(b.starting_at);
+                    b.results.into_iter().map(move |r| (start.clone(), r))
+                })
+                .collect();
+            // Many rows per statement: one statement per row is slow for 90 days of hours.
+            for chunk in rows.chunks(500) {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO usage_buckets (width, start, model, workspace_id, api_key_id, service_tier, context_window, uncached, cache_read, cache_write_5m, cache_write_1h, output, web_search) ",
+                );
+                qb.push_values(chunk, |mut row, (start, r)| {
+                    row.push_bind(width)
+                        .push_bind(start.clone())
+                        .push_bind(r.model.clone().unwrap_or_default())
+                        .push_bind(r.workspace_id.clone().unwrap_or_default())
+                        .push_bind(r.api_key_id.clone().unwrap_or_default())
+                        .push_bind(r.service_tier.clone().unwrap_or_default())
+                        .push_bind(r.context_window.clone().unwrap_or_default())
+                        .push_bind(r.uncached_input_tokens as i64)
+                        .push_bind(r.cache_read_input_tokens as i64)
+                        .push_bind(r.cache_creation.ephemeral_5m_input_tokens as i64)
+                        .push_bind(r.cache_creation.ephemeral_1h_input_tokens as i64)
+                        .push_bind(r.output_tokens as i64)
+                        .push_bind(r.server_tool_use.web_search_requests as i64);
+                });
+                // Newer, ungrouped dimensions (geo, speed) can split a group: add them up.
+                qb.push(
+                    " ON CONFLICT DO UPDATE SET uncached = uncached + excluded.uncached, cache_read = cache_read + excluded.cache_read, \
+                     cache_write_5m = cache_write_5m + excluded.cache_write_5m, cache_write_1h = cache_write_1h + excluded.cache_write_1h, \
+                     output = output + excluded.output, web_search = web_search + excluded.web_search",
+                );
+                qb.build().execute(&mut *tx).await?;
+            }
+        }
+        Kind::CostDay => {
+            let mut params = CostReportParams::new(from);
+            params.bucket_width = Some(BucketWidth::Day);
+            params.limit = Some(31);
+            params.group_by = vec![CostGroupBy::WorkspaceId, CostGroupBy::Description];
+            let buckets = api.cost_report_all(&params).await?;
+            tx = db.begin().await?;
+            sqlx::query("DELETE FROM cost_buckets WHERE day >= ?")
+                .bind(ts(from))
+                .execute(&mut *tx)
+                .await?;
+            count = buckets.len();
+            for b in buckets {
+                // Lines of one day and group are added up exactly before they are stored.
+                let mut lines: HashMap<(String, String), Decimal> = HashMap::new();
+                for r in b.results {
+                    *lines
+                        .entry((
+                            r.workspace_id.unwrap_or_default(),
+                            r.description.unwrap_or_default(),
+                        ))
+                        .or_default() += r.amount;
+                }
+                for ((ws, desc), amount) in lines {
+                    sqlx::query("INSERT INTO cost_buckets (day, workspace_id, description, amount) VALUES (?, ?, ?, ?)")
+                        .bind(ts(b.starting_at))
+                        .bind(ws)
+                        .bind(desc)
+                        .bind(amount.normalize().to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO usage_sync (kind, settled_until, refreshed_at) VALUES (?, ?, ?) \
+         ON CONFLICT (kind) DO UPDATE SET settled_until = excluded.settled_until, refreshed_at = excluded.refreshed_at",
+    )
+    .bind(kind.name())
+    .bind(ts(settled))
+    .bind(ts(now))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(count)
+}
 
 /// Each API key's last day with any usage, from the local store (empty until it has synced).
-pub async fn key_last_used(_db: &SqlitePool) -> Result<HashMap<String, NaiveDate>, sqlx::Error> {
-    Ok(HashMap::new())
+pub async fn key_last_used(db: &SqlitePool) -> Result<HashMap<String, NaiveDate>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT api_key_id, MAX(start) FROM usage_buckets \
+         WHERE width = '1d' AND api_key_id <> '' \
+           AND (uncached + cache_read + cache_write_5m + cache_write_1h + output + web_search) > 0 \
+         GROUP BY api_key_id",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, start)| (k, parse_ts(&start).date_naive()))
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading usage
+
+/// A dimension usage can be grouped or filtered by; the names are the store's columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dim {
+    Model,
+    Workspace,
+    ApiKey,
+    ServiceTier,
+    ContextWindow,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 5] = [
+        Dim::Model,
+        Dim::Workspace,
+        Dim::ApiKey,
+        Dim::ServiceTier,
+        Dim::ContextWindow,
+    ];
+
+    pub fn column(self) -> &'static str {
+        match self {
+            Dim::Model => "model",
+            Dim::Workspace => "workspace_id",
+            Dim::ApiKey => "api_key_id",
+            Dim::ServiceTier => "service_tier",
+            Dim::ContextWindow => "context_window",
+        }
+    }
+
+    /// The query parameter (`workspace=ID` is linked from other pages).
+    pub fn param(self) -> &'static str {
+        match self {
+            Dim::Model => "model",
+            Dim::Workspace => "workspace",
+            Dim::ApiKey => "api_key",
+            Dim::ServiceTier => "service_tier",
+            Dim::ContextWindow => "context_window",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Dim::Model => "Model",
+            Dim::Workspace => "Workspace",
+            Dim::ApiKey => "API key",
+            Dim::ServiceTier => "Service tier",
+            Dim::ContextWindow => "Context window",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Dim> {
+        Dim::ALL.into_iter().find(|d| d.param() == s)
+    }
+}
+
+/// A token or request count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    Uncached,
+    Output,
+    CacheRead,
+    CacheWrite,
+    WebSearch,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 5] = [
+        Measure::Uncached,
+        Measure::Output,
+        Measure::CacheRead,
+        Measure::CacheWrite,
+        Measure::WebSearch,
+    ];
+
+    pub fn sql(self) -> &'static str {
+        match self {
+            Measure::Uncached => "uncached",
+            Measure::Output => "output",
+            Measure::CacheRead => "cache_read",
+            Measure::CacheWrite => "cache_write_5m + cache_write_1h",
+            Measure::WebSearch => "web_search",
+        }
+    }
+
+    pub fn param(self) -> &'static str {
+        match self {
+            Measure::Uncached => "input",
+            Measure::Output => "output",
+            Measure::CacheRead => "cache_read",
+            Measure::CacheWrite => "cache_write",
+            Measure::WebSearch => "web_search",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Measure::Uncached => "Input tokens (uncached)",
+            Measure::Output => "Output tokens",
+            Measure::CacheRead => "Cache read tokens",
+            Measure::CacheWrite => "Cache write tokens",
+            Measure::WebSearch => "Web search requests",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Measure> {
+        Measure::ALL.into_iter().find(|m| m.param() == s)
+    }
+}
+
+/// Which stored rows count. `None` lists mean "any"; an empty `Some` matches nothing (a team
+/// lead without workspaces). Ids are stored ids: '' for the default workspace / Console usage.
+#[derive(Clone, Debug, Default)]
+pub struct UsageFilter {
+    pub by: Vec<(Dim, Vec<String>)>,
+    /// Team-lead scope, applied on top of the filters.
+    pub workspaces: Option<Vec<String>>,
+}
+
+fn push_filters(qb: &mut QueryBuilder<'_, Sqlite>, f: &UsageFilter) {
+    let in_list = |qb: &mut QueryBuilder<'_, Sqlite>, col: &str, values: &[String]| {
+        if values.is_empty() {
+            qb.push(" AND 0");
+            return;
+        }
+        qb.push(format!(" AND {col} IN ("));
+        let mut sep = qb.separated(", ");
+        for v in values {
+            sep.push_bind(v.clone());
+        }
+        qb.push(")");
+    };
+    for (dim, values) in &f.by {
+        in_list(qb, dim.column(), values);
+    }
+    if let Some(ws) = &f.workspaces {
+        in_list(qb, "workspace_id", ws);
+    }
+}
+
+/// `(bucket start, group value, sum)` for buckets of `width` in `[from, to)`, ordered by time.
+/// `group` `None` gives one series with the group value ''.
+pub async fn usage_series(
+    db: &SqlitePool,
+    width: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    group: Option<Dim>,
+    measure: Measure,
+    filter: &UsageFilter,
+) -> Result<Vec<(DateTime<Utc>, String, i64)>, sqlx::Error> {
+    let mut qb = series_query(width, from, to, group, measure, filter);
+    let rows = qb.build().fetch_all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                parse_ts(r.get::<&str, _>(0)),
+                r.get::<String, _>(1),
+                r.get::<i64, _>(2),
+            )
+        })
+        .collect())
+}
+
+/// The query behind [`usage_series`], for streaming exports.
+pub fn series_query(
+    width: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    group: Option<Dim>,
+    measure: Measure,
+    filter: &UsageFilter,
+) -> QueryBuilder<'static, Sqlite> {
+    let grp = group.map_or("''", Dim::column);
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT start, {grp} AS grp, CAST(SUM({}) AS INTEGER) FROM usage_buckets WHERE width = ",
+        measure.sql()
+    ));
+    qb.push_bind(width.to_owned());
+    qb.push(" AND start >= ");
+    qb.push_bind(ts(from));
+    qb.push(" AND start < ");
+    qb.push_bind(ts(to));
+    push_filters(&mut qb, filter);
+    qb.push(" GROUP BY start, grp ORDER BY start, grp");
+    qb
+}
+
+/// Totals of every measure over `[from, to)` (read from the daily buckets when the range is
+/// whole days, else the hourly ones).
+pub async fn usage_totals(
+    db: &SqlitePool,
+    width: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    filter: &UsageFilter,
+) -> Result<[i64; 5], sqlx::Error> {
+    let mut qb = QueryBuilder::new("SELECT ");
+    for (i, m) in Measure::ALL.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        qb.push(format!("CAST(COALESCE(SUM({}), 0) AS INTEGER)", m.sql()));
+    }
+    qb.push(" FROM usage_buckets WHERE width = ");
+    qb.push_bind(width.to_owned());
+    qb.push(" AND start >= ");
+    qb.push_bind(ts(from));
+    qb.push(" AND start < ");
+    qb.push_bind(ts(to));
+    push_filters(&mut qb, filter);
+    let row = qb.build().fetch_one(db).await?;
+    let mut out = [0i64; 5];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = row.get::<i64, _>(i);
+    }
+    Ok(out)
+}
+
+/// Distinct values of a dimension seen in the store (for the filter menus).
+pub async fn dim_values(db: &SqlitePool, dim: Dim) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(&format!(
+        "SELECT DISTINCT {col} FROM usage_buckets WHERE width = '1d' ORDER BY {col}",
+        col = dim.column()
+    ))
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading cost
+
+/// Daily cost lines `(day, workspace id, description, cents)` in `[from, to)`, exact.
+/// `workspaces` limits them (team leads); ids as stored ('' = default workspace).
+pub async fn cost_lines(
+    db: &SqlitePool,
+    from: NaiveDate,
+    to: NaiveDate,
+    workspaces: Option<&[String]>,
+) -> Result<Vec<(NaiveDate, String, String, Decimal)>, sqlx::Error> {
+    let day = |d: NaiveDate| ts(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()));
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT day, workspace_id, description, amount FROM cost_buckets WHERE day >= ",
+    );
+    qb.push_bind(day(from));
+    qb.push(" AND day < ");
+    qb.push_bind(day(to));
+    push_filters(
+        &mut qb,
+        &UsageFilter {
+            by: Vec::new(),
+            workspaces: workspaces.map(<[String]>::to_vec),
+        },
+    );
+    qb.push(" ORDER BY day");
+    let rows = qb.build().fetch_all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                parse_ts(r.get::<&str, _>(0)).date_naive(),
+                r.get::<String, _>(1),
+                r.get::<String, _>(2),
+                r.get::<&str, _>(3).parse::<Decimal>().unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// The first day of the month of `d`.
+pub fn month_start(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).unwrap_or(d)
+}
+
+/// The first day of the next month.
+pub fn next_month(d: NaiveDate) -> NaiveDate {
+    let (y, m) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(d)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claude Code
+
+/// Claude Code records of each day in `[from, to]`. Days the API will no longer change (ended
+/// more than an hour plus the settling time ago) are kept; others are fetched every time.
+pub async fn claude_code_days(
+    api: &Client,
+    db: &SqlitePool,
+    from: NaiveDate,
+    to: NaiveDate,
+    settle: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClaudeCodeRecord>, SyncError> {
+    let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::hours(2));
+    let mut out = Vec::new();
+    let mut d = from;
+    while d <= to {
+        let key = d.to_string();
+        let stored: Option<(String,)> =
+            sqlx::query_as("SELECT records FROM claude_code_days WHERE day = ?")
+                .bind(&key)
+                .fetch_optional(db)
+                .await?;
+        if let Some((json,)) = stored {
+            out.extend(serde_json::from_str::<Vec<ClaudeCodeRecord>>(&json).unwrap_or_default());
+        } else {
+            let day_end = Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                + chrono::Duration::days(1);
+            if day_end + chrono::Duration::hours(1) <= now {
+                let records = api
+                    .claude_code_usage_all(&ClaudeCodeUsageParams::new(d))
+                    .await?;
+                if day_end + chrono::Duration::hours(1) + settle <= now {
+                    sqlx::query("INSERT OR REPLACE INTO claude_code_days (day, records, fetched_at) VALUES (?, ?, ?)")
+                        .bind(&key)
+                        .bind(serde_json::to_string(&records).unwrap_or_else(|_| "[]".into()))
+                        .bind(ts(now))
+                        .execute(db)
+                        .await?;
+                }
+                out.extend(records);
+            }
+        }
+        d = d.succ_opt().unwrap_or(d);
+        if d == NaiveDate::MAX {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budgets
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Budget {
+    /// `org` or a stored workspace id ('' = default workspace).
+    pub scope: String,
+    pub amount_cents: Decimal,
+    pub thresholds: Vec<u32>,
+}
+
+pub const ORG_SCOPE: &str = "org";
+
+pub async fn budgets(db: &SqlitePool) -> Result<Vec<Budget>, sqlx::Error> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT scope, amount_cents, thresholds FROM budgets ORDER BY scope")
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(scope, amount, thresholds)| Budget {
+            scope,
+            amount_cents: amount.parse().unwrap_or_default(),
+            thresholds: thresholds
+                .split(',')
+                .filter_map(|t| t.trim().parse().ok())
+                .collect(),
+        })
+        .collect())
+}
+
+pub async fn set_budget(db: &SqlitePool, b: &Budget) -> Result<(), sqlx::Error> {
+    let thresholds: Vec<String> = b.thresholds.iter().map(u32::to_string).collect();
+    sqlx::query(
+        "INSERT INTO budgets (scope, amount_cents, thresholds, updated_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (scope) DO UPDATE SET amount_cents = excluded.amount_cents, thresholds = excluded.thresholds, updated_at = excluded.updated_at",
+    )
+    .bind(&b.scope)
+    .bind(b.amount_cents.normalize().to_string())
+    .bind(thresholds.join(","))
+    .bind(ts(Utc::now()))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_budget(db: &SqlitePool, scope: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM budgets WHERE scope = ?")
+        .bind(scope)
+        .execute(db)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+/// Records a crossed threshold; `true` only the first time for this budget, month and threshold.
+pub async fn record_alert(
+    db: &SqlitePool,
+    scope: &str,
+    month: &str,
+    threshold: u32,
+    spend_cents: Decimal,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT OR IGNORE INTO budget_alerts (scope, month, threshold, crossed_at, spend_cents) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(scope)
+    .bind(month)
+    .bind(threshold as i64)
+    .bind(ts(now))
+    .bind(spend_cents.normalize().to_string())
+    .execute(db)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Thresholds crossed this month, per scope: `(scope, threshold, crossed_at)`.
+pub async fn alerts_of_month(
+    db: &SqlitePool,
+    month: &str,
+) -> Result<Vec<(String, u32, String)>, sqlx::Error> {
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT scope, threshold, crossed_at FROM budget_alerts WHERE month = ? ORDER BY scope, threshold",
+    )
+    .bind(month)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(s, t, c)| (s, t as u32, c)).collect())
+}
+
+/// The sum of `measure` per group over `[from, to)`, largest first.
+pub async fn group_totals(
+    db: &SqlitePool,
+    width: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    group: Option<Dim>,
+    measure: Measure,
+    filter: &UsageFilter,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let grp = group.map_or("''", Dim::column);
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {grp} AS grp, CAST(SUM({}) AS INTEGER) AS total FROM usage_buckets WHERE width = ",
+        measure.sql()
+    ));
+    qb.push_bind(width.to_owned());
+    qb.push(" AND start >= ");
+    qb.push_bind(ts(from));
+    qb.push(" AND start < ");
+    qb.push_bind(ts(to));
+    push_filters(&mut qb, filter);
+    qb.push(" GROUP BY grp ORDER BY total DESC, grp");
+    let rows = qb.build().fetch_all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+        .collect())
 }

@@ -66,11 +66,15 @@ pub struct TestApp {
     pub dir: Arc<tempfile::TempDir>,
 }
 
+/// Production settings against this simulator. Background jobs are off so upstream call
+/// counts are deterministic; tests that need a job run it directly.
 pub fn live_config(simulator: &RunningSimulator) -> ServerConfig {
-    ServerConfig::new(Upstream::Live {
+    let mut config = ServerConfig::new(Upstream::Live {
         base_url: simulator.base_url(),
         key: AdminKey::new(ADMIN_KEY.to_owned()),
-    })
+    });
+    config.background_jobs = false;
+    config
 }
 
 /// A server in production mode (admin key set) pointed at a fresh demo simulator.

@@ -1,0 +1,871 @@
+//! Cost (`/cost`) and budgets (`/budgets`): daily cost stacked by workspace or description,
+//! month to date, a projection, monthly budgets with thresholds, and one alert per crossing.
+//!
+//! Amounts stay exact decimal cents until they are displayed. Projection method: settled spend
+//! so far + the average settled day × the days that remain in the month.
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{chart, dollars, dollars_plain, link, month_key, Names, Opt, OTHER};
+use super::{AppState, Ctx};
+use crate::audit::{Actor, NewEntry, Outcome, Source};
+use crate::auth::Permission;
+use crate::usage_store::{self as store, Budget, Kind, ORG_SCOPE};
+use crate::web::context::{target, Layout};
+use crate::web::error::{AppError, AppResult};
+
+/// One month of cost for the scopes a person may see.
+struct Month {
+    start: NaiveDate,
+    end: NaiveDate,
+    lines: Vec<(NaiveDate, String, String, Decimal)>,
+}
+
+async fn month(
+    state: &AppState,
+    start: NaiveDate,
+    scope: Option<&[String]>,
+) -> Result<Month, sqlx::Error> {
+    let end = store::next_month(start);
+    let lines = store::cost_lines(&state.db, start, end, scope).await?;
+    Ok(Month { start, end, lines })
+}
+
+/// Spend of one budget scope in a month, with what the projection needs.
+pub struct Spend {
+    pub total: Decimal,
+    pub settled: Decimal,
+    pub settled_days: i64,
+    pub days_in_month: i64,
+}
+
+impl Spend {
+    fn of(m: &Month, scope: &str, settled_before: NaiveDate) -> Spend {
+        let mut s = Spend {
+            total: Decimal::ZERO,
+            settled: Decimal::ZERO,
+            settled_days: (settled_before.min(m.end) - m.start).num_days().max(0),
+            days_in_month: (m.end - m.start).num_days(),
+        };
+        for (day, ws, _, amount) in &m.lines {
+            if scope == ORG_SCOPE || scope == ws {
+                s.total += amount;
+                if *day < settled_before {
+                    s.settled += amount;
+                }
+            }
+        }
+        s
+    }
+
+    /// The average settled day, if any day has settled.
+    fn daily_average(&self) -> Option<Decimal> {
+        (self.settled_days > 0).then(|| self.settled / Decimal::from(self.settled_days))
+    }
+
+    /// Settled spend + average settled day × days remaining.
+    pub fn projected(&self) -> Option<Decimal> {
+        let avg = self.daily_average()?;
+        Some(self.settled + avg * Decimal::from(self.days_in_month - self.settled_days))
+    }
+
+    /// The first day on which the projection reaches `budget`.
+    fn crossing(&self, start: NaiveDate, budget: Decimal) -> Option<NaiveDate> {
+        if self.total >= budget {
+            return None;
+        }
+        let avg = self.daily_average().filter(|a| *a > Decimal::ZERO)?;
+        let k = ((budget - self.settled) / avg).ceil();
+        let k = i64::try_from(k.mantissa() / 10i128.pow(k.scale())).ok()?;
+        let day = start + chrono::Duration::days(self.settled_days + k - 1);
+        (day < store::next_month(start)).then_some(day)
+    }
+}
+
+/// Days before this one are settled (no longer change upstream).
+fn settled_before(state: &AppState, now: DateTime<Utc>) -> NaiveDate {
+    let settle =
+        chrono::Duration::from_std(state.config.usage_settle).unwrap_or(chrono::Duration::hours(2));
+    (now - settle).date_naive()
+}
+
+pub struct BudgetSummary {
+    pub scope: String,
+    pub name: String,
+    pub budget: String,
+    pub spend: String,
+    pub percent: String,
+    pub projected: Option<String>,
+    pub crossing: String,
+    pub thresholds: String,
+    pub crossed: Vec<u32>,
+    /// For the remove form: the scope as a query value.
+    pub scope_param: String,
+}
+
+/// This month's spend against each budget a person may see. `workspace_scope` is
+/// `ctx.workspace_scope()`: `None` = everything (the organization budget included), else the
+/// team lead's workspace ids. The overview page can call this.
+pub async fn budget_summaries(
+    state: &AppState,
+    workspace_scope: Option<&[String]>,
+) -> AppResult<Vec<BudgetSummary>> {
+    let now = Utc::now();
+    let names = Names::load(state).await;
+    let stored: Option<Vec<String>> =
+        workspace_scope.map(|ids| ids.iter().map(|id| names.stored_ws(id)).collect());
+    let scope = stored.as_deref();
+    let start = store::month_start(now.date_naive());
+    let m = month(state, start, scope).await?;
+    let settled = settled_before(state, now);
+    let alerts = store::alerts_of_month(&state.db, &month_key(start)).await?;
+    let mut out = Vec::new();
+    for b in store::budgets(&state.db).await? {
+        let visible = match scope {
+            None => true,
+            Some(s) => b.scope != ORG_SCOPE && s.contains(&b.scope),
+        };
+        if !visible {
+            continue;
+        }
+        let spend = Spend::of(&m, &b.scope, settled);
+        let percent = if b.amount_cents > Decimal::ZERO {
+            (spend.total * Decimal::from(100) / b.amount_cents).round_dp(1)
+        } else {
+            Decimal::ZERO
+        };
+        let crossing = if spend.total >= b.amount_cents {
+            "already reached".to_owned()
+        } else {
+            match spend.crossing(start, b.amount_cents) {
+                Some(d) => format!("projected to be reached on {d}"),
+                None => "not projected to be reached this month".to_owned(),
+            }
+        };
+        out.push(BudgetSummary {
+            name: scope_name(&names, &b.scope),
+            budget: dollars(b.amount_cents),
+            spend: dollars(spend.total),
+            percent: format!("{percent}%"),
+            projected: spend.projected().map(dollars),
+            crossing,
+            thresholds: b
+                .thresholds
+                .iter()
+                .map(|t| format!("{t}%"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            crossed: alerts
+                .iter()
+                .filter(|(s, _, _)| *s == b.scope)
+                .map(|(_, t, _)| *t)
+                .collect(),
+            scope_param: scope_param(&b.scope),
+            scope: b.scope,
+        });
+    }
+    Ok(out)
+}
+
+fn scope_name(names: &Names, scope: &str) -> String {
+    if scope == ORG_SCOPE {
+        "Whole organization".to_owned()
+    } else {
+        names.workspace(scope)
+    }
+}
+
+/// The form/query value of a scope ('' = default workspace travels as `default`).
+fn scope_param(scope: &str) -> String {
+    if scope.is_empty() {
+        "default".into()
+    } else {
+        scope.to_owned()
+    }
+}
+
+fn scope_from_param(p: &str) -> String {
+    if p == "default" {
+        String::new()
+    } else {
+        p.to_owned()
+    }
+}
+
+/// Records and announces every newly crossed threshold of this month: one audit record, one
+/// banner and one webhook post per budget, threshold and month (a unique row makes sure).
+pub async fn check_thresholds(state: &AppState, now: DateTime<Utc>) -> AppResult<usize> {
+    let budgets = store::budgets(&state.db).await?;
+    if budgets.is_empty() {
+        return Ok(0);
+    }
+    let start = store::month_start(now.date_naive());
+    let m = month(state, start, None).await?;
+    let settled = settled_before(state, now);
+    let key = month_key(start);
+    let mut raised = 0;
+    for b in &budgets {
+        let spend = Spend::of(&m, &b.scope, settled);
+        for &t in &b.thresholds {
+            if b.amount_cents <= Decimal::ZERO
+                || spend.total * Decimal::from(100) < b.amount_cents * Decimal::from(t)
+            {
+                continue;
+            }
+            if !store::record_alert(&state.db, &b.scope, &key, t, spend.total, now).await? {
+                continue;
+            }
+            raised += 1;
+            let names = Names::load(state).await;
+            let name = scope_name(&names, &b.scope);
+            state
+                .audit
+                .append(NewEntry {
+                    actor: Actor::system(),
+                    source: Source {
+                        ip: None,
+                        user_agent: None,
+                    },
+                    action: "budget.threshold_crossed".into(),
+                    target: target("budget", b.scope.clone(), Some(name.clone())),
+                    details: json!({
+                        "month": key,
+                        "threshold_percent": t,
+                        "budget_cents": b.amount_cents.normalize().to_string(),
+                        "spend_cents": spend.total.normalize().to_string(),
+                    }),
+                    outcome: Outcome::Ok,
+                    upstream_status: None,
+                    upstream_request_id: None,
+                    intent_seq: None,
+                })
+                .await?;
+            if let Some(url) = state.config.alert_webhook_url.clone() {
+                let text = format!(
+                    "Orgkeeper: {name} reached {t}% of its {key} budget ({} of {}).",
+                    dollars(spend.total),
+                    dollars(b.amount_cents)
+                );
+                tokio::spawn(post_webhook(url, text));
+            }
+        }
+    }
+    Ok(raised)
+}
+
+/// One Slack-compatible JSON post, retried with backoff (0.5 s, 1 s, 2 s) on failure.
+async fn post_webhook(url: String, text: String) {
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(error) => {
+            tracing::warn!(%error, "alert webhook client could not be built");
+            return;
+        }
+    };
+    for attempt in 0..4u32 {
+        match client
+            .post(&url)
+            .json(&json!({ "text": text }))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => tracing::warn!(status = %r.status(), attempt, "alert webhook refused"),
+            Err(error) => tracing::warn!(%error, attempt, "alert webhook failed"),
+        }
+        if attempt < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
+        }
+    }
+    tracing::error!("alert webhook gave up after 4 attempts");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cost page
+
+pub struct CostRow {
+    pub day: String,
+    pub cells: Vec<String>,
+    pub total: String,
+}
+
+#[derive(Template)]
+#[template(path = "usage/cost.html")]
+struct CostPage {
+    layout: Layout,
+    chart: chart::ChartView,
+    group_by: String,
+    months: Vec<Opt>,
+    month_label: String,
+    current_month: bool,
+    series: Vec<String>,
+    rows: Vec<CostRow>,
+    total: String,
+    previous_total: String,
+    previous_same_days: Option<String>,
+    projection: Option<String>,
+    projection_method: String,
+    budgets: Vec<BudgetSummary>,
+    banners: Vec<String>,
+    stale: Option<String>,
+    csv_href: String,
+    can_manage: bool,
+    scoped: bool,
+}
+
+struct CostData {
+    month_start: NaiveDate,
+    days: Vec<NaiveDate>,
+    labels: Vec<String>,
+    values: Vec<Vec<Decimal>>,
+    stale: Option<String>,
+    current: Month,
+    previous: Month,
+}
+
+async fn load_cost(
+    ctx: &Ctx,
+    names: &Names,
+    params: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> AppResult<CostData> {
+    let stale = super::refresh_or_stale(&ctx.state, Kind::CostDay, now).await?;
+    let today = now.date_naive();
+    let this_month = store::month_start(today);
+    let month_start = match params.get("month").filter(|m| !m.is_empty()) {
+        Some(m) => NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
+            .map_err(|_| AppError::BadRequest("The month must look like 2025-01.".into()))?,
+        None => this_month,
+    };
+    let by_desc = params.get("group_by").is_some_and(|g| g == "description");
+    let scope = super::scope(ctx, names);
+    let current = month(&ctx.state, month_start, scope.as_deref()).await?;
+    let prev_start = store::month_start(month_start.pred_opt().unwrap_or(month_start));
+    let previous = month(&ctx.state, prev_start, scope.as_deref()).await?;
+    let last = if month_start == this_month {
+        today
+    } else {
+        current.end.pred_opt().unwrap_or(current.end)
+    };
+    let days: Vec<NaiveDate> = month_start.iter_days().take_while(|d| *d <= last).collect();
+    let mut sums: HashMap<String, Decimal> = HashMap::new();
+    for (_, ws, desc, amount) in &current.lines {
+        *sums
+            .entry(if by_desc { desc.clone() } else { ws.clone() })
+            .or_default() += amount;
+    }
+    let mut by: Vec<(String, Decimal)> = sums.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let keys = super::series_keys(
+        &by.iter()
+            .map(|(k, _)| (k.clone(), 0i64))
+            .collect::<Vec<_>>(),
+    );
+    let index: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let mut values = vec![vec![Decimal::ZERO; days.len()]; keys.len()];
+    for (day, ws, desc, amount) in &current.lines {
+        let g = if by_desc { desc } else { ws };
+        let s = index.get(g.as_str()).or_else(|| index.get(OTHER)).copied();
+        let d = day.signed_duration_since(month_start).num_days() as usize;
+        if let Some(s) = s {
+            if d < days.len() {
+                values[s][d] += amount;
+            }
+        }
+    }
+    let labels = keys
+        .iter()
+        .map(|k| {
+            if k == OTHER {
+                OTHER.to_owned()
+            } else if by_desc {
+                if k.is_empty() {
+                    "(no description)".into()
+                } else {
+                    k.clone()
+                }
+            } else {
+                names.workspace(k)
+            }
+        })
+        .collect();
+    Ok(CostData {
+        month_start,
+        days,
+        labels,
+        values,
+        stale,
+        current,
+        previous,
+    })
+}
+
+pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> AppResult<Response> {
+    ctx.require(Permission::ViewUsage).await?;
+    let now = Utc::now();
+    let names = Names::load(&ctx.state).await;
+    if params.get("format").is_some_and(|f| f == "csv") {
+        return csv(&ctx, &names, &params, now).await;
+    }
+    let data = load_cost(&ctx, &names, &params, now).await?;
+    check_thresholds(&ctx.state, now).await?;
+    let scope = super::scope(&ctx, &names);
+    let settled = settled_before(&ctx.state, now);
+    // A team lead's months hold only their workspaces' lines, so ORG_SCOPE sums exactly those.
+    let total_spend = Spend::of(&data.current, ORG_SCOPE, settled);
+    let prev_spend = Spend::of(&data.previous, ORG_SCOPE, settled);
+    let this_month = store::month_start(now.date_naive()) == data.month_start;
+    let today_idx = now.date_naive().day();
+    let previous_same_days = this_month.then(|| {
+        let cutoff = data.previous.start + chrono::Duration::days(today_idx as i64);
+        dollars(
+            data.previous
+                .lines
+                .iter()
+                .filter(|(d, ..)| *d < cutoff)
+                .map(|l| l.3)
+                .sum(),
+        )
+    });
+    let projection = this_month
+        .then(|| total_spend.projected().map(dollars))
+        .flatten();
+    let projection_method = format!(
+        "Settled spend ({} over {} settled days) + the average settled day × the {} days remaining. Days newer than the settling time ({} minutes) are not averaged because their numbers can still change.",
+        dollars(total_spend.settled),
+        total_spend.settled_days,
+        total_spend.days_in_month - total_spend.settled_days,
+        ctx.state.config.usage_settle.as_secs() / 60
+    );
+    let budgets = if this_month {
+        budget_summaries(&ctx.state, ctx.workspace_scope()).await?
+    } else {
+        Vec::new()
+    };
+    let banners = budgets
+        .iter()
+        .filter_map(|b| {
+            b.crossed.iter().max().map(|t| {
+                format!(
+                    "{} has reached {t}% of its monthly budget: {} spent of {}.",
+                    b.name, b.spend, b.budget
+                )
+            })
+        })
+        .collect();
+    let day_labels: Vec<String> = data.days.iter().map(|d| d.to_string()).collect();
+    let series: Vec<chart::Series> = data
+        .labels
+        .iter()
+        .zip(&data.values)
+        .map(|(name, vals)| chart::Series {
+            name: name.clone(),
+            values: vals
+                .iter()
+                .map(|v| v.to_string().parse::<f64>().unwrap_or(0.0) / 100.0)
+                .collect(),
+            labels: vals.iter().map(|v| dollars(*v)).collect(),
+        })
+        .collect();
+    let group_by = if params.get("group_by").is_some_and(|g| g == "description") {
+        "description"
+    } else {
+        "workspace"
+    };
+    let chart = chart::build(
+        &format!("Daily cost by {group_by}, {}", month_key(data.month_start)),
+        &day_labels,
+        &series,
+        |v| format!("${}", super::compact(v)),
+    );
+    let rows = data
+        .days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| CostRow {
+            day: d.to_string(),
+            cells: data.values.iter().map(|s| dollars(s[i])).collect(),
+            total: dollars(data.values.iter().map(|s| s[i]).sum()),
+        })
+        .collect();
+    let mut months = Vec::new();
+    let mut m = store::month_start(now.date_naive());
+    for _ in 0..4 {
+        months.push(Opt {
+            value: month_key(m),
+            label: m.format("%B %Y").to_string(),
+            selected: m == data.month_start,
+        });
+        m = store::month_start(m.pred_opt().unwrap_or(m));
+    }
+    let page = CostPage {
+        layout: ctx.layout("Cost", "cost").await,
+        chart,
+        group_by: group_by.to_owned(),
+        months,
+        month_label: data.month_start.format("%B %Y").to_string(),
+        current_month: this_month,
+        series: data.labels.clone(),
+        rows,
+        total: dollars(total_spend.total),
+        previous_total: dollars(prev_spend.total),
+        previous_same_days,
+        projection,
+        projection_method,
+        budgets,
+        banners,
+        stale: data.stale,
+        csv_href: link("/cost.csv", &params, &[]),
+        can_manage: ctx.can(Permission::ManageOrganization),
+        scoped: scope.is_some(),
+    };
+    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+}
+
+pub async fn csv_export(
+    ctx: Ctx,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ViewUsage).await?;
+    let names = Names::load(&ctx.state).await;
+    csv(&ctx, &names, &params, Utc::now()).await
+}
+
+async fn csv(
+    ctx: &Ctx,
+    names: &Names,
+    params: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> AppResult<Response> {
+    let data = load_cost(ctx, names, params, now).await?;
+    let (tx, rx) = mpsc::channel::<String>(64);
+    let filename = format!("cost-{}.csv", month_key(data.month_start));
+    tokio::spawn(async move {
+        let mut head = vec!["day".to_owned()];
+        head.extend(data.labels.iter().map(|l| super::csv::field(l)));
+        head.push("total_usd".into());
+        if tx.send(head.join(",") + "\n").await.is_err() {
+            return;
+        }
+        for (i, d) in data.days.iter().enumerate() {
+            let mut cols = vec![d.to_string()];
+            cols.extend(data.values.iter().map(|s| dollars_plain(s[i])));
+            cols.push(dollars_plain(data.values.iter().map(|s| s[i]).sum()));
+            if tx.send(cols.join(",") + "\n").await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(super::csv::response(filename, rx))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budgets
+
+#[derive(Default)]
+pub struct BudgetForm {
+    pub scope: String,
+    pub amount: String,
+    pub thresholds: String,
+}
+
+#[derive(Template)]
+#[template(path = "usage/budgets.html")]
+struct BudgetsPage {
+    layout: Layout,
+    budgets: Vec<BudgetSummary>,
+    scopes: Vec<Opt>,
+    can_manage: bool,
+    form: BudgetForm,
+    form_error: Option<String>,
+}
+
+async fn render_budgets(
+    ctx: &Ctx,
+    form: BudgetForm,
+    form_error: Option<String>,
+) -> AppResult<Response> {
+    let names = Names::load(&ctx.state).await;
+    let scope = super::scope(ctx, &names);
+    let budgets = budget_summaries(&ctx.state, ctx.workspace_scope()).await?;
+    let mut scopes = Vec::new();
+    if scope.is_none() {
+        scopes.push(Opt {
+            value: ORG_SCOPE.into(),
+            label: "Whole organization".into(),
+            selected: form.scope == ORG_SCOPE,
+        });
+    }
+    if let Ok(list) = ctx.state.org.workspaces().await {
+        for w in list.iter().filter(|w| !w.is_archived()) {
+            let stored = names.stored_ws(&w.id);
+            if scope.as_ref().is_some_and(|s| !s.contains(&stored)) {
+                continue;
+            }
+            let value = scope_param(&stored);
+            scopes.push(Opt {
+                selected: form.scope == value,
+                value,
+                label: w.name.clone(),
+            });
+        }
+    }
+    let status = if form_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = BudgetsPage {
+        layout: ctx.layout("Budgets", "cost").await,
+        budgets,
+        scopes,
+        can_manage: ctx.can(Permission::ManageOrganization),
+        form,
+        form_error,
+    };
+    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+}
+
+pub async fn budgets_page(ctx: Ctx) -> AppResult<Response> {
+    ctx.require(Permission::ViewUsage).await?;
+    render_budgets(
+        &ctx,
+        BudgetForm {
+            scope: ORG_SCOPE.into(),
+            thresholds: "50, 80, 100".into(),
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct BudgetInput {
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    thresholds: String,
+}
+
+/// Dollars as typed ("1,200.50", "$300") → exact cents.
+pub fn parse_dollars(raw: &str) -> Result<Decimal, String> {
+    let cleaned: String = raw
+        .trim()
+        .trim_start_matches('$')
+        .chars()
+        .filter(|c| *c != ',' && !c.is_whitespace())
+        .collect();
+    let d: Decimal = cleaned
+        .parse()
+        .map_err(|_| "Enter the budget in dollars, for example 1500 or 1,500.00.".to_owned())?;
+    if d <= Decimal::ZERO {
+        return Err("The budget must be more than $0.".into());
+    }
+    if d.normalize().scale() > 2 {
+        return Err("Use at most two decimals (cents).".into());
+    }
+    Ok(d * Decimal::from(100))
+}
+
+pub fn parse_thresholds(raw: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for part in raw
+        .split(',')
+        .map(|p| p.trim().trim_end_matches('%').trim())
+    {
+        if part.is_empty() {
+            continue;
+        }
+        match part.parse::<u32>() {
+            Ok(t) if (1..=1000).contains(&t) => out.push(t),
+            _ => {
+                return Err(format!(
+                    "\"{part}\" is not a threshold: use whole percentages between 1 and 1000, separated by commas."
+                ))
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.is_empty() {
+        return Err("Give at least one threshold, for example 50, 80, 100.".into());
+    }
+    Ok(out)
+}
+
+fn budget_json(b: &Budget) -> serde_json::Value {
+    json!({
+        "amount_cents": b.amount_cents.normalize().to_string(),
+        "thresholds": b.thresholds,
+    })
+}
+
+pub async fn set_budget(ctx: Ctx, Form(input): Form<BudgetInput>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let form = BudgetForm {
+        scope: input.scope.clone(),
+        amount: input.amount.clone(),
+        thresholds: input.thresholds.clone(),
+    };
+    let names = Names::load(&ctx.state).await;
+    // The default workspace may arrive by its real id; budgets keep the report's '' for it.
+    let scope = match scope_from_param(&input.scope) {
+        s if s == ORG_SCOPE => s,
+        s => names.stored_ws(&s),
+    };
+    if scope != ORG_SCOPE
+        && names
+            .real_ws(&scope)
+            .is_none_or(|w| !names.workspaces.contains_key(&w))
+    {
+        return render_budgets(
+            &ctx,
+            form,
+            Some("Choose the organization or a workspace.".into()),
+        )
+        .await;
+    }
+    let amount = match parse_dollars(&input.amount) {
+        Ok(a) => a,
+        Err(e) => return render_budgets(&ctx, form, Some(e)).await,
+    };
+    let thresholds = match parse_thresholds(&input.thresholds) {
+        Ok(t) => t,
+        Err(e) => return render_budgets(&ctx, form, Some(e)).await,
+    };
+    let before = store::budgets(&ctx.state.db)
+        .await?
+        .into_iter()
+        .find(|b| b.scope == scope);
+    let after = Budget {
+        scope: scope.clone(),
+        amount_cents: amount,
+        thresholds,
+    };
+    let name = scope_name(&names, &scope);
+    let details = json!({
+        "scope": scope,
+        "before": before.as_ref().map(budget_json),
+        "after": budget_json(&after),
+    });
+    let audit_target = target("budget", scope.clone(), Some(name.clone()));
+    let intent = ctx
+        .audit(
+            "budget.set",
+            audit_target.clone(),
+            details.clone(),
+            Outcome::Pending,
+        )
+        .await?;
+    let result = store::set_budget(&ctx.state.db, &after).await;
+    let mut entry = ctx.entry(
+        "budget.set",
+        audit_target,
+        details,
+        if result.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        },
+    );
+    entry.intent_seq = Some(intent);
+    ctx.state.audit.append(entry).await?;
+    result?;
+    ctx.flash(
+        "success",
+        format!("Budget for {name} set to {} a month.", dollars(amount)),
+    )
+    .await;
+    Ok(Redirect::to("/budgets").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RemoveInput {
+    #[serde(default)]
+    scope: String,
+}
+
+pub async fn remove_budget(ctx: Ctx, Form(input): Form<RemoveInput>) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let scope = scope_from_param(&input.scope);
+    let Some(before) = store::budgets(&ctx.state.db)
+        .await?
+        .into_iter()
+        .find(|b| b.scope == scope)
+    else {
+        return Err(AppError::NotFound);
+    };
+    let names = Names::load(&ctx.state).await;
+    let name = scope_name(&names, &scope);
+    let details = json!({ "scope": scope, "before": budget_json(&before), "after": null });
+    let audit_target = target("budget", scope.clone(), Some(name.clone()));
+    let intent = ctx
+        .audit(
+            "budget.removed",
+            audit_target.clone(),
+            details.clone(),
+            Outcome::Pending,
+        )
+        .await?;
+    let result = store::remove_budget(&ctx.state.db, &scope).await;
+    let mut entry = ctx.entry(
+        "budget.removed",
+        audit_target,
+        details,
+        if result.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        },
+    );
+    entry.intent_seq = Some(intent);
+    ctx.state.audit.append(entry).await?;
+    result?;
+    ctx.flash(
+        "success",
+        format!("Budget for {name} removed. Its past alerts stay in the audit log."),
+    )
+    .await;
+    Ok(Redirect::to("/budgets").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_dollars_become_exact_cents() {
+        assert_eq!(parse_dollars("$1,500.25"), Ok(Decimal::from(150_025)));
+        assert!(parse_dollars("0").is_err());
+        assert!(parse_dollars("1.234").is_err());
+        assert!(parse_dollars("lots").is_err());
+    }
+
+    #[test]
+    fn thresholds_are_sorted_and_checked() {
+        assert_eq!(parse_thresholds("100, 50%, 80"), Ok(vec![50, 80, 100]));
+        assert!(parse_thresholds("").is_err());
+        assert!(parse_thresholds("0").is_err());
+    }
+}

@@ -1,0 +1,1053 @@
+//! Usage (`/usage`), cost (`/cost`), Claude Code (`/claude-code`) and budgets (`/budgets`).
+//!
+//! Pages read the local usage store (`crate::usage_store`) after a throttled refresh of its
+//! recent part, so reopening a page makes at most one upstream request. Team leads see only
+//! their workspaces: the store rows (or the API query) are filtered before anything is summed.
+
+pub mod chart;
+mod claude_code;
+mod cost;
+mod csv;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::Query;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::context::Layout;
+use super::error::{AppError, AppResult};
+use super::{AppState, Ctx};
+use crate::anthropic::{BucketWidth, UsageGroupBy, UsageReportParams, UsageResult};
+use crate::auth::Permission;
+use crate::usage_store::{self as store, Dim, Kind, Measure, UsageFilter};
+
+pub use cost::{budget_summaries, check_thresholds, BudgetSummary};
+
+/// `(bucket start, group value, value)` as read from the store or the API.
+type SeriesRow = (DateTime<Utc>, String, i64);
+
+/// The series that gathers every group beyond the largest ones.
+pub const OTHER: &str = "Other";
+/// Series drawn separately; the rest are summed into "Other".
+const TOP_SERIES: usize = 8;
+pub const DEFAULT_WORKSPACE: &str = "Default workspace";
+pub const NO_KEY: &str = "Console / Workbench (no API key)";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/usage", get(usage_page))
+        .route("/usage.csv", get(usage_csv))
+        .route("/cost", get(cost::page))
+        .route("/cost.csv", get(cost::csv_export))
+        .route("/claude-code", get(claude_code::page))
+        .route("/budgets", get(cost::budgets_page).post(cost::set_budget))
+        .route("/budgets/remove", post(cost::remove_budget))
+}
+
+/// Keeps the store current (about once a minute) and checks budget thresholds after each sync.
+/// The first run waits one interval: pages fetch what they need on demand meanwhile.
+pub fn spawn_background(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    if !state.config.background_jobs {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(60));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let now = Utc::now();
+            match store::sync(&state.api, &state.db, state.config.usage_settle, now).await {
+                Ok(report) => {
+                    tracing::debug!(buckets = report.buckets, "usage store synced");
+                    if let Err(error) = check_thresholds(&state, now).await {
+                        tracing::warn!(%error, "budget thresholds could not be checked");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
+            }
+        }
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+
+/// Workspace and key names, and the default workspace's real id (reports call it null).
+pub struct Names {
+    workspaces: HashMap<String, String>,
+    keys: HashMap<String, (String, Option<String>)>,
+    default_ws: Option<String>,
+    /// Set when names could not be read: ids are shown instead.
+    pub error: Option<String>,
+}
+
+impl Names {
+    pub async fn load(state: &AppState) -> Names {
+        let mut names = Names {
+            workspaces: HashMap::new(),
+            keys: HashMap::new(),
+            default_ws: None,
+            error: None,
+        };
+        match state.org.workspaces().await {
+            Ok(list) => {
+                for w in list.iter() {
+                    if w.name == "Default Workspace" {
+                        names.default_ws = Some(w.id.clone());
+                    }
+                    names.workspaces.insert(w.id.clone(), w.name.clone());
+                }
+            }
+            Err(e) => names.error = Some(e.user_message()),
+        }
+        match state.org.api_keys().await {
+            Ok(list) => {
+                for k in list.iter() {
+                    names.keys.insert(
+                        k.id.clone(),
+                        (k.name.clone(), k.workspace_id().map(str::to_owned)),
+                    );
+                }
+            }
+            Err(e) => names.error = names.error.or(Some(e.user_message())),
+        }
+        names
+    }
+
+    /// The id as the store keeps it ('' for the default workspace).
+    pub fn stored_ws(&self, real: &str) -> String {
+        if self.default_ws.as_deref() == Some(real) {
+            String::new()
+        } else {
+            real.to_owned()
+        }
+    }
+
+    /// The real id, for API filters.
+    pub fn real_ws(&self, stored: &str) -> Option<String> {
+        if stored.is_empty() {
+            self.default_ws.clone()
+        } else {
+            Some(stored.to_owned())
+        }
+    }
+
+    pub fn workspace(&self, stored: &str) -> String {
+        if stored.is_empty() {
+            return DEFAULT_WORKSPACE.to_owned();
+        }
+        self.workspaces
+            .get(stored)
+            .cloned()
+            .unwrap_or_else(|| stored.to_owned())
+    }
+
+    pub fn label(&self, dim: Option<Dim>, value: &str) -> String {
+        match dim {
+            None => "All usage".to_owned(),
+            Some(Dim::Workspace) => self.workspace(value),
+            Some(Dim::ApiKey) if value.is_empty() => NO_KEY.to_owned(),
+            Some(Dim::ApiKey) => self
+                .keys
+                .get(value)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_else(|| value.to_owned()),
+            Some(_) if value.is_empty() => "(not reported)".to_owned(),
+            Some(_) => value.to_owned(),
+        }
+    }
+
+    /// Stored workspace id of a key ('' = default workspace), if known.
+    fn key_workspace(&self, key: &str) -> Option<String> {
+        self.keys
+            .get(key)
+            .map(|(_, ws)| ws.as_deref().map_or(String::new(), |w| self.stored_ws(w)))
+    }
+}
+
+/// The workspaces (stored ids) this person may read: `None` = all.
+pub fn scope(ctx: &Ctx, names: &Names) -> Option<Vec<String>> {
+    ctx.workspace_scope()
+        .map(|ids| ids.iter().map(|id| names.stored_ws(id)).collect())
+}
+
+/// Dollars from exact cents, rounded half-to-even only here, for display: `$1,234.57`.
+pub fn dollars(cents: Decimal) -> String {
+    let d = (cents / Decimal::from(100))
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+    let s = format!("{:.2}", d.abs());
+    let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
+    let sign = if d.is_sign_negative() && !d.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}${}.{frac}", group_digits(int))
+}
+
+/// Dollars with two decimals and no symbol or separators, for CSV.
+pub fn dollars_plain(cents: Decimal) -> String {
+    format!(
+        "{:.2}",
+        (cents / Decimal::from(100))
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
+    )
+}
+
+pub fn thousands(n: i64) -> String {
+    let s = n.unsigned_abs().to_string();
+    format!("{}{}", if n < 0 { "-" } else { "" }, group_digits(&s))
+}
+
+fn group_digits(int: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Short numbers for chart axes ("1.2M").
+pub fn compact(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.1}B", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Change against the previous range, in words.
+pub fn change(now: i128, before: i128) -> String {
+    if before == 0 {
+        return if now == 0 {
+            "no change".into()
+        } else {
+            "new (nothing before)".into()
+        };
+    }
+    let pct = Decimal::from_i128_with_scale((now - before) * 1000 / before, 1);
+    let pct = pct.round_dp(1);
+    if pct.is_sign_positive() && !pct.is_zero() {
+        format!("+{pct}% vs previous period")
+    } else {
+        format!("{pct}% vs previous period")
+    }
+}
+
+pub fn day_start(d: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+/// A form's query string with some values replaced (links that keep the other choices).
+pub fn link(path: &str, params: &BTreeMap<String, String>, set: &[(&str, &str)]) -> String {
+    let mut p = params.clone();
+    for (k, v) in set {
+        if v.is_empty() {
+            p.remove(*k);
+        } else {
+            p.insert((*k).to_owned(), (*v).to_owned());
+        }
+    }
+    let qs: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(p.iter().filter(|(_, v)| !v.is_empty()))
+        .finish();
+    if qs.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{qs}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranges and resolution
+
+pub struct Range {
+    pub key: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub label: String,
+}
+
+pub const PRESETS: &[(&str, &str)] = &[
+    ("today", "Today"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("90d", "Last 90 days"),
+    ("this_month", "This month"),
+    ("last_month", "Last month"),
+    ("custom", "Custom dates"),
+];
+
+pub fn parse_range(q: &BTreeMap<String, String>, now: DateTime<Utc>) -> Result<Range, String> {
+    let today = now.date_naive();
+    let tomorrow = day_start(today) + chrono::Duration::days(1);
+    let has_dates = q.get("from").is_some_and(|s| !s.is_empty());
+    let key = q
+        .get("range")
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .unwrap_or_else(|| {
+            if has_dates {
+                "custom".into()
+            } else {
+                "7d".into()
+            }
+        });
+    let days = |n: i64| day_start(today) - chrono::Duration::days(n - 1);
+    let (from, to) = match key.as_str() {
+        "today" => (day_start(today), tomorrow),
+        "7d" => (days(7), tomorrow),
+        "30d" => (days(30), tomorrow),
+        "90d" => (days(90), tomorrow),
+        "this_month" => (day_start(store::month_start(today)), tomorrow),
+        "last_month" => {
+            let this = store::month_start(today);
+            let last = store::month_start(this.pred_opt().unwrap_or(this));
+            (day_start(last), day_start(this))
+        }
+        "custom" => {
+            let date = |name: &str| -> Result<NaiveDate, String> {
+                let raw = q.get(name).map(String::as_str).unwrap_or("");
+                NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .map_err(|_| format!("The {name} date must be a date like 2025-01-31."))
+            };
+            let (f, t) = (date("from")?, date("to")?);
+            if t < f {
+                return Err("The end date is before the start date.".into());
+            }
+            if (t - f).num_days() >= store::HISTORY_DAYS {
+                return Err(format!(
+                    "Choose at most {} days: the Admin API keeps about 90 days of usage.",
+                    store::HISTORY_DAYS
+                ));
+            }
+            (day_start(f), day_start(t) + chrono::Duration::days(1))
+        }
+        _ => return Err("Unknown range.".into()),
+    };
+    let label = PRESETS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, l)| (*l).to_owned())
+        .unwrap_or_default();
+    let last = (to - chrono::Duration::days(1)).date_naive();
+    Ok(Range {
+        label: format!("{label}: {} to {last} (UTC)", from.date_naive()),
+        key,
+        from,
+        to,
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub fn param(self) -> &'static str {
+        match self {
+            Resolution::Minute => "minute",
+            Resolution::Hour => "hour",
+            Resolution::Day => "day",
+        }
+    }
+    pub fn secs(self) -> i64 {
+        match self {
+            Resolution::Minute => 60,
+            Resolution::Hour => 3600,
+            Resolution::Day => 86_400,
+        }
+    }
+    /// How a period is shown (ISO 8601, UTC).
+    pub fn format(self, t: DateTime<Utc>) -> String {
+        match self {
+            Resolution::Day => t.format("%Y-%m-%d").to_string(),
+            _ => t.format("%Y-%m-%dT%H:%MZ").to_string(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The usage page
+
+/// The choices of one usage view, parsed and checked.
+pub struct UsageQuery {
+    pub params: BTreeMap<String, String>,
+    pub range: Range,
+    pub resolution: Resolution,
+    pub group: Option<Dim>,
+    pub measure: Measure,
+    pub filter: UsageFilter,
+}
+
+fn parse_usage(
+    ctx: &Ctx,
+    names: &Names,
+    params: BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> AppResult<UsageQuery> {
+    let range = parse_range(&params, now).map_err(AppError::BadRequest)?;
+    let span = range.to - range.from;
+    let resolution = match params.get("resolution").map(String::as_str) {
+        Some("minute") if span <= chrono::Duration::days(1) => Resolution::Minute,
+        Some("minute") => {
+            return Err(AppError::BadRequest(
+                "Minute resolution is available for ranges of up to one day.".into(),
+            ))
+        }
+        Some("hour") => Resolution::Hour,
+        Some("day") => Resolution::Day,
+        _ if span <= chrono::Duration::days(1) => Resolution::Hour,
+        _ => Resolution::Day,
+    };
+    let group = match params.get("group_by").map(String::as_str) {
+        None | Some("") | Some("none") => None,
+        Some(g) => {
+            Some(Dim::parse(g).ok_or_else(|| AppError::BadRequest("Unknown grouping.".into()))?)
+        }
+    };
+    let measure = match params.get("measure").map(String::as_str) {
+        None | Some("") => Measure::Uncached,
+        Some(m) => {
+            Measure::parse(m).ok_or_else(|| AppError::BadRequest("Unknown measure.".into()))?
+        }
+    };
+    let mut filter = UsageFilter {
+        by: Vec::new(),
+        workspaces: scope(ctx, names),
+    };
+    for dim in Dim::ALL {
+        if let Some(v) = params.get(dim.param()) {
+            if v.is_empty() {
+                continue;
+            }
+            // "default" / "none" name the null values in links.
+            let stored = match (dim, v.as_str()) {
+                (Dim::Workspace, "default") => String::new(),
+                (Dim::Workspace, id) => names.stored_ws(id),
+                (Dim::ApiKey, "none") => String::new(),
+                _ => v.clone(),
+            };
+            if dim == Dim::Workspace {
+                if let Some(allowed) = &filter.workspaces {
+                    if !allowed.contains(&stored) {
+                        return Err(AppError::Forbidden);
+                    }
+                }
+            }
+            filter.by.push((dim, vec![stored]));
+        }
+    }
+    Ok(UsageQuery {
+        params,
+        range,
+        resolution,
+        group,
+        measure,
+        filter,
+    })
+}
+
+/// The numbers of one usage view: periods × series, exactly as the chart and table show them.
+pub struct UsageData {
+    pub periods: Vec<DateTime<Utc>>,
+    /// Group values (stored ids) of the drawn series, `OTHER` last when present.
+    pub keys: Vec<String>,
+    /// `values[series][period]`.
+    pub values: Vec<Vec<i64>>,
+    pub totals: [i64; 5],
+    /// `None` when the previous range is older than the API keeps.
+    pub previous: Option<[i64; 5]>,
+    /// Set when the refresh failed and stored data is shown.
+    pub stale: Option<String>,
+}
+
+fn measure_of(r: &UsageResult, m: Measure) -> i64 {
+    (match m {
+        Measure::Uncached => r.uncached_input_tokens,
+        Measure::Output => r.output_tokens,
+        Measure::CacheRead => r.cache_read_input_tokens,
+        Measure::CacheWrite => {
+            r.cache_creation.ephemeral_5m_input_tokens + r.cache_creation.ephemeral_1h_input_tokens
+        }
+        Measure::WebSearch => r.server_tool_use.web_search_requests,
+    }) as i64
+}
+
+fn periods_of(q: &UsageQuery, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let step = chrono::Duration::seconds(q.resolution.secs());
+    // Nothing after the bucket that holds "now".
+    let end = q
+        .range
+        .to
+        .min(store::floor(now, q.resolution.secs()) + step);
+    let mut out = Vec::new();
+    let mut t = q.range.from;
+    while t < end {
+        out.push(t);
+        t += step;
+    }
+    out
+}
+
+/// Refreshes the store's recent part (at most one request a minute) and reads the view.
+pub async fn load_usage(
+    state: &AppState,
+    names: &Names,
+    q: &UsageQuery,
+    now: DateTime<Utc>,
+) -> AppResult<UsageData> {
+    let kind = if q.resolution == Resolution::Day {
+        Kind::UsageDay
+    } else {
+        Kind::UsageHour
+    };
+    let stale = refresh_or_stale(state, kind, now).await?;
+    let width = if kind == Kind::UsageDay { "1d" } else { "1h" };
+    let periods = periods_of(q, now);
+    let (rows, by_group): (Vec<SeriesRow>, Vec<(String, i64)>) =
+        if q.resolution == Resolution::Minute {
+            let rows = minute_rows(state, names, q).await?;
+            let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+            for (_, g, v) in &rows {
+                *sums.entry(g.clone()).or_default() += v;
+            }
+            let mut by: Vec<(String, i64)> = sums.into_iter().collect();
+            by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            (rows, by)
+        } else {
+            let rows = store::usage_series(
+                &state.db,
+                width,
+                q.range.from,
+                q.range.to,
+                q.group,
+                q.measure,
+                &q.filter,
+            )
+            .await?;
+            let by = store::group_totals(
+                &state.db,
+                width,
+                q.range.from,
+                q.range.to,
+                q.group,
+                q.measure,
+                &q.filter,
+            )
+            .await?;
+            (rows, by)
+        };
+    let keys = series_keys(&by_group);
+    let index: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let pidx: HashMap<DateTime<Utc>, usize> =
+        periods.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+    let mut values = vec![vec![0i64; periods.len()]; keys.len()];
+    for (t, g, v) in rows {
+        let s = index.get(g.as_str()).or_else(|| index.get(OTHER)).copied();
+        if let (Some(s), Some(&p)) = (s, pidx.get(&t)) {
+            values[s][p] += v;
+        }
+    }
+    let len = q.range.to - q.range.from;
+    let totals = store::usage_totals(&state.db, width, q.range.from, q.range.to, &q.filter).await?;
+    // Comparing with days the API no longer keeps would show made-up growth.
+    let kept_since = store::floor(now, 86_400) - chrono::Duration::days(store::API_HISTORY_DAYS);
+    let previous = if q.range.from - len >= kept_since {
+        Some(
+            store::usage_totals(
+                &state.db,
+                width,
+                q.range.from - len,
+                q.range.from,
+                &q.filter,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok(UsageData {
+        periods,
+        keys,
+        values,
+        totals,
+        previous,
+        stale,
+    })
+}
+
+/// The largest groups, then "Other" for the rest.
+pub fn series_keys(by_group: &[(String, i64)]) -> Vec<String> {
+    let mut keys: Vec<String> = by_group
+        .iter()
+        .take(TOP_SERIES)
+        .map(|(k, _)| k.clone())
+        .collect();
+    if by_group.len() > TOP_SERIES {
+        keys.push(OTHER.to_owned());
+    }
+    keys
+}
+
+/// Refreshes one report; on failure, pages fall back to stored data with a warning (or fail
+/// when nothing is stored yet).
+pub async fn refresh_or_stale(
+    state: &AppState,
+    kind: Kind,
+    now: DateTime<Utc>,
+) -> AppResult<Option<String>> {
+    match store::refresh(&state.api, &state.db, kind, state.config.usage_settle, now).await {
+        Ok(_) => Ok(None),
+        Err(store::SyncError::Db(e)) => Err(e.into()),
+        Err(store::SyncError::Api(e)) => match store::progress(&state.db, kind).await? {
+            Some((_, at)) => Ok(Some(format!(
+                "Showing stored data from {}: the latest numbers could not be fetched. {}",
+                at.format("%Y-%m-%d %H:%M UTC"),
+                e.user_message()
+            ))),
+            None => Err(AppError::Upstream(e)),
+        },
+    }
+}
+
+/// Minute buckets come straight from the API (ranges of at most a day: one request).
+async fn minute_rows(state: &AppState, names: &Names, q: &UsageQuery) -> AppResult<Vec<SeriesRow>> {
+    let mut p = UsageReportParams::new(q.range.from);
+    p.ending_at = Some(q.range.to);
+    p.bucket_width = Some(BucketWidth::Minute);
+    p.limit = Some(1440);
+    if let Some(g) = q.group {
+        p.group_by = vec![match g {
+            Dim::Model => UsageGroupBy::Model,
+            Dim::Workspace => UsageGroupBy::WorkspaceId,
+            Dim::ApiKey => UsageGroupBy::ApiKeyId,
+            Dim::ServiceTier => UsageGroupBy::ServiceTier,
+            Dim::ContextWindow => UsageGroupBy::ContextWindow,
+        }];
+    }
+    for (dim, values) in &q.filter.by {
+        let v = values.clone();
+        match dim {
+            Dim::Model => p.models = v,
+            Dim::Workspace => p.workspace_ids = v.iter().filter_map(|w| names.real_ws(w)).collect(),
+            // The API cannot filter on "no key"; that filter is applied below.
+            Dim::ApiKey => p.api_key_ids = v.into_iter().filter(|k| !k.is_empty()).collect(),
+            Dim::ServiceTier => p.service_tiers = v,
+            Dim::ContextWindow => p.context_window = v,
+        }
+    }
+    if let Some(scope) = &q.filter.workspaces {
+        let real: Vec<String> = scope.iter().filter_map(|w| names.real_ws(w)).collect();
+        if real.is_empty() {
+            return Ok(Vec::new());
+        }
+        p.workspace_ids = if p.workspace_ids.is_empty() {
+            real
+        } else {
+            p.workspace_ids
+                .into_iter()
+                .filter(|w| real.contains(w))
+                .collect()
+        };
+    }
+    let no_key_only = q
+        .filter
+        .by
+        .iter()
+        .any(|(d, v)| *d == Dim::ApiKey && v.iter().any(String::is_empty));
+    if no_key_only {
+        p.group_by.push(UsageGroupBy::ApiKeyId);
+    }
+    let buckets = state.api.usage_report_all(&p).await?;
+    let mut out = Vec::new();
+    for b in buckets {
+        for r in b.results {
+            if no_key_only && r.api_key_id.is_some() {
+                continue;
+            }
+            let g = match q.group {
+                None => String::new(),
+                Some(Dim::Model) => r.model.clone().unwrap_or_default(),
+                Some(Dim::Workspace) => r.workspace_id.clone().unwrap_or_default(),
+                Some(Dim::ApiKey) => r.api_key_id.clone().unwrap_or_default(),
+                Some(Dim::ServiceTier) => r.service_tier.clone().unwrap_or_default(),
+                Some(Dim::ContextWindow) => r.context_window.clone().unwrap_or_default(),
+            };
+            out.push((b.starting_at, g, measure_of(&r, q.measure)));
+        }
+    }
+    Ok(out)
+}
+
+pub struct Opt {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+pub struct FilterView {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub options: Vec<Opt>,
+}
+
+pub struct TotalView {
+    pub label: &'static str,
+    pub value: String,
+    pub change: String,
+}
+
+pub struct HeaderCell {
+    pub label: String,
+    pub href: String,
+    pub sorted: &'static str,
+}
+
+pub struct TableRow {
+    pub period: String,
+    pub cells: Vec<String>,
+    pub total: String,
+}
+
+/// What `usage/_results.html` shows.
+pub struct UsageView {
+    pub range_label: String,
+    pub measure_label: &'static str,
+    pub group_label: &'static str,
+    pub totals: Vec<TotalView>,
+    pub header: Vec<HeaderCell>,
+    pub rows: Vec<TableRow>,
+    pub csv_href: String,
+    pub stale: Option<String>,
+    pub names_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "usage/index.html")]
+struct UsagePage {
+    layout: Layout,
+    v: UsageView,
+    chart: chart::ChartView,
+    presets: Vec<Opt>,
+    resolutions: Vec<Opt>,
+    groups: Vec<Opt>,
+    measures: Vec<Opt>,
+    filters: Vec<FilterView>,
+    from: String,
+    to: String,
+}
+
+#[derive(Template)]
+#[template(path = "usage/_results.html")]
+struct UsageResults {
+    v: UsageView,
+    chart: chart::ChartView,
+}
+
+fn opts(items: impl IntoIterator<Item = (String, String)>, current: &str) -> Vec<Opt> {
+    items
+        .into_iter()
+        .map(|(value, label)| Opt {
+            selected: value == current,
+            value,
+            label,
+        })
+        .collect()
+}
+
+/// The table rows in the requested order. `sort` is `period`, `total` or `s<N>`.
+fn sorted_rows(q: &UsageQuery, data: &UsageData) -> (Vec<usize>, String, bool) {
+    let sort = q
+        .params
+        .get("sort")
+        .cloned()
+        .unwrap_or_else(|| "period".into());
+    let desc = q.params.get("dir").is_some_and(|d| d == "desc");
+    let total = |p: usize| -> i64 { data.values.iter().map(|s| s[p]).sum() };
+    let mut order: Vec<usize> = (0..data.periods.len()).collect();
+    match sort.as_str() {
+        "total" => order.sort_by_key(|&p| total(p)),
+        s if s.starts_with('s') => {
+            if let Some(i) = s[1..]
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < data.values.len())
+            {
+                order.sort_by_key(|&p| data.values[i][p]);
+            }
+        }
+        _ => {}
+    }
+    if desc {
+        order.reverse();
+    }
+    (order, sort, desc)
+}
+
+async fn usage_page(
+    ctx: Ctx,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ViewUsage).await?;
+    if params.get("format").is_some_and(|f| f == "csv") {
+        return csv_response(&ctx, params).await;
+    }
+    let now = Utc::now();
+    let names = Names::load(&ctx.state).await;
+    let q = parse_usage(&ctx, &names, params, now)?;
+    let data = load_usage(&ctx.state, &names, &q, now).await?;
+
+    let labels: Vec<String> = data
+        .keys
+        .iter()
+        .map(|k| {
+            if k == OTHER {
+                OTHER.to_owned()
+            } else {
+                names.label(q.group, k)
+            }
+        })
+        .collect();
+    let period_labels: Vec<String> = data
+        .periods
+        .iter()
+        .map(|p| q.resolution.format(*p))
+        .collect();
+    let series: Vec<chart::Series> = labels
+        .iter()
+        .zip(&data.values)
+        .map(|(name, vals)| chart::Series {
+            name: name.clone(),
+            values: vals.iter().map(|v| *v as f64).collect(),
+            labels: vals.iter().map(|v| thousands(*v)).collect(),
+        })
+        .collect();
+    let chart = chart::build(
+        &format!(
+            "{} by {}",
+            q.measure.label(),
+            group_label(q.group).to_lowercase()
+        ),
+        &period_labels,
+        &series,
+        compact,
+    );
+
+    let (order, sort, desc) = sorted_rows(&q, &data);
+    let header_cell = |key: String, label: String| {
+        let is = sort == key;
+        let next_dir = if is && !desc { "desc" } else { "asc" };
+        HeaderCell {
+            href: link("/usage", &q.params, &[("sort", &key), ("dir", next_dir)]),
+            sorted: match (is, desc) {
+                (true, true) => "descending",
+                (true, false) => "ascending",
+                _ => "none",
+            },
+            label,
+        }
+    };
+    let mut header = vec![header_cell("period".into(), "Period (UTC)".into())];
+    for (i, l) in labels.iter().enumerate() {
+        header.push(header_cell(format!("s{i}"), l.clone()));
+    }
+    header.push(header_cell("total".into(), "Total".into()));
+    let rows = order
+        .iter()
+        .map(|&p| TableRow {
+            period: period_labels[p].clone(),
+            cells: data.values.iter().map(|s| thousands(s[p])).collect(),
+            total: thousands(data.values.iter().map(|s| s[p]).sum()),
+        })
+        .collect();
+    let totals = Measure::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, m)| TotalView {
+            label: m.label(),
+            value: thousands(data.totals[i]),
+            change: match data.previous {
+                Some(p) => change(data.totals[i] as i128, p[i] as i128),
+                None => {
+                    "no comparison: the previous period is older than the Admin API keeps".into()
+                }
+            },
+        })
+        .collect();
+    let v = UsageView {
+        range_label: q.range.label.clone(),
+        measure_label: q.measure.label(),
+        group_label: group_label(q.group),
+        totals,
+        header,
+        rows,
+        csv_href: link("/usage.csv", &q.params, &[("sort", ""), ("dir", "")]),
+        stale: data.stale,
+        names_error: names.error.clone(),
+    };
+    if ctx.client.htmx {
+        let page = UsageResults { v, chart };
+        return Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response());
+    }
+
+    let filters = filter_views(&ctx, &names, &q).await?;
+    let page = UsagePage {
+        layout: ctx.layout("Usage", "usage").await,
+        presets: opts(
+            PRESETS.iter().map(|(k, l)| ((*k).into(), (*l).into())),
+            &q.range.key,
+        ),
+        resolutions: opts(
+            [
+                ("minute", "Minute (up to one day)"),
+                ("hour", "Hour"),
+                ("day", "Day"),
+            ]
+            .map(|(k, l)| (k.to_owned(), l.to_owned())),
+            q.resolution.param(),
+        ),
+        groups: opts(
+            std::iter::once(("none".to_owned(), "Nothing (one total)".to_owned())).chain(
+                Dim::ALL
+                    .iter()
+                    .map(|d| (d.param().to_owned(), d.label().to_owned())),
+            ),
+            q.group.map_or("none", Dim::param),
+        ),
+        measures: opts(
+            Measure::ALL
+                .iter()
+                .map(|m| (m.param().to_owned(), m.label().to_owned())),
+            q.measure.param(),
+        ),
+        filters,
+        from: q.range.from.date_naive().to_string(),
+        to: (q.range.to - chrono::Duration::days(1))
+            .date_naive()
+            .to_string(),
+        v,
+        chart,
+    };
+    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+}
+
+fn group_label(g: Option<Dim>) -> &'static str {
+    g.map_or("Total", Dim::label)
+}
+
+/// Filter menus, limited to what this person may see.
+async fn filter_views(ctx: &Ctx, names: &Names, q: &UsageQuery) -> AppResult<Vec<FilterView>> {
+    let scope = q.filter.workspaces.clone();
+    let visible = |ws: &str| scope.as_ref().is_none_or(|s| s.iter().any(|x| x == ws));
+    let mut out = Vec::new();
+    for dim in Dim::ALL {
+        let current = q.params.get(dim.param()).cloned().unwrap_or_default();
+        let mut options = vec![Opt {
+            value: String::new(),
+            label: "All".into(),
+            selected: current.is_empty(),
+        }];
+        let stored = store::dim_values(&ctx.state.db, dim).await?;
+        for v in stored {
+            let (value, ok) = match dim {
+                Dim::Workspace => (
+                    if v.is_empty() {
+                        "default".to_owned()
+                    } else {
+                        v.clone()
+                    },
+                    visible(&v),
+                ),
+                Dim::ApiKey => (
+                    if v.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        v.clone()
+                    },
+                    // A key whose workspace is unknown is shown only to people who see everything.
+                    scope.is_none()
+                        || (!v.is_empty() && names.key_workspace(&v).is_some_and(|w| visible(&w))),
+                ),
+                _ => (v.clone(), true),
+            };
+            if !ok {
+                continue;
+            }
+            options.push(Opt {
+                selected: value == current,
+                label: names.label(Some(dim), &v),
+                value,
+            });
+        }
+        out.push(FilterView {
+            name: dim.param(),
+            label: dim.label(),
+            options,
+        });
+    }
+    Ok(out)
+}
+
+async fn usage_csv(
+    ctx: Ctx,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ViewUsage).await?;
+    csv_response(&ctx, params).await
+}
+
+async fn csv_response(ctx: &Ctx, params: BTreeMap<String, String>) -> AppResult<Response> {
+    let now = Utc::now();
+    let names = Names::load(&ctx.state).await;
+    let q = parse_usage(ctx, &names, params, now)?;
+    csv::usage(&ctx.state, &names, q, now).await
+}
+
+/// Months are named `YYYY-MM`.
+pub fn month_key(d: NaiveDate) -> String {
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollars_round_half_to_even_only_at_display() {
+        assert_eq!(dollars(Decimal::new(12345, 1)), "$12.34"); // 1234.5 cents = $12.345
+        assert_eq!(dollars(Decimal::new(12355, 1)), "$12.36");
+        assert_eq!(dollars(Decimal::new(12250, 3)), "$0.12"); // 12.25 cents = $0.1225
+        assert_eq!(dollars(Decimal::from(123_456_789)), "$1,234,567.89");
+        assert_eq!(dollars(Decimal::ZERO), "$0.00");
+    }
+
+    #[test]
+    fn change_is_stated_against_the_previous_period() {
+        assert_eq!(change(150, 100), "+50.0% vs previous period");
+        assert_eq!(change(50, 100), "-50.0% vs previous period");
+        assert_eq!(change(0, 0), "no change");
+    }
+}

@@ -1,0 +1,650 @@
+//! Usage, cost and budgets over real HTTP, checked against the simulator's own reports.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use orgkeeper::anthropic::{
+    BucketWidth, CostGroupBy, CostReportParams, UsageGroupBy, UsageReportParams,
+};
+use orgkeeper::audit::Filter;
+use orgkeeper::auth::Role;
+use orgkeeper::config::ServerConfig;
+use orgkeeper::simulator::{self, SimulatorOptions};
+use orgkeeper::usage_store;
+use rust_decimal::Decimal;
+use support::*;
+
+/// Background jobs off: tests drive the sync themselves and count every upstream request.
+async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+async fn spawn_with(change: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let simulator = simulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SimulatorOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut config = live_config(&simulator);
+    config.background_jobs = false;
+    change(&mut config);
+    spawn_app_with(config, simulator, None).await
+}
+
+/// The last seven complete days: settled, so the numbers cannot move during a test.
+fn settled_week() -> (NaiveDate, NaiveDate) {
+    let today = Utc::now().date_naive();
+    (
+        today - chrono::Duration::days(7),
+        today - chrono::Duration::days(1),
+    )
+}
+
+fn day_start(d: NaiveDate) -> chrono::DateTime<Utc> {
+    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
+}
+
+/// A minimal CSV reader (quoted fields with doubled quotes).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut fields = Vec::new();
+            let mut cur = String::new();
+            let mut quoted = false;
+            let mut chars = line.chars().peekable();
+            while let Some(c) = chars.next() {
+                match (c, quoted) {
+                    ('"', true) if chars.peek() == Some(&'"') => {
+                        cur.push('"');
+                        chars.next();
+                    }
+                    ('"', _) => quoted = !quoted,
+                    (',', false) => fields.push(std::mem::take(&mut cur)),
+                    _ => cur.push(c),
+                }
+            }
+            fields.push(cur);
+            fields
+        })
+        .collect()
+}
+
+/// Output tokens per workspace name over `[from, to]` according to the Admin API itself.
+async fn api_output_by_workspace(
+    app: &TestApp,
+    from: NaiveDate,
+    to: NaiveDate,
+    workspace_ids: Vec<String>,
+) -> HashMap<String, i64> {
+    let names: HashMap<String, String> = app
+        .state
+        .org
+        .workspaces()
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| (w.id.clone(), w.name.clone()))
+        .collect();
+    let mut p = UsageReportParams::new(day_start(from));
+    p.ending_at = Some(day_start(to) + chrono::Duration::days(1));
+    p.bucket_width = Some(BucketWidth::Day);
+    p.limit = Some(31);
+    p.group_by = vec![UsageGroupBy::WorkspaceId];
+    p.workspace_ids = workspace_ids;
+    let mut out = HashMap::new();
+    for b in app.state.api.usage_report_all(&p).await.unwrap() {
+        for r in b.results {
+            let name = match r.workspace_id {
+                None => "Default workspace".to_owned(),
+                Some(id) => names.get(&id).cloned().unwrap_or(id),
+            };
+            *out.entry(name).or_default() += r.output_tokens as i64;
+        }
+    }
+    out
+}
+
+/// Column sums of a usage CSV by header name.
+fn column_sums(rows: &[Vec<String>]) -> HashMap<String, i64> {
+    let header = &rows[0];
+    let mut sums = HashMap::new();
+    for row in &rows[1..] {
+        for (i, name) in header.iter().enumerate().skip(1) {
+            *sums.entry(name.clone()).or_default() += row[i].parse::<i64>().unwrap();
+        }
+    }
+    sums
+}
+
+#[tokio::test]
+async fn usage_grouped_by_workspace_matches_the_admin_api_report_and_the_csv_matches_the_table() {
+    let app = spawn().await;
+    let (_, session) = app.signed_in(Role::Viewer).await;
+    let (from, to) = settled_week();
+    let query = format!("range=custom&from={from}&to={to}&group_by=workspace&measure=output");
+
+    let (status, csv) = session.get_text(&format!("/usage.csv?{query}")).await;
+    let (page_status, html) = session.get_text(&format!("/usage?{query}")).await;
+
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(page_status, 200);
+    let rows = parse_csv(&csv);
+    assert_eq!(rows[0][0], "period_start");
+    assert_eq!(rows[0].last().unwrap(), "total");
+    assert_eq!(rows.len(), 1 + 7, "one row per day of the range");
+    assert_eq!(rows[1][0], from.to_string(), "ISO dates, oldest first");
+    let expected = api_output_by_workspace(&app, from, to, vec![]).await;
+    let sums = column_sums(&rows);
+    let mut named = 0;
+    for (name, value) in &sums {
+        if name != "total" && name != "Other" {
+            assert_eq!(Some(value), expected.get(name), "output tokens of {name}");
+            named += 1;
+        }
+    }
+    assert!(named >= 2, "several workspaces have usage: {:?}", rows[0]);
+    assert_eq!(sums["total"], expected.values().sum::<i64>());
+    // The page shows the same table: every CSV row appears as a table row.
+    for row in &rows[1..] {
+        let cells: Vec<String> = row[1..]
+            .iter()
+            .map(|v| {
+                let n: i64 = v.parse().unwrap();
+                format_thousands(n)
+            })
+            .collect();
+        let mut expected_row = format!("<tr><th scope=\"row\">{}</th>", row[0]);
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                expected_row.push_str(&format!("<td class=\"num\"><strong>{c}</strong></td>"));
+            } else {
+                expected_row.push_str(&format!("<td class=\"num\">{c}</td>"));
+            }
+        }
+        assert!(
+            html.contains(&expected_row),
+            "missing table row {expected_row}"
+        );
+    }
+    // A chart series per CSV column, and names instead of ids.
+    assert!(html.contains("<svg class=\"chart\""));
+    assert_eq!(html.matches("<g data-series=").count(), rows[0].len() - 2);
+    assert!(html.contains("<select name=\"group_by\">"));
+    assert!(
+        !html.contains("data-series=\"wrkspc_"),
+        "workspaces are shown by name"
+    );
+}
+
+fn format_thousands(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_model_filter_and_api_key_grouping_give_the_api_numbers_with_console_usage_named() {
+    let app = spawn().await;
+    let (_, session) = app.signed_in(Role::Admin).await;
+    let (from, to) = settled_week();
+    // The busiest model of the week, according to the API.
+    let mut p = UsageReportParams::new(day_start(from));
+    p.ending_at = Some(day_start(to) + chrono::Duration::days(1));
+    p.bucket_width = Some(BucketWidth::Day);
+    p.group_by = vec![UsageGroupBy::Model, UsageGroupBy::ApiKeyId];
+    let buckets = app.state.api.usage_report_all(&p).await.unwrap();
+    let mut per_model: HashMap<String, i64> = HashMap::new();
+    let mut console = false;
+    for r in buckets.iter().flat_map(|b| &b.results) {
+        *per_model.entry(r.model.clone().unwrap()).or_default() += r.uncached_input_tokens as i64;
+        console |= r.api_key_id.is_none();
+    }
+    let (model, expected) = per_model.into_iter().max_by_key(|(_, v)| *v).unwrap();
+
+    let (status, csv) = session
+        .get_text(&format!(
+            "/usage?format=csv&range=custom&from={from}&to={to}&group_by=api_key&model={model}"
+        ))
+        .await;
+
+    assert_eq!(status, 200);
+    let rows = parse_csv(&csv);
+    assert_eq!(column_sums(&rows)["total"], expected);
+    let (_, html) = session
+        .get_text(&format!(
+            "/usage?range=custom&from={from}&to={to}&group_by=api_key"
+        ))
+        .await;
+    if console {
+        assert!(html.contains("Console / Workbench (no API key)"));
+    }
+    assert!(
+        !html.contains("data-series=\"apikey_"),
+        "keys are shown by name"
+    );
+}
+
+#[tokio::test]
+async fn opening_the_usage_page_again_makes_at_most_one_upstream_request() {
+    let app = spawn().await;
+    let (_, session) = app.signed_in(Role::Owner).await;
+    let (status, _) = session.get_text("/usage?range=30d").await;
+    assert_eq!(status, 200);
+    app.simulator.reset_request_count();
+
+    let (status, body) = session.get_text("/usage?range=30d").await;
+
+    assert_eq!(status, 200);
+    assert!(
+        app.simulator.request_count() <= 1,
+        "{} requests",
+        app.simulator.request_count()
+    );
+    assert!(body.contains("<svg class=\"chart\""));
+}
+
+#[tokio::test]
+async fn the_store_keeps_history_and_after_a_restart_fetches_only_what_is_missing() {
+    let app = spawn().await;
+    let settle = app.config.usage_settle;
+    let now = Utc::now();
+    usage_store::sync(&app.state.api, &app.db, settle, now)
+        .await
+        .unwrap();
+    let first = app.simulator.request_count();
+    assert!(
+        first >= 3 + 4,
+        "the first sync pages through the history ({first} requests)"
+    );
+    // Ninety days of daily history, beyond the API's 31 days per request.
+    let days: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT start) FROM usage_buckets WHERE width = '1d'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(days >= 90, "{days} days stored");
+    assert!(!usage_store::key_last_used(&app.db)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let (simulator, dir, config) = app.stop().await;
+    simulator.advance_clock(Duration::from_secs(3 * 86_400));
+    let app = spawn_app_with(config, simulator, Some(dir)).await;
+    app.simulator.reset_request_count();
+    let later = now + chrono::Duration::days(3);
+    usage_store::sync(&app.state.api, &app.db, settle, later)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        app.simulator.request_count(),
+        3,
+        "one request per report covers the three missing days"
+    );
+    let newest: String =
+        sqlx::query_scalar("SELECT MAX(start) FROM usage_buckets WHERE width = '1d'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(
+        newest.starts_with(&later.date_naive().to_string()),
+        "{newest}"
+    );
+    let still_old: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT start) FROM usage_buckets WHERE width = '1d'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(still_old >= days + 3);
+}
+
+#[tokio::test]
+async fn a_90_day_hourly_export_streams_one_row_per_hour_and_htmx_gets_only_the_results() {
+    let app = spawn().await;
+    let (_, session) = app.signed_in(Role::Viewer).await;
+
+    let before = Utc::now();
+    let response = session
+        .get("/usage.csv?range=90d&resolution=hour&group_by=model")
+        .await;
+    let partial = session
+        .http
+        .get(app.url("/usage?range=7d&group_by=model"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "streamed"
+    );
+    let rows = parse_csv(&response.text().await.unwrap());
+    let first = day_start(before.date_naive()) - chrono::Duration::days(89);
+    let hours = (before - first).num_hours() + 1;
+    // An hour may begin while the test runs.
+    assert!(
+        [hours, hours + 1].contains(&(rows.len() as i64 - 1)),
+        "{} rows",
+        rows.len()
+    );
+    assert_eq!(rows[1][0], first.format("%Y-%m-%dT%H:%MZ").to_string());
+    assert!(rows[1..].iter().all(|r| r.len() == rows[0].len()));
+    assert!(partial.contains("<svg class=\"chart\""));
+    assert!(
+        !partial.contains("<html"),
+        "htmx requests get the results only"
+    );
+}
+
+#[tokio::test]
+async fn a_month_of_fractional_cents_adds_up_exactly_on_the_cost_page() {
+    let app = spawn().await;
+    let (_, session) = app.signed_in(Role::Viewer).await;
+    let this_month = Utc::now().date_naive().with_day(1).unwrap();
+    let last_month = (this_month - chrono::Duration::days(1))
+        .with_day(1)
+        .unwrap();
+    let mut p = CostReportParams::new(day_start(last_month));
+    p.ending_at = Some(day_start(this_month));
+    p.limit = Some(31);
+    p.group_by = vec![CostGroupBy::Description];
+    let exact: Decimal = app
+        .state
+        .api
+        .cost_report_all(&p)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|b| &b.results)
+        .map(|r| r.amount)
+        .sum();
+    assert!(
+        exact.normalize().scale() > 0,
+        "the amounts carry fractional cents"
+    );
+
+    let (status, html) = session
+        .get_text(&format!("/cost?month={}", last_month.format("%Y-%m")))
+        .await;
+
+    assert_eq!(status, 200);
+    let dollars = orgkeeper::web::usage::dollars(exact);
+    assert!(
+        html.contains(&format!("<dd id=\"cost-total\"><strong>{dollars}</strong>")),
+        "expected {dollars} (from {exact} cents)"
+    );
+    // Float arithmetic would not survive this; decimals do.
+    let tenth = Decimal::new(1, 1);
+    let month: Decimal = (0..31).map(|_| tenth).sum();
+    assert_eq!(month, Decimal::new(31, 1));
+    assert_eq!(
+        orgkeeper::web::usage::dollars(Decimal::new(2050, 1)),
+        "$2.05"
+    );
+}
+
+/// A webhook receiver on 127.0.0.1:0 that counts posts; the first `fail_first` get a 500.
+async fn receiver(
+    fail_first: usize,
+) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, b) = (count.clone(), bodies.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                b.lock().unwrap().push(body);
+                if n < fail_first {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, count, bodies)
+}
+
+async fn wait_for(count: &AtomicUsize, n: usize) {
+    for _ in 0..100 {
+        if count.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_crossed_budget_threshold_alerts_once_with_an_audit_record_and_a_retried_webhook() {
+    let (url, posts, bodies) = receiver(1).await;
+    let app = spawn_with(|c| c.alert_webhook_url = Some(url)).await;
+    let (_, owner) = app.signed_in(Role::Owner).await;
+    // One cent: any spend this month crosses it.
+    let response = owner
+        .post(
+            "/budgets",
+            &[("scope", "org"), ("amount", "0.01"), ("thresholds", "100")],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+
+    let (status, html) = owner.get_text("/cost").await;
+
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("budget-banner"),
+        "the cost page shows the crossing"
+    );
+    assert!(html.contains("Whole organization has reached 100%"));
+    let crossed = Filter {
+        action: Some("budget.threshold_crossed".into()),
+        ..Default::default()
+    };
+    assert_eq!(app.audit_records(crossed.clone()).await.len(), 1);
+    wait_for(&posts, 2).await;
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        2,
+        "one failed post, one retry"
+    );
+    let body: serde_json::Value = serde_json::from_str(&bodies.lock().unwrap()[1]).unwrap();
+    assert!(body["text"].as_str().unwrap().contains("100%"));
+
+    // Reloading (and a sync's check) raises nothing new.
+    owner.get_text("/cost").await;
+    orgkeeper::web::usage::check_thresholds(&app.state, Utc::now())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(app.audit_records(crossed).await.len(), 1);
+    assert_eq!(posts.load(Ordering::SeqCst), 2);
+    let set = app
+        .audit_records(Filter {
+            action: Some("budget.set".into()),
+            ..Default::default()
+        })
+        .await;
+    let outcome = set.iter().find(|r| r.intent_seq.is_some()).unwrap();
+    assert_eq!(outcome.details["before"], serde_json::Value::Null);
+    assert_eq!(outcome.details["after"]["amount_cents"], "1");
+}
+
+#[tokio::test]
+async fn budgets_are_changed_only_by_admins_and_bad_input_keeps_what_was_typed() {
+    let app = spawn().await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+
+    let denied = viewer
+        .post(
+            "/budgets",
+            &[("scope", "org"), ("amount", "100"), ("thresholds", "50")],
+        )
+        .await;
+    let invalid = admin
+        .post(
+            "/budgets",
+            &[
+                ("scope", "org"),
+                ("amount", "12.345"),
+                ("thresholds", "50, 90"),
+            ],
+        )
+        .await;
+
+    assert_eq!(denied.status(), 403);
+    assert_eq!(invalid.status(), 422);
+    let body = invalid.text().await.unwrap();
+    assert!(body.contains("at most two decimals"));
+    assert!(body.contains("value=\"50, 90\""));
+    assert!(usage_store::budgets(&app.db).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_team_lead_sees_only_their_workspaces_usage_cost_and_names() {
+    let app = spawn().await;
+    let workspaces = app.state.org.workspaces().await.unwrap();
+    let mine = workspaces
+        .iter()
+        .find(|w| w.name != "Default Workspace" && w.archived_at.is_none())
+        .unwrap()
+        .clone();
+    let other = workspaces.iter().find(|w| w.id != mine.id).unwrap();
+    let (_, owner) = app.signed_in(Role::Owner).await;
+    for scope in ["org", mine.id.as_str(), other.id.as_str()] {
+        let set = owner
+            .post(
+                "/budgets",
+                &[
+                    ("scope", scope),
+                    ("amount", "1000000"),
+                    ("thresholds", "90"),
+                ],
+            )
+            .await;
+        assert_eq!(set.status(), 303);
+    }
+    let lead = app
+        .create_account("lead", Role::TeamLead, &[&mine.id])
+        .await;
+    let session = app.login_as(&lead.username).await;
+    let (from, to) = settled_week();
+
+    let (_, csv) = session
+        .get_text(&format!(
+            "/usage.csv?range=custom&from={from}&to={to}&group_by=workspace&measure=output"
+        ))
+        .await;
+    let (_, html) = session
+        .get_text(&format!(
+            "/usage?range=custom&from={from}&to={to}&group_by=workspace"
+        ))
+        .await;
+    let (_, cost) = session.get_text("/cost").await;
+    let (_, budgets) = session.get_text("/budgets").await;
+    let (forbidden, _) = session
+        .get_text(&format!("/usage?workspace={}", other.id))
+        .await;
+
+    let rows = parse_csv(&csv);
+    assert_eq!(rows[0], vec!["period_start", mine.name.as_str(), "total"]);
+    let expected = api_output_by_workspace(&app, from, to, vec![mine.id.clone()]).await;
+    assert_eq!(column_sums(&rows)["total"], expected.values().sum::<i64>());
+    for w in workspaces.iter().filter(|w| w.id != mine.id) {
+        // Where names appear: chart series, legend, filter menus, table headers.
+        let shown = |page: &str| {
+            [
+                format!("data-series=\"{}\"", w.name),
+                format!(">{}</option>", w.name),
+                format!("<th scope=\"col\">{}</th>", w.name),
+                format!(">{}</a></th>", w.name),
+            ]
+            .iter()
+            .any(|p| page.contains(p))
+        };
+        assert!(!shown(&html), "usage page shows {}", w.name);
+        assert!(!shown(&cost), "cost page shows {}", w.name);
+    }
+    assert!(html.contains(&format!("data-series=\"{}\"", mine.name)));
+    assert!(!cost.contains("Whole organization"));
+    assert!(budgets.contains(&format!("<th scope=\"row\">{}</th>", mine.name)));
+    assert!(!budgets.contains("Whole organization"));
+    assert!(!budgets.contains(&format!("<th scope=\"row\">{}</th>", other.name)));
+    assert_eq!(forbidden, 403);
+}
+
+#[tokio::test]
+async fn claude_code_shows_people_and_is_withheld_from_team_leads() {
+    let app = spawn().await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let (_, lead) = app.signed_in(Role::TeamLead).await;
+
+    let (status, html) = viewer.get_text("/claude-code").await;
+    let (lead_status, lead_html) = lead.get_text("/claude-code").await;
+
+    assert_eq!(status, 200);
+    assert!(html.contains("claude-code-days"));
+    assert!(html.contains('@'), "people are shown by email");
+    assert_eq!(lead_status, 200);
+    assert!(!lead_html.contains('@') || !lead_html.contains("claude-code-days"));
+    assert!(lead_html.contains("not shown to team leads"));
+}
+
+#[tokio::test]
+async fn when_the_api_fails_the_usage_page_shows_the_stored_numbers_and_says_so() {
+    let app = spawn().await;
+    let (_, session) = app.signed_in(Role::Viewer).await;
+    let (_, before) = session.get_text("/usage?range=30d").await;
+    // Make the next page load refresh, and make that refresh fail.
+    sqlx::query("UPDATE usage_sync SET refreshed_at = '2000-01-01T00:00:00Z'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.simulator
+        .faults()
+        .inject(orgkeeper::simulator::FaultRule {
+            method: None,
+            path_contains: Some("usage_report".into()),
+            kind: orgkeeper::simulator::FaultKind::ServerError,
+            times: 20,
+        });
+
+    let (status, after) = session.get_text("/usage?range=30d").await;
+
+    assert_eq!(status, 200);
+    assert!(
+        after.contains("Showing stored data"),
+        "the page says the numbers may be old"
+    );
+    let table = |html: &str| html[html.find("<tbody>").unwrap()..].to_owned();
+    assert_eq!(table(&before), table(&after), "nothing stored was lost");
+}
