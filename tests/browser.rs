@@ -506,3 +506,86 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         }
     });
 }
+
+/// The names of the series drawn in the chart on the page.
+async fn chart_series(browser: &Browser) -> Vec<String> {
+    let mut names = Vec::new();
+    for group in browser.find_all("svg.chart g[data-series]").await {
+        names.push(group.attr("data-series").await.unwrap_or_default());
+    }
+    names
+}
+
+#[tokio::test]
+async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
+    let app = spawn_app().await;
+    app.create_account("finance", Role::Viewer, &[]).await;
+    let models: Vec<String> = {
+        let mut params = orgkeeper::anthropic::UsageReportParams::new(
+            chrono::Utc::now() - chrono::Duration::days(7),
+        );
+        params.group_by = vec![orgkeeper::anthropic::UsageGroupBy::Model];
+        let buckets = app.state.api.usage_report_all(&params).await.unwrap();
+        let mut models: Vec<String> = buckets
+            .iter()
+            .flat_map(|b| b.results.iter().filter_map(|r| r.model.clone()))
+            .collect();
+        models.sort();
+        models.dedup();
+        models
+    };
+    flow!("usage_and_cost_charts", browser, {
+        sign_in(&browser, &app, "finance", PASSWORD).await;
+        browser
+            .find("header nav a[href='/usage']")
+            .await
+            .click()
+            .await;
+        browser.wait_for("svg.chart", WAIT).await;
+        let by_workspace = chart_series(&browser).await;
+        assert!(!by_workspace.is_empty(), "the chart draws series");
+
+        browser
+            .find("select[name=group_by] option[value=model]")
+            .await
+            .click()
+            .await;
+        browser
+            .find(".usage-filters button[type=submit]")
+            .await
+            .click()
+            .await;
+        browser.wait_for_url("group_by=model", WAIT).await;
+        browser
+            .wait_for(&format!("svg.chart g[data-series='{}']", models[0]), WAIT)
+            .await;
+        let by_model = chart_series(&browser).await;
+        assert!(
+            by_model.iter().all(|s| models.contains(s) || s == "Other"),
+            "{by_model:?} vs {models:?}"
+        );
+        assert!(
+            browser.find_all("table tbody tr").await.len() >= by_model.len().min(2),
+            "the table is the text alternative"
+        );
+
+        // The legend hides a series (progressive enhancement).
+        browser.wait_for(".legend-toggle", WAIT).await.click().await;
+        assert_eq!(browser.find_all("svg.chart g.series-hidden").await.len(), 1);
+
+        browser
+            .find("header nav a[href='/cost']")
+            .await
+            .click()
+            .await;
+        browser.wait_for_url("/cost", WAIT).await;
+        browser.wait_for_text("h1", "Cost", WAIT).await;
+        browser.wait_for("svg.chart g[data-series]", WAIT).await;
+        let text = browser.find("main").await.text().await;
+        assert!(
+            text.contains('$'),
+            "cost is shown in dollars on {}: {text}",
+            browser.current_url().await
+        );
+    });
+}
