@@ -598,6 +598,20 @@ async fn a_team_lead_sees_only_their_workspaces_usage_cost_and_names() {
     assert!(!cost.contains("Whole organization"));
     assert!(budgets.contains(&format!("<th scope=\"row\">{}</th>", mine.name)));
     assert!(!budgets.contains("Whole organization"));
+    // The overview shows spend against the same budgets, scoped the same way.
+    let (_, lead_home) = session.get_text("/").await;
+    let lead_budgets = lead_home
+        .split("id=\"overview-budgets\"")
+        .nth(1)
+        .expect("the lead's overview lists budgets");
+    assert!(lead_budgets.contains(&format!("<td>{}</td>", mine.name)));
+    assert!(!lead_budgets.contains("Whole organization"));
+    assert!(!lead_budgets.contains(&format!("<td>{}</td>", other.name)));
+    let (_, owner_home) = owner.get_text("/").await;
+    assert!(
+        owner_home.contains("Whole organization"),
+        "owners see the organization budget on the overview"
+    );
     assert!(!budgets.contains(&format!("<th scope=\"row\">{}</th>", other.name)));
     assert_eq!(forbidden, 403);
 }

@@ -119,9 +119,13 @@ async fn the_overview_numbers_match_the_organization_and_link_to_the_filtered_pa
         .iter()
         .filter(|k| k.status == ApiKeyStatus::Active)
         .count();
+    // Counted like the keys page's flag: keys still usable (active or inactive) with no expiry.
     let no_expiry = keys
         .iter()
-        .filter(|k| k.status == ApiKeyStatus::Active && k.expires_at.is_none())
+        .filter(|k| {
+            matches!(k.status, ApiKeyStatus::Active | ApiKeyStatus::Inactive)
+                && k.expires_at.is_none()
+        })
         .count();
     let mut placed = HashSet::new();
     for w in workspaces.iter().filter(|w| !w.is_archived()) {

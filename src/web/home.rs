@@ -37,6 +37,8 @@ pub type Card = Result<Vec<Count>, String>;
 
 pub struct Attention {
     pub text: String,
+    /// Why it matters, shown on hover.
+    pub title: String,
     pub count: usize,
     pub href: String,
 }
@@ -63,6 +65,9 @@ struct HomePage {
     attention: Vec<Attention>,
     attention_errors: Vec<String>,
     lead_workspaces: Vec<LeadWorkspace>,
+    /// This month's spend against each budget the person may see.
+    budgets: Vec<super::usage::BudgetSummary>,
+    budgets_error: Option<String>,
     can_audit: bool,
     can_accounts: bool,
 }
@@ -167,11 +172,6 @@ fn keys_card(keys: &[ApiKey]) -> Vec<Count> {
         .collect()
 }
 
-/// Active keys that never expire: a leaked one works until someone notices.
-pub fn is_active_without_expiry(key: &ApiKey) -> bool {
-    key.status == ApiKeyStatus::Active && key.expires_at.is_none()
-}
-
 /// Members who can reach no workspace: not listed in any active workspace, and not an org
 /// admin or billing member (those are members of every workspace implicitly).
 async fn members_without_workspace(
@@ -224,6 +224,8 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
         attention: Vec::new(),
         attention_errors: Vec::new(),
         lead_workspaces: Vec::new(),
+        budgets: Vec::new(),
+        budgets_error: None,
         can_audit: ctx.can(Permission::ViewAudit),
         can_accounts: ctx.can(Permission::ManageAccounts),
     };
@@ -251,6 +253,12 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
             .map_err(|e| message(&e));
         page.lead_workspaces = lead_workspaces(&ctx, &workspaces, &keys).await;
     }
+    if ctx.can(Permission::ViewUsage) {
+        match super::usage::budget_summaries(&ctx.state, ctx.workspace_scope()).await {
+            Ok(budgets) => page.budgets = budgets,
+            Err(error) => page.budgets_error = Some(error.to_string()),
+        }
+    }
     Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
 }
 
@@ -262,12 +270,19 @@ async fn attention(
     workspaces: &Result<Arc<Vec<Workspace>>, ApiError>,
     keys: &Result<Arc<Vec<ApiKey>>, ApiError>,
 ) {
+    // The same hygiene flags, counted the same way, as the API keys page filters by.
     match keys {
-        Ok(keys) => page.attention.push(Attention {
-            text: "active API keys never expire".into(),
-            count: keys.iter().filter(|k| is_active_without_expiry(k)).count(),
-            href: "/keys?flag=no_expiry".into(),
-        }),
+        Ok(keys) => {
+            let hygiene = super::keys::Hygiene::load(&ctx.state).await;
+            for (flag, count) in super::keys::flag_counts(keys.iter(), &hygiene) {
+                page.attention.push(Attention {
+                    text: format!("API keys: {}", flag.label().to_lowercase()),
+                    title: flag.explanation(hygiene.rotation_days),
+                    count,
+                    href: format!("/keys?flag={}", flag.code()),
+                });
+            }
+        }
         Err(error) => page
             .attention_errors
             .push(format!("API keys: {}", message(error))),
@@ -275,6 +290,8 @@ async fn attention(
     match invites {
         Ok(invites) => page.attention.push(Attention {
             text: format!("pending invites expire within {SOON_DAYS} days"),
+            title: "An expired invite cannot be re-sent: delete it and invite the person again."
+                .into(),
             count: invites.iter().filter(|i| is_expiring_soon(i)).count(),
             href: "/invites?status=pending".into(),
         }),
@@ -287,6 +304,7 @@ async fn attention(
             match members_without_workspace(ctx, users, workspaces).await {
                 Ok(count) => page.attention.push(Attention {
                     text: "members are in no workspace".into(),
+                    title: "They can sign in but reach no workspace (admins and billing members are in every workspace).".into(),
                     count,
                     href: "/members".into(),
                 }),
