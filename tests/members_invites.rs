@@ -480,6 +480,13 @@ async fn one_person_is_invited_and_the_email_renders_as_text() {
         .await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].details["role"], "developer");
+    assert!(
+        created[0]
+            .target_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("invite_")),
+        "the outcome names the created invite"
+    );
 }
 
 #[tokio::test]

@@ -344,6 +344,11 @@ async fn creating_a_workspace_with_a_hostile_name_renders_it_as_text_and_is_audi
     assert_eq!(record.outcome, Outcome::Ok);
     assert_eq!(record.details["after"]["name"], hostile);
     assert_eq!(record.details["after"]["display_color"], "#12AB34");
+    let created_id = record.target_id.clone().unwrap();
+    assert!(
+        created_id.starts_with("wrkspc_"),
+        "the outcome names the created workspace: {created_id}"
+    );
 }
 
 #[tokio::test]

@@ -237,13 +237,30 @@ impl Ctx {
     where
         Fut: std::future::Future<Output = Result<T, crate::anthropic::ApiError>>,
     {
+        self.org_action_creating(action, target, details, call, |_| None)
+            .await
+    }
+
+    /// [`Ctx::org_action`] for a change that creates something: `created` names it from the
+    /// answer (its id exists only then), and becomes the outcome record's target.
+    pub async fn org_action_creating<T, Fut>(
+        &self,
+        action: &str,
+        target: Option<Target>,
+        details: Value,
+        call: Fut,
+        created: impl FnOnce(&T) -> Option<Target>,
+    ) -> Result<Result<T, crate::anthropic::ApiError>, AppError>
+    where
+        Fut: std::future::Future<Output = Result<T, crate::anthropic::ApiError>>,
+    {
         self.require(Permission::ManageOrganization).await?;
         let intent = self
             .audit(action, target.clone(), details.clone(), Outcome::Pending)
             .await?;
         let result = call.await;
         let mut entry = match &result {
-            Ok(_) => self.entry(action, target, details, Outcome::Ok),
+            Ok(value) => self.entry(action, created(value).or(target), details, Outcome::Ok),
             Err(error) => {
                 let mut details = details;
                 if let Value::Object(map) = &mut details {

@@ -314,11 +314,12 @@ async fn invite_one(ctx: &Ctx, email: &str, role: &OrgRole) -> AppResult<LineRes
         rbac_group_ids: Vec::new(),
     };
     let result = ctx
-        .org_action(
+        .org_action_creating(
             "invite.created",
             target("invite", email.to_owned(), Some(email.to_owned())),
             json!({ "email": email, "role": role.as_str() }),
             ctx.state.org.api().create_invite(&body),
+            |invite| target("invite", invite.id.clone(), Some(invite.email.clone())),
         )
         .await?;
     Ok(match result {

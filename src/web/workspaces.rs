@@ -338,7 +338,7 @@ pub async fn create(ctx: Ctx, Form(raw): Form<RawWorkspaceForm>) -> AppResult<Re
     let details = json!({ "after": { "name": form.name, "display_color": color } });
     // Never retried automatically (the client sends it once): a retry could create two.
     let result = ctx
-        .org_action(
+        .org_action_creating(
             "workspace.created",
             target("workspace", "(new)", Some(form.name.clone())),
             details,
@@ -346,6 +346,13 @@ pub async fn create(ctx: Ctx, Form(raw): Form<RawWorkspaceForm>) -> AppResult<Re
                 .org
                 .api()
                 .create_workspace(&form.name, color.as_deref()),
+            |workspace| {
+                target(
+                    "workspace",
+                    workspace.id.clone(),
+                    Some(workspace.name.clone()),
+                )
+            },
         )
         .await?;
     match result {
