@@ -483,6 +483,38 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         browser.wait_for_text("#flash", "rchived", WAIT).await;
         assert_no_full_reload(&browser, "archiving").await;
 
+        // The audit page filters to what this flow did.
+        browser
+            .find("header nav a[href='/audit']")
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for("input[name=action]", WAIT)
+            .await
+            .send_keys("member.role_changed")
+            .await;
+        browser
+            .find(".filters button[type=submit]")
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for_url("action=member.role_changed", WAIT)
+            .await;
+        let rows = browser.find_all(".audit-table tbody tr").await;
+        assert_eq!(
+            rows.len(),
+            2,
+            "the intent and the outcome of the role change"
+        );
+        let text = browser.find(".audit-table tbody").await.text().await;
+        assert!(
+            text.contains("daily-admin") && text.contains("ok") && text.contains("pending"),
+            "{text}"
+        );
+        assert_no_full_reload(&browser, "filtering the audit log").await;
+
         let role = app.state.api.get_user(&developer.id).await.unwrap().role;
         assert_eq!(role, orgkeeper::anthropic::OrgRole::Billing);
         assert!(app
