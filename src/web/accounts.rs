@@ -165,53 +165,36 @@ fn account_target(account: &Account) -> Option<Target> {
     )
 }
 
-/// Runs a local account change between an intent record and an outcome record, so that a
-/// change is never made without a trace, and a refusal is recorded with its reason.
-async fn audited_change<F, Fut>(
+/// The last owner is protected by a rule, not by a failure: record it as denied.
+impl super::context::ChangeError for AccountError {
+    fn outcome(&self) -> Outcome {
+        match self {
+            AccountError::LastOwner => Outcome::Denied,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// An audited change to one account. `Ok(Err(message))` is a refusal to show on the page.
+async fn audited_change<Fut>(
     ctx: &Ctx,
     action: &str,
     account: &Account,
     details: serde_json::Value,
-    change: F,
+    change: Fut,
 ) -> AppResult<Result<(), String>>
 where
-    F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), AccountError>>,
 {
-    let intent = ctx
-        .audit(
-            action,
-            account_target(account),
-            details.clone(),
-            Outcome::Pending,
-        )
-        .await?;
-    let result = change().await;
-    let (outcome, details, refusal) = match &result {
-        Ok(()) => (Outcome::Ok, details, None),
-        Err(AccountError::Invalid(message)) => (
-            Outcome::Failed,
-            json!({ "reason": message }),
-            Some(message.clone()),
-        ),
-        Err(AccountError::LastOwner) => (
-            Outcome::Denied,
-            json!({ "reason": AccountError::LastOwner.to_string() }),
-            Some(AccountError::LastOwner.to_string()),
-        ),
-        Err(other) => (
-            Outcome::Failed,
-            json!({ "reason": other.to_string() }),
-            None,
-        ),
-    };
-    let mut entry = ctx.entry(action, account_target(account), details, outcome);
-    entry.intent_seq = Some(intent);
-    ctx.state.audit.append(entry).await?;
-    match (result, refusal) {
-        (Ok(()), _) => Ok(Ok(())),
-        (Err(_), Some(message)) => Ok(Err(message)),
-        (Err(error), None) => Err(error.into()),
+    match ctx
+        .local_change(action, account_target(account), details, change)
+        .await?
+    {
+        Ok(()) => Ok(Ok(())),
+        Err(refusal @ (AccountError::Invalid(_) | AccountError::LastOwner)) => {
+            Ok(Err(refusal.to_string()))
+        }
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -230,27 +213,23 @@ pub async fn create(ctx: Ctx, body: String) -> AppResult<Response> {
     };
     let details =
         json!({ "username": form.username, "role": role.as_str(), "workspaces": form.workspaces });
-    let intent = ctx
-        .audit("account.created", None, details.clone(), Outcome::Pending)
+    let created = ctx
+        .local_change_creating(
+            "account.created",
+            None,
+            details,
+            accounts::create(
+                &ctx.state.db,
+                &form.username,
+                role,
+                &password,
+                &form.workspaces,
+            ),
+            account_target,
+        )
         .await?;
-    match accounts::create(
-        &ctx.state.db,
-        &form.username,
-        role,
-        &password,
-        &form.workspaces,
-    )
-    .await
-    {
+    match created {
         Ok(account) => {
-            let mut entry = ctx.entry(
-                "account.created",
-                account_target(&account),
-                details,
-                Outcome::Ok,
-            );
-            entry.intent_seq = Some(intent);
-            ctx.state.audit.append(entry).await?;
             ctx.flash(
                 "success",
                 format!("Account {} created as {}.", account.username, role.label()),
@@ -259,14 +238,6 @@ pub async fn create(ctx: Ctx, body: String) -> AppResult<Response> {
             Ok(Redirect::to("/accounts").into_response())
         }
         Err(error @ (AccountError::Invalid(_) | AccountError::Duplicate(_))) => {
-            let mut entry = ctx.entry(
-                "account.created",
-                None,
-                json!({ "username": form.username, "reason": error.to_string() }),
-                Outcome::Failed,
-            );
-            entry.intent_seq = Some(intent);
-            ctx.state.audit.append(entry).await?;
             render_index(&ctx, form, Some(error.to_string())).await
         }
         Err(other) => Err(other.into()),
@@ -353,9 +324,13 @@ pub async fn change_role(
     let account = load(&ctx, id).await?;
     let role: Role = form.role.parse().map_err(AppError::BadRequest)?;
     let details = json!({ "before": account.role.as_str(), "after": role.as_str() });
-    let result = audited_change(&ctx, "account.role_changed", &account, details, || {
-        accounts::set_role(&ctx.state.db, &account, role)
-    })
+    let result = audited_change(
+        &ctx,
+        "account.role_changed",
+        &account,
+        details,
+        accounts::set_role(&ctx.state.db, &account, role),
+    )
     .await?;
     let message = format!(
         "{} is now {}; their open sessions were ended.",
@@ -381,7 +356,7 @@ pub async fn change_workspaces(ctx: Ctx, Path(id): Path<i64>, body: String) -> A
         "account.workspaces_changed",
         &account,
         details,
-        || accounts::set_workspaces(&ctx.state.db, account.id, &workspaces),
+        accounts::set_workspaces(&ctx.state.db, account.id, &workspaces),
     )
     .await?;
     let message = format!("Workspaces of {} updated.", account.username);
@@ -396,7 +371,7 @@ pub async fn disable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
         "account.disabled",
         &account,
         json!({ "before": { "disabled": account.disabled }, "after": { "disabled": true } }),
-        || accounts::set_disabled(&ctx.state.db, &account, true),
+        accounts::set_disabled(&ctx.state.db, &account, true),
     )
     .await?;
     let message = format!(
@@ -414,7 +389,7 @@ pub async fn enable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
         "account.enabled",
         &account,
         json!({ "before": { "disabled": account.disabled }, "after": { "disabled": false } }),
-        || accounts::set_disabled(&ctx.state.db, &account, false),
+        accounts::set_disabled(&ctx.state.db, &account, false),
     )
     .await?;
     let message = format!("{} can sign in again.", account.username);
@@ -433,9 +408,13 @@ pub async fn reset_password(
 ) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(&ctx, "account.password_reset", &account, json!({}), || {
-        accounts::set_password(&ctx.state.db, account.id, &form.password)
-    })
+    let result = audited_change(
+        &ctx,
+        "account.password_reset",
+        &account,
+        json!({}),
+        accounts::set_password(&ctx.state.db, account.id, &form.password),
+    )
     .await?;
     let message = format!("New password set for {}; their sessions were ended. Give them the password over a safe channel.", account.username);
     finish(&ctx, account, result, message).await
@@ -444,9 +423,13 @@ pub async fn reset_password(
 pub async fn end_sessions(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(&ctx, "account.sessions_ended", &account, json!({}), || {
-        accounts::end_sessions(&ctx.state.db, account.id)
-    })
+    let result = audited_change(
+        &ctx,
+        "account.sessions_ended",
+        &account,
+        json!({}),
+        accounts::end_sessions(&ctx.state.db, account.id),
+    )
     .await?;
     let message = format!("Every session of {} has ended.", account.username);
     finish(&ctx, account, result, message).await
@@ -460,7 +443,7 @@ pub async fn unlock(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
         "account.unlocked",
         &account,
         json!({ "before": { "locked_until": account.locked_until } }),
-        || accounts::clear_lockout(&ctx.state.db, account.id),
+        accounts::clear_lockout(&ctx.state.db, account.id),
     )
     .await?;
     let message = format!("{} can try signing in again.", account.username);
@@ -525,7 +508,7 @@ pub async fn own_password_submit(
         "account.password_changed",
         &account,
         json!({}),
-        || accounts::set_password(&ctx.state.db, account.id, &form.password),
+        accounts::set_password(&ctx.state.db, account.id, &form.password),
     )
     .await?
     .map_err(AppError::BadRequest)?;

@@ -86,6 +86,15 @@ impl FromRequestParts<AppState> for ClientInfo {
     }
 }
 
+/// How a failed local change is recorded: `failed` unless the error says it was a refusal.
+pub trait ChangeError: std::fmt::Display {
+    fn outcome(&self) -> Outcome {
+        Outcome::Failed
+    }
+}
+
+impl ChangeError for sqlx::Error {}
+
 /// A short message shown once on the next page (post/redirect/get).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Flash {
@@ -281,6 +290,56 @@ impl Ctx {
             tracing::error!(%error, action, "the outcome of an organization change could not be audited");
             return Err(error.into());
         }
+        Ok(result)
+    }
+
+    /// A change to Orgkeeper's own data (accounts, budgets) between an intent record and an
+    /// outcome record, so no change happens without a trace and a refusal keeps its reason.
+    /// `Err(..)` means the audit log could not be written (the change is then not attempted).
+    pub async fn local_change<T, E, Fut>(
+        &self,
+        action: &str,
+        target: Option<Target>,
+        details: Value,
+        change: Fut,
+    ) -> Result<Result<T, E>, AppError>
+    where
+        E: ChangeError,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        self.local_change_creating(action, target, details, change, |_| None)
+            .await
+    }
+
+    /// [`Ctx::local_change`] for a change that creates something named by `created`.
+    pub async fn local_change_creating<T, E, Fut>(
+        &self,
+        action: &str,
+        target: Option<Target>,
+        details: Value,
+        change: Fut,
+        created: impl FnOnce(&T) -> Option<Target>,
+    ) -> Result<Result<T, E>, AppError>
+    where
+        E: ChangeError,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let intent = self
+            .audit(action, target.clone(), details.clone(), Outcome::Pending)
+            .await?;
+        let result = change.await;
+        let mut entry = match &result {
+            Ok(value) => self.entry(action, created(value).or(target), details, Outcome::Ok),
+            Err(error) => {
+                let mut details = details;
+                if let Value::Object(map) = &mut details {
+                    map.insert("reason".into(), Value::String(error.to_string()));
+                }
+                self.entry(action, target, details, error.outcome())
+            }
+        };
+        entry.intent_seq = Some(intent);
+        self.state.audit.append(entry).await?;
         Ok(result)
     }
 

@@ -770,28 +770,13 @@ pub async fn set_budget(ctx: Ctx, Form(input): Form<BudgetInput>) -> AppResult<R
         "after": budget_json(&after),
     });
     let audit_target = target("budget", scope.clone(), Some(name.clone()));
-    let intent = ctx
-        .audit(
-            "budget.set",
-            audit_target.clone(),
-            details.clone(),
-            Outcome::Pending,
-        )
-        .await?;
-    let result = store::set_budget(&ctx.state.db, &after).await;
-    let mut entry = ctx.entry(
+    ctx.local_change(
         "budget.set",
         audit_target,
         details,
-        if result.is_ok() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        },
-    );
-    entry.intent_seq = Some(intent);
-    ctx.state.audit.append(entry).await?;
-    result?;
+        store::set_budget(&ctx.state.db, &after),
+    )
+    .await??;
     ctx.flash(
         "success",
         format!("Budget for {name} set to {} a month.", dollars(amount)),
@@ -820,28 +805,13 @@ pub async fn remove_budget(ctx: Ctx, Form(input): Form<RemoveInput>) -> AppResul
     let name = scope_name(&names, &scope);
     let details = json!({ "scope": scope, "before": budget_json(&before), "after": null });
     let audit_target = target("budget", scope.clone(), Some(name.clone()));
-    let intent = ctx
-        .audit(
-            "budget.removed",
-            audit_target.clone(),
-            details.clone(),
-            Outcome::Pending,
-        )
-        .await?;
-    let result = store::remove_budget(&ctx.state.db, &scope).await;
-    let mut entry = ctx.entry(
+    ctx.local_change(
         "budget.removed",
         audit_target,
         details,
-        if result.is_ok() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        },
-    );
-    entry.intent_seq = Some(intent);
-    ctx.state.audit.append(entry).await?;
-    result?;
+        store::remove_budget(&ctx.state.db, &scope),
+    )
+    .await??;
     ctx.flash(
         "success",
         format!("Budget for {name} removed. Its past alerts stay in the audit log."),
