@@ -48,7 +48,8 @@ pub struct ClientConfig {
     pub max_backoff: Duration,
     /// Upper bound applied to a server's `retry-after`.
     pub max_retry_after: Duration,
-    /// `limit` used by the `list_all_*` helpers for ID-cursor lists (1..=1000).
+    /// `limit` used by the `list_all_*` helpers for ID-cursor lists (1..=1000). The maximum by
+    /// default: every page is a round trip, and lists are read whole.
     pub page_size: u32,
     /// How many pages a `list_all_*` / `*_all` helper fetches at most before giving up with
     /// [`ApiErrorKind::PaginationLimit`].
@@ -68,7 +69,7 @@ impl ClientConfig {
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
-            page_size: 100,
+            page_size: 1000,
             max_pages: 1000,
         }
     }

@@ -175,16 +175,12 @@ pub struct Hygiene {
 impl Hygiene {
     /// Reads what the flags need; a failed read only switches the flags that need it off.
     pub async fn load(state: &AppState) -> Hygiene {
-        let members = state
-            .org
-            .users()
-            .await
+        // Independent reads: run them side by side (each may be many round trips cold).
+        let (users, workspaces) = tokio::join!(state.org.users(), state.org.workspaces());
+        let members = users
             .ok()
             .map(|users| users.iter().map(|u| u.id.clone()).collect());
-        let archived_workspaces = state
-            .org
-            .workspaces()
-            .await
+        let archived_workspaces = workspaces
             .map(|list| {
                 list.iter()
                     .filter(|w| w.is_archived())
@@ -592,8 +588,8 @@ struct ResultsPartial<'a> {
 
 pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Response> {
     ctx.require(Permission::ViewWorkspaces).await?;
-    let keys = ctx.state.org.api_keys().await?;
-    let hygiene = Hygiene::load(&ctx.state).await;
+    let (keys, hygiene) = tokio::join!(ctx.state.org.api_keys(), Hygiene::load(&ctx.state));
+    let keys = keys?;
     let names = Names::load(&ctx.state).await;
 
     // Newest first; filter over the cached list, then cut one page.
