@@ -745,3 +745,46 @@ async fn the_admin_key_never_appears_in_a_response_or_a_log_line() {
     );
     assert!(!logs.contains(PASSWORD), "a password reached a log line");
 }
+
+#[tokio::test]
+async fn a_session_ends_after_its_idle_timeout() {
+    let simulator = orgkeeper::simulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut config = live_config(&simulator);
+    config.session_idle = std::time::Duration::from_secs(1);
+    let app = spawn_app_with(config, simulator, None).await;
+    let (_, session) = app.signed_in(Role::Viewer).await;
+    assert_eq!(session.get("/").await.status(), 200);
+
+    // Idle for longer than the timeout (the store keeps whole seconds).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+    assert_eq!(session.get("/").await.status(), 303);
+}
+
+#[tokio::test]
+async fn one_address_guessing_many_names_is_throttled() {
+    let app = spawn_app().await;
+    app.create_account("target", Role::Viewer, &[]).await;
+    let guesser = app.client();
+    // 30 failures from one address within the window, each against a different name.
+    for n in 0..30 {
+        let response = guesser.login(&format!("guess-{n}"), "wrong password here").await;
+        assert_eq!(response.status(), 401, "attempt {n}");
+    }
+
+    let blocked = guesser.login("target", PASSWORD).await;
+
+    assert_eq!(blocked.status(), 429, "even the right password is refused from that address");
+    let throttled = app
+        .audit_records(Filter { action: Some("auth.login_failed".into()), ..Default::default() })
+        .await
+        .into_iter()
+        .filter(|r| r.details["reason"] == "throttled")
+        .count();
+    assert_eq!(throttled, 1);
+}

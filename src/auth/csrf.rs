@@ -83,7 +83,8 @@ pub async fn protect(request: Request, next: Next) -> Response {
 }
 
 fn rejected() -> Response {
-    let mut response = crate::web::error::AppError::CsrfRejected.into_response_parts();
+    let mut response =
+        axum::response::IntoResponse::into_response(crate::web::error::AppError::CsrfRejected);
     response.extensions_mut().insert(CsrfRejected);
     response
 }

@@ -102,11 +102,6 @@ impl AppError {
             ),
         }
     }
-
-    /// The response, for callers outside the handler chain (middleware).
-    pub fn into_response_parts(self) -> Response {
-        self.into_response()
-    }
 }
 
 impl IntoResponse for AppError {
