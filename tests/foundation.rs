@@ -773,15 +773,24 @@ async fn one_address_guessing_many_names_is_throttled() {
     let guesser = app.client();
     // 30 failures from one address within the window, each against a different name.
     for n in 0..30 {
-        let response = guesser.login(&format!("guess-{n}"), "wrong password here").await;
+        let response = guesser
+            .login(&format!("guess-{n}"), "wrong password here")
+            .await;
         assert_eq!(response.status(), 401, "attempt {n}");
     }
 
     let blocked = guesser.login("target", PASSWORD).await;
 
-    assert_eq!(blocked.status(), 429, "even the right password is refused from that address");
+    assert_eq!(
+        blocked.status(),
+        429,
+        "even the right password is refused from that address"
+    );
     let throttled = app
-        .audit_records(Filter { action: Some("auth.login_failed".into()), ..Default::default() })
+        .audit_records(Filter {
+            action: Some("auth.login_failed".into()),
+            ..Default::default()
+        })
         .await
         .into_iter()
         .filter(|r| r.details["reason"] == "throttled")
