@@ -84,6 +84,8 @@ pub mod keys {
     pub const USERS: &str = "users";
     pub const INVITES: &str = "invites";
     pub const WORKSPACES: &str = "workspaces";
+    /// Shares the prefix above, so invalidating workspaces forgets it too.
+    pub const WORKSPACES_WITHOUT_DEFAULT: &str = "workspaces:without_default";
     /// Prefix; one entry per workspace.
     pub const MEMBERS: &str = "members:";
     pub const API_KEYS: &str = "api_keys";
@@ -146,6 +148,27 @@ impl Org {
                 self.api.list_all_workspaces(&filter).await
             })
             .await
+    }
+
+    /// The default workspace's id. The API marks it only by listing it when
+    /// `include_default` is asked for, so it is the workspace missing from the plain list.
+    /// `None` when the API does not list it at all (older API versions).
+    pub async fn default_workspace_id(&self) -> Result<Option<String>, ApiError> {
+        let all = self.workspaces().await?;
+        let filter = WorkspaceFilter {
+            include_archived: true,
+            include_default: false,
+        };
+        let plain = self
+            .cache
+            .get_or_fetch(keys::WORKSPACES_WITHOUT_DEFAULT, || async move {
+                self.api.list_all_workspaces(&filter).await
+            })
+            .await?;
+        Ok(all
+            .iter()
+            .find(|w| !plain.iter().any(|p| p.id == w.id))
+            .map(|w| w.id.clone()))
     }
 
     pub async fn workspace_members(

@@ -35,6 +35,18 @@ macro_rules! flow {
     }};
 }
 
+/// Follows a link of the main navigation and waits until that page (not the one before it,
+/// which htmx is still swapping out) is shown.
+async fn open_from_nav(browser: &Browser, href: &str, heading: &str) {
+    browser
+        .find(&format!("header nav a[href='{href}']"))
+        .await
+        .click()
+        .await;
+    browser.wait_for_url(href, WAIT).await;
+    browser.wait_for_text("main h1", heading, WAIT).await;
+}
+
 async fn sign_in(browser: &Browser, app: &TestApp, username: &str, password: &str) {
     browser.goto(&app.url("/login")).await;
     browser
@@ -405,11 +417,7 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         mark_page(&browser).await;
 
         // Invite someone.
-        browser
-            .find("header nav a[href='/invites']")
-            .await
-            .click()
-            .await;
+        open_from_nav(&browser, "/invites", "Invites").await;
         browser
             .wait_for("#invite-one input[name=email]", WAIT)
             .await
@@ -426,11 +434,7 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         assert_no_full_reload(&browser, "inviting").await;
 
         // Change a member's role.
-        browser
-            .find("header nav a[href='/members']")
-            .await
-            .click()
-            .await;
+        open_from_nav(&browser, "/members", "Members").await;
         browser
             .wait_for(
                 &format!("main table a[href='/members/{}']", developer.id),
@@ -454,11 +458,7 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         assert_no_full_reload(&browser, "changing the role").await;
 
         // Archive a workspace, after its confirmation page.
-        browser
-            .find("header nav a[href='/workspaces']")
-            .await
-            .click()
-            .await;
+        open_from_nav(&browser, "/workspaces", "Workspaces").await;
         browser
             .wait_for(
                 &format!("main table a[href='/workspaces/{}']", workspace.id),
@@ -484,11 +484,7 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         assert_no_full_reload(&browser, "archiving").await;
 
         // The audit page filters to what this flow did.
-        browser
-            .find("header nav a[href='/audit']")
-            .await
-            .click()
-            .await;
+        open_from_nav(&browser, "/audit", "Audit log").await;
         browser
             .wait_for("input[name=action]", WAIT)
             .await
@@ -568,11 +564,7 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
     };
     flow!("usage_and_cost_charts", browser, {
         sign_in(&browser, &app, "finance", PASSWORD).await;
-        browser
-            .find("header nav a[href='/usage']")
-            .await
-            .click()
-            .await;
+        open_from_nav(&browser, "/usage", "Usage").await;
         browser.wait_for("svg.chart", WAIT).await;
         let by_workspace = chart_series(&browser).await;
         assert!(!by_workspace.is_empty(), "the chart draws series");
@@ -605,13 +597,7 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
         browser.wait_for(".legend-toggle", WAIT).await.click().await;
         assert_eq!(browser.find_all("svg.chart g.series-hidden").await.len(), 1);
 
-        browser
-            .find("header nav a[href='/cost']")
-            .await
-            .click()
-            .await;
-        browser.wait_for_url("/cost", WAIT).await;
-        browser.wait_for_text("h1", "Cost", WAIT).await;
+        open_from_nav(&browser, "/cost", "Cost").await;
         browser.wait_for("svg.chart g[data-series]", WAIT).await;
         let text = browser.find("main").await.text().await;
         assert!(

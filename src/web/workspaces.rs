@@ -50,19 +50,8 @@ pub fn routes() -> Router<AppState> {
 
 /// The colour a new workspace gets unless another is chosen (the API's own default).
 const DEFAULT_COLOR: &str = "#6C5BB9";
-const DEFAULT_NAME: &str = "Default Workspace";
 /// Keys listed on a workspace's page; the rest are one link away on the keys page.
 const KEYS_SHOWN: usize = 50;
-
-/// The Admin API marks no workspace as the default one. It is the organization's first
-/// workspace and is named "Default Workspace"; a later workspace given that name is not it.
-/// Only used to decide what to offer: the API itself refuses forbidden changes.
-pub fn default_workspace_id(all: &[Workspace]) -> Option<&str> {
-    all.iter()
-        .min_by_key(|w| w.created_at)
-        .filter(|w| w.name == DEFAULT_NAME)
-        .map(|w| w.id.as_str())
-}
 
 pub fn valid_color(color: &str) -> bool {
     color.len() == 7 && color.starts_with('#') && color[1..].chars().all(|c| c.is_ascii_hexdigit())
@@ -109,7 +98,7 @@ async fn readable_workspace(ctx: &Ctx, id: &str) -> AppResult<(Workspace, bool)>
         return Err(AppError::Forbidden);
     }
     let all = ctx.state.org.workspaces().await?;
-    let is_default = default_workspace_id(&all) == Some(id);
+    let is_default = ctx.state.org.default_workspace_id().await?.as_deref() == Some(id);
     let workspace = all
         .iter()
         .find(|w| w.id == id)
@@ -263,9 +252,18 @@ async fn render_index(
     form_error: Option<String>,
     status: StatusCode,
 ) -> AppResult<Response> {
-    let (rows, archived_hidden, load_error) = match ctx.state.org.workspaces().await {
-        Ok(all) => {
-            let default_id = default_workspace_id(&all);
+    let workspaces = match ctx.state.org.workspaces().await {
+        Ok(all) => ctx
+            .state
+            .org
+            .default_workspace_id()
+            .await
+            .map(|id| (all, id)),
+        Err(error) => Err(error),
+    };
+    let (rows, archived_hidden, load_error) = match workspaces {
+        Ok((all, default_id)) => {
+            let default_id = default_id.as_deref();
             let readable: Vec<&Workspace> = all
                 .iter()
                 .filter(|w| ctx.may_read_workspace(&w.id))
@@ -1086,29 +1084,6 @@ pub async fn remove_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn workspace(id: &str, name: &str, days_ago: i64) -> Workspace {
-        serde_json::from_value(json!({
-            "id": id, "name": name, "display_color": "#123456",
-            "created_at": (Utc::now() - chrono::Duration::days(days_ago)).to_rfc3339(),
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn the_default_workspace_is_the_oldest_one_with_the_default_name() {
-        let all = vec![
-            workspace("wrkspc_b", "Research", 10),
-            workspace("wrkspc_a", "Default Workspace", 400),
-            workspace("wrkspc_c", "Default Workspace", 1),
-        ];
-        assert_eq!(default_workspace_id(&all), Some("wrkspc_a"));
-        let without = vec![
-            workspace("wrkspc_c", "Default Workspace", 1),
-            workspace("wrkspc_b", "Research", 10),
-        ];
-        assert_eq!(default_workspace_id(&without), None);
-    }
 
     #[test]
     fn colours_must_be_hash_and_six_hex_digits() {

@@ -99,11 +99,9 @@ impl Names {
         match state.org.workspaces().await {
             Ok(list) => {
                 for w in list.iter() {
-                    if w.name == "Default Workspace" {
-                        names.default_ws = Some(w.id.clone());
-                    }
                     names.workspaces.insert(w.id.clone(), w.name.clone());
                 }
+                names.default_ws = state.org.default_workspace_id().await.ok().flatten();
             }
             Err(e) => names.error = Some(e.user_message()),
         }
