@@ -36,8 +36,24 @@ pub struct Cli {
     )]
     pub database: PathBuf,
 
+    /// What to do; without one, `serve` (so `cargo run --release` starts the demo).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses the command line into the database path and the command; with no subcommand
+    /// it is parsed again as `serve`, so flags and environment variables apply as usual.
+    pub fn parse_with_default() -> (PathBuf, Command) {
+        let mut cli = Cli::parse();
+        if cli.command.is_none() {
+            cli = Cli::parse_from(std::env::args_os().chain(std::iter::once("serve".into())));
+        }
+        let command = cli
+            .command
+            .expect("`serve` was supplied when no command was given");
+        (cli.database, command)
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,6 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use clap::Parser;
 use orgkeeper::audit::{
     Actor, AuditLog, ChainReport, ExportFormat, Filter, NewEntry, Outcome, Source, Target,
 };
@@ -31,9 +30,9 @@ fn init_logging() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (database, command) = Cli::parse_with_default();
     init_logging();
-    match run(cli).await {
+    match run(&database, command).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -42,12 +41,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Serve(args) => serve(&cli.database, args).await,
+async fn run(database: &std::path::Path, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(database, args).await,
         Command::Simulate(args) => simulate(args).await,
-        Command::User(command) => user(&cli.database, command).await,
-        Command::Audit(command) => audit(&cli.database, command).await,
+        Command::User(command) => user(database, command).await,
+        Command::Audit(command) => audit(database, command).await,
         Command::Healthcheck { bind } => healthcheck(bind).await,
     }
 }

@@ -244,8 +244,9 @@ fn read_until(child: &mut std::process::Child, done: impl Fn(&str) -> bool) -> V
 #[test]
 fn the_demo_starts_with_one_command_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // No subcommand at all, as `cargo run --release` runs it: serve is the default.
     let mut child = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("ORGKEEPER_BIND", "127.0.0.1:0")
         .env("ORGKEEPER_DATABASE", dir.path().join("demo.db"))
         .env_remove("ANTHROPIC_ADMIN_API_KEY")
         .env_remove("ANTHROPIC_ADMIN_KEY")
