@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod csv;
 pub mod db;
 pub mod org;
 pub mod server;

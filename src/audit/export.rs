@@ -1,8 +1,6 @@
 //! Exports: CSV and JSON Lines, oldest record first (chain order, so an export can be
 //! re-verified), streamed from the database row by row.
 
-use std::borrow::Cow;
-
 use futures_util::{Stream, TryStreamExt};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -19,32 +17,8 @@ const CSV_HEADER: &str = "seq,time,actor_id,actor_name,actor_role,source_ip,user
 /// Chunks handed to an HTTP body are about this big.
 const CHUNK_BYTES: usize = 32 * 1024;
 
-/// Quotes one CSV field per RFC 4180: wrapped in double quotes, inner quotes doubled, when it
-/// holds a comma, a quote, CR or LF (or starts/ends with a space, which some readers trim).
-pub(crate) fn csv_quote(field: &str) -> Cow<'_, str> {
-    let needs_quotes =
-        field.contains([',', '"', '\r', '\n']) || field.starts_with(' ') || field.ends_with(' ');
-    if needs_quotes {
-        Cow::Owned(format!("\"{}\"", field.replace('"', "\"\"")))
-    } else {
-        Cow::Borrowed(field)
-    }
-}
-
-/// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first)
-/// gets a leading `'`. Usernames and user agents reach the log from unauthenticated
-/// requests; opening the export must not execute them. JSONL is the byte-exact format.
-fn csv_text(field: &str) -> String {
-    let neutralized = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        Cow::Owned(format!("'{field}"))
-    } else {
-        Cow::Borrowed(field)
-    };
-    csv_quote(&neutralized).into_owned()
-}
-
 fn csv_opt_text(field: Option<&str>) -> String {
-    field.map(csv_text).unwrap_or_default()
+    field.map(crate::csv::text).unwrap_or_default()
 }
 
 fn csv_opt_num<T: ToString>(field: Option<T>) -> String {
@@ -59,17 +33,17 @@ fn encode(record: &Record, format: ExportFormat, out: &mut Vec<u8>) -> Result<()
                 record.seq.to_string(),
                 format_time(&record.time),
                 csv_opt_num(record.actor_id),
-                csv_text(&record.actor_name),
+                crate::csv::text(&record.actor_name),
                 csv_opt_text(record.actor_role.as_deref()),
                 csv_opt_text(record.source_ip.as_deref()),
                 csv_opt_text(record.user_agent.as_deref()),
-                csv_text(&record.action),
+                crate::csv::text(&record.action),
                 csv_opt_text(record.target_type.as_deref()),
                 csv_opt_text(record.target_id.as_deref()),
                 csv_opt_text(record.target_label.as_deref()),
                 // JSON text starts with `{`, `[`, `"`, a digit, `-`, `t`, `f` or `n`: only a
                 // bare negative number could look like a formula, and is neutralized too.
-                csv_text(&super::record::canonical_json(&record.details)),
+                crate::csv::text(&super::record::canonical_json(&record.details)),
                 record.outcome.as_str().to_owned(),
                 csv_opt_num(record.upstream_status),
                 csv_opt_text(record.upstream_request_id.as_deref()),
@@ -191,27 +165,4 @@ async fn produce(
         let _ = tx.send(Ok(buf)).await;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_quote_leaves_plain_fields_alone_and_quotes_the_rest() {
-        assert_eq!(csv_quote("plain"), "plain");
-        assert_eq!(csv_quote("a,b"), "\"a,b\"");
-        assert_eq!(csv_quote("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_quote("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_quote("cr\r"), "\"cr\r\"");
-        assert_eq!(csv_quote(" padded"), "\" padded\"");
-        assert_eq!(csv_quote(""), "");
-    }
-
-    #[test]
-    fn csv_text_neutralizes_formulas() {
-        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_text("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(csv_text("alice"), "alice");
-    }
 }

@@ -560,7 +560,7 @@ async fn csv(
     let filename = format!("cost-{}.csv", month_key(data.month_start));
     tokio::spawn(async move {
         let mut head = vec!["day".to_owned()];
-        head.extend(data.labels.iter().map(|l| super::csv::field(l)));
+        head.extend(data.labels.iter().map(|l| crate::csv::text(l)));
         head.push("total_usd".into());
         if tx.send(head.join(",") + "\n").await.is_err() {
             return;

@@ -14,21 +14,6 @@ use super::{AppState, Names, Resolution, UsageQuery, OTHER};
 use crate::usage_store::{self as store, Kind};
 use crate::web::error::AppResult;
 
-/// Quotes a field when it holds a separator, quote or line break; neutralises spreadsheet
-/// formulas in names that come from upstream.
-pub fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 /// A streamed CSV download: `lines` are produced by a task while the client reads.
 pub fn response(filename: String, rx: mpsc::Receiver<String>) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -176,7 +161,7 @@ fn labels(names: &Names, q: &UsageQuery, keys: &[String]) -> Vec<String> {
 
 fn header_line(labels: &[String]) -> String {
     let mut cols = vec!["period_start".to_owned()];
-    cols.extend(labels.iter().map(|l| field(l)));
+    cols.extend(labels.iter().map(|l| crate::csv::text(l)));
     cols.push("total".into());
     cols.join(",") + "\n"
 }
@@ -187,17 +172,4 @@ fn line(period: String, vals: &[i64]) -> String {
     cols.extend(vals.iter().map(i64::to_string));
     cols.push(total.to_string());
     cols.join(",") + "\n"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_are_quoted_and_formulas_neutralised() {
-        assert_eq!(field("a,b"), "\"a,b\"");
-        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(field("=SUM(A1)"), "'=SUM(A1)");
-        assert_eq!(field("plain"), "plain");
-    }
 }
