@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::context::{target, Layout};
 use super::error::{AppError, AppResult};
+use super::workspaces::workspace_role_label;
 use super::{AppState, Ctx};
 use crate::anthropic::{ApiError, ApiKey, OrgRole, User, WorkspaceRole};
 use crate::audit::Target;
@@ -436,17 +437,6 @@ pub struct KeyRow {
     /// Stops working when the member is removed (a personal, member-bound key).
     pub personal: bool,
     pub active: bool,
-}
-
-fn workspace_role_label(role: &WorkspaceRole) -> String {
-    match role {
-        WorkspaceRole::WorkspaceUser => "Workspace user".into(),
-        WorkspaceRole::WorkspaceRestrictedDeveloper => "Workspace limited developer".into(),
-        WorkspaceRole::WorkspaceDeveloper => "Workspace developer".into(),
-        WorkspaceRole::WorkspaceAdmin => "Workspace admin".into(),
-        WorkspaceRole::WorkspaceBilling => "Workspace billing".into(),
-        WorkspaceRole::Other(other) => other.clone(),
-    }
 }
 
 async fn find_user(ctx: &Ctx, user_id: &str) -> AppResult<User> {
