@@ -474,6 +474,24 @@ pub async fn usage_series(
         .collect())
 }
 
+/// `FROM usage_buckets WHERE` one width, `[from, to)` and the filters: the part every usage
+/// read shares.
+fn push_bucket_range(
+    qb: &mut QueryBuilder<'static, Sqlite>,
+    width: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    filter: &UsageFilter,
+) {
+    qb.push(" FROM usage_buckets WHERE width = ");
+    qb.push_bind(width.to_owned());
+    qb.push(" AND start >= ");
+    qb.push_bind(ts(from));
+    qb.push(" AND start < ");
+    qb.push_bind(ts(to));
+    push_filters(qb, filter);
+}
+
 /// The query behind [`usage_series`], for streaming exports.
 pub fn series_query(
     width: &str,
@@ -485,15 +503,10 @@ pub fn series_query(
 ) -> QueryBuilder<'static, Sqlite> {
     let grp = group.map_or("''", Dim::column);
     let mut qb = QueryBuilder::new(format!(
-        "SELECT start, {grp} AS grp, CAST(SUM({}) AS INTEGER) FROM usage_buckets WHERE width = ",
+        "SELECT start, {grp} AS grp, CAST(SUM({}) AS INTEGER)",
         measure.sql()
     ));
-    qb.push_bind(width.to_owned());
-    qb.push(" AND start >= ");
-    qb.push_bind(ts(from));
-    qb.push(" AND start < ");
-    qb.push_bind(ts(to));
-    push_filters(&mut qb, filter);
+    push_bucket_range(&mut qb, width, from, to, filter);
     qb.push(" GROUP BY start, grp ORDER BY start, grp");
     qb
 }
@@ -514,13 +527,7 @@ pub async fn usage_totals(
         }
         qb.push(format!("CAST(COALESCE(SUM({}), 0) AS INTEGER)", m.sql()));
     }
-    qb.push(" FROM usage_buckets WHERE width = ");
-    qb.push_bind(width.to_owned());
-    qb.push(" AND start >= ");
-    qb.push_bind(ts(from));
-    qb.push(" AND start < ");
-    qb.push_bind(ts(to));
-    push_filters(&mut qb, filter);
+    push_bucket_range(&mut qb, width, from, to, filter);
     let row = qb.build().fetch_one(db).await?;
     let mut out = [0i64; 5];
     for (i, o) in out.iter_mut().enumerate() {
@@ -750,15 +757,10 @@ pub async fn group_totals(
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let grp = group.map_or("''", Dim::column);
     let mut qb = QueryBuilder::new(format!(
-        "SELECT {grp} AS grp, CAST(SUM({}) AS INTEGER) AS total FROM usage_buckets WHERE width = ",
+        "SELECT {grp} AS grp, CAST(SUM({}) AS INTEGER) AS total",
         measure.sql()
     ));
-    qb.push_bind(width.to_owned());
-    qb.push(" AND start >= ");
-    qb.push_bind(ts(from));
-    qb.push(" AND start < ");
-    qb.push_bind(ts(to));
-    push_filters(&mut qb, filter);
+    push_bucket_range(&mut qb, width, from, to, filter);
     qb.push(" GROUP BY grp ORDER BY total DESC, grp");
     let rows = qb.build().fetch_all(db).await?;
     Ok(rows

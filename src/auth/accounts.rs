@@ -158,6 +158,23 @@ pub async fn password_hash(pool: &SqlitePool, id: i64) -> Result<String, Account
     )
 }
 
+async fn insert_workspaces(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    workspaces: &[String],
+) -> Result<(), sqlx::Error> {
+    for workspace in workspaces {
+        sqlx::query(
+            "INSERT OR IGNORE INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)",
+        )
+        .bind(id)
+        .bind(workspace)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn create(
     pool: &SqlitePool,
     username: &str,
@@ -189,15 +206,7 @@ pub async fn create(
         other => other.into(),
     })?;
     if role.is_workspace_scoped() {
-        for workspace in workspaces {
-            sqlx::query(
-                "INSERT OR IGNORE INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)",
-            )
-            .bind(id)
-            .bind(workspace)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_workspaces(&mut tx, id, workspaces).await?;
     }
     tx.commit().await?;
     find_by_id(pool, id)
@@ -269,15 +278,7 @@ pub async fn set_workspaces(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    for workspace in workspaces {
-        sqlx::query(
-            "INSERT OR IGNORE INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)",
-        )
-        .bind(id)
-        .bind(workspace)
-        .execute(&mut *tx)
-        .await?;
-    }
+    insert_workspaces(&mut tx, id, workspaces).await?;
     tx.commit().await?;
     Ok(())
 }
