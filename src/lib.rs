@@ -1,16 +1,22 @@
 //! Orgkeeper: a self-hosted dashboard for the administrators of an Anthropic organization.
 //!
-//! Requests flow one way: `web` → services → (`audit`, `cache`, `anthropic`). The `simulator`
-//! shares no state with the dashboard, only the HTTP contract.
+//! Requests flow one way: `web` (extract, call one service, render) → `service` (decide,
+//! audit, change) → (`audit`, `org` cached reads, `anthropic` client) → the Admin API.
+//! Background work lives in `jobs` and calls the same services as the system. The
+//! `simulator` shares no state with the dashboard, only the HTTP contract.
 
 pub mod anthropic;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod csv;
 pub mod db;
+pub mod jobs;
+pub mod money;
 pub mod org;
 pub mod server;
+pub mod service;
 pub mod simulator;
 pub mod usage_store;
 pub mod web;

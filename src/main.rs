@@ -1,5 +1,6 @@
 //! The `orgkeeper` command: parse, configure, run one subcommand.
 
+use orgkeeper::audit::Action;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -139,7 +140,7 @@ fn read_password_from_stdin() -> anyhow::Result<String> {
     Ok(input.lines().next().unwrap_or_default().to_owned())
 }
 
-fn cli_entry(action: &str, target: Option<Target>, details: serde_json::Value) -> NewEntry {
+fn cli_entry(action: Action, target: Option<Target>, details: serde_json::Value) -> NewEntry {
     NewEntry {
         actor: Actor::system(),
         source: Source {
@@ -178,7 +179,7 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
             let account = accounts::create(&pool, &name, role, &password, &workspaces).await?;
             audit
                 .append(cli_entry(
-                    "account.created",
+                    Action::AccountCreated,
                     account_target(&account),
                     serde_json::json!({ "role": role.as_str(), "workspaces": workspaces }),
                 ))
@@ -191,7 +192,7 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
             accounts::set_password(&pool, account.id, &password).await?;
             audit
                 .append(cli_entry(
-                    "account.password_reset",
+                    Action::AccountPasswordReset,
                     account_target(&account),
                     serde_json::json!({}),
                 ))
@@ -227,7 +228,7 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
             accounts::set_disabled(&pool, &account, true).await?;
             audit
                 .append(cli_entry(
-                    "account.disabled",
+                    Action::AccountDisabled,
                     account_target(&account),
                     serde_json::json!({ "after": { "disabled": true } }),
                 ))
@@ -239,7 +240,7 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
             accounts::clear_lockout(&pool, account.id).await?;
             audit
                 .append(cli_entry(
-                    "account.unlocked",
+                    Action::AccountUnlocked,
                     account_target(&account),
                     serde_json::json!({}),
                 ))

@@ -2,7 +2,8 @@
 //!
 //! A page reached again within the cache lifetime makes no upstream call. Every change made
 //! through the dashboard invalidates what it touched, so people see their own changes at
-//! once. Lists are cached whole (the API has no search or sort), and pages filter, sort and
+//! once (the service layer names what each change touched, as a typed [`Cached`]). Lists are
+//! cached whole (the API has no search or sort), and pages filter, sort and
 //! page them locally; `Arc` keeps a 20,000-key list from being copied per request.
 
 use std::any::Any;
@@ -12,16 +13,46 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::anthropic::{
-    ApiError, ApiKey, ApiKeyFilter, Client, Invite, InviteFilter, Organization, User, UserFilter,
-    Workspace, WorkspaceFilter, WorkspaceMember,
+    ApiError, ApiKey, ApiKeyFilter, BucketWidth, Client, Invite, InviteFilter, Organization,
+    UsageBucket, UsageReportParams, User, UserFilter, Workspace, WorkspaceFilter, WorkspaceMember,
 };
 
 type Entry = (Instant, Arc<dyn Any + Send + Sync>);
 
-/// A time-bounded cache of upstream reads, keyed by strings such as `users` or `members:wrkspc_…`.
+/// What the cache holds, one variant per upstream read. Changes name what they touched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Cached {
+    Organization,
+    Users,
+    Invites,
+    /// Every workspace, archived and default included.
+    Workspaces,
+    /// The plain list, which tells the default workspace apart. Forgotten with `Workspaces`.
+    WorkspacesWithoutDefault,
+    /// One workspace's members.
+    WorkspaceMembers(String),
+    /// Only for invalidation: every workspace's members (a role or removal changes many).
+    AllWorkspaceMembers,
+    ApiKeys,
+    /// One key's last 30 days of usage, for its page.
+    KeyUsage(String),
+}
+
+impl Cached {
+    /// Whether invalidating `self` forgets the entry `stored`.
+    fn covers(&self, stored: &Cached) -> bool {
+        match (self, stored) {
+            (Cached::Workspaces, Cached::WorkspacesWithoutDefault) => true,
+            (Cached::AllWorkspaceMembers, Cached::WorkspaceMembers(_)) => true,
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// A time-bounded cache of upstream reads.
 pub struct ReadCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<Cached, Entry>>,
 }
 
 impl ReadCache {
@@ -32,7 +63,7 @@ impl ReadCache {
         }
     }
 
-    fn lookup<T: Send + Sync + 'static>(&self, key: &str) -> Option<Arc<T>> {
+    fn lookup<T: Send + Sync + 'static>(&self, key: &Cached) -> Option<Arc<T>> {
         let entries = self.entries.lock().expect("cache lock");
         let (stored_at, value) = entries.get(key)?;
         if stored_at.elapsed() >= self.ttl {
@@ -42,13 +73,13 @@ impl ReadCache {
     }
 
     /// The cached value, or the fetched one (stored when the fetch succeeds).
-    pub async fn get_or_fetch<T, F, Fut>(&self, key: &str, fetch: F) -> Result<Arc<T>, ApiError>
+    pub async fn get_or_fetch<T, F, Fut>(&self, key: Cached, fetch: F) -> Result<Arc<T>, ApiError>
     where
         T: Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        if let Some(value) = self.lookup::<T>(key) {
+        if let Some(value) = self.lookup::<T>(&key) {
             return Ok(value);
         }
         let value = Arc::new(fetch().await?);
@@ -57,38 +88,25 @@ impl ReadCache {
             self.entries
                 .lock()
                 .expect("cache lock")
-                .insert(key.to_owned(), (Instant::now(), stored));
+                .insert(key, (Instant::now(), stored));
         }
         Ok(value)
     }
 
-    /// Forgets every entry whose key starts with one of these prefixes.
-    pub fn invalidate(&self, prefixes: &[&str]) {
+    /// Forgets every entry one of `touched` covers.
+    pub fn invalidate(&self, touched: &[Cached]) {
         self.entries
             .lock()
             .expect("cache lock")
-            .retain(|key, _| !prefixes.iter().any(|prefix| key.starts_with(prefix)));
+            .retain(|key, _| !touched.iter().any(|t| t.covers(key)));
     }
 }
 
-/// Cached reads of the organization. Changes go through [`Org::api`] and then
-/// [`Org::invalidate`] what they touched.
+/// Cached reads of the organization. Changes are made by `crate::service`, through
+/// [`Org::api`], which then [`Org::invalidate`]s what they touched.
 pub struct Org {
     api: Client,
     cache: ReadCache,
-}
-
-/// Cache keys, so readers and invalidators agree.
-pub mod keys {
-    pub const ORGANIZATION: &str = "organization";
-    pub const USERS: &str = "users";
-    pub const INVITES: &str = "invites";
-    pub const WORKSPACES: &str = "workspaces";
-    /// Shares the prefix above, so invalidating workspaces forgets it too.
-    pub const WORKSPACES_WITHOUT_DEFAULT: &str = "workspaces:without_default";
-    /// Prefix; one entry per workspace.
-    pub const MEMBERS: &str = "members:";
-    pub const API_KEYS: &str = "api_keys";
 }
 
 impl Org {
@@ -99,30 +117,26 @@ impl Org {
         }
     }
 
-    /// The client, for changes (and uncached reads).
+    /// The client: for the service layer's changes, and for reads that are not cached
+    /// (reports synced into the usage store, health checks).
     pub fn api(&self) -> &Client {
         &self.api
     }
 
-    pub fn invalidate(&self, prefixes: &[&str]) {
-        self.cache.invalidate(prefixes);
-    }
-
-    /// The same cache for other upstream reads (reports), under their own keys.
-    pub fn cache(&self) -> &ReadCache {
-        &self.cache
+    pub fn invalidate(&self, touched: &[Cached]) {
+        self.cache.invalidate(touched);
     }
 
     pub async fn organization(&self) -> Result<Arc<Organization>, ApiError> {
         self.cache
-            .get_or_fetch(keys::ORGANIZATION, || self.api.get_organization())
+            .get_or_fetch(Cached::Organization, || self.api.get_organization())
             .await
     }
 
     /// Every member of the organization.
     pub async fn users(&self) -> Result<Arc<Vec<User>>, ApiError> {
         self.cache
-            .get_or_fetch(keys::USERS, || async move {
+            .get_or_fetch(Cached::Users, || async move {
                 self.api.list_all_users(&UserFilter::default()).await
             })
             .await
@@ -131,7 +145,7 @@ impl Org {
     /// Every invite (pending, accepted and expired).
     pub async fn invites(&self) -> Result<Arc<Vec<Invite>>, ApiError> {
         self.cache
-            .get_or_fetch(keys::INVITES, || async move {
+            .get_or_fetch(Cached::Invites, || async move {
                 self.api.list_all_invites(&InviteFilter::default()).await
             })
             .await
@@ -144,7 +158,7 @@ impl Org {
             include_default: true,
         };
         self.cache
-            .get_or_fetch(keys::WORKSPACES, || async move {
+            .get_or_fetch(Cached::Workspaces, || async move {
                 self.api.list_all_workspaces(&filter).await
             })
             .await
@@ -161,7 +175,7 @@ impl Org {
         };
         let plain = self
             .cache
-            .get_or_fetch(keys::WORKSPACES_WITHOUT_DEFAULT, || async move {
+            .get_or_fetch(Cached::WorkspacesWithoutDefault, || async move {
                 self.api.list_all_workspaces(&filter).await
             })
             .await?;
@@ -175,17 +189,35 @@ impl Org {
         &self,
         workspace_id: &str,
     ) -> Result<Arc<Vec<WorkspaceMember>>, ApiError> {
-        let key = format!("{}{workspace_id}", keys::MEMBERS);
         self.cache
-            .get_or_fetch(&key, || self.api.list_all_workspace_members(workspace_id))
+            .get_or_fetch(Cached::WorkspaceMembers(workspace_id.to_owned()), || {
+                self.api.list_all_workspace_members(workspace_id)
+            })
             .await
     }
 
     /// Every API key of the organization.
     pub async fn api_keys(&self) -> Result<Arc<Vec<ApiKey>>, ApiError> {
         self.cache
-            .get_or_fetch(keys::API_KEYS, || async move {
+            .get_or_fetch(Cached::ApiKeys, || async move {
                 self.api.list_all_api_keys(&ApiKeyFilter::default()).await
+            })
+            .await
+    }
+
+    /// One key's daily usage since `start` (at most 31 days), for its page.
+    pub async fn key_usage(
+        &self,
+        key_id: &str,
+        start: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Arc<Vec<UsageBucket>>, ApiError> {
+        self.cache
+            .get_or_fetch(Cached::KeyUsage(key_id.to_owned()), || async move {
+                let mut params = UsageReportParams::new(start);
+                params.bucket_width = Some(BucketWidth::Day);
+                params.limit = Some(31);
+                params.api_key_ids = vec![key_id.to_owned()];
+                self.api.usage_report_all(&params).await
             })
             .await
     }
@@ -203,11 +235,14 @@ mod tests {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok::<_, ApiError>(vec![1, 2, 3])
         };
-        cache.get_or_fetch("users", fetch).await.unwrap();
-        cache.get_or_fetch("users", fetch).await.unwrap();
+        cache.get_or_fetch(Cached::Users, fetch).await.unwrap();
+        cache.get_or_fetch(Cached::Users, fetch).await.unwrap();
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
-        cache.invalidate(&["users"]);
-        cache.get_or_fetch("users", fetch).await.unwrap();
+        cache.invalidate(&[Cached::Invites]);
+        cache.get_or_fetch(Cached::Users, fetch).await.unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        cache.invalidate(&[Cached::Users]);
+        cache.get_or_fetch(Cached::Users, fetch).await.unwrap();
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
@@ -217,7 +252,7 @@ mod tests {
         let calls = std::sync::atomic::AtomicU32::new(0);
         for _ in 0..2 {
             cache
-                .get_or_fetch("k", || async {
+                .get_or_fetch(Cached::Organization, || async {
                     calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     Ok::<_, ApiError>(1)
                 })

@@ -12,11 +12,15 @@ use tokio::net::TcpListener;
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::anthropic::{AdminKey, Client, ClientConfig, WorkspaceFilter};
-use crate::audit::AuditLog;
+use crate::audit::{Action, AuditLog, Outcome};
 use crate::auth::session::random_token;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{accounts, Role};
+use crate::clock::Clock;
 use crate::config::{ServerConfig, Upstream};
+use crate::service::alerts::Alerts;
+use crate::service::chain::ChainMonitor;
+use crate::service::{target, Caller, Services};
 use crate::simulator::{self, RunningSimulator, SimulatorOptions};
 use crate::web::{self, AppState, SetupToken};
 
@@ -36,7 +40,7 @@ pub struct Server {
     /// Set when no account exists: the token of the one-time setup link.
     pub setup_token: Option<String>,
     pub demo_accounts: Vec<DemoAccount>,
-    /// Session cleanup, scheduled key archives, usage sync: stopped at shutdown.
+    /// Every job of `crate::jobs`: stopped at shutdown.
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Kept alive for as long as the server runs (demo mode only).
     simulator: Option<RunningSimulator>,
@@ -69,17 +73,20 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
 
     let session_store = SqliteStore::new(db.clone());
     session_store.migrate().await?;
-    let org = Arc::new(crate::org::Org::new(api.clone(), config.cache_ttl));
-    let state = AppState {
+    let services = Services {
         audit: AuditLog::new(db.clone()),
         db,
-        api,
-        org,
+        org: Arc::new(crate::org::Org::new(api, config.cache_ttl)),
+        alerts: Alerts::new(config.alert_webhook_url.clone())?,
         config: Arc::new(config),
+        clock: Clock::default(),
+        chain: Arc::new(ChainMonitor::default()),
+    };
+    let state = AppState {
+        services,
         // 30 failures from one address, or 5 against one unknown name, per 15 minutes.
         throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 30, 5)),
         setup: Arc::new(Mutex::new(None)),
-        chain: Arc::new(web::chain::ChainMonitor::default()),
     };
 
     let mut demo_accounts = Vec::new();
@@ -97,12 +104,7 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         }
     }
 
-    let mut background = vec![web::spawn_session_cleanup(session_store.clone())];
-    if state.config.background_jobs {
-        background.push(web::chain::spawn_background(state.clone()));
-    }
-    background.extend(web::keys::spawn_background(state.clone()));
-    background.extend(web::usage::spawn_background(state.clone()));
+    let background = crate::jobs::spawn_all(&state.services, session_store.clone());
     Ok(Server {
         router: web::router(state.clone(), session_store),
         state,
@@ -116,7 +118,8 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
 /// One account per role, so a newcomer can try every view. Passwords are random and printed once.
 async fn create_demo_accounts(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
     let workspaces: Vec<String> = state
-        .api
+        .org
+        .api()
         .list_all_workspaces(&WorkspaceFilter::default())
         .await
         .map(|list| list.into_iter().take(2).map(|w| w.id).collect())
@@ -132,18 +135,13 @@ async fn create_demo_accounts(state: &AppState) -> anyhow::Result<Vec<DemoAccoun
         };
         accounts::create(&state.db, &username, role, &password, &assigned).await?;
         state
-            .audit
-            .append(crate::audit::NewEntry {
-                actor: crate::audit::Actor::system(),
-                source: crate::audit::Source { ip: None, user_agent: None },
-                action: "account.created".into(),
-                target: crate::web::context::target("account", username.clone(), Some(username.clone())),
-                details: serde_json::json!({ "role": role.as_str(), "demo": true, "workspaces": assigned }),
-                outcome: crate::audit::Outcome::Ok,
-                upstream_status: None,
-                upstream_request_id: None,
-                intent_seq: None,
-            })
+            .record(
+                &Caller::System { name: "system" },
+                Action::AccountCreated,
+                target("account", username.clone(), Some(username.clone())),
+                serde_json::json!({ "role": role.as_str(), "demo": true, "workspaces": assigned }),
+                Outcome::Ok,
+            )
             .await?;
         created.push(DemoAccount {
             username,

@@ -165,13 +165,15 @@ async fn retention_prunes_old_records_and_keeps_the_chain_verifiable() {
     assert!(!before.is_empty());
 
     // Nothing is 30 days old today; 31 days from now, everything written so far is.
-    orgkeeper::web::chain::run_once(&app.state, chrono::Utc::now()).await;
+    orgkeeper::jobs::run_chain_check(&app.state).await;
     assert_eq!(
         app.audit_records(Filter::default()).await.len(),
         before.len()
     );
-    orgkeeper::web::chain::run_once(&app.state, chrono::Utc::now() + chrono::Duration::days(31))
-        .await;
+    app.state
+        .clock
+        .advance(std::time::Duration::from_secs(31 * 24 * 3600));
+    orgkeeper::jobs::run_chain_check(&app.state).await;
 
     let after = app.audit_records(Filter::default()).await;
     assert!(

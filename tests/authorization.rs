@@ -12,7 +12,7 @@ use support::*;
 #[tokio::test]
 async fn every_organization_route_answers_each_role_as_the_permission_table_says() {
     let app = spawn_app().await;
-    let api = &app.state.api;
+    let api = app.state.org.api();
     let workspace = app.first_workspace_id().await;
     let keys = api.list_all_api_keys(&Default::default()).await.unwrap();
     let key = keys

@@ -214,7 +214,8 @@ async fn the_audit_page_filters_to_the_sign_ins_of_one_person() {
 async fn an_active_key(app: &TestApp) -> orgkeeper::anthropic::ApiKey {
     let keys = app
         .state
-        .api
+        .org
+        .api()
         .list_all_api_keys(&Default::default())
         .await
         .unwrap();
@@ -260,7 +261,7 @@ async fn a_leaked_key_is_found_by_name_and_deactivated_in_one_step() {
             .text()
             .await
             .contains("inactive"));
-        let upstream = app.state.api.get_api_key(&key.id).await.unwrap();
+        let upstream = app.state.org.api().get_api_key(&key.id).await.unwrap();
         assert_eq!(
             upstream.status,
             orgkeeper::anthropic::ApiKeyStatus::Inactive
@@ -291,7 +292,7 @@ async fn a_key_is_deactivated_from_its_page_after_confirming() {
         );
         browser.accept_alert().await;
         browser.wait_for_text("#key-status", "inactive", WAIT).await;
-        let upstream = app.state.api.get_api_key(&key.id).await.unwrap();
+        let upstream = app.state.org.api().get_api_key(&key.id).await.unwrap();
         assert_eq!(
             upstream.status,
             orgkeeper::anthropic::ApiKeyStatus::Inactive
@@ -306,13 +307,15 @@ async fn the_offboarding_wizard_runs_every_chosen_step() {
     // A developer who created keys and belongs to a workspace.
     let users = app
         .state
-        .api
+        .org
+        .api()
         .list_all_users(&Default::default())
         .await
         .unwrap();
     let keys = app
         .state
-        .api
+        .org
+        .api()
         .list_all_api_keys(&Default::default())
         .await
         .unwrap();
@@ -352,7 +355,7 @@ async fn the_offboarding_wizard_runs_every_chosen_step() {
             .wait_for("#offboard-state[data-state='completed']", WAIT)
             .await;
 
-        let gone = app.state.api.get_user(&leaver.id).await;
+        let gone = app.state.org.api().get_user(&leaver.id).await;
         assert!(
             gone.is_err_and(|e| e.is_not_found()),
             "the member was removed"
@@ -392,7 +395,8 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
     app.create_account("daily-admin", Role::Admin, &[]).await;
     let users = app
         .state
-        .api
+        .org
+        .api()
         .list_all_users(&Default::default())
         .await
         .unwrap();
@@ -403,7 +407,8 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         .clone();
     let workspaces = app
         .state
-        .api
+        .org
+        .api()
         .list_all_workspaces(&Default::default())
         .await
         .unwrap();
@@ -511,11 +516,19 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         );
         assert_no_full_reload(&browser, "filtering the audit log").await;
 
-        let role = app.state.api.get_user(&developer.id).await.unwrap().role;
+        let role = app
+            .state
+            .org
+            .api()
+            .get_user(&developer.id)
+            .await
+            .unwrap()
+            .role;
         assert_eq!(role, orgkeeper::anthropic::OrgRole::Billing);
         assert!(app
             .state
-            .api
+            .org
+            .api()
             .get_workspace(&workspace.id)
             .await
             .unwrap()
@@ -553,7 +566,7 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
             chrono::Utc::now() - chrono::Duration::days(7),
         );
         params.group_by = vec![orgkeeper::anthropic::UsageGroupBy::Model];
-        let buckets = app.state.api.usage_report_all(&params).await.unwrap();
+        let buckets = app.state.org.api().usage_report_all(&params).await.unwrap();
         let mut models: Vec<String> = buckets
             .iter()
             .flat_map(|b| b.results.iter().filter_map(|r| r.model.clone()))

@@ -438,13 +438,17 @@ async fn a_session_ends_after_its_absolute_lifetime() {
     .await
     .unwrap();
     let mut config = live_config(&simulator);
-    config.session_max = std::time::Duration::from_secs(1);
+    config.session_max = std::time::Duration::from_secs(12 * 3600);
     let app = spawn_app_with(config, simulator, None).await;
     let (_, session) = app.signed_in(Role::Viewer).await;
-    assert_eq!(session.get("/").await.status(), 200);
+    let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
 
-    // The lifetime is counted in whole seconds of the sign-in time.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Busy all day (never idle for long), but 12 hours after signing in it ends.
+    for _ in 0..24 {
+        app.state.clock.advance(minutes(29));
+        assert_eq!(session.get("/").await.status(), 200);
+    }
+    app.state.clock.advance(minutes(29));
 
     assert_eq!(session.get("/").await.status(), 303);
 }
@@ -755,14 +759,20 @@ async fn a_session_ends_after_its_idle_timeout() {
     .await
     .unwrap();
     let mut config = live_config(&simulator);
-    config.session_idle = std::time::Duration::from_secs(1);
+    config.session_idle = std::time::Duration::from_secs(30 * 60);
     let app = spawn_app_with(config, simulator, None).await;
     let (_, session) = app.signed_in(Role::Viewer).await;
+    let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
+
+    // Activity keeps it alive: 40 minutes after sign-in, but only 20 since the last page.
+    app.state.clock.advance(minutes(20));
+    assert_eq!(session.get("/").await.status(), 200);
+    app.state.clock.advance(minutes(20));
     assert_eq!(session.get("/").await.status(), 200);
 
-    // Idle for longer than the timeout (the store keeps whole seconds).
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-
+    // Idle for longer than the timeout: it has ended, and stays ended.
+    app.state.clock.advance(minutes(31));
+    assert_eq!(session.get("/").await.status(), 303);
     assert_eq!(session.get("/").await.status(), 303);
 }
 

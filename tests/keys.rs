@@ -15,14 +15,15 @@ use support::*;
 
 async fn all_keys(app: &TestApp) -> Vec<ApiKey> {
     app.state
-        .api
+        .org
+        .api()
         .list_all_api_keys(&Default::default())
         .await
         .unwrap()
 }
 
 async fn key_status(app: &TestApp, id: &str) -> ApiKeyStatus {
-    app.state.api.get_api_key(id).await.unwrap().status
+    app.state.org.api().get_api_key(id).await.unwrap().status
 }
 
 /// "N of M key(s) match." → N
@@ -154,7 +155,8 @@ async fn each_hygiene_flag_counts_what_the_simulator_data_says() {
     let keys = all_keys(&app).await;
     let members: HashSet<String> = app
         .state
-        .api
+        .org
+        .api()
         .list_all_users(&UserFilter::default())
         .await
         .unwrap()
@@ -163,7 +165,8 @@ async fn each_hygiene_flag_counts_what_the_simulator_data_says() {
         .collect();
     let archived: HashSet<String> = app
         .state
-        .api
+        .org
+        .api()
         .list_all_workspaces(&WorkspaceFilter {
             include_archived: true,
             include_default: true,
@@ -249,7 +252,7 @@ async fn renaming_deactivating_reactivating_and_archiving_a_key_are_audited() {
         .await;
     assert_eq!(response.status(), 303);
     assert_eq!(
-        app.state.api.get_api_key(&key.id).await.unwrap().name,
+        app.state.org.api().get_api_key(&key.id).await.unwrap().name,
         "Renamed by test"
     );
     let empty = admin
@@ -461,9 +464,7 @@ async fn a_scheduled_archive_survives_a_restart_retries_after_a_failure_and_runs
     assert!(page.contains(&key.id));
 
     // Not due yet: nothing happens.
-    let outcomes = orgkeeper::web::keys::run_due_schedules(&app.state, Utc::now())
-        .await
-        .unwrap();
+    let outcomes = orgkeeper::jobs::run_schedules(&app.state).await.unwrap();
     assert!(outcomes.is_empty());
 
     // Due, but the Admin API fails: kept for retry with the error shown.
@@ -473,20 +474,21 @@ async fn a_scheduled_archive_survives_a_restart_retries_after_a_failure_and_runs
         kind: FaultKind::ServerError,
         times: 10,
     });
-    let due = Utc::now() + Duration::days(8);
-    let outcomes = orgkeeper::web::keys::run_due_schedules(&app.state, due)
-        .await
-        .unwrap();
+    app.state.clock.advance(days(8));
+    let outcomes = orgkeeper::jobs::run_schedules(&app.state).await.unwrap();
     app.simulator.faults().clear();
     assert_eq!(outcomes.len(), 1);
     assert!(outcomes[0].result.is_err());
     assert_eq!(key_status(&app, &key.id).await, ApiKeyStatus::Inactive);
+    // Eight days on, the old session has long timed out.
+    let admin = app.login_as(&admin_name(&app).await).await;
     let (_, page) = admin.get_text("/keys/schedules").await;
     assert!(page.contains("outcome-failed") && page.contains("req_"));
 
-    let outcomes = orgkeeper::web::keys::run_due_schedules(&app.state, due + Duration::hours(1))
-        .await
-        .unwrap();
+    app.state
+        .clock
+        .advance(std::time::Duration::from_secs(3600));
+    let outcomes = orgkeeper::jobs::run_schedules(&app.state).await.unwrap();
     assert_eq!(outcomes.len(), 1);
     assert!(outcomes[0].result.is_ok());
     assert_eq!(key_status(&app, &key.id).await, ApiKeyStatus::Archived);
@@ -497,10 +499,13 @@ async fn a_scheduled_archive_survives_a_restart_retries_after_a_failure_and_runs
     assert!(archived.iter().any(|r| r.outcome == Outcome::Failed));
     assert!(archived.iter().any(|r| r.outcome == Outcome::Ok));
     // Done: it never runs again.
-    let again = orgkeeper::web::keys::run_due_schedules(&app.state, due + Duration::days(30))
-        .await
-        .unwrap();
+    app.state.clock.advance(days(30));
+    let again = orgkeeper::jobs::run_schedules(&app.state).await.unwrap();
     assert!(again.is_empty());
+}
+
+fn days(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n * 24 * 3600)
 }
 
 /// The admin account created by `signed_in` before a restart.
@@ -536,10 +541,8 @@ async fn a_cancelled_schedule_never_runs() {
         .post(&format!("/keys/schedules/{id}/cancel"), &[])
         .await;
     assert_eq!(response.status(), 303);
-    let outcomes =
-        orgkeeper::web::keys::run_due_schedules(&app.state, Utc::now() + Duration::days(30))
-            .await
-            .unwrap();
+    app.state.clock.advance(days(30));
+    let outcomes = orgkeeper::jobs::run_schedules(&app.state).await.unwrap();
     assert!(outcomes.is_empty());
     assert_eq!(key_status(&app, &key.id).await, ApiKeyStatus::Inactive);
     let cancelled = records(&app, "key.archive_schedule_cancelled").await;
@@ -613,13 +616,15 @@ async fn offboarding_stops_at_a_failed_step_and_a_resume_completes_it() {
     let keys = all_keys(&app).await;
     let users = app
         .state
-        .api
+        .org
+        .api()
         .list_all_users(&UserFilter::default())
         .await
         .unwrap();
     let workspaces = app
         .state
-        .api
+        .org
+        .api()
         .list_all_workspaces(&WorkspaceFilter::default())
         .await
         .unwrap();
@@ -637,7 +642,8 @@ async fn offboarding_stops_at_a_failed_step_and_a_resume_completes_it() {
         for w in &workspaces {
             let members = app
                 .state
-                .api
+                .org
+                .api()
                 .list_all_workspace_members(&w.id)
                 .await
                 .unwrap();
@@ -718,7 +724,7 @@ async fn offboarding_stops_at_a_failed_step_and_a_resume_completes_it() {
 
     assert_eq!(records(&app, "offboarding.started").await.len(), 1);
     assert_eq!(records(&app, "offboarding.completed").await.len(), 1);
-    let removals = records(&app, "workspace.member_removed").await;
+    let removals = records(&app, "workspace_member.removed").await;
     assert_eq!(
         removals
             .iter()
@@ -747,7 +753,8 @@ async fn offboarding_stops_at_a_failed_step_and_a_resume_completes_it() {
 
 async fn users_now(app: &TestApp) -> Vec<String> {
     app.state
-        .api
+        .org
+        .api()
         .list_all_users(&UserFilter::default())
         .await
         .unwrap()
@@ -762,7 +769,8 @@ async fn offboarding_an_admin_explains_the_refusal() {
     let (_, owner) = app.signed_in(Role::Owner).await;
     let admin_user = app
         .state
-        .api
+        .org
+        .api()
         .list_all_users(&UserFilter::default())
         .await
         .unwrap()

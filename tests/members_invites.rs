@@ -10,7 +10,8 @@ use support::*;
 
 async fn users(app: &TestApp) -> Vec<User> {
     app.state
-        .api
+        .org
+        .api()
         .list_all_users(&Default::default())
         .await
         .unwrap()
@@ -160,7 +161,8 @@ async fn a_member_page_shows_their_workspaces_keys_and_audit_link() {
     let (_, session) = app.signed_in(Role::Auditor).await;
     let keys = app
         .state
-        .api
+        .org
+        .api()
         .list_all_api_keys(&Default::default())
         .await
         .unwrap();
@@ -180,7 +182,8 @@ async fn a_member_page_shows_their_workspaces_keys_and_audit_link() {
         .unwrap();
     let workspaces = app
         .state
-        .api
+        .org
+        .api()
         .list_all_workspaces(&Default::default())
         .await
         .unwrap();
@@ -188,7 +191,8 @@ async fn a_member_page_shows_their_workspaces_keys_and_audit_link() {
     for w in &workspaces {
         let members = app
             .state
-            .api
+            .org
+            .api()
             .list_all_workspace_members(&w.id)
             .await
             .unwrap();
@@ -319,7 +323,8 @@ async fn removing_a_member_after_the_confirmation_page_takes_them_off_the_list()
     let (_, session) = app.signed_in(Role::Admin).await;
     let keys = app
         .state
-        .api
+        .org
+        .api()
         .list_all_api_keys(&Default::default())
         .await
         .unwrap();
@@ -373,7 +378,8 @@ async fn viewers_and_auditors_read_the_pages_but_every_change_is_forbidden() {
     let member = user_with_role(&all, OrgRole::User);
     let invite = app
         .state
-        .api
+        .org
+        .api()
         .list_all_invites(&Default::default())
         .await
         .unwrap()
@@ -428,7 +434,8 @@ async fn invites_are_filtered_by_status_and_pending_ones_show_the_time_left() {
     let (_, session) = app.signed_in(Role::Admin).await;
     let invites = app
         .state
-        .api
+        .org
+        .api()
         .list_all_invites(&Default::default())
         .await
         .unwrap();
@@ -531,7 +538,8 @@ async fn a_pasted_list_reports_each_line_and_keeps_the_failures_for_correction()
     assert!(outcomes.contains(&Outcome::Ok) && outcomes.contains(&Outcome::Failed));
     let pending = app
         .state
-        .api
+        .org
+        .api()
         .list_all_invites(&Default::default())
         .await
         .unwrap();
@@ -544,7 +552,8 @@ async fn a_pending_invite_is_deleted_after_confirmation() {
     let (_, session) = app.signed_in(Role::Admin).await;
     let invite = app
         .state
-        .api
+        .org
+        .api()
         .list_all_invites(&Default::default())
         .await
         .unwrap()

@@ -15,7 +15,8 @@ use support::*;
 
 async fn all_workspaces(app: &TestApp) -> Vec<Workspace> {
     app.state
-        .api
+        .org
+        .api()
         .list_all_workspaces(&WorkspaceFilter {
             include_archived: true,
             include_default: true,
@@ -27,7 +28,8 @@ async fn all_workspaces(app: &TestApp) -> Vec<Workspace> {
 async fn default_workspace_id(app: &TestApp) -> String {
     let listed: HashSet<String> = app
         .state
-        .api
+        .org
+        .api()
         .list_all_workspaces(&WorkspaceFilter {
             include_archived: true,
             include_default: false,
@@ -73,7 +75,8 @@ fn created_id(response: &reqwest::Response) -> String {
 async fn outsider(app: &TestApp, workspace_id: &str) -> String {
     let members: HashSet<String> = app
         .state
-        .api
+        .org
+        .api()
         .list_all_workspace_members(workspace_id)
         .await
         .unwrap()
@@ -81,7 +84,8 @@ async fn outsider(app: &TestApp, workspace_id: &str) -> String {
         .map(|m| m.user_id)
         .collect();
     app.state
-        .api
+        .org
+        .api()
         .list_all_users(&Default::default())
         .await
         .unwrap()
@@ -95,7 +99,7 @@ async fn outsider(app: &TestApp, workspace_id: &str) -> String {
 async fn the_overview_numbers_match_the_organization_and_link_to_the_filtered_pages() {
     let app = spawn_app().await;
     let (_, viewer) = app.signed_in(Role::Viewer).await;
-    let api = &app.state.api;
+    let api = app.state.org.api();
     let users = api.list_all_users(&Default::default()).await.unwrap();
     let invites = api.list_all_invites(&Default::default()).await.unwrap();
     let keys = api.list_all_api_keys(&Default::default()).await.unwrap();
@@ -216,7 +220,8 @@ async fn a_team_lead_sees_only_their_workspaces_and_no_organization_wide_numbers
         .unwrap();
     let keys = app
         .state
-        .api
+        .org
+        .api()
         .list_all_api_keys(&Default::default())
         .await
         .unwrap()
@@ -255,7 +260,8 @@ async fn a_team_lead_opening_another_workspace_by_url_is_refused_and_sees_none_o
         .unwrap();
     let member_id = app
         .state
-        .api
+        .org
+        .api()
         .list_all_workspace_members(&other.id)
         .await
         .unwrap()[0]
@@ -327,7 +333,7 @@ async fn creating_a_workspace_with_a_hostile_name_renders_it_as_text_and_is_audi
 
     assert_eq!(response.status(), 303);
     let id = created_id(&response);
-    let created = app.state.api.get_workspace(&id).await.unwrap();
+    let created = app.state.org.api().get_workspace(&id).await.unwrap();
     assert_eq!(
         (created.name.as_str(), created.display_color.as_str()),
         (hostile, "#12AB34")
@@ -418,7 +424,7 @@ async fn renaming_and_recolouring_are_audited_with_before_and_after() {
     let app = spawn_app().await;
     let (_, admin) = app.signed_in(Role::Admin).await;
     let id = app.first_workspace_id().await;
-    let old = app.state.api.get_workspace(&id).await.unwrap();
+    let old = app.state.org.api().get_workspace(&id).await.unwrap();
     admin.get_text(&format!("/workspaces/{id}")).await;
 
     let response = admin
@@ -429,7 +435,7 @@ async fn renaming_and_recolouring_are_audited_with_before_and_after() {
         .await;
 
     assert_eq!(response.status(), 303);
-    let now = app.state.api.get_workspace(&id).await.unwrap();
+    let now = app.state.org.api().get_workspace(&id).await.unwrap();
     assert_eq!(now.name, "Applied Research");
     assert!(now.display_color.eq_ignore_ascii_case("#AABBCC"));
     let record = outcome_of(&app, "workspace.updated").await;
@@ -464,14 +470,16 @@ async fn archiving_asks_first_says_what_happens_and_archives_the_keys_too() {
     assert_eq!(response.status(), 303);
     assert!(app
         .state
-        .api
+        .org
+        .api()
         .get_workspace(&id)
         .await
         .unwrap()
         .is_archived());
     let keys = app
         .state
-        .api
+        .org
+        .api()
         .list_all_api_keys(&Default::default())
         .await
         .unwrap();
@@ -511,7 +519,8 @@ async fn the_default_workspace_offers_no_rename_or_archive_and_a_forced_archive_
     assert!(record.upstream_request_id.unwrap().starts_with("req_"));
     assert!(!app
         .state
-        .api
+        .org
+        .api()
         .get_workspace(&id)
         .await
         .unwrap()
@@ -562,7 +571,8 @@ async fn adding_changing_and_removing_a_workspace_member_are_audited() {
     assert!(confirm.contains("loses access"));
     assert!(app
         .state
-        .api
+        .org
+        .api()
         .get_workspace_member(&ws, &user)
         .await
         .unwrap_err()
@@ -627,7 +637,8 @@ async fn the_api_refusals_of_workspace_member_changes_are_explained_and_audited_
     let user = outsider(&app, &ws).await;
     let org_admin = app
         .state
-        .api
+        .org
+        .api()
         .list_all_users(&Default::default())
         .await
         .unwrap()

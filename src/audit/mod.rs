@@ -46,6 +46,7 @@
 //! Triggers make `audit_log` and `audit_anchor` append-only; rows of `audit_log` can only be
 //! deleted inside the pruning transaction, which sets the one-row `audit_prune_guard` flag.
 
+mod action;
 mod export;
 mod query;
 mod record;
@@ -60,6 +61,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use sqlx::SqlitePool;
 use tokio::sync::Mutex;
 
+pub use action::Action;
 pub use query::MAX_PAGE;
 pub use record::redact_secrets;
 

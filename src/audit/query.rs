@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{format_time, AuditError, AuditLog, Filter, Outcome, Record};
+use super::{format_time, Action, AuditError, AuditLog, Filter, Outcome, Record};
 
 /// The largest page `query` returns; use the export for more.
 pub const MAX_PAGE: u32 = 1000;
@@ -41,12 +41,22 @@ pub(crate) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &Filter) {
     if let Some(action) = given(&filter.action) {
         let action = action.trim_end_matches('.').to_owned();
         let prefix = format!("{action}.");
+        // Older records of the same action under a twin code are the same action.
+        let legacy: Vec<&str> = Action::ALL
+            .iter()
+            .filter(|a| a.code() == action || a.code().starts_with(&prefix))
+            .flat_map(|a| a.legacy_codes().iter().copied())
+            .collect();
         qb.push(" AND (action = ");
         qb.push_bind(action);
         qb.push(" OR substr(action, 1, ");
         qb.push_bind(prefix.chars().count() as i64);
         qb.push(") = ");
         qb.push_bind(prefix);
+        for code in legacy {
+            qb.push(" OR action = ");
+            qb.push_bind(code);
+        }
         qb.push(")");
     }
     if let Some(target) = given(&filter.target) {

@@ -58,7 +58,8 @@ pub async fn protect(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
-        return rejected();
+        // Too large to be a form: say so, rather than blaming the token.
+        return axum::response::IntoResponse::into_response(crate::web::error::AppError::TooLarge);
     };
     let form_token = is_form
         .then(|| {

@@ -1,18 +1,18 @@
 //! The Accounts page (owners only): dashboard accounts, their roles and team-lead workspaces.
 //! Also each person's own password change.
 
+use crate::web::extract::Form;
+use crate::web::extract::Path;
 use askama::Template;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::context::{target, Layout};
 use super::error::{AppError, AppResult};
 use super::Ctx;
-use crate::audit::{Outcome, Target};
+use crate::audit::{Action, Outcome, Target};
 use crate::auth::accounts::{self, Account, AccountError};
 use crate::auth::{password, session, Permission, Role};
 
@@ -28,7 +28,8 @@ pub struct WorkspaceChoice {
 async fn workspace_choices(ctx: &Ctx) -> (Vec<WorkspaceChoice>, Option<String>) {
     match ctx
         .state
-        .api
+        .org
+        .api()
         .list_all_workspaces(&crate::anthropic::WorkspaceFilter {
             include_archived: true,
             include_default: true,
@@ -166,7 +167,7 @@ fn account_target(account: &Account) -> Option<Target> {
 }
 
 /// The last owner is protected by a rule, not by a failure: record it as denied.
-impl super::context::ChangeError for AccountError {
+impl crate::service::LocalRefusal for AccountError {
     fn outcome(&self) -> Outcome {
         match self {
             AccountError::LastOwner => Outcome::Denied,
@@ -178,7 +179,7 @@ impl super::context::ChangeError for AccountError {
 /// An audited change to one account. `Ok(Err(message))` is a refusal to show on the page.
 async fn audited_change<Fut>(
     ctx: &Ctx,
-    action: &str,
+    action: Action,
     account: &Account,
     details: serde_json::Value,
     change: Fut,
@@ -215,7 +216,7 @@ pub async fn create(ctx: Ctx, body: String) -> AppResult<Response> {
         json!({ "username": form.username, "role": role.as_str(), "workspaces": form.workspaces });
     let created = ctx
         .local_change_creating(
-            "account.created",
+            Action::AccountCreated,
             None,
             details,
             accounts::create(
@@ -326,7 +327,7 @@ pub async fn change_role(
     let details = json!({ "before": account.role.as_str(), "after": role.as_str() });
     let result = audited_change(
         &ctx,
-        "account.role_changed",
+        Action::AccountRoleChanged,
         &account,
         details,
         accounts::set_role(&ctx.state.db, &account, role),
@@ -353,7 +354,7 @@ pub async fn change_workspaces(ctx: Ctx, Path(id): Path<i64>, body: String) -> A
     let details = json!({ "before": account.workspaces, "after": workspaces });
     let result = audited_change(
         &ctx,
-        "account.workspaces_changed",
+        Action::AccountWorkspacesChanged,
         &account,
         details,
         accounts::set_workspaces(&ctx.state.db, account.id, &workspaces),
@@ -368,7 +369,7 @@ pub async fn disable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     let account = load(&ctx, id).await?;
     let result = audited_change(
         &ctx,
-        "account.disabled",
+        Action::AccountDisabled,
         &account,
         json!({ "before": { "disabled": account.disabled }, "after": { "disabled": true } }),
         accounts::set_disabled(&ctx.state.db, &account, true),
@@ -386,7 +387,7 @@ pub async fn enable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     let account = load(&ctx, id).await?;
     let result = audited_change(
         &ctx,
-        "account.enabled",
+        Action::AccountEnabled,
         &account,
         json!({ "before": { "disabled": account.disabled }, "after": { "disabled": false } }),
         accounts::set_disabled(&ctx.state.db, &account, false),
@@ -410,7 +411,7 @@ pub async fn reset_password(
     let account = load(&ctx, id).await?;
     let result = audited_change(
         &ctx,
-        "account.password_reset",
+        Action::AccountPasswordReset,
         &account,
         json!({}),
         accounts::set_password(&ctx.state.db, account.id, &form.password),
@@ -425,7 +426,7 @@ pub async fn end_sessions(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> 
     let account = load(&ctx, id).await?;
     let result = audited_change(
         &ctx,
-        "account.sessions_ended",
+        Action::AccountSessionsEnded,
         &account,
         json!({}),
         accounts::end_sessions(&ctx.state.db, account.id),
@@ -440,7 +441,7 @@ pub async fn unlock(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     let account = load(&ctx, id).await?;
     let result = audited_change(
         &ctx,
-        "account.unlocked",
+        Action::AccountUnlocked,
         &account,
         json!({ "before": { "locked_until": account.locked_until } }),
         accounts::clear_lockout(&ctx.state.db, account.id),
@@ -486,7 +487,7 @@ pub async fn own_password_submit(
     };
     if let Some(error) = error {
         ctx.audit(
-            "account.password_changed",
+            Action::AccountPasswordChanged,
             account_target(&ctx.account),
             json!({ "reason": error }),
             Outcome::Failed,
@@ -505,7 +506,7 @@ pub async fn own_password_submit(
     let account = ctx.account.clone();
     audited_change(
         &ctx,
-        "account.password_changed",
+        Action::AccountPasswordChanged,
         &account,
         json!({}),
         accounts::set_password(&ctx.state.db, account.id, &form.password),
@@ -514,7 +515,7 @@ pub async fn own_password_submit(
     .map_err(AppError::BadRequest)?;
     // Every other session ended with the epoch bump; keep this one by signing in afresh.
     let fresh = load(&ctx, account.id).await?;
-    session::sign_in(&ctx.session, &fresh).await?;
+    session::sign_in(&ctx.session, &fresh, ctx.state.clock.now()).await?;
     ctx.flash(
         "success",
         "Your password was changed and your other sessions were ended.",

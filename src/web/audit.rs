@@ -1,8 +1,8 @@
 //! The audit log for owners, admins and auditors: filter, read a record, export.
 
+use crate::web::extract::{Path, Query};
 use askama::Template;
 use axum::body::Body;
-use axum::extract::{Path, Query};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,7 +12,7 @@ use serde_json::json;
 use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::Ctx;
-use crate::audit::{ChainReport, ExportFormat, Filter, Outcome, Record};
+use crate::audit::{Action, ChainReport, ExportFormat, Filter, Outcome, Record};
 use crate::auth::Permission;
 
 const PAGE_SIZE: u32 = 50;
@@ -117,7 +117,7 @@ struct IndexPage {
     next_link: Option<String>,
     csv_link: String,
     jsonl_link: String,
-    chain: super::chain::ChainCheck,
+    chain: crate::service::chain::ChainCheck,
     can_acknowledge: bool,
 }
 
@@ -158,7 +158,7 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
 
 /// Whether the current break is still unacknowledged (so the page offers to acknowledge it).
 async fn page_view_alert(ctx: &Ctx) -> bool {
-    super::chain::unacknowledged_break(&ctx.state)
+    crate::service::chain::unacknowledged_break(&ctx.state)
         .await
         .is_some()
 }
@@ -240,7 +240,7 @@ pub async fn export(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Resp
         _ => (ExportFormat::Jsonl, "application/x-ndjson", "jsonl"),
     };
     ctx.audit(
-        "audit.exported",
+        Action::AuditExported,
         None,
         json!({ "format": extension, "filter": query.query_string(None, None) }),
         Outcome::Ok,
@@ -276,7 +276,7 @@ pub async fn verify_now(ctx: Ctx) -> AppResult<Response> {
         ),
     };
     ctx.audit(
-        "audit.verified",
+        Action::AuditVerified,
         None,
         json!({ "result": message }),
         outcome,
@@ -297,19 +297,19 @@ pub async fn verify_now(ctx: Ctx) -> AppResult<Response> {
 /// Acknowledges the current break so the banner stops; the acknowledgement is audited.
 pub async fn acknowledge(ctx: Ctx) -> AppResult<Response> {
     ctx.require(Permission::ViewAudit).await?;
-    let Some((seq, reason)) = super::chain::unacknowledged_break(&ctx.state).await else {
+    let Some((seq, reason)) = crate::service::chain::unacknowledged_break(&ctx.state).await else {
         return Err(AppError::BadRequest(
             "There is no unacknowledged break in the audit chain.".into(),
         ));
     };
     ctx.audit(
-        "audit.break_acknowledged",
+        Action::AuditBreakAcknowledged,
         None,
         json!({ "broken_seq": seq, "reason": reason }),
         Outcome::Ok,
     )
     .await?;
-    super::chain::acknowledge(&ctx.state.db, seq, &reason, ctx.account.id).await?;
+    crate::service::chain::acknowledge(&ctx.state.db, seq, &reason, ctx.account.id).await?;
     ctx.flash(
         "success",
         format!("The break at record {seq} is acknowledged; the banner is gone for everyone."),

@@ -6,16 +6,16 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tower_sessions::Session;
 
 use super::error::AppError;
 use super::AppState;
-use crate::audit::{Actor, NewEntry, Outcome, Source, Target};
+use crate::audit::{Action, Outcome, Source, Target};
 use crate::auth::accounts::{self, Account};
 use crate::auth::{session, Permission, Role};
+use crate::service::{Caller, LocalRefusal};
 
 /// Whether an htmx request wants only the updated region. Boosted navigation (links and
 /// forms inside `<main hx-boost>`) and history restores want the whole page, as does any
@@ -86,15 +86,6 @@ impl FromRequestParts<AppState> for ClientInfo {
     }
 }
 
-/// How a failed local change is recorded: `failed` unless the error says it was a refusal.
-pub trait ChangeError: std::fmt::Display {
-    fn outcome(&self) -> Outcome {
-        Outcome::Failed
-    }
-}
-
-impl ChangeError for sqlx::Error {}
-
 /// A short message shown once on the next page (post/redirect/get).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Flash {
@@ -134,11 +125,19 @@ impl FromRequestParts<AppState> for Ctx {
             return Err(not_signed_in());
         };
         let account = accounts::find_by_id(&state.db, login.account_id).await?;
-        let too_old =
-            Utc::now().timestamp() - login.signed_in_at > state.config.session_max.as_secs() as i64;
+        let now = state.clock.now().timestamp();
+        let too_old = now - login.signed_in_at > state.config.session_max.as_secs() as i64;
+        // Idle time is also checked against the clock (the cookie store's own expiry uses the
+        // wall clock and stays as a backstop).
+        let idle = login
+            .last_seen
+            .is_some_and(|seen| now - seen > state.config.session_idle.as_secs() as i64);
         let account = match account {
             Some(account)
-                if !account.disabled && account.session_epoch == login.epoch && !too_old =>
+                if !account.disabled
+                    && account.session_epoch == login.epoch
+                    && !too_old
+                    && !idle =>
             {
                 account
             }
@@ -148,6 +147,7 @@ impl FromRequestParts<AppState> for Ctx {
                 return Err(not_signed_in());
             }
         };
+        session::touch(&session, &login, now).await;
         let csrf = session::csrf_token(&session).await?;
         Ok(Ctx {
             state: state.clone(),
@@ -168,19 +168,17 @@ impl Ctx {
         self.account.role.can(permission)
     }
 
+    /// This person as the service layer sees them.
+    pub fn caller(&self) -> Caller {
+        Caller::Person {
+            account: self.account.clone(),
+            source: self.client.source(),
+        }
+    }
+
     /// The server-side authorization check. A refusal is audited and answered with a 403 page.
     pub async fn require(&self, permission: Permission) -> Result<(), AppError> {
-        if self.can(permission) {
-            return Ok(());
-        }
-        self.audit(
-            "access.denied",
-            None,
-            serde_json::json!({ "permission": format!("{permission:?}") }),
-            Outcome::Denied,
-        )
-        .await?;
-        Err(AppError::Forbidden)
+        Ok(self.state.require(&self.caller(), permission, None).await?)
     }
 
     /// Team leads may read only their assigned workspaces; everyone else reads all of them.
@@ -189,122 +187,31 @@ impl Ctx {
             || self.account.workspaces.iter().any(|w| w == workspace_id)
     }
 
-    pub fn actor(&self) -> Actor {
-        Actor {
-            account_id: Some(self.account.id),
-            name: self.account.username.clone(),
-            role: Some(self.account.role.as_str().to_owned()),
-        }
-    }
-
-    pub fn entry(
-        &self,
-        action: &str,
-        target: Option<Target>,
-        details: Value,
-        outcome: Outcome,
-    ) -> NewEntry {
-        NewEntry {
-            actor: self.actor(),
-            source: self.client.source(),
-            action: action.to_owned(),
-            target,
-            details,
-            outcome,
-            upstream_status: None,
-            upstream_request_id: None,
-            intent_seq: None,
-        }
-    }
-
     /// Appends one audit record; failure refuses the action (fail closed).
     pub async fn audit(
         &self,
-        action: &str,
+        action: Action,
         target: Option<Target>,
         details: Value,
         outcome: Outcome,
     ) -> Result<i64, AppError> {
         Ok(self
             .state
-            .audit
-            .append(self.entry(action, target, details, outcome))
+            .record(&self.caller(), action, target, details, outcome)
             .await?)
     }
 
-    /// An organization change through the Admin API, audited around the call: the intent is
-    /// written first (if that fails the call is never made), then the outcome with the upstream
-    /// status and request id. `Ok(Err(..))` is an upstream refusal or failure for the page to
-    /// explain; `Err(..)` means the dashboard refused (role, or audit log unavailable).
-    pub async fn org_action<T, Fut>(
-        &self,
-        action: &str,
-        target: Option<Target>,
-        details: Value,
-        call: Fut,
-    ) -> Result<Result<T, crate::anthropic::ApiError>, AppError>
-    where
-        Fut: std::future::Future<Output = Result<T, crate::anthropic::ApiError>>,
-    {
-        self.org_action_creating(action, target, details, call, |_| None)
-            .await
-    }
-
-    /// [`Ctx::org_action`] for a change that creates something: `created` names it from the
-    /// answer (its id exists only then), and becomes the outcome record's target.
-    pub async fn org_action_creating<T, Fut>(
-        &self,
-        action: &str,
-        target: Option<Target>,
-        details: Value,
-        call: Fut,
-        created: impl FnOnce(&T) -> Option<Target>,
-    ) -> Result<Result<T, crate::anthropic::ApiError>, AppError>
-    where
-        Fut: std::future::Future<Output = Result<T, crate::anthropic::ApiError>>,
-    {
-        self.require(Permission::ManageOrganization).await?;
-        let intent = self
-            .audit(action, target.clone(), details.clone(), Outcome::Pending)
-            .await?;
-        let result = call.await;
-        let mut entry = match &result {
-            Ok(value) => self.entry(action, created(value).or(target), details, Outcome::Ok),
-            Err(error) => {
-                let mut details = details;
-                if let Value::Object(map) = &mut details {
-                    map.insert("error".into(), Value::String(error.message().to_owned()));
-                    if let Some(kind) = error.error_type() {
-                        map.insert("error_type".into(), Value::String(kind.to_owned()));
-                    }
-                }
-                let mut entry = self.entry(action, target, details, Outcome::Failed);
-                entry.upstream_status = error.status();
-                entry.upstream_request_id = error.request_id().map(str::to_owned);
-                entry
-            }
-        };
-        entry.intent_seq = Some(intent);
-        if let Err(error) = self.state.audit.append(entry).await {
-            // The change happened upstream; its intent is on record. Say so loudly.
-            tracing::error!(%error, action, "the outcome of an organization change could not be audited");
-            return Err(error.into());
-        }
-        Ok(result)
-    }
-
     /// A change to Orgkeeper's own data (accounts, budgets) between an intent record and an
-    /// outcome record, so no change happens without a trace and a refusal keeps its reason.
-    /// `Err(..)` means the audit log could not be written (the change is then not attempted).
+    /// outcome record; see [`crate::service::Services::local_change`].
     pub async fn local_change<T, E, Fut>(
         &self,
-        action: &str,
+        action: Action,
         target: Option<Target>,
         details: Value,
         change: Fut,
     ) -> Result<Result<T, E>, AppError>
     where
-        E: ChangeError,
+        E: LocalRefusal,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
         self.local_change_creating(action, target, details, change, |_| None)
@@ -314,33 +221,20 @@ impl Ctx {
     /// [`Ctx::local_change`] for a change that creates something named by `created`.
     pub async fn local_change_creating<T, E, Fut>(
         &self,
-        action: &str,
+        action: Action,
         target: Option<Target>,
         details: Value,
         change: Fut,
         created: impl FnOnce(&T) -> Option<Target>,
     ) -> Result<Result<T, E>, AppError>
     where
-        E: ChangeError,
+        E: LocalRefusal,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
-        let intent = self
-            .audit(action, target.clone(), details.clone(), Outcome::Pending)
-            .await?;
-        let result = change.await;
-        let mut entry = match &result {
-            Ok(value) => self.entry(action, created(value).or(target), details, Outcome::Ok),
-            Err(error) => {
-                let mut details = details;
-                if let Value::Object(map) = &mut details {
-                    map.insert("reason".into(), Value::String(error.to_string()));
-                }
-                self.entry(action, target, details, error.outcome())
-            }
-        };
-        entry.intent_seq = Some(intent);
-        self.state.audit.append(entry).await?;
-        Ok(result)
+        Ok(self
+            .state
+            .local_change(&self.caller(), action, target, details, change, created)
+            .await?)
     }
 
     /// The workspaces this person may read: `None` means all of them.
@@ -364,7 +258,7 @@ impl Ctx {
     pub async fn layout(&self, title: impl Into<String>, section: &'static str) -> Layout {
         let flash = self.session.remove::<Flash>(FLASH_KEY).await.ok().flatten();
         let chain_alert = if self.can(Permission::ViewAudit) {
-            super::chain::unacknowledged_break(&self.state).await
+            crate::service::chain::unacknowledged_break(&self.state).await
         } else {
             None
         };
@@ -470,14 +364,7 @@ fn nav_for(role: Role, section: &str) -> Vec<NavLink> {
         .collect()
 }
 
-/// Builds an audit target.
-pub fn target(kind: &str, id: impl Into<String>, label: Option<String>) -> Option<Target> {
-    Some(Target {
-        kind: kind.to_owned(),
-        id: id.into(),
-        label,
-    })
-}
+pub use crate::service::target;
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,9 @@ pub enum AppError {
     /// 400 with a message for the person.
     #[error("{0}")]
     BadRequest(String),
+    /// 413: a body larger than any dashboard form.
+    #[error("request body too large")]
+    TooLarge,
     /// 502: the Admin API answered with an error or not at all; the message explains it in
     /// plain words with its request id.
     #[error("upstream: {0}")]
@@ -60,6 +63,17 @@ impl From<crate::auth::accounts::AccountError> for AppError {
     }
 }
 
+impl From<crate::service::ServiceError> for AppError {
+    fn from(error: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError as E;
+        match error {
+            E::Forbidden => AppError::Forbidden,
+            E::Audit(e) => e.into(),
+            E::Database(e) => e.into(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
@@ -89,6 +103,11 @@ impl AppError {
                 "There is nothing at this address. It may have been removed, or the link is wrong.".into(),
             ),
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Cannot do that", message.clone()),
+            AppError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too much at once",
+                "What was sent is larger than 1 MB, more than any Orgkeeper form holds, so it was not read and nothing was changed. Send a shorter list, or split it.".into(),
+            ),
             AppError::Upstream(error) => (StatusCode::BAD_GATEWAY, "The Admin API did not answer as expected", error.user_message()),
             AppError::AuditUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

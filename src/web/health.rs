@@ -27,7 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok::<_, sqlx::Error>(())
     }
     .await;
-    let upstream = state.api.get_organization().await;
+    let upstream = state.org.api().get_organization().await;
     let ready = database.is_ok() && upstream.is_ok();
     let body = json!({
         "ready": ready,

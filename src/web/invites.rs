@@ -4,34 +4,42 @@
 //! Invite creation is never retried (a retry could send a second invitation), and each
 //! address is its own audited action so a batch that half succeeds says exactly what happened.
 
+use crate::web::extract::Form;
+use crate::web::extract::{Path, Query};
+use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
-use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::context::{target, Layout};
+use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::members::RoleChoice;
 use super::members::{assignable_roles, query_string, render, role_label, wants_partial, Pager};
-use super::{AppState, Ctx};
-use crate::anthropic::{CreateInvite, Invite, InviteStatus, OrgRole};
+use super::Ctx;
+use crate::anthropic::{Invite, InviteStatus, OrgRole};
 use crate::auth::Permission;
-use crate::org;
+use crate::service;
 
 /// More lines than this in one paste are refused before anything is sent.
 const MAX_BATCH: usize = 100;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/invites", get(index).post(create))
-        .route(
+pub fn routes() -> Routes {
+    use Permission::*;
+    Routes::new()
+        .get("/invites", Needs(ViewDirectory), index)
+        .post("/invites", Needs(ManageOrganization), create)
+        .get(
             "/invites/{invite_id}/delete",
-            get(confirm_delete).post(delete),
+            Needs(ManageOrganization),
+            confirm_delete,
+        )
+        .post(
+            "/invites/{invite_id}/delete",
+            Needs(ManageOrganization),
+            delete,
         )
 }
 
@@ -308,20 +316,7 @@ pub struct CreateForm {
 
 /// Sends one invite as its own audited action.
 async fn invite_one(ctx: &Ctx, email: &str, role: &OrgRole) -> AppResult<LineResult> {
-    let body = CreateInvite {
-        email: email.to_owned(),
-        role: role.clone(),
-        rbac_group_ids: Vec::new(),
-    };
-    let result = ctx
-        .org_action_creating(
-            "invite.created",
-            target("invite", email.to_owned(), Some(email.to_owned())),
-            json!({ "email": email, "role": role.as_str() }),
-            ctx.state.org.api().create_invite(&body),
-            |invite| target("invite", invite.id.clone(), Some(invite.email.clone())),
-        )
-        .await?;
+    let result = service::invites::create(&ctx.state, &ctx.caller(), email, role).await?;
     Ok(match result {
         Ok(_) => LineResult {
             email: email.to_owned(),
@@ -437,9 +432,6 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         .filter(|r| r.kind == "invited")
         .map(|r| r.email.clone())
         .collect();
-    if !invited.is_empty() {
-        ctx.state.org.invalidate(&[org::keys::INVITES]);
-    }
     // A repeated line is not a failure worth keeping in the box.
     let failed: Vec<&LineResult> = results
         .iter()
@@ -536,17 +528,17 @@ pub async fn confirm_delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResul
 pub async fn delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let invite = find_invite(&ctx, &invite_id).await?;
-    let result = ctx
-        .org_action(
-            "invite.deleted",
-            target("invite", invite.id.clone(), Some(invite.email.clone())),
-            json!({ "email": invite.email, "role": invite.role.as_str(), "status": invite.status.as_str() }),
-            ctx.state.org.api().delete_invite(&invite.id),
-        )
-        .await?;
+    let context = json!({ "role": invite.role.as_str(), "status": invite.status.as_str() });
+    let result = service::invites::delete(
+        &ctx.state,
+        &ctx.caller(),
+        &invite.id,
+        &invite.email,
+        context,
+    )
+    .await?;
     match result {
         Ok(_) => {
-            ctx.state.org.invalidate(&[org::keys::INVITES]);
             ctx.flash(
                 "success",
                 format!(
@@ -559,7 +551,6 @@ pub async fn delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResult<Respon
         }
         Err(error) => {
             // The invite may have been accepted or deleted meanwhile: show the current state.
-            ctx.state.org.invalidate(&[org::keys::INVITES]);
             let status = if error.is_refusal() {
                 StatusCode::UNPROCESSABLE_ENTITY
             } else {

@@ -1,9 +1,10 @@
 //! Signing in and out, and the first-run setup of the owner account.
 
+use crate::web::extract::Form;
+use crate::web::extract::Query;
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -12,7 +13,7 @@ use tower_sessions::Session;
 use super::context::{target, ClientInfo, Layout};
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
-use crate::audit::{Actor, NewEntry, Outcome};
+use crate::audit::{Action, Actor, NewEntry, Outcome};
 use crate::auth::accounts::{self, Account};
 use crate::auth::{password, session, Role};
 
@@ -79,14 +80,14 @@ pub struct LoginForm {
 fn system_entry(
     client: &ClientInfo,
     actor: Actor,
-    action: &str,
+    action: Action,
     details: serde_json::Value,
     outcome: Outcome,
 ) -> NewEntry {
     NewEntry {
         actor,
         source: client.source(),
-        action: action.to_owned(),
+        action: action.into(),
         target: None,
         details,
         outcome,
@@ -142,13 +143,13 @@ pub async fn submit(
             .append(system_entry(
                 &client,
                 actor_of(&account),
-                "auth.login",
+                Action::AuthLogin,
                 json!({}),
                 Outcome::Ok,
             ))
             .await?;
         accounts::record_login(&state.db, account.id).await?;
-        session::sign_in(&session, &account).await?;
+        session::sign_in(&session, &account, state.clock.now()).await?;
         return Ok(Redirect::to(&safe_next(form.next.as_deref())).into_response());
     }
 
@@ -166,7 +167,7 @@ pub async fn submit(
         .append(system_entry(
             &client,
             actor.clone(),
-            "auth.login_failed",
+            Action::AuthLoginFailed,
             json!({ "reason": reason }),
             Outcome::Denied,
         ))
@@ -189,7 +190,7 @@ pub async fn submit(
                     .append(system_entry(
                         &client,
                         actor,
-                        "auth.locked_out",
+                        Action::AuthLockedOut,
                         json!({ "failures": MAX_FAILURES, "minutes": LOCK_MINUTES }),
                         Outcome::Denied,
                     ))
@@ -220,7 +221,7 @@ pub async fn submit(
 }
 
 pub async fn logout(ctx: Ctx) -> AppResult<Response> {
-    ctx.audit("auth.logout", None, json!({}), Outcome::Ok)
+    ctx.audit(Action::AuthLogout, None, json!({}), Outcome::Ok)
         .await?;
     session::sign_out(&ctx.session).await?;
     Ok(Redirect::to("/login").into_response())
@@ -324,13 +325,13 @@ pub async fn setup_submit(
                         ..system_entry(
                             &client,
                             actor_of(&account),
-                            "auth.setup_completed",
+                            Action::AuthSetupCompleted,
                             json!({ "role": "owner" }),
                             Outcome::Ok,
                         )
                     })
                     .await?;
-                session::sign_in(&session, &account).await?;
+                session::sign_in(&session, &account, state.clock.now()).await?;
                 return Ok(Redirect::to("/").into_response());
             }
             Err(accounts::AccountError::Invalid(message)) => Some(message),

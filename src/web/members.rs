@@ -6,39 +6,53 @@
 
 use std::collections::HashMap;
 
+use crate::web::extract::Form;
+use crate::web::extract::{Path, Query};
+use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
-use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::context::{target, Layout};
+use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::workspaces::workspace_role_label;
-use super::{AppState, Ctx};
+use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, OrgRole, User, WorkspaceRole};
-use crate::audit::Target;
 use crate::auth::Permission;
-use crate::org;
+use crate::service;
 
 pub const PAGE_SIZE: usize = 50;
 /// Up to this many workspaces, a member page reads their memberships before showing.
 const INLINE_WORKSPACES: usize = 20;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/members", get(index))
-        .route("/members/{user_id}", get(show))
-        .route("/members/{user_id}/workspaces", get(workspaces_section))
-        .route("/members/{user_id}/role", axum::routing::post(change_role))
-        .route(
+pub fn routes() -> Routes {
+    use Permission::*;
+    Routes::new()
+        .get("/members", Needs(ViewDirectory), index)
+        .get("/members/{user_id}", Needs(ViewDirectory), show)
+        .get(
+            "/members/{user_id}/workspaces",
+            Needs(ViewDirectory),
+            workspaces_section,
+        )
+        .post(
+            "/members/{user_id}/role",
+            Needs(ManageOrganization),
+            change_role,
+        )
+        .get(
             "/members/{user_id}/remove",
-            get(confirm_remove).post(remove),
+            Needs(ManageOrganization),
+            confirm_remove,
+        )
+        .post(
+            "/members/{user_id}/remove",
+            Needs(ManageOrganization),
+            remove,
         )
 }
 
@@ -152,10 +166,6 @@ fn is_protected(role: &OrgRole) -> bool {
         role,
         OrgRole::Admin | OrgRole::Owner | OrgRole::PrimaryOwner
     )
-}
-
-fn member_target(user: &User) -> Option<Target> {
-    target("member", user.id.clone(), Some(user.email.clone()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -716,22 +726,10 @@ pub async fn change_role(
         .await;
         return Ok(Redirect::to(&format!("/members/{}", user.id)).into_response());
     }
-    let details =
-        json!({ "before": user.role.as_str(), "after": role.as_str(), "email": user.email });
-    let result = ctx
-        .org_action(
-            "member.role_changed",
-            member_target(&user),
-            details,
-            ctx.state.org.api().update_user_role(&user.id, role.clone()),
-        )
-        .await?;
+    let result =
+        service::members::change_role(&ctx.state, &ctx.caller(), &user, role.clone()).await?;
     match result {
         Ok(updated) => {
-            // Workspace roles follow some org roles (billing), so member lists go too.
-            ctx.state
-                .org
-                .invalidate(&[org::keys::USERS, org::keys::MEMBERS]);
             ctx.flash(
                 "success",
                 format!(
@@ -746,9 +744,6 @@ pub async fn change_role(
         }
         Err(error) => {
             let message = explain(&error, Some(&role), is_protected(&user.role));
-            if error.is_not_found() {
-                ctx.state.org.invalidate(&[org::keys::USERS]);
-            }
             render_show(
                 &ctx,
                 &user,
@@ -828,20 +823,11 @@ pub async fn confirm_remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<
 pub async fn remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let user = find_user(&ctx, &user_id).await?;
-    let details = json!({ "email": user.email, "name": user.name, "role": user.role.as_str() });
-    let result = ctx
-        .org_action(
-            "member.removed",
-            member_target(&user),
-            details,
-            ctx.state.org.api().remove_user(&user.id),
-        )
-        .await?;
+    let context = json!({ "name": user.name, "role": user.role.as_str() });
+    let result =
+        service::members::remove(&ctx.state, &ctx.caller(), &user.id, &user.email, context).await?;
     match result {
         Ok(_) => {
-            ctx.state
-                .org
-                .invalidate(&[org::keys::USERS, org::keys::MEMBERS]);
             ctx.flash(
                 "success",
                 format!(
@@ -854,9 +840,6 @@ pub async fn remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response
             Ok(Redirect::to("/members").into_response())
         }
         Err(error) => {
-            if error.is_not_found() {
-                ctx.state.org.invalidate(&[org::keys::USERS]);
-            }
             let message = explain(&error, None, is_protected(&user.role));
             render_remove(&ctx, &user, refusal_status(&error), Some(message)).await
         }

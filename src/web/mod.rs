@@ -3,41 +3,41 @@
 pub mod accounts;
 pub mod assets;
 pub mod audit;
-pub mod chain;
 pub mod context;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod home;
 pub mod invites;
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod routes;
 pub mod usage;
 pub mod workspaces;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
-use crate::anthropic::Client;
-use crate::audit::AuditLog;
 use crate::auth::throttle::LoginThrottle;
-use crate::config::ServerConfig;
+use crate::service::Services;
+
+use crate::auth::Permission;
 pub use context::Ctx;
 pub use error::{AppError, AppResult};
+use routes::Access::{Needs, Public, SignedIn};
+pub use routes::{Access, RouteSpec, Routes};
 
 /// A one-time link that lets the first person create the owner account.
 pub struct SetupToken {
@@ -45,18 +45,21 @@ pub struct SetupToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What every handler can reach: the service layer (which derefs from here, so
+/// `state.db`, `state.org` and `state.config` read naturally) and what only the web needs.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: SqlitePool,
-    pub audit: AuditLog,
-    pub api: Client,
-    /// Cached reads of the organization; changes invalidate what they touch.
-    pub org: Arc<crate::org::Org>,
-    pub config: Arc<ServerConfig>,
+    pub services: Services,
     pub throttle: Arc<LoginThrottle>,
     pub setup: Arc<Mutex<Option<SetupToken>>>,
-    /// The audit chain's last verification, for the audit page and the broken-chain banner.
-    pub chain: Arc<chain::ChainMonitor>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 /// Builds the whole application. `session_store` must already be migrated.
@@ -71,37 +74,8 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
                 .unwrap_or(time::Duration::minutes(30)),
         ));
 
-    let pages = Router::new()
-        .route("/", get(home::show))
-        .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
-        .route("/setup", get(login::setup_form).post(login::setup_submit))
-        .route(
-            "/account/password",
-            get(accounts::own_password_form).post(accounts::own_password_submit),
-        )
-        .route("/accounts", get(accounts::index).post(accounts::create))
-        .route("/accounts/{id}", get(accounts::show))
-        .route("/accounts/{id}/role", post(accounts::change_role))
-        .route(
-            "/accounts/{id}/workspaces",
-            post(accounts::change_workspaces),
-        )
-        .route("/accounts/{id}/disable", post(accounts::disable))
-        .route("/accounts/{id}/enable", post(accounts::enable))
-        .route("/accounts/{id}/password", post(accounts::reset_password))
-        .route("/accounts/{id}/end-sessions", post(accounts::end_sessions))
-        .route("/accounts/{id}/unlock", post(accounts::unlock))
-        .route("/audit", get(audit::index))
-        .route("/audit/{seq}", get(audit::show))
-        .route("/audit/export", get(audit::export))
-        .route("/audit/verify", post(audit::verify_now))
-        .route("/audit/acknowledge", post(audit::acknowledge))
-        .merge(members::routes())
-        .merge(invites::routes())
-        .merge(workspaces::routes())
-        .merge(keys::routes())
-        .merge(usage::routes())
+    let (pages, _) = page_routes().into_parts();
+    let pages = pages
         .fallback(not_found)
         // Order matters: the session layer runs first, then CSRF, which reads the session.
         .layer(middleware::from_fn(crate::auth::csrf::protect))
@@ -113,17 +87,68 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .layer(middleware::from_fn(htmx_errors))
         .layer(DefaultBodyLimit::max(1024 * 1024));
 
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/static/{*path}", get(assets::serve))
-        .merge(pages)
+    let (open, _) = open_routes().into_parts();
+    open.merge(pages)
         .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // Only the path: query strings can carry one-time tokens.
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
         }))
         .with_state(state)
+}
+
+/// Routes outside the session and CSRF layers: health checks and assets.
+fn open_routes() -> Routes {
+    Routes::new()
+        .get("/healthz", Public, health::healthz)
+        .get("/readyz", Public, health::readyz)
+        .get("/static/{*path}", Public, assets::serve)
+}
+
+/// Every page and form, behind the session and CSRF layers.
+fn page_routes() -> Routes {
+    use Permission::*;
+    let owner = Needs(ManageAccounts);
+    Routes::new()
+        .get("/", Needs(ViewWorkspaces), home::show)
+        .get("/login", Public, login::form)
+        .post("/login", Public, login::submit)
+        .post("/logout", SignedIn, login::logout)
+        .get("/setup", Public, login::setup_form)
+        .post("/setup", Public, login::setup_submit)
+        .get("/account/password", SignedIn, accounts::own_password_form)
+        .post("/account/password", SignedIn, accounts::own_password_submit)
+        .get("/accounts", owner, accounts::index)
+        .post("/accounts", owner, accounts::create)
+        .get("/accounts/{id}", owner, accounts::show)
+        .post("/accounts/{id}/role", owner, accounts::change_role)
+        .post(
+            "/accounts/{id}/workspaces",
+            owner,
+            accounts::change_workspaces,
+        )
+        .post("/accounts/{id}/disable", owner, accounts::disable)
+        .post("/accounts/{id}/enable", owner, accounts::enable)
+        .post("/accounts/{id}/password", owner, accounts::reset_password)
+        .post("/accounts/{id}/end-sessions", owner, accounts::end_sessions)
+        .post("/accounts/{id}/unlock", owner, accounts::unlock)
+        .get("/audit", Needs(ViewAudit), audit::index)
+        .get("/audit/{seq}", Needs(ViewAudit), audit::show)
+        .get("/audit/export", Needs(ViewAudit), audit::export)
+        .post("/audit/verify", Needs(ViewAudit), audit::verify_now)
+        .post("/audit/acknowledge", Needs(ViewAudit), audit::acknowledge)
+        .merge(members::routes())
+        .merge(invites::routes())
+        .merge(workspaces::routes())
+        .merge(keys::routes())
+        .merge(usage::routes())
+}
+
+/// Every route with the access it requires (for the authorization test and the docs).
+pub fn route_table() -> Vec<RouteSpec> {
+    let mut table = open_routes().into_parts().1;
+    table.extend(page_routes().into_parts().1);
+    table
 }
 
 async fn not_found() -> AppError {
@@ -248,17 +273,4 @@ pub fn html_escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// Sessions that expired are deleted in the background.
-pub fn spawn_session_cleanup(store: SqliteStore) -> tokio::task::JoinHandle<()> {
-    use tower_sessions::ExpiredDeletion;
-    tokio::spawn(async move {
-        if let Err(error) = store
-            .continuously_delete_expired(Duration::from_secs(600))
-            .await
-        {
-            tracing::warn!(%error, "session cleanup stopped");
-        }
-    })
 }

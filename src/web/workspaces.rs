@@ -5,43 +5,52 @@
 
 use std::collections::HashSet;
 
+use crate::web::extract::Form;
+use crate::web::extract::{Path, Query};
+use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::context::{target, Layout};
 use super::error::{AppError, AppResult};
-use super::{AppState, Ctx};
+use super::Ctx;
 use crate::anthropic::{
     ApiError, ApiKey, OrgRole, User, Workspace, WorkspaceMember, WorkspaceRateLimitParams,
     WorkspaceRole,
 };
-use crate::audit::Outcome;
+use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
-use crate::org::keys;
+use crate::service;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/workspaces", get(index).post(create))
-        .route("/workspaces/{id}", get(show).post(update))
-        .route(
-            "/workspaces/{id}/archive",
-            get(archive_confirm).post(archive),
-        )
-        .route("/workspaces/{id}/members", post(add_member))
-        .route(
+pub fn routes() -> Routes {
+    use Permission::*;
+    let manage = Needs(ManageOrganization);
+    Routes::new()
+        .get("/workspaces", Needs(ViewWorkspaces), index)
+        .post("/workspaces", manage, create)
+        .get("/workspaces/{id}", Needs(ViewWorkspaces), show)
+        .post("/workspaces/{id}", manage, update)
+        .get("/workspaces/{id}/archive", manage, archive_confirm)
+        .post("/workspaces/{id}/archive", manage, archive)
+        .post("/workspaces/{id}/members", manage, add_member)
+        .post(
             "/workspaces/{id}/members/{user_id}/role",
-            post(change_member_role),
+            manage,
+            change_member_role,
         )
-        .route(
+        .get(
             "/workspaces/{id}/members/{user_id}/remove",
-            get(remove_member_confirm).post(remove_member),
+            manage,
+            remove_member_confirm,
+        )
+        .post(
+            "/workspaces/{id}/members/{user_id}/remove",
+            manage,
+            remove_member,
         )
 }
 
@@ -89,7 +98,7 @@ fn failure_status(error: &ApiError) -> StatusCode {
 async fn readable_workspace(ctx: &Ctx, id: &str) -> AppResult<(Workspace, bool)> {
     if !ctx.may_read_workspace(id) {
         ctx.audit(
-            "access.denied",
+            Action::AccessDenied,
             target("workspace", id, None),
             json!({ "reason": "workspace not assigned to this team lead" }),
             Outcome::Denied,
@@ -105,10 +114,6 @@ async fn readable_workspace(ctx: &Ctx, id: &str) -> AppResult<(Workspace, bool)>
         .cloned()
         .ok_or(AppError::NotFound)?;
     Ok((workspace, is_default))
-}
-
-fn workspace_target(workspace: &Workspace) -> Option<crate::audit::Target> {
-    target("workspace", &workspace.id, Some(workspace.name.clone()))
 }
 
 pub fn workspace_role_label(role: &WorkspaceRole) -> String {
@@ -333,29 +338,11 @@ pub async fn create(ctx: Ctx, Form(raw): Form<RawWorkspaceForm>) -> AppResult<Re
         )
         .await;
     }
-    let details = json!({ "after": { "name": form.name, "display_color": color } });
-    // Never retried automatically (the client sends it once): a retry could create two.
-    let result = ctx
-        .org_action_creating(
-            "workspace.created",
-            target("workspace", "(new)", Some(form.name.clone())),
-            details,
-            ctx.state
-                .org
-                .api()
-                .create_workspace(&form.name, color.as_deref()),
-            |workspace| {
-                target(
-                    "workspace",
-                    workspace.id.clone(),
-                    Some(workspace.name.clone()),
-                )
-            },
-        )
-        .await?;
+    let result =
+        service::workspaces::create(&ctx.state, &ctx.caller(), &form.name, color.as_deref())
+            .await?;
     match result {
         Ok(workspace) => {
-            ctx.state.org.invalidate(&[keys::WORKSPACES]);
             ctx.flash(
                 "success",
                 format!(
@@ -708,30 +695,16 @@ pub async fn update(
         ctx.flash("info", "Nothing was changed.").await;
         return Ok(Redirect::to(&format!("/workspaces/{id}")).into_response());
     }
-    let mut before = serde_json::Map::new();
-    let mut after = serde_json::Map::new();
-    if let Some(name) = &new_name {
-        before.insert("name".into(), json!(workspace.name));
-        after.insert("name".into(), json!(name));
-    }
-    if let Some(color) = &new_color {
-        before.insert("display_color".into(), json!(workspace.display_color));
-        after.insert("display_color".into(), json!(color));
-    }
-    let result = ctx
-        .org_action(
-            "workspace.updated",
-            workspace_target(&workspace),
-            json!({ "before": before, "after": after }),
-            ctx.state
-                .org
-                .api()
-                .update_workspace(&id, new_name.as_deref(), new_color.as_deref()),
-        )
-        .await?;
+    let result = service::workspaces::update(
+        &ctx.state,
+        &ctx.caller(),
+        &workspace,
+        new_name.as_deref(),
+        new_color.as_deref(),
+    )
+    .await?;
     match result {
         Ok(updated) => {
-            ctx.state.org.invalidate(&[keys::WORKSPACES]);
             ctx.flash("success", format!("Workspace {} saved.", updated.name))
                 .await;
             Ok(Redirect::to(&format!("/workspaces/{id}")).into_response())
@@ -809,25 +782,9 @@ pub async fn archive(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
     let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
     // The default workspace is never offered, but a forced request still goes to the API,
     // whose refusal is the authoritative answer (and is audited as failed).
-    let result = ctx
-        .org_action(
-            "workspace.archived",
-            workspace_target(&workspace),
-            json!({
-                "before": { "archived": workspace.is_archived() },
-                "after": { "archived": true },
-            }),
-            ctx.state.org.api().archive_workspace(&id),
-        )
-        .await?;
+    let result = service::workspaces::archive(&ctx.state, &ctx.caller(), &workspace).await?;
     match result {
         Ok(archived) => {
-            // Its keys were archived with it, and its members lost access.
-            ctx.state.org.invalidate(&[
-                keys::WORKSPACES,
-                keys::API_KEYS,
-                &format!("{}{id}", keys::MEMBERS),
-            ]);
             ctx.flash(
                 "success",
                 format!(
@@ -894,11 +851,6 @@ async fn finish_member_change<T>(
     kept_add: Option<(String, String)>,
 ) -> AppResult<Response> {
     let id = workspace.id.clone();
-    if result.is_ok() {
-        ctx.state
-            .org
-            .invalidate(&[&format!("{}{id}", keys::MEMBERS)]);
-    }
     let (error, status) = match &result {
         Ok(_) => (None, StatusCode::OK),
         Err(error) => (Some(explain_member_refusal(error)), failure_status(error)),
@@ -943,26 +895,15 @@ pub async fn add_member(
     }
     let role = parse_role(&form.workspace_role)?;
     let label = user_label(&ctx, &form.user_id).await;
-    let result = ctx
-        .org_action(
-            "workspace_member.added",
-            target(
-                "workspace_member",
-                &form.user_id,
-                Some(format!("{label} in {}", workspace.name)),
-            ),
-            json!({
-                "workspace_id": id,
-                "user_id": form.user_id,
-                "before": null,
-                "after": { "workspace_role": role.as_str() },
-            }),
-            ctx.state
-                .org
-                .api()
-                .add_workspace_member(&id, &form.user_id, role.clone()),
-        )
-        .await?;
+    let result = service::workspaces::add_member(
+        &ctx.state,
+        &ctx.caller(),
+        &workspace,
+        &form.user_id,
+        &label,
+        &role,
+    )
+    .await?;
     let success = format!(
         "{label} was added to {} as {}.",
         workspace.name,
@@ -993,26 +934,16 @@ pub async fn change_member_role(
     let role = parse_role(&form.workspace_role)?;
     let label = user_label(&ctx, &user_id).await;
     let before = current_role(&ctx, &id, &user_id).await;
-    let result = ctx
-        .org_action(
-            "workspace_member.role_changed",
-            target(
-                "workspace_member",
-                &user_id,
-                Some(format!("{label} in {}", workspace.name)),
-            ),
-            json!({
-                "workspace_id": id,
-                "user_id": user_id,
-                "before": { "workspace_role": before },
-                "after": { "workspace_role": role.as_str() },
-            }),
-            ctx.state
-                .org
-                .api()
-                .update_workspace_member(&id, &user_id, role.clone()),
-        )
-        .await?;
+    let result = service::workspaces::change_member_role(
+        &ctx.state,
+        &ctx.caller(),
+        &workspace,
+        &user_id,
+        &label,
+        before.as_deref(),
+        &role,
+    )
+    .await?;
     let success = format!(
         "{label} is now {} in {}.",
         workspace_role_label(&role),
@@ -1060,23 +991,16 @@ pub async fn remove_member(
     let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
     let label = user_label(&ctx, &user_id).await;
     let before = current_role(&ctx, &id, &user_id).await;
-    let result = ctx
-        .org_action(
-            "workspace_member.removed",
-            target(
-                "workspace_member",
-                &user_id,
-                Some(format!("{label} in {}", workspace.name)),
-            ),
-            json!({
-                "workspace_id": id,
-                "user_id": user_id,
-                "before": { "workspace_role": before },
-                "after": null,
-            }),
-            ctx.state.org.api().remove_workspace_member(&id, &user_id),
-        )
-        .await?;
+    let result = service::workspaces::remove_member(
+        &ctx.state,
+        &ctx.caller(),
+        &workspace,
+        &user_id,
+        &label,
+        before.as_deref(),
+        json!({}),
+    )
+    .await?;
     let success = format!("{label} was removed from {}.", workspace.name);
     finish_member_change(&ctx, workspace, is_default, result, success, None).await
 }

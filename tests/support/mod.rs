@@ -215,7 +215,8 @@ impl TestApp {
 
     pub async fn first_workspace_id(&self) -> String {
         self.state
-            .api
+            .org
+            .api()
             .list_all_workspaces(&Default::default())
             .await
             .unwrap()

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::{change_status, load_key, render, status_details, visible, Names};
+use super::{load_key, render, visible, Names};
 use crate::anthropic::{ApiKey, ApiKeyStatus};
 use crate::auth::Permission;
 use crate::web::context::Layout;
@@ -53,14 +53,6 @@ impl BulkAction {
         }
     }
 
-    fn audit_action(self) -> &'static str {
-        match self {
-            BulkAction::Deactivate => "key.deactivated",
-            BulkAction::Archive => "key.archived",
-        }
-    }
-
-    /// Why this key is left alone, if it is.
     fn skip_reason(self, key: &ApiKey) -> Option<&'static str> {
         match (self, &key.status) {
             (BulkAction::Deactivate, ApiKeyStatus::Inactive) => Some("already inactive"),
@@ -229,10 +221,7 @@ pub async fn apply(ctx: Ctx, body: String) -> AppResult<Response> {
             });
             continue;
         }
-        let to = action.status();
-        let mut details = status_details(key, &to);
-        details["bulk"] = json!(true);
-        let result = change_status(&ctx, key, to, action.audit_action(), details).await?;
+        let result = super::set_status(&ctx, key, action.status(), json!({ "bulk": true })).await?;
         results.push(match result {
             Ok(_) => KeyResult {
                 id: key.id.clone(),
@@ -250,11 +239,6 @@ pub async fn apply(ctx: Ctx, body: String) -> AppResult<Response> {
                 message: format!("Not changed. {}", error.user_message()),
             },
         });
-    }
-    if action == BulkAction::Archive {
-        for result in results.iter().filter(|r| r.outcome == "ok") {
-            super::schedule::complete_for_key(&ctx.state.db, &result.id).await?;
-        }
     }
     let count = |outcome: &str| results.iter().filter(|r| r.outcome == outcome).count();
     let page = ResultsPage {

@@ -4,20 +4,19 @@
 //! The search is a POST so that a pasted key never lands in a URL, the browser history or a
 //! log, and the search text is never stored: only the matched key's id is audited.
 
+use crate::web::extract::Form;
+use crate::web::extract::Path;
 use askama::Template;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    change_status, is_live, key_target, load_key, render, status_details, visible, KeyRow, Names,
-    CONSOLE_KEYS_URL,
+    is_live, key_target, load_key, render, set_status, visible, KeyRow, Names, CONSOLE_KEYS_URL,
 };
 use crate::anthropic::{ApiKey, ApiKeyStatus};
-use crate::audit::Outcome;
+use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
 use crate::web::context::Layout;
 use crate::web::error::AppResult;
@@ -154,18 +153,15 @@ pub async fn report(
     let note: String = form.note.trim().chars().take(2000).collect();
     let incident = ctx
         .audit(
-            "key.leak_reported",
+            Action::KeyLeakReported,
             key_target(&key),
             json!({ "note": note, "status": key.status.as_str() }),
             Outcome::Ok,
         )
         .await?;
     if key.status == ApiKeyStatus::Active {
-        let to = ApiKeyStatus::Inactive;
-        let mut details = status_details(&key, &to);
-        details["reason"] = json!("leaked");
-        details["incident"] = json!(incident);
-        if let Err(error) = change_status(&ctx, &key, to, "key.deactivated", details).await? {
+        let context = json!({ "reason": "leaked", "incident": incident });
+        if let Err(error) = set_status(&ctx, &key, ApiKeyStatus::Inactive, context).await? {
             let status = super::failure_status(&error);
             let message = format!(
                 "The leak is recorded, but the key could NOT be deactivated and still works. {} Try again, or deactivate it in the Console.",
@@ -208,7 +204,7 @@ pub async fn next_steps(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Respo
     let key = load_key(&ctx, &key_id).await?;
     let hygiene = super::Hygiene::load(&ctx.state).await;
     let names = Names::load(&ctx.state).await;
-    let scheduled = super::schedule::pending_for(&ctx.state.db, &key.id)
+    let scheduled = crate::service::schedules::pending_for(&ctx.state, &key.id)
         .await?
         .map(|s| s.run_at_label());
     let page = NextPage {

@@ -13,12 +13,12 @@ mod schedule;
 
 use std::collections::{HashMap, HashSet};
 
+use crate::web::extract::Form;
+use crate::web::extract::{Path, Query};
+use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,14 +26,11 @@ use serde_json::{json, Value};
 use super::context::{target, Layout};
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
-use crate::anthropic::{
-    ApiError, ApiKey, ApiKeyScope, ApiKeyStatus, BucketWidth, UpdateApiKey, UsageReportParams,
-};
-use crate::audit::{Filter, Outcome, Record, Target};
+use crate::anthropic::{ApiError, ApiKey, ApiKeyScope, ApiKeyStatus};
+use crate::audit::{Action, Filter, Outcome, Record, Target};
 use crate::auth::Permission;
-use crate::org;
-
-pub use schedule::run_due_schedules;
+use crate::service;
+use crate::service::keys::StatusChanged;
 
 /// Where keys are created: the Admin API cannot.
 pub const CONSOLE_KEYS_URL: &str = "https://console.anthropic.com/settings/keys";
@@ -43,49 +40,36 @@ const EXPIRING_SOON_DAYS: i64 = 14;
 /// A key without use for this many days is flagged (when the usage store knows).
 const UNUSED_DAYS: i64 = 30;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/keys", get(index))
-        .route("/keys/bulk", get(bulk::preview).post(bulk::apply))
-        .route("/keys/schedules", get(schedule::index))
-        .route(
+pub fn routes() -> Routes {
+    use Permission::*;
+    let (read, manage) = (Needs(ViewWorkspaces), Needs(ManageOrganization));
+    Routes::new()
+        .get("/keys", read, index)
+        .get("/keys/bulk", manage, bulk::preview)
+        .post("/keys/bulk", manage, bulk::apply)
+        .get("/keys/schedules", read, schedule::index)
+        .post(
             "/keys/schedules/{schedule_id}/cancel",
-            post(schedule::cancel),
+            manage,
+            schedule::cancel,
         )
-        .route("/keys/leaked", get(leaked::form).post(leaked::search))
-        .route(
-            "/keys/leaked/{key_id}",
-            get(leaked::confirm).post(leaked::report),
-        )
-        .route("/keys/leaked/{key_id}/next", get(leaked::next_steps))
-        .route("/keys/{key_id}", get(show))
-        .route("/keys/{key_id}/rename", post(rename))
-        .route("/keys/{key_id}/deactivate", post(deactivate))
-        .route("/keys/{key_id}/reactivate", post(reactivate))
-        .route("/keys/{key_id}/archive", get(archive_form).post(archive))
-        .route(
+        .get("/keys/leaked", manage, leaked::form)
+        .post("/keys/leaked", manage, leaked::search)
+        .get("/keys/leaked/{key_id}", manage, leaked::confirm)
+        .post("/keys/leaked/{key_id}", manage, leaked::report)
+        .get("/keys/leaked/{key_id}/next", manage, leaked::next_steps)
+        .get("/keys/{key_id}", read, show)
+        .post("/keys/{key_id}/rename", manage, rename)
+        .post("/keys/{key_id}/deactivate", manage, deactivate)
+        .post("/keys/{key_id}/reactivate", manage, reactivate)
+        .get("/keys/{key_id}/archive", manage, archive_form)
+        .post("/keys/{key_id}/archive", manage, archive)
+        .post(
             "/keys/{key_id}/schedule-archive",
-            post(schedule::schedule_archive),
+            manage,
+            schedule::schedule_archive,
         )
         .merge(offboarding::routes())
-}
-
-/// Runs due scheduled archives once a minute (and once at start-up, so schedules that fell
-/// due while the server was down run at once).
-pub fn spawn_background(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
-    if !state.config.background_jobs {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(error) = run_due_schedules(&state, Utc::now()).await {
-                tracing::warn!(%error, "scheduled key archives could not run");
-            }
-        }
-    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,7 +281,7 @@ pub(crate) async fn load_key(ctx: &Ctx, id: &str) -> AppResult<ApiKey> {
         .ok_or(AppError::NotFound)?;
     if !visible(ctx, &key) {
         ctx.audit(
-            "access.denied",
+            Action::AccessDenied,
             key_target(&key),
             json!({ "reason": "the key is outside the account's workspaces" }),
             Outcome::Denied,
@@ -321,37 +305,14 @@ pub(crate) fn failure_status(error: &ApiError) -> StatusCode {
     }
 }
 
-pub(crate) fn status_details(key: &ApiKey, to: &ApiKeyStatus) -> Value {
-    json!({
-        "name": key.name,
-        "before": { "status": key.status.as_str() },
-        "after": { "status": to.as_str() },
-    })
-}
-
-/// One status change of one key, audited around the call; the cached key list is dropped
-/// afterwards whatever happened (a failure may still have changed something).
-pub(crate) async fn change_status(
+/// One status change of one key by the person signed in (see `service::keys::set_status`).
+pub(crate) async fn set_status(
     ctx: &Ctx,
     key: &ApiKey,
     to: ApiKeyStatus,
-    action: &str,
-    details: Value,
-) -> AppResult<Result<ApiKey, ApiError>> {
-    let update = UpdateApiKey {
-        name: None,
-        status: Some(to),
-    };
-    let result = ctx
-        .org_action(
-            action,
-            key_target(key),
-            details,
-            ctx.state.org.api().update_api_key(&key.id, &update),
-        )
-        .await;
-    ctx.state.org.invalidate(&[org::keys::API_KEYS]);
-    result
+    context: Value,
+) -> AppResult<Result<StatusChanged, ApiError>> {
+    Ok(service::keys::set_status(&ctx.state, &ctx.caller(), key.into(), to, context).await?)
 }
 
 pub(crate) fn day(at: &DateTime<Utc>) -> String {
@@ -695,18 +656,7 @@ async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, ApiE
         .expect("midnight")
         .and_utc();
     // Cached like the organization reads: a page reached again makes no upstream call.
-    let cache_key = format!("key_usage:{key_id}");
-    let buckets = state
-        .org
-        .cache()
-        .get_or_fetch(&cache_key, || async {
-            let mut params = UsageReportParams::new(start);
-            params.bucket_width = Some(BucketWidth::Day);
-            params.limit = Some(31);
-            params.api_key_ids = vec![key_id.to_owned()];
-            state.org.api().usage_report_all(&params).await
-        })
-        .await?;
+    let buckets = state.org.key_usage(key_id, start).await?;
     Ok(buckets
         .iter()
         .map(|b| UsageDay {
@@ -727,7 +677,7 @@ struct ShowPage {
     usage_total_output: u64,
     usage_error: Option<String>,
     history: Option<Vec<Record>>,
-    schedule: Option<schedule::Schedule>,
+    schedule: Option<service::schedules::Schedule>,
     can_manage: bool,
     error: Option<String>,
     rename_value: String,
@@ -765,7 +715,7 @@ async fn render_show(
         usage,
         usage_error,
         history,
-        schedule: schedule::pending_for(&ctx.state.db, &key.id).await?,
+        schedule: service::schedules::pending_for(&ctx.state, &key.id).await?,
         can_manage: ctx.can(Permission::ManageOrganization),
         error,
         rename_value: rename_value.unwrap_or_else(|| key.name.clone()),
@@ -785,7 +735,7 @@ pub async fn show(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Response> {
 async fn finish(
     ctx: &Ctx,
     key: &ApiKey,
-    result: Result<ApiKey, ApiError>,
+    result: Result<(), ApiError>,
     success: String,
     typed_name: Option<String>,
 ) -> AppResult<Response> {
@@ -826,19 +776,9 @@ pub async fn rename(
         )
         .await;
     }
-    let update = UpdateApiKey {
-        name: Some(name.clone()),
-        status: None,
-    };
-    let result = ctx
-        .org_action(
-            "key.renamed",
-            key_target(&key),
-            json!({ "before": { "name": key.name }, "after": { "name": name } }),
-            ctx.state.org.api().update_api_key(&key.id, &update),
-        )
-        .await?;
-    ctx.state.org.invalidate(&[org::keys::API_KEYS]);
+    let result = service::keys::rename(&ctx.state, &ctx.caller(), &key, &name)
+        .await?
+        .map(|_| ());
     let message = format!("The key is now called {name}.");
     finish(&ctx, &key, result, message, Some(form.name)).await
 }
@@ -846,9 +786,9 @@ pub async fn rename(
 pub async fn deactivate(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let key = load_key(&ctx, &key_id).await?;
-    let to = ApiKeyStatus::Inactive;
-    let details = status_details(&key, &to);
-    let result = change_status(&ctx, &key, to, "key.deactivated", details).await?;
+    let result = set_status(&ctx, &key, ApiKeyStatus::Inactive, json!({}))
+        .await?
+        .map(|_| ());
     let message = format!(
         "{} is deactivated: requests with it are refused until it is reactivated.",
         key.name
@@ -859,16 +799,12 @@ pub async fn deactivate(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Respo
 pub async fn reactivate(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let key = load_key(&ctx, &key_id).await?;
-    let to = ApiKeyStatus::Active;
-    let details = status_details(&key, &to);
-    let result = change_status(&ctx, &key, to, "key.reactivated", details).await?;
+    let result = set_status(&ctx, &key, ApiKeyStatus::Active, json!({})).await?;
     let mut message = format!("{} works again.", key.name);
-    if result.is_ok() {
-        // A key someone needs again must not be archived behind their back.
-        if schedule::cancel_for_key(&ctx, &key, "the key was reactivated").await? {
-            message.push_str(" Its scheduled archive was cancelled.");
-        }
+    if result.as_ref().is_ok_and(|done| done.schedule_cancelled) {
+        message.push_str(" Its scheduled archive was cancelled.");
     }
+    let result = result.map(|_| ());
     finish(&ctx, &key, result, message, None).await
 }
 
@@ -929,13 +865,9 @@ pub async fn archive(
         )
         .await;
     }
-    let to = ApiKeyStatus::Archived;
-    let details = status_details(&key, &to);
-    let result = change_status(&ctx, &key, to, "key.archived", details).await?;
+    let result = set_status(&ctx, &key, ApiKeyStatus::Archived, json!({})).await?;
     match result {
         Ok(_) => {
-            // Nothing is left to archive later.
-            schedule::complete_for_key(&ctx.state.db, &key.id).await?;
             ctx.flash("success", format!("{} is archived for good.", key.name))
                 .await;
             Ok(Redirect::to(&format!("/keys/{}", key.id)).into_response())

@@ -8,34 +8,40 @@
 
 use std::sync::Arc;
 
+use crate::web::extract::Path;
+use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use super::schedule::ts;
-use super::{is_live, key_target, render, visible, Names};
-use crate::anthropic::{ApiError, ApiKey, ApiKeyStatus, Invite, InviteStatus, UpdateApiKey, User};
-use crate::audit::{Outcome, Target};
+use super::{is_live, render, visible, Names};
+use crate::anthropic::{ApiError, ApiKey, ApiKeyStatus, Invite, InviteStatus, User};
+use crate::audit::{Action, Outcome, Target};
 use crate::auth::Permission;
-use crate::org;
+use crate::service::keys::KeyRef;
+use crate::service::{self, ts};
 use crate::web::context::{target, Layout};
 use crate::web::error::{AppError, AppResult};
-use crate::web::{AppState, Ctx};
+use crate::web::Ctx;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/members/{user_id}/offboard", get(plan).post(preview))
-        .route("/members/{user_id}/offboard/start", post(start))
-        .route("/members/{user_id}/offboard/runs/{run_id}", get(show_run))
-        .route(
+pub fn routes() -> Routes {
+    let manage = Needs(Permission::ManageOrganization);
+    Routes::new()
+        .get("/members/{user_id}/offboard", manage, plan)
+        .post("/members/{user_id}/offboard", manage, preview)
+        .post("/members/{user_id}/offboard/start", manage, start)
+        .get(
+            "/members/{user_id}/offboard/runs/{run_id}",
+            manage,
+            show_run,
+        )
+        .post(
             "/members/{user_id}/offboard/runs/{run_id}/resume",
-            post(resume),
+            manage,
+            resume,
         )
 }
 
@@ -157,16 +163,6 @@ impl StepKind {
             StepKind::DeleteInvite => 1,
             StepKind::RemoveMembership => 2,
             StepKind::RemoveMember => 3,
-        }
-    }
-
-    fn action(self) -> &'static str {
-        match self {
-            StepKind::DeactivateKey => "key.deactivated",
-            StepKind::ArchiveKey => "key.archived",
-            StepKind::DeleteInvite => "invite.deleted",
-            StepKind::RemoveMembership => "workspace.member_removed",
-            StepKind::RemoveMember => "member.removed",
         }
     }
 
@@ -488,7 +484,7 @@ pub async fn start(ctx: Ctx, Path(user_id): Path<String>, body: String) -> AppRe
     }
     tx.commit().await?;
     ctx.audit(
-        "offboarding.started",
+        Action::OffboardingStarted,
         member_target(&user_id, &label),
         json!({
             "run": run_id,
@@ -527,7 +523,7 @@ pub async fn resume(ctx: Ctx, Path((user_id, run_id)): Path<(String, i64)>) -> A
         .await;
     } else {
         ctx.audit(
-            "offboarding.resumed",
+            Action::OffboardingResumed,
             member_target(&user_id, &run.user_label),
             json!({ "run": run_id }),
             Outcome::Ok,
@@ -567,7 +563,7 @@ async fn execute(ctx: &Ctx, run_id: i64, user_id: &str, label: &str) -> AppResul
         let Some(kind) = StepKind::parse(&step.kind) else {
             continue;
         };
-        let result = run_step(ctx, run_id, kind, step, user_id).await;
+        let result = run_step(ctx, run_id, kind, step, user_id, label).await;
         let (state, error, request_id) = match result {
             Ok(Ok(())) => ("done", None, None),
             // A removal retried after an unclear failure: "not found" means it is gone.
@@ -607,7 +603,7 @@ async fn execute(ctx: &Ctx, run_id: i64, user_id: &str, label: &str) -> AppResul
     } else {
         mark_run(ctx, run_id, "completed").await?;
         ctx.audit(
-            "offboarding.completed",
+            Action::OffboardingCompleted,
             member_target(user_id, label),
             json!({ "run": run_id, "steps": steps.len() }),
             Outcome::Ok,
@@ -649,16 +645,17 @@ async fn mark_run(ctx: &Ctx, run_id: i64, state: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// One step: its own audited organization action.
+/// One step: its own audited organization change, through the same service as its page.
 async fn run_step(
     ctx: &Ctx,
     run_id: i64,
     kind: StepKind,
     step: &StoredStep,
     user_id: &str,
+    user_label: &str,
 ) -> AppResult<Result<(), ApiError>> {
-    let api = ctx.state.org.api();
-    let details = json!({ "offboarding": run_id, "label": step.label });
+    let (services, caller) = (&ctx.state.services, ctx.caller());
+    let context = json!({ "offboarding": run_id, "label": step.label });
     let outcome = match kind {
         StepKind::DeactivateKey | StepKind::ArchiveKey => {
             let to = if kind == StepKind::DeactivateKey {
@@ -667,75 +664,47 @@ async fn run_step(
                 ApiKeyStatus::Archived
             };
             let keys = ctx.state.org.api_keys().await?;
-            let key_target = keys
-                .iter()
-                .find(|k| k.id == step.target_id)
-                .map(key_target)
-                .unwrap_or_else(|| target("api_key", step.target_id.clone(), None));
-            let mut details = details;
-            details["after"] = json!({ "status": to.as_str() });
-            let update = UpdateApiKey {
-                name: None,
-                status: Some(to),
+            let known = keys.iter().find(|k| k.id == step.target_id);
+            let key = match known {
+                Some(key) => key.into(),
+                None => KeyRef {
+                    id: &step.target_id,
+                    name: &step.label,
+                    status: None,
+                    workspace_id: None,
+                },
             };
-            let result = ctx
-                .org_action(
-                    kind.action(),
-                    key_target,
-                    details,
-                    api.update_api_key(&step.target_id, &update),
-                )
-                .await;
-            ctx.state.org.invalidate(&[org::keys::API_KEYS]);
-            let result = result?.map(|_| ());
-            if result.is_ok() && kind == StepKind::ArchiveKey {
-                super::schedule::complete_for_key(&ctx.state.db, &step.target_id).await?;
-            }
-            result
+            service::keys::set_status(services, &caller, key, to, context)
+                .await?
+                .map(|_| ())
         }
         StepKind::DeleteInvite => {
-            let result = ctx
-                .org_action(
-                    kind.action(),
-                    target("invite", step.target_id.clone(), Some(step.label.clone())),
-                    details,
-                    api.delete_invite(&step.target_id),
-                )
-                .await;
-            ctx.state.org.invalidate(&[org::keys::INVITES]);
-            result?.map(|_| ())
+            let invites = ctx.state.org.invites().await?;
+            let email = invites
+                .iter()
+                .find(|i| i.id == step.target_id)
+                .map_or(step.label.as_str(), |i| i.email.as_str());
+            service::invites::delete(services, &caller, &step.target_id, email, context)
+                .await?
+                .map(|_| ())
         }
         StepKind::RemoveMembership => {
-            let result = ctx
-                .org_action(
-                    kind.action(),
-                    target(
-                        "workspace_member",
-                        format!("{}/{user_id}", step.target_id),
-                        Some(step.label.clone()),
-                    ),
-                    json!({ "offboarding": run_id, "label": step.label, "workspace_id": step.target_id, "user_id": user_id }),
-                    api.remove_workspace_member(&step.target_id, user_id),
-                )
-                .await;
-            ctx.state
-                .org
-                .invalidate(&[&format!("{}{}", org::keys::MEMBERS, step.target_id)]);
-            result?.map(|_| ())
+            let workspaces = ctx.state.org.workspaces().await?;
+            let workspace = workspaces
+                .iter()
+                .find(|w| w.id == step.target_id)
+                .cloned()
+                .ok_or(AppError::NotFound)?;
+            service::workspaces::remove_member(
+                services, &caller, &workspace, user_id, user_label, None, context,
+            )
+            .await?
+            .map(|_| ())
         }
         StepKind::RemoveMember => {
-            let result = ctx
-                .org_action(
-                    kind.action(),
-                    member_target(user_id, &step.label),
-                    details,
-                    api.remove_user(user_id),
-                )
-                .await;
-            ctx.state
-                .org
-                .invalidate(&[org::keys::USERS, org::keys::MEMBERS]);
-            result?.map(|_| ())
+            service::members::remove(services, &caller, user_id, user_label, context)
+                .await?
+                .map(|_| ())
         }
     };
     Ok(outcome)

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::web::extract::Query;
 use askama::Template;
-use axum::extract::Query;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 use rust_decimal::Decimal;
@@ -144,7 +144,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         .unwrap_or_default();
     let from = to - chrono::Duration::days(days - 1);
     let records = store::claude_code_days(
-        &ctx.state.api,
+        ctx.state.org.api(),
         &ctx.state.db,
         from,
         to,

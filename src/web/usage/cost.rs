@@ -6,11 +6,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::web::extract::Form;
+use crate::web::extract::Query;
 use askama::Template;
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -19,86 +19,12 @@ use tokio::sync::mpsc;
 
 use super::{chart, dollars, dollars_plain, link, month_key, Names, Opt, OTHER};
 use super::{AppState, Ctx};
-use crate::audit::{Actor, NewEntry, Outcome, Source};
+use crate::audit::Action;
 use crate::auth::Permission;
+use crate::service::budgets::{check_thresholds, month, settled_before, Month, Spend};
 use crate::usage_store::{self as store, Budget, Kind, ORG_SCOPE};
 use crate::web::context::{target, Layout};
 use crate::web::error::{AppError, AppResult};
-
-/// One month of cost for the scopes a person may see.
-struct Month {
-    start: NaiveDate,
-    end: NaiveDate,
-    lines: Vec<(NaiveDate, String, String, Decimal)>,
-}
-
-async fn month(
-    state: &AppState,
-    start: NaiveDate,
-    scope: Option<&[String]>,
-) -> Result<Month, sqlx::Error> {
-    let end = store::next_month(start);
-    let lines = store::cost_lines(&state.db, start, end, scope).await?;
-    Ok(Month { start, end, lines })
-}
-
-/// Spend of one budget scope in a month, with what the projection needs.
-pub struct Spend {
-    pub total: Decimal,
-    pub settled: Decimal,
-    pub settled_days: i64,
-    pub days_in_month: i64,
-}
-
-impl Spend {
-    fn of(m: &Month, scope: &str, settled_before: NaiveDate) -> Spend {
-        let mut s = Spend {
-            total: Decimal::ZERO,
-            settled: Decimal::ZERO,
-            settled_days: (settled_before.min(m.end) - m.start).num_days().max(0),
-            days_in_month: (m.end - m.start).num_days(),
-        };
-        for (day, ws, _, amount) in &m.lines {
-            if scope == ORG_SCOPE || scope == ws {
-                s.total += amount;
-                if *day < settled_before {
-                    s.settled += amount;
-                }
-            }
-        }
-        s
-    }
-
-    /// The average settled day, if any day has settled.
-    fn daily_average(&self) -> Option<Decimal> {
-        (self.settled_days > 0).then(|| self.settled / Decimal::from(self.settled_days))
-    }
-
-    /// Settled spend + average settled day × days remaining.
-    pub fn projected(&self) -> Option<Decimal> {
-        let avg = self.daily_average()?;
-        Some(self.settled + avg * Decimal::from(self.days_in_month - self.settled_days))
-    }
-
-    /// The first day on which the projection reaches `budget`.
-    fn crossing(&self, start: NaiveDate, budget: Decimal) -> Option<NaiveDate> {
-        if self.total >= budget {
-            return None;
-        }
-        let avg = self.daily_average().filter(|a| *a > Decimal::ZERO)?;
-        let k = ((budget - self.settled) / avg).ceil();
-        let k = i64::try_from(k.mantissa() / 10i128.pow(k.scale())).ok()?;
-        let day = start + chrono::Duration::days(self.settled_days + k - 1);
-        (day < store::next_month(start)).then_some(day)
-    }
-}
-
-/// Days before this one are settled (no longer change upstream).
-fn settled_before(state: &AppState, now: DateTime<Utc>) -> NaiveDate {
-    let settle =
-        chrono::Duration::from_std(state.config.usage_settle).unwrap_or(chrono::Duration::hours(2));
-    (now - settle).date_naive()
-}
 
 pub struct BudgetSummary {
     pub scope: String,
@@ -201,97 +127,6 @@ fn scope_from_param(p: &str) -> String {
     } else {
         p.to_owned()
     }
-}
-
-/// Records and announces every newly crossed threshold of this month: one audit record, one
-/// banner and one webhook post per budget, threshold and month (a unique row makes sure).
-pub async fn check_thresholds(state: &AppState, now: DateTime<Utc>) -> AppResult<usize> {
-    let budgets = store::budgets(&state.db).await?;
-    if budgets.is_empty() {
-        return Ok(0);
-    }
-    let start = store::month_start(now.date_naive());
-    let m = month(state, start, None).await?;
-    let settled = settled_before(state, now);
-    let key = month_key(start);
-    let mut raised = 0;
-    for b in &budgets {
-        let spend = Spend::of(&m, &b.scope, settled);
-        for &t in &b.thresholds {
-            if b.amount_cents <= Decimal::ZERO
-                || spend.total * Decimal::from(100) < b.amount_cents * Decimal::from(t)
-            {
-                continue;
-            }
-            if !store::record_alert(&state.db, &b.scope, &key, t, spend.total, now).await? {
-                continue;
-            }
-            raised += 1;
-            let names = Names::load(state).await;
-            let name = scope_name(&names, &b.scope);
-            state
-                .audit
-                .append(NewEntry {
-                    actor: Actor::system(),
-                    source: Source {
-                        ip: None,
-                        user_agent: None,
-                    },
-                    action: "budget.threshold_crossed".into(),
-                    target: target("budget", b.scope.clone(), Some(name.clone())),
-                    details: json!({
-                        "month": key,
-                        "threshold_percent": t,
-                        "budget_cents": b.amount_cents.normalize().to_string(),
-                        "spend_cents": spend.total.normalize().to_string(),
-                    }),
-                    outcome: Outcome::Ok,
-                    upstream_status: None,
-                    upstream_request_id: None,
-                    intent_seq: None,
-                })
-                .await?;
-            if let Some(url) = state.config.alert_webhook_url.clone() {
-                let text = format!(
-                    "Orgkeeper: {name} reached {t}% of its {key} budget ({} of {}).",
-                    dollars(spend.total),
-                    dollars(b.amount_cents)
-                );
-                tokio::spawn(post_webhook(url, text));
-            }
-        }
-    }
-    Ok(raised)
-}
-
-/// One Slack-compatible JSON post, retried with backoff (0.5 s, 1 s, 2 s) on failure.
-async fn post_webhook(url: String, text: String) {
-    let client = match reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-    {
-        Ok(c) => c,
-        Err(error) => {
-            tracing::warn!(%error, "alert webhook client could not be built");
-            return;
-        }
-    };
-    for attempt in 0..4u32 {
-        match client
-            .post(&url)
-            .json(&json!({ "text": text }))
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => return,
-            Ok(r) => tracing::warn!(status = %r.status(), attempt, "alert webhook refused"),
-            Err(error) => tracing::warn!(%error, attempt, "alert webhook failed"),
-        }
-        if attempt < 3 {
-            tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
-        }
-    }
-    tracing::error!("alert webhook gave up after 4 attempts");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -771,7 +606,7 @@ pub async fn set_budget(ctx: Ctx, Form(input): Form<BudgetInput>) -> AppResult<R
     });
     let audit_target = target("budget", scope.clone(), Some(name.clone()));
     ctx.local_change(
-        "budget.set",
+        Action::BudgetSet,
         audit_target,
         details,
         store::set_budget(&ctx.state.db, &after),
@@ -806,7 +641,7 @@ pub async fn remove_budget(ctx: Ctx, Form(input): Form<RemoveInput>) -> AppResul
     let details = json!({ "scope": scope, "before": budget_json(&before), "after": null });
     let audit_target = target("budget", scope.clone(), Some(name.clone()));
     ctx.local_change(
-        "budget.removed",
+        Action::BudgetRemoved,
         audit_target,
         details,
         store::remove_budget(&ctx.state.db, &scope),

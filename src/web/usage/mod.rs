@@ -10,14 +10,12 @@ mod cost;
 mod csv;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
+use crate::web::extract::Query;
+use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
-use axum::extract::Query;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::context::Layout;
@@ -27,7 +25,7 @@ use crate::anthropic::{BucketWidth, UsageGroupBy, UsageReportParams, UsageResult
 use crate::auth::Permission;
 use crate::usage_store::{self as store, Dim, Kind, Measure, UsageFilter};
 
-pub use cost::{budget_summaries, check_thresholds, BudgetSummary};
+pub use cost::{budget_summaries, BudgetSummary};
 
 /// `(bucket start, group value, value)` as read from the store or the API.
 type SeriesRow = (DateTime<Utc>, String, i64);
@@ -37,43 +35,25 @@ pub const OTHER: &str = "Other";
 /// Series drawn separately; the rest are summed into "Other".
 const TOP_SERIES: usize = 8;
 pub const DEFAULT_WORKSPACE: &str = "Default workspace";
+pub use crate::money::{dollars, group_digits, month_key};
+
 pub const NO_KEY: &str = "Console / Workbench (no API key)";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/usage", get(usage_page))
-        .route("/usage.csv", get(usage_csv))
-        .route("/cost", get(cost::page))
-        .route("/cost.csv", get(cost::csv_export))
-        .route("/claude-code", get(claude_code::page))
-        .route("/budgets", get(cost::budgets_page).post(cost::set_budget))
-        .route("/budgets/remove", post(cost::remove_budget))
-}
-
-/// Keeps the store current (about once a minute) and checks budget thresholds after each sync.
-/// The first run waits one interval: pages fetch what they need on demand meanwhile.
-pub fn spawn_background(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
-    if !state.config.background_jobs {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(60));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            let now = Utc::now();
-            match store::sync(&state.api, &state.db, state.config.usage_settle, now).await {
-                Ok(report) => {
-                    tracing::debug!(buckets = report.buckets, "usage store synced");
-                    if let Err(error) = check_thresholds(&state, now).await {
-                        tracing::warn!(%error, "budget thresholds could not be checked");
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
-            }
-        }
-    }))
+pub fn routes() -> Routes {
+    use Permission::*;
+    Routes::new()
+        .get("/usage", Needs(ViewUsage), usage_page)
+        .get("/usage.csv", Needs(ViewUsage), usage_csv)
+        .get("/cost", Needs(ViewUsage), cost::page)
+        .get("/cost.csv", Needs(ViewUsage), cost::csv_export)
+        .get("/claude-code", Needs(ViewUsage), claude_code::page)
+        .get("/budgets", Needs(ViewUsage), cost::budgets_page)
+        .post("/budgets", Needs(ManageOrganization), cost::set_budget)
+        .post(
+            "/budgets/remove",
+            Needs(ManageOrganization),
+            cost::remove_budget,
+        )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,19 +157,6 @@ pub fn scope(ctx: &Ctx, names: &Names) -> Option<Vec<String>> {
 }
 
 /// Dollars from exact cents, rounded half-to-even only here, for display: `$1,234.57`.
-pub fn dollars(cents: Decimal) -> String {
-    let d = (cents / Decimal::from(100))
-        .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
-    let s = format!("{:.2}", d.abs());
-    let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
-    let sign = if d.is_sign_negative() && !d.is_zero() {
-        "-"
-    } else {
-        ""
-    };
-    format!("{sign}${}.{frac}", group_digits(int))
-}
-
 /// Dollars with two decimals and no symbol or separators, for CSV.
 pub fn dollars_plain(cents: Decimal) -> String {
     format!(
@@ -202,17 +169,6 @@ pub fn dollars_plain(cents: Decimal) -> String {
 pub fn thousands(n: i64) -> String {
     let s = n.unsigned_abs().to_string();
     format!("{}{}", if n < 0 { "-" } else { "" }, group_digits(&s))
-}
-
-fn group_digits(int: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Short numbers for chart axes ("1.2M").
@@ -617,7 +573,15 @@ pub async fn refresh_or_stale(
     kind: Kind,
     now: DateTime<Utc>,
 ) -> AppResult<Option<String>> {
-    match store::refresh(&state.api, &state.db, kind, state.config.usage_settle, now).await {
+    match store::refresh(
+        state.org.api(),
+        &state.db,
+        kind,
+        state.config.usage_settle,
+        now,
+    )
+    .await
+    {
         Ok(_) => Ok(None),
         Err(store::SyncError::Db(e)) => Err(e.into()),
         Err(store::SyncError::Api(e)) => match store::progress(&state.db, kind).await? {
@@ -679,7 +643,7 @@ async fn minute_rows(state: &AppState, names: &Names, q: &UsageQuery) -> AppResu
     if no_key_only {
         p.group_by.push(UsageGroupBy::ApiKeyId);
     }
-    let buckets = state.api.usage_report_all(&p).await?;
+    let buckets = state.org.api().usage_report_all(&p).await?;
     let mut out = Vec::new();
     for b in buckets {
         for r in b.results {
@@ -1025,9 +989,6 @@ async fn csv_response(ctx: &Ctx, params: BTreeMap<String, String>) -> AppResult<
 }
 
 /// Months are named `YYYY-MM`.
-pub fn month_key(d: NaiveDate) -> String {
-    format!("{:04}-{:02}", d.year(), d.month())
-}
 
 #[cfg(test)]
 mod tests {

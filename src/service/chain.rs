@@ -1,6 +1,6 @@
 //! Watching the audit chain: the last verification result, re-checked on a schedule and on
 //! demand, and a banner on every page for owners, admins and auditors while a break is
-//! unacknowledged. Retention pruning runs on the same schedule.
+//! unacknowledged. Retention pruning runs on the same schedule (`crate::jobs`).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
-use super::AppState;
+use super::Services;
 use crate::audit::{AuditError, AuditLog, ChainReport};
 
 /// How often the chain is re-verified (and old records pruned when retention is set).
@@ -43,7 +43,7 @@ impl ChainMonitor {
 }
 
 /// The break to warn about, unless someone already acknowledged exactly this break.
-pub async fn unacknowledged_break(state: &AppState) -> Option<(i64, String)> {
+pub async fn unacknowledged_break(state: &Services) -> Option<(i64, String)> {
     let ChainReport::Broken { seq, reason } = state.chain.last()?.report else {
         return None;
     };
@@ -82,7 +82,7 @@ pub async fn acknowledge(
 }
 
 /// One round of the schedule at `now`: prune past the retention period, then verify.
-pub async fn run_once(state: &AppState, now: DateTime<Utc>) {
+pub async fn run_once(state: &Services, now: DateTime<Utc>) {
     if let Some(days) = state.config.audit_retention_days {
         let cutoff = now - chrono::Duration::days(i64::from(days));
         match state.audit.prune_before(cutoff).await {
@@ -105,14 +105,4 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) {
         Ok(_) => {}
         Err(error) => tracing::error!(%error, "could not verify the audit chain"),
     }
-}
-
-pub fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(CHECK_EVERY);
-        loop {
-            every.tick().await;
-            run_once(&state, Utc::now()).await;
-        }
-    })
 }

@@ -1,0 +1,108 @@
+//! Every background task, started by the server, each acting through the service layer as
+//! the system. Tests run one round of a job with its `run_*` function and a moved
+//! clock instead of waiting for its timer.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tower_sessions_sqlx_store::SqliteStore;
+
+use crate::service::schedules::ScheduleOutcome;
+use crate::service::{budgets, chain, schedules, ServiceError, Services};
+use crate::usage_store as store;
+
+/// How often scheduled key archives are looked at.
+const SCHEDULES_EVERY: Duration = Duration::from_secs(60);
+/// The Admin API's polling guidance for usage and cost: about once a minute.
+const USAGE_EVERY: Duration = Duration::from_secs(60);
+/// How often the audit chain is re-verified (and old records pruned when retention is set).
+pub const CHAIN_EVERY: Duration = Duration::from_secs(15 * 60);
+/// How often expired sessions are deleted.
+const SESSIONS_EVERY: Duration = Duration::from_secs(600);
+
+/// Starts every job. With `config.background_jobs` off (tests) only session cleanup runs;
+/// tests drive the others one round at a time.
+pub fn spawn_all(services: &Services, sessions: SqliteStore) -> Vec<JoinHandle<()>> {
+    let mut handles = vec![tokio::spawn(session_cleanup(sessions))];
+    if !services.config.background_jobs {
+        return handles;
+    }
+    handles.push(every(
+        services.clone(),
+        CHAIN_EVERY,
+        false,
+        |s| async move { run_chain_check(&s).await },
+    ));
+    // Schedules that fell due while the server was down run at once.
+    handles.push(every(
+        services.clone(),
+        SCHEDULES_EVERY,
+        false,
+        |s| async move {
+            if let Err(error) = run_schedules(&s).await {
+                tracing::warn!(%error, "scheduled key archives could not run");
+            }
+        },
+    ));
+    // The first usage sync waits one interval: pages fetch what they need on demand meanwhile.
+    handles.push(every(services.clone(), USAGE_EVERY, true, |s| async move {
+        run_usage_sync(&s).await
+    }));
+    handles
+}
+
+fn every<F, Fut>(services: Services, period: Duration, skip_first: bool, round: F) -> JoinHandle<()>
+where
+    F: Fn(Services) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if skip_first {
+            ticks.tick().await;
+        }
+        loop {
+            ticks.tick().await;
+            round(services.clone()).await;
+        }
+    })
+}
+
+async fn session_cleanup(store: SqliteStore) {
+    use tower_sessions::ExpiredDeletion;
+    if let Err(error) = store.continuously_delete_expired(SESSIONS_EVERY).await {
+        tracing::warn!(%error, "session cleanup stopped");
+    }
+}
+
+/// One round of the scheduler: archives every key whose schedule is due now.
+pub async fn run_schedules(services: &Services) -> Result<Vec<ScheduleOutcome>, ServiceError> {
+    schedules::run_due(services, services.clock.now()).await
+}
+
+/// One round of the chain check: prune past the retention period, then verify.
+pub async fn run_chain_check(services: &Services) {
+    chain::run_once(services, services.clock.now()).await;
+}
+
+/// One round of the usage job: sync the store, then check budget thresholds.
+pub async fn run_usage_sync(services: &Services) {
+    let now = services.clock.now();
+    match store::sync(
+        services.org.api(),
+        &services.db,
+        services.config.usage_settle,
+        now,
+    )
+    .await
+    {
+        Ok(report) => {
+            tracing::debug!(buckets = report.buckets, "usage store synced");
+            if let Err(error) = budgets::check_thresholds(services, now).await {
+                tracing::warn!(%error, "budget thresholds could not be checked");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
+    }
+}

@@ -1,0 +1,59 @@
+//! Organization members: role changes and removal.
+
+use serde_json::json;
+
+use super::{target, with_context, Caller, Change, OrgChange, Services};
+use crate::anthropic::{OrgRole, User, UserDeleted};
+use crate::audit::{Action, Target};
+use crate::org::Cached;
+
+pub fn member_target(user: &User) -> Option<Target> {
+    target("member", user.id.clone(), Some(user.email.clone()))
+}
+
+/// Changes a member's organization role.
+pub async fn change_role(
+    services: &Services,
+    caller: &Caller,
+    user: &User,
+    role: OrgRole,
+) -> Change<User> {
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::MemberRoleChanged,
+                target: member_target(user),
+                details: json!({ "before": user.role.as_str(), "after": role.as_str(), "email": user.email }),
+                workspace: None,
+                // Workspace roles follow some organization roles (billing), so member lists go too.
+                touches: vec![Cached::Users, Cached::AllWorkspaceMembers],
+            },
+            services.org.api().update_user_role(&user.id, role.clone()),
+        )
+        .await
+}
+
+/// Removes a member from the organization. Their personal API keys are archived by Anthropic.
+pub async fn remove(
+    services: &Services,
+    caller: &Caller,
+    user_id: &str,
+    email: &str,
+    context: serde_json::Value,
+) -> Change<UserDeleted> {
+    let details = with_context(json!({ "email": email }), context);
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::MemberRemoved,
+                target: target("member", user_id.to_owned(), Some(email.to_owned())),
+                details,
+                workspace: None,
+                touches: vec![Cached::Users, Cached::AllWorkspaceMembers, Cached::ApiKeys],
+            },
+            services.org.api().remove_user(user_id),
+        )
+        .await
+}

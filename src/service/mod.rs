@@ -1,0 +1,353 @@
+//! The middle of the house: every change to the organization, exactly once.
+//!
+//! Each change is one function in the module of its area (`members`, `invites`, `workspaces`,
+//! `keys`, `schedules`). It takes a [`Caller`] — a signed-in account or the system acting for a
+//! job — and does, in order: the permission and workspace-scope check (a refusal is audited),
+//! the intent record (if that cannot be written nothing is called: fail closed), the Admin API
+//! call, the outcome record with the upstream status and request id, and the invalidation of
+//! what the change touched. Pages, bulk actions, the offboarding wizard, the leaked-key flow
+//! and background jobs all call the same functions, so one action has one audit code and one
+//! set of rules.
+//!
+//! Web handlers never call the client's write methods; this module and its children are the
+//! only place that does.
+
+pub mod alerts;
+pub mod budgets;
+pub mod chain;
+pub mod invites;
+pub mod keys;
+pub mod members;
+pub mod schedules;
+pub mod workspaces;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+use sqlx::SqlitePool;
+
+use crate::anthropic::ApiError;
+use crate::audit::{Action, Actor, AuditError, AuditLog, NewEntry, Outcome, Source, Target};
+use crate::auth::accounts::Account;
+use crate::auth::{Permission, Role};
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::org::{Cached, Org};
+
+/// What the dashboard holds and every change goes through. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub db: SqlitePool,
+    pub audit: AuditLog,
+    /// The organization as read from the Admin API (cached), and the client for changes.
+    pub org: Arc<Org>,
+    pub config: Arc<ServerConfig>,
+    pub clock: Clock,
+    /// The audit chain's last verification, for the audit page and the broken-chain banner.
+    pub chain: Arc<chain::ChainMonitor>,
+    /// Outgoing alerts (budget thresholds), one HTTP client for all of them.
+    pub alerts: alerts::Alerts,
+}
+
+/// Who asks for a change.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// A signed-in dashboard account, from where it is.
+    Person { account: Account, source: Source },
+    /// A background job or the command line, named in the audit log (`system (scheduler)`).
+    System { name: &'static str },
+}
+
+impl Caller {
+    pub const SCHEDULER: Caller = Caller::System {
+        name: "system (scheduler)",
+    };
+    pub const BUDGETS: Caller = Caller::System { name: "system" };
+
+    pub fn actor(&self) -> Actor {
+        match self {
+            Caller::Person { account, .. } => {
+                Actor::account(account.id, &account.username, account.role.as_str())
+            }
+            Caller::System { name } => Actor {
+                name: (*name).to_owned(),
+                ..Actor::system()
+            },
+        }
+    }
+
+    pub fn source(&self) -> Source {
+        match self {
+            Caller::Person { source, .. } => source.clone(),
+            Caller::System { .. } => Source::default(),
+        }
+    }
+
+    /// The name stored beside local rows a caller creates (schedules, runs).
+    pub fn name(&self) -> String {
+        match self {
+            Caller::Person { account, .. } => account.username.clone(),
+            Caller::System { name } => (*name).to_owned(),
+        }
+    }
+
+    /// Jobs act with the organization's full authority; people with their role's.
+    pub fn can(&self, permission: Permission) -> bool {
+        match self {
+            Caller::Person { account, .. } => account.role.can(permission),
+            Caller::System { .. } => true,
+        }
+    }
+
+    /// Whether the caller's workspace scope includes this workspace (team leads: only theirs).
+    pub fn may_touch_workspace(&self, workspace_id: &str) -> bool {
+        match self {
+            Caller::Person { account, .. } => {
+                !account.role.is_workspace_scoped()
+                    || account.workspaces.iter().any(|w| w == workspace_id)
+            }
+            Caller::System { .. } => true,
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Caller::Person { account, .. } => Some(account.role),
+            Caller::System { .. } => None,
+        }
+    }
+
+    pub fn entry(
+        &self,
+        action: Action,
+        target: Option<Target>,
+        details: Value,
+        outcome: Outcome,
+    ) -> NewEntry {
+        NewEntry {
+            target,
+            details,
+            ..NewEntry::new(self.actor(), self.source(), action, outcome)
+        }
+    }
+}
+
+/// Why the dashboard itself refused a change (as opposed to the Admin API refusing it, which
+/// is the inner `Err` of a [`Change`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The caller's role or workspace scope does not allow it. Audited as `access.denied`.
+    #[error("not allowed")]
+    Forbidden,
+    /// The audit log could not be written, so nothing was changed (fail closed).
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// The result of a change: `Err` the dashboard refused (nothing was called), `Ok(Err)` the
+/// Admin API refused or failed (explained to the person), `Ok(Ok)` done.
+pub type Change<T> = Result<Result<T, ApiError>, ServiceError>;
+
+/// One organization change as the audit log describes it.
+pub struct OrgChange {
+    pub action: Action,
+    pub target: Option<Target>,
+    pub details: Value,
+    /// The workspace the change is in, for the caller's scope check.
+    pub workspace: Option<String>,
+    /// What the dashboard must forget afterwards, whatever happened (a failure may still
+    /// have changed something upstream).
+    pub touches: Vec<Cached>,
+}
+
+impl Services {
+    /// Checks a permission for a caller; a refusal is audited and returned as `Forbidden`.
+    pub async fn require(
+        &self,
+        caller: &Caller,
+        permission: Permission,
+        target: Option<Target>,
+    ) -> Result<(), ServiceError> {
+        if caller.can(permission) {
+            return Ok(());
+        }
+        self.audit
+            .append(caller.entry(
+                Action::AccessDenied,
+                target,
+                serde_json::json!({ "permission": format!("{permission:?}") }),
+                Outcome::Denied,
+            ))
+            .await?;
+        Err(ServiceError::Forbidden)
+    }
+
+    /// Appends one record for a caller.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: Option<Target>,
+        details: Value,
+        outcome: Outcome,
+    ) -> Result<i64, AuditError> {
+        self.audit
+            .append(caller.entry(action, target, details, outcome))
+            .await
+    }
+
+    /// An organization change audited around the Admin API call; see the module comment.
+    pub(crate) async fn org_change<T, Fut>(
+        &self,
+        caller: &Caller,
+        change: OrgChange,
+        call: Fut,
+    ) -> Change<T>
+    where
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        self.org_change_creating(caller, change, call, |_| None)
+            .await
+    }
+
+    /// [`Services::org_change`] for a change that creates something: `created` names it from
+    /// the answer (its id exists only then) and becomes the outcome record's target.
+    pub(crate) async fn org_change_creating<T, Fut>(
+        &self,
+        caller: &Caller,
+        change: OrgChange,
+        call: Fut,
+        created: impl FnOnce(&T) -> Option<Target>,
+    ) -> Change<T>
+    where
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let OrgChange {
+            action,
+            target,
+            details,
+            workspace,
+            touches,
+        } = change;
+        self.require(caller, Permission::ManageOrganization, target.clone())
+            .await?;
+        if let Some(workspace) = &workspace {
+            if !caller.may_touch_workspace(workspace) {
+                self.record(
+                    caller,
+                    Action::AccessDenied,
+                    target,
+                    serde_json::json!({ "reason": "the workspace is outside the account's workspaces", "workspace_id": workspace }),
+                    Outcome::Denied,
+                )
+                .await?;
+                return Err(ServiceError::Forbidden);
+            }
+        }
+        let intent = self
+            .record(
+                caller,
+                action,
+                target.clone(),
+                details.clone(),
+                Outcome::Pending,
+            )
+            .await?;
+        let result = call.await;
+        self.org.invalidate(&touches);
+        let entry = match &result {
+            Ok(value) => caller.entry(action, created(value).or(target), details, Outcome::Ok),
+            Err(error) => {
+                let mut details = details;
+                if let Value::Object(map) = &mut details {
+                    map.insert("error".into(), Value::String(error.message().to_owned()));
+                    if let Some(kind) = error.error_type() {
+                        map.insert("error_type".into(), Value::String(kind.to_owned()));
+                    }
+                }
+                caller
+                    .entry(action, target, details, Outcome::Failed)
+                    .upstream(error.status(), error.request_id().map(str::to_owned))
+            }
+        };
+        if let Err(error) = self.audit.append(entry.intent(intent)).await {
+            // The change happened upstream; its intent is on record. Say so loudly.
+            tracing::error!(%error, action = action.code(), "the outcome of an organization change could not be audited");
+            return Err(error.into());
+        }
+        Ok(result)
+    }
+
+    /// A change to Orgkeeper's own data (accounts, budgets, schedules) between an intent and an
+    /// outcome record, so no change happens without a trace and a refusal keeps its reason.
+    pub async fn local_change<T, E, Fut>(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: Option<Target>,
+        details: Value,
+        change: Fut,
+        created: impl FnOnce(&T) -> Option<Target>,
+    ) -> Result<Result<T, E>, AuditError>
+    where
+        E: LocalRefusal,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let intent = self
+            .record(
+                caller,
+                action,
+                target.clone(),
+                details.clone(),
+                Outcome::Pending,
+            )
+            .await?;
+        let result = change.await;
+        let entry = match &result {
+            Ok(value) => caller.entry(action, created(value).or(target), details, Outcome::Ok),
+            Err(error) => {
+                let mut details = details;
+                if let Value::Object(map) = &mut details {
+                    map.insert("reason".into(), Value::String(error.to_string()));
+                }
+                caller.entry(action, target, details, error.outcome())
+            }
+        };
+        self.audit.append(entry.intent(intent)).await?;
+        Ok(result)
+    }
+}
+
+/// How a failed local change is recorded: `failed` unless the error says it was a refusal.
+pub trait LocalRefusal: std::fmt::Display {
+    fn outcome(&self) -> Outcome {
+        Outcome::Failed
+    }
+}
+
+impl LocalRefusal for sqlx::Error {}
+
+/// `details` with the fields of `context` added (why a change was made: bulk, offboarding, …).
+pub fn with_context(mut details: Value, context: Value) -> Value {
+    if let (Value::Object(map), Value::Object(extra)) = (&mut details, context) {
+        map.extend(extra);
+    }
+    details
+}
+
+/// Builds an audit target.
+pub fn target(kind: &str, id: impl Into<String>, label: Option<String>) -> Option<Target> {
+    Some(Target {
+        kind: kind.to_owned(),
+        id: id.into(),
+        label,
+    })
+}
+
+/// Fixed-width RFC 3339 for local tables, so text order is time order in SQLite.
+pub fn ts(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

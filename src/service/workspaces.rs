@@ -1,0 +1,230 @@
+//! Workspaces and their members.
+
+use serde_json::{json, Value};
+
+use super::{schedules, target, with_context, Caller, Change, OrgChange, Services};
+use crate::anthropic::{
+    ApiKeyStatus, Workspace, WorkspaceMember, WorkspaceMemberDeleted, WorkspaceRole,
+};
+use crate::audit::{Action, Target};
+use crate::org::Cached;
+
+pub fn workspace_target(workspace: &Workspace) -> Option<Target> {
+    target("workspace", &workspace.id, Some(workspace.name.clone()))
+}
+
+/// The target of a membership change: the person, labelled with the workspace.
+pub fn membership_target(workspace: &Workspace, user_id: &str, user_label: &str) -> Option<Target> {
+    target(
+        "workspace_member",
+        user_id,
+        Some(format!("{user_label} in {}", workspace.name)),
+    )
+}
+
+/// Creates a workspace. Never retried automatically: a retry could create two.
+pub async fn create(
+    services: &Services,
+    caller: &Caller,
+    name: &str,
+    color: Option<&str>,
+) -> Change<Workspace> {
+    services
+        .org_change_creating(
+            caller,
+            OrgChange {
+                action: Action::WorkspaceCreated,
+                target: target("workspace", "(new)", Some(name.to_owned())),
+                details: json!({ "after": { "name": name, "display_color": color } }),
+                workspace: None,
+                touches: vec![Cached::Workspaces],
+            },
+            services.org.api().create_workspace(name, color),
+            |workspace| workspace_target(workspace),
+        )
+        .await
+}
+
+/// Renames and/or recolours a workspace (`None` leaves a field as it is).
+pub async fn update(
+    services: &Services,
+    caller: &Caller,
+    workspace: &Workspace,
+    name: Option<&str>,
+    color: Option<&str>,
+) -> Change<Workspace> {
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    if let Some(name) = name {
+        before.insert("name".into(), json!(workspace.name));
+        after.insert("name".into(), json!(name));
+    }
+    if let Some(color) = color {
+        before.insert("display_color".into(), json!(workspace.display_color));
+        after.insert("display_color".into(), json!(color));
+    }
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::WorkspaceUpdated,
+                target: workspace_target(workspace),
+                details: json!({ "before": before, "after": after }),
+                workspace: Some(workspace.id.clone()),
+                touches: vec![Cached::Workspaces],
+            },
+            services
+                .org
+                .api()
+                .update_workspace(&workspace.id, name, color),
+        )
+        .await
+}
+
+/// Archives a workspace. Anthropic archives its API keys with it, so their pending archive
+/// schedules are completed here (otherwise the scheduler would archive them a second time).
+pub async fn archive(
+    services: &Services,
+    caller: &Caller,
+    workspace: &Workspace,
+) -> Change<Workspace> {
+    let keys_before: Vec<String> = services
+        .org
+        .api_keys()
+        .await
+        .map(|keys| {
+            keys.iter()
+                .filter(|k| k.workspace_id() == Some(workspace.id.as_str()))
+                .filter(|k| k.status != ApiKeyStatus::Archived)
+                .map(|k| k.id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let result = services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::WorkspaceArchived,
+                target: workspace_target(workspace),
+                details: json!({
+                    "before": { "archived": workspace.is_archived() },
+                    "after": { "archived": true },
+                }),
+                workspace: Some(workspace.id.clone()),
+                touches: vec![
+                    Cached::Workspaces,
+                    Cached::ApiKeys,
+                    Cached::WorkspaceMembers(workspace.id.clone()),
+                ],
+            },
+            services.org.api().archive_workspace(&workspace.id),
+        )
+        .await?;
+    if result.is_ok() {
+        schedules::complete_for_keys(services, &keys_before).await?;
+    }
+    Ok(result)
+}
+
+/// Adds an organization member to a workspace.
+pub async fn add_member(
+    services: &Services,
+    caller: &Caller,
+    workspace: &Workspace,
+    user_id: &str,
+    user_label: &str,
+    role: &WorkspaceRole,
+) -> Change<WorkspaceMember> {
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::WorkspaceMemberAdded,
+                target: membership_target(workspace, user_id, user_label),
+                details: json!({
+                    "workspace_id": workspace.id,
+                    "user_id": user_id,
+                    "before": null,
+                    "after": { "workspace_role": role.as_str() },
+                }),
+                workspace: Some(workspace.id.clone()),
+                touches: vec![Cached::WorkspaceMembers(workspace.id.clone())],
+            },
+            services
+                .org
+                .api()
+                .add_workspace_member(&workspace.id, user_id, role.clone()),
+        )
+        .await
+}
+
+/// Changes someone's role in a workspace. `before` is their current role, if known.
+pub async fn change_member_role(
+    services: &Services,
+    caller: &Caller,
+    workspace: &Workspace,
+    user_id: &str,
+    user_label: &str,
+    before: Option<&str>,
+    role: &WorkspaceRole,
+) -> Change<WorkspaceMember> {
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::WorkspaceMemberRoleChanged,
+                target: membership_target(workspace, user_id, user_label),
+                details: json!({
+                    "workspace_id": workspace.id,
+                    "user_id": user_id,
+                    "before": { "workspace_role": before },
+                    "after": { "workspace_role": role.as_str() },
+                }),
+                workspace: Some(workspace.id.clone()),
+                touches: vec![Cached::WorkspaceMembers(workspace.id.clone())],
+            },
+            services
+                .org
+                .api()
+                .update_workspace_member(&workspace.id, user_id, role.clone()),
+        )
+        .await
+}
+
+/// Removes someone from a workspace (they stay in the organization). `context` adds why
+/// (an offboarding run) to the audit details.
+pub async fn remove_member(
+    services: &Services,
+    caller: &Caller,
+    workspace: &Workspace,
+    user_id: &str,
+    user_label: &str,
+    before: Option<&str>,
+    context: Value,
+) -> Change<WorkspaceMemberDeleted> {
+    let details = with_context(
+        json!({
+            "workspace_id": workspace.id,
+            "user_id": user_id,
+            "before": { "workspace_role": before },
+            "after": null,
+        }),
+        context,
+    );
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::WorkspaceMemberRemoved,
+                target: membership_target(workspace, user_id, user_label),
+                details,
+                workspace: Some(workspace.id.clone()),
+                touches: vec![Cached::WorkspaceMembers(workspace.id.clone())],
+            },
+            services
+                .org
+                .api()
+                .remove_workspace_member(&workspace.id, user_id),
+        )
+        .await
+}
