@@ -5,7 +5,9 @@
 //! Run: `cargo bench --bench pages` (optionally `-- /members /keys` to pick pages).
 //! This is a measurement, not a test: it prints numbers and asserts nothing about time.
 
-#[path = "../tests/support/mod.rs"]
+// The integration tests' harness; the benchmark uses part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -65,7 +67,7 @@ async fn main() {
     );
     for page in pages {
         // Cold: nothing cached.
-        app.state.org.invalidate(&[""]);
+        app.state.org.invalidate_all();
         let (cold, cold_calls, status) = measure(&app, &session, page).await;
         let (warm, warm_calls, _) = measure(&app, &session, page).await;
         println!(

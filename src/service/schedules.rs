@@ -162,7 +162,7 @@ pub enum Scheduled {
     /// Deactivated (if it was active) and scheduled.
     Created { run_at: DateTime<Utc> },
     /// A schedule already existed; nothing changed.
-    AlreadyPending(Schedule),
+    AlreadyPending(Box<Schedule>),
 }
 
 /// Deactivates the key now (if it is active) and archives it after `grace_days`. An upstream
@@ -181,7 +181,7 @@ pub async fn schedule_archive(
         )
         .await?;
     if let Some(existing) = pending_for(services, &key.id).await? {
-        return Ok(Ok(Scheduled::AlreadyPending(existing)));
+        return Ok(Ok(Scheduled::AlreadyPending(Box::new(existing))));
     }
     if key.status == ApiKeyStatus::Active {
         let context = json!({ "reason": "deactivated before a scheduled archive" });

@@ -40,7 +40,7 @@ pub async fn create(
                 touches: vec![Cached::Workspaces],
             },
             services.org.api().create_workspace(name, color),
-            |workspace| workspace_target(workspace),
+            workspace_target,
         )
         .await
 }

@@ -97,6 +97,7 @@ const FLASH_KEY: &str = "flash";
 
 /// A signed-in, active account with a valid session. Extracting it is the authentication
 /// check; [`Ctx::require`] is the authorization check.
+#[derive(Clone)]
 pub struct Ctx {
     pub state: AppState,
     pub account: Account,
@@ -112,6 +113,10 @@ impl FromRequestParts<AppState> for Ctx {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The route guard already signed this request in.
+        if let Some(ctx) = parts.extensions.get::<Ctx>() {
+            return Ok(ctx.clone());
+        }
         let next = parts
             .uri
             .path_and_query()

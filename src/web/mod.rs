@@ -74,8 +74,8 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
                 .unwrap_or(time::Duration::minutes(30)),
         ));
 
-    let (pages, _) = page_routes().into_parts();
-    let pages = pages
+    let pages = page_routes()
+        .into_router(&state)
         .fallback(not_found)
         // Order matters: the session layer runs first, then CSRF, which reads the session.
         .layer(middleware::from_fn(crate::auth::csrf::protect))
@@ -87,8 +87,7 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .layer(middleware::from_fn(htmx_errors))
         .layer(DefaultBodyLimit::max(1024 * 1024));
 
-    let (open, _) = open_routes().into_parts();
-    open.merge(pages)
+    open_routes().into_router(&state).merge(pages)
         .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // Only the path: query strings can carry one-time tokens.
@@ -146,8 +145,8 @@ fn page_routes() -> Routes {
 
 /// Every route with the access it requires (for the authorization test and the docs).
 pub fn route_table() -> Vec<RouteSpec> {
-    let mut table = open_routes().into_parts().1;
-    table.extend(page_routes().into_parts().1);
+    let mut table = open_routes().table();
+    table.extend(page_routes().table());
     table
 }
 

@@ -1,16 +1,21 @@
 //! The route table: every route with the access it requires, declared once. The router is
-//! built from it, and the authorization test walks it (every route × every role), so a route
-//! cannot be added without saying who may use it.
+//! built from it with a guard in front of every handler that checks the access before the
+//! request body is even read (so a refused role gets a 403 and an audit record, never a
+//! form-validation error), and the authorization test walks it (every route × every role), so
+//! a route cannot be added without saying who may use it.
 
+use axum::extract::{FromRequestParts, Request, State};
 use axum::handler::Handler;
-use axum::routing::{get, post};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
-use super::AppState;
+use super::{AppState, Ctx};
 use crate::auth::{Permission, Role};
 
-/// Who may use a route. Handlers enforce it on the server (`Ctx::require`); the table says
-/// what they must enforce, and the authorization test checks that they do.
+/// Who may use a route. The guard enforces it on the server; handlers check again where they
+/// narrow it further (a team lead's workspaces).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, signed in or not (sign-in, setup, health, assets).
@@ -37,11 +42,10 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
-/// A router under construction, and the table of what it holds.
+/// A router under construction: each route with its access.
 #[derive(Default)]
 pub struct Routes {
-    router: Router<AppState>,
-    table: Vec<RouteSpec>,
+    routes: Vec<(RouteSpec, MethodRouter<AppState>)>,
 }
 
 impl Routes {
@@ -54,12 +58,12 @@ impl Routes {
         H: Handler<T, AppState>,
         T: 'static,
     {
-        self.router = self.router.route(path, get(handler));
-        self.table.push(RouteSpec {
+        let spec = RouteSpec {
             method: "GET",
             path,
             access,
-        });
+        };
+        self.routes.push((spec, get(handler)));
         self
     }
 
@@ -68,22 +72,58 @@ impl Routes {
         H: Handler<T, AppState>,
         T: 'static,
     {
-        self.router = self.router.route(path, post(handler));
-        self.table.push(RouteSpec {
+        let spec = RouteSpec {
             method: "POST",
             path,
             access,
-        });
+        };
+        self.routes.push((spec, post(handler)));
         self
     }
 
     pub fn merge(mut self, other: Routes) -> Self {
-        self.router = self.router.merge(other.router);
-        self.table.extend(other.table);
+        self.routes.extend(other.routes);
         self
     }
 
-    pub fn into_parts(self) -> (Router<AppState>, Vec<RouteSpec>) {
-        (self.router, self.table)
+    pub fn table(&self) -> Vec<RouteSpec> {
+        self.routes.iter().map(|(spec, _)| spec.clone()).collect()
     }
+
+    /// The router, each route behind the guard for its access.
+    pub fn into_router(self, state: &AppState) -> Router<AppState> {
+        self.routes
+            .into_iter()
+            .fold(Router::new(), |router, (spec, method_router)| {
+                let method_router = match spec.access {
+                    Access::Public => method_router,
+                    access => method_router.route_layer(middleware::from_fn_with_state(
+                        (state.clone(), access),
+                        guard,
+                    )),
+                };
+                router.route(spec.path, method_router)
+            })
+    }
+}
+
+/// Signs the person in from their session and checks the route's access; the checked `Ctx`
+/// is handed to the handler through the request's extensions (no second lookup).
+async fn guard(
+    State((state, access)): State<(AppState, Access)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let ctx = match Ctx::from_request_parts(&mut parts, &state).await {
+        Ok(ctx) => ctx,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if let Access::Needs(permission) = access {
+        if let Err(refusal) = ctx.require(permission).await {
+            return refusal.into_response();
+        }
+    }
+    parts.extensions.insert(ctx);
+    next.run(Request::from_parts(parts, body)).await
 }

@@ -988,8 +988,6 @@ async fn csv_response(ctx: &Ctx, params: BTreeMap<String, String>) -> AppResult<
     csv::usage(&ctx.state, &names, q, now).await
 }
 
-/// Months are named `YYYY-MM`.
-
 #[cfg(test)]
 mod tests {
     use super::*;

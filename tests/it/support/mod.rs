@@ -1,10 +1,8 @@
 //! Test harness: the real server on a loopback port 0, a fresh SQLite file, the simulator over
-//! real HTTP behind it, and an HTTP client with a cookie jar. Each test binary uses a subset.
-#![allow(dead_code)]
+//! real HTTP behind it, and an HTTP client with a cookie jar.
 
 pub mod webdriver;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use orgkeeper::anthropic::AdminKey;
@@ -55,7 +53,6 @@ impl std::io::Write for LogWriter {
 pub struct TestApp {
     pub address: String,
     pub db: SqlitePool,
-    pub db_path: PathBuf,
     pub state: AppState,
     pub simulator: RunningSimulator,
     pub setup_token: Option<String>,
@@ -118,7 +115,6 @@ pub async fn spawn_app_with(
     let app = TestApp {
         address,
         db,
-        db_path,
         state,
         simulator,
         setup_token,

@@ -2,14 +2,12 @@
 //! simulator behind it. Each flow saves a screenshot under target/browser-screenshots/ when it
 //! fails. Needs `sudo apt-get install chromium chromium-driver` (installed by .ci/run).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::webdriver::Browser;
+use crate::support::*;
 use futures_util::FutureExt;
 use orgkeeper::auth::{Permission, Role};
-use support::webdriver::Browser;
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -1,11 +1,9 @@
 //! The foundation over real HTTP: sign-in, sessions, CSRF, roles, accounts, audit, health.
 
-mod support;
-
+use crate::support::*;
 use orgkeeper::audit::{Filter, Outcome};
 use orgkeeper::auth::{accounts, Role};
 use orgkeeper::simulator::{FaultKind, FaultRule};
-use support::*;
 
 #[tokio::test]
 async fn signing_in_with_the_right_password_renews_the_session_id_and_is_audited() {

@@ -1,12 +1,10 @@
 //! Members and invites pages over real HTTP against the simulator.
 
-mod support;
-
+use crate::support::*;
 use orgkeeper::anthropic::{InviteStatus, OrgRole, User};
 use orgkeeper::audit::{Filter, Outcome};
 use orgkeeper::auth::Role;
 use orgkeeper::simulator::{self, FaultKind, FaultRule, Profile, SimulatorOptions};
-use support::*;
 
 async fn users(app: &TestApp) -> Vec<User> {
     app.state

@@ -1,12 +1,11 @@
 //! Usage, cost and budgets over real HTTP, checked against the simulator's own reports.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use orgkeeper::anthropic::{
     BucketWidth, CostGroupBy, CostReportParams, UsageGroupBy, UsageReportParams,
@@ -17,7 +16,6 @@ use orgkeeper::config::ServerConfig;
 use orgkeeper::simulator::{self, SimulatorOptions};
 use orgkeeper::usage_store;
 use rust_decimal::Decimal;
-use support::*;
 
 /// Background jobs off: tests drive the sync themselves and count every upstream request.
 async fn spawn() -> TestApp {

@@ -2,8 +2,7 @@
 //! from a hand-written HTTP server, so a harness bug is not mistaken for an app bug.
 //! Needs Chromium and chromedriver: `sudo apt-get install chromium chromium-driver`.
 
-#[path = "support/webdriver.rs"]
-mod webdriver;
+use crate::support::webdriver;
 
 use std::path::Path;
 use std::time::Duration;

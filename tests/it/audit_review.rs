@@ -1,11 +1,9 @@
 //! The audit review pages: chain state, re-check, the broken-chain banner and its
 //! acknowledgement, a record's before/after, filtered exports, retention.
 
-mod support;
-
+use crate::support::*;
 use orgkeeper::audit::{Filter, Outcome};
 use orgkeeper::auth::Role;
-use support::*;
 
 /// An attacker with file access: drop the append-only triggers and edit a record.
 async fn tamper_with_record(app: &TestApp, seq: i64) {

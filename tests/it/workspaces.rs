@@ -1,9 +1,8 @@
 //! The overview and the workspaces pages over real HTTP, against the simulator.
 
-mod support;
-
 use std::collections::HashSet;
 
+use crate::support::*;
 use chrono::{Duration, Utc};
 use orgkeeper::anthropic::{
     ApiKeyStatus, InviteStatus, OrgRole, Workspace, WorkspaceFilter, WorkspaceRole,
@@ -11,7 +10,6 @@ use orgkeeper::anthropic::{
 use orgkeeper::audit::{Filter, Outcome, Record};
 use orgkeeper::auth::Role;
 use orgkeeper::simulator::{FaultKind, FaultRule};
-use support::*;
 
 async fn all_workspaces(app: &TestApp) -> Vec<Workspace> {
     app.state

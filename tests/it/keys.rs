@@ -2,16 +2,14 @@
 //! lifecycle actions, bulk changes with a failure in the middle, scheduled archives across a
 //! restart, the leaked-key response, member offboarding with a resume, and the role limits.
 
-mod support;
-
 use std::collections::HashSet;
 
+use crate::support::*;
 use chrono::{Duration, Utc};
 use orgkeeper::anthropic::{ApiKey, ApiKeyStatus, OrgRole, UserFilter, WorkspaceFilter};
 use orgkeeper::audit::{Filter, Outcome, Record};
 use orgkeeper::auth::Role;
 use orgkeeper::simulator::{FaultKind, FaultRule};
-use support::*;
 
 async fn all_keys(app: &TestApp) -> Vec<ApiKey> {
     app.state

@@ -1,0 +1,20 @@
+//! The integration tests: one binary (linking the crate once), one module per area. Every
+//! test starts the real server on a loopback port with a fresh SQLite file and the simulator
+//! over real HTTP; the browser module drives headless Chromium.
+
+mod support;
+
+mod audit_chain;
+mod audit_review;
+mod authorization;
+mod browser;
+mod browser_harness;
+mod cli;
+mod client_contract;
+mod foundation;
+mod keys;
+mod members_invites;
+mod sdk_compat;
+mod simulator;
+mod usage;
+mod workspaces;
