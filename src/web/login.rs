@@ -351,3 +351,58 @@ pub async fn setup_submit(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_on_this_site_survive_as_the_sign_in_destination() {
+        let kept = [
+            ("/", "/"),
+            ("/members", "/members"),
+            ("/members?q=a%20b&page=2#top", "/members?q=a%20b&page=2#top"),
+            ("/usage/cost?from=2025-01-01", "/usage/cost?from=2025-01-01"),
+            ("/a:b", "/a:b"),
+            ("/caf\u{e9}", "/caf\u{e9}"),
+        ];
+        for (input, expected) in kept {
+            assert_eq!(safe_next(Some(input)), expected, "{input:?}");
+        }
+        let refused = [
+            "",
+            "members",
+            "//evil.example",
+            "//evil.example/x",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example/x",
+            "/\r/evil.example",
+            "/\n/evil.example",
+            "\t//evil.example",
+            "/\\\t\\evil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            " //evil.example",
+            "/\u{0}x",
+            "/\u{1}x",
+            "/x\u{7f}",
+            "/x\u{85}y",
+        ];
+        for input in refused {
+            assert_eq!(safe_next(Some(input)), "/", "{input:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn every_accepted_destination_is_a_valid_location_header() {
+        for input in ["/ok", "/a b", "/caf\u{e9}", "/\u{1}", "/\t/x", "/x\u{2028}"] {
+            let next = safe_next(Some(input));
+            assert!(
+                axum::http::HeaderValue::from_str(&next).is_ok(),
+                "{input:?} gave {next:?}"
+            );
+        }
+    }
+}

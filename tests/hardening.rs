@@ -1,0 +1,341 @@
+//! The security review's findings (issue 11), each checked over real HTTP: the client against
+//! tiny loopback servers or the simulator, the dashboard as a real server on a real database.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use orgkeeper::anthropic::{AdminKey, Client, ClientConfig, PageParams};
+use orgkeeper::audit::Filter;
+use orgkeeper::auth::Role;
+use orgkeeper::config::{ServerConfig, Upstream};
+use orgkeeper::simulator::{self, FaultKind, FaultRule, SimulatorOptions};
+use support::*;
+use tokio::net::TcpListener;
+
+/// One request a loopback server received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+}
+
+/// A tiny HTTP server on a loopback port 0 that records every request and answers with
+/// `answer(method, path, headers)`.
+struct Loopback {
+    base_url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Loopback {
+    async fn start<F>(answer: F) -> Loopback
+    where
+        F: Fn(&Seen) -> Response + Clone + Send + Sync + 'static,
+    {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let router = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let answer = answer.clone();
+            let record = record.clone();
+            async move {
+                let request = Seen {
+                    method: request.method().to_string(),
+                    path: request.uri().path().to_owned(),
+                    headers: request.headers().clone(),
+                };
+                record.lock().unwrap().push(request.clone());
+                answer(&request)
+            }
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Loopback { base_url, seen }
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn json(status: u16, body: String) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [
+            ("content-type", "application/json"),
+            ("request-id", "req_loopback_1"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn client_for(base_url: &str) -> Client {
+    Client::new(ClientConfig::new(
+        base_url.to_owned(),
+        AdminKey::new(ADMIN_KEY.to_owned()),
+    ))
+    .unwrap()
+}
+
+/// The dashboard pointed at `base_url` instead of the simulator (which still runs, unused).
+async fn spawn_app_against(base_url: &str) -> TestApp {
+    let simulator = simulator::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SimulatorOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut config = ServerConfig::new(Upstream::Live {
+        base_url: base_url.to_owned(),
+        key: AdminKey::new(ADMIN_KEY.to_owned()),
+    });
+    config.background_jobs = false;
+    spawn_app_with(config, simulator, None).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The admin key never follows a redirect.
+
+#[tokio::test]
+async fn a_redirect_from_the_admin_api_is_an_error_and_the_key_never_reaches_the_other_host() {
+    let elsewhere = Loopback::start(|_| {
+        json(
+            200,
+            r#"{"data":[],"has_more":false,"first_id":null,"last_id":null}"#.into(),
+        )
+    })
+    .await;
+    let target = format!("{}/v1/organizations/users", elsewhere.base_url);
+    let location = target.clone();
+    let redirector = Loopback::start(move |_| {
+        (StatusCode::FOUND, [("location", location.clone())]).into_response()
+    })
+    .await;
+
+    let result = client_for(&redirector.base_url)
+        .list_users(&Default::default(), &PageParams::default())
+        .await;
+
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the redirect target received {:?}",
+        elsewhere.requests()
+    );
+    let error = result.expect_err("a redirect must not be followed");
+    let message = error.user_message();
+    assert!(
+        message.contains("redirect") && message.contains(&target),
+        "{message}"
+    );
+    assert!(message.contains("ORGKEEPER_API_BASE_URL"), "{message}");
+    assert_eq!(redirector.requests().len(), 1, "a redirect is not retried");
+
+    // The same through the dashboard: the page explains it, the key stays home.
+    let app = spawn_app_against(&redirector.base_url).await;
+    let (_, session) = app.signed_in(Role::Owner).await;
+    let (status, body) = session.get_text("/members").await;
+    assert!(status >= 400, "{status}");
+    assert!(body.contains("redirect"), "{body}");
+    assert!(body.contains("ORGKEEPER_API_BASE_URL"), "{body}");
+    assert!(elsewhere
+        .requests()
+        .iter()
+        .all(|seen| seen.headers.get("x-api-key").is_none()));
+    assert!(elsewhere.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Sign-in only ever redirects to a path on this site.
+
+#[tokio::test]
+async fn signing_in_with_a_tab_smuggled_next_lands_on_the_home_page() {
+    let app = spawn_app().await;
+    app.create_account("carol", Role::Viewer, &[]).await;
+    for next in [
+        "/\t/evil.example/x",
+        "/\r\n/evil.example",
+        "/\\evil.example",
+        "/\u{1}x",
+    ] {
+        let session = app.client();
+        let (status, body) = session
+            .get_text(&format!(
+                "/login?next={}",
+                url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert_eq!(status, 200, "{next:?}");
+        assert!(!body.contains("evil.example"), "{next:?} kept in the form");
+        let token = extract_csrf(&body).unwrap();
+        let response = session
+            .post_raw(
+                "/login",
+                &[
+                    ("_csrf", token.as_str()),
+                    ("username", "carol"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "{next:?}");
+        assert_eq!(location(&response), "/", "{next:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Keys echoed by the upstream are redacted before anything stores, logs or shows them.
+
+const USER_LIST: &str = r#"{"data":[{"id":"user_01Echo","type":"user","email":"echo@example.com","name":"Echo","role":"user","added_at":"2025-01-01T00:00:00Z"}],"has_more":false,"first_id":"user_01Echo","last_id":"user_01Echo"}"#;
+
+#[tokio::test]
+async fn an_upstream_error_that_echoes_the_key_is_redacted_in_the_error_the_audit_log_and_the_page()
+{
+    let prefix: String = ADMIN_KEY.chars().take(20).collect();
+    // A refusal that quotes the whole key and, like some proxies, a truncated copy of it.
+    let echo = format!("key {ADMIN_KEY} is not allowed (you sent {prefix}…)");
+    let upstream = Loopback::start(
+        move |seen| match (seen.method.as_str(), seen.path.as_str()) {
+            ("GET", "/v1/organizations/users") => json(200, USER_LIST.into()),
+            ("POST", _) => json(
+                403,
+                serde_json::json!({
+                    "type": "error",
+                    "error": {"type": "permission_error", "message": echo},
+                    "request_id": "req_echo"
+                })
+                .to_string(),
+            ),
+            _ => json(
+                404,
+                r#"{"type":"error","error":{"type":"not_found_error","message":"Not found"}}"#
+                    .into(),
+            ),
+        },
+    )
+    .await;
+
+    let error = client_for(&upstream.base_url)
+        .update_user_role("user_01Echo", orgkeeper::anthropic::OrgRole::Developer)
+        .await
+        .unwrap_err();
+    for shown in [
+        error.message().to_owned(),
+        error.to_string(),
+        error.user_message(),
+    ] {
+        assert!(!shown.contains(&prefix), "{shown}");
+        assert!(shown.contains("sk-ant-…[redacted]"), "{shown}");
+    }
+
+    let app = spawn_app_against(&upstream.base_url).await;
+    let (_, session) = app.signed_in(Role::Owner).await;
+    let response = session
+        .post("/members/user_01Echo/role", &[("role", "developer")])
+        .await;
+    let body = response.text().await.unwrap();
+    assert!(body.contains("redacted"), "{body}");
+    assert!(!body.contains(&prefix), "{body}");
+    let records = app
+        .audit_records(Filter {
+            action: Some("member.role_changed".into()),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(records.len(), 2, "intent and outcome");
+    for record in &records {
+        let stored = serde_json::to_string(&record.details).unwrap();
+        assert!(!stored.contains(&prefix), "{stored}");
+    }
+    assert!(serde_json::to_string(&records)
+        .unwrap()
+        .contains("sk-ant-…[redacted]"));
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(!logs.contains(&prefix), "the key prefix was logged");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. One deadline per call: no page waits minutes for the Admin API.
+
+fn rate_limited(path: &str, retry_after_secs: u64, times: u32) -> FaultRule {
+    FaultRule {
+        method: Some("GET".into()),
+        path_contains: Some(path.into()),
+        kind: FaultKind::RateLimited {
+            retry_after_secs: Some(retry_after_secs),
+        },
+        times,
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_deadline_is_reported_instead_of_slept() {
+    let app = spawn_app().await;
+    app.simulator
+        .faults()
+        .inject(rate_limited("/users", 600, 3));
+    let started = std::time::Instant::now();
+
+    let error = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.state.api.list_all_users(&Default::default()),
+    )
+    .await
+    .expect("the call must give up instead of waiting 600 s")
+    .unwrap_err();
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let message = error.user_message();
+    assert!(message.contains("asked us to wait 600 s"), "{message}");
+    assert!(message.contains("(request id req_"), "{message}");
+
+    // The page says the same, promptly.
+    app.simulator
+        .faults()
+        .inject(rate_limited("/users", 600, 3));
+    let (_, session) = app.signed_in(Role::Owner).await;
+    let page = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        session.get_text("/members"),
+    )
+    .await
+    .expect("the members page must answer within the deadline");
+    assert!(page.1.contains("asked us to wait 600 s"), "{}", page.1);
+    assert!(page.1.contains("request id req_"), "{}", page.1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Refused forms are audited without letting anyone flood the log.
+
+fn csrf_rejections(records: &[orgkeeper::audit::Record]) -> Vec<&orgkeeper::audit::Record> {
+    records
+        .iter()
+        .filter(|r| r.action == "security.csrf_rejected")
+        .collect()
+}
+
+#[tokio::test]
+async fn two_hundred_refused_posts_leave_a_few_audit_records_not_two_hundred() {
+    let app = spawn_app().await;
+    let anonymous = app.client();
+    for _ in 0..200 {
+        let response = anonymous.post_raw("/logout", &[]).await;
+        assert_eq!(response.status(), 403);
+    }
+    let records = app.audit_records(Filter::default()).await;
+    let rejected = csrf_rejections(&records);
+    assert!(
+        !rejected.is_empty() && rejected.len() <= 10,
+        "{} records",
+        rejected.len()
+    );
+    assert!(rejected
+        .iter()
+        .all(|r| r.source_ip.as_deref() == Some("127.0.0.1")));
+}
