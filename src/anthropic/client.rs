@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LOCATION};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -238,6 +238,10 @@ impl Client {
             .user_agent(USER_AGENT)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
+            // Never follow a redirect: reqwest drops `Authorization` on a cross-host hop but
+            // keeps `x-api-key`, so following would hand the admin key to whatever host the
+            // answer names. A 3xx is reported as a configuration problem instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 ApiError::new(
@@ -328,6 +332,23 @@ impl Client {
                         .get("request-id")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
+                    if resp.status().is_redirection() {
+                        let location = resp
+                            .headers()
+                            .get(LOCATION)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("an address it did not give")
+                            .to_owned();
+                        return Err(ApiError::new(
+                            ApiErrorKind::Config,
+                            format!(
+                                "the Admin API address answered with a redirect to {location}; \
+                                 check ORGKEEPER_API_BASE_URL"
+                            ),
+                        )
+                        .with_status(status)
+                        .with_request_id(request_id));
+                    }
                     let retry_after = parse_retry_after(resp.headers());
                     let read = resp.bytes().await;
                     tracing::debug!(
