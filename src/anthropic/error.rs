@@ -57,13 +57,38 @@ struct EnvelopeError {
     message: Option<String>,
 }
 
+/// What an Anthropic key (`sk-ant-` and key characters) becomes in upstream text.
+const REDACTED_KEY: &str = "sk-ant-…[redacted]";
+
+/// Replaces every `sk-ant-…` token in `text` with [`REDACTED_KEY`]: the whole key, a
+/// truncated copy or another key, so that not even a prefix of a secret an upstream echoes is
+/// stored, logged or shown.
+pub(crate) fn redact_keys(text: &str) -> String {
+    const MARKER: &str = "sk-ant-";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARKER) {
+        out.push_str(&rest[..at]);
+        out.push_str(REDACTED_KEY);
+        let after = &rest[at + MARKER.len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl ApiError {
+    /// Every message passes through here or [`ApiError::from_response`], both of which redact
+    /// keys, so an `ApiError` never carries one.
     pub(crate) fn new(kind: ApiErrorKind, message: impl Into<String>) -> Self {
         ApiError {
             kind,
             status: None,
             error_type: None,
-            message: message.into(),
+            message: redact_keys(&message.into()),
             request_id: None,
             retry_after: None,
         }
@@ -90,7 +115,7 @@ impl ApiError {
         let message = if message.trim().is_empty() {
             format!("HTTP {status} without an error message")
         } else {
-            message
+            redact_keys(&message)
         };
         ApiError {
             kind: ApiErrorKind::Api,
@@ -201,7 +226,7 @@ impl ApiError {
             ),
             ApiErrorKind::Config => format!(
                 "Orgkeeper is not configured correctly to talk to Anthropic: {msg}. \
-                 Ask the person who runs Orgkeeper to check its settings."
+                 Ask the person who runs Orgkeeper to check its settings.{rid}"
             ),
             ApiErrorKind::Api => match (self.status.unwrap_or(0), self.error_type.as_deref()) {
                 (401, _) | (_, Some("authentication_error")) => format!(
@@ -336,8 +361,37 @@ mod tests {
         let shown = err.to_string();
         assert_eq!(
             shown,
-            "Admin API error 401 authentication_error: invalid x-api-key [redacted] (request id req_1)"
+            "Admin API error 401 authentication_error: invalid x-api-key sk-ant-…[redacted] (request id req_1)"
         );
         assert!(!format!("{err:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn every_key_shaped_token_in_upstream_text_is_redacted_whole() {
+        let cases = [
+            (
+                "invalid x-api-key sk-ant-admin01-abc_DEF-123",
+                "invalid x-api-key sk-ant-…[redacted]",
+            ),
+            (
+                "sent sk-ant-admin01-abcdef… (truncated)",
+                "sent sk-ant-…[redacted]… (truncated)",
+            ),
+            (
+                "a sk-ant-api03-x, b sk-ant-",
+                "a sk-ant-…[redacted], b sk-ant-…[redacted]",
+            ),
+            ("\"sk-ant-admin01-q\"", "\"sk-ant-…[redacted]\""),
+            ("nothing secret here", "nothing secret here"),
+            ("sk-ant is not a key", "sk-ant is not a key"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact_keys(input), expected, "{input:?}");
+        }
+        let body = br#"{"type":"error","error":{"type":"permission_error","message":"no: sk-ant-admin01-TOPSECRET"}}"#;
+        let err = ApiError::from_response(403, None, body, None);
+        assert_eq!(err.message(), "no: sk-ant-…[redacted]");
+        let err = ApiError::new(ApiErrorKind::Transport, "GET /x: sk-ant-admin01-TOPSECRET");
+        assert!(!err.message().contains("TOPSECRET"));
     }
 }
