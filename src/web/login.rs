@@ -36,15 +36,27 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-/// Only same-site paths are followed after sign-in (no open redirect).
+/// Where to go after sign-in: a path on this site, otherwise `/` (no open redirect).
+///
+/// Judged the way a browser will read it: browsers delete tab, CR and LF anywhere in a URL and
+/// treat `\` as `/`, so `/<TAB>/evil.example` and `/\evil.example` both become `//evil.example`,
+/// another site. Other control characters are refused outright (they would also make the
+/// `Location` header invalid). What is returned is the cleaned form the browser would use.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(path)
-            if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") =>
-        {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
+    let Some(next) = next else {
+        return "/".to_owned();
+    };
+    let seen: String = next
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect();
+    let local =
+        seen.starts_with('/') && !seen.starts_with("//") && !seen.chars().any(char::is_control);
+    if local {
+        seen
+    } else {
+        "/".to_owned()
     }
 }
 
