@@ -285,6 +285,9 @@ pub struct ServerConfig {
     pub audit_retention_days: Option<u32>,
     /// Whether background jobs (usage sync, scheduled archives) run; tests drive them directly.
     pub background_jobs: bool,
+    /// Window of the CSRF-refusal audit flood control (a few records per address per window,
+    /// then one summary). One minute; tests shorten it.
+    pub csrf_audit_window: Duration,
 }
 
 impl ServerConfig {
@@ -302,6 +305,7 @@ impl ServerConfig {
             alert_webhook_url: None,
             audit_retention_days: None,
             background_jobs: true,
+            csrf_audit_window: Duration::from_secs(60),
         }
     }
 
@@ -329,6 +333,7 @@ impl ServerConfig {
             alert_webhook_url: args.alert_webhook_url.clone(),
             audit_retention_days: args.audit_retention_days,
             background_jobs: true,
+            csrf_audit_window: Duration::from_secs(60),
         }
     }
 
