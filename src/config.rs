@@ -94,6 +94,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_TRUST_PROXY", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub trust_proxy: bool,
 
+    /// Seconds a page or action waits at most for one Admin API call, retries included.
+    #[arg(long, env = "ORGKEEPER_API_DEADLINE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub api_deadline_seconds: u64,
+
     /// Seconds an Admin API read is reused before asking again (0 disables the cache).
     #[arg(long, env = "ORGKEEPER_CACHE_TTL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub cache_ttl: u64,
@@ -273,6 +277,8 @@ pub enum Upstream {
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub upstream: Upstream,
+    /// How long a page or action waits at most for one Admin API call, retries included.
+    pub api_deadline: Duration,
     pub secure_cookies: bool,
     pub trust_proxy: bool,
     pub cache_ttl: Duration,
@@ -294,6 +300,7 @@ impl ServerConfig {
     pub fn new(upstream: Upstream) -> Self {
         Self {
             upstream,
+            api_deadline: Duration::from_secs(15),
             secure_cookies: false,
             trust_proxy: false,
             cache_ttl: Duration::from_secs(30),
@@ -322,6 +329,7 @@ impl ServerConfig {
         };
         Self {
             upstream,
+            api_deadline: Duration::from_secs(args.api_deadline_seconds),
             secure_cookies: args.secure_cookies,
             trust_proxy: args.trust_proxy,
             cache_ttl: Duration::from_secs(args.cache_ttl),

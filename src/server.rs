@@ -67,6 +67,8 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         }
     };
 
+    // One deadline per Admin API call for pages and actions (jobs may use `with_deadline`).
+    let api = api.with_deadline(config.api_deadline);
     let session_store = SqliteStore::new(db.clone());
     session_store.migrate().await?;
     let org = Arc::new(crate::org::Org::new(api.clone(), config.cache_ttl));

@@ -310,6 +310,60 @@ async fn a_retry_after_longer_than_the_deadline_is_reported_instead_of_slept() {
     assert!(page.1.contains("request id req_"), "{}", page.1);
 }
 
+#[tokio::test]
+async fn a_hanging_admin_api_is_cut_off_at_the_deadline_with_a_plain_message() {
+    let simulator = simulator::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SimulatorOptions::default(),
+    )
+    .await
+    .unwrap();
+    simulator.faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: Some("/me".into()),
+        kind: FaultKind::Hang,
+        times: 5,
+    });
+    let mut config = ClientConfig::new(simulator.base_url(), AdminKey::new(ADMIN_KEY.to_owned()));
+    config.deadline = std::time::Duration::from_secs(2);
+    let client = Client::new(config).unwrap();
+    let started = std::time::Instant::now();
+
+    let error = client.get_organization().await.unwrap_err();
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(error.kind(), orgkeeper::anthropic::ApiErrorKind::Timeout);
+    assert!(
+        error.user_message().contains("did not answer within 2 s"),
+        "{}",
+        error.user_message()
+    );
+    // The same limit applies to a clone for longer work, which keeps its own.
+    assert_eq!(
+        client
+            .with_deadline(std::time::Duration::from_secs(120))
+            .deadline(),
+        std::time::Duration::from_secs(120)
+    );
+    assert_eq!(client.deadline(), std::time::Duration::from_secs(2));
+
+    // Through the dashboard, configured with a 2 s deadline.
+    simulator.faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: Some("/users".into()),
+        kind: FaultKind::Hang,
+        times: 5,
+    });
+    let mut config = live_config(&simulator);
+    config.api_deadline = std::time::Duration::from_secs(2);
+    let app = spawn_app_with(config, simulator, None).await;
+    let (_, session) = app.signed_in(Role::Owner).await;
+    let started = std::time::Instant::now();
+    let (_, body) = session.get_text("/members").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(body.contains("did not answer within 2 s"), "{body}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Refused forms are audited without letting anyone flood the log.
 

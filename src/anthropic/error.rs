@@ -38,6 +38,8 @@ pub struct ApiError {
     message: String,
     request_id: Option<String>,
     retry_after: Option<Duration>,
+    /// For a timeout: the deadline the client gave up at.
+    gave_up_after: Option<Duration>,
 }
 
 /// The documented error envelope:
@@ -91,6 +93,7 @@ impl ApiError {
             message: redact_keys(&message.into()),
             request_id: None,
             retry_after: None,
+            gave_up_after: None,
         }
     }
 
@@ -124,6 +127,7 @@ impl ApiError {
             message,
             request_id: header_request_id.or(body_request_id),
             retry_after,
+            gave_up_after: None,
         }
     }
 
@@ -131,6 +135,11 @@ impl ApiError {
         if self.request_id.is_none() {
             self.request_id = request_id;
         }
+        self
+    }
+
+    pub(crate) fn with_gave_up_after(mut self, deadline: Duration) -> Self {
+        self.gave_up_after = Some(deadline);
         self
     }
 
@@ -172,7 +181,7 @@ impl ApiError {
         self.request_id.as_deref()
     }
 
-    /// The server's `retry-after`, if it sent one (already capped by the client).
+    /// The server's `retry-after`, if it sent one, as the server asked.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -211,10 +220,16 @@ impl ApiError {
                 "Orgkeeper could not reach Anthropic's Admin API (a network problem). \
                  Check the server's internet connection and try again.{rid}"
             ),
-            ApiErrorKind::Timeout => format!(
-                "Anthropic's Admin API did not answer in time. A change you made may or may not \
-                 have been applied: refresh the page to check before trying again.{rid}"
-            ),
+            ApiErrorKind::Timeout => {
+                let when = match self.gave_up_after {
+                    Some(limit) => format!("within {}", seconds(limit)),
+                    None => "in time".to_owned(),
+                };
+                format!(
+                    "Anthropic's Admin API did not answer {when}. A change you made may or may \
+                     not have been applied: refresh the page to check before trying again.{rid}"
+                )
+            }
             ApiErrorKind::MalformedResponse => format!(
                 "Anthropic's Admin API sent an answer Orgkeeper could not understand. \
                  Refresh the page to see the current state; if this keeps happening, \
@@ -243,10 +258,17 @@ impl ApiError {
                 (402, _) | (_, Some("billing_error")) => format!(
                     "Anthropic reported a billing problem with the organization: {msg}.{rid}"
                 ),
-                (429, _) | (_, Some("rate_limit_error")) => format!(
-                    "Anthropic's API is limiting how fast Orgkeeper may call it; nothing was \
-                     changed. Wait a minute and try again.{rid}"
-                ),
+                (429, _) | (_, Some("rate_limit_error")) => match self.retry_after {
+                    Some(wait) => format!(
+                        "Anthropic's API is limiting how fast Orgkeeper may call it: the Admin API \
+                         asked us to wait {}. Nothing was changed; try again after that.{rid}",
+                        seconds(wait)
+                    ),
+                    None => format!(
+                        "Anthropic's API is limiting how fast Orgkeeper may call it; nothing was \
+                         changed. Wait a minute and try again.{rid}"
+                    ),
+                },
                 (529, _) | (_, Some("overloaded_error")) => format!(
                     "Anthropic's API is overloaded right now; nothing was changed. Try again in a \
                      few minutes.{rid}"
@@ -262,6 +284,15 @@ impl ApiError {
                 _ => format!("The Admin API refused the change: {msg}.{rid}"),
             },
         }
+    }
+}
+
+/// `15 s`, `0.5 s`: a duration as people read it in a message.
+pub(crate) fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
