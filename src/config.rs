@@ -13,7 +13,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::anthropic::AdminKey;
-use crate::simulator::Profile;
+use crate::simulator::{FaultSpec, Profile};
 
 const ENVIRONMENT_HELP: &str = "\
 Admin API key (read from the environment only, never from a flag):
@@ -156,6 +156,15 @@ pub struct SimulateArgs {
     /// Fraction of requests answered with a 500 error, from 0 to 1.
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub failure_rate: f64,
+    /// A fault to inject, repeatable: KIND[:key=value]… with KIND 429, 529, 500, hang,
+    /// malformed or redirect and keys path-prefix, method, rate, times, retry-after, location
+    /// (last), e.g. '429:path-prefix=/v1/organizations/users:retry-after=30:rate=0.5'.
+    #[arg(long = "fault", value_parser = clap::value_parser!(FaultSpec))]
+    pub faults: Vec<FaultSpec>,
+    /// Serve POST/DELETE /_faults to add and clear faults while running. Off by default:
+    /// anyone who reaches it can make the simulator fail.
+    #[arg(long)]
+    pub fault_control: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -441,3 +441,123 @@ async fn two_hundred_refused_posts_leave_a_few_audit_records_and_a_summary_with_
     assert!(summarised >= 150, "{summarised} counted in summaries");
     assert!(individual < 40, "{individual} individual records");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. `orgkeeper simulate` takes faults from outside the process.
+
+/// The real `orgkeeper simulate` on a loopback port 0; killed when dropped.
+struct Simulate {
+    child: std::process::Child,
+    base_url: String,
+}
+
+impl Simulate {
+    fn start(args: &[&str]) -> Simulate {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
+            .args(["simulate", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let base_url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split_once(" at ")
+                    .map(|(_, url)| url.trim().to_owned())
+            })
+            .expect("the simulator prints its address");
+        // Keep reading: a closed pipe would make its next line fail and the process stop.
+        std::thread::spawn(move || lines.for_each(drop));
+        Simulate { child, base_url }
+    }
+}
+
+impl Drop for Simulate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn orgkeeper_simulate_takes_faults_from_its_control_endpoint_only_when_enabled() {
+    let controlled = Simulate::start(&["--fault-control"]);
+    let http = reqwest::Client::new();
+    let control = format!("{}/_faults", controlled.base_url);
+    let added = http
+        .post(&control)
+        .json(&serde_json::json!({
+            "fault": "429:path-prefix=/v1/organizations/users:retry-after=30"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let mut config = ClientConfig::new(
+        controlled.base_url.clone(),
+        AdminKey::new(ADMIN_KEY.to_owned()),
+    );
+    config.deadline = std::time::Duration::from_secs(5);
+    let client = Client::new(config).unwrap();
+
+    let error = client
+        .list_users(&Default::default(), &PageParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(429));
+    assert_eq!(
+        error.retry_after(),
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert!(error.user_message().contains("asked us to wait 30 s"));
+    client.get_organization().await.expect("other paths answer");
+
+    let refused = http
+        .post(&control)
+        .json(&serde_json::json!({ "fault": "418" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("unknown fault"));
+    assert_eq!(http.delete(&control).send().await.unwrap().status(), 200);
+    client
+        .list_users(&Default::default(), &PageParams::default())
+        .await
+        .expect("faults were cleared");
+
+    // Without --fault-control there is no such endpoint; --fault still works.
+    let plain = Simulate::start(&[
+        "--fault",
+        "529:path-prefix=/v1/organizations/me",
+        "--fault",
+        "redirect:path-prefix=/v1/organizations/users:location=http://127.0.0.1:9/elsewhere",
+    ]);
+    let absent = http
+        .post(format!("{}/_faults", plain.base_url))
+        .header("x-api-key", ADMIN_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&serde_json::json!({ "fault": "500" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(absent.status(), 404);
+    let client = client_for(&plain.base_url).with_deadline(std::time::Duration::from_secs(5));
+    let overloaded = client.get_organization().await.unwrap_err();
+    assert_eq!(overloaded.status(), Some(529), "{overloaded}");
+    let redirect = client
+        .list_users(&Default::default(), &PageParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        redirect
+            .user_message()
+            .contains("redirect to http://127.0.0.1:9/elsewhere"),
+        "{}",
+        redirect.user_message()
+    );
+}
