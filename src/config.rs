@@ -13,7 +13,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::anthropic::AdminKey;
-use crate::simulator::Profile;
+use crate::simulator::{FaultSpec, Profile};
 
 const ENVIRONMENT_HELP: &str = "\
 Admin API key (read from the environment only, never from a flag):
@@ -94,6 +94,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_TRUST_PROXY", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub trust_proxy: bool,
 
+    /// Seconds a page or action waits at most for one Admin API call, retries included.
+    #[arg(long, env = "ORGKEEPER_API_DEADLINE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub api_deadline_seconds: u64,
+
     /// Seconds an Admin API read is reused before asking again (0 disables the cache).
     #[arg(long, env = "ORGKEEPER_CACHE_TTL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub cache_ttl: u64,
@@ -152,6 +156,15 @@ pub struct SimulateArgs {
     /// Fraction of requests answered with a 500 error, from 0 to 1.
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub failure_rate: f64,
+    /// A fault to inject, repeatable: KIND[:key=value]… with KIND 429, 529, 500, hang,
+    /// malformed or redirect and keys path-prefix, method, rate, times, retry-after, location
+    /// (last), e.g. '429:path-prefix=/v1/organizations/users:retry-after=30:rate=0.5'.
+    #[arg(long = "fault", value_parser = clap::value_parser!(FaultSpec))]
+    pub faults: Vec<FaultSpec>,
+    /// Serve POST/DELETE /_faults to add and clear faults while running. Off by default:
+    /// anyone who reaches it can make the simulator fail.
+    #[arg(long)]
+    pub fault_control: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -273,6 +286,8 @@ pub enum Upstream {
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub upstream: Upstream,
+    /// How long a page or action waits at most for one Admin API call, retries included.
+    pub api_deadline: Duration,
     pub secure_cookies: bool,
     pub trust_proxy: bool,
     pub cache_ttl: Duration,
@@ -285,12 +300,16 @@ pub struct ServerConfig {
     pub audit_retention_days: Option<u32>,
     /// Whether background jobs (usage sync, scheduled archives) run; tests drive them directly.
     pub background_jobs: bool,
+    /// Window of the CSRF-refusal audit flood control (a few records per address per window,
+    /// then one summary). One minute; tests shorten it.
+    pub csrf_audit_window: Duration,
 }
 
 impl ServerConfig {
     pub fn new(upstream: Upstream) -> Self {
         Self {
             upstream,
+            api_deadline: Duration::from_secs(15),
             secure_cookies: false,
             trust_proxy: false,
             cache_ttl: Duration::from_secs(30),
@@ -302,6 +321,7 @@ impl ServerConfig {
             alert_webhook_url: None,
             audit_retention_days: None,
             background_jobs: true,
+            csrf_audit_window: Duration::from_secs(60),
         }
     }
 
@@ -318,6 +338,7 @@ impl ServerConfig {
         };
         Self {
             upstream,
+            api_deadline: Duration::from_secs(args.api_deadline_seconds),
             secure_cookies: args.secure_cookies,
             trust_proxy: args.trust_proxy,
             cache_ttl: Duration::from_secs(args.cache_ttl),
@@ -329,6 +350,7 @@ impl ServerConfig {
             alert_webhook_url: args.alert_webhook_url.clone(),
             audit_retention_days: args.audit_retention_days,
             background_jobs: true,
+            csrf_audit_window: Duration::from_secs(60),
         }
     }
 

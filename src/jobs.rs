@@ -17,6 +17,8 @@ const SCHEDULES_EVERY: Duration = Duration::from_secs(60);
 const USAGE_EVERY: Duration = Duration::from_secs(60);
 /// How often the audit chain is re-verified (and old records pruned when retention is set).
 pub const CHAIN_EVERY: Duration = Duration::from_secs(15 * 60);
+/// A background call may wait longer than a page (nobody is waiting on it), but not forever.
+const JOB_DEADLINE: Duration = Duration::from_secs(120);
 /// How often expired sessions are deleted.
 const SESSIONS_EVERY: Duration = Duration::from_secs(600);
 
@@ -89,14 +91,8 @@ pub async fn run_chain_check(services: &Services) {
 /// One round of the usage job: sync the store, then check budget thresholds.
 pub async fn run_usage_sync(services: &Services) {
     let now = services.clock.now();
-    match store::sync(
-        services.org.api(),
-        &services.db,
-        services.config.usage_settle,
-        now,
-    )
-    .await
-    {
+    let api = services.org.api().with_deadline(JOB_DEADLINE);
+    match store::sync(&api, &services.db, services.config.usage_settle, now).await {
         Ok(report) => {
             tracing::debug!(buckets = report.buckets, "usage store synced");
             if let Err(error) = budgets::check_thresholds(services, now).await {

@@ -110,23 +110,33 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| anyhow::anyhow!("--bind {}: cannot listen there: {e}", args.bind))?;
-    let running = simulator::start(
-        listener,
-        simulator::SimulatorOptions {
-            profile: args.profile.into(),
-            seed: args.seed,
-        },
-    )
-    .await?;
+    let options = simulator::SimulatorOptions {
+        profile: args.profile.into(),
+        seed: args.seed,
+    };
+    let running = if args.fault_control {
+        simulator::start_with_fault_control(listener, options).await?
+    } else {
+        simulator::start(listener, options).await?
+    };
     let faults = running.faults();
     faults.set_latency(std::time::Duration::from_millis(args.latency_ms));
     faults.set_failure_rate(args.failure_rate);
+    for fault in args.faults {
+        faults.add(fault);
+    }
     println!(
         "Admin API simulator ({:?} profile, seed {}) at {}",
         args.profile,
         args.seed,
         running.base_url()
     );
+    if args.fault_control {
+        println!(
+            "Fault control: POST {}/_faults {{\"fault\": \"429:retry-after=30\"}}, DELETE to clear.",
+            running.base_url()
+        );
+    }
     println!("Use any key that starts with sk-ant-admin.");
     server::shutdown_signal().await;
     running.shutdown().await;

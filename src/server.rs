@@ -71,6 +71,8 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         }
     };
 
+    // One deadline per Admin API call for pages and actions (jobs may use `with_deadline`).
+    let api = api.with_deadline(config.api_deadline);
     let session_store = SqliteStore::new(db.clone());
     session_store.migrate().await?;
     let services = Services {

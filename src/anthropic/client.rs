@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LOCATION};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -39,6 +39,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Limit for one whole attempt (connect, send, and read the full answer).
     pub request_timeout: Duration,
+    /// Limit for one logical call, retries and their waits included: a page never waits longer
+    /// for the Admin API. A `retry-after` that does not fit in what is left ends the call with
+    /// the 429 instead of a sleep. See [`Client::with_deadline`] for longer background work.
+    pub deadline: Duration,
     /// Extra attempts after the first for requests that are safe to repeat (see [`Repeat`]).
     pub max_retries: u32,
     /// Delay before the first retry when the server gives no `retry-after`; doubled per retry,
@@ -46,7 +50,7 @@ pub struct ClientConfig {
     pub base_backoff: Duration,
     /// Upper bound of the exponential delay.
     pub max_backoff: Duration,
-    /// Upper bound applied to a server's `retry-after`.
+    /// Upper bound applied to a server's `retry-after` when it fits in the deadline.
     pub max_retry_after: Duration,
     /// `limit` used by the `list_all_*` helpers for ID-cursor lists (1..=1000). The maximum by
     /// default: every page is a round trip, and lists are read whole.
@@ -57,14 +61,15 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults: connect 5 s, request 30 s, 2 retries, backoff 0.5 s doubling up to 8 s,
-    /// `retry-after` capped at 60 s, 100 items per page, at most 1000 pages.
+    /// Defaults: connect 5 s, request 30 s, deadline 15 s, 2 retries, backoff 0.5 s doubling up
+    /// to 8 s, `retry-after` capped at 60 s, 1000 items per page, at most 1000 pages.
     pub fn new(base_url: impl Into<String>, key: AdminKey) -> Self {
         ClientConfig {
             base_url: base_url.into(),
             key,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(15),
             max_retries: 2,
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
@@ -238,6 +243,10 @@ impl Client {
             .user_agent(USER_AGENT)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
+            // Never follow a redirect: reqwest drops `Authorization` on a cross-host hop but
+            // keeps `x-api-key`, so following would hand the admin key to whatever host the
+            // answer names. A 3xx is reported as a configuration problem instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 ApiError::new(
@@ -248,6 +257,25 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner { http, base, config }),
         })
+    }
+
+    /// The same client (connection pool included) with another per-call deadline, e.g. a longer
+    /// one for background jobs, which nobody is waiting on.
+    pub fn with_deadline(&self, deadline: Duration) -> Client {
+        let mut config = self.inner.config.clone();
+        config.deadline = deadline;
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base: self.inner.base.clone(),
+                config,
+            }),
+        }
+    }
+
+    /// The per-call deadline.
+    pub fn deadline(&self) -> Duration {
+        self.inner.config.deadline
     }
 
     /// The base URL requests go to.
@@ -310,6 +338,19 @@ impl Client {
         };
         let secret = self.inner.config.key.expose_secret();
         let max_retries = self.inner.config.max_retries;
+        let limit = self.inner.config.deadline;
+        let deadline = tokio::time::Instant::now() + limit;
+        let late = |request_id: Option<String>| {
+            ApiError::new(
+                ApiErrorKind::Timeout,
+                format!(
+                    "the Admin API did not answer within {} ({method} {path})",
+                    super::error::seconds(limit)
+                ),
+            )
+            .with_gave_up_after(limit)
+            .with_request_id(request_id)
+        };
         let mut retry = 0u32;
         loop {
             let started = Instant::now();
@@ -320,7 +361,10 @@ impl Client {
             if let Some(beta) = beta {
                 req = req.header("anthropic-beta", beta);
             }
-            let outcome = match req.send().await {
+            let Ok(sent) = tokio::time::timeout_at(deadline, req.send()).await else {
+                return Err(late(None));
+            };
+            let outcome = match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let request_id = resp
@@ -328,8 +372,27 @@ impl Client {
                         .get("request-id")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
+                    if resp.status().is_redirection() {
+                        let location = resp
+                            .headers()
+                            .get(LOCATION)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("an address it did not give")
+                            .to_owned();
+                        return Err(ApiError::new(
+                            ApiErrorKind::Config,
+                            format!(
+                                "the Admin API address answered with a redirect to {location}; \
+                                 check ORGKEEPER_API_BASE_URL"
+                            ),
+                        )
+                        .with_status(status)
+                        .with_request_id(request_id));
+                    }
                     let retry_after = parse_retry_after(resp.headers());
-                    let read = resp.bytes().await;
+                    let Ok(read) = tokio::time::timeout_at(deadline, resp.bytes()).await else {
+                        return Err(late(request_id));
+                    };
                     tracing::debug!(
                         method = %method,
                         path = %path,
@@ -351,13 +414,9 @@ impl Client {
                             });
                         }
                         Ok(bytes) => {
-                            let err = ApiError::from_response(
-                                status,
-                                request_id,
-                                &bytes,
-                                retry_after.map(|d| d.min(self.inner.config.max_retry_after)),
-                            )
-                            .scrubbed(secret);
+                            let err =
+                                ApiError::from_response(status, request_id, &bytes, retry_after)
+                                    .scrubbed(secret);
                             let transient = status == 429 || (500..600).contains(&status);
                             (err, transient, retry_after)
                         }
@@ -386,6 +445,20 @@ impl Client {
             let (err, transient, retry_after) = outcome;
             if repeat == Repeat::Safe && transient && retry < max_retries {
                 let delay = self.backoff(retry, retry_after);
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                // A wait that does not fit in the deadline is not started: the error says how
+                // long the server asked for (see ApiError::user_message).
+                if retry_after.is_some_and(|asked| asked > left) || delay >= left {
+                    tracing::debug!(
+                        method = %method,
+                        path = %path,
+                        delay_ms = delay.as_millis() as u64,
+                        left_ms = left.as_millis() as u64,
+                        error = %err,
+                        "not retrying Admin API call: the wait does not fit in the deadline"
+                    );
+                    return Err(err);
+                }
                 tracing::debug!(
                     method = %method,
                     path = %path,

@@ -38,6 +38,8 @@ pub struct ApiError {
     message: String,
     request_id: Option<String>,
     retry_after: Option<Duration>,
+    /// For a timeout: the deadline the client gave up at.
+    gave_up_after: Option<Duration>,
 }
 
 /// The documented error envelope:
@@ -57,15 +59,41 @@ struct EnvelopeError {
     message: Option<String>,
 }
 
+/// What an Anthropic key (`sk-ant-` and key characters) becomes in upstream text.
+const REDACTED_KEY: &str = "sk-ant-…[redacted]";
+
+/// Replaces every `sk-ant-…` token in `text` with [`REDACTED_KEY`]: the whole key, a
+/// truncated copy or another key, so that not even a prefix of a secret an upstream echoes is
+/// stored, logged or shown.
+pub(crate) fn redact_keys(text: &str) -> String {
+    const MARKER: &str = "sk-ant-";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARKER) {
+        out.push_str(&rest[..at]);
+        out.push_str(REDACTED_KEY);
+        let after = &rest[at + MARKER.len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl ApiError {
+    /// Every message passes through here or [`ApiError::from_response`], both of which redact
+    /// keys, so an `ApiError` never carries one.
     pub(crate) fn new(kind: ApiErrorKind, message: impl Into<String>) -> Self {
         ApiError {
             kind,
             status: None,
             error_type: None,
-            message: message.into(),
+            message: redact_keys(&message.into()),
             request_id: None,
             retry_after: None,
+            gave_up_after: None,
         }
     }
 
@@ -90,7 +118,7 @@ impl ApiError {
         let message = if message.trim().is_empty() {
             format!("HTTP {status} without an error message")
         } else {
-            message
+            redact_keys(&message)
         };
         ApiError {
             kind: ApiErrorKind::Api,
@@ -99,6 +127,7 @@ impl ApiError {
             message,
             request_id: header_request_id.or(body_request_id),
             retry_after,
+            gave_up_after: None,
         }
     }
 
@@ -106,6 +135,11 @@ impl ApiError {
         if self.request_id.is_none() {
             self.request_id = request_id;
         }
+        self
+    }
+
+    pub(crate) fn with_gave_up_after(mut self, deadline: Duration) -> Self {
+        self.gave_up_after = Some(deadline);
         self
     }
 
@@ -147,7 +181,7 @@ impl ApiError {
         self.request_id.as_deref()
     }
 
-    /// The server's `retry-after`, if it sent one (already capped by the client).
+    /// The server's `retry-after`, if it sent one, as the server asked.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -186,10 +220,16 @@ impl ApiError {
                 "Orgkeeper could not reach Anthropic's Admin API (a network problem). \
                  Check the server's internet connection and try again.{rid}"
             ),
-            ApiErrorKind::Timeout => format!(
-                "Anthropic's Admin API did not answer in time. A change you made may or may not \
-                 have been applied: refresh the page to check before trying again.{rid}"
-            ),
+            ApiErrorKind::Timeout => {
+                let when = match self.gave_up_after {
+                    Some(limit) => format!("within {}", seconds(limit)),
+                    None => "in time".to_owned(),
+                };
+                format!(
+                    "Anthropic's Admin API did not answer {when}. A change you made may or may \
+                     not have been applied: refresh the page to check before trying again.{rid}"
+                )
+            }
             ApiErrorKind::MalformedResponse => format!(
                 "Anthropic's Admin API sent an answer Orgkeeper could not understand. \
                  Refresh the page to see the current state; if this keeps happening, \
@@ -201,7 +241,7 @@ impl ApiError {
             ),
             ApiErrorKind::Config => format!(
                 "Orgkeeper is not configured correctly to talk to Anthropic: {msg}. \
-                 Ask the person who runs Orgkeeper to check its settings."
+                 Ask the person who runs Orgkeeper to check its settings.{rid}"
             ),
             ApiErrorKind::Api => match (self.status.unwrap_or(0), self.error_type.as_deref()) {
                 (401, _) | (_, Some("authentication_error")) => format!(
@@ -218,10 +258,17 @@ impl ApiError {
                 (402, _) | (_, Some("billing_error")) => format!(
                     "Anthropic reported a billing problem with the organization: {msg}.{rid}"
                 ),
-                (429, _) | (_, Some("rate_limit_error")) => format!(
-                    "Anthropic's API is limiting how fast Orgkeeper may call it; nothing was \
-                     changed. Wait a minute and try again.{rid}"
-                ),
+                (429, _) | (_, Some("rate_limit_error")) => match self.retry_after {
+                    Some(wait) => format!(
+                        "Anthropic's API is limiting how fast Orgkeeper may call it: the Admin API \
+                         asked us to wait {}. Nothing was changed; try again after that.{rid}",
+                        seconds(wait)
+                    ),
+                    None => format!(
+                        "Anthropic's API is limiting how fast Orgkeeper may call it; nothing was \
+                         changed. Wait a minute and try again.{rid}"
+                    ),
+                },
                 (529, _) | (_, Some("overloaded_error")) => format!(
                     "Anthropic's API is overloaded right now; nothing was changed. Try again in a \
                      few minutes.{rid}"
@@ -237,6 +284,15 @@ impl ApiError {
                 _ => format!("The Admin API refused the change: {msg}.{rid}"),
             },
         }
+    }
+}
+
+/// `15 s`, `0.5 s`: a duration as people read it in a message.
+pub(crate) fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
@@ -336,8 +392,37 @@ mod tests {
         let shown = err.to_string();
         assert_eq!(
             shown,
-            "Admin API error 401 authentication_error: invalid x-api-key [redacted] (request id req_1)"
+            "Admin API error 401 authentication_error: invalid x-api-key sk-ant-…[redacted] (request id req_1)"
         );
         assert!(!format!("{err:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn every_key_shaped_token_in_upstream_text_is_redacted_whole() {
+        let cases = [
+            (
+                "invalid x-api-key sk-ant-admin01-abc_DEF-123",
+                "invalid x-api-key sk-ant-…[redacted]",
+            ),
+            (
+                "sent sk-ant-admin01-abcdef… (truncated)",
+                "sent sk-ant-…[redacted]… (truncated)",
+            ),
+            (
+                "a sk-ant-api03-x, b sk-ant-",
+                "a sk-ant-…[redacted], b sk-ant-…[redacted]",
+            ),
+            ("\"sk-ant-admin01-q\"", "\"sk-ant-…[redacted]\""),
+            ("nothing secret here", "nothing secret here"),
+            ("sk-ant is not a key", "sk-ant is not a key"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact_keys(input), expected, "{input:?}");
+        }
+        let body = br#"{"type":"error","error":{"type":"permission_error","message":"no: sk-ant-admin01-TOPSECRET"}}"#;
+        let err = ApiError::from_response(403, None, body, None);
+        assert_eq!(err.message(), "no: sk-ant-…[redacted]");
+        let err = ApiError::new(ApiErrorKind::Transport, "GET /x: sk-ant-admin01-TOPSECRET");
+        assert!(!err.message().contains("TOPSECRET"));
     }
 }

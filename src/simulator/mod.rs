@@ -19,6 +19,7 @@
 //! (usage/cost/Claude Code/rate-limit reports as pure functions), `faults.rs` (fault injection),
 //! `http.rs` (error envelope, query parsing, cursor pagination).
 
+mod control;
 mod faults;
 mod http;
 mod routes;
@@ -31,7 +32,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub use faults::{FaultKind, FaultRule, Faults};
+pub use faults::{FaultKind, FaultRule, FaultSpec, Faults};
 
 /// Size of the seeded organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,6 +96,23 @@ pub async fn start(
     listener: tokio::net::TcpListener,
     options: SimulatorOptions,
 ) -> std::io::Result<RunningSimulator> {
+    start_serving(listener, options, false).await
+}
+
+/// [`start`], plus the `/_faults` control endpoint (see `control.rs`) so that faults can be
+/// set from outside the process.
+pub async fn start_with_fault_control(
+    listener: tokio::net::TcpListener,
+    options: SimulatorOptions,
+) -> std::io::Result<RunningSimulator> {
+    start_serving(listener, options, true).await
+}
+
+async fn start_serving(
+    listener: tokio::net::TcpListener,
+    options: SimulatorOptions,
+    fault_control: bool,
+) -> std::io::Result<RunningSimulator> {
     let addr = listener.local_addr()?;
     let state = state::OrgState::generate(options.profile, options.seed, state::anchor_now());
     let app = Arc::new(routes::App {
@@ -105,7 +123,10 @@ pub async fn start(
         seed: options.seed,
         clock_offset: AtomicI64::new(0),
     });
-    let router = routes::router(app.clone());
+    let mut router = routes::router(app.clone());
+    if fault_control {
+        router = router.merge(control::routes(app.faults.clone()));
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {

@@ -132,6 +132,9 @@ async fn respond(app: &App, req: Request, request_id: &str) -> Response {
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
                 StatusCode::GATEWAY_TIMEOUT.into_response()
             }
+            FaultKind::Redirect { location } => {
+                (StatusCode::FOUND, [("location", location)], "").into_response()
+            }
             FaultKind::Malformed => (
                 StatusCode::OK,
                 [("content-type", "application/json")],

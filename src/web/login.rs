@@ -37,15 +37,27 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-/// Only same-site paths are followed after sign-in (no open redirect).
+/// Where to go after sign-in: a path on this site, otherwise `/` (no open redirect).
+///
+/// Judged the way a browser will read it: browsers delete tab, CR and LF anywhere in a URL and
+/// treat `\` as `/`, so `/<TAB>/evil.example` and `/\evil.example` both become `//evil.example`,
+/// another site. Other control characters are refused outright (they would also make the
+/// `Location` header invalid). What is returned is the cleaned form the browser would use.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(path)
-            if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") =>
-        {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
+    let Some(next) = next else {
+        return "/".to_owned();
+    };
+    let seen: String = next
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect();
+    let local =
+        seen.starts_with('/') && !seen.starts_with("//") && !seen.chars().any(char::is_control);
+    if local {
+        seen
+    } else {
+        "/".to_owned()
     }
 }
 
@@ -351,4 +363,59 @@ pub async fn setup_submit(
         Html(page.render().map_err(anyhow::Error::from)?),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_on_this_site_survive_as_the_sign_in_destination() {
+        let kept = [
+            ("/", "/"),
+            ("/members", "/members"),
+            ("/members?q=a%20b&page=2#top", "/members?q=a%20b&page=2#top"),
+            ("/usage/cost?from=2025-01-01", "/usage/cost?from=2025-01-01"),
+            ("/a:b", "/a:b"),
+            ("/caf\u{e9}", "/caf\u{e9}"),
+        ];
+        for (input, expected) in kept {
+            assert_eq!(safe_next(Some(input)), expected, "{input:?}");
+        }
+        let refused = [
+            "",
+            "members",
+            "//evil.example",
+            "//evil.example/x",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example/x",
+            "/\r/evil.example",
+            "/\n/evil.example",
+            "\t//evil.example",
+            "/\\\t\\evil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            " //evil.example",
+            "/\u{0}x",
+            "/\u{1}x",
+            "/x\u{7f}",
+            "/x\u{85}y",
+        ];
+        for input in refused {
+            assert_eq!(safe_next(Some(input)), "/", "{input:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn every_accepted_destination_is_a_valid_location_header() {
+        for input in ["/ok", "/a b", "/caf\u{e9}", "/\u{1}", "/\t/x", "/x\u{2028}"] {
+            let next = safe_next(Some(input));
+            assert!(
+                axum::http::HeaderValue::from_str(&next).is_ok(),
+                "{input:?} gave {next:?}"
+            );
+        }
+    }
 }

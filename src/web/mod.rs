@@ -30,10 +30,9 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
-use crate::auth::throttle::LoginThrottle;
-use crate::service::Services;
-
+use crate::auth::throttle::{FloodGate, LoginThrottle, OVERFLOW};
 use crate::auth::Permission;
+use crate::service::Services;
 pub use context::Ctx;
 pub use error::{AppError, AppResult};
 use routes::Access::{Needs, Public, SignedIn};
@@ -80,7 +79,14 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         // Order matters: the session layer runs first, then CSRF, which reads the session.
         .layer(middleware::from_fn(crate::auth::csrf::protect))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            CsrfAudit {
+                state: state.clone(),
+                gate: Arc::new(FloodGate::new(
+                    state.config.csrf_audit_window,
+                    CSRF_AUDITS_PER_WINDOW,
+                    CSRF_AUDIT_ADDRESSES,
+                )),
+            },
             audit_csrf_rejections,
         ))
         .layer(sessions)
@@ -221,14 +227,28 @@ async fn htmx_errors(request: Request, next: Next) -> Response {
     response
 }
 
-/// CSRF refusals are security events: record who tried, from where.
+/// Refused forms audited one by one per client address and window; the rest are counted.
+const CSRF_AUDITS_PER_WINDOW: u64 = 5;
+/// Client addresses tracked at once; further ones share one counted slot (bounded memory).
+const CSRF_AUDIT_ADDRESSES: usize = 4096;
+
+#[derive(Clone)]
+struct CsrfAudit {
+    state: AppState,
+    gate: Arc<FloodGate>,
+}
+
+/// CSRF refusals are security events: record who tried, from where. Anyone can send them, so
+/// flood control keeps the log from growing without limit: the first few per address per
+/// window are recorded, the rest become one summary record with their count (written at the
+/// first refusal after the window ends; see [`FloodGate`]).
 async fn audit_csrf_rejections(
-    State(state): State<AppState>,
+    State(audit): State<CsrfAudit>,
     request: Request,
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let client = context::ClientInfo::from_parts(&parts, state.config.trust_proxy);
+    let client = context::ClientInfo::from_parts(&parts, audit.state.config.trust_proxy);
     let path = parts.uri.path().to_owned();
     let response = next.run(Request::from_parts(parts, body)).await;
     if response
@@ -237,26 +257,48 @@ async fn audit_csrf_rejections(
         .is_some()
         && response.status() == StatusCode::FORBIDDEN
     {
-        let entry = crate::audit::NewEntry {
-            actor: crate::audit::Actor {
-                account_id: None,
-                name: "(unknown)".into(),
-                role: None,
-            },
-            source: client.source(),
-            action: "security.csrf_rejected".into(),
-            target: None,
-            details: serde_json::json!({ "path": path }),
-            outcome: crate::audit::Outcome::Denied,
-            upstream_status: None,
-            upstream_request_id: None,
-            intent_seq: None,
-        };
-        if let Err(error) = state.audit.append(entry).await {
-            tracing::error!(%error, "could not audit a CSRF rejection");
+        let verdict = audit.gate.admit(&client.ip, std::time::Instant::now());
+        for summary in verdict.summaries {
+            let source = crate::audit::Source {
+                ip: (summary.address != OVERFLOW).then(|| summary.address.clone()),
+                user_agent: None,
+            };
+            let details = serde_json::json!({
+                "summary": true,
+                "suppressed": summary.count,
+                "window_seconds": summary.window.as_secs(),
+            });
+            if let Err(error) = audit.state.audit.append(csrf_entry(source, details)).await {
+                tracing::error!(%error, address = %summary.address, suppressed = summary.count,
+                    "could not audit a summary of CSRF rejections");
+            }
+        }
+        if verdict.record {
+            let entry = csrf_entry(client.source(), serde_json::json!({ "path": path }));
+            if let Err(error) = audit.state.audit.append(entry).await {
+                tracing::error!(%error, "could not audit a CSRF rejection");
+            }
         }
     }
     response
+}
+
+fn csrf_entry(source: crate::audit::Source, details: serde_json::Value) -> crate::audit::NewEntry {
+    crate::audit::NewEntry {
+        actor: crate::audit::Actor {
+            account_id: None,
+            name: "(unknown)".into(),
+            role: None,
+        },
+        source,
+        action: "security.csrf_rejected".into(),
+        target: None,
+        details,
+        outcome: crate::audit::Outcome::Denied,
+        upstream_status: None,
+        upstream_request_id: None,
+        intent_seq: None,
+    }
 }
 
 pub fn html_escape(text: &str) -> String {

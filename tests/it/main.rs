@@ -12,6 +12,7 @@ mod browser_harness;
 mod cli;
 mod client_contract;
 mod foundation;
+mod hardening;
 mod keys;
 mod members_invites;
 mod sdk_compat;
