@@ -446,12 +446,22 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
             .await
             .click()
             .await;
-        browser.wait_for("select[name=role]", WAIT).await;
+        // The member page's own role form. The list page just left behind has a role
+        // *filter* (also `select[name=role]`, also with a Billing option): on a busy machine
+        // the boosted navigation was still in flight, the test chose Billing in the filter,
+        // and then submitted the member page's untouched form ("already Developer").
+        let role_select = "form[action$='/role'] select[name=role]";
+        browser.wait_for(role_select, WAIT).await;
         browser
-            .find("select[name=role] option[value=billing]")
+            .find(&format!("{role_select} option[value=billing]"))
             .await
             .click()
             .await;
+        assert_eq!(
+            browser.find(role_select).await.property("value").await,
+            serde_json::json!("billing"),
+            "Billing is chosen in the member's role form"
+        );
         browser
             .find("form[action$='/role'] button[type=submit]")
             .await

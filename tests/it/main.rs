@@ -16,6 +16,7 @@ mod hardening;
 mod keys;
 mod members_invites;
 mod sdk_compat;
+mod services;
 mod simulator;
 mod usage;
 mod workspaces;
