@@ -451,16 +451,22 @@ fn push_filters(qb: &mut QueryBuilder<'_, Sqlite>, f: &UsageFilter) {
 
 /// `(bucket start, group value, sum)` for buckets of `width` in `[from, to)`, ordered by time.
 /// `group` `None` gives one series with the group value ''.
+/// One usage series: bucket width (`1h`/`1d`), range `[from, to)`, grouping, measure, filter.
+#[derive(Clone, Copy)]
+pub struct Series<'a> {
+    pub width: &'a str,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub group: Option<Dim>,
+    pub measure: Measure,
+    pub filter: &'a UsageFilter,
+}
+
 pub async fn usage_series(
     db: &SqlitePool,
-    width: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    group: Option<Dim>,
-    measure: Measure,
-    filter: &UsageFilter,
+    series: &Series<'_>,
 ) -> Result<Vec<(DateTime<Utc>, String, i64)>, sqlx::Error> {
-    let mut qb = series_query(width, from, to, group, measure, filter);
+    let mut qb = series_query(series);
     let rows = qb.build().fetch_all(db).await?;
     Ok(rows
         .into_iter()
@@ -493,21 +499,20 @@ fn push_bucket_range(
 }
 
 /// The query behind [`usage_series`], for streaming exports.
-pub fn series_query(
-    width: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    group: Option<Dim>,
-    measure: Measure,
-    filter: &UsageFilter,
-) -> QueryBuilder<'static, Sqlite> {
-    let grp = group.map_or("''", Dim::column);
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT start, {grp} AS grp, CAST(SUM({}) AS INTEGER)",
-        measure.sql()
-    ));
-    push_bucket_range(&mut qb, width, from, to, filter);
+pub fn series_query(series: &Series<'_>) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = select_sum(series, "start, ", "");
     qb.push(" GROUP BY start, grp ORDER BY start, grp");
+    qb
+}
+
+/// `SELECT {before}grp, SUM(measure){after}` over the series' buckets and filter.
+fn select_sum(series: &Series<'_>, before: &str, after: &str) -> QueryBuilder<'static, Sqlite> {
+    let grp = series.group.map_or("''", Dim::column);
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {before}{grp} AS grp, CAST(SUM({}) AS INTEGER){after}",
+        series.measure.sql()
+    ));
+    push_bucket_range(&mut qb, series.width, series.from, series.to, series.filter);
     qb
 }
 
@@ -748,19 +753,9 @@ pub async fn alerts_of_month(
 /// The sum of `measure` per group over `[from, to)`, largest first.
 pub async fn group_totals(
     db: &SqlitePool,
-    width: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    group: Option<Dim>,
-    measure: Measure,
-    filter: &UsageFilter,
+    series: &Series<'_>,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let grp = group.map_or("''", Dim::column);
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {grp} AS grp, CAST(SUM({}) AS INTEGER) AS total",
-        measure.sql()
-    ));
-    push_bucket_range(&mut qb, width, from, to, filter);
+    let mut qb = select_sum(series, "", " AS total");
     qb.push(" GROUP BY grp ORDER BY total DESC, grp");
     let rows = qb.build().fetch_all(db).await?;
     Ok(rows

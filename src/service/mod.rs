@@ -199,6 +199,24 @@ impl Services {
             .await
     }
 
+    /// The intent record written before a change (outcome `pending`).
+    async fn intent(
+        &self,
+        caller: &Caller,
+        action: Action,
+        target: &Option<Target>,
+        details: &Value,
+    ) -> Result<i64, AuditError> {
+        self.record(
+            caller,
+            action,
+            target.clone(),
+            details.clone(),
+            Outcome::Pending,
+        )
+        .await
+    }
+
     /// An organization change audited around the Admin API call; see the module comment.
     pub(crate) async fn org_change<T, Fut>(
         &self,
@@ -247,15 +265,7 @@ impl Services {
                 return Err(ServiceError::Forbidden);
             }
         }
-        let intent = self
-            .record(
-                caller,
-                action,
-                target.clone(),
-                details.clone(),
-                Outcome::Pending,
-            )
-            .await?;
+        let intent = self.intent(caller, action, &target, &details).await?;
         let result = call.await;
         self.org.invalidate(&touches);
         let entry = match &result {
@@ -296,15 +306,7 @@ impl Services {
         E: LocalRefusal,
         Fut: Future<Output = Result<T, E>>,
     {
-        let intent = self
-            .record(
-                caller,
-                action,
-                target.clone(),
-                details.clone(),
-                Outcome::Pending,
-            )
-            .await?;
+        let intent = self.intent(caller, action, &target, &details).await?;
         let result = change.await;
         let entry = match &result {
             Ok(value) => caller.entry(action, created(value).or(target), details, Outcome::Ok),

@@ -14,7 +14,7 @@ pub fn workspace_target(workspace: &Workspace) -> Option<Target> {
 }
 
 /// The target of a membership change: the person, labelled with the workspace.
-pub fn membership_target(workspace: &Workspace, user_id: &str, user_label: &str) -> Option<Target> {
+fn membership_target(workspace: &Workspace, user_id: &str, user_label: &str) -> Option<Target> {
     target(
         "workspace_member",
         user_id,
@@ -126,36 +126,49 @@ pub async fn archive(
     Ok(result)
 }
 
+/// The audit description of a membership change: who, where, before → after.
+fn membership_change(
+    action: Action,
+    workspace: &Workspace,
+    (user_id, user_label): (&str, &str),
+    before: Value,
+    after: Value,
+) -> OrgChange {
+    OrgChange {
+        action,
+        target: membership_target(workspace, user_id, user_label),
+        details: json!({
+            "workspace_id": workspace.id,
+            "user_id": user_id,
+            "before": before,
+            "after": after,
+        }),
+        workspace: Some(workspace.id.clone()),
+        touches: vec![Cached::WorkspaceMembers(workspace.id.clone())],
+    }
+}
+
 /// Adds an organization member to a workspace.
 pub async fn add_member(
     services: &Services,
     caller: &Caller,
     workspace: &Workspace,
-    user_id: &str,
-    user_label: &str,
+    person: (&str, &str),
     role: &WorkspaceRole,
 ) -> Change<WorkspaceMember> {
-    services
-        .org_change(
-            caller,
-            OrgChange {
-                action: Action::WorkspaceMemberAdded,
-                target: membership_target(workspace, user_id, user_label),
-                details: json!({
-                    "workspace_id": workspace.id,
-                    "user_id": user_id,
-                    "before": null,
-                    "after": { "workspace_role": role.as_str() },
-                }),
-                workspace: Some(workspace.id.clone()),
-                touches: vec![Cached::WorkspaceMembers(workspace.id.clone())],
-            },
-            services
-                .org
-                .api()
-                .add_workspace_member(&workspace.id, user_id, role.clone()),
-        )
-        .await
+    let after = json!({ "workspace_role": role.as_str() });
+    let change = membership_change(
+        Action::WorkspaceMemberAdded,
+        workspace,
+        person,
+        Value::Null,
+        after,
+    );
+    let call = services
+        .org
+        .api()
+        .add_workspace_member(&workspace.id, person.0, role.clone());
+    services.org_change(caller, change, call).await
 }
 
 /// Changes someone's role in a workspace. `before` is their current role, if known.
@@ -163,32 +176,26 @@ pub async fn change_member_role(
     services: &Services,
     caller: &Caller,
     workspace: &Workspace,
-    user_id: &str,
-    user_label: &str,
+    person: (&str, &str),
     before: Option<&str>,
     role: &WorkspaceRole,
 ) -> Change<WorkspaceMember> {
-    services
-        .org_change(
-            caller,
-            OrgChange {
-                action: Action::WorkspaceMemberRoleChanged,
-                target: membership_target(workspace, user_id, user_label),
-                details: json!({
-                    "workspace_id": workspace.id,
-                    "user_id": user_id,
-                    "before": { "workspace_role": before },
-                    "after": { "workspace_role": role.as_str() },
-                }),
-                workspace: Some(workspace.id.clone()),
-                touches: vec![Cached::WorkspaceMembers(workspace.id.clone())],
-            },
-            services
-                .org
-                .api()
-                .update_workspace_member(&workspace.id, user_id, role.clone()),
-        )
-        .await
+    let (before, after) = (
+        json!({ "workspace_role": before }),
+        json!({ "workspace_role": role.as_str() }),
+    );
+    let change = membership_change(
+        Action::WorkspaceMemberRoleChanged,
+        workspace,
+        person,
+        before,
+        after,
+    );
+    let call = services
+        .org
+        .api()
+        .update_workspace_member(&workspace.id, person.0, role.clone());
+    services.org_change(caller, change, call).await
 }
 
 /// Removes someone from a workspace (they stay in the organization). `context` adds why
@@ -197,34 +204,22 @@ pub async fn remove_member(
     services: &Services,
     caller: &Caller,
     workspace: &Workspace,
-    user_id: &str,
-    user_label: &str,
+    person: (&str, &str),
     before: Option<&str>,
     context: Value,
 ) -> Change<WorkspaceMemberDeleted> {
-    let details = with_context(
-        json!({
-            "workspace_id": workspace.id,
-            "user_id": user_id,
-            "before": { "workspace_role": before },
-            "after": null,
-        }),
-        context,
+    let before = json!({ "workspace_role": before });
+    let mut change = membership_change(
+        Action::WorkspaceMemberRemoved,
+        workspace,
+        person,
+        before,
+        Value::Null,
     );
-    services
-        .org_change(
-            caller,
-            OrgChange {
-                action: Action::WorkspaceMemberRemoved,
-                target: membership_target(workspace, user_id, user_label),
-                details,
-                workspace: Some(workspace.id.clone()),
-                touches: vec![Cached::WorkspaceMembers(workspace.id.clone())],
-            },
-            services
-                .org
-                .api()
-                .remove_workspace_member(&workspace.id, user_id),
-        )
-        .await
+    change.details = with_context(change.details, context);
+    let call = services
+        .org
+        .api()
+        .remove_workspace_member(&workspace.id, person.0);
+    services.org_change(caller, change, call).await
 }

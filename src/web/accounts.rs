@@ -215,7 +215,9 @@ pub async fn create(ctx: Ctx, body: String) -> AppResult<Response> {
     let details =
         json!({ "username": form.username, "role": role.as_str(), "workspaces": form.workspaces });
     let created = ctx
-        .local_change_creating(
+        .state
+        .local_change(
+            &ctx.caller(),
             Action::AccountCreated,
             None,
             details,

@@ -219,26 +219,9 @@ impl Ctx {
         E: LocalRefusal,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
-        self.local_change_creating(action, target, details, change, |_| None)
-            .await
-    }
-
-    /// [`Ctx::local_change`] for a change that creates something named by `created`.
-    pub async fn local_change_creating<T, E, Fut>(
-        &self,
-        action: Action,
-        target: Option<Target>,
-        details: Value,
-        change: Fut,
-        created: impl FnOnce(&T) -> Option<Target>,
-    ) -> Result<Result<T, E>, AppError>
-    where
-        E: LocalRefusal,
-        Fut: std::future::Future<Output = Result<T, E>>,
-    {
         Ok(self
             .state
-            .local_change(&self.caller(), action, target, details, change, created)
+            .local_change(&self.caller(), action, target, details, change, |_| None)
             .await?)
     }
 

@@ -17,7 +17,8 @@ use serde_json::json;
 use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::members::RoleChoice;
-use super::members::{assignable_roles, query_string, render, role_label, wants_partial, Pager};
+use super::members::{assignable_roles, query_string, role_label, wants_partial, Pager};
+use super::page::render;
 use super::Ctx;
 use crate::anthropic::{Invite, InviteStatus, OrgRole};
 use crate::auth::Permission;
@@ -303,6 +304,13 @@ pub async fn index(
 // ---------------------------------------------------------------------------------------------
 // Inviting
 
+/// The invite page again with the form as typed and why nothing was sent.
+async fn refused(ctx: &Ctx, mut form: InviteForm, message: String) -> AppResult<Response> {
+    form.error = Some(message);
+    let status = Some(StatusCode::UNPROCESSABLE_ENTITY);
+    render_index(ctx, None, InvitesQuery::default(), form, status).await
+}
+
 #[derive(Deserialize)]
 pub struct CreateForm {
     #[serde(default)]
@@ -346,10 +354,6 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         bulk,
         ..Default::default()
     };
-    let refuse = |mut form: InviteForm, message: String| {
-        form.error = Some(message);
-        form
-    };
     let role = OrgRole::parse(input.role.trim());
     if !role.is_assignable_in_console() {
         let message = if role == OrgRole::Admin {
@@ -357,15 +361,7 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         } else {
             "Choose one of the roles offered.".to_owned()
         };
-        let form = refuse(form, message);
-        return render_index(
-            &ctx,
-            None,
-            InvitesQuery::default(),
-            form,
-            Some(StatusCode::UNPROCESSABLE_ENTITY),
-        )
-        .await;
+        return refused(&ctx, form, message).await;
     }
     let lines: Vec<String> = if bulk {
         form.emails
@@ -393,15 +389,7 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         None
     };
     if let Some(message) = problem {
-        let form = refuse(form, message);
-        return render_index(
-            &ctx,
-            None,
-            InvitesQuery::default(),
-            form,
-            Some(StatusCode::UNPROCESSABLE_ENTITY),
-        )
-        .await;
+        return refused(&ctx, form, message).await;
     }
 
     let mut results = Vec::with_capacity(lines.len());
@@ -551,11 +539,7 @@ pub async fn delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResult<Respon
         }
         Err(error) => {
             // The invite may have been accepted or deleted meanwhile: show the current state.
-            let status = if error.is_refusal() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
+            let status = super::page::failure_status(&error);
             let fresh = find_invite(&ctx, &invite_id).await.unwrap_or(invite);
             render_delete(&ctx, &fresh, status, Some(error.user_message())).await
         }

@@ -11,7 +11,7 @@ use crate::web::extract::{Path, Query};
 use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -60,10 +60,7 @@ pub fn routes() -> Routes {
 // Helpers shared with the invites pages.
 
 pub(super) use super::context::wants_partial;
-
-pub(super) fn render<T: Template>(status: StatusCode, page: &T) -> AppResult<Response> {
-    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
-}
+pub(super) use super::page::{failure_status, render};
 
 /// A query string from the non-empty pairs, for links that keep the current filters.
 pub(super) fn query_string(pairs: &[(&str, &str)]) -> String {
@@ -684,14 +681,6 @@ fn explain(error: &ApiError, role: Option<&OrgRole>, protected: bool) -> String 
     message
 }
 
-fn refusal_status(error: &ApiError) -> StatusCode {
-    if error.is_refusal() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::BAD_GATEWAY
-    }
-}
-
 #[derive(Deserialize)]
 pub struct RoleForm {
     #[serde(default)]
@@ -747,7 +736,7 @@ pub async fn change_role(
             render_show(
                 &ctx,
                 &user,
-                refusal_status(&error),
+                failure_status(&error),
                 Some(message),
                 role.as_str().to_owned(),
             )
@@ -841,7 +830,7 @@ pub async fn remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response
         }
         Err(error) => {
             let message = explain(&error, None, is_protected(&user.role));
-            render_remove(&ctx, &user, refusal_status(&error), Some(message)).await
+            render_remove(&ctx, &user, failure_status(&error), Some(message)).await
         }
     }
 }

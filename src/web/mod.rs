@@ -12,6 +12,7 @@ pub mod invites;
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod page;
 pub mod routes;
 pub mod usage;
 pub mod workspaces;

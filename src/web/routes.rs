@@ -53,31 +53,35 @@ impl Routes {
         Self::default()
     }
 
-    pub fn get<H, T>(mut self, path: &'static str, access: Access, handler: H) -> Self
+    pub fn get<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
-        let spec = RouteSpec {
-            method: "GET",
-            path,
-            access,
-        };
-        self.routes.push((spec, get(handler)));
-        self
+        self.add("GET", path, access, get(handler))
     }
 
-    pub fn post<H, T>(mut self, path: &'static str, access: Access, handler: H) -> Self
+    pub fn post<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
+        self.add("POST", path, access, post(handler))
+    }
+
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
         let spec = RouteSpec {
-            method: "POST",
+            method,
             path,
             access,
         };
-        self.routes.push((spec, post(handler)));
+        self.routes.push((spec, handler));
         self
     }
 

@@ -10,7 +10,7 @@ use crate::web::extract::{Path, Query};
 use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -25,6 +25,7 @@ use crate::anthropic::{
 use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
 use crate::service;
+use crate::web::page::{failure_status, render};
 
 pub fn routes() -> Routes {
     use Permission::*;
@@ -72,24 +73,6 @@ fn swatch_color(color: &str) -> String {
         color.to_owned()
     } else {
         "#CCCCCC".into()
-    }
-}
-
-fn render(template: &impl Template, status: StatusCode) -> AppResult<Response> {
-    Ok((
-        status,
-        Html(template.render().map_err(anyhow::Error::from)?),
-    )
-        .into_response())
-}
-
-/// Refusals (the API judged the request) are the person's to fix: 422. Anything else is the
-/// upstream failing: 502.
-fn failure_status(error: &ApiError) -> StatusCode {
-    if error.is_refusal() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::BAD_GATEWAY
     }
 }
 
@@ -166,6 +149,19 @@ pub struct WorkspaceRow {
     pub created_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
     pub is_default: bool,
+}
+
+impl WorkspaceRow {
+    fn of(workspace: &Workspace, is_default: bool) -> Self {
+        WorkspaceRow {
+            id: workspace.id.clone(),
+            name: workspace.name.clone(),
+            color: swatch_color(&workspace.display_color),
+            created_at: workspace.created_at,
+            archived_at: workspace.archived_at,
+            is_default,
+        }
+    }
 }
 
 /// What was typed into a workspace form, kept when the form comes back with an error.
@@ -277,14 +273,7 @@ async fn render_index(
             let rows = readable
                 .into_iter()
                 .filter(|w| include_archived || !w.is_archived())
-                .map(|w| WorkspaceRow {
-                    id: w.id.clone(),
-                    name: w.name.clone(),
-                    color: swatch_color(&w.display_color),
-                    created_at: w.created_at,
-                    archived_at: w.archived_at,
-                    is_default: default_id == Some(w.id.as_str()),
-                })
+                .map(|w| WorkspaceRow::of(w, default_id == Some(w.id.as_str())))
                 .collect();
             (rows, if include_archived { 0 } else { hidden }, None)
         }
@@ -300,7 +289,7 @@ async fn render_index(
         form,
         form_error,
     };
-    render(&page, status)
+    render(status, &page)
 }
 
 pub async fn index(ctx: Ctx, Query(query): Query<IndexQuery>) -> AppResult<Response> {
@@ -629,16 +618,9 @@ async fn render_show(
         keys_error,
         limits,
         limits_error,
-        workspace: WorkspaceRow {
-            color: swatch_color(&workspace.display_color),
-            id: workspace.id,
-            name: workspace.name,
-            created_at: workspace.created_at,
-            archived_at: workspace.archived_at,
-            is_default,
-        },
+        workspace: WorkspaceRow::of(&workspace, is_default),
     };
-    render(&page, status)
+    render(status, &page)
 }
 
 fn no_extras() -> ShowExtras {
@@ -759,16 +741,9 @@ async fn render_archive(
         }),
         members: members.ok().map(|m| m.len()),
         error,
-        workspace: WorkspaceRow {
-            color: swatch_color(&workspace.display_color),
-            id: workspace.id,
-            name: workspace.name,
-            created_at: workspace.created_at,
-            archived_at: workspace.archived_at,
-            is_default,
-        },
+        workspace: WorkspaceRow::of(&workspace, is_default),
     };
-    render(&page, status)
+    render(status, &page)
 }
 
 pub async fn archive_confirm(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
@@ -863,7 +838,7 @@ async fn finish_member_change<T>(
             members.add_user = user;
             members.add_role = role;
         }
-        return render(&MembersPartial { members }, status);
+        return render(status, &MembersPartial { members });
     }
     match error {
         None => {
@@ -895,15 +870,10 @@ pub async fn add_member(
     }
     let role = parse_role(&form.workspace_role)?;
     let label = user_label(&ctx, &form.user_id).await;
-    let result = service::workspaces::add_member(
-        &ctx.state,
-        &ctx.caller(),
-        &workspace,
-        &form.user_id,
-        &label,
-        &role,
-    )
-    .await?;
+    let person = (form.user_id.as_str(), label.as_str());
+    let result =
+        service::workspaces::add_member(&ctx.state, &ctx.caller(), &workspace, person, &role)
+            .await?;
     let success = format!(
         "{label} was added to {} as {}.",
         workspace.name,
@@ -938,8 +908,7 @@ pub async fn change_member_role(
         &ctx.state,
         &ctx.caller(),
         &workspace,
-        &user_id,
-        &label,
+        (&user_id, &label),
         before.as_deref(),
         &role,
     )
@@ -980,7 +949,7 @@ pub async fn remove_member_confirm(
         user_id,
         role_label,
     };
-    render(&page, StatusCode::OK)
+    render(StatusCode::OK, &page)
 }
 
 pub async fn remove_member(
@@ -995,8 +964,7 @@ pub async fn remove_member(
         &ctx.state,
         &ctx.caller(),
         &workspace,
-        &user_id,
-        &label,
+        (&user_id, &label),
         before.as_deref(),
         json!({}),
     )

@@ -18,7 +18,7 @@ use crate::web::extract::{Path, Query};
 use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,6 +31,7 @@ use crate::audit::{Action, Filter, Outcome, Record, Target};
 use crate::auth::Permission;
 use crate::service;
 use crate::service::keys::StatusChanged;
+pub(crate) use crate::web::page::{failure_status, render};
 
 /// Where keys are created: the Admin API cannot.
 pub const CONSOLE_KEYS_URL: &str = "https://console.anthropic.com/settings/keys";
@@ -290,19 +291,6 @@ pub(crate) async fn load_key(ctx: &Ctx, id: &str) -> AppResult<ApiKey> {
         return Err(AppError::Forbidden);
     }
     Ok(key)
-}
-
-pub(crate) fn render<T: Template>(status: StatusCode, page: &T) -> AppResult<Response> {
-    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
-}
-
-/// The status of a page that explains an upstream failure.
-pub(crate) fn failure_status(error: &ApiError) -> StatusCode {
-    if error.is_refusal() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::BAD_GATEWAY
-    }
 }
 
 /// One status change of one key by the person signed in (see `service::keys::set_status`).

@@ -381,20 +381,38 @@ struct PreviewPage {
     steps: Vec<PlannedStep>,
 }
 
+/// The steps chosen in the form, or (as `Err`) the plan page again saying why there are none.
+async fn chosen_steps(
+    ctx: &Ctx,
+    user_id: &str,
+    body: &str,
+    nothing: &str,
+) -> AppResult<Result<(Holdings, Vec<PlannedStep>), Response>> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let holdings = holdings(ctx, user_id).await?;
+    let steps = plan_steps(user_id, &holdings, &fields(body));
+    if steps.is_empty() {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(Err(
+            render_plan(ctx, user_id, status, Some(nothing.into())).await?
+        ));
+    }
+    Ok(Ok((holdings, steps)))
+}
+
 /// `POST /members/{id}/offboard`: the ticked choices become an ordered list of steps.
 pub async fn preview(ctx: Ctx, Path(user_id): Path<String>, body: String) -> AppResult<Response> {
-    ctx.require(Permission::ManageOrganization).await?;
-    let holdings = holdings(&ctx, &user_id).await?;
-    let steps = plan_steps(&user_id, &holdings, &fields(&body));
-    if steps.is_empty() {
-        return render_plan(
-            &ctx,
-            &user_id,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("Nothing was ticked, so there is nothing to do.".into()),
-        )
-        .await;
-    }
+    let (holdings, steps) = match chosen_steps(
+        &ctx,
+        &user_id,
+        &body,
+        "Nothing was ticked, so there is nothing to do.",
+    )
+    .await?
+    {
+        Ok(chosen) => chosen,
+        Err(page) => return Ok(page),
+    };
     let page = PreviewPage {
         layout: ctx
             .layout(
@@ -445,18 +463,11 @@ fn member_target(user_id: &str, label: &str) -> Option<Target> {
 
 /// `POST /members/{id}/offboard/start`: stores the run and its steps, then runs them.
 pub async fn start(ctx: Ctx, Path(user_id): Path<String>, body: String) -> AppResult<Response> {
-    ctx.require(Permission::ManageOrganization).await?;
-    let holdings = holdings(&ctx, &user_id).await?;
-    let steps = plan_steps(&user_id, &holdings, &fields(&body));
-    if steps.is_empty() {
-        return render_plan(
-            &ctx,
-            &user_id,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("Nothing was left to do (the steps may have been done meanwhile).".into()),
-        )
-        .await;
-    }
+    let nothing = "Nothing was left to do (the steps may have been done meanwhile).";
+    let (holdings, steps) = match chosen_steps(&ctx, &user_id, &body, nothing).await? {
+        Ok(chosen) => chosen,
+        Err(page) => return Ok(page),
+    };
     let label = holdings.label(&user_id);
     let now = ts(&Utc::now());
     let mut tx = ctx.state.db.begin().await?;
@@ -695,11 +706,10 @@ async fn run_step(
                 .find(|w| w.id == step.target_id)
                 .cloned()
                 .ok_or(AppError::NotFound)?;
-            service::workspaces::remove_member(
-                services, &caller, &workspace, user_id, user_label, None, context,
-            )
-            .await?
-            .map(|_| ())
+            let person = (user_id, user_label);
+            service::workspaces::remove_member(services, &caller, &workspace, person, None, context)
+                .await?
+                .map(|_| ())
         }
         StepKind::RemoveMember => {
             service::members::remove(services, &caller, user_id, user_label, context)

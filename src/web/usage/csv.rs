@@ -69,16 +69,7 @@ pub async fn usage(
     };
     super::refresh_or_stale(state, kind, now).await?;
     let width = if kind == Kind::UsageDay { "1d" } else { "1h" };
-    let by_group = store::group_totals(
-        &state.db,
-        width,
-        q.range.from,
-        q.range.to,
-        q.group,
-        q.measure,
-        &q.filter,
-    )
-    .await?;
+    let by_group = store::group_totals(&state.db, &q.series(width)).await?;
     let keys = super::series_keys(&by_group);
     let labels = labels(names, &q, &keys);
     let periods = super::periods_of(&q, now);
@@ -87,14 +78,7 @@ pub async fn usage(
         if tx.send(header_line(&labels)).await.is_err() {
             return;
         }
-        let mut qb = store::series_query(
-            width,
-            q.range.from,
-            q.range.to,
-            q.group,
-            q.measure,
-            &q.filter,
-        );
+        let mut qb = store::series_query(&q.series(width));
         let mut rows = qb.build().fetch(&db);
         let mut next = 0usize; // index of the next period to write
         let mut current = vec![0i64; keys.len()];

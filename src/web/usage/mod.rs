@@ -352,6 +352,20 @@ pub struct UsageQuery {
     pub filter: UsageFilter,
 }
 
+impl UsageQuery {
+    /// The stored series this query reads, at bucket width `width` (`1h` or `1d`).
+    pub fn series<'a>(&'a self, width: &'a str) -> store::Series<'a> {
+        store::Series {
+            width,
+            from: self.range.from,
+            to: self.range.to,
+            group: self.group,
+            measure: self.measure,
+            filter: &self.filter,
+        }
+    }
+}
+
 fn parse_usage(
     ctx: &Ctx,
     names: &Names,
@@ -488,26 +502,9 @@ pub async fn load_usage(
             by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             (rows, by)
         } else {
-            let rows = store::usage_series(
-                &state.db,
-                width,
-                q.range.from,
-                q.range.to,
-                q.group,
-                q.measure,
-                &q.filter,
-            )
-            .await?;
-            let by = store::group_totals(
-                &state.db,
-                width,
-                q.range.from,
-                q.range.to,
-                q.group,
-                q.measure,
-                &q.filter,
-            )
-            .await?;
+            let series = q.series(width);
+            let rows = store::usage_series(&state.db, &series).await?;
+            let by = store::group_totals(&state.db, &series).await?;
             (rows, by)
         };
     let keys = series_keys(&by_group);
