@@ -150,6 +150,29 @@ fn field(fields: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Why these team-lead workspaces cannot be assigned, if they cannot: none chosen, or an id
+/// the organization does not have (a typo or a forged form would otherwise replace a real
+/// assignment with one that shows nothing).
+async fn workspace_problem(ctx: &Ctx, ids: &[String]) -> AppResult<Option<String>> {
+    if ids.is_empty() {
+        return Ok(Some(
+            "A team lead needs at least one workspace, or they would see nothing. Choose one; nothing was changed.".into(),
+        ));
+    }
+    let known = ctx.state.org.workspaces().await?;
+    let unknown: Vec<&str> = ids
+        .iter()
+        .filter(|id| !known.iter().any(|w| &w.id == *id))
+        .map(String::as_str)
+        .collect();
+    Ok((!unknown.is_empty()).then(|| {
+        format!(
+            "The organization has no workspace {}; nothing was changed.",
+            unknown.join(", ")
+        )
+    }))
+}
+
 fn workspaces_of(fields: &[(String, String)]) -> Vec<String> {
     fields
         .iter()
@@ -212,6 +235,11 @@ pub async fn create(ctx: Ctx, body: String) -> AppResult<Response> {
         Ok(role) => role,
         Err(message) => return render_index(&ctx, form, Some(message)).await,
     };
+    if role.is_workspace_scoped() {
+        if let Some(problem) = workspace_problem(&ctx, &form.workspaces).await? {
+            return render_index(&ctx, form, Some(problem)).await;
+        }
+    }
     let details =
         json!({ "username": form.username, "role": role.as_str(), "workspaces": form.workspaces });
     let created = ctx
@@ -353,6 +381,9 @@ pub async fn change_workspaces(ctx: Ctx, Path(id): Path<i64>, body: String) -> A
         ));
     }
     let workspaces = workspaces_of(&parse_form(&body));
+    if let Some(problem) = workspace_problem(&ctx, &workspaces).await? {
+        return finish(&ctx, account, Err(problem), String::new()).await;
+    }
     let details = json!({ "before": account.workspaces, "after": workspaces });
     let result = audited_change(
         &ctx,

@@ -2,8 +2,11 @@
 //! rejections answered by the application's error page (plain words, inside the layout's
 //! style) instead of axum's plain-text 400.
 
-use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
 
 use super::error::AppError;
 
@@ -17,10 +20,77 @@ pub struct Path<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(AppError))]
 pub struct Query<T>(pub T);
 
-/// `axum::Form`, refused with a 400 page (or 413 for a body over the limit).
-#[derive(FromRequest)]
-#[from_request(via(axum::Form), rejection(AppError))]
+/// An urlencoded form, refused with a 400 page when a value is not text (axum's own form
+/// would pass invalid UTF-8 on as replacement characters, for example into a key's name) or
+/// does not fit, and with 413 for a body over the limit.
 pub struct Form<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge,
+                    _ => AppError::BadRequest(
+                        "The form could not be read. Nothing was changed; go back and try again."
+                            .into(),
+                    ),
+                })?;
+        if let Some(field) = field_not_text(&bytes) {
+            return Err(AppError::BadRequest(format!(
+                "The {field} field holds characters that are not text (not UTF-8), so nothing was sent or changed. Retype it, or paste it from a plain-text source."
+            )));
+        }
+        serde_urlencoded::from_bytes(&bytes)
+            .map(Form)
+            .map_err(|error| {
+                AppError::BadRequest(format!(
+                    "The form could not be read ({}). Nothing was changed; go back and try again.",
+                    plain(&error.to_string())
+                ))
+            })
+    }
+}
+
+/// The name of the first field whose name or value does not decode to UTF-8.
+fn field_not_text(body: &[u8]) -> Option<String> {
+    body.split(|b| *b == b'&').find_map(|pair| {
+        let mut parts = pair.splitn(2, |b| *b == b'=');
+        let (name, value) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        let name_text = String::from_utf8(percent_decode(name));
+        let value_ok = std::str::from_utf8(&percent_decode(value)).is_ok();
+        match name_text {
+            Ok(_) if value_ok => None,
+            Ok(name) => Some(format!("\"{name}\"")),
+            Err(_) => Some("(unnamed)".to_owned()),
+        }
+    })
+}
+
+/// application/x-www-form-urlencoded decoding to bytes: `+` is a space, `%XX` a byte.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match (input[i], hex(input.get(i + 1)), hex(input.get(i + 2))) {
+            (b'+', _, _) => out.push(b' '),
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 2;
+            }
+            (other, _, _) => out.push(other),
+        }
+        i += 1;
+    }
+    out
+}
 
 impl From<PathRejection> for AppError {
     fn from(rejection: PathRejection) -> Self {
@@ -38,20 +108,23 @@ impl From<QueryRejection> for AppError {
     }
 }
 
-impl From<FormRejection> for AppError {
-    fn from(rejection: FormRejection) -> Self {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            return AppError::TooLarge;
-        }
-        AppError::BadRequest(format!(
-            "The form could not be read ({}). Nothing was changed; go back and try again.",
-            plain(&rejection.body_text())
-        ))
-    }
-}
-
 /// axum's rejection text without its "Failed to deserialize …:" prefix.
 fn plain(text: &str) -> String {
     let detail = text.rsplit(": ").next().unwrap_or(text);
     detail.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_that_is_not_utf8_is_named_and_valid_text_passes() {
+        assert_eq!(field_not_text(b"_csrf=abc&name=caf%C3%A9+bar"), None);
+        assert_eq!(
+            field_not_text(b"_csrf=abc&name=bad%FF%FEname"),
+            Some("\"name\"".to_owned())
+        );
+        assert_eq!(percent_decode(b"a+b%2Fc%zz%4"), b"a b/c%zz%4".to_vec());
+    }
 }

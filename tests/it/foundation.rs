@@ -578,6 +578,62 @@ async fn the_last_owner_cannot_be_demoted_or_disabled() {
 }
 
 #[tokio::test]
+async fn a_team_lead_is_given_only_workspaces_the_organization_has_and_at_least_one() {
+    let app = spawn_app().await;
+    app.create_account("owner", Role::Owner, &[]).await;
+    let owner = app.login_as("owner").await;
+    let workspace = app.first_workspace_id().await;
+    let lead = app
+        .create_account("lead", Role::TeamLead, &[&workspace])
+        .await;
+
+    let forged = owner
+        .post(
+            &format!("/accounts/{}/workspaces", lead.id),
+            &[("workspace", "wrkspc_01DoesNotExist00000000")],
+        )
+        .await;
+    assert_eq!(forged.status(), 422);
+    assert!(forged
+        .text()
+        .await
+        .unwrap()
+        .contains("has no workspace wrkspc_01DoesNotExist00000000"));
+    let none = owner
+        .post(&format!("/accounts/{}/workspaces", lead.id), &[])
+        .await;
+    assert_eq!(none.status(), 422);
+    assert_eq!(
+        accounts::get_by_username(&app.db, "lead")
+            .await
+            .unwrap()
+            .workspaces,
+        vec![workspace.clone()],
+        "the real assignment is kept"
+    );
+
+    let created = owner
+        .post(
+            "/accounts",
+            &[
+                ("username", "lead2"),
+                ("role", "team_lead"),
+                ("password", PASSWORD),
+                ("workspace", "wrkspc_typo"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), 422);
+    let body = created.text().await.unwrap();
+    assert!(body.contains("has no workspace wrkspc_typo"), "{body}");
+    assert!(
+        body.contains("value=\"lead2\""),
+        "the form keeps what was typed"
+    );
+    assert!(accounts::get_by_username(&app.db, "lead2").await.is_err());
+}
+
+#[tokio::test]
 async fn an_owner_creates_a_team_lead_limited_to_chosen_workspaces() {
     let app = spawn_app().await;
     app.create_account("owner", Role::Owner, &[]).await;

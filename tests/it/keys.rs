@@ -817,6 +817,42 @@ async fn a_team_lead_sees_only_their_workspaces_keys_and_is_refused_another_by_u
 }
 
 #[tokio::test]
+async fn a_team_leads_creator_filter_names_only_people_of_their_workspaces() {
+    let app = spawn_app().await;
+    let (_, lead) = app.signed_in(Role::TeamLead).await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let workspace = app.first_workspace_id().await;
+    let api = app.state.org.api();
+    let members = api.list_all_workspace_members(&workspace).await.unwrap();
+    // Someone who made a key in the lead's workspace and then left that workspace.
+    let keys = all_keys(&app).await;
+    let leaver = keys
+        .iter()
+        .filter(|k| k.workspace_id() == Some(workspace.as_str()))
+        .filter_map(|k| k.created_by.as_ref())
+        .map(|by| by.id.clone())
+        .find(|id| members.iter().any(|m| &m.user_id == id))
+        .expect("a key in the workspace made by one of its members");
+    api.remove_workspace_member(&workspace, &leaver)
+        .await
+        .unwrap();
+    let option = format!("<option value=\"{leaver}\"");
+
+    let (_, admin_page) = admin.get_text("/keys").await;
+    let (status, lead_page) = lead.get_text("/keys").await;
+
+    assert!(
+        admin_page.contains(&option),
+        "an admin can filter by anyone"
+    );
+    assert_eq!(status, 200);
+    assert!(
+        !lead_page.contains(&option),
+        "the team lead's filter names someone outside their workspaces"
+    );
+}
+
+#[tokio::test]
 async fn a_viewer_reads_keys_but_every_change_is_refused() {
     let app = spawn_app().await;
     let (_, viewer) = app.signed_in(Role::Viewer).await;

@@ -153,6 +153,38 @@ async fn malformed_addresses_and_oversized_forms_get_the_applications_own_pages(
         );
     }
 
+    // Bytes that are not text never reach the Admin API as replacement characters.
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let key = app
+        .state
+        .org
+        .api()
+        .list_all_api_keys(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.status == ApiKeyStatus::Active)
+        .unwrap();
+    let token = admin.csrf().await;
+    let upstream_before = app.simulator.request_count();
+    let response = admin
+        .http
+        .post(app.url(&format!("/keys/{}/rename", key.id)))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("_csrf={token}&name=caf%FF%FE"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("not text (not UTF-8)"));
+    assert_eq!(app.simulator.request_count(), upstream_before);
+    let now = app.state.org.api().get_api_key(&key.id).await.unwrap();
+    assert_eq!(now.name, key.name);
+
     let (_, viewer) = app.signed_in(Role::Viewer).await;
     let token = viewer.csrf().await;
     let huge = "a".repeat(1024 * 1024 + 10);

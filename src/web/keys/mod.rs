@@ -592,6 +592,17 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
         }
     }
     workspace_ids.sort_by_key(|w| w.1.to_lowercase());
+    // A team lead may filter by the people of their own workspaces, not by everyone who
+    // ever made a key there (the list would name people they cannot otherwise see).
+    if let Some(scope) = ctx.workspace_scope() {
+        let mut people = HashSet::new();
+        for id in scope {
+            if let Ok(members) = ctx.state.org.workspace_members(id).await {
+                people.extend(members.iter().map(|m| m.user_id.clone()));
+            }
+        }
+        creator_ids.retain(|id| people.contains(id));
+    }
     let mut creators: Vec<Choice> = creator_ids
         .into_iter()
         .map(|id| Choice {
