@@ -15,6 +15,7 @@ mod foundation;
 mod hardening;
 mod keys;
 mod members_invites;
+mod reconcile;
 mod sdk_compat;
 mod simulator;
 mod usage;
