@@ -11,6 +11,7 @@ mod browser;
 mod browser_harness;
 mod cli;
 mod client_contract;
+mod crash;
 mod foundation;
 mod hardening;
 mod keys;
