@@ -351,7 +351,11 @@ async fn a_server_killed_during_concurrent_changes_restarts_with_every_change_ac
         )
         .await
         .unwrap();
-    assert_eq!(pending.1, 0, "unresolved intents: {:?}", pending.0);
+    let open: Vec<i64> = pending.0.iter().map(|r| r.seq).collect();
+    assert_eq!(
+        pending.1, 0,
+        "intents with no outcome after the restart: {open:?}"
+    );
     // ... and every change visible upstream has an intent whose outcome says it happened;
     // every change that did not happen has none that says so.
     let (records, _) = log
