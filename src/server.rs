@@ -47,6 +47,8 @@ pub struct Server {
 }
 
 pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Server> {
+    // Intents older than this belong to an earlier process; see `service::reconcile`.
+    let started_at = Utc::now();
     let (api, simulator) = match &config.upstream {
         Upstream::Live { base_url, key } => (
             Client::new(ClientConfig::new(base_url.clone(), key.clone()))?,
@@ -104,6 +106,11 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
             });
             setup_token = Some(token);
         }
+    }
+
+    // Before serving and before any job: nothing of ours can write an outcome meanwhile.
+    if let Err(error) = crate::service::reconcile::run(&state.services, started_at).await {
+        tracing::error!(%error, "interrupted changes could not be resolved; they stay unresolved in the audit log");
     }
 
     let background = crate::jobs::spawn_all(&state.services, session_store.clone());

@@ -11,6 +11,8 @@
 //! (`auth.login`, `member.role_changed`, …), an optional target, JSON details and an outcome.
 //! An organization action is written twice: an intent record (`pending`) *before* the upstream
 //! call, and an outcome record (`ok`/`failed`/`denied`) whose `intent_seq` points at the intent.
+//! An intent has at most one outcome. An intent a crash left without one is resolved at the
+//! next start by `service::reconcile`, which appends its outcome marked as a [`Resolution`].
 //!
 //! # Hash chain
 //!
@@ -75,6 +77,9 @@ pub enum AuditError {
     /// `intent_seq` that names no pending record, …
     #[error("invalid audit entry: {0}")]
     Invalid(String),
+    /// The intent already has an outcome record (`outcome`); an intent gets only one.
+    #[error("intent record {intent} already has an outcome (record {outcome})")]
+    AlreadyResolved { intent: i64, outcome: i64 },
     /// A stored row cannot be decoded (bad time, bad JSON, unknown outcome).
     #[error("audit record {seq} is unreadable: {reason}")]
     Corrupt { seq: i64, reason: String },
@@ -207,6 +212,61 @@ impl FromStr for Outcome {
     }
 }
 
+/// The actor of the records that resolve intents a crash left without an outcome.
+pub const RECOVERY_ACTOR: &str = "system (recovery)";
+
+/// How an intent a crash interrupted was resolved after the restart, stored in the outcome
+/// record's details as `"resolution"` next to `"reconciled_after_restart": true`.
+///
+/// `Unknown` is stored with outcome `failed`, not a new outcome value: every release and every
+/// export reader knows the four outcomes, and "not confirmed" must read as "look at this".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// The change is visible in the organization now.
+    Applied,
+    /// The change is visibly not there.
+    NotApplied,
+    /// Orgkeeper could not tell (the Admin API did not answer, or it cannot check this kind).
+    Unknown,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Applied => "applied",
+            Resolution::NotApplied => "not_applied",
+            Resolution::Unknown => "unknown",
+        }
+    }
+
+    /// Plain words for the audit page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Resolution::Applied => "applied",
+            Resolution::NotApplied => "not applied",
+            Resolution::Unknown => "unknown",
+        }
+    }
+
+    /// The outcome the resolution record carries.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Resolution::Applied => Outcome::Ok,
+            Resolution::NotApplied | Resolution::Unknown => Outcome::Failed,
+        }
+    }
+
+    fn parse(s: &str) -> Option<Resolution> {
+        [
+            Resolution::Applied,
+            Resolution::NotApplied,
+            Resolution::Unknown,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
 /// A record to append. `details` holds before/after where known; secrets are stripped by
 /// `append` (see [`redact_secrets`]) but callers should not put them there in the first place.
 #[derive(Debug, Clone, PartialEq)]
@@ -286,6 +346,18 @@ pub struct Record {
     pub hash: String,
 }
 
+impl Record {
+    /// Set when this record resolves an intent that a crash left without an outcome.
+    pub fn resolution(&self) -> Option<Resolution> {
+        if self.intent_seq.is_none() || self.details["reconciled_after_restart"] != true {
+            return None;
+        }
+        self.details["resolution"]
+            .as_str()
+            .and_then(Resolution::parse)
+    }
+}
+
 /// The stored time format: RFC 3339, UTC, always six fractional digits, `Z`.
 pub fn format_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -305,6 +377,9 @@ pub struct Filter {
     pub action: Option<String>,
     /// Target type (`member`) or target id (`user_01…`).
     pub target: Option<String>,
+    /// `Pending` means "no outcome yet": intent records that no outcome record points at.
+    /// (Every intent keeps its stored `pending` forever; one whose change finished is not
+    /// pending in any sense a reader means.)
     pub outcome: Option<Outcome>,
     /// Inclusive lower bound.
     pub since: Option<DateTime<Utc>>,

@@ -1,6 +1,8 @@
 //! Reading records: one by seq, filtered pages (newest first), and the filter SQL shared with
 //! the export.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -69,6 +71,11 @@ pub(crate) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &Filter) {
     if let Some(outcome) = filter.outcome {
         qb.push(" AND outcome = ");
         qb.push_bind(outcome.as_str());
+        if outcome == Outcome::Pending {
+            qb.push(
+                " AND NOT EXISTS (SELECT 1 FROM audit_log AS o WHERE o.intent_seq = audit_log.seq)",
+            );
+        }
     }
     // Stored times are fixed-width RFC 3339 UTC, so text order is time order.
     if let Some(since) = filter.since {
@@ -152,6 +159,42 @@ impl AuditLog {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// Intent records written before `before` that no outcome record points at, oldest first.
+    pub async fn unresolved_intents(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<Record>, AuditError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_RECORDS} WHERE outcome = 'pending' AND time < ? AND NOT EXISTS \
+             (SELECT 1 FROM audit_log AS o WHERE o.intent_seq = audit_log.seq) ORDER BY seq"
+        ))
+        .bind(format_time(&before))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// The outcome records of these intents, by intent seq (intents without one are absent).
+    pub async fn outcomes_of(&self, intents: &[i64]) -> Result<HashMap<i64, Record>, AuditError> {
+        if intents.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(SELECT_RECORDS);
+        qb.push(" WHERE intent_seq IN (");
+        let mut list = qb.separated(", ");
+        for seq in intents {
+            list.push_bind(*seq);
+        }
+        qb.push(")");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let record = record_from_row(row)?;
+                Ok((record.intent_seq.unwrap_or_default(), record))
+            })
+            .collect()
     }
 
     /// A page of matching records, newest first, and how many match in all. `limit` is capped

@@ -253,6 +253,19 @@ async fn insert_prepared(
                 "intent_seq {intent} does not name a pending intent record"
             )));
         }
+        // One intent, one outcome: a late outcome must not contradict the recovery's (or the
+        // other way round). Checked inside the write transaction, so two writers cannot both pass.
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM audit_log WHERE intent_seq = ? LIMIT 1")
+                .bind(intent)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(existing) = existing {
+            return Err(AuditError::AlreadyResolved {
+                intent,
+                outcome: existing,
+            });
+        }
     }
 
     let (head_seq, prev_hash) = chain_head(conn).await?;

@@ -18,6 +18,7 @@ pub mod chain;
 pub mod invites;
 pub mod keys;
 pub mod members;
+pub mod reconcile;
 pub mod schedules;
 pub mod workspaces;
 

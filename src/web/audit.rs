@@ -1,6 +1,8 @@
 //! The audit log for owners, admins and auditors: filter, read a record, export.
 
 use crate::web::extract::{Path, Query};
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::body::Body;
 use axum::http::header;
@@ -12,7 +14,7 @@ use serde_json::json;
 use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::Ctx;
-use crate::audit::{Action, ChainReport, ExportFormat, Filter, Outcome, Record};
+use crate::audit::{Action, ChainReport, ExportFormat, Filter, Outcome, Record, Resolution};
 use crate::auth::Permission;
 
 const PAGE_SIZE: u32 = 50;
@@ -110,6 +112,8 @@ struct IndexPage {
     layout: Layout,
     query: AuditQuery,
     records: Vec<Record>,
+    /// The outcome record of each intent on the page that has one.
+    outcomes: HashMap<i64, Record>,
     total: u64,
     page: u32,
     pages: u32,
@@ -121,6 +125,12 @@ struct IndexPage {
     can_acknowledge: bool,
 }
 
+impl IndexPage {
+    fn outcome_of(&self, intent: &i64) -> Option<&Record> {
+        self.outcomes.get(intent)
+    }
+}
+
 pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Response> {
     ctx.require(Permission::ViewAudit).await?;
     let filter = query.filter()?;
@@ -130,6 +140,12 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         .audit
         .query(&filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         .await?;
+    let pending: Vec<i64> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Pending)
+        .map(|r| r.seq)
+        .collect();
+    let outcomes = ctx.state.audit.outcomes_of(&pending).await?;
     let pages = (total as u32).div_ceil(PAGE_SIZE).max(1);
     // The last scheduled or on-demand check; the first visit after start-up checks now.
     let chain = match ctx.state.chain.last() {
@@ -146,6 +162,7 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         jsonl_link: format!("/audit/export?{}", query.query_string(None, Some("jsonl"))),
         query,
         records,
+        outcomes,
         total,
         page,
         pages,
@@ -214,6 +231,8 @@ fn diff_rows(details: &serde_json::Value) -> Vec<DiffRow> {
 struct ShowPage {
     layout: Layout,
     record: Record,
+    /// For an intent: its outcome record, if it has one.
+    outcome: Option<Record>,
     details: String,
     diff: Vec<DiffRow>,
 }
@@ -222,7 +241,13 @@ pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
     ctx.require(Permission::ViewAudit).await?;
     let record = ctx.state.audit.get(seq).await?.ok_or(AppError::NotFound)?;
     let details = serde_json::to_string_pretty(&record.details).unwrap_or_default();
+    let outcome = if record.outcome == Outcome::Pending {
+        ctx.state.audit.outcomes_of(&[seq]).await?.remove(&seq)
+    } else {
+        None
+    };
     let page = ShowPage {
+        outcome,
         layout: ctx.layout(format!("Audit record {seq}"), "audit").await,
         diff: diff_rows(&record.details),
         record,

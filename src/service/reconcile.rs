@@ -1,0 +1,451 @@
+//! Recovery at start-up: intents a crash left without an outcome.
+//!
+//! `org_change` writes an intent, calls the Admin API, then writes the outcome. A process
+//! killed in between leaves the intent alone, and nobody can tell from the log whether the
+//! change happened. Before the server serves, [`run`] looks at every such intent written before
+//! this process started, reads the target's state (upstream, or Orgkeeper's own tables for
+//! local changes) and appends the intent's outcome: `ok` when the change is visible, `failed`
+//! when it visibly is not, and `failed` with `"resolution": "unknown"` when it cannot be told.
+//! Each is marked `"reconciled_after_restart": true` and written by `system (recovery)`.
+//!
+//! No normal outcome can race with this: it runs before the router serves and before any job
+//! starts, only looks at intents older than this process, and the audit log refuses a second
+//! outcome for one intent inside the write transaction.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::Services;
+use crate::anthropic::{ApiError, ApiErrorKind, InviteFilter, InviteStatus, WorkspaceFilter};
+use crate::audit::{
+    Action, Actor, AuditError, NewEntry, Record, Resolution, Source, Target, RECOVERY_ACTOR,
+};
+
+/// The whole recovery may take this long; what is left then is resolved as unknown. Every
+/// single call is bounded by the client's own deadline as well.
+pub const RECOVERY_BUDGET: Duration = Duration::from_secs(30);
+
+/// What the recovery decided for one intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub intent_seq: i64,
+    pub outcome_seq: i64,
+    pub resolution: Resolution,
+}
+
+/// The state found, in words for the audit page.
+struct Verdict {
+    resolution: Resolution,
+    reason: String,
+}
+
+fn applied(reason: impl Into<String>) -> Verdict {
+    Verdict {
+        resolution: Resolution::Applied,
+        reason: reason.into(),
+    }
+}
+
+fn not_applied(reason: impl Into<String>) -> Verdict {
+    Verdict {
+        resolution: Resolution::NotApplied,
+        reason: reason.into(),
+    }
+}
+
+fn unknown(reason: impl Into<String>) -> Verdict {
+    Verdict {
+        resolution: Resolution::Unknown,
+        reason: reason.into(),
+    }
+}
+
+/// Resolves every intent written before `started_at` that has no outcome. Returns what was
+/// appended; an intent someone else resolved meanwhile is skipped.
+pub async fn run(
+    services: &Services,
+    started_at: DateTime<Utc>,
+) -> Result<Vec<Resolved>, AuditError> {
+    let intents = services.audit.unresolved_intents(started_at).await?;
+    if intents.is_empty() {
+        return Ok(Vec::new());
+    }
+    tracing::warn!(
+        count = intents.len(),
+        "changes were interrupted by a crash or kill; checking what happened to each"
+    );
+    let mut checker = Checker {
+        services,
+        give_up_at: Instant::now() + RECOVERY_BUDGET,
+        unreachable: None,
+    };
+    let mut resolved = Vec::new();
+    for intent in intents {
+        let verdict = checker.check(&intent).await;
+        let entry = resolution_entry(&intent, &verdict);
+        match services.audit.append(entry).await {
+            Ok(outcome_seq) => resolved.push(Resolved {
+                intent_seq: intent.seq,
+                outcome_seq,
+                resolution: verdict.resolution,
+            }),
+            Err(AuditError::AlreadyResolved { .. }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    tracing::info!(count = resolved.len(), "interrupted changes resolved");
+    Ok(resolved)
+}
+
+/// The outcome record: the intent's action, target and details, plus the resolution.
+fn resolution_entry(intent: &Record, verdict: &Verdict) -> NewEntry {
+    let mut details = match &intent.details {
+        Value::Object(map) => map.clone(),
+        other => {
+            let mut map = serde_json::Map::new();
+            map.insert("intent_details".into(), other.clone());
+            map
+        }
+    };
+    details.insert("reconciled_after_restart".into(), json!(true));
+    details.insert("resolution".into(), json!(verdict.resolution.as_str()));
+    details.insert("reason".into(), json!(verdict.reason));
+    details.insert("intent_actor".into(), json!(intent.actor_name));
+    let target = match (&intent.target_type, &intent.target_id) {
+        (Some(kind), Some(id)) => Some(Target {
+            kind: kind.clone(),
+            id: id.clone(),
+            label: intent.target_label.clone(),
+        }),
+        _ => None,
+    };
+    NewEntry {
+        target,
+        details: Value::Object(details),
+        ..NewEntry::new(
+            Actor::named(RECOVERY_ACTOR),
+            Source::default(),
+            intent.action.clone(),
+            verdict.resolution.outcome(),
+        )
+    }
+    .intent(intent.seq)
+}
+
+struct Checker<'a> {
+    services: &'a Services,
+    give_up_at: Instant,
+    /// Set once the Admin API did not answer: the rest is not asked (each would wait again).
+    unreachable: Option<String>,
+}
+
+/// A field of the intent's details as text (`after.role`).
+fn text<'v>(details: &'v Value, path: &[&str]) -> Option<&'v str> {
+    path.iter()
+        .try_fold(details, |value, key| value.get(key))
+        .and_then(Value::as_str)
+}
+
+impl Checker<'_> {
+    /// One upstream read, within the recovery's budget. `Ok(None)` is a 404.
+    async fn read<T>(
+        &mut self,
+        call: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<Option<T>, Verdict> {
+        if let Some(reason) = &self.unreachable {
+            return Err(unknown(reason.clone()));
+        }
+        let left = self.give_up_at.saturating_duration_since(Instant::now());
+        let result = match tokio::time::timeout(left, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                let reason = "Orgkeeper ran out of time checking interrupted changes after the restart, so this one was not checked.".to_owned();
+                self.unreachable = Some(reason.clone());
+                return Err(unknown(reason));
+            }
+        };
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => {
+                let reason = format!(
+                    "Orgkeeper could not read the current state from the Admin API after the restart: {}",
+                    error.user_message()
+                );
+                if matches!(
+                    error.kind(),
+                    ApiErrorKind::Transport | ApiErrorKind::Timeout
+                ) {
+                    self.unreachable = Some(reason.clone());
+                }
+                Err(unknown(reason))
+            }
+        }
+    }
+
+    async fn check(&mut self, intent: &Record) -> Verdict {
+        let Some(action) = Action::from_code(&intent.action) else {
+            return unknown(format!(
+                "Orgkeeper does not know the action {:?}, so it cannot check it.",
+                intent.action
+            ));
+        };
+        match self.check_action(action, intent).await {
+            Ok(verdict) | Err(verdict) => verdict,
+        }
+    }
+
+    async fn check_action(&mut self, action: Action, intent: &Record) -> Result<Verdict, Verdict> {
+        let d = &intent.details;
+        let id = intent.target_id.as_deref().unwrap_or_default();
+        let api = self.services.org.api().clone();
+        let missing = || unknown("The record does not say enough to check the change.");
+        Ok(match action {
+            Action::MemberRoleChanged => {
+                let after = text(d, &["after"]).ok_or_else(missing)?;
+                match self.read(api.get_user(id)).await? {
+                    Some(user) if user.role.as_str() == after => {
+                        applied(format!("The member has the role {after} now."))
+                    }
+                    Some(user) => not_applied(format!(
+                        "The member has the role {}, not {after}.",
+                        user.role.as_str()
+                    )),
+                    None => unknown("The member is no longer in the organization."),
+                }
+            }
+            Action::MemberRemoved => match self.read(api.get_user(id)).await? {
+                None => applied("The member is no longer in the organization."),
+                Some(_) => not_applied("The member is still in the organization."),
+            },
+            Action::InviteCreated => {
+                let email = text(d, &["email"]).ok_or_else(missing)?;
+                let filter = InviteFilter {
+                    email: Some(email.to_owned()),
+                    ..Default::default()
+                };
+                let invites = self
+                    .read(api.list_all_invites(&filter))
+                    .await?
+                    .unwrap_or_default();
+                if invites.iter().any(|i| i.email.eq_ignore_ascii_case(email)) {
+                    applied(format!("An invite for {email} exists."))
+                } else {
+                    not_applied(format!("There is no invite for {email}."))
+                }
+            }
+            Action::InviteDeleted => match self.read(api.get_invite(id)).await? {
+                None => applied("The invite is gone."),
+                Some(invite) if invite.status != InviteStatus::Pending => applied(format!(
+                    "The invite is no longer open (it is {}).",
+                    invite.status.as_str()
+                )),
+                Some(_) => not_applied("The invite is still open."),
+            },
+            Action::WorkspaceCreated => {
+                let name = text(d, &["after", "name"]).ok_or_else(missing)?;
+                let filter = WorkspaceFilter {
+                    include_archived: true,
+                    include_default: false,
+                };
+                let workspaces = self
+                    .read(api.list_all_workspaces(&filter))
+                    .await?
+                    .unwrap_or_default();
+                if workspaces.iter().any(|w| w.name == name) {
+                    applied(format!("A workspace named {name:?} exists."))
+                } else {
+                    not_applied(format!("There is no workspace named {name:?}."))
+                }
+            }
+            Action::WorkspaceUpdated => {
+                let Some(workspace) = self.read(api.get_workspace(id)).await? else {
+                    return Err(unknown("The workspace no longer exists."));
+                };
+                let name_ok = text(d, &["after", "name"]).is_none_or(|n| workspace.name == n);
+                let color_ok = text(d, &["after", "display_color"])
+                    .is_none_or(|c| workspace.display_color.eq_ignore_ascii_case(c));
+                if name_ok && color_ok {
+                    applied("The workspace's name and colour are as the change asked.")
+                } else {
+                    not_applied(format!(
+                        "The workspace is named {:?} with colour {:?}, not as the change asked.",
+                        workspace.name, workspace.display_color
+                    ))
+                }
+            }
+            Action::WorkspaceArchived => match self.read(api.get_workspace(id)).await? {
+                Some(w) if w.archived_at.is_some() => applied("The workspace is archived."),
+                Some(_) => not_applied("The workspace is not archived."),
+                None => unknown("The workspace no longer exists."),
+            },
+            Action::WorkspaceMemberAdded
+            | Action::WorkspaceMemberRoleChanged
+            | Action::WorkspaceMemberRemoved => {
+                let workspace = text(d, &["workspace_id"]).ok_or_else(missing)?;
+                let user = text(d, &["user_id"]).unwrap_or(id);
+                let after = text(d, &["after", "workspace_role"]);
+                let member = self.read(api.get_workspace_member(workspace, user)).await?;
+                match (action, member) {
+                    (Action::WorkspaceMemberRemoved, None) => {
+                        applied("The person is no longer in the workspace.")
+                    }
+                    (Action::WorkspaceMemberRemoved, Some(_)) => {
+                        not_applied("The person is still in the workspace.")
+                    }
+                    (_, Some(m)) if after.is_none_or(|r| m.workspace_role.as_str() == r) => {
+                        applied(format!(
+                            "The person is in the workspace as {}.",
+                            m.workspace_role.as_str()
+                        ))
+                    }
+                    (Action::WorkspaceMemberAdded, None) => {
+                        not_applied("The person is not in the workspace.")
+                    }
+                    (_, Some(m)) => not_applied(format!(
+                        "The person's workspace role is {}, not as the change asked.",
+                        m.workspace_role.as_str()
+                    )),
+                    (_, None) => unknown("The person is no longer in the workspace."),
+                }
+            }
+            Action::KeyRenamed => {
+                let after = text(d, &["after", "name"]).ok_or_else(missing)?;
+                match self.read(api.get_api_key(id)).await? {
+                    Some(key) if key.name == after => {
+                        applied(format!("The key is named {after:?}."))
+                    }
+                    Some(key) => {
+                        not_applied(format!("The key is named {:?}, not {after:?}.", key.name))
+                    }
+                    None => unknown("The key no longer exists."),
+                }
+            }
+            Action::KeyDeactivated | Action::KeyReactivated | Action::KeyArchived => {
+                let after = text(d, &["after", "status"]).ok_or_else(missing)?;
+                match self.read(api.get_api_key(id)).await? {
+                    Some(key) if key.status.as_str() == after => {
+                        applied(format!("The key is {after}."))
+                    }
+                    Some(key) => {
+                        not_applied(format!("The key is {}, not {after}.", key.status.as_str()))
+                    }
+                    None => unknown("The key no longer exists."),
+                }
+            }
+            local => self.check_local(local, intent).await?,
+        })
+    }
+
+    /// Changes to Orgkeeper's own tables: their state is right here.
+    async fn check_local(&mut self, action: Action, intent: &Record) -> Result<Verdict, Verdict> {
+        let d = &intent.details;
+        let id = intent.target_id.as_deref().unwrap_or_default();
+        let db = &self.services.db;
+        let unreadable = |e: sqlx::Error| unknown(format!("Orgkeeper's database: {e}"));
+        Ok(match action {
+            Action::AccountCreated => {
+                let name = text(d, &["username"]).unwrap_or_default();
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM accounts WHERE username = ?")
+                        .bind(name)
+                        .fetch_optional(db)
+                        .await
+                        .map_err(unreadable)?;
+                match found {
+                    Some(_) => applied(format!("The account {name} exists.")),
+                    None => not_applied(format!("There is no account {name}.")),
+                }
+            }
+            Action::AccountRoleChanged => {
+                let after = text(d, &["after"]).unwrap_or_default();
+                let role: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM accounts WHERE id = ?")
+                        .bind(id)
+                        .fetch_optional(db)
+                        .await
+                        .map_err(unreadable)?;
+                match role {
+                    Some(role) if role == after => applied(format!("The account is {after}.")),
+                    Some(role) => not_applied(format!("The account is {role}, not {after}.")),
+                    None => unknown("The account no longer exists."),
+                }
+            }
+            Action::AccountDisabled | Action::AccountEnabled => {
+                let want = action == Action::AccountDisabled;
+                let disabled: Option<bool> =
+                    sqlx::query_scalar("SELECT disabled FROM accounts WHERE id = ?")
+                        .bind(id)
+                        .fetch_optional(db)
+                        .await
+                        .map_err(unreadable)?;
+                let word = |d: bool| if d { "disabled" } else { "enabled" };
+                match disabled {
+                    Some(d) if d == want => applied(format!("The account is {}.", word(d))),
+                    Some(d) => not_applied(format!("The account is {}.", word(d))),
+                    None => unknown("The account no longer exists."),
+                }
+            }
+            Action::BudgetSet | Action::BudgetRemoved => {
+                let amount: Option<String> =
+                    sqlx::query_scalar("SELECT amount_cents FROM budgets WHERE scope = ?")
+                        .bind(id)
+                        .fetch_optional(db)
+                        .await
+                        .map_err(unreadable)?;
+                let wanted = text(d, &["after", "amount_cents"]);
+                let same = |stored: &str, wanted: &str| match (
+                    stored.parse::<rust_decimal::Decimal>(),
+                    wanted.parse::<rust_decimal::Decimal>(),
+                ) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => stored == wanted,
+                };
+                match (action, amount, wanted) {
+                    (Action::BudgetRemoved, None, _) => applied("There is no budget here now."),
+                    (Action::BudgetRemoved, Some(_), _) => not_applied("The budget is still set."),
+                    (_, Some(stored), Some(wanted)) if same(&stored, wanted) => {
+                        applied("The budget is set as the change asked.")
+                    }
+                    (_, _, None) => return Err(unknown("The record does not say the amount.")),
+                    _ => not_applied("The budget is not set as the change asked."),
+                }
+            }
+            Action::KeyArchiveScheduled => {
+                let run_at = text(d, &["run_at"]).unwrap_or_default();
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM key_archive_schedules WHERE api_key_id = ? AND run_at = ?",
+                )
+                .bind(id)
+                .bind(run_at)
+                .fetch_optional(db)
+                .await
+                .map_err(unreadable)?;
+                match found {
+                    Some(_) => applied("The archive is scheduled."),
+                    None => not_applied("No archive is scheduled for that time."),
+                }
+            }
+            Action::KeyArchiveScheduleCancelled => {
+                let schedule = d["schedule"].as_i64().unwrap_or_default();
+                let state: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM key_archive_schedules WHERE id = ?")
+                        .bind(schedule)
+                        .fetch_optional(db)
+                        .await
+                        .map_err(unreadable)?;
+                match state.as_deref() {
+                    Some("cancelled") => applied("The scheduled archive is cancelled."),
+                    Some(other) => not_applied(format!("The scheduled archive is {other}.")),
+                    None => unknown("The scheduled archive no longer exists."),
+                }
+            }
+            other => unknown(format!(
+                "Orgkeeper cannot check afterwards whether “{}” took effect.",
+                other.label()
+            )),
+        })
+    }
+}
