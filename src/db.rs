@@ -4,8 +4,15 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+
+/// Fixed-width RFC 3339 to the second for local tables, so text order is time order in SQLite.
+pub fn ts(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
 
 /// Opens (creating if needed) the database file and applies every pending migration.
 pub async fn connect(path: &Path) -> anyhow::Result<SqlitePool> {

@@ -151,20 +151,12 @@ fn read_password_from_stdin() -> anyhow::Result<String> {
 }
 
 fn cli_entry(action: Action, target: Option<Target>, details: serde_json::Value) -> NewEntry {
-    NewEntry {
-        actor: Actor::system(),
-        source: Source {
-            ip: None,
-            user_agent: Some("orgkeeper cli".into()),
-        },
-        action: action.into(),
-        target,
-        details,
-        outcome: Outcome::Ok,
-        upstream_status: None,
-        upstream_request_id: None,
-        intent_seq: None,
-    }
+    let source = Source {
+        ip: None,
+        user_agent: Some("orgkeeper cli".into()),
+    };
+    let entry = NewEntry::new(Actor::system(), source, action, Outcome::Ok).details(details);
+    NewEntry { target, ..entry }
 }
 
 fn account_target(account: &accounts::Account) -> Option<Target> {

@@ -18,6 +18,7 @@ use crate::anthropic::{
     ApiError, BucketWidth, ClaudeCodeRecord, ClaudeCodeUsageParams, Client, CostGroupBy,
     CostReportParams, UsageGroupBy, UsageReportParams,
 };
+use crate::db::ts;
 
 /// How far back the first sync reaches (the API keeps about 90 days; a little more covers "last
 /// month" and the comparison range of "30 days").
@@ -60,11 +61,6 @@ impl Kind {
             _ => 86_400,
         }
     }
-}
-
-/// RFC 3339 UTC, second precision: text order is time order.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 pub fn parse_ts(s: &str) -> DateTime<Utc> {
@@ -670,6 +666,9 @@ pub struct Budget {
 }
 
 pub const ORG_SCOPE: &str = "org";
+/// How people read the organization scope and the default workspace ('' in the store).
+pub const ORG_SCOPE_LABEL: &str = "Whole organization";
+pub const DEFAULT_WORKSPACE: &str = "Default workspace";
 
 pub async fn budgets(db: &SqlitePool) -> Result<Vec<Budget>, sqlx::Error> {
     let rows: Vec<(String, String, String)> =

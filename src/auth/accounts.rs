@@ -25,6 +25,11 @@ impl Account {
     pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
         self.locked_until.is_some_and(|until| until > now)
     }
+
+    /// Team leads reach only their assigned workspaces; every other role reaches all of them.
+    pub fn may_reach_workspace(&self, workspace_id: &str) -> bool {
+        !self.role.is_workspace_scoped() || self.workspaces.iter().any(|w| w == workspace_id)
+    }
 }
 
 /// Why an account change was refused. The message is shown as is.

@@ -92,10 +92,10 @@ pub fn settled_before(services: &Services, now: DateTime<Utc>) -> NaiveDate {
 /// A budget scope as people read it: the organization, or a workspace's name.
 async fn scope_name(services: &Services, scope: &str) -> String {
     if scope == ORG_SCOPE {
-        return "Whole organization".to_owned();
+        return store::ORG_SCOPE_LABEL.to_owned();
     }
     if scope.is_empty() {
-        return "Default workspace".to_owned();
+        return store::DEFAULT_WORKSPACE.to_owned();
     }
     services
         .org

@@ -7,8 +7,9 @@ use crate::anthropic::{OrgRole, User, UserDeleted};
 use crate::audit::{Action, Target};
 use crate::org::Cached;
 
-pub fn member_target(user: &User) -> Option<Target> {
-    target("member", user.id.clone(), Some(user.email.clone()))
+/// A member as the audit log names them: their id, labelled with who they are.
+pub fn member_target(user_id: &str, label: &str) -> Option<Target> {
+    target("member", user_id.to_owned(), Some(label.to_owned()))
 }
 
 /// Changes a member's organization role.
@@ -23,7 +24,7 @@ pub async fn change_role(
             caller,
             OrgChange {
                 action: Action::MemberRoleChanged,
-                target: member_target(user),
+                target: member_target(&user.id, &user.email),
                 details: json!({ "before": user.role.as_str(), "after": role.as_str(), "email": user.email }),
                 workspace: None,
                 // Workspace roles follow some organization roles (billing), so member lists go too.
@@ -48,7 +49,7 @@ pub async fn remove(
             caller,
             OrgChange {
                 action: Action::MemberRemoved,
-                target: target("member", user_id.to_owned(), Some(email.to_owned())),
+                target: member_target(user_id, email),
                 details,
                 workspace: None,
                 touches: vec![Cached::Users, Cached::AllWorkspaceMembers, Cached::ApiKeys],

@@ -31,7 +31,7 @@ use sqlx::SqlitePool;
 use crate::anthropic::ApiError;
 use crate::audit::{Action, Actor, AuditError, AuditLog, NewEntry, Outcome, Source, Target};
 use crate::auth::accounts::Account;
-use crate::auth::{Permission, Role};
+use crate::auth::Permission;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::org::{Cached, Org};
@@ -104,18 +104,8 @@ impl Caller {
     /// Whether the caller's workspace scope includes this workspace (team leads: only theirs).
     pub fn may_touch_workspace(&self, workspace_id: &str) -> bool {
         match self {
-            Caller::Person { account, .. } => {
-                !account.role.is_workspace_scoped()
-                    || account.workspaces.iter().any(|w| w == workspace_id)
-            }
+            Caller::Person { account, .. } => account.may_reach_workspace(workspace_id),
             Caller::System { .. } => true,
-        }
-    }
-
-    pub fn role(&self) -> Option<Role> {
-        match self {
-            Caller::Person { account, .. } => Some(account.role),
-            Caller::System { .. } => None,
         }
     }
 
@@ -348,9 +338,4 @@ pub fn target(kind: &str, id: impl Into<String>, label: Option<String>) -> Optio
         id: id.into(),
         label,
     })
-}
-
-/// Fixed-width RFC 3339 for local tables, so text order is time order in SQLite.
-pub fn ts(at: &chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

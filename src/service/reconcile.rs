@@ -17,11 +17,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::Services;
+use rust_decimal::Decimal;
+
+use super::{schedules, Services};
 use crate::anthropic::{ApiError, ApiErrorKind, InviteFilter, InviteStatus, WorkspaceFilter};
 use crate::audit::{
     Action, Actor, AuditError, NewEntry, Record, Resolution, Source, Target, RECOVERY_ACTOR,
 };
+use crate::auth::accounts;
+use crate::usage_store as store;
 
 /// The whole recovery may take this long; what is left then is resolved as unknown. Every
 /// single call is bounded by the client's own deadline as well.
@@ -344,69 +348,62 @@ impl Checker<'_> {
         let d = &intent.details;
         let id = intent.target_id.as_deref().unwrap_or_default();
         let db = &self.services.db;
-        let unreadable = |e: sqlx::Error| unknown(format!("Orgkeeper's database: {e}"));
+        let unreadable = |e: &dyn std::fmt::Display| unknown(format!("Orgkeeper's database: {e}"));
+        // The account named by the target id, read as the dashboard reads accounts.
+        let account = || async {
+            let id: i64 = id
+                .parse()
+                .map_err(|_| unknown("The record does not name an account."))?;
+            accounts::find_by_id(db, id)
+                .await
+                .map_err(|e| unreadable(&e))
+        };
         Ok(match action {
             Action::AccountCreated => {
                 let name = text(d, &["username"]).unwrap_or_default();
-                let found: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM accounts WHERE username = ?")
-                        .bind(name)
-                        .fetch_optional(db)
-                        .await
-                        .map_err(unreadable)?;
-                match found {
+                match accounts::find_by_username(db, name)
+                    .await
+                    .map_err(|e| unreadable(&e))?
+                {
                     Some(_) => applied(format!("The account {name} exists.")),
                     None => not_applied(format!("There is no account {name}.")),
                 }
             }
             Action::AccountRoleChanged => {
                 let after = text(d, &["after"]).unwrap_or_default();
-                let role: Option<String> =
-                    sqlx::query_scalar("SELECT role FROM accounts WHERE id = ?")
-                        .bind(id)
-                        .fetch_optional(db)
-                        .await
-                        .map_err(unreadable)?;
-                match role {
-                    Some(role) if role == after => applied(format!("The account is {after}.")),
-                    Some(role) => not_applied(format!("The account is {role}, not {after}.")),
+                match account().await? {
+                    Some(a) if a.role.as_str() == after => {
+                        applied(format!("The account is {after}."))
+                    }
+                    Some(a) => {
+                        not_applied(format!("The account is {}, not {after}.", a.role.as_str()))
+                    }
                     None => unknown("The account no longer exists."),
                 }
             }
             Action::AccountDisabled | Action::AccountEnabled => {
                 let want = action == Action::AccountDisabled;
-                let disabled: Option<bool> =
-                    sqlx::query_scalar("SELECT disabled FROM accounts WHERE id = ?")
-                        .bind(id)
-                        .fetch_optional(db)
-                        .await
-                        .map_err(unreadable)?;
                 let word = |d: bool| if d { "disabled" } else { "enabled" };
-                match disabled {
-                    Some(d) if d == want => applied(format!("The account is {}.", word(d))),
-                    Some(d) => not_applied(format!("The account is {}.", word(d))),
+                match account().await? {
+                    Some(a) if a.disabled == want => {
+                        applied(format!("The account is {}.", word(a.disabled)))
+                    }
+                    Some(a) => not_applied(format!("The account is {}.", word(a.disabled))),
                     None => unknown("The account no longer exists."),
                 }
             }
             Action::BudgetSet | Action::BudgetRemoved => {
-                let amount: Option<String> =
-                    sqlx::query_scalar("SELECT amount_cents FROM budgets WHERE scope = ?")
-                        .bind(id)
-                        .fetch_optional(db)
-                        .await
-                        .map_err(unreadable)?;
+                let budgets = store::budgets(db).await.map_err(|e| unreadable(&e))?;
+                let amount = budgets
+                    .iter()
+                    .find(|b| b.scope == id)
+                    .map(|b| b.amount_cents);
                 let wanted = text(d, &["after", "amount_cents"]);
-                let same = |stored: &str, wanted: &str| match (
-                    stored.parse::<rust_decimal::Decimal>(),
-                    wanted.parse::<rust_decimal::Decimal>(),
-                ) {
-                    (Ok(a), Ok(b)) => a == b,
-                    _ => stored == wanted,
-                };
+                let same = |stored: Decimal, wanted: &str| wanted.parse() == Ok(stored);
                 match (action, amount, wanted) {
                     (Action::BudgetRemoved, None, _) => applied("There is no budget here now."),
                     (Action::BudgetRemoved, Some(_), _) => not_applied("The budget is still set."),
-                    (_, Some(stored), Some(wanted)) if same(&stored, wanted) => {
+                    (_, Some(stored), Some(wanted)) if same(stored, wanted) => {
                         applied("The budget is set as the change asked.")
                     }
                     (_, _, None) => return Err(unknown("The record does not say the amount.")),
@@ -422,7 +419,7 @@ impl Checker<'_> {
                 .bind(run_at)
                 .fetch_optional(db)
                 .await
-                .map_err(unreadable)?;
+                .map_err(|e| unreadable(&e))?;
                 match found {
                     Some(_) => applied("The archive is scheduled."),
                     None => not_applied("No archive is scheduled for that time."),
@@ -430,13 +427,10 @@ impl Checker<'_> {
             }
             Action::KeyArchiveScheduleCancelled => {
                 let schedule = d["schedule"].as_i64().unwrap_or_default();
-                let state: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM key_archive_schedules WHERE id = ?")
-                        .bind(schedule)
-                        .fetch_optional(db)
-                        .await
-                        .map_err(unreadable)?;
-                match state.as_deref() {
+                let found = schedules::find(self.services, schedule)
+                    .await
+                    .map_err(|e| unreadable(&e))?;
+                match found.as_ref().map(|s| s.state.as_str()) {
                     Some("cancelled") => applied("The scheduled archive is cancelled."),
                     Some(other) => not_applied(format!("The scheduled archive is {other}.")),
                     None => unknown("The scheduled archive no longer exists."),

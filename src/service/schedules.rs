@@ -5,10 +5,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::keys::{self, key_target, KeyRef};
-use super::{ts, Caller, Change, ServiceError, Services};
+use super::{Caller, Change, ServiceError, Services};
 use crate::anthropic::{ApiError, ApiKey, ApiKeyStatus};
 use crate::audit::Action;
 use crate::auth::Permission;
+use crate::db::ts;
 
 pub const DEFAULT_GRACE_DAYS: i64 = 7;
 pub const MAX_GRACE_DAYS: i64 = 90;
@@ -87,7 +88,7 @@ pub(crate) async fn complete_for_key(services: &Services, key_id: &str) -> Resul
     sqlx::query(
         "UPDATE key_archive_schedules SET state = 'done', finished_at = ? WHERE api_key_id = ? AND state = 'pending'",
     )
-    .bind(ts(&services.clock.now()))
+    .bind(ts(services.clock.now()))
     .bind(key_id)
     .execute(&services.db)
     .await?;
@@ -130,7 +131,7 @@ pub async fn cancel(
                 let done = sqlx::query(
                     "UPDATE key_archive_schedules SET state = 'cancelled', finished_at = ?, cancelled_by = ? WHERE id = ? AND state = 'pending'",
                 )
-                .bind(ts(&services.clock.now()))
+                .bind(ts(services.clock.now()))
                 .bind(&by)
                 .bind(schedule.id)
                 .execute(&services.db)
@@ -199,7 +200,7 @@ pub async fn schedule_archive(
     }
     let now = services.clock.now();
     let run_at = now + Duration::days(grace_days);
-    let details = json!({ "run_at": ts(&run_at), "grace_days": grace_days });
+    let details = json!({ "run_at": ts(run_at), "grace_days": grace_days });
     let by = caller.name();
     let inserted = services
         .local_change(
@@ -213,8 +214,8 @@ pub async fn schedule_archive(
                 )
                 .bind(&key.id)
                 .bind(&key.name)
-                .bind(ts(&run_at))
-                .bind(ts(&now))
+                .bind(ts(run_at))
+                .bind(ts(now))
                 .bind(&by)
                 .execute(&services.db)
                 .await
@@ -245,7 +246,7 @@ pub async fn run_due(
     let due: Vec<Schedule> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM key_archive_schedules WHERE state = 'pending' AND run_at <= ? ORDER BY run_at"
     ))
-    .bind(ts(&now))
+    .bind(ts(now))
     .fetch_all(&services.db)
     .await?;
     let mut outcomes = Vec::new();
@@ -254,7 +255,7 @@ pub async fn run_due(
         let claimed = sqlx::query(
             "UPDATE key_archive_schedules SET run_at = ?, attempts = attempts + 1 WHERE id = ? AND state = 'pending' AND run_at = ?",
         )
-        .bind(ts(&(now + Duration::minutes(retry_minutes))))
+        .bind(ts(now + Duration::minutes(retry_minutes)))
         .bind(schedule.id)
         .bind(&schedule.run_at)
         .execute(&services.db)
@@ -283,7 +284,7 @@ pub async fn run_due(
                 sqlx::query(
                     "UPDATE key_archive_schedules SET state = 'done', finished_at = ?, last_error = NULL, last_request_id = NULL WHERE id = ?",
                 )
-                .bind(ts(&now))
+                .bind(ts(now))
                 .bind(schedule.id)
                 .execute(&services.db)
                 .await?;

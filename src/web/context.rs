@@ -183,13 +183,16 @@ impl Ctx {
 
     /// The server-side authorization check. A refusal is audited and answered with a 403 page.
     pub async fn require(&self, permission: Permission) -> Result<(), AppError> {
+        // Checked here first: every request passes, and only a refusal needs a `Caller`.
+        if self.can(permission) {
+            return Ok(());
+        }
         Ok(self.state.require(&self.caller(), permission, None).await?)
     }
 
     /// Team leads may read only their assigned workspaces; everyone else reads all of them.
     pub fn may_read_workspace(&self, workspace_id: &str) -> bool {
-        !self.role().is_workspace_scoped()
-            || self.account.workspaces.iter().any(|w| w == workspace_id)
+        self.account.may_reach_workspace(workspace_id)
     }
 
     /// Appends one audit record; failure refuses the action (fail closed).

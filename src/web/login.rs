@@ -96,17 +96,7 @@ fn system_entry(
     details: serde_json::Value,
     outcome: Outcome,
 ) -> NewEntry {
-    NewEntry {
-        actor,
-        source: client.source(),
-        action: action.into(),
-        target: None,
-        details,
-        outcome,
-        upstream_status: None,
-        upstream_request_id: None,
-        intent_seq: None,
-    }
+    NewEntry::new(actor, client.source(), action, outcome).details(details)
 }
 
 fn actor_of(account: &Account) -> Actor {

@@ -285,21 +285,14 @@ async fn audit_csrf_rejections(
 }
 
 fn csrf_entry(source: crate::audit::Source, details: serde_json::Value) -> crate::audit::NewEntry {
-    crate::audit::NewEntry {
-        actor: crate::audit::Actor {
-            account_id: None,
-            name: "(unknown)".into(),
-            role: None,
-        },
+    use crate::audit::{Action, Actor, NewEntry, Outcome};
+    NewEntry::new(
+        Actor::named("(unknown)"),
         source,
-        action: "security.csrf_rejected".into(),
-        target: None,
-        details,
-        outcome: crate::audit::Outcome::Denied,
-        upstream_status: None,
-        upstream_request_id: None,
-        intent_seq: None,
-    }
+        Action::CsrfRejected,
+        Outcome::Denied,
+    )
+    .details(details)
 }
 
 pub fn html_escape(text: &str) -> String {

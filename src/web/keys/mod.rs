@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::context::{target, Layout};
+use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
 use crate::anthropic::{ApiError, ApiKey, ApiKeyScope, ApiKeyStatus};
@@ -268,7 +268,7 @@ pub(crate) fn visible(ctx: &Ctx, key: &ApiKey) -> bool {
 }
 
 pub(crate) fn key_target(key: &ApiKey) -> Option<Target> {
-    target("api_key", key.id.clone(), Some(key.name.clone()))
+    service::keys::key_target(&key.id, &key.name)
 }
 
 /// The key from the cached list, checked against the reader's workspaces (a refusal is

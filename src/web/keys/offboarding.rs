@@ -19,11 +19,13 @@ use serde_json::json;
 
 use super::{is_live, render, visible, Names};
 use crate::anthropic::{ApiError, ApiKey, ApiKeyStatus, Invite, InviteStatus, User};
-use crate::audit::{Action, Outcome, Target};
+use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
+use crate::db::ts;
+use crate::service;
 use crate::service::keys::KeyRef;
-use crate::service::{self, ts};
-use crate::web::context::{target, Layout};
+use crate::service::members::member_target;
+use crate::web::context::Layout;
 use crate::web::error::{AppError, AppResult};
 use crate::web::Ctx;
 
@@ -457,10 +459,6 @@ struct Run {
     state: String,
 }
 
-fn member_target(user_id: &str, label: &str) -> Option<Target> {
-    target("member", user_id, Some(label.to_owned()))
-}
-
 /// `POST /members/{id}/offboard/start`: stores the run and its steps, then runs them.
 pub async fn start(ctx: Ctx, Path(user_id): Path<String>, body: String) -> AppResult<Response> {
     let nothing = "Nothing was left to do (the steps may have been done meanwhile).";
@@ -469,7 +467,7 @@ pub async fn start(ctx: Ctx, Path(user_id): Path<String>, body: String) -> AppRe
         Err(page) => return Ok(page),
     };
     let label = holdings.label(&user_id);
-    let now = ts(&Utc::now());
+    let now = ts(Utc::now());
     let mut tx = ctx.state.db.begin().await?;
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO offboarding_runs (user_id, user_label, created_at, created_by, state, updated_at) VALUES (?, ?, ?, ?, 'running', ?) RETURNING id",
@@ -513,11 +511,11 @@ pub async fn resume(ctx: Ctx, Path((user_id, run_id)): Path<(String, i64)>) -> A
     ctx.require(Permission::ManageOrganization).await?;
     let run = load_run(&ctx, &user_id, run_id).await?;
     // Claim the run; a run left `running` by a crashed server can be taken after a while.
-    let stale = ts(&(Utc::now() - Duration::minutes(10)));
+    let stale = ts(Utc::now() - Duration::minutes(10));
     let claimed = sqlx::query(
         "UPDATE offboarding_runs SET state = 'running', updated_at = ? WHERE id = ? AND (state = 'incomplete' OR (state = 'running' AND updated_at < ?))",
     )
-    .bind(ts(&Utc::now()))
+    .bind(ts(Utc::now()))
     .bind(run_id)
     .bind(&stale)
     .execute(&ctx.state.db)
@@ -638,7 +636,7 @@ async fn mark_step(
     .bind(state)
     .bind(error)
     .bind(request_id)
-    .bind(ts(&Utc::now()))
+    .bind(ts(Utc::now()))
     .bind(run_id)
     .bind(position)
     .execute(&ctx.state.db)
@@ -649,7 +647,7 @@ async fn mark_step(
 async fn mark_run(ctx: &Ctx, run_id: i64, state: &str) -> AppResult<()> {
     sqlx::query("UPDATE offboarding_runs SET state = ?, updated_at = ? WHERE id = ?")
         .bind(state)
-        .bind(ts(&Utc::now()))
+        .bind(ts(Utc::now()))
         .bind(run_id)
         .execute(&ctx.state.db)
         .await?;

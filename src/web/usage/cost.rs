@@ -106,7 +106,7 @@ pub async fn budget_summaries(
 
 fn scope_name(names: &Names, scope: &str) -> String {
     if scope == ORG_SCOPE {
-        "Whole organization".to_owned()
+        store::ORG_SCOPE_LABEL.to_owned()
     } else {
         names.workspace(scope)
     }
@@ -445,7 +445,7 @@ async fn render_budgets(
     if scope.is_none() {
         scopes.push(Opt {
             value: ORG_SCOPE.into(),
-            label: "Whole organization".into(),
+            label: store::ORG_SCOPE_LABEL.into(),
             selected: form.scope == ORG_SCOPE,
         });
     }

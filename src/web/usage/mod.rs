@@ -34,8 +34,8 @@ type SeriesRow = (DateTime<Utc>, String, i64);
 pub const OTHER: &str = "Other";
 /// Series drawn separately; the rest are summed into "Other".
 const TOP_SERIES: usize = 8;
-pub const DEFAULT_WORKSPACE: &str = "Default workspace";
 pub use crate::money::{dollars, group_digits, month_key};
+pub use crate::usage_store::DEFAULT_WORKSPACE;
 
 pub const NO_KEY: &str = "Console / Workbench (no API key)";
 
