@@ -98,9 +98,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_API_DEADLINE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub api_deadline_seconds: u64,
 
-    /// Seconds an Admin API read is reused before asking again (0 disables the cache).
-    #[arg(long, env = "ORGKEEPER_CACHE_TTL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub cache_ttl: u64,
+    /// Seconds between two syncs of the local organization model with the Admin API.
+    #[arg(long, env = "ORGKEEPER_SYNC_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=86400))]
+    pub sync_interval: u64,
 
     /// Minutes of inactivity after which a session ends.
     #[arg(long, env = "ORGKEEPER_SESSION_IDLE_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1440))]
@@ -290,7 +290,7 @@ pub struct ServerConfig {
     pub api_deadline: Duration,
     pub secure_cookies: bool,
     pub trust_proxy: bool,
-    pub cache_ttl: Duration,
+    pub sync_interval: Duration,
     pub session_idle: Duration,
     pub session_max: Duration,
     pub public_url: Option<String>,
@@ -312,7 +312,7 @@ impl ServerConfig {
             api_deadline: Duration::from_secs(15),
             secure_cookies: false,
             trust_proxy: false,
-            cache_ttl: Duration::from_secs(30),
+            sync_interval: Duration::from_secs(60),
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
             public_url: None,
@@ -341,7 +341,7 @@ impl ServerConfig {
             api_deadline: Duration::from_secs(args.api_deadline_seconds),
             secure_cookies: args.secure_cookies,
             trust_proxy: args.trust_proxy,
-            cache_ttl: Duration::from_secs(args.cache_ttl),
+            sync_interval: Duration::from_secs(args.sync_interval),
             session_idle: Duration::from_secs(args.session_idle_minutes * 60),
             session_max: Duration::from_secs(args.session_max_hours * 3600),
             public_url: args.public_url.clone(),

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::service::schedules::ScheduleOutcome;
-use crate::service::{budgets, chain, schedules, ServiceError, Services};
+use crate::service::{budgets, chain, schedules, sync, ServiceError, Services};
 use crate::usage_store as store;
 
 /// How often scheduled key archives are looked at.
@@ -29,31 +29,23 @@ pub fn spawn_all(services: &Services, sessions: SqliteStore) -> Vec<JoinHandle<(
     if !services.config.background_jobs {
         return handles;
     }
-    handles.push(every(
-        services.clone(),
-        CHAIN_EVERY,
-        false,
-        |s| async move { run_chain_check(&s).await },
-    ));
+    handles.push(tokio::spawn(org_sync(services.clone())));
+    handles.push(every(services.clone(), CHAIN_EVERY, |s| async move {
+        run_chain_check(&s).await
+    }));
     // Schedules that fell due while the server was down run at once.
-    handles.push(every(
-        services.clone(),
-        SCHEDULES_EVERY,
-        false,
-        |s| async move {
-            if let Err(error) = run_schedules(&s).await {
-                tracing::warn!(%error, "scheduled key archives could not run");
-            }
-        },
-    ));
-    // The first usage sync waits one interval: pages fetch what they need on demand meanwhile.
-    handles.push(every(services.clone(), USAGE_EVERY, true, |s| async move {
+    handles.push(every(services.clone(), SCHEDULES_EVERY, |s| async move {
+        if let Err(error) = run_schedules(&s).await {
+            tracing::warn!(%error, "scheduled key archives could not run");
+        }
+    }));
+    handles.push(every(services.clone(), USAGE_EVERY, |s| async move {
         run_usage_sync(&s).await
     }));
     handles
 }
 
-fn every<F, Fut>(services: Services, period: Duration, skip_first: bool, round: F) -> JoinHandle<()>
+fn every<F, Fut>(services: Services, period: Duration, round: F) -> JoinHandle<()>
 where
     F: Fn(Services) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -61,14 +53,38 @@ where
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        if skip_first {
-            ticks.tick().await;
-        }
         loop {
             ticks.tick().await;
             round(services.clone()).await;
         }
     })
+}
+
+/// Keeps the organization model current: a sync at start-up, then one per interval, or
+/// sooner when someone asks for a refresh.
+async fn org_sync(services: Services) {
+    loop {
+        run_org_sync(&services).await;
+        tokio::select! {
+            _ = tokio::time::sleep(services.config.sync_interval) => {}
+            _ = services.org.wake.notified() => {}
+        }
+    }
+}
+
+/// One round of the organization sync. Failures are kept for the pages to show; the model
+/// keeps what it had.
+pub async fn run_org_sync(services: &Services) {
+    match sync::run(services).await {
+        Ok(report) => tracing::debug!(
+            observed = report.observed,
+            baseline = report.baseline,
+            "organization synced"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "organization sync failed; pages show the last known state")
+        }
+    }
 }
 
 async fn session_cleanup(store: SqliteStore) {

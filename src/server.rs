@@ -77,13 +77,15 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
     let api = api.with_deadline(config.api_deadline);
     let session_store = SqliteStore::new(db.clone());
     session_store.migrate().await?;
+    let clock = Clock::default();
+    let pool = db.clone();
     let services = Services {
         audit: AuditLog::new(db.clone()),
         db,
-        org: Arc::new(crate::org::Org::new(api, config.cache_ttl)),
+        org: Arc::new(crate::org::Org::load(api, pool, clock.clone()).await?),
         alerts: Alerts::new(config.alert_webhook_url.clone())?,
         config: Arc::new(config),
-        clock: Clock::default(),
+        clock,
         chain: Arc::new(ChainMonitor::default()),
     };
     let state = AppState {

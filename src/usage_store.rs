@@ -25,8 +25,10 @@ use crate::db::ts;
 pub const HISTORY_DAYS: i64 = 100;
 /// Days of usage the Admin API is known to keep; older comparisons are not shown.
 pub const API_HISTORY_DAYS: i64 = 90;
-/// Refreshes of one report happen at most this often (the API asks for at most one poll a minute).
-pub const REFRESH_INTERVAL: chrono::Duration = chrono::Duration::seconds(60);
+/// A page refreshes a report itself only when the store is older than this: the background job
+/// refreshes every report once a minute (the API's polling guidance), so pages normally read
+/// only the store and wait on nothing.
+pub const PAGE_REFRESH_AFTER: chrono::Duration = chrono::Duration::seconds(150);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -99,8 +101,8 @@ pub async fn sync(
     Ok(report)
 }
 
-/// Refreshes one report unless it was refreshed within the last minute; returns whether an
-/// upstream request was made. Pages call this before reading the store.
+/// Refreshes one report unless the store is recent enough ([`PAGE_REFRESH_AFTER`]); returns
+/// whether an upstream request was made. Pages call this before reading the store.
 pub async fn refresh(
     api: &Client,
     db: &SqlitePool,
@@ -111,7 +113,7 @@ pub async fn refresh(
     let lock = sync_lock(db);
     let _guard = lock.lock().await;
     if let Some((_, refreshed_at)) = progress(db, kind).await? {
-        if now - refreshed_at < REFRESH_INTERVAL && refreshed_at <= now {
+        if now - refreshed_at < PAGE_REFRESH_AFTER && refreshed_at <= now {
             return Ok(false);
         }
     }
@@ -285,6 +287,24 @@ async fn sync_kind_locked(
     .await?;
     tx.commit().await?;
     Ok(count)
+}
+
+/// One key's daily input and output tokens since `since` (a day, `YYYY-MM-DD`), oldest first.
+pub async fn key_days(
+    db: &SqlitePool,
+    key_id: &str,
+    since: NaiveDate,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT substr(start, 1, 10), \
+                SUM(uncached + cache_read + cache_write_5m + cache_write_1h), SUM(output) \
+         FROM usage_buckets WHERE width = '1d' AND api_key_id = ? AND start >= ? \
+         GROUP BY start ORDER BY start",
+    )
+    .bind(key_id)
+    .bind(since.format("%Y-%m-%d").to_string())
+    .fetch_all(db)
+    .await
 }
 
 /// Each API key's last day with any usage, from the local store (empty until it has synced).

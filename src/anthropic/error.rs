@@ -24,6 +24,8 @@ pub enum ApiErrorKind {
     PaginationLimit,
     /// The client was configured wrongly (e.g. an unusable base URL or key).
     Config,
+    /// Not from the API: the local model of the organization has not finished its first sync.
+    NotSynced,
 }
 
 /// An error from the Admin API client.
@@ -129,6 +131,12 @@ impl ApiError {
             retry_after,
             gave_up_after: None,
         }
+    }
+
+    /// The organization model has not finished reading the organization for the first time;
+    /// `last_failure` is why the last attempt failed, in plain words, if one did.
+    pub fn not_synced(last_failure: Option<String>) -> Self {
+        ApiError::new(ApiErrorKind::NotSynced, last_failure.unwrap_or_default())
     }
 
     pub(crate) fn with_request_id(mut self, request_id: Option<String>) -> Self {
@@ -239,6 +247,16 @@ impl ApiError {
                 "The list is too long for Orgkeeper to load in one go, so it stopped. \
                  Try narrowing the filters.{rid}"
             ),
+            ApiErrorKind::NotSynced if self.message.is_empty() => {
+                "Orgkeeper is reading the organization for the first time. This page will be \
+                 ready in a moment."
+                    .to_owned()
+            }
+            ApiErrorKind::NotSynced => format!(
+                "Orgkeeper has not been able to read the organization yet, so there is nothing \
+                 to show. It keeps trying. The last attempt failed: {}",
+                self.message
+            ),
             ApiErrorKind::Config => format!(
                 "Orgkeeper is not configured correctly to talk to Anthropic: {msg}. \
                  Ask the person who runs Orgkeeper to check its settings.{rid}"
@@ -305,6 +323,7 @@ impl fmt::Display for ApiError {
             ApiErrorKind::Api => "Admin API error",
             ApiErrorKind::PaginationLimit => "pagination limit",
             ApiErrorKind::Config => "configuration error",
+            ApiErrorKind::NotSynced => "not synced yet",
         };
         f.write_str(kind)?;
         if let Some(status) = self.status {

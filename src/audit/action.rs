@@ -95,6 +95,12 @@ actions! {
     AuditExported = "audit.exported", "Audit log", "Log exported";
     AuditPruned = "audit.pruned", "Audit log", "Old records pruned";
     AuditBreakAcknowledged = "audit.break_acknowledged", "Audit log", "Broken chain acknowledged";
+    MemberJoined = "member.joined", "Members", "Joined the organization";
+    InviteAccepted = "invite.accepted", "Invites", "Invite accepted";
+    InviteExpired = "invite.expired", "Invites", "Invite expired";
+    KeyCreated = "key.created", "API keys", "Key created";
+    KeyExpired = "key.expired", "API keys", "Key expired";
+    OrgBaseline = "org.baseline", "Organization", "Organization first read (baseline)";
 }
 
 impl Action {

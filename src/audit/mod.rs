@@ -387,6 +387,8 @@ pub struct Filter {
     pub until: Option<DateTime<Utc>>,
     /// Case-insensitive substring of actor name, action, target label/id or details.
     pub text: Option<String>,
+    /// `Some(true)`: only changes observed outside Orgkeeper; `Some(false)`: only the rest.
+    pub observed: Option<bool>,
 }
 
 /// Export formats: CSV (header row, RFC 4180 quoting, CRLF) or JSON Lines.

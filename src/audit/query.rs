@@ -68,6 +68,16 @@ pub(crate) fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &Filter) {
         qb.push_bind(target);
         qb.push(")");
     }
+    // Observed changes are the ones the organization sync recorded (`service::sync`).
+    match filter.observed {
+        Some(true) => {
+            qb.push(" AND actor_id IS NULL AND actor_role = 'observed'");
+        }
+        Some(false) => {
+            qb.push(" AND NOT (actor_id IS NULL AND actor_role IS 'observed')");
+        }
+        None => {}
+    }
     if let Some(outcome) = filter.outcome {
         qb.push(" AND outcome = ");
         qb.push_bind(outcome.as_str());

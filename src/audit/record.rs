@@ -344,6 +344,22 @@ impl AuditLog {
         Ok(seq)
     }
 
+    /// Appends several records in one transaction: all of them or none (observed changes of
+    /// one sync are recorded together, so a failure leaves them all to the next sync).
+    pub async fn append_all(&self, entries: Vec<NewEntry>) -> Result<(), AuditError> {
+        let prepared = entries
+            .into_iter()
+            .map(prepare)
+            .collect::<Result<Vec<_>, _>>()?;
+        let _serialized = self.append_lock.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for entry in prepared {
+            insert_prepared(&mut tx, entry).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Retention: deletes every record older than `cutoff`, recorded as done by the system.
     /// See [`AuditLog::prune_before_by`].
     pub async fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<u64, AuditError> {

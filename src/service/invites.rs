@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{target, with_context, Caller, Change, OrgChange, Services};
 use crate::anthropic::{CreateInvite, Invite, InviteDeleted, OrgRole};
 use crate::audit::Action;
-use crate::org::Cached;
+use crate::org::Touched;
 
 /// Sends one invite as its own audited action. Never retried automatically (a retry could
 /// send two).
@@ -28,7 +28,7 @@ pub async fn create(
                 target: target("invite", email.to_owned(), Some(email.to_owned())),
                 details: json!({ "email": email, "role": role.as_str() }),
                 workspace: None,
-                touches: vec![Cached::Invites],
+                touches: Vec::new(),
             },
             services.org.api().create_invite(&body),
             |invite| target("invite", invite.id.clone(), Some(invite.email.clone())),
@@ -53,7 +53,7 @@ pub async fn delete(
                 target: target("invite", invite_id.to_owned(), Some(email.to_owned())),
                 details,
                 workspace: None,
-                touches: vec![Cached::Invites],
+                touches: vec![Touched::Invite(invite_id.to_owned())],
             },
             services.org.api().delete_invite(invite_id),
         )

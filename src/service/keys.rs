@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::{schedules, target, with_context, Caller, Change, OrgChange, Services};
 use crate::anthropic::{ApiKey, ApiKeyStatus, UpdateApiKey};
 use crate::audit::{Action, Target};
-use crate::org::Cached;
+use crate::org::Touched;
 
 /// The key as a change needs it: known from the API, or only by id and name (a schedule).
 pub struct KeyRef<'a> {
@@ -59,7 +59,7 @@ pub async fn rename(
                 target: key_target(&key.id, &key.name),
                 details: json!({ "before": { "name": key.name }, "after": { "name": name } }),
                 workspace: key.workspace_id().map(str::to_owned),
-                touches: vec![Cached::ApiKeys],
+                touches: vec![Touched::Key(key.id.clone())],
             },
             services.org.api().update_api_key(&key.id, &update),
         )
@@ -99,7 +99,7 @@ pub async fn set_status(
                 target: key_target(key.id, key.name),
                 details,
                 workspace: key.workspace_id.map(str::to_owned),
-                touches: vec![Cached::ApiKeys],
+                touches: vec![Touched::Key(key.id.to_owned())],
             },
             services.org.api().update_api_key(key.id, &update),
         )

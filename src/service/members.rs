@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{target, with_context, Caller, Change, OrgChange, Services};
 use crate::anthropic::{OrgRole, User, UserDeleted};
 use crate::audit::{Action, Target};
-use crate::org::Cached;
+use crate::org::Touched;
 
 /// A member as the audit log names them: their id, labelled with who they are.
 pub fn member_target(user_id: &str, label: &str) -> Option<Target> {
@@ -27,8 +27,11 @@ pub async fn change_role(
                 target: member_target(&user.id, &user.email),
                 details: json!({ "before": user.role.as_str(), "after": role.as_str(), "email": user.email }),
                 workspace: None,
-                // Workspace roles follow some organization roles (billing), so member lists go too.
-                touches: vec![Cached::Users, Cached::AllWorkspaceMembers],
+                // Workspace roles follow some organization roles (admin, billing).
+                touches: vec![
+                    Touched::User(user.id.clone()),
+                    Touched::MembershipsOfUser(user.id.clone()),
+                ],
             },
             services.org.api().update_user_role(&user.id, role.clone()),
         )
@@ -52,7 +55,12 @@ pub async fn remove(
                 target: member_target(user_id, email),
                 details,
                 workspace: None,
-                touches: vec![Cached::Users, Cached::AllWorkspaceMembers, Cached::ApiKeys],
+                // Anthropic removes their memberships and archives their personal keys.
+                touches: vec![
+                    Touched::User(user_id.to_owned()),
+                    Touched::MembershipsOfUser(user_id.to_owned()),
+                    Touched::KeysOfUser(user_id.to_owned()),
+                ],
             },
             services.org.api().remove_user(user_id),
         )

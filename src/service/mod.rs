@@ -20,6 +20,7 @@ pub mod keys;
 pub mod members;
 pub mod reconcile;
 pub mod schedules;
+pub mod sync;
 pub mod workspaces;
 
 use std::future::Future;
@@ -34,7 +35,7 @@ use crate::auth::accounts::Account;
 use crate::auth::Permission;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
-use crate::org::{Cached, Org};
+use crate::org::{Org, Touched};
 
 /// What the dashboard holds and every change goes through. Cheap to clone.
 #[derive(Clone)]
@@ -149,9 +150,9 @@ pub struct OrgChange {
     pub details: Value,
     /// The workspace the change is in, for the caller's scope check.
     pub workspace: Option<String>,
-    /// What the dashboard must forget afterwards, whatever happened (a failure may still
-    /// have changed something upstream).
-    pub touches: Vec<Cached>,
+    /// What the model re-reads afterwards, whatever happened (a failure may still have
+    /// changed something upstream). What a change creates is re-read from its answer.
+    pub touches: Vec<Touched>,
 }
 
 impl Services {
@@ -257,10 +258,16 @@ impl Services {
             }
         }
         let intent = self.intent(caller, action, &target, &details).await?;
+        self.org.mark(&touches);
         let result = call.await;
-        self.org.invalidate(&touches);
+        let made = result.as_ref().ok().and_then(created);
+        let mut touches = touches;
+        touches.extend(made.as_ref().and_then(touched_by_creating));
+        if let Err(error) = self.org.reread(&touches).await {
+            tracing::warn!(%error, action = action.code(), "the model will catch up with this change at the next sync");
+        }
         let entry = match &result {
-            Ok(value) => caller.entry(action, created(value).or(target), details, Outcome::Ok),
+            Ok(_) => caller.entry(action, made.or(target), details, Outcome::Ok),
             Err(error) => {
                 let mut details = details;
                 if let Value::Object(map) = &mut details {
@@ -329,6 +336,16 @@ pub fn with_context(mut details: Value, context: Value) -> Value {
         map.extend(extra);
     }
     details
+}
+
+/// What the model re-reads for something a change created, named by its audit target.
+fn touched_by_creating(made: &Target) -> Option<Touched> {
+    match made.kind.as_str() {
+        "invite" => Some(Touched::Invite(made.id.clone())),
+        "workspace" => Some(Touched::Workspace(made.id.clone())),
+        "api_key" => Some(Touched::Key(made.id.clone())),
+        _ => None,
+    }
 }
 
 /// Builds an audit target.

@@ -7,7 +7,7 @@ use crate::anthropic::{
     ApiKeyStatus, Workspace, WorkspaceMember, WorkspaceMemberDeleted, WorkspaceRole,
 };
 use crate::audit::{Action, Target};
-use crate::org::Cached;
+use crate::org::Touched;
 
 pub fn workspace_target(workspace: &Workspace) -> Option<Target> {
     target("workspace", &workspace.id, Some(workspace.name.clone()))
@@ -37,7 +37,7 @@ pub async fn create(
                 target: target("workspace", "(new)", Some(name.to_owned())),
                 details: json!({ "after": { "name": name, "display_color": color } }),
                 workspace: None,
-                touches: vec![Cached::Workspaces],
+                touches: Vec::new(),
             },
             services.org.api().create_workspace(name, color),
             workspace_target,
@@ -71,7 +71,7 @@ pub async fn update(
                 target: workspace_target(workspace),
                 details: json!({ "before": before, "after": after }),
                 workspace: Some(workspace.id.clone()),
-                touches: vec![Cached::Workspaces],
+                touches: vec![Touched::Workspace(workspace.id.clone())],
             },
             services
                 .org
@@ -112,9 +112,9 @@ pub async fn archive(
                 }),
                 workspace: Some(workspace.id.clone()),
                 touches: vec![
-                    Cached::Workspaces,
-                    Cached::ApiKeys,
-                    Cached::WorkspaceMembers(workspace.id.clone()),
+                    Touched::Workspace(workspace.id.clone()),
+                    Touched::KeysOfWorkspace(workspace.id.clone()),
+                    Touched::MembersOfWorkspace(workspace.id.clone()),
                 ],
             },
             services.org.api().archive_workspace(&workspace.id),
@@ -144,7 +144,10 @@ fn membership_change(
             "after": after,
         }),
         workspace: Some(workspace.id.clone()),
-        touches: vec![Cached::WorkspaceMembers(workspace.id.clone())],
+        touches: vec![Touched::Membership {
+            workspace: workspace.id.clone(),
+            user: user_id.to_owned(),
+        }],
     }
 }
 

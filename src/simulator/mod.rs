@@ -170,6 +170,29 @@ impl RunningSimulator {
         self.app.clock_offset.fetch_add(secs, Ordering::Relaxed);
     }
 
+    /// What someone does in the Console, which the Admin API cannot do: creates an active
+    /// key in `workspace_id`, made by `created_by`, without expiry. Returns its id.
+    pub fn console_create_key(&self, name: &str, workspace_id: &str, created_by: &str) -> String {
+        let now = self.app.now();
+        let mut st = self.app.state.lock().expect("simulator state");
+        let seq = st.seq();
+        let id = st.new_id("apikey");
+        let hint = format!("sk-ant-api03-{}...{:04}", &id[id.len() - 4..], seq % 10_000);
+        st.api_keys.push(state::ApiKey {
+            seq,
+            id: id.clone(),
+            name: name.to_owned(),
+            workspace_id: Some(workspace_id.to_owned()),
+            created_at: now,
+            created_by: Some(created_by.to_owned()),
+            principal: None,
+            expires_at: None,
+            partial_key_hint: hint,
+            status: state::KeyStatus::Active,
+        });
+        id
+    }
+
     /// Stops accepting connections; waits up to a second for in-flight requests (a hung
     /// request is abandoned).
     pub async fn shutdown(mut self) {

@@ -35,6 +35,9 @@ pub struct AuditQuery {
     until: String,
     #[serde(default)]
     q: String,
+    /// `observed` (changes seen outside Orgkeeper) or `orgkeeper` (everything else).
+    #[serde(default)]
+    source: String,
     #[serde(default)]
     page: u32,
     #[serde(default)]
@@ -77,6 +80,16 @@ impl AuditQuery {
             since: day(&self.since, false)?,
             until: day(&self.until, true)?,
             text: non_empty(&self.q),
+            observed: match self.source.trim() {
+                "" => None,
+                "observed" => Some(true),
+                "orgkeeper" => Some(false),
+                other => {
+                    return Err(AppError::BadRequest(format!(
+                        "{other:?} is not a source (use observed or orgkeeper)."
+                    )))
+                }
+            },
         })
     }
 
@@ -91,6 +104,7 @@ impl AuditQuery {
             ("since", &self.since),
             ("until", &self.until),
             ("q", &self.q),
+            ("source", &self.source),
         ] {
             if !value.trim().is_empty() {
                 out.append_pair(key, value.trim());

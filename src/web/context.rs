@@ -267,7 +267,51 @@ impl Ctx {
             htmx_path: super::assets::htmx_path(),
             flash,
             chain_alert,
+            freshness: ORG_SECTIONS
+                .contains(&section)
+                .then(|| Freshness::of(&self.state, self.can(Permission::ManageOrganization))),
         }
+    }
+}
+
+/// The sections whose pages read the organization model, and say how fresh it is.
+const ORG_SECTIONS: &[&str] = &["home", "members", "invites", "workspaces", "keys"];
+
+/// "Organization data as of 12 s ago", and whether the last sync failed.
+pub struct Freshness {
+    /// Plain age ("12 s ago"); `None` before the first sync.
+    pub age: Option<String>,
+    /// The exact time, for the title attribute.
+    pub at: String,
+    pub failing: Option<String>,
+    pub can_refresh: bool,
+}
+
+impl Freshness {
+    fn of(state: &AppState, can_refresh: bool) -> Self {
+        let now = state.clock.now();
+        let f = state.org.freshness();
+        Freshness {
+            age: f.synced_at.map(|at| age(now - at)),
+            at: f
+                .synced_at
+                .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
+            failing: f.failing.map(|(_, message)| message),
+            can_refresh,
+        }
+    }
+}
+
+/// A short plain age: "just now", "12 s ago", "5 min ago", "3 h ago", "2 days ago".
+pub fn age(elapsed: chrono::Duration) -> String {
+    let s = elapsed.num_seconds().max(0);
+    match s {
+        0..=4 => "just now".to_owned(),
+        5..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        7200..=172_799 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
     }
 }
 
@@ -295,6 +339,8 @@ pub struct Layout {
     pub flash: Option<Flash>,
     /// A broken audit chain nobody has acknowledged yet: (first bad record, reason).
     pub chain_alert: Option<(i64, String)>,
+    /// How fresh the organization data is, on pages that show it.
+    pub freshness: Option<Freshness>,
 }
 
 impl Layout {
@@ -311,6 +357,7 @@ impl Layout {
             htmx_path: super::assets::htmx_path(),
             flash: None,
             chain_alert: None,
+            freshness: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::anthropic::ApiError;
+use crate::anthropic::{ApiError, ApiErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -108,6 +108,11 @@ impl AppError {
                 "Too much at once",
                 "What was sent is larger than 1 MB, more than any Orgkeeper form holds, so it was not read and nothing was changed. Send a shorter list, or split it.".into(),
             ),
+            AppError::Upstream(error) if error.kind() == ApiErrorKind::NotSynced => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Reading the organization",
+                error.user_message(),
+            ),
             AppError::Upstream(error) => (StatusCode::BAD_GATEWAY, "The Admin API did not answer as expected", error.user_message()),
             AppError::AuditUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -161,6 +166,12 @@ impl IntoResponse for AppError {
             body,
         )
             .into_response();
+        if matches!(&self, AppError::Upstream(e) if e.kind() == ApiErrorKind::NotSynced) {
+            // The first sync is running: look again shortly (a header, not a script).
+            response
+                .headers_mut()
+                .insert("refresh", HeaderValue::from_static("3"));
+        }
         response
             .extensions_mut()
             .insert(ErrorNotice { title, message });

@@ -660,9 +660,48 @@ pub async fn workspaces_section(
 
 pub async fn show(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ViewDirectory).await?;
-    let user = find_user(&ctx, &user_id).await?;
+    let user = match find_user(&ctx, &user_id).await {
+        Err(AppError::NotFound) => return show_former(&ctx, &user_id).await,
+        other => other?,
+    };
     let chosen = user.role.as_str().to_owned();
     render_show(&ctx, &user, StatusCode::OK, None, chosen).await
+}
+
+#[derive(Template)]
+#[template(path = "members/former.html")]
+struct FormerPage {
+    layout: Layout,
+    user: User,
+    removed_at: String,
+    role: String,
+    runs: Vec<(i64, String, String)>,
+    can_audit: bool,
+    can_manage: bool,
+}
+
+/// Someone who left the organization keeps a page: who they were, when they left, and where
+/// the records of it are.
+async fn show_former(ctx: &Ctx, user_id: &str) -> AppResult<Response> {
+    let snapshot = ctx.state.org.snapshot();
+    let former = snapshot.former.get(user_id).ok_or(AppError::NotFound)?;
+    let runs: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, state, created_at FROM offboarding_runs WHERE user_id = ? ORDER BY id DESC",
+    )
+    .bind(user_id)
+    .fetch_all(&ctx.state.db)
+    .await?;
+    let name = display_name(&former.user);
+    let page = FormerPage {
+        layout: ctx.layout(format!("{name} (removed)"), "members").await,
+        user: former.user.clone(),
+        removed_at: former.removed_at.clone(),
+        role: role_label(&former.user.role),
+        runs,
+        can_audit: ctx.can(Permission::ViewAudit),
+        can_manage: ctx.can(Permission::ManageOrganization),
+    };
+    render(StatusCode::OK, &page)
 }
 
 /// The page's explanation of an upstream failure: the API's words and request id, with a

@@ -12,6 +12,7 @@ pub mod invites;
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod org;
 pub mod page;
 pub mod routes;
 pub mod usage;
@@ -148,6 +149,7 @@ fn page_routes() -> Routes {
         .merge(workspaces::routes())
         .merge(keys::routes())
         .merge(usage::routes())
+        .merge(org::routes())
 }
 
 /// Every route with the access it requires (for the authorization test and the docs).

@@ -19,8 +19,7 @@ use super::context::{target, Layout};
 use super::error::{AppError, AppResult};
 use super::Ctx;
 use crate::anthropic::{
-    ApiError, ApiKey, OrgRole, User, Workspace, WorkspaceMember, WorkspaceRateLimitParams,
-    WorkspaceRole,
+    ApiError, ApiKey, OrgRole, User, Workspace, WorkspaceMember, WorkspaceRole,
 };
 use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
@@ -530,21 +529,16 @@ fn key_rows(all: &[ApiKey], workspace_id: &str) -> (Vec<KeyRow>, usize) {
     (rows, total)
 }
 
-/// Rate limits are read once per page load (they change rarely and only in the Console).
+/// Rate limits as the last sync read them (they change rarely, and only in the Console).
 async fn limit_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<LimitRow>, String> {
-    let params = WorkspaceRateLimitParams {
-        include_inherited: true,
-        ..Default::default()
+    let snapshot = ctx.state.org.snapshot();
+    let entries = match snapshot.rate_limits.get(workspace_id) {
+        Some(Ok(entries)) => entries,
+        Some(Err(reason)) => return Err(reason.clone()),
+        None => return Err("Rate limits are read with the next sync of the organization.".into()),
     };
-    let entries = ctx
-        .state
-        .org
-        .api()
-        .list_all_workspace_rate_limits(workspace_id, &params)
-        .await
-        .map_err(|e| e.user_message())?;
     Ok(entries
-        .into_iter()
+        .iter()
         .map(|entry| LimitRow {
             group: entry
                 .group

@@ -207,7 +207,7 @@ fn help_documents_every_setting() {
         "ORGKEEPER_DATABASE",
         "ORGKEEPER_API_BASE_URL",
         "ORGKEEPER_SECURE_COOKIES",
-        "ORGKEEPER_CACHE_TTL",
+        "ORGKEEPER_SYNC_INTERVAL",
         "ANTHROPIC_ADMIN_API_KEY",
         "ANTHROPIC_ADMIN_KEY_FILE",
     ] {

@@ -318,7 +318,8 @@ async fn renaming_deactivating_reactivating_and_archiving_a_key_are_audited() {
         "one intent, one outcome"
     );
 
-    // The key page: details, 30-day usage table and its history.
+    // The key page: details, 30-day usage table (from the usage store) and its history.
+    orgkeeper::jobs::run_usage_sync(&app.state).await;
     let (status, page) = admin.get_text(&path).await;
     assert_eq!(status, 200);
     assert!(page.contains("id=\"key-usage\"") && page.contains("id=\"key-history\""));
@@ -836,6 +837,7 @@ async fn a_team_leads_creator_filter_names_only_people_of_their_workspaces() {
     api.remove_workspace_member(&workspace, &leaver)
         .await
         .unwrap();
+    app.sync().await;
     let option = format!("<option value=\"{leaver}\"");
 
     let (_, admin_page) = admin.get_text("/keys").await;

@@ -16,6 +16,7 @@ mod foundation;
 mod hardening;
 mod keys;
 mod members_invites;
+mod model;
 mod reconcile;
 mod sdk_compat;
 mod services;

@@ -12,6 +12,7 @@ mod offboarding;
 mod schedule;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::web::extract::Form;
 use crate::web::extract::{Path, Query};
@@ -26,9 +27,10 @@ use serde_json::{json, Value};
 use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
-use crate::anthropic::{ApiError, ApiKey, ApiKeyScope, ApiKeyStatus};
+use crate::anthropic::{ApiError, ApiKey, ApiKeyScope, ApiKeyStatus, User};
 use crate::audit::{Action, Filter, Outcome, Record, Target};
 use crate::auth::Permission;
+use crate::org::Snapshot;
 use crate::service;
 use crate::service::keys::StatusChanged;
 pub(crate) use crate::web::page::{failure_status, render};
@@ -149,41 +151,54 @@ pub struct FlagView {
 pub struct Hygiene {
     pub now: DateTime<Utc>,
     pub rotation_days: u32,
-    /// Current member ids; `None` when the member list could not be read (then nobody is
-    /// flagged as gone).
-    pub members: Option<HashSet<String>>,
-    pub archived_workspaces: HashSet<String>,
+    /// Current member ids; `None` before the model has synced (then nobody is flagged as
+    /// gone).
+    pub members: Option<Arc<HashSet<String>>>,
+    pub archived_workspaces: Arc<HashSet<String>>,
     /// Each key's last day of use. Empty means "not synced yet": unknown, not unused.
-    pub last_used: HashMap<String, NaiveDate>,
+    pub last_used: Arc<HashMap<String, NaiveDate>>,
 }
 
+/// What the flags need from the model, derived once per snapshot.
+struct HygieneSets {
+    members: Option<Arc<HashSet<String>>>,
+    archived_workspaces: Arc<HashSet<String>>,
+}
+
+/// Each key's last day of use, read from the usage store once per snapshot (the store
+/// changes once a minute, like the snapshot).
+struct LastUsed(Arc<HashMap<String, NaiveDate>>);
+
 impl Hygiene {
-    /// Reads what the flags need; a failed read only switches the flags that need it off.
     pub async fn load(state: &AppState) -> Hygiene {
-        // Independent reads: run them side by side (each may be many round trips cold).
-        let (users, workspaces) = tokio::join!(state.org.users(), state.org.workspaces());
-        let members = users
-            .ok()
-            .map(|users| users.iter().map(|u| u.id.clone()).collect());
-        let archived_workspaces = workspaces
-            .map(|list| {
-                list.iter()
+        let snapshot = state.org.snapshot();
+        let sets = snapshot.derived(|s| HygieneSets {
+            members: s
+                .synced_at
+                .map(|_| Arc::new(s.users.iter().map(|u| u.id.clone()).collect())),
+            archived_workspaces: Arc::new(
+                s.workspaces
+                    .iter()
                     .filter(|w| w.is_archived())
                     .map(|w| w.id.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let last_used = crate::usage_store::key_last_used(&state.db)
-            .await
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, "key usage could not be read; no key is flagged unused");
-                HashMap::new()
-            });
+                    .collect(),
+            ),
+        });
+        let last_used = match snapshot.cached::<LastUsed>() {
+            Some(known) => known.0.clone(),
+            None => match crate::usage_store::key_last_used(&state.db).await {
+                Ok(map) => snapshot.keep(LastUsed(Arc::new(map))).0.clone(),
+                Err(error) => {
+                    tracing::warn!(%error, "key usage could not be read; no key is flagged unused");
+                    Arc::default()
+                }
+            },
+        };
         Hygiene {
             now: Utc::now(),
             rotation_days: state.config.key_rotation_days,
-            members,
-            archived_workspaces,
+            members: sets.members.clone(),
+            archived_workspaces: sets.archived_workspaces.clone(),
             last_used,
         }
     }
@@ -329,38 +344,45 @@ pub struct KeyRow {
 pub(crate) struct Names {
     workspaces: HashMap<String, String>,
     users: HashMap<String, String>,
+    /// People who left, by id: keys they made still say who they were.
+    former: HashMap<String, String>,
     users_known: bool,
 }
 
 impl Names {
-    pub(crate) async fn load(state: &AppState) -> Names {
-        let workspaces = state
-            .org
-            .workspaces()
-            .await
-            .map(|list| {
-                list.iter()
-                    .map(|w| {
-                        let suffix = if w.is_archived() { " (archived)" } else { "" };
-                        (w.id.clone(), format!("{}{suffix}", w.name))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let users = state.org.users().await.ok();
+    /// Built once per model snapshot and shared by every page until the next change.
+    pub(crate) async fn load(state: &AppState) -> Arc<Names> {
+        state.org.snapshot().derived(Names::build)
+    }
+
+    fn build(snapshot: &Snapshot) -> Names {
+        let label = |u: &User| {
+            if u.name.is_empty() {
+                u.email.clone()
+            } else {
+                u.name.clone()
+            }
+        };
         Names {
-            workspaces,
-            users_known: users.is_some(),
-            users: users
-                .map(|list| {
-                    list.iter()
-                        .map(|u| {
-                            let name = if u.name.is_empty() { &u.email } else { &u.name };
-                            (u.id.clone(), name.clone())
-                        })
-                        .collect()
+            workspaces: snapshot
+                .workspaces
+                .iter()
+                .map(|w| {
+                    let suffix = if w.is_archived() { " (archived)" } else { "" };
+                    (w.id.clone(), format!("{}{suffix}", w.name))
                 })
-                .unwrap_or_default(),
+                .collect(),
+            users: snapshot
+                .users
+                .iter()
+                .map(|u| (u.id.clone(), label(u)))
+                .collect(),
+            former: snapshot
+                .former
+                .values()
+                .map(|f| (f.user.id.clone(), label(&f.user)))
+                .collect(),
+            users_known: snapshot.synced_at.is_some(),
         }
     }
 
@@ -384,7 +406,11 @@ impl Names {
                 None if by.kind == "service_account" => {
                     (format!("service account {}", by.id), by.id.clone(), false)
                 }
-                None => (by.id.clone(), by.id.clone(), self.users_known),
+                None => match self.former.get(&by.id) {
+                    // Removed members keep their name.
+                    Some(name) => (name.clone(), by.id.clone(), true),
+                    None => (by.id.clone(), by.id.clone(), self.users_known),
+                },
             },
         };
         KeyRow {
@@ -606,9 +632,10 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
     let mut creators: Vec<Choice> = creator_ids
         .into_iter()
         .map(|id| Choice {
-            label: match names.users.get(&id) {
-                Some(name) => name.clone(),
-                None => format!("{id} (no longer a member)"),
+            label: match (names.users.get(&id), names.former.get(&id)) {
+                (Some(name), _) => name.clone(),
+                (None, Some(name)) => format!("{name} (removed)"),
+                (None, None) => format!("{id} (no longer a member)"),
             },
             value: id,
         })
@@ -648,20 +675,25 @@ pub struct UsageDay {
     pub output: u64,
 }
 
-async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, ApiError> {
-    let today = Utc::now().date_naive();
-    let start = (today - Duration::days(29))
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc();
-    // Cached like the organization reads: a page reached again makes no upstream call.
-    let buckets = state.org.key_usage(key_id, start).await?;
-    Ok(buckets
-        .iter()
-        .map(|b| UsageDay {
-            day: day(&b.starting_at),
-            input: b.results.iter().map(|r| r.total_input_tokens()).sum(),
-            output: b.results.iter().map(|r| r.output_tokens).sum(),
+/// The key's last 30 days from the local usage store (kept current by the usage job), so the
+/// page waits on no upstream call. `Err` before the store has ever synced.
+async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, String> {
+    let synced = crate::usage_store::progress(&state.db, crate::usage_store::Kind::UsageDay)
+        .await
+        .map_err(|e| e.to_string())?;
+    if synced.is_none() {
+        return Err("Usage has not been read from Anthropic yet; it appears here after the first usage sync, within a minute or two of start-up.".into());
+    }
+    let since = state.clock.now().date_naive() - Duration::days(29);
+    let days = crate::usage_store::key_days(&state.db, key_id, since)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(days
+        .into_iter()
+        .map(|(day, input, output)| UsageDay {
+            day,
+            input: u64::try_from(input).unwrap_or(0),
+            output: u64::try_from(output).unwrap_or(0),
         })
         .collect())
 }
@@ -695,7 +727,7 @@ async fn render_show(
     let names = Names::load(&ctx.state).await;
     let (usage, usage_error) = match key_usage(&ctx.state, &key.id).await {
         Ok(usage) => (usage, None),
-        Err(error) => (Vec::new(), Some(error.user_message())),
+        Err(error) => (Vec::new(), Some(error)),
     };
     let history = if ctx.can(Permission::ViewAudit) {
         let filter = Filter {
@@ -915,9 +947,9 @@ mod tests {
         Hygiene {
             now,
             rotation_days: 90,
-            members: Some(HashSet::from(["user_here".to_owned()])),
-            archived_workspaces: HashSet::from(["wrkspc_archived".to_owned()]),
-            last_used: HashMap::new(),
+            members: Some(Arc::new(HashSet::from(["user_here".to_owned()]))),
+            archived_workspaces: Arc::new(HashSet::from(["wrkspc_archived".to_owned()])),
+            last_used: Arc::default(),
         }
     }
 
@@ -943,10 +975,10 @@ mod tests {
         let mut h = hygiene(now);
         let old = key(ApiKeyStatus::Active, 100, now);
         assert!(!h.flags(&old).contains(&Flag::Unused));
-        h.last_used
+        Arc::make_mut(&mut h.last_used)
             .insert("apikey_other".into(), now.date_naive() - Duration::days(1));
         assert!(h.flags(&old).contains(&Flag::Unused));
-        h.last_used
+        Arc::make_mut(&mut h.last_used)
             .insert("apikey_1".into(), now.date_naive() - Duration::days(2));
         assert!(!h.flags(&old).contains(&Flag::Unused));
     }

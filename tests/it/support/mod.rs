@@ -99,6 +99,10 @@ pub async fn spawn_app_with(
     let server = orgkeeper::server::build(db.clone(), config.clone())
         .await
         .unwrap();
+    if !config.background_jobs {
+        // What the sync job does first in production: read the organization into the model.
+        orgkeeper::jobs::run_org_sync(&server.state).await;
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -128,6 +132,11 @@ pub async fn spawn_app_with(
 }
 
 impl TestApp {
+    /// One round of the organization sync, as the background job does it.
+    pub async fn sync(&self) {
+        orgkeeper::jobs::run_org_sync(&self.state).await;
+    }
+
     /// Polls /healthz; never sleeps a fixed time.
     async fn wait_until_ready(&self) {
         let client = reqwest::Client::new();

@@ -1,0 +1,184 @@
+//! Reading the whole organization from the Admin API: what one sync asks for.
+//!
+//! Lists are read in parallel, at most [`PARALLEL`] requests at once (the Admin API rate-limits
+//! per organization; the client backs off on 429 and honours `retry-after`), and every request
+//! is bounded by the client's deadline.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use super::entity::Touched;
+use super::{Org, Progress};
+use crate::anthropic::{
+    ApiError, ApiKey, ApiKeyFilter, Client, Invite, InviteFilter, Organization, User, UserFilter,
+    Workspace, WorkspaceFilter, WorkspaceMember, WorkspaceRateLimit, WorkspaceRateLimitParams,
+};
+
+/// Requests one sync may have in flight at once.
+pub const PARALLEL: usize = 4;
+
+/// Everything one sync read.
+pub struct Fetched {
+    pub organization: Organization,
+    pub users: Vec<User>,
+    pub invites: Vec<Invite>,
+    pub workspaces: Vec<Workspace>,
+    pub default_workspace_id: Option<String>,
+    pub memberships: Vec<WorkspaceMember>,
+    pub keys: Vec<ApiKey>,
+    /// Each live workspace's rate limits (inherited ones included), or why they could not be
+    /// read: one workspace's refusal does not fail the sync.
+    pub rate_limits: HashMap<String, Result<Vec<WorkspaceRateLimit>, String>>,
+}
+
+pub async fn everything(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
+    org.progress(Progress::step("members, invites and workspaces"));
+    let every_workspace = WorkspaceFilter {
+        include_archived: true,
+        include_default: true,
+    };
+    let plain = WorkspaceFilter {
+        include_archived: true,
+        include_default: false,
+    };
+    let (users_filter, invites_filter) = (UserFilter::default(), InviteFilter::default());
+    let (organization, users, invites, workspaces, listed) = tokio::try_join!(
+        api.get_organization(),
+        api.list_all_users(&users_filter),
+        api.list_all_invites(&invites_filter),
+        api.list_all_workspaces(&every_workspace),
+        api.list_all_workspaces(&plain),
+    )?;
+    // The API marks the default workspace only by leaving it out of the plain list.
+    let default_workspace_id = workspaces
+        .iter()
+        .find(|w| !listed.iter().any(|p| p.id == w.id))
+        .map(|w| w.id.clone());
+
+    let total = workspaces.len();
+    org.progress(Progress::counting("workspace members", 0, total));
+    let mut done = 0;
+    let mut memberships = Vec::new();
+    let ids: Vec<String> = workspaces.iter().map(|w| w.id.clone()).collect();
+    let live: HashSet<String> = workspaces
+        .iter()
+        .filter(|w| !w.is_archived())
+        .map(|w| w.id.clone())
+        .collect();
+    let mut rate_limits = HashMap::new();
+    let mut lists = stream::iter(ids)
+        .map(|id| {
+            let api = api.clone();
+            let live = live.contains(&id);
+            async move {
+                let members = api.list_all_workspace_members(&id).await?;
+                let params = WorkspaceRateLimitParams {
+                    include_inherited: true,
+                    ..Default::default()
+                };
+                let limits = if live {
+                    Some(
+                        api.list_all_workspace_rate_limits(&id, &params)
+                            .await
+                            .map_err(|e| e.user_message()),
+                    )
+                } else {
+                    None
+                };
+                Ok::<_, ApiError>((id, members, limits))
+            }
+        })
+        .buffer_unordered(PARALLEL);
+    while let Some((id, members, limits)) = lists.try_next().await? {
+        memberships.extend(members);
+        if let Some(limits) = limits {
+            rate_limits.insert(id, limits);
+        }
+        done += 1;
+        org.progress(Progress::counting("workspace members", done, total));
+    }
+    drop(lists);
+
+    org.progress(Progress::step("API keys"));
+    let keys = api.list_all_api_keys(&ApiKeyFilter::default()).await?;
+    Ok(Fetched {
+        organization,
+        users,
+        invites,
+        workspaces,
+        default_workspace_id,
+        memberships,
+        keys,
+        rate_limits,
+    })
+}
+
+/// What a targeted re-read found, per kind; `None` when `touched` is not of that kind.
+#[derive(Default)]
+pub struct Reread {
+    pub organization: Option<Organization>,
+    pub users: Option<Vec<User>>,
+    pub invites: Option<Vec<Invite>>,
+    pub workspaces: Option<Vec<Workspace>>,
+    pub memberships: Option<Vec<WorkspaceMember>>,
+    pub keys: Option<Vec<ApiKey>>,
+}
+
+/// A missing object is an empty answer, not an error.
+fn present<T>(result: Result<T, ApiError>) -> Result<Vec<T>, ApiError> {
+    match result {
+        Ok(item) => Ok(vec![item]),
+        Err(error) if error.status() == Some(404) => Ok(Vec::new()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Re-reads exactly what `touched` names. `workspaces` lists where a person may hold a
+/// membership (for [`Touched::MembershipsOfUser`]).
+pub async fn reread(
+    api: &Client,
+    touched: &Touched,
+    workspaces: &[String],
+) -> Result<Reread, ApiError> {
+    let mut out = Reread::default();
+    match touched {
+        Touched::Organization => out.organization = Some(api.get_organization().await?),
+        Touched::User(id) => out.users = Some(present(api.get_user(id).await)?),
+        Touched::Invite(id) => out.invites = Some(present(api.get_invite(id).await)?),
+        Touched::Workspace(id) => out.workspaces = Some(present(api.get_workspace(id).await)?),
+        Touched::Key(id) => out.keys = Some(present(api.get_api_key(id).await)?),
+        Touched::Membership { workspace, user } => {
+            out.memberships = Some(present(api.get_workspace_member(workspace, user).await)?)
+        }
+        Touched::MembersOfWorkspace(id) => {
+            out.memberships = Some(api.list_all_workspace_members(id).await?)
+        }
+        Touched::MembershipsOfUser(user) => {
+            let found: Vec<Vec<WorkspaceMember>> = stream::iter(workspaces.to_vec())
+                .map(|workspace| {
+                    let (api, user) = (api.clone(), user.clone());
+                    async move { present(api.get_workspace_member(&workspace, &user).await) }
+                })
+                .buffer_unordered(PARALLEL)
+                .try_collect()
+                .await?;
+            out.memberships = Some(found.into_iter().flatten().collect());
+        }
+        Touched::KeysOfWorkspace(id) => {
+            let filter = ApiKeyFilter {
+                workspace_id: Some(id.clone()),
+                ..ApiKeyFilter::default()
+            };
+            out.keys = Some(api.list_all_api_keys(&filter).await?);
+        }
+        Touched::KeysOfUser(id) => {
+            let filter = ApiKeyFilter {
+                created_by_user_id: Some(id.clone()),
+                ..ApiKeyFilter::default()
+            };
+            out.keys = Some(api.list_all_api_keys(&filter).await?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,545 @@
+//! The organization model: the last complete state read from the Admin API, in memory for
+//! pages and in SQLite for restarts and history.
+//!
+//! Pages read only the model, so a page view makes no upstream call and keeps working when the
+//! Admin API does not answer. A background sync (`service::sync`) reads the whole organization,
+//! [`Org::sync`]s it in, and the differences Orgkeeper did not make are recorded as observed
+//! changes. A change made through Orgkeeper names what it [`Touched`]; the model re-reads
+//! exactly that at once ([`Org::reread`]), so people see their change immediately and a sync
+//! running meanwhile does not mistake it for an outside one.
+
+mod entity;
+mod fetch;
+pub mod store;
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+
+pub use entity::{Diff, Entity, Touched};
+pub use fetch::{Fetched, PARALLEL};
+
+use crate::anthropic::{
+    ApiError, ApiKey, Client, Invite, Organization, User, Workspace, WorkspaceMember,
+    WorkspaceRateLimit,
+};
+use crate::clock::Clock;
+
+/// The organization as last read, with what pages derive from it once per change rather than
+/// once per request.
+#[derive(Default)]
+pub struct Snapshot {
+    pub organization: Option<Organization>,
+    pub users: Arc<Vec<User>>,
+    pub invites: Arc<Vec<Invite>>,
+    pub workspaces: Arc<Vec<Workspace>>,
+    pub default_workspace_id: Option<String>,
+    pub memberships: Arc<Vec<WorkspaceMember>>,
+    pub keys: Arc<Vec<ApiKey>>,
+    /// Each live workspace's rate limits as last read, or why they could not be.
+    pub rate_limits: Arc<HashMap<String, Result<Vec<WorkspaceRateLimit>, String>>>,
+    /// People who were members and left, with when: they keep their name everywhere.
+    pub former: Arc<HashMap<String, Former>>,
+    /// When the model was last complete; `None` until the first sync finished.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// Derived: each workspace's memberships.
+    by_workspace: HashMap<String, Arc<Vec<WorkspaceMember>>>,
+    /// What pages derive from this snapshot (name maps, hygiene sets), built by the first page
+    /// that needs it and shared until the next change replaces the snapshot.
+    derived: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+/// A person who was a member of the organization.
+#[derive(Clone, Debug)]
+pub struct Former {
+    pub user: User,
+    pub removed_at: String,
+}
+
+impl Snapshot {
+    fn indexed(mut self) -> Self {
+        let mut by_workspace: HashMap<String, Vec<WorkspaceMember>> = HashMap::new();
+        for m in self.memberships.iter() {
+            by_workspace
+                .entry(m.workspace_id.clone())
+                .or_default()
+                .push(m.clone());
+        }
+        self.by_workspace = by_workspace
+            .into_iter()
+            .map(|(id, list)| (id, Arc::new(list)))
+            .collect();
+        self
+    }
+
+    /// `T` derived from this snapshot: built once, then shared by every request.
+    pub fn derived<T: Any + Send + Sync>(&self, build: impl FnOnce(&Snapshot) -> T) -> Arc<T> {
+        if let Some(value) = self.cached::<T>() {
+            return value;
+        }
+        self.keep(build(self))
+    }
+
+    /// `T` if a request already derived it from this snapshot.
+    pub fn cached<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let derived = self.derived.lock().expect("derived lock");
+        derived
+            .get(&TypeId::of::<T>())?
+            .clone()
+            .downcast::<T>()
+            .ok()
+    }
+
+    /// Keeps `value` for the rest of this snapshot's life (for values built asynchronously).
+    pub fn keep<T: Any + Send + Sync>(&self, value: T) -> Arc<T> {
+        let value = Arc::new(value);
+        let stored: Arc<dyn Any + Send + Sync> = value.clone();
+        self.derived
+            .lock()
+            .expect("derived lock")
+            .insert(TypeId::of::<T>(), stored);
+        value
+    }
+
+    /// One workspace's members (none for an unknown workspace).
+    pub fn members_of(&self, workspace_id: &str) -> Arc<Vec<WorkspaceMember>> {
+        self.by_workspace
+            .get(workspace_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Anyone who is or was a member, by id: (name or email, still a member).
+    pub fn person(&self, user_id: &str) -> Option<(&User, bool)> {
+        if let Some(user) = self.users.iter().find(|u| u.id == user_id) {
+            return Some((user, true));
+        }
+        self.former.get(user_id).map(|f| (&f.user, false))
+    }
+}
+
+/// The differences one sync or one change made, per kind.
+#[derive(Default, Debug)]
+pub struct Changes {
+    pub users: Vec<Diff<User>>,
+    pub invites: Vec<Diff<Invite>>,
+    pub workspaces: Vec<Diff<Workspace>>,
+    pub memberships: Vec<Diff<WorkspaceMember>>,
+    pub keys: Vec<Diff<ApiKey>>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+            && self.invites.is_empty()
+            && self.workspaces.is_empty()
+            && self.memberships.is_empty()
+            && self.keys.is_empty()
+    }
+}
+
+/// What the first sync is doing, for the page people see before it finished.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub step: &'static str,
+    pub done: usize,
+    pub total: usize,
+}
+
+impl Progress {
+    fn step(step: &'static str) -> Self {
+        Progress {
+            step,
+            done: 0,
+            total: 0,
+        }
+    }
+    fn counting(step: &'static str, done: usize, total: usize) -> Self {
+        Progress { step, done, total }
+    }
+}
+
+/// How current the model is, for the line every organization page shows.
+#[derive(Clone, Debug, Default)]
+pub struct Freshness {
+    pub synced_at: Option<DateTime<Utc>>,
+    /// A sync is running, and how far it got.
+    pub running: Option<Progress>,
+    /// The last sync failed: when, and the plain-language reason (with its request id).
+    pub failing: Option<(DateTime<Utc>, String)>,
+}
+
+/// The organization model. Reads are cheap clones of `Arc`s; changes go through
+/// `crate::service`, which calls the client ([`Org::api`]) and then [`Org::reread`]s.
+pub struct Org {
+    api: Client,
+    db: SqlitePool,
+    clock: Clock,
+    current: RwLock<Arc<Snapshot>>,
+    /// Serializes everything that replaces `current` (syncs and re-reads).
+    writer: tokio::sync::Mutex<()>,
+    /// Changes made through Orgkeeper, and when: see [`entity::Marks`].
+    marks: Mutex<Vec<(Touched, DateTime<Utc>)>>,
+    freshness: Mutex<Freshness>,
+    /// Wakes the sync job when someone asks for a refresh.
+    pub wake: tokio::sync::Notify,
+}
+
+impl Org {
+    /// The model as stored in `db` (empty before the first sync).
+    pub async fn load(api: Client, db: SqlitePool, clock: Clock) -> Result<Self, sqlx::Error> {
+        let stored = store::load_sync(&db).await?;
+        let removed: HashMap<String, String> = store::removed_at(&db).await?.into_iter().collect();
+        let former = store::load::<User>(&db, true)
+            .await?
+            .into_iter()
+            .map(|user| {
+                let removed_at = removed.get(&user.id).cloned().unwrap_or_default();
+                (user.id.clone(), Former { user, removed_at })
+            })
+            .collect();
+        let snapshot = Snapshot {
+            organization: stored.organization,
+            users: Arc::new(store::load(&db, false).await?),
+            invites: Arc::new(store::load(&db, false).await?),
+            workspaces: Arc::new(store::load(&db, false).await?),
+            default_workspace_id: stored.default_workspace_id,
+            memberships: Arc::new(store::load(&db, false).await?),
+            keys: Arc::new(store::load(&db, false).await?),
+            rate_limits: Arc::new(store::load_rate_limits(&db).await?),
+            former: Arc::new(former),
+            synced_at: stored.baseline_at.and(stored.synced_at),
+            by_workspace: HashMap::new(),
+            derived: Mutex::default(),
+        }
+        .indexed();
+        Ok(Org {
+            api,
+            db,
+            clock,
+            freshness: Mutex::new(Freshness {
+                synced_at: snapshot.synced_at,
+                ..Freshness::default()
+            }),
+            current: RwLock::new(Arc::new(snapshot)),
+            writer: tokio::sync::Mutex::new(()),
+            marks: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The client: for the service layer's changes, and for reads the model does not hold
+    /// (reports synced into the usage store, health checks).
+    pub fn api(&self) -> &Client {
+        &self.api
+    }
+
+    /// The model as it is now. Pages take it once and read from it.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().expect("model lock").clone()
+    }
+
+    /// The model, or for pages before the first sync finished, an error that says so.
+    fn synced(&self) -> Result<Arc<Snapshot>, ApiError> {
+        let snapshot = self.snapshot();
+        match snapshot.synced_at {
+            Some(_) => Ok(snapshot),
+            None => Err(ApiError::not_synced(self.freshness().failing.map(|f| f.1))),
+        }
+    }
+
+    pub fn freshness(&self) -> Freshness {
+        self.freshness.lock().expect("freshness lock").clone()
+    }
+
+    fn progress(&self, progress: Progress) {
+        self.freshness.lock().expect("freshness lock").running = Some(progress);
+    }
+
+    /// Records that a sync failed; the model keeps what it had.
+    pub fn sync_failed(&self, error: &ApiError) {
+        let mut freshness = self.freshness.lock().expect("freshness lock");
+        freshness.running = None;
+        freshness.failing = Some((self.clock.now(), error.user_message()));
+    }
+
+    /// Reads the whole organization from the API (the slow, unlocked part of a sync).
+    pub async fn fetch(&self, api: &Client) -> Result<fetch::Fetched, ApiError> {
+        let result = fetch::everything(self, api).await;
+        if let Err(error) = &result {
+            self.sync_failed(error);
+        }
+        result
+    }
+
+    /// Takes a complete read into the model. `record` gets the differences first and must
+    /// write the observed ones to the audit log; if it fails, the model stays as it was (so
+    /// the next sync sees, and records, the same differences again). `started` is when the
+    /// read began: changes made through Orgkeeper since then keep their written-through state.
+    pub async fn sync<F, Fut, E>(
+        &self,
+        fetched: fetch::Fetched,
+        started: DateTime<Utc>,
+        record: F,
+    ) -> Result<Changes, E>
+    where
+        F: FnOnce(Changes, bool) -> Fut,
+        Fut: Future<Output = Result<Changes, E>>,
+        E: From<sqlx::Error>,
+    {
+        let _writer = self.writer.lock().await;
+        let current = self.snapshot();
+        let baseline = current.synced_at.is_none();
+        let (keep, own): (Vec<Touched>, Vec<Touched>) = {
+            let marks = self.marks.lock().expect("marks lock");
+            let keep = marks
+                .iter()
+                .filter(|(_, at)| *at >= started)
+                .map(|(t, _)| t.clone());
+            let own = marks
+                .iter()
+                .filter(|(_, at)| *at < started)
+                .map(|(t, _)| t.clone());
+            (keep.collect(), own.collect())
+        };
+        let marks = entity::Marks {
+            keep: &keep,
+            own: &own,
+        };
+        let mut changes = Changes::default();
+        let (users, diffs) = entity::merge(&current.users, fetched.users, &marks);
+        changes.users = diffs;
+        let (invites, diffs) = entity::merge(&current.invites, fetched.invites, &marks);
+        changes.invites = diffs;
+        let (workspaces, diffs) = entity::merge(&current.workspaces, fetched.workspaces, &marks);
+        changes.workspaces = diffs;
+        let (memberships, diffs) = entity::merge(&current.memberships, fetched.memberships, &marks);
+        changes.memberships = diffs;
+        let (keys, diffs) = entity::merge(&current.keys, fetched.keys, &marks);
+        changes.keys = diffs;
+        if baseline {
+            // The first sync is the baseline: nothing in it was observed changing.
+            unobserve(&mut changes);
+        }
+
+        let changes = record(changes, baseline).await?;
+        let now = self.clock.now();
+        store::save_rate_limits(&self.db, &fetched.rate_limits).await?;
+        store::save(
+            &self.db,
+            &changes,
+            Some((
+                &fetched.organization,
+                fetched.default_workspace_id.as_deref(),
+                baseline,
+            )),
+            now,
+        )
+        .await?;
+        let former = with_former(&current.former, &changes, now);
+        let next = Snapshot {
+            organization: Some(fetched.organization),
+            users: Arc::new(users),
+            invites: Arc::new(invites),
+            workspaces: Arc::new(workspaces),
+            default_workspace_id: fetched.default_workspace_id,
+            memberships: Arc::new(memberships),
+            keys: Arc::new(keys),
+            rate_limits: Arc::new(fetched.rate_limits),
+            former,
+            synced_at: Some(now),
+            by_workspace: HashMap::new(),
+            derived: Mutex::default(),
+        }
+        .indexed();
+        *self.current.write().expect("model lock") = Arc::new(next);
+        self.marks
+            .lock()
+            .expect("marks lock")
+            .retain(|(_, at)| *at >= started);
+        let mut freshness = self.freshness.lock().expect("freshness lock");
+        *freshness = Freshness {
+            synced_at: Some(now),
+            ..Freshness::default()
+        };
+        Ok(changes)
+    }
+
+    /// Notes that a change through Orgkeeper is about to touch (or just touched) these.
+    pub fn mark(&self, touched: &[Touched]) {
+        let now = self.clock.now();
+        self.marks
+            .lock()
+            .expect("marks lock")
+            .extend(touched.iter().map(|t| (t.clone(), now)));
+    }
+
+    /// Re-reads what a change touched and takes it into the model at once. Also used before
+    /// an irreversible action, so its confirmation shows the current state. A failure leaves
+    /// the model to the next sync.
+    pub async fn reread(&self, touched: &[Touched]) -> Result<Changes, ApiError> {
+        self.mark(touched);
+        let workspaces: Vec<String> = self
+            .snapshot()
+            .workspaces
+            .iter()
+            .filter(|w| !w.is_archived())
+            .map(|w| w.id.clone())
+            .collect();
+        let mut reads = Vec::new();
+        for t in touched {
+            reads.push((t, fetch::reread(&self.api, t, &workspaces).await?));
+        }
+        let _writer = self.writer.lock().await;
+        let current = self.snapshot();
+        let mut next = Snapshot {
+            organization: current.organization.clone(),
+            users: current.users.clone(),
+            invites: current.invites.clone(),
+            workspaces: current.workspaces.clone(),
+            default_workspace_id: current.default_workspace_id.clone(),
+            memberships: current.memberships.clone(),
+            keys: current.keys.clone(),
+            rate_limits: current.rate_limits.clone(),
+            former: current.former.clone(),
+            synced_at: current.synced_at,
+            by_workspace: HashMap::new(),
+            derived: Mutex::default(),
+        };
+        let mut changes = Changes::default();
+        for (scope, read) in reads {
+            if let Some(organization) = read.organization {
+                next.organization = Some(organization);
+            }
+            if let Some(fresh) = read.users {
+                let (list, diffs) = entity::replace(&next.users, scope, fresh);
+                next.users = Arc::new(list);
+                changes.users.extend(diffs);
+            }
+            if let Some(fresh) = read.invites {
+                let (list, diffs) = entity::replace(&next.invites, scope, fresh);
+                next.invites = Arc::new(list);
+                changes.invites.extend(diffs);
+            }
+            if let Some(fresh) = read.workspaces {
+                let (list, diffs) = entity::replace(&next.workspaces, scope, fresh);
+                next.workspaces = Arc::new(list);
+                changes.workspaces.extend(diffs);
+            }
+            if let Some(fresh) = read.memberships {
+                let (list, diffs) = entity::replace(&next.memberships, scope, fresh);
+                next.memberships = Arc::new(list);
+                changes.memberships.extend(diffs);
+            }
+            if let Some(fresh) = read.keys {
+                let (list, diffs) = entity::replace(&next.keys, scope, fresh);
+                next.keys = Arc::new(list);
+                changes.keys.extend(diffs);
+            }
+        }
+        let now = self.clock.now();
+        // Before the first sync the model is not complete: keep it empty rather than partial.
+        if current.synced_at.is_some() && !changes.is_empty() {
+            if let Err(error) = store::save(&self.db, &changes, None, now).await {
+                tracing::warn!(%error, "a change could not be written into the stored model");
+            }
+            next.former = with_former(&current.former, &changes, now);
+            *self.current.write().expect("model lock") = Arc::new(next.indexed());
+        }
+        drop(_writer);
+        self.mark(touched);
+        Ok(changes)
+    }
+
+    // Reads for pages. Before the first sync finished they answer `not_synced`, which the
+    // error page shows as the sync's progress.
+
+    pub async fn organization(&self) -> Result<Arc<Organization>, ApiError> {
+        let snapshot = self.synced()?;
+        snapshot
+            .organization
+            .clone()
+            .map(Arc::new)
+            .ok_or_else(|| ApiError::not_synced(None))
+    }
+
+    /// Every member of the organization.
+    pub async fn users(&self) -> Result<Arc<Vec<User>>, ApiError> {
+        Ok(self.synced()?.users.clone())
+    }
+
+    /// Every invite (pending, accepted and expired).
+    pub async fn invites(&self) -> Result<Arc<Vec<Invite>>, ApiError> {
+        Ok(self.synced()?.invites.clone())
+    }
+
+    /// Every workspace, archived ones and the default workspace included.
+    pub async fn workspaces(&self) -> Result<Arc<Vec<Workspace>>, ApiError> {
+        Ok(self.synced()?.workspaces.clone())
+    }
+
+    /// The default workspace's id (`None` when the API does not list it).
+    pub async fn default_workspace_id(&self) -> Result<Option<String>, ApiError> {
+        Ok(self.synced()?.default_workspace_id.clone())
+    }
+
+    pub async fn workspace_members(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Arc<Vec<WorkspaceMember>>, ApiError> {
+        Ok(self.synced()?.members_of(workspace_id))
+    }
+
+    /// Every API key of the organization.
+    pub async fn api_keys(&self) -> Result<Arc<Vec<ApiKey>>, ApiError> {
+        Ok(self.synced()?.keys.clone())
+    }
+}
+
+fn unobserve(changes: &mut Changes) {
+    changes.users.iter_mut().for_each(|d| d.observed = false);
+    changes.invites.iter_mut().for_each(|d| d.observed = false);
+    changes
+        .workspaces
+        .iter_mut()
+        .for_each(|d| d.observed = false);
+    changes
+        .memberships
+        .iter_mut()
+        .for_each(|d| d.observed = false);
+    changes.keys.iter_mut().for_each(|d| d.observed = false);
+}
+
+/// The former members after `changes`: those removed join, those back leave.
+fn with_former(
+    former: &Arc<HashMap<String, Former>>,
+    changes: &Changes,
+    now: DateTime<Utc>,
+) -> Arc<HashMap<String, Former>> {
+    if changes.users.is_empty() {
+        return former.clone();
+    }
+    let mut next = (**former).clone();
+    for diff in &changes.users {
+        match (&diff.before, &diff.after) {
+            (Some(before), None) => {
+                next.insert(
+                    before.id.clone(),
+                    Former {
+                        user: before.clone(),
+                        removed_at: crate::db::ts(now),
+                    },
+                );
+            }
+            (_, Some(after)) => {
+                next.remove(&after.id);
+            }
+            _ => {}
+        }
+    }
+    Arc::new(next)
+}

@@ -1,0 +1,319 @@
+//! The organization sync: read everything, take it into the model, and record every
+//! difference Orgkeeper did not make as an observed change.
+//!
+//! Observed records have no local account as their actor (`outside Orgkeeper`, role
+//! `observed`), use the same action codes as Orgkeeper's own changes (so one filter finds a
+//! key archived either way), and are written all together before the model moves on: if the
+//! audit log cannot take them, the model keeps its old state and the next sync records the
+//! same differences again (fail closed, nothing lost). The first sync records one baseline.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+
+use super::{target, ServiceError, Services};
+use crate::anthropic::{
+    ApiKey, ApiKeyStatus, Invite, InviteStatus, User, Workspace, WorkspaceMember,
+};
+use crate::audit::{Action, Actor, NewEntry, Outcome, Source, Target};
+use crate::org::{Changes, Diff, Fetched};
+
+/// The actor of every observed record.
+pub const OBSERVER: &str = "outside Orgkeeper";
+/// Its role column: what the audit page's "observed" filter looks for.
+pub const OBSERVED: &str = "observed";
+
+/// What one sync did.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    pub baseline: bool,
+    pub observed: usize,
+}
+
+/// One sync round.
+pub async fn run(services: &Services) -> Result<SyncReport, SyncError> {
+    let started = services.clock.now();
+    // Each call has the configured deadline, like a page's; the client backs off on 429.
+    let fetched = services.org.fetch(services.org.api()).await?;
+    take(services, fetched, started).await
+}
+
+/// Takes what a sync read (starting at `started`) into the model, recording what changed
+/// outside Orgkeeper.
+pub async fn take(
+    services: &Services,
+    fetched: Fetched,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<SyncReport, SyncError> {
+    let org = &services.org;
+    let counts = json!({
+        "members": fetched.users.len(),
+        "invites": fetched.invites.len(),
+        "workspaces": fetched.workspaces.len(),
+        "memberships": fetched.memberships.len(),
+        "api_keys": fetched.keys.len(),
+    });
+    let organization = fetched.organization.clone();
+    let mut report = SyncReport::default();
+    let report_ref = &mut report;
+    org.sync(fetched, started, |changes, baseline| async move {
+        let entries = if baseline {
+            vec![baseline_entry(&organization.name, counts)]
+        } else {
+            observed_entries(&changes)
+        };
+        report_ref.baseline = baseline;
+        report_ref.observed = if baseline { 0 } else { entries.len() };
+        if !entries.is_empty() {
+            services.audit.append_all(entries).await?;
+        }
+        Ok::<_, SyncError>(changes)
+    })
+    .await?;
+    Ok(report)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Api(#[from] crate::anthropic::ApiError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<crate::audit::AuditError> for SyncError {
+    fn from(error: crate::audit::AuditError) -> Self {
+        SyncError::Service(error.into())
+    }
+}
+
+impl From<sqlx::Error> for SyncError {
+    fn from(error: sqlx::Error) -> Self {
+        SyncError::Service(error.into())
+    }
+}
+
+fn observer() -> Actor {
+    Actor {
+        account_id: None,
+        name: OBSERVER.to_owned(),
+        role: Some(OBSERVED.to_owned()),
+    }
+}
+
+fn entry(action: Action, target: Option<Target>, details: Value) -> NewEntry {
+    NewEntry {
+        target,
+        details,
+        ..NewEntry::new(observer(), Source::default(), action, Outcome::Ok)
+    }
+}
+
+fn baseline_entry(organization: &str, counts: Value) -> NewEntry {
+    entry(
+        Action::OrgBaseline,
+        target(
+            "organization",
+            organization.to_owned(),
+            Some(organization.to_owned()),
+        ),
+        json!({ "counts": counts }),
+    )
+}
+
+/// One record per difference Orgkeeper did not make.
+pub fn observed_entries(changes: &Changes) -> Vec<NewEntry> {
+    fn observed<T>(d: &&Diff<T>) -> bool {
+        d.observed
+    }
+    let mut out = Vec::new();
+    let removed: HashSet<&str> = changes
+        .users
+        .iter()
+        .filter(observed)
+        .filter(|d| d.after.is_none())
+        .filter_map(|d| d.before.as_ref().map(|u| u.id.as_str()))
+        .collect();
+    out.extend(changes.users.iter().filter(observed).filter_map(user));
+    out.extend(changes.invites.iter().filter(observed).filter_map(invite));
+    out.extend(
+        changes
+            .workspaces
+            .iter()
+            .filter(observed)
+            .flat_map(workspace),
+    );
+    // A member removed from the organization leaves their workspaces with them: one record.
+    out.extend(
+        changes
+            .memberships
+            .iter()
+            .filter(observed)
+            .filter(|d| {
+                !d.before
+                    .as_ref()
+                    .is_some_and(|m| removed.contains(m.user_id.as_str()))
+            })
+            .filter_map(|d| membership(d, changes)),
+    );
+    out.extend(changes.keys.iter().filter(observed).flat_map(key));
+    out
+}
+
+fn member_target(u: &User) -> Option<Target> {
+    target("member", u.id.clone(), Some(u.email.clone()))
+}
+
+fn user(d: &Diff<User>) -> Option<NewEntry> {
+    match (&d.before, &d.after) {
+        (None, Some(u)) => Some(entry(
+            Action::MemberJoined,
+            member_target(u),
+            json!({ "email": u.email, "name": u.name, "after": { "role": u.role.as_str() } }),
+        )),
+        (Some(u), None) => Some(entry(
+            Action::MemberRemoved,
+            member_target(u),
+            json!({ "email": u.email, "name": u.name, "before": { "role": u.role.as_str() } }),
+        )),
+        (Some(b), Some(a)) if b.role != a.role => Some(entry(
+            Action::MemberRoleChanged,
+            member_target(a),
+            json!({ "email": a.email, "before": b.role.as_str(), "after": a.role.as_str() }),
+        )),
+        _ => None,
+    }
+}
+
+fn invite(d: &Diff<Invite>) -> Option<NewEntry> {
+    let t = |i: &Invite| target("invite", i.id.clone(), Some(i.email.clone()));
+    let details = |i: &Invite| json!({ "email": i.email, "role": i.role.as_str(), "status": i.status.as_str() });
+    match (&d.before, &d.after) {
+        (None, Some(i)) => Some(entry(Action::InviteCreated, t(i), details(i))),
+        (Some(i), None) => Some(entry(Action::InviteDeleted, t(i), details(i))),
+        (Some(b), Some(a)) if b.status != a.status => {
+            let action = match a.status {
+                InviteStatus::Accepted => Action::InviteAccepted,
+                InviteStatus::Expired => Action::InviteExpired,
+                InviteStatus::Deleted => Action::InviteDeleted,
+                _ => return None,
+            };
+            Some(entry(action, t(a), details(a)))
+        }
+        _ => None,
+    }
+}
+
+fn workspace(d: &Diff<Workspace>) -> Vec<NewEntry> {
+    let t = |w: &Workspace| target("workspace", w.id.clone(), Some(w.name.clone()));
+    match (&d.before, &d.after) {
+        (None, Some(w)) => vec![entry(
+            Action::WorkspaceCreated,
+            t(w),
+            json!({ "after": { "name": w.name, "display_color": w.display_color } }),
+        )],
+        (Some(b), Some(a)) => {
+            let mut out = Vec::new();
+            if b.name != a.name || b.display_color != a.display_color {
+                out.push(entry(
+                    Action::WorkspaceUpdated,
+                    t(a),
+                    json!({
+                        "before": { "name": b.name, "display_color": b.display_color },
+                        "after": { "name": a.name, "display_color": a.display_color },
+                    }),
+                ));
+            }
+            if !b.is_archived() && a.is_archived() {
+                out.push(entry(
+                    Action::WorkspaceArchived,
+                    t(a),
+                    json!({ "before": { "archived": false }, "after": { "archived": true } }),
+                ));
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn membership(d: &Diff<WorkspaceMember>, changes: &Changes) -> Option<NewEntry> {
+    let m = d.after.as_ref().or(d.before.as_ref())?;
+    let label = changes
+        .users
+        .iter()
+        .filter_map(|u| u.after.as_ref().or(u.before.as_ref()))
+        .find(|u| u.id == m.user_id)
+        .map(|u| u.email.clone());
+    let t = target(
+        "member",
+        m.user_id.clone(),
+        label.or(Some(m.user_id.clone())),
+    );
+    let role = |m: &Option<WorkspaceMember>| {
+        m.as_ref()
+            .map(|m| json!({ "workspace_role": m.workspace_role.as_str() }))
+            .unwrap_or(Value::Null)
+    };
+    let details = json!({
+        "workspace_id": m.workspace_id,
+        "user_id": m.user_id,
+        "before": role(&d.before),
+        "after": role(&d.after),
+    });
+    let action = match (&d.before, &d.after) {
+        (None, Some(_)) => Action::WorkspaceMemberAdded,
+        (Some(_), None) => Action::WorkspaceMemberRemoved,
+        (Some(b), Some(a)) if b.workspace_role != a.workspace_role => {
+            Action::WorkspaceMemberRoleChanged
+        }
+        _ => return None,
+    };
+    Some(entry(action, t, details))
+}
+
+fn key(d: &Diff<ApiKey>) -> Vec<NewEntry> {
+    let t = |k: &ApiKey| target("api_key", k.id.clone(), Some(k.name.clone()));
+    match (&d.before, &d.after) {
+        (None, Some(k)) => vec![entry(
+            Action::KeyCreated,
+            t(k),
+            json!({
+                "name": k.name,
+                "workspace_id": k.workspace_id(),
+                "created_by": k.created_by.as_ref().map(|c| c.id.clone()),
+                "expires_at": k.expires_at,
+                "after": { "status": k.status.as_str() },
+            }),
+        )],
+        (Some(b), Some(a)) => {
+            let mut out = Vec::new();
+            if b.name != a.name {
+                out.push(entry(
+                    Action::KeyRenamed,
+                    t(a),
+                    json!({ "before": { "name": b.name }, "after": { "name": a.name } }),
+                ));
+            }
+            if b.status != a.status {
+                let action = match a.status {
+                    ApiKeyStatus::Active => Action::KeyReactivated,
+                    ApiKeyStatus::Archived => Action::KeyArchived,
+                    ApiKeyStatus::Expired => Action::KeyExpired,
+                    _ => Action::KeyDeactivated,
+                };
+                out.push(entry(
+                    action,
+                    t(a),
+                    json!({
+                        "name": a.name,
+                        "before": { "status": b.status.as_str() },
+                        "after": { "status": a.status.as_str() },
+                    }),
+                ));
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
