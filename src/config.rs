@@ -122,6 +122,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_USAGE_SETTLE_MINUTES", default_value_t = 120, value_parser = clap::value_parser!(u64).range(5..=10080))]
     pub usage_settle_minutes: u64,
 
+    /// Days of hourly usage kept in the local store (daily usage is kept for the API's whole history).
+    #[arg(long, env = "ORGKEEPER_USAGE_HOURLY_DAYS", default_value_t = 31, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub usage_hourly_days: u32,
+
     /// URL that receives a JSON POST (Slack-compatible `text`) when a budget threshold is crossed.
     #[arg(long, env = "ORGKEEPER_ALERT_WEBHOOK_URL", value_parser = parse_base_url)]
     pub alert_webhook_url: Option<String>,
@@ -296,6 +300,7 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub key_rotation_days: u32,
     pub usage_settle: Duration,
+    pub usage_hourly_days: u32,
     pub alert_webhook_url: Option<String>,
     pub audit_retention_days: Option<u32>,
     /// Whether background jobs (usage sync, scheduled archives) run; tests drive them directly.
@@ -318,6 +323,7 @@ impl ServerConfig {
             public_url: None,
             key_rotation_days: 90,
             usage_settle: Duration::from_secs(2 * 3600),
+            usage_hourly_days: 31,
             alert_webhook_url: None,
             audit_retention_days: None,
             background_jobs: true,
@@ -347,6 +353,7 @@ impl ServerConfig {
             public_url: args.public_url.clone(),
             key_rotation_days: args.key_rotation_days,
             usage_settle: Duration::from_secs(args.usage_settle_minutes * 60),
+            usage_hourly_days: args.usage_hourly_days,
             alert_webhook_url: args.alert_webhook_url.clone(),
             audit_retention_days: args.audit_retention_days,
             background_jobs: true,

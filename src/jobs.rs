@@ -108,7 +108,16 @@ pub async fn run_chain_check(services: &Services) {
 pub async fn run_usage_sync(services: &Services) {
     let now = services.clock.now();
     let api = services.org.api().with_deadline(JOB_DEADLINE);
-    match store::sync(&api, &services.db, services.config.usage_settle, now).await {
+    let config = &services.config;
+    match store::sync(
+        &api,
+        &services.db,
+        config.usage_settle,
+        config.usage_hourly_days,
+        now,
+    )
+    .await
+    {
         Ok(report) => {
             tracing::debug!(buckets = report.buckets, "usage store synced");
             if let Err(error) = budgets::check_thresholds(services, now).await {

@@ -91,11 +91,12 @@ pub async fn sync(
     api: &Client,
     db: &SqlitePool,
     settle: Duration,
+    hourly_days: u32,
     now: DateTime<Utc>,
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     for kind in Kind::ALL {
-        report.buckets += sync_kind(api, db, kind, settle, now).await?;
+        report.buckets += sync_kind(api, db, kind, settle, hourly_days, now).await?;
         report.refreshed.push(kind.name());
     }
     Ok(report)
@@ -108,6 +109,7 @@ pub async fn refresh(
     db: &SqlitePool,
     kind: Kind,
     settle: Duration,
+    hourly_days: u32,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
     let lock = sync_lock(db);
@@ -117,7 +119,7 @@ pub async fn refresh(
             return Ok(false);
         }
     }
-    sync_kind_locked(api, db, kind, settle, now).await?;
+    sync_kind_locked(api, db, kind, settle, hourly_days, now).await?;
     Ok(true)
 }
 
@@ -154,11 +156,12 @@ async fn sync_kind(
     db: &SqlitePool,
     kind: Kind,
     settle: Duration,
+    hourly_days: u32,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
     let lock = sync_lock(db);
     let _guard = lock.lock().await;
-    sync_kind_locked(api, db, kind, settle, now).await
+    sync_kind_locked(api, db, kind, settle, hourly_days, now).await
 }
 
 async fn sync_kind_locked(
@@ -166,12 +169,20 @@ async fn sync_kind_locked(
     db: &SqlitePool,
     kind: Kind,
     settle: Duration,
+    hourly_days: u32,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
     let secs = kind.secs();
+    // Hourly rows are kept for `hourly_days` only (daily rows for the whole history): hours
+    // are what makes the store large, and the usage page asks for them over short ranges.
+    let history = match kind {
+        Kind::UsageHour => i64::from(hourly_days),
+        _ => HISTORY_DAYS,
+    };
+    let oldest = floor(now - chrono::Duration::days(history), 86_400);
     let from = match progress(db, kind).await? {
-        Some((settled_until, _)) => settled_until,
-        None => floor(now - chrono::Duration::days(HISTORY_DAYS), 86_400),
+        Some((settled_until, _)) => settled_until.max(oldest),
+        None => oldest,
     };
     let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::hours(2));
     // Buckets that ended before `now - settle` are final.
@@ -285,6 +296,12 @@ async fn sync_kind_locked(
     .bind(ts(now))
     .execute(&mut *tx)
     .await?;
+    if kind == Kind::UsageHour {
+        sqlx::query("DELETE FROM usage_buckets WHERE width = '1h' AND start < ?")
+            .bind(ts(oldest))
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(count)
 }

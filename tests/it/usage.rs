@@ -259,7 +259,7 @@ async fn the_store_keeps_history_and_after_a_restart_fetches_only_what_is_missin
     let app = spawn().await;
     let settle = app.config.usage_settle;
     let now = Utc::now();
-    usage_store::sync(app.state.org.api(), &app.db, settle, now)
+    usage_store::sync(app.state.org.api(), &app.db, settle, 31, now)
         .await
         .unwrap();
     let first = app.simulator.request_count();
@@ -284,7 +284,7 @@ async fn the_store_keeps_history_and_after_a_restart_fetches_only_what_is_missin
     let app = spawn_app_with(config, simulator, Some(dir)).await;
     app.simulator.reset_request_count();
     let later = now + chrono::Duration::days(3);
-    usage_store::sync(app.state.org.api(), &app.db, settle, later)
+    usage_store::sync(app.state.org.api(), &app.db, settle, 31, later)
         .await
         .unwrap();
 
@@ -311,13 +311,13 @@ async fn the_store_keeps_history_and_after_a_restart_fetches_only_what_is_missin
 }
 
 #[tokio::test]
-async fn a_90_day_hourly_export_streams_one_row_per_hour_and_htmx_gets_only_the_results() {
+async fn a_30_day_hourly_export_streams_one_row_per_hour_and_htmx_gets_only_the_results() {
     let app = spawn().await;
     let (_, session) = app.signed_in(Role::Viewer).await;
 
     let before = Utc::now();
     let response = session
-        .get("/usage.csv?range=90d&resolution=hour&group_by=model")
+        .get("/usage.csv?range=30d&resolution=hour&group_by=model")
         .await;
     let partial = session
         .http
@@ -340,7 +340,7 @@ async fn a_90_day_hourly_export_streams_one_row_per_hour_and_htmx_gets_only_the_
         "streamed"
     );
     let rows = parse_csv(&response.text().await.unwrap());
-    let first = day_start(before.date_naive()) - chrono::Duration::days(89);
+    let first = day_start(before.date_naive()) - chrono::Duration::days(29);
     let hours = (before - first).num_hours() + 1;
     // An hour may begin while the test runs.
     assert!(
@@ -354,6 +354,13 @@ async fn a_90_day_hourly_export_streams_one_row_per_hour_and_htmx_gets_only_the_
     assert!(
         !partial.contains("<html"),
         "htmx requests get the results only"
+    );
+    // Hours older than the kept window are refused with the reason, not silently empty.
+    let (status, page) = session.get_text("/usage?range=90d&resolution=hour").await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("Hourly detail is kept for the last 31 days"),
+        "{page}"
     );
 }
 

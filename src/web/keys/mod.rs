@@ -346,6 +346,8 @@ pub(crate) struct Names {
     users: HashMap<String, String>,
     /// People who left, by id: keys they made still say who they were.
     former: HashMap<String, String>,
+    /// Lowercased emails of members and former members, for searching by person.
+    emails: HashMap<String, String>,
     users_known: bool,
 }
 
@@ -382,8 +384,25 @@ impl Names {
                 .values()
                 .map(|f| (f.user.id.clone(), label(&f.user)))
                 .collect(),
+            emails: snapshot
+                .users
+                .iter()
+                .chain(snapshot.former.values().map(|f| &f.user))
+                .map(|u| (u.id.clone(), u.email.to_lowercase()))
+                .collect(),
             users_known: snapshot.synced_at.is_some(),
         }
+    }
+
+    /// (id, name, lowercased email) of everyone who is or was a member.
+    fn people(&self) -> impl Iterator<Item = (&String, &String, &str)> {
+        self.users
+            .iter()
+            .chain(self.former.iter())
+            .map(|(id, label)| {
+                let email = self.emails.get(id).map(String::as_str).unwrap_or("");
+                (id, label, email)
+            })
     }
 
     pub(crate) fn workspace(&self, key: &ApiKey) -> String {
@@ -490,7 +509,8 @@ impl ListQuery {
         }
     }
 
-    fn matches(&self, key: &ApiKey, flags: &[Flag]) -> bool {
+    /// `creators`: the ids the "created by" text stands for, when it is a name or email.
+    fn matches(&self, key: &ApiKey, flags: &[Flag], creators: Option<&HashSet<String>>) -> bool {
         if !self.status.is_empty() && key.status.as_str() != self.status {
             return false;
         }
@@ -504,10 +524,14 @@ impl ListQuery {
                 return false;
             }
         }
-        if !self.creator.is_empty()
-            && key.created_by.as_ref().map(|c| c.id.as_str()) != Some(self.creator.as_str())
-        {
-            return false;
+        let creator = self.creator.trim();
+        if !creator.is_empty() {
+            let by = key.created_by.as_ref().map(|c| c.id.as_str());
+            let found = by == Some(creator)
+                || creators.is_some_and(|ids| by.is_some_and(|id| ids.contains(id)));
+            if !found {
+                return false;
+            }
         }
         if !self.flag.is_empty() && !flags.iter().any(|f| f.code() == self.flag) {
             return false;
@@ -550,7 +574,6 @@ struct IndexPage {
     results: Results,
     flags: Vec<FlagView>,
     workspaces: Vec<Choice>,
-    creators: Vec<Choice>,
     usage_synced: bool,
     console_url: &'static str,
 }
@@ -561,20 +584,79 @@ struct ResultsPartial<'a> {
     results: &'a Results,
 }
 
+/// Every key newest first with its flags, and the flag counts: derived once per snapshot, so
+/// a page costs a pass over precomputed rows instead of re-deriving the organization.
+struct KeyIndex {
+    keys: Vec<(ApiKey, Vec<Flag>)>,
+    counts: Vec<(Flag, usize)>,
+}
+
+impl KeyIndex {
+    async fn load(state: &AppState) -> Result<Arc<KeyIndex>, ApiError> {
+        let keys = state.org.api_keys().await?;
+        let snapshot = state.org.snapshot();
+        if let Some(index) = snapshot.cached::<KeyIndex>() {
+            return Ok(index);
+        }
+        let hygiene = Hygiene::load(state).await;
+        let mut sorted: Vec<&ApiKey> = keys.iter().collect();
+        sorted.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        let counts = flag_counts(sorted.iter().copied(), &hygiene);
+        let keys = sorted
+            .into_iter()
+            .map(|k| (k.clone(), hygiene.flags(k)))
+            .collect();
+        Ok(snapshot.keep(KeyIndex { keys, counts }))
+    }
+}
+
+/// The people a "created by" text names: an exact id, or members (and former members) whose
+/// name or email contains it.
+fn creators_named(names: &Names, text: &str) -> HashSet<String> {
+    let text = text.trim().to_lowercase();
+    names
+        .people()
+        .filter(|(id, label, email)| {
+            id.as_str() == text || label.to_lowercase().contains(&text) || email.contains(&text)
+        })
+        .map(|(id, _, _)| id.clone())
+        .collect()
+}
+
 pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Response> {
     ctx.require(Permission::ViewWorkspaces).await?;
-    let (keys, hygiene) = tokio::join!(ctx.state.org.api_keys(), Hygiene::load(&ctx.state));
-    let keys = keys?;
-    let names = Names::load(&ctx.state).await;
+    let index = KeyIndex::load(&ctx.state).await?;
+    let (hygiene, names) = (
+        Hygiene::load(&ctx.state).await,
+        Names::load(&ctx.state).await,
+    );
+    let scoped = ctx.workspace_scope().is_some();
+    let creators =
+        (!query.creator.trim().is_empty()).then(|| creators_named(&names, &query.creator));
 
-    // Newest first; filter over the cached list, then cut one page.
-    let mut visible_keys: Vec<&ApiKey> = keys.iter().filter(|k| visible(&ctx, k)).collect();
-    visible_keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
-    let counts = flag_counts(visible_keys.iter().copied(), &hygiene);
+    // Newest first; filter the precomputed list, then cut one page.
+    let visible_keys: Vec<&(ApiKey, Vec<Flag>)> = index
+        .keys
+        .iter()
+        .filter(|(k, _)| !scoped || visible(&ctx, k))
+        .collect();
+    let counts = if scoped {
+        let mut counts: Vec<(Flag, usize)> = Flag::ALL.iter().map(|f| (*f, 0)).collect();
+        for (_, flags) in &visible_keys {
+            for flag in flags {
+                if let Some(entry) = counts.iter_mut().find(|(f, _)| f == flag) {
+                    entry.1 += 1;
+                }
+            }
+        }
+        counts
+    } else {
+        index.counts.clone()
+    };
     let matching: Vec<&ApiKey> = visible_keys
         .iter()
-        .copied()
-        .filter(|k| query.matches(k, &hygiene.flags(k)))
+        .filter(|(k, flags)| query.matches(k, flags, creators.as_ref()))
+        .map(|(k, _)| k)
         .collect();
     let total = matching.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
@@ -600,11 +682,12 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
         return render(StatusCode::OK, &ResultsPartial { results: &results });
     }
 
-    // Filter choices come from the keys the reader may see.
+    // Workspace choices come from the keys the reader may see. People are searched by name
+    // (a list of every creator would be thousands of options, and name people a team lead
+    // cannot otherwise see).
     let mut workspace_ids: Vec<(String, String)> = Vec::new();
     let mut seen = HashSet::new();
-    let mut creator_ids = HashSet::new();
-    for key in &visible_keys {
+    for (key, _) in &visible_keys {
         let (value, label) = match (&key.scope, key.workspace_id()) {
             (Some(ApiKeyScope::Organization), _) => ("organization".into(), "Organization".into()),
             (_, Some(id)) => (id.to_owned(), names.workspace(key)),
@@ -613,34 +696,8 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
         if seen.insert(value.clone()) {
             workspace_ids.push((value, label));
         }
-        if let Some(by) = &key.created_by {
-            creator_ids.insert(by.id.clone());
-        }
     }
     workspace_ids.sort_by_key(|w| w.1.to_lowercase());
-    // A team lead may filter by the people of their own workspaces, not by everyone who
-    // ever made a key there (the list would name people they cannot otherwise see).
-    if let Some(scope) = ctx.workspace_scope() {
-        let mut people = HashSet::new();
-        for id in scope {
-            if let Ok(members) = ctx.state.org.workspace_members(id).await {
-                people.extend(members.iter().map(|m| m.user_id.clone()));
-            }
-        }
-        creator_ids.retain(|id| people.contains(id));
-    }
-    let mut creators: Vec<Choice> = creator_ids
-        .into_iter()
-        .map(|id| Choice {
-            label: match (names.users.get(&id), names.former.get(&id)) {
-                (Some(name), _) => name.clone(),
-                (None, Some(name)) => format!("{name} (removed)"),
-                (None, None) => format!("{id} (no longer a member)"),
-            },
-            value: id,
-        })
-        .collect();
-    creators.sort_by_key(|c| c.label.to_lowercase());
 
     let page = IndexPage {
         layout: ctx.layout("API keys", "keys").await,
@@ -659,7 +716,6 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
             .into_iter()
             .map(|(value, label)| Choice { value, label })
             .collect(),
-        creators,
         usage_synced: !hygiene.last_used.is_empty(),
         console_url: CONSOLE_KEYS_URL,
     };

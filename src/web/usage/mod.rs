@@ -381,6 +381,15 @@ fn parse_usage(
                 "Minute resolution is available for ranges of up to one day.".into(),
             ))
         }
+        Some("hour")
+            if range.from
+                < now - chrono::Duration::days(i64::from(ctx.state.config.usage_hourly_days)) =>
+        {
+            return Err(AppError::BadRequest(format!(
+                "Hourly detail is kept for the last {} days. Choose Day, or a range within them.",
+                ctx.state.config.usage_hourly_days
+            )))
+        }
         Some("hour") => Resolution::Hour,
         Some("day") => Resolution::Day,
         _ if span <= chrono::Duration::days(1) => Resolution::Hour,
@@ -575,6 +584,7 @@ pub async fn refresh_or_stale(
         &state.db,
         kind,
         state.config.usage_settle,
+        state.config.usage_hourly_days,
         now,
     )
     .await
