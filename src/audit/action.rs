@@ -95,6 +95,10 @@ actions! {
     AuditExported = "audit.exported", "Audit log", "Log exported";
     AuditPruned = "audit.pruned", "Audit log", "Old records pruned";
     AuditBreakAcknowledged = "audit.break_acknowledged", "Audit log", "Broken chain acknowledged";
+    SsoMappingAdded = "sso.mapping_added", "Accounts", "Group mapping added";
+    SsoMappingChanged = "sso.mapping_changed", "Accounts", "Group mapping turned on or off";
+    SsoMappingRemoved = "sso.mapping_removed", "Accounts", "Group mapping removed";
+    ProxyHeaderRefused = "security.proxy_header_refused", "Security", "Identity header from an untrusted address refused";
 }
 
 impl Action {
