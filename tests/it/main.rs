@@ -20,5 +20,6 @@ mod reconcile;
 mod sdk_compat;
 mod services;
 mod simulator;
+mod sso;
 mod usage;
 mod workspaces;
