@@ -56,6 +56,8 @@ impl Cli {
     }
 }
 
+// Parsed once at start-up: the size of `serve`'s settings does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the dashboard (the demo organization when no admin key is set).
@@ -143,7 +145,11 @@ pub struct ServeArgs {
     pub oidc_client_id: Option<String>,
 
     /// Scopes asked for at sign-in (space- or comma-separated; `openid` is always included).
-    #[arg(long, env = "ORGKEEPER_OIDC_SCOPES", default_value = "openid email profile")]
+    #[arg(
+        long,
+        env = "ORGKEEPER_OIDC_SCOPES",
+        default_value = "openid email profile"
+    )]
     pub oidc_scopes: String,
 
     /// ID-token claim that lists the person's groups.
@@ -151,7 +157,11 @@ pub struct ServeArgs {
     pub oidc_groups_claim: String,
 
     /// Name on the sign-in button ("Sign in with …").
-    #[arg(long, env = "ORGKEEPER_OIDC_DISPLAY_NAME", default_value = "single sign-on")]
+    #[arg(
+        long,
+        env = "ORGKEEPER_OIDC_DISPLAY_NAME",
+        default_value = "single sign-on"
+    )]
     pub oidc_display_name: String,
 
     /// Allow password sign-in (false: only the break-glass owner may use a password).
@@ -299,10 +309,7 @@ impl Networks {
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
         let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(std::net::IpAddr::V4)
-                .unwrap_or(ip),
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
         self.0.iter().any(|net| net.contains(&ip))
@@ -654,18 +661,37 @@ mod tests {
 
     #[test]
     fn sso_settings_that_do_not_fit_together_name_the_setting() {
-        let no_client = sso_from_args(&serve_args(&["--oidc-issuer", "https://idp.example"]), |_| None)
-            .unwrap_err();
-        assert!(no_client.starts_with("ORGKEEPER_OIDC_CLIENT_ID:"), "{no_client}");
-        let no_trusted = sso_from_args(&serve_args(&["--auth-proxy-header", "X-Forwarded-Email"]), |_| None)
-            .unwrap_err();
-        assert!(no_trusted.starts_with("ORGKEEPER_AUTH_PROXY_TRUSTED:"), "{no_trusted}");
-        let nothing_else = sso_from_args(&serve_args(&["--local-passwords", "false"]), |_| None)
-            .unwrap_err();
-        assert!(nothing_else.starts_with("ORGKEEPER_LOCAL_PASSWORDS:"), "{nothing_else}");
-        let bad_cidr = Cli::try_parse_from(["orgkeeper", "serve", "--auth-proxy-trusted", "10.0.0.0/99"])
-            .unwrap_err();
-        assert!(bad_cidr.to_string().contains("--auth-proxy-trusted"), "{bad_cidr}");
+        let no_client = sso_from_args(
+            &serve_args(&["--oidc-issuer", "https://idp.example"]),
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(
+            no_client.starts_with("ORGKEEPER_OIDC_CLIENT_ID:"),
+            "{no_client}"
+        );
+        let no_trusted = sso_from_args(
+            &serve_args(&["--auth-proxy-header", "X-Forwarded-Email"]),
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(
+            no_trusted.starts_with("ORGKEEPER_AUTH_PROXY_TRUSTED:"),
+            "{no_trusted}"
+        );
+        let nothing_else =
+            sso_from_args(&serve_args(&["--local-passwords", "false"]), |_| None).unwrap_err();
+        assert!(
+            nothing_else.starts_with("ORGKEEPER_LOCAL_PASSWORDS:"),
+            "{nothing_else}"
+        );
+        let bad_cidr =
+            Cli::try_parse_from(["orgkeeper", "serve", "--auth-proxy-trusted", "10.0.0.0/99"])
+                .unwrap_err();
+        assert!(
+            bad_cidr.to_string().contains("--auth-proxy-trusted"),
+            "{bad_cidr}"
+        );
     }
 
     #[test]
@@ -683,10 +709,19 @@ mod tests {
         })
         .unwrap();
         let oidc = sso.oidc.unwrap();
-        assert_eq!(oidc.issuer, "https://auth.example/application/o/orgkeeper/", "kept as given");
-        assert_eq!(oidc.redirect_url, "https://orgkeeper.example/auth/oidc/callback");
+        assert_eq!(
+            oidc.issuer, "https://auth.example/application/o/orgkeeper/",
+            "kept as given"
+        );
+        assert_eq!(
+            oidc.redirect_url,
+            "https://orgkeeper.example/auth/oidc/callback"
+        );
         assert_eq!(oidc.scopes, ["openid", "email", "profile"]);
-        assert_eq!(oidc.client_secret.as_ref().unwrap().expose_secret(), "hunter2-client-secret");
+        assert_eq!(
+            oidc.client_secret.as_ref().unwrap().expose_secret(),
+            "hunter2-client-secret"
+        );
         assert!(!format!("{oidc:?}").contains("hunter2"));
     }
 

@@ -39,12 +39,8 @@ struct AllClaims(serde_json::Map<String, serde_json::Value>);
 
 impl AdditionalClaims for AllClaims {}
 
-type GroupsIdToken = IdToken<
-    AllClaims,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm,
->;
+type GroupsIdToken =
+    IdToken<AllClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
 /// Why a sign-in through the provider did not happen. The message is shown to the person.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +53,9 @@ pub enum OidcError {
     ProviderSaid(String),
     #[error("The identity provider refused to complete the sign-in ({0}). Start again from the sign-in page.")]
     CodeRefused(String),
-    #[error("The identity provider's answer could not be trusted ({0}), so you were not signed in.")]
+    #[error(
+        "The identity provider's answer could not be trusted ({0}), so you were not signed in."
+    )]
     InvalidToken(String),
 }
 
@@ -261,7 +259,10 @@ impl Oidc {
             .or_else(|| claims.preferred_username().map(|u| u.as_str().to_owned()))
             .unwrap_or_else(|| subject.clone());
         let groups = groups_of(
-            claims.additional_claims().0.get(&self.settings.groups_claim),
+            claims
+                .additional_claims()
+                .0
+                .get(&self.settings.groups_claim),
         );
         Ok((
             Identity {

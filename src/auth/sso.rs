@@ -112,13 +112,18 @@ pub async fn list_mappings(pool: &SqlitePool) -> Result<Vec<GroupMapping>, Accou
         .collect()
 }
 
-pub async fn find_mapping(pool: &SqlitePool, id: i64) -> Result<Option<GroupMapping>, AccountError> {
-    sqlx::query("SELECT id, group_name, role, workspaces, enabled FROM sso_group_mappings WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .map(mapping_from_row)
-        .transpose()
+pub async fn find_mapping(
+    pool: &SqlitePool,
+    id: i64,
+) -> Result<Option<GroupMapping>, AccountError> {
+    sqlx::query(
+        "SELECT id, group_name, role, workspaces, enabled FROM sso_group_mappings WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .map(mapping_from_row)
+    .transpose()
 }
 
 /// One account whose role or access a mapping change altered (for the audit log).
@@ -219,7 +224,9 @@ async fn apply_grant(
 ) -> Result<Option<AccessChange>, AccountError> {
     let unchanged = match grant {
         Some(grant) => {
-            !account.disabled && account.role == grant.role && account.workspaces == grant.workspaces
+            !account.disabled
+                && account.role == grant.role
+                && account.workspaces == grant.workspaces
         }
         None => account.disabled,
     };
@@ -245,11 +252,13 @@ async fn apply_grant(
                 .execute(&mut *tx)
                 .await?;
             for workspace in &grant.workspaces {
-                sqlx::query("INSERT INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)")
-                    .bind(account.id)
-                    .bind(workspace)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO account_workspaces (account_id, workspace_id) VALUES (?, ?)",
+                )
+                .bind(account.id)
+                .bind(workspace)
+                .execute(&mut *tx)
+                .await?;
             }
         }
     }
@@ -280,7 +289,10 @@ pub enum Provisioned {
 }
 
 /// Finds or creates the identity's account and gives it what its groups are worth now.
-pub async fn provision(pool: &SqlitePool, identity: &Identity) -> Result<Provisioned, AccountError> {
+pub async fn provision(
+    pool: &SqlitePool,
+    identity: &Identity,
+) -> Result<Provisioned, AccountError> {
     let mappings = list_mappings(pool).await?;
     let grant = grant_for(&mappings, &identity.groups);
     let groups = serde_json::to_string(&identity.groups).expect("strings serialize");
@@ -352,11 +364,10 @@ pub async fn provision(pool: &SqlitePool, identity: &Identity) -> Result<Provisi
     let account = accounts::find_by_id(pool, account_id)
         .await?
         .ok_or_else(|| AccountError::NotFound(identity.username.clone()))?;
-    let lapsed: bool =
-        sqlx::query_scalar("SELECT access_lapsed FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_one(pool)
-            .await?;
+    let lapsed: bool = sqlx::query_scalar("SELECT access_lapsed FROM accounts WHERE id = ?")
+        .bind(account_id)
+        .fetch_one(pool)
+        .await?;
     if account.disabled && !lapsed {
         return Ok(Provisioned::Refused {
             reason: "disabled",
@@ -416,6 +427,10 @@ mod tests {
             None,
             "a disabled mapping grants nothing"
         );
-        assert_eq!(grant_for(&mappings, &groups(&["Audit"])), None, "groups match exactly");
+        assert_eq!(
+            grant_for(&mappings, &groups(&["Audit"])),
+            None,
+            "groups match exactly"
+        );
     }
 }

@@ -38,7 +38,13 @@ struct LoginPage {
 }
 
 impl LoginPage {
-    fn new(state: &AppState, csrf: String, username: String, next: String, error: Option<String>) -> Self {
+    fn new(
+        state: &AppState,
+        csrf: String,
+        username: String,
+        next: String,
+        error: Option<String>,
+    ) -> Self {
         LoginPage {
             layout: Layout::anonymous(state, "Sign in", csrf),
             username,

@@ -95,7 +95,10 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         ))
         // After the session layer, before CSRF and the route guards: a trusted proxy's header
         // signs the request in before anything checks who is signed in.
-        .layer(middleware::from_fn_with_state(state.clone(), sso::proxy_login))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            sso::proxy_login,
+        ))
         .layer(sessions)
         .layer(middleware::from_fn(htmx_errors))
         .layer(DefaultBodyLimit::max(1024 * 1024));

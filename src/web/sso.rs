@@ -149,9 +149,7 @@ pub async fn sign_in_identity(
         name: identity.username.chars().take(64).collect(),
         role: None,
     };
-    let failed = |reason: &str| {
-        json!({ "method": method, "reason": reason, "subject": identity.subject, "groups": identity.groups })
-    };
+    let failed = |reason: &str| json!({ "method": method, "reason": reason, "subject": identity.subject, "groups": identity.groups });
     match sso::provision(&state.db, identity).await? {
         Provisioned::Ready {
             account,
@@ -289,9 +287,10 @@ pub async fn oidc_start(
     {
         Ok(started) => {
             let mut response = Redirect::to(&started.url).into_response();
-            response
-                .headers_mut()
-                .insert(header::SET_COOKIE, state_cookie(&state, &started.state, 600));
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                state_cookie(&state, &started.state, 600),
+            );
             Ok(response)
         }
         Err(error) => {
@@ -351,7 +350,8 @@ pub async fn oidc_callback(
                 Vec::new(),
             )?
         }
-        Ok((identity, next)) => match sign_in_identity(&state, &session, &client, &identity).await? {
+        Ok((identity, next)) => match sign_in_identity(&state, &session, &client, &identity).await?
+        {
             Err(page) => page,
             // A page rather than a redirect: the browser arrived from the provider's site, and
             // would not send the (SameSite=Strict) session cookie along a redirect from there.

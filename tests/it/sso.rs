@@ -187,7 +187,11 @@ async fn callback_url(app: &TestApp, session: &Session, login: &str) -> String {
             response.status()
         );
         let next = location(&response);
-        url = reqwest::Url::parse(&url).unwrap().join(&next).unwrap().to_string();
+        url = reqwest::Url::parse(&url)
+            .unwrap()
+            .join(&next)
+            .unwrap()
+            .to_string();
     }
     panic!("the provider never sent the browser back");
 }
@@ -226,9 +230,13 @@ async fn signing_in_through_the_provider_in_a_browser_creates_the_account_and_a_
         .unwrap_or_else(|e| panic!("cannot start the browser: {e}"));
 
     browser.goto(&app.url("/members")).await;
-    browser.wait_for_url("/login", Duration::from_secs(10)).await;
+    browser
+        .wait_for_url("/login", Duration::from_secs(10))
+        .await;
     let before = browser.cookie("orgkeeper_session").await.map(|c| c.value);
-    let button = browser.wait_for("#sso-sign-in", Duration::from_secs(10)).await;
+    let button = browser
+        .wait_for("#sso-sign-in", Duration::from_secs(10))
+        .await;
     assert_eq!(button.text().await, "Sign in with Example SSO");
     browser.save_screenshot("sso/login page").await;
     button.click().await;
@@ -239,15 +247,27 @@ async fn signing_in_through_the_provider_in_a_browser_creates_the_account_and_a_
     browser.find("#login").await.send_keys("alice").await;
     browser.find("#sign-in").await.click().await;
 
-    browser.wait_for_url("/members", Duration::from_secs(15)).await;
+    browser
+        .wait_for_url("/members", Duration::from_secs(15))
+        .await;
     browser
         .wait_for_text(".user-name", "alice@example.test", Duration::from_secs(10))
         .await;
     browser.save_screenshot("sso/signed in").await;
-    let session_cookie = browser.cookie("orgkeeper_session").await.expect("signed in");
-    assert_ne!(Some(session_cookie.value), before, "a new session id at sign-in");
+    let session_cookie = browser
+        .cookie("orgkeeper_session")
+        .await
+        .expect("signed in");
+    assert_ne!(
+        Some(session_cookie.value),
+        before,
+        "a new session id at sign-in"
+    );
     assert_eq!(session_cookie.same_site.as_deref(), Some("Strict"));
-    assert!(browser.cookie("orgkeeper_oidc").await.is_none(), "the state cookie is spent");
+    assert!(
+        browser.cookie("orgkeeper_oidc").await.is_none(),
+        "the state cookie is spent"
+    );
 
     let account = accounts::get_by_username(&app.db, "alice@example.test")
         .await
@@ -258,8 +278,50 @@ async fn signing_in_through_the_provider_in_a_browser_creates_the_account_and_a_
     assert_eq!(created[0].details["method"], "oidc");
     let login = &records(&app, "auth.login").await[0];
     assert_eq!(login.actor_id, Some(account.id));
-    assert_eq!(login.details["groups"], json!(["orgkeeper-admins", "everyone"]));
+    assert_eq!(
+        login.details["groups"],
+        json!(["orgkeeper-admins", "everyone"])
+    );
     assert!(browser.console_logs().await.is_empty());
+
+    // The owner sees the mappings and the new account on the Accounts page.
+    browser.delete_cookies().await;
+    browser.goto(&app.url("/login")).await;
+    browser
+        .wait_for("input[name=username]", Duration::from_secs(10))
+        .await
+        .send_keys("root")
+        .await;
+    browser
+        .find("input[name=password]")
+        .await
+        .send_keys(PASSWORD)
+        .await;
+    browser
+        .find("form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for_text(".user-name", "root", Duration::from_secs(10))
+        .await;
+    browser.goto(&app.url("/accounts#groups")).await;
+    let groups = browser
+        .wait_for("#groups table", Duration::from_secs(10))
+        .await;
+    let text = groups.text().await;
+    assert!(
+        text.contains("orgkeeper-admins") && text.contains("Admin"),
+        "{text}"
+    );
+    assert!(
+        browser
+            .page_source()
+            .await
+            .contains("single sign-on</span>"),
+        "the account is marked"
+    );
+    browser.save_screenshot("sso/accounts groups").await;
 }
 
 #[tokio::test]
@@ -268,7 +330,10 @@ async fn a_provider_session_follows_the_local_rules_for_timeouts_and_the_passwor
     let (session, response) = sign_in(&app, "alice").await;
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
-    assert!(body.contains("url=/members"), "continues where the person was going: {body}");
+    assert!(
+        body.contains("url=/members"),
+        "continues where the person was going: {body}"
+    );
     assert_eq!(session.get("/members").await.status(), 200);
 
     // Idle timeout, from the same session code as password sign-in.
@@ -340,7 +405,10 @@ async fn a_replayed_code_is_refused() {
     assert!(body.contains("refused to complete the sign-in"), "{body}");
     let failure = last_failure(&app).await;
     assert_eq!(failure.details["reason"], "code_refused");
-    assert!(failure.details["error"].as_str().unwrap().contains("invalid_grant"));
+    assert!(failure.details["error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid_grant"));
 }
 
 #[tokio::test]
@@ -360,7 +428,11 @@ async fn id_tokens_with_a_wrong_audience_an_expiry_in_the_past_or_a_bad_signatur
         assert_eq!(failure.details["reason"], "invalid_id_token", "{kind}");
         let error = failure.details["error"].as_str().unwrap().to_lowercase();
         assert!(error.contains(expected), "{kind}: {error}");
-        assert_eq!(session.get("/members").await.status(), 303, "{kind}: not signed in");
+        assert_eq!(
+            session.get("/members").await.status(),
+            303,
+            "{kind}: not signed in"
+        );
     }
     assert!(accounts::find_by_username(&app.db, "alice@example.test")
         .await
@@ -370,7 +442,9 @@ async fn id_tokens_with_a_wrong_audience_an_expiry_in_the_past_or_a_bad_signatur
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
     assert!(!logs.contains(CLIENT_SECRET));
     let all = app.audit_records(Filter::default()).await;
-    assert!(all.iter().all(|r| !r.details.to_string().contains(CLIENT_SECRET)));
+    assert!(all
+        .iter()
+        .all(|r| !r.details.to_string().contains(CLIENT_SECRET)));
 }
 
 #[tokio::test]
@@ -380,7 +454,10 @@ async fn someone_whose_groups_are_not_mapped_is_asked_to_see_an_owner() {
     assert_eq!(response.status(), 403);
     let body = response.text().await.unwrap();
     assert!(body.contains("Ask an owner for access"), "{body}");
-    assert!(body.contains("contractors"), "shows the groups that were seen");
+    assert!(
+        body.contains("contractors"),
+        "shows the groups that were seen"
+    );
     let failure = last_failure(&app).await;
     assert_eq!(failure.details["reason"], "no_mapped_group");
     assert_eq!(failure.outcome, Outcome::Denied);
@@ -401,7 +478,10 @@ async fn turning_a_mapping_off_ends_the_sessions_it_granted_and_is_audited() {
     let (owner, response) = sign_in(&app, "olivia").await;
     assert_eq!(response.status(), 200);
     let (_, page) = owner.get_text("/accounts").await;
-    assert!(page.contains("orgkeeper-admins"), "the mapping is on the Accounts page");
+    assert!(
+        page.contains("orgkeeper-admins"),
+        "the mapping is on the Accounts page"
+    );
 
     let mapping = sso::list_mappings(&app.db)
         .await
@@ -426,13 +506,23 @@ async fn turning_a_mapping_off_ends_the_sessions_it_granted_and_is_audited() {
     assert_eq!(outcome.details["after"]["enabled"], false);
     assert_eq!(outcome.actor_name, "olivia@example.test");
     let disabled = &records(&app, "account.disabled").await[0];
-    assert_eq!(disabled.target_id.as_deref(), Some(account.id.to_string().as_str()));
+    assert_eq!(
+        disabled.target_id.as_deref(),
+        Some(account.id.to_string().as_str())
+    );
 
     // Signing in again is refused with the same clear page.
     let (_, response) = sign_in(&app, "alice").await;
     assert_eq!(response.status(), 403);
-    assert!(response.text().await.unwrap().contains("Ask an owner for access"));
-    assert_eq!(last_failure(&app).await.details["reason"], "no_mapped_group");
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("Ask an owner for access"));
+    assert_eq!(
+        last_failure(&app).await.details["reason"],
+        "no_mapped_group"
+    );
 
     // Back on: the next sign-in works again.
     owner
@@ -447,9 +537,14 @@ async fn turning_a_mapping_off_ends_the_sessions_it_granted_and_is_audited() {
 async fn the_role_follows_the_groups_at_each_sign_in() {
     let Sso { app, idp } = spawn_sso(|_| {}).await;
     let workspace = app.first_workspace_id().await;
-    sso::add_mapping(&app.db, "leads", Role::TeamLead, std::slice::from_ref(&workspace))
-        .await
-        .unwrap();
+    sso::add_mapping(
+        &app.db,
+        "leads",
+        Role::TeamLead,
+        std::slice::from_ref(&workspace),
+    )
+    .await
+    .unwrap();
     let (_, response) = sign_in(&app, "alice").await;
     assert_eq!(response.status(), 200);
 
@@ -464,7 +559,11 @@ async fn the_role_follows_the_groups_at_each_sign_in() {
     let changed = &records(&app, "account.role_changed").await[0];
     assert_eq!(changed.details["before"], "admin");
     assert_eq!(changed.details["after"], "team_lead");
-    assert_eq!(session.get("/members").await.status(), 403, "team leads see no directory");
+    assert_eq!(
+        session.get("/members").await.status(),
+        403,
+        "team leads see no directory"
+    );
 }
 
 #[tokio::test]
@@ -481,7 +580,11 @@ async fn with_local_passwords_off_only_the_break_glass_owner_uses_a_password() {
     assert!(page.contains("break-glass owner only"));
     let refused = app.client().login("bob", PASSWORD).await;
     assert_eq!(refused.status(), 401);
-    assert!(refused.text().await.unwrap().contains("Password sign-in is turned off"));
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Password sign-in is turned off"));
     assert_eq!(last_failure(&app).await.details["reason"], "passwords_off");
 
     let root = app.client().login("root", PASSWORD).await;
@@ -526,7 +629,11 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.text().await.unwrap().contains("carol@example.test"));
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("carol@example.test"));
     let carol = accounts::get_by_username(&app.db, "carol@example.test")
         .await
         .unwrap();
@@ -557,7 +664,11 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
-    assert!(forged.text().await.unwrap().contains("did not come through the trusted proxy"));
+    assert!(forged
+        .text()
+        .await
+        .unwrap()
+        .contains("did not come through the trusted proxy"));
     let refusal = &records(&app, "security.proxy_header_refused").await[0];
     assert_eq!(refusal.source_ip.as_deref(), Some("127.0.0.2"));
     assert_eq!(refusal.details["claimed"], "carol@example.test");
@@ -575,5 +686,9 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
         .await
         .unwrap();
     assert_eq!(stranger.status(), 403);
-    assert!(stranger.text().await.unwrap().contains("Ask an owner for access"));
+    assert!(stranger
+        .text()
+        .await
+        .unwrap()
+        .contains("Ask an owner for access"));
 }
