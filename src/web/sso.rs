@@ -395,7 +395,8 @@ pub async fn proxy_login(State(state): State<AppState>, request: Request, next: 
         .as_deref()
         .and_then(header_value)
         .map(|v| {
-            v.split(',')
+            // Comma-separated (oauth2-proxy, Pomerium) or `|`-separated (authentik).
+            v.split([',', '|'])
                 .map(|g| g.trim().to_owned())
                 .filter(|g| !g.is_empty())
                 .collect()
@@ -445,17 +446,19 @@ pub async fn proxy_login(State(state): State<AppState>, request: Request, next: 
         username: name,
         groups,
     };
-    // Already signed in as this person with a live session: nothing to do.
+    // Already signed in as this person, with the same groups, in a live session: nothing to
+    // do. Other groups sign in again, so the proxy's groups apply at the next request.
     if let Some(login) = session::login_of(&session).await {
-        let current: Option<String> = sqlx::query_scalar(
-            "SELECT subject FROM account_identities WHERE account_id = ? AND provider = 'proxy'",
+        let current: Option<(String, String)> = sqlx::query_as(
+            "SELECT subject, groups FROM account_identities WHERE account_id = ? AND provider = 'proxy'",
         )
         .bind(login.account_id)
         .fetch_optional(&state.db)
         .await
         .ok()
         .flatten();
-        if current.as_deref() == Some(identity.subject.as_str())
+        let groups = serde_json::to_string(&identity.groups).expect("strings serialize");
+        if current == Some((identity.subject.clone(), groups))
             && session_is_live(&mut parts, &state).await
         {
             return next.run(Request::from_parts(parts, body)).await;

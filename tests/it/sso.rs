@@ -534,6 +534,59 @@ async fn turning_a_mapping_off_ends_the_sessions_it_granted_and_is_audited() {
 }
 
 #[tokio::test]
+async fn owners_add_and_remove_mappings_on_the_accounts_page_with_before_and_after() {
+    let Sso { app, idp: _idp } = spawn_sso(|_| {}).await;
+    let (owner, _) = sign_in(&app, "olivia").await;
+
+    // A team lead mapping without a workspace is refused and explained; nothing is added.
+    let refused = owner
+        .post("/sso/groups", &[("group", "leads"), ("role", "team_lead")])
+        .await;
+    assert_eq!(refused.status(), 303);
+    let (_, page) = owner.get_text("/accounts").await;
+    assert!(
+        page.contains("A team lead needs at least one workspace"),
+        "{page}"
+    );
+    assert_eq!(sso::list_mappings(&app.db).await.unwrap().len(), 2);
+
+    let workspace = app.first_workspace_id().await;
+    owner
+        .post(
+            "/sso/groups",
+            &[
+                ("group", "leads"),
+                ("role", "team_lead"),
+                ("workspace", &workspace),
+            ],
+        )
+        .await;
+    let added = records(&app, "sso.mapping_added").await;
+    let outcome = added.iter().find(|r| r.outcome == Outcome::Ok).unwrap();
+    assert_eq!(outcome.details["before"], serde_json::Value::Null);
+    assert_eq!(outcome.details["after"]["role"], "team_lead");
+    assert_eq!(outcome.details["after"]["workspaces"], json!([workspace]));
+    let leads = sso::list_mappings(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.group_name == "leads")
+        .expect("the mapping was added");
+
+    owner
+        .post(&format!("/sso/groups/{}/delete", leads.id), &[])
+        .await;
+    let removed = records(&app, "sso.mapping_removed").await;
+    let outcome = removed.iter().find(|r| r.outcome == Outcome::Ok).unwrap();
+    assert_eq!(outcome.details["before"]["group"], "leads");
+    assert_eq!(outcome.details["after"], serde_json::Value::Null);
+    assert!(sso::find_mapping(&app.db, leads.id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
 async fn the_role_follows_the_groups_at_each_sign_in() {
     let Sso { app, idp } = spawn_sso(|_| {}).await;
     let workspace = app.first_workspace_id().await;
@@ -619,6 +672,10 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
     sso::add_mapping(&app.db, "staff", Role::Viewer, &[])
         .await
         .unwrap();
+    let workspace = app.first_workspace_id().await;
+    sso::add_mapping(&app.db, "leads", Role::TeamLead, &[workspace])
+        .await
+        .unwrap();
 
     let proxy = client_from("127.0.0.1");
     let response = proxy
@@ -647,12 +704,35 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
     let again = proxy
         .get(app.url("/members"))
         .header("x-forwarded-email", "carol@example.test")
-        .header("x-forwarded-groups", "staff")
+        .header("x-forwarded-groups", "staff|other")
         .send()
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
     assert_eq!(records(&app, "auth.login").await.len(), 1);
+
+    // New groups from the proxy apply at the next request.
+    let demoted = proxy
+        .get(app.url("/members"))
+        .header("x-forwarded-email", "carol@example.test")
+        .header("x-forwarded-groups", "leads")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(demoted.status(), 403, "team leads do not see the directory");
+    let carol = accounts::get_by_username(&app.db, "carol@example.test")
+        .await
+        .unwrap();
+    assert_eq!(carol.role, Role::TeamLead);
+    let restored = proxy
+        .get(app.url("/members"))
+        .header("x-forwarded-email", "carol@example.test")
+        .header("x-forwarded-groups", "staff")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restored.status(), 200);
+    let logins_before = records(&app, "auth.login").await.len();
 
     // The same header from another address is refused and audited.
     let elsewhere = client_from("127.0.0.2");
@@ -672,7 +752,7 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
     let refusal = &records(&app, "security.proxy_header_refused").await[0];
     assert_eq!(refusal.source_ip.as_deref(), Some("127.0.0.2"));
     assert_eq!(refusal.details["claimed"], "carol@example.test");
-    assert_eq!(records(&app, "auth.login").await.len(), 1);
+    assert_eq!(records(&app, "auth.login").await.len(), logins_before);
 
     // Without the header, the other address just gets the sign-in page.
     let plain = elsewhere.get(app.url("/members")).send().await.unwrap();
