@@ -96,7 +96,14 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         // After the session layer, before CSRF and the route guards: a trusted proxy's header
         // signs the request in before anything checks who is signed in.
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            sso::ProxyLogin {
+                state: state.clone(),
+                refusals: Arc::new(FloodGate::new(
+                    state.config.csrf_audit_window,
+                    CSRF_AUDITS_PER_WINDOW,
+                    CSRF_AUDIT_ADDRESSES,
+                )),
+            },
             sso::proxy_login,
         ))
         .layer(sessions)
@@ -244,7 +251,8 @@ async fn htmx_errors(request: Request, next: Next) -> Response {
     response
 }
 
-/// Refused forms audited one by one per client address and window; the rest are counted.
+/// Refused forms (and refused proxy headers) audited one by one per client address and
+/// window; the rest are counted.
 const CSRF_AUDITS_PER_WINDOW: u64 = 5;
 /// Client addresses tracked at once; further ones share one counted slot (bounded memory).
 const CSRF_AUDIT_ADDRESSES: usize = 4096;

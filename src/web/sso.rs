@@ -375,7 +375,18 @@ pub async fn oidc_callback(
 /// Trusted proxy header sign-in, in front of every page. From a trusted address the header
 /// names the person (a different person than the session's signs in afresh); from any other
 /// address a request carrying the header is refused and audited, since anyone can send it.
-pub async fn proxy_login(State(state): State<AppState>, request: Request, next: Next) -> Response {
+#[derive(Clone)]
+pub struct ProxyLogin {
+    pub state: AppState,
+    /// Anyone can send the header: refusals are flood-controlled like CSRF refusals.
+    pub refusals: std::sync::Arc<crate::auth::throttle::FloodGate>,
+}
+
+pub async fn proxy_login(
+    State(ProxyLogin { state, refusals }): State<ProxyLogin>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(proxy) = state.config.sso.proxy.clone() else {
         return next.run(request).await;
     };
@@ -412,18 +423,38 @@ pub async fn proxy_login(State(state): State<AppState>, request: Request, next: 
     if !peer.is_some_and(|ip| proxy.trusted.contains(ip)) {
         let details = json!({ "header": proxy.header, "claimed": name.chars().take(64).collect::<String>(),
                               "peer": peer.map(|p| p.to_string()), "path": parts.uri.path() });
-        if let Err(error) = record(
-            &state,
-            &client,
-            Actor::named("(unknown)"),
-            Action::ProxyHeaderRefused,
-            None,
-            details,
-            Outcome::Denied,
-        )
-        .await
-        {
-            return error.into_response();
+        let verdict = refusals.admit(&client.ip, std::time::Instant::now());
+        let mut entries: Vec<(ClientInfo, serde_json::Value)> = verdict
+            .summaries
+            .into_iter()
+            .map(|summary| {
+                let from = ClientInfo {
+                    ip: summary.address.clone(),
+                    user_agent: None,
+                    htmx: false,
+                };
+                let details = json!({ "summary": true, "suppressed": summary.count,
+                                      "window_seconds": summary.window.as_secs() });
+                (from, details)
+            })
+            .collect();
+        if verdict.record {
+            entries.push((client.clone(), details));
+        }
+        for (from, details) in entries {
+            if let Err(error) = record(
+                &state,
+                &from,
+                Actor::named("(unknown)"),
+                Action::ProxyHeaderRefused,
+                None,
+                details,
+                Outcome::Denied,
+            )
+            .await
+            {
+                return error.into_response();
+            }
         }
         return refused(
             &state,

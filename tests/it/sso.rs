@@ -754,6 +754,22 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
     assert_eq!(refusal.details["claimed"], "carol@example.test");
     assert_eq!(records(&app, "auth.login").await.len(), logins_before);
 
+    // A flood from there is counted, not recorded request by request.
+    for _ in 0..10 {
+        let status = elsewhere
+            .get(app.url("/members"))
+            .header("x-forwarded-email", "carol@example.test")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 403);
+    }
+    assert_eq!(
+        records(&app, "security.proxy_header_refused").await.len(),
+        5
+    );
+
     // Without the header, the other address just gets the sign-in page.
     let plain = elsewhere.get(app.url("/members")).send().await.unwrap();
     assert_eq!(plain.status(), 303);
