@@ -484,6 +484,13 @@ pub fn sso_from_args(
             if args.oidc_groups_claim.trim().is_empty() {
                 return Err("ORGKEEPER_OIDC_GROUPS_CLAIM: must name a claim".into());
             }
+            // The provider sends people back to this address, so it must be one they reach.
+            if args.public_url.is_none() && args.bind.ip().is_unspecified() {
+                return Err(format!(
+                    "ORGKEEPER_PUBLIC_URL: required with ORGKEEPER_OIDC_ISSUER when listening on {} (the sign-in redirect URL is built from it)",
+                    args.bind
+                ));
+            }
             let base = args
                 .public_url
                 .clone()

@@ -254,6 +254,13 @@ async fn signing_in_through_the_provider_in_a_browser_creates_the_account_and_a_
         .wait_for_text(".user-name", "alice@example.test", Duration::from_secs(10))
         .await;
     browser.save_screenshot("sso/signed in").await;
+    assert!(
+        browser
+            .try_find("a[href='/account/password']")
+            .await
+            .is_none(),
+        "no password to change for an identity-provider account"
+    );
     let session_cookie = browser
         .cookie("orgkeeper_session")
         .await
@@ -787,4 +794,67 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
         .await
         .unwrap()
         .contains("Ask an owner for access"));
+}
+
+#[tokio::test]
+async fn a_provider_that_redirects_is_not_followed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // Where a redirect would lead: counts every request it gets.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let elsewhere = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_url = format!("http://{}", elsewhere.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { "{}" }
+        });
+        axum::serve(elsewhere, app).await.unwrap();
+    });
+    // The "provider": every answer is a redirect there.
+    let redirecting = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", redirecting.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move || {
+            let to = format!("{elsewhere_url}/.well-known/openid-configuration");
+            async move { axum::response::Redirect::temporary(&to) }
+        });
+        axum::serve(redirecting, app).await.unwrap();
+    });
+
+    let simulator = simulator::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SimulatorOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut config = live_config(&simulator);
+    config.sso.oidc = Some(OidcSettings {
+        issuer,
+        client_id: CLIENT_ID.into(),
+        client_secret: Some(orgkeeper::config::ClientSecret::new(CLIENT_SECRET)),
+        scopes: vec!["openid".into()],
+        groups_claim: "groups".into(),
+        display_name: "Example SSO".into(),
+        redirect_url: "http://127.0.0.1:1/auth/oidc/callback".into(),
+    });
+    let app = spawn_app_with(config, simulator, None).await;
+
+    let response = app.client().get("/auth/oidc/start").await;
+    assert_eq!(response.status(), 502);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("The identity provider could not be reached"),
+        "{body}"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was not followed"
+    );
+    assert_eq!(
+        last_failure(&app).await.details["reason"],
+        "provider_unreachable"
+    );
 }
