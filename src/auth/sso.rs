@@ -269,6 +269,28 @@ async fn apply_grant(
     }))
 }
 
+/// The identity an account belongs to, with the groups seen at its last sign-in.
+pub async fn linked_identity(
+    pool: &SqlitePool,
+    account_id: i64,
+) -> Result<Option<Identity>, AccountError> {
+    let row = sqlx::query(
+        "SELECT i.provider, i.subject, i.groups, a.username FROM account_identities i JOIN accounts a ON a.id = i.account_id WHERE i.account_id = ?",
+    )
+    .bind(account_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| Identity {
+        provider: match row.get::<String, _>("provider").as_str() {
+            "oidc" => "oidc",
+            _ => "proxy",
+        },
+        subject: row.get("subject"),
+        username: row.get("username"),
+        groups: serde_json::from_str(row.get::<String, _>("groups").as_str()).unwrap_or_default(),
+    }))
+}
+
 /// What a sign-in through the identity provider comes to.
 #[derive(Debug)]
 pub enum Provisioned {

@@ -480,18 +480,16 @@ pub async fn proxy_login(
     // Already signed in as this person, with the same groups, in a live session: nothing to
     // do. Other groups sign in again, so the proxy's groups apply at the next request.
     if let Some(login) = session::login_of(&session).await {
-        let current: Option<(String, String)> = sqlx::query_as(
-            "SELECT subject, groups FROM account_identities WHERE account_id = ? AND provider = 'proxy'",
-        )
-        .bind(login.account_id)
-        .fetch_optional(&state.db)
-        .await
-        .ok()
-        .flatten();
-        let groups = serde_json::to_string(&identity.groups).expect("strings serialize");
-        if current == Some((identity.subject.clone(), groups))
-            && session_is_live(&mut parts, &state).await
-        {
+        let current = sso::linked_identity(&state.db, login.account_id)
+            .await
+            .ok()
+            .flatten();
+        let same = current.is_some_and(|linked| {
+            linked.provider == identity.provider
+                && linked.subject == identity.subject
+                && linked.groups == identity.groups
+        });
+        if same && session_is_live(&mut parts, &state).await {
             return next.run(Request::from_parts(parts, body)).await;
         }
     }
