@@ -56,6 +56,8 @@ impl Cli {
     }
 }
 
+// Parsed once at start-up: the size of `serve`'s settings does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the dashboard (the demo organization when no admin key is set).
@@ -137,6 +139,54 @@ pub struct ServeArgs {
     /// Simulated organization used when no admin key is set.
     #[arg(long, env = "ORGKEEPER_DEMO_PROFILE", default_value = "demo")]
     pub demo_profile: DemoProfile,
+
+    /// OpenID Connect issuer URL (turns on "Sign in with …"); discovery is read from it.
+    #[arg(long, env = "ORGKEEPER_OIDC_ISSUER", value_parser = parse_issuer)]
+    pub oidc_issuer: Option<String>,
+
+    /// OpenID Connect client id registered at the identity provider.
+    #[arg(long, env = "ORGKEEPER_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// Scopes asked for at sign-in (space- or comma-separated; `openid` is always included).
+    #[arg(
+        long,
+        env = "ORGKEEPER_OIDC_SCOPES",
+        default_value = "openid email profile"
+    )]
+    pub oidc_scopes: String,
+
+    /// ID-token claim that lists the person's groups.
+    #[arg(long, env = "ORGKEEPER_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+
+    /// Name on the sign-in button ("Sign in with …").
+    #[arg(
+        long,
+        env = "ORGKEEPER_OIDC_DISPLAY_NAME",
+        default_value = "single sign-on"
+    )]
+    pub oidc_display_name: String,
+
+    /// Allow password sign-in (false: only the break-glass owner may use a password).
+    #[arg(long, env = "ORGKEEPER_LOCAL_PASSWORDS", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub local_passwords: bool,
+
+    /// The one owner account that may still sign in with a password when local passwords are off.
+    #[arg(long, env = "ORGKEEPER_BREAK_GLASS_OWNER")]
+    pub break_glass_owner: Option<String>,
+
+    /// Header a trusted authenticating proxy sets to the signed-in person (e.g. X-Forwarded-Email).
+    #[arg(long, env = "ORGKEEPER_AUTH_PROXY_HEADER", value_parser = parse_header_name)]
+    pub auth_proxy_header: Option<String>,
+
+    /// Header the proxy sets to the person's groups (comma-separated).
+    #[arg(long, env = "ORGKEEPER_AUTH_PROXY_GROUPS_HEADER", value_parser = parse_header_name)]
+    pub auth_proxy_groups_header: Option<String>,
+
+    /// Addresses or CIDR ranges of the proxy (comma-separated); the header is believed only from them.
+    #[arg(long, env = "ORGKEEPER_AUTH_PROXY_TRUSTED", value_parser = parse_networks)]
+    pub auth_proxy_trusted: Option<Networks>,
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +289,52 @@ fn parse_base_url(value: &str) -> Result<String, String> {
     Ok(value.trim_end_matches('/').to_owned())
 }
 
+/// An issuer is compared byte for byte with the ID token's `iss`, so it is kept as given
+/// (authentik's ends with `/`, Google's does not).
+fn parse_issuer(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_header_name(value: &str) -> Result<String, String> {
+    axum::http::HeaderName::from_bytes(value.trim().as_bytes())
+        .map(|name| name.as_str().to_owned())
+        .map_err(|_| format!("{value:?} is not an HTTP header name"))
+}
+
+/// Addresses and CIDR ranges, e.g. `127.0.0.1, 10.0.0.0/8, ::1`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Networks(pub Vec<ipnet::IpNet>);
+
+impl Networks {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+pub fn parse_networks(value: &str) -> Result<Networks, String> {
+    let mut networks = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let net = part
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| format!("{part:?} is not an address or CIDR range"))?;
+        networks.push(net);
+    }
+    if networks.is_empty() {
+        return Err("list at least one address or CIDR range".into());
+    }
+    Ok(Networks(networks))
+}
+
 fn parse_rate(value: &str) -> Result<f64, String> {
     let rate: f64 = value.parse().map_err(|_| "not a number".to_string())?;
     if !(0.0..=1.0).contains(&rate) {
@@ -277,6 +373,173 @@ fn admin_key_from(get: impl Fn(&str) -> Option<String>) -> Result<Option<AdminKe
     Ok(Some(AdminKey::new(value)))
 }
 
+/// A client secret: never logged, never rendered (`Debug` prints `[redacted]`).
+#[derive(Clone)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        ClientSecret(secret.into())
+    }
+
+    /// For the token request only.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret([redacted])")
+    }
+}
+
+/// Sign-in with the company's OpenID Connect provider.
+#[derive(Clone, Debug)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    /// `None` for a public client (PKCE only).
+    pub client_secret: Option<ClientSecret>,
+    pub scopes: Vec<String>,
+    pub groups_claim: String,
+    pub display_name: String,
+    /// `<public URL>/auth/oidc/callback`, registered at the provider.
+    pub redirect_url: String,
+}
+
+/// Sign-in by a header that a trusted authenticating proxy sets.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// Lower-case header name.
+    pub header: String,
+    pub groups_header: Option<String>,
+    pub trusted: Networks,
+}
+
+/// Every way to sign in besides the local password, and whether passwords still work.
+#[derive(Clone, Debug)]
+pub struct SsoConfig {
+    pub oidc: Option<OidcSettings>,
+    pub proxy: Option<ProxySettings>,
+    pub local_passwords: bool,
+    pub break_glass_owner: Option<String>,
+}
+
+impl Default for SsoConfig {
+    fn default() -> Self {
+        SsoConfig {
+            oidc: None,
+            proxy: None,
+            local_passwords: true,
+            break_glass_owner: None,
+        }
+    }
+}
+
+impl SsoConfig {
+    /// Whether this account may sign in with its password.
+    pub fn password_allowed_for(&self, username: &str) -> bool {
+        self.local_passwords
+            || self
+                .break_glass_owner
+                .as_deref()
+                .is_some_and(|owner| owner.eq_ignore_ascii_case(username))
+    }
+}
+
+/// Reads and checks the sign-in settings; the secret comes from the environment only.
+pub fn sso_from_args(
+    args: &ServeArgs,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<SsoConfig, String> {
+    let non_empty = |name: &str| {
+        get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let oidc = match &args.oidc_issuer {
+        None => None,
+        Some(issuer) => {
+            let client_id = args
+                .oidc_client_id
+                .clone()
+                .filter(|id| !id.trim().is_empty())
+                .ok_or("ORGKEEPER_OIDC_CLIENT_ID: required when ORGKEEPER_OIDC_ISSUER is set")?;
+            let client_secret = if let Some(secret) = non_empty("ORGKEEPER_OIDC_CLIENT_SECRET") {
+                Some(ClientSecret::new(secret))
+            } else if let Some(path) = non_empty("ORGKEEPER_OIDC_CLIENT_SECRET_FILE") {
+                let secret = std::fs::read_to_string(&path).map_err(|e| {
+                    format!("ORGKEEPER_OIDC_CLIENT_SECRET_FILE: cannot read {path:?}: {e}")
+                })?;
+                Some(ClientSecret::new(secret.trim()))
+            } else {
+                None
+            };
+            let mut scopes: Vec<String> = args
+                .oidc_scopes
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if !scopes.iter().any(|s| s == "openid") {
+                scopes.insert(0, "openid".into());
+            }
+            if args.oidc_groups_claim.trim().is_empty() {
+                return Err("ORGKEEPER_OIDC_GROUPS_CLAIM: must name a claim".into());
+            }
+            // The provider sends people back to this address, so it must be one they reach.
+            if args.public_url.is_none() && args.bind.ip().is_unspecified() {
+                return Err(format!(
+                    "ORGKEEPER_PUBLIC_URL: required with ORGKEEPER_OIDC_ISSUER when listening on {} (the sign-in redirect URL is built from it)",
+                    args.bind
+                ));
+            }
+            let base = args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", args.bind));
+            Some(OidcSettings {
+                issuer: issuer.clone(),
+                client_id,
+                client_secret,
+                scopes,
+                groups_claim: args.oidc_groups_claim.trim().to_owned(),
+                display_name: args.oidc_display_name.trim().to_owned(),
+                redirect_url: format!("{base}/auth/oidc/callback"),
+            })
+        }
+    };
+    let proxy = match (&args.auth_proxy_header, &args.auth_proxy_trusted) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err("ORGKEEPER_AUTH_PROXY_TRUSTED: required when ORGKEEPER_AUTH_PROXY_HEADER is set (the addresses of your proxy)".into())
+        }
+        (None, Some(_)) => {
+            return Err("ORGKEEPER_AUTH_PROXY_HEADER: required when ORGKEEPER_AUTH_PROXY_TRUSTED is set".into())
+        }
+        (Some(header), Some(trusted)) => Some(ProxySettings {
+            header: header.clone(),
+            groups_header: args.auth_proxy_groups_header.clone(),
+            trusted: trusted.clone(),
+        }),
+    };
+    if !args.local_passwords {
+        if oidc.is_none() && proxy.is_none() {
+            return Err("ORGKEEPER_LOCAL_PASSWORDS: passwords can be turned off only when ORGKEEPER_OIDC_ISSUER or ORGKEEPER_AUTH_PROXY_HEADER is set".into());
+        }
+        if args.break_glass_owner.is_none() {
+            return Err("ORGKEEPER_BREAK_GLASS_OWNER: name the owner account that may still sign in with a password when local passwords are off".into());
+        }
+    }
+    Ok(SsoConfig {
+        oidc,
+        proxy,
+        local_passwords: args.local_passwords,
+        break_glass_owner: args.break_glass_owner.clone(),
+    })
+}
+
 /// Where the dashboard gets its organization from.
 #[derive(Clone, Debug)]
 pub enum Upstream {
@@ -308,6 +571,8 @@ pub struct ServerConfig {
     /// Window of the CSRF-refusal audit flood control (a few records per address per window,
     /// then one summary). One minute; tests shorten it.
     pub csrf_audit_window: Duration,
+    /// Single sign-on and whether local passwords work.
+    pub sso: SsoConfig,
 }
 
 impl ServerConfig {
@@ -328,6 +593,7 @@ impl ServerConfig {
             audit_retention_days: None,
             background_jobs: true,
             csrf_audit_window: Duration::from_secs(60),
+            sso: SsoConfig::default(),
         }
     }
 
@@ -358,6 +624,7 @@ impl ServerConfig {
             audit_retention_days: args.audit_retention_days,
             background_jobs: true,
             csrf_audit_window: Duration::from_secs(60),
+            sso: SsoConfig::default(),
         }
     }
 
@@ -395,6 +662,90 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(key.expose_secret(), "sk-ant-admin01-abc");
+    }
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["orgkeeper", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Some(Command::Serve(args)) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn sso_settings_that_do_not_fit_together_name_the_setting() {
+        let no_client = sso_from_args(
+            &serve_args(&["--oidc-issuer", "https://idp.example"]),
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(
+            no_client.starts_with("ORGKEEPER_OIDC_CLIENT_ID:"),
+            "{no_client}"
+        );
+        let no_trusted = sso_from_args(
+            &serve_args(&["--auth-proxy-header", "X-Forwarded-Email"]),
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(
+            no_trusted.starts_with("ORGKEEPER_AUTH_PROXY_TRUSTED:"),
+            "{no_trusted}"
+        );
+        let nothing_else =
+            sso_from_args(&serve_args(&["--local-passwords", "false"]), |_| None).unwrap_err();
+        assert!(
+            nothing_else.starts_with("ORGKEEPER_LOCAL_PASSWORDS:"),
+            "{nothing_else}"
+        );
+        let bad_cidr =
+            Cli::try_parse_from(["orgkeeper", "serve", "--auth-proxy-trusted", "10.0.0.0/99"])
+                .unwrap_err();
+        assert!(
+            bad_cidr.to_string().contains("--auth-proxy-trusted"),
+            "{bad_cidr}"
+        );
+    }
+
+    #[test]
+    fn the_client_secret_is_read_from_the_environment_and_never_printed() {
+        let args = serve_args(&[
+            "--oidc-issuer",
+            "https://auth.example/application/o/orgkeeper/",
+            "--oidc-client-id",
+            "orgkeeper",
+            "--public-url",
+            "https://orgkeeper.example",
+        ]);
+        let sso = sso_from_args(&args, |name| {
+            (name == "ORGKEEPER_OIDC_CLIENT_SECRET").then(|| "hunter2-client-secret".to_owned())
+        })
+        .unwrap();
+        let oidc = sso.oidc.unwrap();
+        assert_eq!(
+            oidc.issuer, "https://auth.example/application/o/orgkeeper/",
+            "kept as given"
+        );
+        assert_eq!(
+            oidc.redirect_url,
+            "https://orgkeeper.example/auth/oidc/callback"
+        );
+        assert_eq!(oidc.scopes, ["openid", "email", "profile"]);
+        assert_eq!(
+            oidc.client_secret.as_ref().unwrap().expose_secret(),
+            "hunter2-client-secret"
+        );
+        assert!(!format!("{oidc:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn trusted_networks_match_addresses_and_ranges() {
+        let networks = parse_networks("127.0.0.1, 10.0.0.0/8").unwrap();
+        assert!(networks.contains("127.0.0.1".parse().unwrap()));
+        assert!(networks.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(networks.contains("10.9.8.7".parse().unwrap()));
+        assert!(!networks.contains("127.0.0.2".parse().unwrap()));
     }
 
     #[test]

@@ -54,7 +54,9 @@ async fn run(database: &std::path::Path, command: Command) -> anyhow::Result<Exi
 
 async fn serve(database: &std::path::Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let key = config::admin_key_from_env().map_err(anyhow::Error::msg)?;
-    let config = ServerConfig::from_args(&args, key);
+    let mut config = ServerConfig::from_args(&args, key);
+    config.sso = config::sso_from_args(&args, |name| std::env::var(name).ok())
+        .map_err(anyhow::Error::msg)?;
     let pool = db::connect(database).await.map_err(|e| {
         anyhow::anyhow!(
             "--database / ORGKEEPER_DATABASE {}: {e:#}",

@@ -88,8 +88,13 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         clock,
         chain: Arc::new(ChainMonitor::default()),
     };
+    let oidc = match &services.config.sso.oidc {
+        Some(settings) => Some(Arc::new(crate::auth::oidc::Oidc::new(settings.clone())?)),
+        None => None,
+    };
     let state = AppState {
         services,
+        oidc,
         // 30 failures from one address, or 5 against one unknown name, per 15 minutes.
         throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 30, 5)),
         setup: Arc::new(Mutex::new(None)),

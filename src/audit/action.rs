@@ -101,6 +101,10 @@ actions! {
     KeyCreated = "key.created", "API keys", "Key created";
     KeyExpired = "key.expired", "API keys", "Key expired";
     OrgBaseline = "org.baseline", "Organization", "Organization first read (baseline)";
+    SsoMappingAdded = "sso.mapping_added", "Accounts", "Group mapping added";
+    SsoMappingChanged = "sso.mapping_changed", "Accounts", "Group mapping turned on or off";
+    SsoMappingRemoved = "sso.mapping_removed", "Accounts", "Group mapping removed";
+    ProxyHeaderRefused = "security.proxy_header_refused", "Security", "Identity header from an untrusted address refused";
 }
 
 impl Action {

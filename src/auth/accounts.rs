@@ -19,6 +19,8 @@ pub struct Account {
     pub last_login_at: Option<DateTime<Utc>>,
     /// Upstream workspace ids a team lead may read; empty for every other role.
     pub workspaces: Vec<String>,
+    /// `oidc` or `proxy` for accounts of the identity provider (no password of their own).
+    pub identity_provider: Option<String>,
 }
 
 impl Account {
@@ -75,7 +77,7 @@ fn check_workspace_ids(workspaces: &[String]) -> Result<(), AccountError> {
     Ok(())
 }
 
-const COLUMNS: &str = "id, username, role, disabled, session_epoch, failed_logins, locked_until, created_at, last_login_at";
+const COLUMNS: &str = "id, username, role, disabled, session_epoch, failed_logins, locked_until, created_at, last_login_at, (SELECT provider FROM account_identities WHERE account_id = accounts.id) AS identity_provider";
 
 async fn from_row(
     pool: &SqlitePool,
@@ -100,6 +102,7 @@ async fn from_row(
         created_at: row.get("created_at"),
         last_login_at: row.get("last_login_at"),
         workspaces,
+        identity_provider: row.get("identity_provider"),
     })
 }
 
@@ -289,6 +292,7 @@ pub async fn set_workspaces(
 }
 
 /// Disabling ends every session of the account; the last active owner cannot be disabled.
+/// An owner's decision also replaces a lapse of single sign-on access (`access_lapsed`).
 pub async fn set_disabled(
     pool: &SqlitePool,
     account: &Account,
@@ -298,7 +302,7 @@ pub async fn set_disabled(
     {
         return Err(AccountError::LastOwner);
     }
-    sqlx::query("UPDATE accounts SET disabled = ?, session_epoch = session_epoch + 1 WHERE id = ?")
+    sqlx::query("UPDATE accounts SET disabled = ?, access_lapsed = 0, session_epoch = session_epoch + 1 WHERE id = ?")
         .bind(disabled)
         .bind(account.id)
         .execute(pool)

@@ -96,6 +96,24 @@ struct IndexPage {
     upstream_error: Option<String>,
     form: NewAccountForm,
     form_error: Option<String>,
+    mappings: Vec<MappingRow>,
+    sso_enabled: bool,
+    /// The group form's workspace picker starts empty.
+    no_selection: Vec<String>,
+}
+
+/// A group mapping with its workspaces by name.
+pub struct MappingRow {
+    pub mapping: crate::auth::sso::GroupMapping,
+    pub workspace_names: Vec<String>,
+}
+
+fn workspace_name(choices: &[WorkspaceChoice], id: &str) -> String {
+    choices
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| id.to_owned())
 }
 
 async fn render_index(
@@ -104,7 +122,22 @@ async fn render_index(
     form_error: Option<String>,
 ) -> AppResult<Response> {
     let (choices, upstream_error) = workspace_choices(ctx).await;
+    let mappings = crate::auth::sso::list_mappings(&ctx.state.db)
+        .await?
+        .into_iter()
+        .map(|mapping| MappingRow {
+            workspace_names: mapping
+                .workspaces
+                .iter()
+                .map(|id| workspace_name(&choices, id))
+                .collect(),
+            mapping,
+        })
+        .collect();
     let page = IndexPage {
+        mappings,
+        no_selection: Vec::new(),
+        sso_enabled: ctx.state.oidc.is_some() || ctx.state.config.sso.proxy.is_some(),
         layout: ctx.layout("Accounts", "accounts").await,
         rows: rows(accounts::list(&ctx.state.db).await?, &choices),
         roles: Role::ALL.to_vec(),
@@ -153,7 +186,7 @@ fn field(fields: &[(String, String)], name: &str) -> String {
 /// Why these team-lead workspaces cannot be assigned, if they cannot: none chosen, or an id
 /// the organization does not have (a typo or a forged form would otherwise replace a real
 /// assignment with one that shows nothing).
-async fn workspace_problem(ctx: &Ctx, ids: &[String]) -> AppResult<Option<String>> {
+pub(crate) async fn workspace_problem(ctx: &Ctx, ids: &[String]) -> AppResult<Option<String>> {
     if ids.is_empty() {
         return Ok(Some(
             "A team lead needs at least one workspace, or they would see nothing. Choose one; nothing was changed.".into(),

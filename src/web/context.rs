@@ -259,6 +259,7 @@ impl Ctx {
             user: Some(UserNav {
                 username: self.account.username.clone(),
                 role_label: self.account.role.label(),
+                has_password: self.account.identity_provider.is_none(),
             }),
             nav: nav_for(self.account.role, section),
             csrf: self.csrf.clone(),
@@ -318,6 +319,8 @@ pub fn age(elapsed: chrono::Duration) -> String {
 pub struct UserNav {
     pub username: String,
     pub role_label: &'static str,
+    /// Accounts of the identity provider have no password to change here.
+    pub has_password: bool,
 }
 
 pub struct NavLink {

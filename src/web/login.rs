@@ -21,6 +21,7 @@ use crate::auth::{password, session, Role};
 pub const MAX_FAILURES: i64 = 5;
 pub const LOCK_MINUTES: i64 = 15;
 const GENERIC_FAILURE: &str = "Invalid username or password.";
+const PASSWORDS_OFF: &str = "Password sign-in is turned off. Use the single sign-on button above.";
 const THROTTLED: &str = "Too many failed sign-ins. Wait 15 minutes and try again, or ask an owner to unlock the account.";
 
 #[derive(Template)]
@@ -30,11 +31,34 @@ struct LoginPage {
     username: String,
     next: String,
     error: Option<String>,
+    /// "Sign in with …" when OpenID Connect is set up.
+    sso_name: Option<String>,
+    /// Local passwords on for everyone (off: the form is only for the break-glass owner).
+    passwords: bool,
+}
+
+impl LoginPage {
+    fn new(
+        state: &AppState,
+        csrf: String,
+        username: String,
+        next: String,
+        error: Option<String>,
+    ) -> Self {
+        LoginPage {
+            layout: Layout::anonymous(state, "Sign in", csrf),
+            username,
+            next,
+            error,
+            sso_name: state.oidc.as_ref().map(|o| o.settings.display_name.clone()),
+            passwords: state.config.sso.local_passwords,
+        }
+    }
 }
 
 #[derive(Deserialize)]
 pub struct NextQuery {
-    next: Option<String>,
+    pub next: Option<String>,
 }
 
 /// Where to go after sign-in: a path on this site, otherwise `/` (no open redirect).
@@ -43,7 +67,7 @@ pub struct NextQuery {
 /// treat `\` as `/`, so `/<TAB>/evil.example` and `/\evil.example` both become `//evil.example`,
 /// another site. Other control characters are refused outright (they would also make the
 /// `Location` header invalid). What is returned is the cleaned form the browser would use.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     let Some(next) = next else {
         return "/".to_owned();
     };
@@ -73,12 +97,13 @@ pub async fn form(
         return Ok(Html(render_setup_hint(&state)?).into_response());
     }
     let csrf = session::csrf_token(&session).await?;
-    let page = LoginPage {
-        layout: Layout::anonymous(&state, "Sign in", csrf),
-        username: String::new(),
-        next: safe_next(query.next.as_deref()),
-        error: None,
-    };
+    let page = LoginPage::new(
+        &state,
+        csrf,
+        String::new(),
+        safe_next(query.next.as_deref()),
+        None,
+    );
     Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
 }
 
@@ -137,8 +162,12 @@ pub async fn submit(
     };
     let password_ok = password::verify(form.password, stored).await;
     let active = account.as_ref().is_some_and(|a| !a.disabled);
+    // With local passwords off only the break-glass owner may use one, and only as an owner.
+    let passwords_off = !state.config.sso.password_allowed_for(&username)
+        || (!state.config.sso.local_passwords
+            && account.as_ref().is_some_and(|a| a.role != Role::Owner));
 
-    if password_ok && active && !throttled {
+    if password_ok && active && !throttled && !passwords_off {
         let account = account.expect("checked above");
         state
             .audit
@@ -157,6 +186,8 @@ pub async fn submit(
 
     let reason = if throttled {
         "throttled"
+    } else if passwords_off {
+        "passwords_off"
     } else if account.is_none() {
         "unknown_user"
     } else if !active {
@@ -174,7 +205,7 @@ pub async fn submit(
             Outcome::Denied,
         ))
         .await?;
-    if !throttled {
+    if !throttled && !passwords_off {
         state
             .throttle
             .record_failure(&client.ip, account.is_none().then_some(username.as_str()));
@@ -201,19 +232,20 @@ pub async fn submit(
         }
     }
     let csrf = session::csrf_token(&session).await?;
-    let page = LoginPage {
-        layout: Layout::anonymous(&state, "Sign in", csrf),
-        username,
-        next: safe_next(form.next.as_deref()),
-        error: Some(
-            if throttled {
-                THROTTLED
-            } else {
-                GENERIC_FAILURE
-            }
-            .to_owned(),
-        ),
+    let message = if throttled {
+        THROTTLED
+    } else if passwords_off {
+        PASSWORDS_OFF
+    } else {
+        GENERIC_FAILURE
     };
+    let page = LoginPage::new(
+        &state,
+        csrf,
+        username,
+        safe_next(form.next.as_deref()),
+        Some(message.to_owned()),
+    );
     let status = if throttled {
         axum::http::StatusCode::TOO_MANY_REQUESTS
     } else {

@@ -15,6 +15,7 @@ pub mod members;
 pub mod org;
 pub mod page;
 pub mod routes;
+pub mod sso;
 pub mod usage;
 pub mod workspaces;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub services: Services,
     pub throttle: Arc<LoginThrottle>,
     pub setup: Arc<Mutex<Option<SetupToken>>>,
+    /// Sign-in with the company's OpenID Connect provider, when configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -90,6 +93,19 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
                 )),
             },
             audit_csrf_rejections,
+        ))
+        // After the session layer, before CSRF and the route guards: a trusted proxy's header
+        // signs the request in before anything checks who is signed in.
+        .layer(middleware::from_fn_with_state(
+            sso::ProxyLogin {
+                state: state.clone(),
+                refusals: Arc::new(FloodGate::new(
+                    state.config.csrf_audit_window,
+                    CSRF_AUDITS_PER_WINDOW,
+                    CSRF_AUDIT_ADDRESSES,
+                )),
+            },
+            sso::proxy_login,
         ))
         .layer(sessions)
         .layer(middleware::from_fn(htmx_errors))
@@ -144,6 +160,13 @@ fn page_routes() -> Routes {
         .get("/audit/export", Needs(ViewAudit), audit::export)
         .post("/audit/verify", Needs(ViewAudit), audit::verify_now)
         .post("/audit/acknowledge", Needs(ViewAudit), audit::acknowledge)
+        // Single sign-on: the provider's way in and out (public), and the group mappings.
+        .get("/auth/oidc/start", Public, sso::oidc_start)
+        .get("/auth/oidc/callback", Public, sso::oidc_callback)
+        .post("/sso/groups", owner, sso::add_mapping)
+        .post("/sso/groups/{id}/enable", owner, sso::enable_mapping)
+        .post("/sso/groups/{id}/disable", owner, sso::disable_mapping)
+        .post("/sso/groups/{id}/delete", owner, sso::remove_mapping)
         .merge(members::routes())
         .merge(invites::routes())
         .merge(workspaces::routes())
@@ -230,7 +253,8 @@ async fn htmx_errors(request: Request, next: Next) -> Response {
     response
 }
 
-/// Refused forms audited one by one per client address and window; the rest are counted.
+/// Refused forms (and refused proxy headers) audited one by one per client address and
+/// window; the rest are counted.
 const CSRF_AUDITS_PER_WINDOW: u64 = 5;
 /// Client addresses tracked at once; further ones share one counted slot (bounded memory).
 const CSRF_AUDIT_ADDRESSES: usize = 4096;

@@ -21,5 +21,6 @@ mod reconcile;
 mod sdk_compat;
 mod services;
 mod simulator;
+mod sso;
 mod usage;
 mod workspaces;

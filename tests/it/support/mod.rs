@@ -92,6 +92,18 @@ pub async fn spawn_app_with(
     simulator: RunningSimulator,
     dir: Option<Arc<tempfile::TempDir>>,
 ) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_app_on(listener, config, simulator, dir).await
+}
+
+/// Like [`spawn_app_with`] on a listener bound beforehand (when the configuration needs the
+/// server's own address, such as a sign-in redirect URL).
+pub async fn spawn_app_on(
+    listener: TcpListener,
+    config: ServerConfig,
+    simulator: RunningSimulator,
+    dir: Option<Arc<tempfile::TempDir>>,
+) -> TestApp {
     let _ = captured_logs();
     let dir = dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
     let db_path = dir.path().join("orgkeeper.db");
@@ -103,7 +115,6 @@ pub async fn spawn_app_with(
         // What the sync job does first in production: read the organization into the model.
         orgkeeper::jobs::run_org_sync(&server.state).await;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let state = server.state.clone();

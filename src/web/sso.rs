@@ -1,0 +1,665 @@
+//! Single sign-on: the OpenID Connect start and callback, the trusted proxy header, and the
+//! group mappings owners edit on the Accounts page.
+//!
+//! Every sign-in path ends in [`sign_in_identity`], which creates or updates the account from
+//! the mappings and then signs in exactly as the password form does (`session::sign_in`: new
+//! session id, the account's epoch, idle and absolute timeouts), with the same audit records.
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::json;
+use tower_sessions::Session;
+
+use super::context::{target, ClientInfo, Layout};
+use super::error::{AppError, AppResult};
+use super::extract::{Path, Query};
+use super::login::{safe_next, NextQuery};
+use super::{AppState, Ctx};
+use crate::audit::{Action, Actor, NewEntry, Outcome};
+use crate::auth::accounts::{self, Account};
+use crate::auth::oidc::Callback;
+use crate::auth::sso::{self, AccessChange, Identity, Provisioned};
+use crate::auth::{session, Permission, Role};
+
+/// Carries the `state` of a sign-in in progress. `SameSite=Lax`, unlike the session cookie,
+/// because the provider sends the browser back with a cross-site navigation.
+const STATE_COOKIE: &str = "orgkeeper_oidc";
+
+#[derive(Template)]
+#[template(path = "sso/refused.html")]
+struct RefusedPage {
+    layout: Layout,
+    heading: String,
+    message: String,
+    groups: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sso/continue.html")]
+struct ContinuePage {
+    next: String,
+    asset_version: &'static str,
+}
+
+fn refused(
+    state: &AppState,
+    status: StatusCode,
+    heading: &str,
+    message: String,
+    groups: Vec<String>,
+) -> AppResult<Response> {
+    let page = RefusedPage {
+        layout: Layout::anonymous(state, heading, String::new()),
+        heading: heading.to_owned(),
+        message,
+        groups,
+    };
+    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+}
+
+fn person(account: &Account) -> Actor {
+    Actor::account(account.id, &account.username, account.role.as_str())
+}
+
+async fn record(
+    state: &AppState,
+    client: &ClientInfo,
+    actor: Actor,
+    action: Action,
+    target: Option<crate::audit::Target>,
+    details: serde_json::Value,
+    outcome: Outcome,
+) -> AppResult<()> {
+    let entry = NewEntry {
+        target,
+        ..NewEntry::new(actor, client.source(), action, outcome).details(details)
+    };
+    state.audit.append(entry).await?;
+    Ok(())
+}
+
+fn account_target(account: &Account) -> Option<crate::audit::Target> {
+    target(
+        "account",
+        account.id.to_string(),
+        Some(account.username.clone()),
+    )
+}
+
+/// Audit records for accounts whose access a mapping (or their groups) changed.
+async fn record_changes(
+    state: &AppState,
+    client: &ClientInfo,
+    actor: &Actor,
+    changes: &[AccessChange],
+    why: &str,
+) -> AppResult<()> {
+    for change in changes {
+        let before = &change.account;
+        let (action, details) = match &change.after {
+            None => (
+                Action::AccountDisabled,
+                json!({ "before": { "disabled": before.disabled, "role": before.role.as_str() },
+                        "after": { "disabled": true }, "reason": why }),
+            ),
+            Some(grant) if before.disabled => (
+                Action::AccountEnabled,
+                json!({ "before": { "disabled": true },
+                        "after": { "disabled": false, "role": grant.role.as_str(), "workspaces": grant.workspaces },
+                        "reason": why }),
+            ),
+            Some(grant) if grant.role != before.role => (
+                Action::AccountRoleChanged,
+                json!({ "before": before.role.as_str(), "after": grant.role.as_str(),
+                        "workspaces": grant.workspaces, "reason": why }),
+            ),
+            Some(grant) => (
+                Action::AccountWorkspacesChanged,
+                json!({ "before": before.workspaces, "after": grant.workspaces, "reason": why }),
+            ),
+        };
+        record(
+            state,
+            client,
+            actor.clone(),
+            action,
+            account_target(before),
+            details,
+            Outcome::Ok,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Signs in someone the identity provider vouched for. `Ok(Err(page))`: refused, with the page
+/// to show (already audited).
+pub async fn sign_in_identity(
+    state: &AppState,
+    session: &Session,
+    client: &ClientInfo,
+    identity: &Identity,
+) -> AppResult<Result<Account, Response>> {
+    let method = identity.provider;
+    let anonymous = Actor {
+        account_id: None,
+        name: identity.username.chars().take(64).collect(),
+        role: None,
+    };
+    let failed = |reason: &str| json!({ "method": method, "reason": reason, "subject": identity.subject, "groups": identity.groups });
+    match sso::provision(&state.db, identity).await? {
+        Provisioned::Ready {
+            account,
+            created,
+            change,
+        } => {
+            if created {
+                record(
+                    state,
+                    client,
+                    person(&account),
+                    Action::AccountCreated,
+                    account_target(&account),
+                    json!({ "username": account.username, "role": account.role.as_str(),
+                            "workspaces": account.workspaces, "method": method,
+                            "groups": identity.groups }),
+                    Outcome::Ok,
+                )
+                .await?;
+            }
+            if let Some(change) = change {
+                record_changes(
+                    state,
+                    client,
+                    &person(&account),
+                    &[change],
+                    "groups at sign-in",
+                )
+                .await?;
+            }
+            record(
+                state,
+                client,
+                person(&account),
+                Action::AuthLogin,
+                None,
+                json!({ "method": method, "groups": identity.groups }),
+                Outcome::Ok,
+            )
+            .await?;
+            accounts::record_login(&state.db, account.id).await?;
+            session::sign_in(session, &account, state.clock.now()).await?;
+            Ok(Ok(account))
+        }
+        Provisioned::NoAccess { lapsed } => {
+            if let Some(change) = &lapsed {
+                record_changes(
+                    state,
+                    client,
+                    &Actor::named("system (single sign-on)"),
+                    std::slice::from_ref(change),
+                    "no mapped group at sign-in",
+                )
+                .await?;
+            }
+            record(
+                state,
+                client,
+                anonymous,
+                Action::AuthLoginFailed,
+                None,
+                failed("no_mapped_group"),
+                Outcome::Denied,
+            )
+            .await?;
+            let message = format!(
+                "You are signed in at the identity provider as {}, but none of your groups gives access to Orgkeeper. Ask an owner for access: they can map one of your groups to a role on the Accounts page.",
+                identity.username
+            );
+            Ok(Err(refused(
+                state,
+                StatusCode::FORBIDDEN,
+                "Ask an owner for access",
+                message,
+                identity.groups.clone(),
+            )?))
+        }
+        Provisioned::Refused { reason, message } => {
+            record(
+                state,
+                client,
+                anonymous,
+                Action::AuthLoginFailed,
+                None,
+                failed(reason),
+                Outcome::Denied,
+            )
+            .await?;
+            Ok(Err(refused(
+                state,
+                StatusCode::FORBIDDEN,
+                "Sign-in refused",
+                message,
+                Vec::new(),
+            )?))
+        }
+    }
+}
+
+fn state_cookie(state: &AppState, value: &str, max_age: u32) -> HeaderValue {
+    let secure = if state.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{STATE_COOKIE}={value}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .expect("the state is URL-safe")
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// `GET /auth/oidc/start`: off to the identity provider.
+pub async fn oidc_start(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Query(query): Query<NextQuery>,
+) -> AppResult<Response> {
+    let Some(oidc) = state.oidc.clone() else {
+        return Err(AppError::NotFound);
+    };
+    match oidc
+        .start(safe_next(query.next.as_deref()), state.clock.now())
+        .await
+    {
+        Ok(started) => {
+            let mut response = Redirect::to(&started.url).into_response();
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                state_cookie(&state, &started.state, 600),
+            );
+            Ok(response)
+        }
+        Err(error) => {
+            record(
+                &state,
+                &client,
+                Actor::named("(unknown)"),
+                Action::AuthLoginFailed,
+                None,
+                json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
+                Outcome::Failed,
+            )
+            .await?;
+            refused(
+                &state,
+                StatusCode::BAD_GATEWAY,
+                "Sign-in could not start",
+                error.to_string(),
+                Vec::new(),
+            )
+        }
+    }
+}
+
+/// `GET /auth/oidc/callback`: the provider sends the browser back here.
+pub async fn oidc_callback(
+    State(state): State<AppState>,
+    session: Session,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Query(callback): Query<Callback>,
+) -> AppResult<Response> {
+    let Some(oidc) = state.oidc.clone() else {
+        return Err(AppError::NotFound);
+    };
+    let cookie = cookie_value(&headers, STATE_COOKIE).map(str::to_owned);
+    let finished = oidc
+        .finish(cookie.as_deref(), callback, state.clock.now())
+        .await;
+    let mut response = match finished {
+        Err(error) => {
+            record(
+                &state,
+                &client,
+                Actor::named("(unknown)"),
+                Action::AuthLoginFailed,
+                None,
+                json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
+                Outcome::Denied,
+            )
+            .await?;
+            refused(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                "Sign-in failed",
+                error.to_string(),
+                Vec::new(),
+            )?
+        }
+        Ok((identity, next)) => match sign_in_identity(&state, &session, &client, &identity).await?
+        {
+            Err(page) => page,
+            // A page rather than a redirect: the browser arrived from the provider's site, and
+            // would not send the (SameSite=Strict) session cookie along a redirect from there.
+            Ok(_) => Html(
+                ContinuePage {
+                    next,
+                    asset_version: super::assets::version(),
+                }
+                .render()
+                .map_err(anyhow::Error::from)?,
+            )
+            .into_response(),
+        },
+    };
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, state_cookie(&state, "", 0));
+    Ok(response)
+}
+
+/// Trusted proxy header sign-in, in front of every page. From a trusted address the header
+/// names the person (a different person than the session's signs in afresh); from any other
+/// address a request carrying the header is refused and audited, since anyone can send it.
+#[derive(Clone)]
+pub struct ProxyLogin {
+    pub state: AppState,
+    /// Anyone can send the header: refusals are flood-controlled like CSRF refusals.
+    pub refusals: std::sync::Arc<crate::auth::throttle::FloodGate>,
+}
+
+pub async fn proxy_login(
+    State(ProxyLogin { state, refusals }): State<ProxyLogin>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(proxy) = state.config.sso.proxy.clone() else {
+        return next.run(request).await;
+    };
+    let headers = request.headers().clone();
+    let header_value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(name) = header_value(&proxy.header) else {
+        return next.run(request).await;
+    };
+    let groups: Vec<String> = proxy
+        .groups_header
+        .as_deref()
+        .and_then(header_value)
+        .map(|v| {
+            // Comma-separated (oauth2-proxy, Pomerium) or `|`-separated (authentik).
+            v.split([',', '|'])
+                .map(|g| g.trim().to_owned())
+                .filter(|g| !g.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (mut parts, body) = request.into_parts();
+    let client = ClientInfo::from_parts(&parts, state.config.trust_proxy);
+    // The socket's peer, never X-Forwarded-For: the header is believed from the proxy itself.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if !peer.is_some_and(|ip| proxy.trusted.contains(ip)) {
+        let details = json!({ "header": proxy.header, "claimed": name.chars().take(64).collect::<String>(),
+                              "peer": peer.map(|p| p.to_string()), "path": parts.uri.path() });
+        let verdict = refusals.admit(&client.ip, std::time::Instant::now());
+        let mut entries: Vec<(ClientInfo, serde_json::Value)> = verdict
+            .summaries
+            .into_iter()
+            .map(|summary| {
+                let from = ClientInfo {
+                    ip: summary.address.clone(),
+                    user_agent: None,
+                    htmx: false,
+                };
+                let details = json!({ "summary": true, "suppressed": summary.count,
+                                      "window_seconds": summary.window.as_secs() });
+                (from, details)
+            })
+            .collect();
+        if verdict.record {
+            entries.push((client.clone(), details));
+        }
+        for (from, details) in entries {
+            if let Err(error) = record(
+                &state,
+                &from,
+                Actor::named("(unknown)"),
+                Action::ProxyHeaderRefused,
+                None,
+                details,
+                Outcome::Denied,
+            )
+            .await
+            {
+                return error.into_response();
+            }
+        }
+        return refused(
+            &state,
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            format!(
+                "This request carries the {} sign-in header but did not come through the trusted proxy, so it was refused.",
+                proxy.header
+            ),
+            Vec::new(),
+        )
+        .unwrap_or_else(IntoResponse::into_response);
+    }
+    let Some(session) = parts.extensions.get::<Session>().cloned() else {
+        return AppError::Internal(anyhow::anyhow!("no session layer")).into_response();
+    };
+    let identity = Identity {
+        provider: "proxy",
+        subject: name.to_lowercase(),
+        username: name,
+        groups,
+    };
+    // Already signed in as this person, with the same groups, in a live session: nothing to
+    // do. Other groups sign in again, so the proxy's groups apply at the next request.
+    if let Some(login) = session::login_of(&session).await {
+        let current = sso::linked_identity(&state.db, login.account_id)
+            .await
+            .ok()
+            .flatten();
+        let same = current.is_some_and(|linked| {
+            linked.provider == identity.provider
+                && linked.subject == identity.subject
+                && linked.groups == identity.groups
+        });
+        if same && session_is_live(&mut parts, &state).await {
+            return next.run(Request::from_parts(parts, body)).await;
+        }
+    }
+    match sign_in_identity(&state, &session, &client, &identity).await {
+        Ok(Ok(_)) => next.run(Request::from_parts(parts, body)).await,
+        Ok(Err(page)) => page,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Whether the request's session is a valid sign-in (not ended, not timed out).
+async fn session_is_live(parts: &mut axum::http::request::Parts, state: &AppState) -> bool {
+    use axum::extract::FromRequestParts;
+    Ctx::from_request_parts(parts, state).await.is_ok()
+}
+
+// ---- Group mappings (owners, on the Accounts page) ----
+
+/// Changes a mapping between an intent and an outcome record, then records what it did to
+/// each account. `Err(message)`: refused, shown on the Accounts page.
+async fn mapping_change<Fut>(
+    ctx: &Ctx,
+    action: Action,
+    group: &str,
+    details: serde_json::Value,
+    change: Fut,
+) -> AppResult<Result<usize, String>>
+where
+    Fut: std::future::Future<Output = Result<sso::Applied, accounts::AccountError>>,
+{
+    let result = ctx
+        .local_change(
+            action,
+            target("sso_group", group.to_owned(), Some(group.to_owned())),
+            details,
+            change,
+        )
+        .await?;
+    match result {
+        Ok(changes) => {
+            let actor = ctx.caller().actor();
+            record_changes(
+                &ctx.state,
+                &ctx.client,
+                &actor,
+                &changes,
+                &format!("group mapping {group:?} changed"),
+            )
+            .await?;
+            Ok(Ok(changes.len()))
+        }
+        Err(accounts::AccountError::Invalid(message)) => Ok(Err(message)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn done(ctx: &Ctx, result: Result<usize, String>, success: String) -> AppResult<Response> {
+    match result {
+        Ok(changed) => {
+            let tail = match changed {
+                0 => String::new(),
+                1 => " One account changed; its sessions were ended.".to_owned(),
+                n => format!(" {n} accounts changed; their sessions were ended."),
+            };
+            ctx.flash("success", format!("{success}{tail}")).await;
+        }
+        Err(message) => ctx.flash("error", message).await,
+    }
+    Ok(Redirect::to("/accounts#groups").into_response())
+}
+
+/// `POST /sso/groups`: map a group to a role.
+pub async fn add_mapping(ctx: Ctx, body: String) -> AppResult<Response> {
+    ctx.require(Permission::ManageAccounts).await?;
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let group = field("group");
+    let role: Role = match field("role").parse() {
+        Ok(role) => role,
+        Err(message) => return done(&ctx, Err(message), String::new()).await,
+    };
+    let workspaces: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "workspace")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if role.is_workspace_scoped() {
+        if let Some(problem) = super::accounts::workspace_problem(&ctx, &workspaces).await? {
+            return done(&ctx, Err(problem), String::new()).await;
+        }
+    }
+    let details = json!({ "before": null,
+        "after": { "group": group, "role": role.as_str(), "workspaces": workspaces, "enabled": true } });
+    let result = mapping_change(
+        &ctx,
+        Action::SsoMappingAdded,
+        &group,
+        details,
+        sso::add_mapping(&ctx.state.db, &group, role, &workspaces),
+    )
+    .await?;
+    done(
+        &ctx,
+        result,
+        format!("People in {group} now sign in as {}.", role.label()),
+    )
+    .await
+}
+
+async fn load(ctx: &Ctx, id: i64) -> AppResult<sso::GroupMapping> {
+    sso::find_mapping(&ctx.state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+async fn set_enabled(ctx: Ctx, id: i64, enabled: bool) -> AppResult<Response> {
+    ctx.require(Permission::ManageAccounts).await?;
+    let mapping = load(&ctx, id).await?;
+    let mut after = mapping.details();
+    after["enabled"] = json!(enabled);
+    let details = json!({ "before": mapping.details(), "after": after });
+    let result = mapping_change(
+        &ctx,
+        Action::SsoMappingChanged,
+        &mapping.group_name,
+        details,
+        sso::set_mapping_enabled(&ctx.state.db, id, enabled),
+    )
+    .await?;
+    let word = if enabled { "on" } else { "off" };
+    done(
+        &ctx,
+        result,
+        format!("The mapping of {} is {word}.", mapping.group_name),
+    )
+    .await
+}
+
+pub async fn enable_mapping(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
+    set_enabled(ctx, id, true).await
+}
+
+pub async fn disable_mapping(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
+    set_enabled(ctx, id, false).await
+}
+
+pub async fn remove_mapping(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
+    ctx.require(Permission::ManageAccounts).await?;
+    let mapping = load(&ctx, id).await?;
+    let details = json!({ "before": mapping.details(), "after": null });
+    let result = mapping_change(
+        &ctx,
+        Action::SsoMappingRemoved,
+        &mapping.group_name,
+        details,
+        sso::remove_mapping(&ctx.state.db, id),
+    )
+    .await?;
+    done(
+        &ctx,
+        result,
+        format!("The mapping of {} is removed.", mapping.group_name),
+    )
+    .await
+}
