@@ -40,6 +40,8 @@ pub struct ApiError {
     retry_after: Option<Duration>,
     /// For a timeout: the deadline the client gave up at.
     gave_up_after: Option<Duration>,
+    /// `error.details.error_code`, when the API sent one (§2.1).
+    error_code: Option<String>,
 }
 
 /// The documented error envelope:
@@ -57,6 +59,14 @@ struct EnvelopeError {
     error_type: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    details: Option<EnvelopeDetails>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeDetails {
+    #[serde(default)]
+    error_code: Option<String>,
 }
 
 /// What an Anthropic key (`sk-ant-` and key characters) becomes in upstream text.
@@ -94,6 +104,7 @@ impl ApiError {
             request_id: None,
             retry_after: None,
             gave_up_after: None,
+            error_code: None,
         }
     }
 
@@ -107,13 +118,14 @@ impl ApiError {
         retry_after: Option<Duration>,
     ) -> Self {
         let envelope = serde_json::from_slice::<Envelope>(body).ok();
-        let (error_type, message, body_request_id) = match envelope {
+        let (error_type, message, body_request_id, error_code) = match envelope {
             Some(env) => (
                 env.error.error_type,
                 env.error.message.unwrap_or_default(),
                 env.request_id,
+                env.error.details.and_then(|d| d.error_code),
             ),
-            None => (None, String::new(), None),
+            None => (None, String::new(), None, None),
         };
         let message = if message.trim().is_empty() {
             format!("HTTP {status} without an error message")
@@ -128,6 +140,7 @@ impl ApiError {
             request_id: header_request_id.or(body_request_id),
             retry_after,
             gave_up_after: None,
+            error_code,
         }
     }
 
@@ -172,6 +185,11 @@ impl ApiError {
     }
 
     /// The technical message (the Admin API's `error.message`, or a description of the failure).
+    /// `error.details.error_code` (§2.1), the machine-readable reason when the API gives one.
+    pub fn error_code(&self) -> Option<&str> {
+        self.error_code.as_deref()
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }
