@@ -95,6 +95,12 @@ actions! {
     AuditExported = "audit.exported", "Audit log", "Log exported";
     AuditPruned = "audit.pruned", "Audit log", "Old records pruned";
     AuditBreakAcknowledged = "audit.break_acknowledged", "Audit log", "Broken chain acknowledged";
+    SpendLimitSet = "spend_limit.set", "Limits", "Anthropic spend limit set";
+    SpendLimitRemoved = "spend_limit.removed", "Limits", "Anthropic spend limit removed";
+    WorkspaceRateLimitChanged = "rate_limit.workspace_changed", "Limits", "Workspace rate limit changed";
+    LimitRequestCreated = "limit_request.created", "Limits", "Higher spend limit requested";
+    LimitRequestApproved = "limit_request.approved", "Limits", "Spend limit request approved";
+    LimitRequestDenied = "limit_request.denied", "Limits", "Spend limit request denied";
 }
 
 impl Action {
