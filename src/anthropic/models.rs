@@ -465,6 +465,24 @@ impl ApiKey {
         }
     }
 
+    /// Whose the key is (§5.6): a person's, a service account's, or the workspace's.
+    pub fn kind(&self) -> KeyKind<'_> {
+        match &self.principal {
+            Some(ApiKeyPrincipal::UserActor { user_id })
+            | Some(ApiKeyPrincipal::User { id: user_id }) => KeyKind::Personal { user_id },
+            Some(ApiKeyPrincipal::ServiceAccountActor { service_account_id }) => {
+                KeyKind::ServiceAccount { service_account_id }
+            }
+            Some(ApiKeyPrincipal::Unknown) => KeyKind::Unknown,
+            None => KeyKind::Workspace,
+        }
+    }
+
+    /// Whether the key reaches every workspace its principal may use (no workspace scope).
+    pub fn is_organization_scoped(&self) -> bool {
+        matches!(self.scope, Some(ApiKeyScope::Organization))
+    }
+
     /// The user the key acts as, if it is a user-bound key.
     pub fn principal_user_id(&self) -> Option<&str> {
         match &self.principal {
@@ -473,6 +491,19 @@ impl ApiKey {
             _ => None,
         }
     }
+}
+
+/// Whose an API key is, and so when it stops working (§5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind<'a> {
+    /// Acts as this person; Anthropic archives it when they leave the organization.
+    Personal { user_id: &'a str },
+    /// Acts as a service account; it stops when the service account is archived.
+    ServiceAccount { service_account_id: &'a str },
+    /// A legacy workspace key: nobody's; it keeps working whoever created it leaves.
+    Workspace,
+    /// A principal type this version does not know.
+    Unknown,
 }
 
 /// Body of `POST /v1/organizations/api_keys/{id}`; absent fields are left unchanged.

@@ -92,6 +92,8 @@ struct LimitsPage {
     no_access: Option<&'static str>,
     /// Any other failure to read the limits, in plain words with its request id.
     load_error: Option<String>,
+    /// Set when this month's spend is stored data or could not be fetched.
+    spend_note: Option<String>,
     console_url: &'static str,
     can_manage: bool,
     scopes: Vec<Opt>,
@@ -177,9 +179,20 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
             ),
         },
     };
-    // This month's spend, from the local cost store (the same numbers as the cost page).
-    let names = Names::load(&ctx.state).await;
+    // This month's spend, from the local cost store brought up to date as the cost page does.
     let now = Utc::now();
+    let spend_note = super::usage::refresh_or_stale(&ctx.state, store::Kind::CostDay, now)
+        .await
+        .unwrap_or_else(|e| {
+            Some(format!(
+                "This month's spend could not be loaded, so it reads $0.00. {}",
+                match e {
+                    AppError::Upstream(e) => e.user_message(),
+                    other => other.to_string(),
+                }
+            ))
+        });
+    let names = Names::load(&ctx.state).await;
     let start = store::month_start(now.date_naive());
     let m = month(&ctx.state, start, None).await?;
     let settled = settled_before(&ctx.state, now);
@@ -307,6 +320,7 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         usage_tier,
         no_access,
         load_error,
+        spend_note,
         console_url: CONSOLE_LIMITS_URL,
         can_manage,
         scopes,

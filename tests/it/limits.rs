@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use orgkeeper::anthropic::{SpendLimitFilter, SpendLimitScope, WorkspaceRateLimitParams};
+use orgkeeper::anthropic::{
+    ApiKey, ApiKeyStatus, KeyKind, OrgRole, SpendLimitFilter, SpendLimitScope,
+    WorkspaceRateLimitParams,
+};
 use orgkeeper::audit::{Filter, Outcome};
 use orgkeeper::auth::Role;
 use orgkeeper::simulator::SpendLimitsAccess;
@@ -628,6 +631,179 @@ async fn approving_without_api_access_keeps_the_request_open_and_says_why() {
     );
     assert_eq!(open_request(&app).await, id, "still pending");
     assert!(records(&app, "limit_request.approved").await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key types (§5.6)
+
+async fn all_keys(app: &TestApp) -> Vec<ApiKey> {
+    app.state
+        .org
+        .api()
+        .list_all_api_keys(&Default::default())
+        .await
+        .unwrap()
+}
+
+fn live(key: &ApiKey) -> bool {
+    matches!(key.status, ApiKeyStatus::Active | ApiKeyStatus::Inactive)
+}
+
+#[tokio::test]
+async fn the_key_pages_say_whose_each_key_is() {
+    let app = spawn_app().await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let keys = all_keys(&app).await;
+    let users = app
+        .state
+        .org
+        .api()
+        .list_all_users(&Default::default())
+        .await
+        .unwrap();
+    let find = |pred: &dyn Fn(&ApiKey) -> bool| keys.iter().find(|k| pred(k)).expect("seeded");
+    let personal = find(&|k| {
+        matches!(k.kind(), KeyKind::Personal { .. }) && !k.is_organization_scoped() && live(k)
+    });
+    let org_scoped = find(&|k| k.is_organization_scoped() && live(k));
+    let service = find(&|k| matches!(k.kind(), KeyKind::ServiceAccount { .. }));
+    let legacy = find(&|k| k.kind() == KeyKind::Workspace);
+    let expired = find(&|k| k.status == ApiKeyStatus::Expired);
+
+    let whose = |html: &str| {
+        html.split("id=\"key-whose\">")
+            .nth(1)
+            .and_then(|r| r.split("</dd>").next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let person = users
+        .iter()
+        .find(|u| Some(u.id.as_str()) == personal.principal_user_id())
+        .unwrap();
+    let (_, html) = viewer.get_text(&format!("/keys/{}", personal.id)).await;
+    assert_eq!(whose(&html), format!("Personal key of {}", person.name));
+    let (_, html) = viewer.get_text(&format!("/keys/{}", org_scoped.id)).await;
+    assert!(
+        whose(&html).ends_with(", all their workspaces"),
+        "{}",
+        whose(&html)
+    );
+    let (_, html) = viewer.get_text(&format!("/keys/{}", service.id)).await;
+    assert!(
+        whose(&html).starts_with("Service account svac_"),
+        "{}",
+        whose(&html)
+    );
+    let (_, html) = viewer.get_text(&format!("/keys/{}", legacy.id)).await;
+    assert!(
+        whose(&html).starts_with("Workspace key (nobody"),
+        "{}",
+        whose(&html)
+    );
+    let (_, html) = viewer.get_text(&format!("/keys/{}", expired.id)).await;
+    assert!(
+        html.contains("key-status-expired"),
+        "the expired status is shown"
+    );
+    let (_, list) = viewer.get_text("/keys?status=expired").await;
+    assert!(list.contains(&expired.id) && list.contains("key-whose"));
+}
+
+#[tokio::test]
+async fn offboarding_leaves_personal_keys_to_anthropic_and_stops_the_workspace_keys() {
+    let app = spawn_app().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let keys = all_keys(&app).await;
+    let users = app
+        .state
+        .org
+        .api()
+        .list_all_users(&Default::default())
+        .await
+        .unwrap();
+    // A developer with a live personal key and a live workspace key they created.
+    let (user, personal, workspace_key) = users
+        .iter()
+        .filter(|u| u.role == OrgRole::Developer)
+        .find_map(|u| {
+            let personal = keys.iter().find(|k| {
+                live(k) && matches!(k.kind(), KeyKind::Personal { user_id } if user_id == u.id)
+            })?;
+            let ws = keys.iter().find(|k| {
+                k.status == ApiKeyStatus::Active
+                    && k.kind() == KeyKind::Workspace
+                    && k.created_by.as_ref().is_some_and(|c| c.id == u.id)
+            })?;
+            Some((u.clone(), personal.clone(), ws.clone()))
+        })
+        .expect("the demo data has such a member");
+    let base = format!("/members/{}/offboard", user.id);
+    let (_, plan) = admin.get_text(&base).await;
+    let row = |id: &str| {
+        plan.split(&format!("data-key=\"{id}\""))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap()
+            .to_owned()
+    };
+    let p = row(&personal.id);
+    assert!(p.contains("archives it when they are removed"), "{p}");
+    assert!(p.contains("value=\"leave\" selected"), "{p}");
+    let w = row(&workspace_key.id);
+    assert!(w.contains("keeps working after they leave"), "{w}");
+    assert!(w.contains("value=\"deactivate\" selected"), "{w}");
+
+    // The plan as preselected: leave the personal key, deactivate the workspace key, remove.
+    let personal_field = format!("key:{}", personal.id);
+    let workspace_field = format!("key:{}", workspace_key.id);
+    let preview = admin
+        .post(
+            &base,
+            &[
+                (personal_field.as_str(), "leave"),
+                (workspace_field.as_str(), "deactivate"),
+                ("remove_member", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(preview.status(), 200);
+    let preview = preview.text().await.unwrap();
+    let auto = preview
+        .split("id=\"offboard-auto\"")
+        .nth(1)
+        .and_then(|r| r.split("</p>").next())
+        .expect("the preview names the keys that stop by themselves");
+    assert!(auto.contains(&personal.name), "{auto}");
+    assert!(
+        !preview.contains(&format!("|{}\"", personal.id)),
+        "no step for the personal key"
+    );
+    let steps: Vec<String> = preview
+        .match_indices("name=\"step\" value=\"")
+        .map(|(i, m)| {
+            let rest = &preview[i + m.len()..];
+            rest[..rest.find('"').unwrap()].replace("&#124;", "|")
+        })
+        .collect();
+    let fields: Vec<(&str, &str)> = steps.iter().map(|s| ("step", s.as_str())).collect();
+    let started = admin.post(&format!("{base}/start"), &fields).await;
+    assert_eq!(started.status(), 303);
+    let (_, run) = admin.get_text(&location(&started)).await;
+    assert!(run.contains("data-state=\"completed\""), "{run}");
+    let status = |id: String| {
+        let app = &app;
+        async move { app.state.org.api().get_api_key(&id).await.unwrap().status }
+    };
+    assert_eq!(
+        status(personal.id.clone()).await,
+        ApiKeyStatus::Archived,
+        "Anthropic archived the personal key with the member"
+    );
+    assert_eq!(
+        status(workspace_key.id.clone()).await,
+        ApiKeyStatus::Inactive
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
