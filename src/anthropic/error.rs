@@ -40,9 +40,13 @@ pub struct ApiError {
     retry_after: Option<Duration>,
     /// For a timeout: the deadline the client gave up at.
     gave_up_after: Option<Duration>,
-    /// `error.details.error_code`, when the API sent one (§2.1).
-    error_code: Option<String>,
+    /// `error.details.error_code`, when the API sent one (§2.1). Behind one thin pointer:
+    /// errors travel in every `Result`, so the type stays small.
+    error_code: Option<Box<ErrorCode>>,
 }
+
+#[derive(Clone, Debug)]
+struct ErrorCode(String);
 
 /// The documented error envelope:
 /// `{"type":"error","error":{"type":"not_found_error","message":"…"},"request_id":"req_…"}`.
@@ -123,7 +127,10 @@ impl ApiError {
                 env.error.error_type,
                 env.error.message.unwrap_or_default(),
                 env.request_id,
-                env.error.details.and_then(|d| d.error_code),
+                env.error
+                    .details
+                    .and_then(|d| d.error_code)
+                    .map(|c| Box::new(ErrorCode(c))),
             ),
             None => (None, String::new(), None, None),
         };
@@ -187,7 +194,7 @@ impl ApiError {
     /// The technical message (the Admin API's `error.message`, or a description of the failure).
     /// `error.details.error_code` (§2.1), the machine-readable reason when the API gives one.
     pub fn error_code(&self) -> Option<&str> {
-        self.error_code.as_deref()
+        self.error_code.as_ref().map(|c| c.0.as_str())
     }
 
     pub fn message(&self) -> &str {

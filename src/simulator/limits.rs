@@ -175,7 +175,7 @@ pub(crate) fn list(st: &OrgState, q: &Query, beta: &[String]) -> ApiResult<Value
         None,
         tier_json(&st.usage_tier),
     ));
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let items: Vec<Value> = rows
         .into_iter()
         .filter(|(_, kind, _, _)| types.is_empty() || types.iter().any(|t| t == kind))
