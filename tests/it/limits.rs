@@ -634,6 +634,67 @@ async fn approving_without_api_access_keeps_the_request_open_and_says_why() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Interrupted changes
+
+#[tokio::test]
+async fn spend_and_rate_limit_changes_a_crash_interrupted_are_resolved_after_the_restart() {
+    use orgkeeper::audit::{Actor, NewEntry, Resolution, Source, Target};
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    let actor = Actor::named("olga");
+    let orphan = |action: &'static str, target_id: String, details: serde_json::Value| {
+        let app = &app;
+        let actor = actor.clone();
+        async move {
+            app.state
+                .audit
+                .append(
+                    NewEntry::new(actor, Source::default(), action, Outcome::Pending)
+                        .target(Target {
+                            kind: "spend_limit".into(),
+                            id: target_id,
+                            label: None,
+                        })
+                        .details(details),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // The seeded workspace limit is what one intent asked for; another asked for a value
+    // that never arrived; a rate-limit change that did not happen either.
+    let applied = orphan(
+        "spend_limit.set",
+        ws.clone(),
+        serde_json::json!({ "after": { "amount_cents": SEEDED_CENTS } }),
+    )
+    .await;
+    let lost = orphan(
+        "spend_limit.set",
+        "organization".into(),
+        serde_json::json!({ "after": { "amount_cents": "100" } }),
+    )
+    .await;
+    let rate = orphan(
+        "rate_limit.workspace_changed",
+        ws.clone(),
+        serde_json::json!({ "rate_limit_id": "ratelimit_x", "limit_type": "requests_per_minute", "after": { "override": 5 } }),
+    )
+    .await;
+    let (simulator, dir, config) = app.stop().await;
+    let app = spawn_app_with(config, simulator, Some(dir)).await;
+    let outcomes = app
+        .state
+        .audit
+        .outcomes_of(&[applied, lost, rate])
+        .await
+        .unwrap();
+    assert_eq!(outcomes[&applied].resolution(), Some(Resolution::Applied));
+    assert_eq!(outcomes[&lost].resolution(), Some(Resolution::NotApplied));
+    assert_eq!(outcomes[&rate].resolution(), Some(Resolution::NotApplied));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Key types (§5.6)
 
 async fn all_keys(app: &TestApp) -> Vec<ApiKey> {
