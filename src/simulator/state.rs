@@ -691,17 +691,17 @@ impl OrgState {
         // separate generator keeps the rest of the seeded data as it was.
         let mut kinds = ChaCha8Rng::seed_from_u64(seed ^ 0x6B65_7973);
         let service_accounts: Vec<String> = (0..3).map(|_| tagged_id(&mut kinds, "svac")).collect();
+        let current_creators: std::collections::HashSet<&String> = creators.iter().collect();
+        let gone: std::collections::HashSet<&String> = former.iter().collect();
         for (i, k) in st.api_keys.iter_mut().enumerate() {
             let current = k
                 .created_by
                 .as_ref()
-                .filter(|c| creators.contains(c))
+                .filter(|c| current_creators.contains(c))
                 .cloned();
             match (&k.principal, i % 6) {
                 // A personal key of someone who left was archived when they were removed.
-                (Some(Principal::User(u)), _) if former.contains(u) => {
-                    k.status = KeyStatus::Archived
-                }
+                (Some(Principal::User(u)), _) if gone.contains(u) => k.status = KeyStatus::Archived,
                 (None, 1) if current.is_some() => k.principal = current.map(Principal::User),
                 (None, 4) => {
                     let sa = service_accounts
