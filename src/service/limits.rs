@@ -282,6 +282,9 @@ pub enum RequestRefusal {
     AlreadyOpen(String),
     #[error("the request was already {0}")]
     AlreadyDecided(String),
+    /// Approving would not raise the limit (it was raised meanwhile): nothing is lowered.
+    #[error("the workspace's spend limit is already {0}, so approving would not raise it; deny the request instead")]
+    NotHigher(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -493,6 +496,15 @@ pub async fn approve_request(
         Ok(list) => limit_of(&list, &scope).cloned(),
         Err(e) => return Ok(Decision::Upstream(e)),
     };
+    if let Some(now) = before
+        .as_ref()
+        .and_then(SpendLimit::amount_cents)
+        .filter(|now| *now >= request.amount())
+    {
+        return Ok(Decision::Refused(RequestRefusal::NotHigher(
+            crate::money::dollars(now),
+        )));
+    }
     let set = set_spend_limit(
         services,
         caller,

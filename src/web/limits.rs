@@ -533,6 +533,24 @@ pub async fn request(ctx: Ctx, Form(input): Form<RequestInput>) -> AppResult<Res
         Ok(a) => a,
         Err(e) => return again(form, e).await,
     };
+    // A request is for a higher limit: approving a lower one would cut the workspace's traffic.
+    let scope = LimitScope::Workspace {
+        id: w.id.clone(),
+        name: w.name.clone(),
+    };
+    if let Ok(Some(now)) = current(&ctx, &scope).await {
+        if let Some(cents) = now.amount_cents().filter(|c| amount <= *c) {
+            return again(
+                form,
+                format!(
+                    "{} already has a monthly spend limit of {}: ask for more than that.",
+                    w.name,
+                    dollars(cents)
+                ),
+            )
+            .await;
+        }
+    }
     let reason = input.reason.trim();
     if reason.is_empty() {
         return again(

@@ -603,6 +603,48 @@ async fn a_denial_needs_a_reason_which_the_requester_then_reads() {
 }
 
 #[tokio::test]
+async fn a_request_must_ask_for_more_and_approving_never_lowers_a_limit() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    let (_, lead) = app.signed_in(Role::TeamLead).await;
+    let lower = lead
+        .post(
+            "/limits/requests",
+            &[("workspace", &ws), ("amount", "1000"), ("reason", "less")],
+        )
+        .await;
+    assert_eq!(lower.status(), 422);
+    assert!(lower
+        .text()
+        .await
+        .unwrap()
+        .contains("already has a monthly spend limit of $1,500.00"));
+    lead.post(
+        "/limits/requests",
+        &[("workspace", &ws), ("amount", "2000"), ("reason", "more")],
+    )
+    .await;
+    let id = open_request(&app).await;
+    // Meanwhile someone raises the limit above what was asked.
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    admin
+        .post("/limits/spend", &[("scope", &ws), ("amount", "3000")])
+        .await;
+    let approved = admin
+        .post(&format!("/limits/requests/{id}/approve"), &[])
+        .await;
+    assert_eq!(approved.status(), 303);
+    let (_, page) = admin.get_text("/limits").await;
+    assert!(page.contains("approving would not raise it"), "{page}");
+    assert_eq!(
+        limit_cents(&app, &workspace_scope(&ws)).await.as_deref(),
+        Some("300000"),
+        "not lowered"
+    );
+    assert_eq!(open_request(&app).await, id, "left for a denial");
+}
+
+#[tokio::test]
 async fn approving_without_api_access_keeps_the_request_open_and_says_why() {
     let app = spawn_app().await;
     let ws = app.first_workspace_id().await;
