@@ -219,6 +219,11 @@ pub struct SimulateArgs {
     /// anyone who reaches it can make the simulator fail.
     #[arg(long)]
     pub fault_control: bool,
+    /// What the organization may do with spend limits: preview (list, set, delete), not-enabled
+    /// (403 spend_limits_admin_api_writes_not_enabled) or unsupported (400
+    /// organization_type_not_supported).
+    #[arg(long, default_value = "preview", value_parser = clap::value_parser!(crate::simulator::SpendLimitsAccess))]
+    pub spend_limits: crate::simulator::SpendLimitsAccess,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

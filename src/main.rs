@@ -121,6 +121,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     } else {
         simulator::start(listener, options).await?
     };
+    running.set_spend_limits_access(args.spend_limits);
     let faults = running.faults();
     faults.set_latency(std::time::Duration::from_millis(args.latency_ms));
     faults.set_failure_rate(args.failure_rate);

@@ -1080,7 +1080,72 @@ impl Client {
         )
         .await
     }
+
+    /// `POST /v1/organizations/workspaces/{workspace_id}/rate_limits/{rate_limit_id}`: sets or
+    /// clears workspace overrides. Retried (it sets values).
+    pub async fn update_workspace_rate_limit(
+        &self,
+        workspace_id: &str,
+        rate_limit_id: &str,
+        update: &UpdateWorkspaceRateLimit,
+    ) -> Result<WorkspaceRateLimit, ApiError> {
+        self.post(
+            &["workspaces", workspace_id, "rate_limits", rate_limit_id],
+            update,
+            Repeat::Safe,
+        )
+        .await
+    }
+
+    // Spend limits (§8.1)
+
+    /// Every spend limit matching `filter` (`GET /v1/organizations/spend_limits`, which needs
+    /// the `spend-limit-reads` beta header).
+    pub async fn list_spend_limits(
+        &self,
+        filter: &SpendLimitFilter,
+    ) -> Result<Vec<SpendLimit>, ApiError> {
+        collect_report_pages(
+            self.max_pages(),
+            None,
+            false,
+            |page: Option<String>| async move {
+                let mut q = Query::default();
+                q.list("scope_type[]", &filter.scope_types)
+                    .opt("workspace_id", filter.workspace_id.as_deref())
+                    .push("limit", "100")
+                    .opt("page", page.as_deref());
+                self.call::<ReportPage<SpendLimit>, ()>(
+                    Method::GET,
+                    &["spend_limits"],
+                    &q,
+                    None,
+                    Repeat::Safe,
+                    Some(SPEND_LIMIT_READS_BETA),
+                )
+                .await
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/organizations/spend_limits`: sets a limit (an upsert on scope and period, so
+    /// retrying is safe).
+    pub async fn set_spend_limit(&self, limit: &SetSpendLimit) -> Result<SpendLimit, ApiError> {
+        self.post(&["spend_limits"], limit, Repeat::Safe).await
+    }
+
+    /// `DELETE /v1/organizations/spend_limits/{spend_limit_id}`.
+    pub async fn delete_spend_limit(
+        &self,
+        spend_limit_id: &str,
+    ) -> Result<SpendLimitDeleted, ApiError> {
+        self.delete(&["spend_limits", spend_limit_id]).await
+    }
 }
+
+/// The beta the spend-limit list requires.
+pub const SPEND_LIMIT_READS_BETA: &str = "spend-limit-reads-2026-09-26";
 
 /// `retry-after` in seconds (integer or fractional). HTTP-date values are ignored (the
 /// exponential backoff applies instead).

@@ -42,7 +42,13 @@ pub struct ApiError {
     retry_after: Option<Duration>,
     /// For a timeout: the deadline the client gave up at.
     gave_up_after: Option<Duration>,
+    /// `error.details.error_code`, when the API sent one (§2.1). Behind one thin pointer:
+    /// errors travel in every `Result`, so the type stays small.
+    error_code: Option<Box<ErrorCode>>,
 }
+
+#[derive(Clone, Debug)]
+struct ErrorCode(String);
 
 /// The documented error envelope:
 /// `{"type":"error","error":{"type":"not_found_error","message":"…"},"request_id":"req_…"}`.
@@ -59,6 +65,14 @@ struct EnvelopeError {
     error_type: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    details: Option<EnvelopeDetails>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeDetails {
+    #[serde(default)]
+    error_code: Option<String>,
 }
 
 /// What an Anthropic key (`sk-ant-` and key characters) becomes in upstream text.
@@ -96,6 +110,7 @@ impl ApiError {
             request_id: None,
             retry_after: None,
             gave_up_after: None,
+            error_code: None,
         }
     }
 
@@ -109,13 +124,17 @@ impl ApiError {
         retry_after: Option<Duration>,
     ) -> Self {
         let envelope = serde_json::from_slice::<Envelope>(body).ok();
-        let (error_type, message, body_request_id) = match envelope {
+        let (error_type, message, body_request_id, error_code) = match envelope {
             Some(env) => (
                 env.error.error_type,
                 env.error.message.unwrap_or_default(),
                 env.request_id,
+                env.error
+                    .details
+                    .and_then(|d| d.error_code)
+                    .map(|c| Box::new(ErrorCode(c))),
             ),
-            None => (None, String::new(), None),
+            None => (None, String::new(), None, None),
         };
         let message = if message.trim().is_empty() {
             format!("HTTP {status} without an error message")
@@ -130,6 +149,7 @@ impl ApiError {
             request_id: header_request_id.or(body_request_id),
             retry_after,
             gave_up_after: None,
+            error_code,
         }
     }
 
@@ -180,6 +200,11 @@ impl ApiError {
     }
 
     /// The technical message (the Admin API's `error.message`, or a description of the failure).
+    /// `error.details.error_code` (§2.1), the machine-readable reason when the API gives one.
+    pub fn error_code(&self) -> Option<&str> {
+        self.error_code.as_ref().map(|c| c.0.as_str())
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -465,6 +465,24 @@ impl ApiKey {
         }
     }
 
+    /// Whose the key is (§5.6): a person's, a service account's, or the workspace's.
+    pub fn kind(&self) -> KeyKind<'_> {
+        match &self.principal {
+            Some(ApiKeyPrincipal::UserActor { user_id })
+            | Some(ApiKeyPrincipal::User { id: user_id }) => KeyKind::Personal { user_id },
+            Some(ApiKeyPrincipal::ServiceAccountActor { service_account_id }) => {
+                KeyKind::ServiceAccount { service_account_id }
+            }
+            Some(ApiKeyPrincipal::Unknown) => KeyKind::Unknown,
+            None => KeyKind::Workspace,
+        }
+    }
+
+    /// Whether the key reaches every workspace its principal may use (no workspace scope).
+    pub fn is_organization_scoped(&self) -> bool {
+        matches!(self.scope, Some(ApiKeyScope::Organization))
+    }
+
     /// The user the key acts as, if it is a user-bound key.
     pub fn principal_user_id(&self) -> Option<&str> {
         match &self.principal {
@@ -473,6 +491,19 @@ impl ApiKey {
             _ => None,
         }
     }
+}
+
+/// Whose an API key is, and so when it stops working (§5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind<'a> {
+    /// Acts as this person; Anthropic archives it when they leave the organization.
+    Personal { user_id: &'a str },
+    /// Acts as a service account; it stops when the service account is archived.
+    ServiceAccount { service_account_id: &'a str },
+    /// A legacy workspace key: nobody's; it keeps working whoever created it leaves.
+    Workspace,
+    /// A principal type this version does not know.
+    Unknown,
 }
 
 /// Body of `POST /v1/organizations/api_keys/{id}`; absent fields are left unchanged.
@@ -879,6 +910,105 @@ pub struct WorkspaceRateLimitParams {
     pub include_inherited: bool,
     pub limit: Option<u32>,
     pub page: Option<String>,
+}
+
+/// One change of `POST /v1/organizations/workspaces/{id}/rate_limits/{rate_limit_id}`:
+/// a value sets the workspace override, `None` clears it (the organization's value applies).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitChange {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: Option<u64>,
+}
+
+/// Body of the workspace rate-limit update (1 to 16 changes; unnamed types keep their value).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateWorkspaceRateLimit {
+    pub limits: Vec<RateLimitChange>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spend limits (§8.1)
+
+/// What a spend limit applies to. Console organizations write `organization` and `workspace`;
+/// `usage_tier` is Anthropic's read-only cap; the rest are Claude Enterprise scopes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SpendLimitScope {
+    Organization,
+    Workspace {
+        workspace_id: String,
+    },
+    UsageTier,
+    User {
+        user_id: String,
+    },
+    SeatTier {
+        seat_tier: String,
+    },
+    RbacGroup {
+        rbac_group_id: String,
+    },
+    OrganizationService {
+        service: String,
+    },
+    /// A scope type this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// A configured spend limit: a cap that stops metered spend for one scope and period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpendLimit {
+    pub id: String,
+    /// Integer minor units of `currency` (cents for USD); `None` = no numeric cap here.
+    #[serde(default)]
+    pub amount: Option<String>,
+    pub currency: String,
+    /// `daily`, `weekly` or `monthly` (kept open).
+    pub period: String,
+    pub scope: SpendLimitScope,
+    #[serde(default = "yes")]
+    pub is_enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SpendLimit {
+    /// The cap in cents, when it is a number.
+    pub fn amount_cents(&self) -> Option<Decimal> {
+        self.amount.as_deref().and_then(|a| a.parse().ok())
+    }
+}
+
+/// Body of `POST /v1/organizations/spend_limits` (an upsert on scope and period).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetSpendLimit {
+    /// Integer cents as a string; Console organization and workspace limits need one.
+    pub amount: Option<String>,
+    pub scope: SpendLimitScope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+}
+
+/// Answer of `DELETE /v1/organizations/spend_limits/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendLimitDeleted {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub object_type: String,
+}
+
+/// Filters of `GET /v1/organizations/spend_limits`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpendLimitFilter {
+    /// Sent as `scope_type[]`.
+    pub scope_types: Vec<String>,
+    pub workspace_id: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -105,6 +105,12 @@ actions! {
     SsoMappingChanged = "sso.mapping_changed", "Accounts", "Group mapping turned on or off";
     SsoMappingRemoved = "sso.mapping_removed", "Accounts", "Group mapping removed";
     ProxyHeaderRefused = "security.proxy_header_refused", "Security", "Identity header from an untrusted address refused";
+    SpendLimitSet = "spend_limit.set", "Limits", "Anthropic spend limit set";
+    SpendLimitRemoved = "spend_limit.removed", "Limits", "Anthropic spend limit removed";
+    WorkspaceRateLimitChanged = "rate_limit.workspace_changed", "Limits", "Workspace rate limit changed";
+    LimitRequestCreated = "limit_request.created", "Limits", "Higher spend limit requested";
+    LimitRequestApproved = "limit_request.approved", "Limits", "Spend limit request approved";
+    LimitRequestDenied = "limit_request.denied", "Limits", "Spend limit request denied";
 }
 
 impl Action {

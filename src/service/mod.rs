@@ -17,6 +17,7 @@ pub mod budgets;
 pub mod chain;
 pub mod invites;
 pub mod keys;
+pub mod limits;
 pub mod members;
 pub mod reconcile;
 pub mod schedules;

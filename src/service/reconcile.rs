@@ -20,7 +20,10 @@ use serde_json::{json, Value};
 use rust_decimal::Decimal;
 
 use super::{schedules, Services};
-use crate::anthropic::{ApiError, ApiErrorKind, InviteFilter, InviteStatus, WorkspaceFilter};
+use crate::anthropic::{
+    ApiError, ApiErrorKind, InviteFilter, InviteStatus, SpendLimitFilter, SpendLimitScope,
+    WorkspaceFilter, WorkspaceRateLimitParams,
+};
 use crate::audit::{
     Action, Actor, AuditError, NewEntry, Record, Resolution, Source, Target, RECOVERY_ACTOR,
 };
@@ -339,6 +342,62 @@ impl Checker<'_> {
                     None => unknown("The key no longer exists."),
                 }
             }
+            Action::SpendLimitSet | Action::SpendLimitRemoved => {
+                let wanted = match id {
+                    "organization" => SpendLimitScope::Organization,
+                    workspace => SpendLimitScope::Workspace {
+                        workspace_id: workspace.to_owned(),
+                    },
+                };
+                let limits = self
+                    .read(api.list_spend_limits(&SpendLimitFilter::default()))
+                    .await?
+                    .unwrap_or_default();
+                let now = limits
+                    .iter()
+                    .find(|l| l.scope == wanted && l.period == "monthly")
+                    .and_then(|l| l.amount_cents());
+                let after = text(d, &["after", "amount_cents"]);
+                match (action, now, after) {
+                    (Action::SpendLimitRemoved, None, _) => {
+                        applied("There is no spend limit here now.")
+                    }
+                    (Action::SpendLimitRemoved, Some(_), _) => {
+                        not_applied("The spend limit is still set.")
+                    }
+                    (_, _, None) => return Err(missing()),
+                    (_, Some(cents), Some(after)) if after.parse() == Ok(cents) => {
+                        applied("The spend limit is set as the change asked.")
+                    }
+                    _ => not_applied("The spend limit is not set as the change asked."),
+                }
+            }
+            Action::WorkspaceRateLimitChanged => {
+                let rate_limit_id = text(d, &["rate_limit_id"]).ok_or_else(missing)?;
+                let kind = text(d, &["limit_type"]).ok_or_else(missing)?;
+                let wanted = d["after"]["override"].as_u64();
+                // Without inherited values the list holds only the workspace's overrides.
+                let entries = self
+                    .read(
+                        api.list_all_workspace_rate_limits(
+                            id,
+                            &WorkspaceRateLimitParams::default(),
+                        ),
+                    )
+                    .await?
+                    .ok_or_else(|| unknown("The workspace no longer exists."))?;
+                let now = entries
+                    .iter()
+                    .filter(|e| e.rate_limit_id == rate_limit_id)
+                    .flat_map(|e| &e.limits)
+                    .find(|l| l.kind == kind)
+                    .map(|l| l.value);
+                if now == wanted {
+                    applied("The workspace's rate limit is as the change asked.")
+                } else {
+                    not_applied("The workspace's rate limit is not as the change asked.")
+                }
+            }
             local => self.check_local(local, intent).await?,
         })
     }
@@ -434,6 +493,24 @@ impl Checker<'_> {
                     Some("cancelled") => applied("The scheduled archive is cancelled."),
                     Some(other) => not_applied(format!("The scheduled archive is {other}.")),
                     None => unknown("The scheduled archive no longer exists."),
+                }
+            }
+            Action::LimitRequestApproved | Action::LimitRequestDenied => {
+                let request: i64 = id
+                    .parse()
+                    .map_err(|_| unknown("The record does not name a request."))?;
+                let found = super::limits::find_request(self.services, request)
+                    .await
+                    .map_err(|e| unreadable(&e))?;
+                let want = if action == Action::LimitRequestApproved {
+                    "approved"
+                } else {
+                    "denied"
+                };
+                match found.map(|r| r.state) {
+                    Some(state) if state == want => applied(format!("The request is {want}.")),
+                    Some(state) => not_applied(format!("The request is {state}.")),
+                    None => unknown("The request no longer exists."),
                 }
             }
             other => unknown(format!(

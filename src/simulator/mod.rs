@@ -22,6 +22,7 @@
 mod control;
 mod faults;
 mod http;
+mod limits;
 mod routes;
 mod state;
 mod usage;
@@ -33,6 +34,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use faults::{FaultKind, FaultRule, FaultSpec, Faults};
+pub use limits::SpendLimitsAccess;
 
 /// Size of the seeded organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -158,6 +160,15 @@ impl RunningSimulator {
     /// Every HTTP request received so far (faulted and rejected ones included).
     pub fn request_count(&self) -> u64 {
         self.app.requests.load(Ordering::Relaxed)
+    }
+
+    /// Whether the simulated organization may use spend limits through the Admin API.
+    pub fn set_spend_limits_access(&self, access: SpendLimitsAccess) {
+        self.app
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spend_access = access;
     }
 
     pub fn reset_request_count(&self) {

@@ -18,7 +18,7 @@ use super::state::{
     ApiKey, Invite, KeyStatus, OrgRole, OrgState, Principal, User, Workspace, WorkspaceRole,
     ENTERPRISE_ROLES, MAX_ACTIVE_WORKSPACES,
 };
-use super::usage;
+use super::{limits, usage};
 
 const API_VERSIONS: &[&str] = &["2023-06-01", "2026-10-21"];
 const ORG_ROLES: &[&str] = &[
@@ -319,6 +319,20 @@ fn dispatch(
         ("GET", ["api_keys", id]) => Ok(key_json(find_key(st, id)?, st, now)),
         ("POST", ["api_keys", id]) => update_key(st, id, body, now),
 
+        ("POST", ["workspaces", id, "rate_limits", rid]) => {
+            let map = parse_body(body, &["limits"])?;
+            limits::update_workspace_rate_limit(st, id, rid, &map)
+        }
+
+        ("GET", ["spend_limits"]) => limits::list(st, q, beta),
+        ("POST", ["spend_limits"]) => {
+            let map = parse_body(body, &["amount", "scope", "period"])?;
+            limits::set(st, &map, now)
+        }
+        ("GET", ["spend_limits", "effective"]) => limits::effective(),
+        ("GET", ["spend_limits", id]) => limits::get(st, id),
+        ("DELETE", ["spend_limits", id]) => limits::delete(st, id),
+
         ("GET", ["usage_report", "claude_code"]) => usage::claude_code_report(st, q, now),
         ("GET", ["rate_limits"]) => usage::org_rate_limits(st, q),
         _ => Err(not_found()),
@@ -425,6 +439,12 @@ fn delete_user(st: &mut OrgState, id: &str) -> ApiResult<Value> {
         );
     }
     let seq = user.seq;
+    // Personal keys act as their user: they are archived when the user leaves (§5.6).
+    for k in st.api_keys.iter_mut() {
+        if matches!(&k.principal, Some(Principal::User(u)) if u == id) {
+            k.status = KeyStatus::Archived;
+        }
+    }
     st.users.retain(|u| u.id != id);
     st.memberships.retain(|(_, u), _| u != id);
     st.tombstones.insert(id.to_string(), seq);
@@ -1023,11 +1043,17 @@ fn key_json(k: &ApiKey, st: &OrgState, now: DateTime<Utc>) -> Value {
         "name": k.name,
         "status": k.status(now),
         "created_at": ts(k.created_at),
-        "created_by": k.created_by.as_ref().map(|id| json!({"id": id, "type": "user"})),
+        "created_by": k.created_by.as_ref().map(|id| {
+            let kind = if id.starts_with("svac_") { "service_account" } else { "user" };
+            json!({"id": id, "type": kind})
+        }),
         "expires_at": k.expires_at.map(ts),
         "partial_key_hint": k.partial_key_hint,
         "principal": k.principal.as_ref().map(|p| match p {
             Principal::User(id) => json!({"type": "user_actor", "user_id": id}),
+            Principal::ServiceAccount(id) => {
+                json!({"type": "service_account_actor", "service_account_id": id})
+            }
         }),
         "scope": scope,
         "workspace_id": legacy_ws,

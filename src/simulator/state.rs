@@ -191,6 +191,7 @@ pub(crate) struct Workspace {
 #[derive(Debug, Clone)]
 pub(crate) enum Principal {
     User(String),
+    ServiceAccount(String),
 }
 
 #[derive(Debug, Clone)]
@@ -272,6 +273,10 @@ pub(crate) struct OrgState {
     pub claude_code_actors: Vec<ClaudeCodeActor>,
     pub rate_limit_ids: Vec<String>,
     pub workspace_limit_overrides: Vec<WorkspaceLimitOverride>,
+    /// Whether spend limits may be used through the Admin API (switchable while running).
+    pub spend_access: super::SpendLimitsAccess,
+    pub spend_limits: Vec<super::limits::SpendLimitRow>,
+    pub usage_tier: super::limits::UsageTierLimit,
     /// Seq numbers of deleted users, so a cursor naming one keeps working.
     pub tombstones: HashMap<String, u64>,
     pub next_seq: u64,
@@ -470,6 +475,13 @@ impl OrgState {
             claude_code_actors: Vec::new(),
             rate_limit_ids: Vec::new(),
             workspace_limit_overrides: Vec::new(),
+            spend_access: Default::default(),
+            spend_limits: Vec::new(),
+            usage_tier: super::limits::UsageTierLimit {
+                id: String::new(),
+                amount_cents: 0,
+                since: founded,
+            },
             tombstones: HashMap::new(),
             next_seq: 0,
             rng: ChaCha8Rng::seed_from_u64(seed.wrapping_add(0x5EED)),
@@ -674,6 +686,33 @@ impl OrgState {
             });
         }
 
+        // Key types (§5.6): some workspace keys belong to a person (personal one-workspace
+        // keys) or a service account; the rest are legacy workspace keys (no principal). A
+        // separate generator keeps the rest of the seeded data as it was.
+        let mut kinds = ChaCha8Rng::seed_from_u64(seed ^ 0x6B65_7973);
+        let service_accounts: Vec<String> = (0..3).map(|_| tagged_id(&mut kinds, "svac")).collect();
+        let current_creators: std::collections::HashSet<&String> = creators.iter().collect();
+        let gone: std::collections::HashSet<&String> = former.iter().collect();
+        for (i, k) in st.api_keys.iter_mut().enumerate() {
+            let current = k
+                .created_by
+                .as_ref()
+                .filter(|c| current_creators.contains(c))
+                .cloned();
+            match (&k.principal, i % 6) {
+                // A personal key of someone who left was archived when they were removed.
+                (Some(Principal::User(u)), _) if gone.contains(u) => k.status = KeyStatus::Archived,
+                (None, 1) if current.is_some() => k.principal = current.map(Principal::User),
+                (None, 4) => {
+                    let sa = service_accounts
+                        .choose(&mut kinds)
+                        .expect("service accounts");
+                    k.principal = Some(Principal::ServiceAccount(sa.clone()));
+                }
+                _ => {}
+            }
+        }
+
         // Invites: accepted (for existing members), pending (some expiring within 3 days), expired.
         let mut invites = Vec::new();
         for i in 0..n_invites {
@@ -853,6 +892,25 @@ impl OrgState {
                     });
                 }
             }
+        }
+        // Spend limits (§8.1): Anthropic's usage-tier cap, and one workspace with its own limit.
+        st.usage_tier = super::limits::UsageTierLimit {
+            id: tagged_id(&mut kinds, "spl"),
+            amount_cents: 500_000,
+            since: founded,
+        };
+        if let Some(w) = st
+            .workspaces
+            .iter()
+            .find(|w| !w.is_default && w.archived_at.is_none())
+        {
+            st.spend_limits.push(super::limits::SpendLimitRow {
+                id: tagged_id(&mut kinds, "spl"),
+                workspace_id: Some(w.id.clone()),
+                amount_cents: 150_000,
+                created_at: anchor - Duration::days(30),
+                updated_at: anchor - Duration::days(30),
+            });
         }
         st
     }

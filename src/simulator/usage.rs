@@ -871,7 +871,7 @@ const GROUP_TYPES: &[&str] = &[
     "web_search",
 ];
 
-fn group_json(g: &RateLimitGroup) -> Value {
+pub(crate) fn group_json(g: &RateLimitGroup) -> Value {
     let mut v = json!({ "type": g.group_type, "id": g.group_id });
     if let Some(d) = g.display_name {
         v["display_name"] = json!(d);

@@ -379,6 +379,7 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
     ("keys", "/keys", "API keys", Permission::ViewWorkspaces),
     ("usage", "/usage", "Usage", Permission::ViewUsage),
     ("cost", "/cost", "Cost", Permission::ViewUsage),
+    ("limits", "/limits", "Limits", Permission::ViewUsage),
     (
         "claude-code",
         "/claude-code",

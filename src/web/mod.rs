@@ -10,6 +10,7 @@ pub mod health;
 pub mod home;
 pub mod invites;
 pub mod keys;
+pub mod limits;
 pub mod login;
 pub mod members;
 pub mod org;
@@ -173,6 +174,35 @@ fn page_routes() -> Routes {
         .merge(keys::routes())
         .merge(usage::routes())
         .merge(org::routes())
+        // Anthropic's spend and rate limits (issue 13).
+        .get("/limits", Needs(ViewUsage), limits::index)
+        .post("/limits/spend", Needs(ManageOrganization), limits::set)
+        .post(
+            "/limits/spend/remove",
+            Needs(ManageOrganization),
+            limits::remove,
+        )
+        .get(
+            "/limits/workspaces/{id}",
+            Needs(ViewWorkspaces),
+            limits::rate_page,
+        )
+        .post(
+            "/limits/workspaces/{id}",
+            Needs(ManageOrganization),
+            limits::rate_set,
+        )
+        .post("/limits/requests", Needs(ViewUsage), limits::request)
+        .post(
+            "/limits/requests/{id}/approve",
+            Needs(ManageOrganization),
+            limits::approve,
+        )
+        .post(
+            "/limits/requests/{id}/deny",
+            Needs(ManageOrganization),
+            limits::deny,
+        )
 }
 
 /// Every route with the access it requires (for the authorization test and the docs).

@@ -15,6 +15,7 @@ mod crash;
 mod foundation;
 mod hardening;
 mod keys;
+mod limits;
 mod members_invites;
 mod model;
 mod reconcile;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use orgkeeper::simulator::{start, SimulatorOptions};
+use orgkeeper::simulator::{start, SimulatorOptions, SpendLimitsAccess};
 
 const SDK_VERSION: &str = "2.10.0";
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -129,8 +129,9 @@ fn sdk_python() -> Result<PathBuf, String> {
     }
 }
 
-/// Runs compat.py against `base_url`; returns (success, output).
-fn run_script(python: &Path, base_url: &str) -> (bool, String) {
+/// Runs compat.py against `base_url` (and the organizations without spend-limit access in
+/// `env`); returns (success, output).
+fn run_script(python: &Path, base_url: &str, env: &[(&str, String)]) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let out_path = dir.path().join("compat.out");
     let out = std::fs::File::create(&out_path).expect("output file");
@@ -140,6 +141,7 @@ fn run_script(python: &Path, base_url: &str) -> (bool, String) {
         .arg(base_url)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
@@ -201,10 +203,32 @@ async fn official_python_sdk_sees_the_simulator_as_the_real_api() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = start(listener, SimulatorOptions::default()).await.unwrap();
     let base_url = sim.base_url();
-    let (ok, output) = tokio::task::spawn_blocking(move || run_script(&python, &base_url))
+    // Two more organizations, one per documented spend-limit refusal.
+    let mut others = Vec::new();
+    let mut env = Vec::new();
+    for (var, access) in [
+        (
+            "ORGKEEPER_SIM_NOT_ENABLED_URL",
+            SpendLimitsAccess::WritesNotEnabled,
+        ),
+        (
+            "ORGKEEPER_SIM_UNSUPPORTED_URL",
+            SpendLimitsAccess::OrgTypeNotSupported,
+        ),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other = start(listener, SimulatorOptions::default()).await.unwrap();
+        other.set_spend_limits_access(access);
+        env.push((var, other.base_url()));
+        others.push(other);
+    }
+    let (ok, output) = tokio::task::spawn_blocking(move || run_script(&python, &base_url, &env))
         .await
         .unwrap();
     sim.shutdown().await;
+    for other in others {
+        other.shutdown().await;
+    }
     println!("{output}");
     assert!(
         ok,

@@ -880,7 +880,14 @@ async fn api_keys_carry_the_2_10_shape_and_the_legacy_workspace_id() {
                     ws.clone()
                 };
                 assert_eq!(k["workspace_id"], legacy);
-                assert_eq!(k["principal"], Value::Null);
+                // A legacy workspace key (nobody's), a person's or a service account's (§5.6).
+                assert!(
+                    k["principal"].is_null()
+                        || k["principal"]["type"] == "user_actor"
+                        || k["principal"]["type"] == "service_account_actor",
+                    "{}",
+                    k["principal"]
+                );
             }
             other => panic!("scope {other}"),
         }

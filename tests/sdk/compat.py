@@ -52,6 +52,13 @@ from anthropic.types.organization import (
     WorkspaceMember,
 )
 from anthropic.types.organization.workspaces import MemberRemoveResponse, WorkspaceRateLimit
+from anthropic.types.organization import SpendLimit
+from anthropic.types.beta.organization import (
+    BetaSpendLimit,
+    BetaSpendLimitsAdminAPIWritesNotEnabledError,
+    SpendLimitDeleteResponse,
+)
+from anthropic.types.shared.organization_type_not_supported_error import OrganizationTypeNotSupportedError
 from anthropic.types.beta import BetaOrganization
 from anthropic.types.beta.organization import (
     BetaAPIKey,
@@ -801,6 +808,118 @@ def main() -> int:
         expect_error(anthropic.NotFoundError,
                      lambda: org.workspaces.rate_limits.list("wrkspc_01" + "Z" * 22), "not_found_error", 404)
 
+    @check("workspaces.rate_limits.update: set an override (above the org value too), clear it with null")
+    def _() -> str:
+        w = next(w for w in ctx.get("workspaces") or org.workspaces.list() if w.name != "Default Workspace")
+        entry = next(r for r in ctx["rate_limits"] if r.group.type == "model_group")
+        kind = entry.limits[0].type
+        org_value = entry.limits[0].value
+        raw = org.workspaces.rate_limits.with_raw_response.update(
+            entry.id, workspace_id=w.id, limits=[{"type": kind, "value": 123}])
+        updated = validate(WorkspaceRateLimit, raw.json(), "workspaces.rate_limits.update")
+        ensure(updated.rate_limit_id == entry.id and updated.workspace_id == w.id, f"{updated}")
+        mine = next(v for v in updated.limits if v.type == kind)
+        ensure(mine.value == 123 and mine.source.type == "workspace" and mine.org_limit == org_value, f"{mine}")
+        listed = org.workspaces.rate_limits.list(w.id).data
+        ensure(any(v.type == kind and v.value == 123 for r in listed if r.rate_limit_id == entry.id for v in r.limits),
+               "override not listed")
+        above = org.workspaces.rate_limits.update(entry.id, workspace_id=w.id,
+                                                  limits=[{"type": kind, "value": org_value * 10}])
+        ensure(next(v for v in above.limits if v.type == kind).value == org_value * 10, "value above org limit refused")
+        cleared = org.workspaces.rate_limits.update(entry.id, workspace_id=w.id, limits=[{"type": kind, "value": None}])
+        back = next(v for v in cleared.limits if v.type == kind)
+        ensure(back.source.type == "organization" and back.value == org_value, f"not cleared: {back}")
+        expect_error(anthropic.BadRequestError,
+                     lambda: org.workspaces.rate_limits.update(entry.id, workspace_id=w.id,
+                                                               limits=[{"type": "requests_per_hour", "value": 1}]),  # type: ignore[typeddict-item]
+                     "invalid_request_error", 400)
+        expect_error(anthropic.NotFoundError,
+                     lambda: org.workspaces.rate_limits.update("ratelimit_01" + "Z" * 22, workspace_id=w.id,
+                                                               limits=[{"type": kind, "value": 1}]),
+                     "not_found_error", 404)
+        return f"{w.id} {kind}"
+
+    # ----------------------------------------------------------------- spend limits
+    spend = client.beta.organization.spend_limits
+
+    @check("beta spend_limits.list: SpendLimit / BetaSpendLimit rows incl. read-only usage_tier")
+    def _() -> str:
+        raw = spend.with_raw_response.list()
+        page = validate_cursor_page(raw, BetaSpendLimit, "GET /v1/organizations/spend_limits")
+        for item in raw.json()["data"]:
+            validate(SpendLimit, item, "spend_limits.list (GA SpendLimit)")
+        rows = page.data
+        tier = [r for r in rows if r.scope.type == "usage_tier"]
+        ensure(len(tier) == 1 and tier[0].amount and tier[0].amount.isdigit(), f"usage_tier row {tier}")
+        for r in rows:
+            ensure(r.id.startswith("spl_") and r.type == "spend_limit" and r.currency == "USD", f"{r}")
+            ensure(r.period == "monthly" and r.is_enabled is True, f"{r}")
+            aware(r.created_at, "created_at")
+        ensure([r.created_at for r in rows] == sorted((r.created_at for r in rows), reverse=True), "not newest first")
+        paged = list(spend.list(limit=1))
+        ensure([r.id for r in paged] == [r.id for r in rows], "limit=1 auto-pagination differs")
+        only_ws = spend.list(scope_type=["workspace"]).data
+        ensure(all(r.scope.type == "workspace" for r in only_ws), "scope_type filter")
+        expect_error(anthropic.BadRequestError, lambda: spend.list(scope_type=["seat_tier"]), "invalid_request_error", 400)
+        ctx["usage_tier"] = tier[0]
+        return f"{len(rows)} rows"
+
+    @check("beta spend_limits.set: upsert on (scope, period); retrieve; delete -> spend_limit_deleted")
+    def _() -> str:
+        raw = spend.with_raw_response.set(amount="250000", scope={"type": "organization"}, period="monthly")
+        first = validate(SpendLimit, raw.json(), "spend_limits.set")
+        ensure(first.scope.type == "organization" and first.amount == "250000", f"{first}")
+        again = spend.set(amount="300000", scope={"type": "organization"})
+        ensure(again.id == first.id and again.amount == "300000", "set is not an upsert on scope")
+        w = next(w for w in ctx.get("workspaces") or org.workspaces.list() if w.name != "Default Workspace")
+        ws_limit = spend.set(amount="1000", scope={"type": "workspace", "workspace_id": w.id}, period="monthly")
+        ensure(ws_limit.scope.type == "workspace" and ws_limit.scope.workspace_id == w.id, f"{ws_limit}")
+        ensure(w.id in {r.scope.workspace_id for r in spend.list(workspace_id=w.id).data}, "workspace_id filter")
+        got = validate(BetaSpendLimit, spend.with_raw_response.retrieve(first.id).json(), "spend_limits.retrieve")
+        ensure(got.amount == "300000", "retrieve")
+        gone = validate(SpendLimitDeleteResponse, spend.with_raw_response.delete(first.id).json(), "spend_limits.delete")
+        ensure(gone.id == first.id and gone.type == "spend_limit_deleted", f"{gone}")
+        spend.delete(ws_limit.id)
+        expect_error(anthropic.NotFoundError, lambda: spend.retrieve(first.id), "not_found_error", 404)
+        expect_error(anthropic.BadRequestError, lambda: spend.delete(ctx["usage_tier"].id), "invalid_request_error", 400)
+        expect_error(anthropic.BadRequestError,
+                     lambda: spend.set(amount="12.50", scope={"type": "organization"}), "invalid_request_error", 400)
+        expect_error(anthropic.BadRequestError,
+                     lambda: spend.set(amount="100", scope={"type": "organization"}, period="daily"),
+                     "invalid_request_error", 400)
+        expect_error(anthropic.BadRequestError,
+                     lambda: spend.set(amount="100", scope={"type": "user", "user_id": "user_01" + "Z" * 22}),
+                     "invalid_request_error", 400)
+        return first.id
+
+    @check("spend_limits.effective (GA) on a Console org -> OrganizationTypeNotSupportedError")
+    def _() -> None:
+        e = expect_error(OrganizationTypeNotSupportedError, lambda: org.spend_limits.effective.list(),
+                         "invalid_request_error", 400)
+        ensure(e.error_code == "organization_type_not_supported", f"error_code {e.error_code!r}")
+
+    for env, title in (("ORGKEEPER_SIM_NOT_ENABLED_URL", "not in the preview"),
+                       ("ORGKEEPER_SIM_UNSUPPORTED_URL", "unsupported org type")):
+        other_url = os.environ.get(env, "")
+        if not other_url:
+            continue
+        other = anthropic.Anthropic(api_key=ADMIN_KEY, base_url=other_url, max_retries=0, timeout=20)
+        other_spend = other.beta.organization.spend_limits
+
+        @check(f"spend limits refused ({title}): the SDK's typed error with error_code")
+        def _() -> None:
+            if env == "ORGKEEPER_SIM_NOT_ENABLED_URL":
+                for call in (lambda: other_spend.set(amount="100", scope={"type": "organization"}),
+                             lambda: other_spend.retrieve("spl_01" + "Z" * 22),
+                             lambda: other_spend.delete("spl_01" + "Z" * 22),
+                             lambda: other_spend.list()):
+                    e = expect_error(BetaSpendLimitsAdminAPIWritesNotEnabledError, call, "permission_error", 403)
+                    ensure(e.error_code == "spend_limits_admin_api_writes_not_enabled", f"{e.error_code!r}")
+            else:
+                e = expect_error(OrganizationTypeNotSupportedError, lambda: other_spend.list(),
+                                 "invalid_request_error", 400)
+                ensure(e.error_code == "organization_type_not_supported", f"{e.error_code!r}")
+
     # ----------------------------------------------------------------- api keys
     @check("api_keys.list: APIKey items with scope, auto-pagination (limit=10)")
     def _() -> str:
@@ -869,6 +988,22 @@ def main() -> int:
                      "invalid_request_error", 400)
         expect_error(anthropic.NotFoundError, lambda: org.api_keys.retrieve("apikey_01" + "Z" * 22),
                      "not_found_error", 404)
+
+    @check("api_keys: every key type (personal, service account, legacy workspace, organization-scoped, expired)")
+    def _() -> str:
+        keys = ctx["keys"]
+        personal_ws = [k for k in keys if k.principal is not None and k.principal.type == "user_actor"
+                       and k.scope.type == "workspace"]
+        service = [k for k in keys if k.principal is not None and k.principal.type == "service_account_actor"]
+        legacy = [k for k in keys if k.principal is None]
+        org_scoped = [k for k in keys if k.scope.type == "organization"]
+        expired = [k for k in keys if k.status == "expired"]
+        ensure(personal_ws and service and legacy and org_scoped and expired,
+               f"personal {len(personal_ws)}, service {len(service)}, legacy {len(legacy)}, "
+               f"org {len(org_scoped)}, expired {len(expired)}")
+        ensure(all(k.scope.type == "workspace" for k in legacy), "a legacy key without a workspace")
+        ensure(all(k.principal.service_account_id.startswith("svac_") for k in service), "service account id")
+        return f"{len(personal_ws)} personal, {len(service)} service, {len(legacy)} legacy, {len(org_scoped)} org"
 
     @check("beta.organization.api_keys.list is BetaAPIKey")
     def _() -> None:

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
-use crate::anthropic::{ApiError, ApiKey, ApiKeyScope, ApiKeyStatus, User};
+use crate::anthropic::{ApiError, ApiKey, ApiKeyScope, ApiKeyStatus, KeyKind, User};
 use crate::audit::{Action, Filter, Outcome, Record, Target};
 use crate::auth::Permission;
 use crate::org::Snapshot;
@@ -132,7 +132,7 @@ impl Flag {
             Flag::NoExpiry => "The key never expires: if it leaks, it works until someone deactivates it.".into(),
             Flag::RotationDue => format!("The key is older than {rotation_days} days, the rotation period set for this dashboard: replace it with a new key."),
             Flag::ExpiringSoon => format!("The key expires within {EXPIRING_SOON_DAYS} days: whatever uses it will stop working unless it gets a new key."),
-            Flag::CreatorGone => "The person who created the key is no longer a member of the organization.".into(),
+            Flag::CreatorGone => "The person who created the key is no longer a member of the organization. Workspace and service-account keys keep working after their creator leaves.".into(),
             Flag::Unused => format!("The key has not been used for {UNUSED_DAYS} days or more (from the usage data synced to this dashboard): it may no longer be needed."),
             Flag::ArchivedWorkspace => "The key belongs to an archived workspace but is not archived itself.".into(),
         }
@@ -220,7 +220,10 @@ impl Hygiene {
         }
         if let (Some(members), Some(creator)) = (&self.members, &key.created_by) {
             let is_user = creator.kind.is_empty() || creator.kind == "user";
-            if is_user && !members.contains(&creator.id) {
+            // A personal key made for someone else acts as them: its creator leaving is moot.
+            let acts_as_other =
+                matches!(key.kind(), KeyKind::Personal { user_id } if user_id != creator.id);
+            if is_user && !acts_as_other && !members.contains(&creator.id) {
                 flags.push(Flag::CreatorGone);
             }
         }
@@ -331,6 +334,10 @@ pub struct KeyRow {
     pub creator: String,
     pub creator_id: String,
     pub creator_gone: bool,
+    /// Whose the key is: a person's, a service account's or the workspace's (§5.6).
+    pub whose: String,
+    /// A personal key: it acts with its person's permissions.
+    pub personal: bool,
     pub created: String,
     pub created_full: String,
     pub expires: String,
@@ -417,6 +424,26 @@ impl Names {
         }
     }
 
+    /// Whose a key is, in plain words ("Personal key of Ada Lovelace, all workspaces").
+    pub(crate) fn whose(&self, key: &ApiKey) -> String {
+        let reach = if key.is_organization_scoped() {
+            ", all their workspaces"
+        } else {
+            ""
+        };
+        match key.kind() {
+            KeyKind::Personal { user_id } => {
+                let name = self.users.get(user_id).map_or(user_id, String::as_str);
+                format!("Personal key of {name}{reach}")
+            }
+            KeyKind::ServiceAccount { service_account_id } => {
+                format!("Service account {service_account_id}{reach}")
+            }
+            KeyKind::Workspace => "Workspace key (nobody's)".into(),
+            KeyKind::Unknown => "Unknown owner".into(),
+        }
+    }
+
     pub(crate) fn row(&self, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
         let (creator, creator_id, creator_gone) = match &key.created_by {
             None => ("unknown".to_owned(), String::new(), false),
@@ -433,6 +460,8 @@ impl Names {
             },
         };
         KeyRow {
+            whose: self.whose(key),
+            personal: matches!(key.kind(), KeyKind::Personal { .. }),
             id: key.id.clone(),
             name: key.name.clone(),
             hint: key.partial_key_hint.clone().unwrap_or_default(),

@@ -18,7 +18,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use super::{is_live, render, visible, Names};
-use crate::anthropic::{ApiError, ApiKey, ApiKeyStatus, Invite, InviteStatus, User};
+use crate::anthropic::{ApiError, ApiKey, ApiKeyStatus, Invite, InviteStatus, KeyKind, User};
 use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
 use crate::db::ts;
@@ -290,6 +290,50 @@ pub struct KeyChoice {
     pub workspace: String,
     pub status: String,
     pub live: bool,
+    pub whose: String,
+    /// What happens to the key when the member leaves, in plain words.
+    pub fate: &'static str,
+    /// The choice preselected: `leave` for keys that stop by themselves or are not the
+    /// member's, `deactivate` for live keys that would keep working.
+    pub default: &'static str,
+}
+
+/// Whether removing `user_id` from the organization stops `key` by itself: their personal
+/// keys are archived by Anthropic (§5.6); workspace and service-account keys keep working.
+fn stops_with_member(key: &ApiKey, user_id: &str) -> bool {
+    matches!(key.kind(), KeyKind::Personal { user_id: u } if u == user_id)
+}
+
+/// What the plan says and preselects for a key of the member being offboarded. `removable`:
+/// the member is still in the organization and the Admin API may remove them (not an admin).
+fn key_choice(key: &ApiKey, user_id: &str, removable: bool) -> (&'static str, &'static str) {
+    let live_default = if key.status == ApiKeyStatus::Active {
+        "deactivate"
+    } else {
+        "leave"
+    };
+    match key.kind() {
+        KeyKind::Personal { .. } if stops_with_member(key, user_id) && removable => (
+            "Personal key: Anthropic archives it when they are removed from the organization.",
+            "leave",
+        ),
+        KeyKind::Personal { .. } if stops_with_member(key, user_id) => (
+            "Personal key: it stops only when they are removed from the organization, which Orgkeeper cannot do here.",
+            live_default,
+        ),
+        KeyKind::Personal { .. } => (
+            "Someone else's personal key they created: it stops when that person leaves, not them.",
+            "leave",
+        ),
+        KeyKind::ServiceAccount { .. } => (
+            "Service-account key: it keeps working after they leave, as it belongs to the service account.",
+            "leave",
+        ),
+        KeyKind::Workspace | KeyKind::Unknown => (
+            "Workspace key: it keeps working after they leave. Deactivate or archive it unless a service still needs it.",
+            live_default,
+        ),
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -332,6 +376,11 @@ async fn render_plan(
         return Err(AppError::NotFound);
     }
     let names = Names::load(&ctx.state).await;
+    let is_admin = holdings
+        .user
+        .as_ref()
+        .is_some_and(|u| matches!(u.role.as_str(), "admin" | "owner" | "primary_owner"));
+    let removable = holdings.user.is_some() && !is_admin;
     let page = PlanPage {
         layout: ctx
             .layout(format!("Offboard {}", holdings.label(user_id)), "members")
@@ -339,20 +388,23 @@ async fn render_plan(
         user_id: user_id.to_owned(),
         user_label: holdings.label(user_id),
         is_member: holdings.user.is_some(),
-        is_admin: holdings
-            .user
-            .as_ref()
-            .is_some_and(|u| matches!(u.role.as_str(), "admin" | "owner" | "primary_owner")),
+        is_admin,
         keys: holdings
             .keys
             .iter()
-            .map(|k| KeyChoice {
-                id: k.id.clone(),
-                name: k.name.clone(),
-                hint: k.partial_key_hint.clone().unwrap_or_default(),
-                workspace: names.workspace(k),
-                status: k.status.as_str().to_owned(),
-                live: is_live(k),
+            .map(|k| {
+                let (fate, default) = key_choice(k, user_id, removable);
+                KeyChoice {
+                    id: k.id.clone(),
+                    name: k.name.clone(),
+                    hint: k.partial_key_hint.clone().unwrap_or_default(),
+                    workspace: names.workspace(k),
+                    status: k.status.as_str().to_owned(),
+                    live: is_live(k),
+                    whose: names.whose(k),
+                    fate,
+                    default,
+                }
             })
             .collect(),
         memberships: holdings.memberships,
@@ -381,6 +433,10 @@ struct PreviewPage {
     user_id: String,
     user_label: String,
     steps: Vec<PlannedStep>,
+    /// Live personal keys with no step that Anthropic archives when the member is removed.
+    stop_by_themselves: Vec<String>,
+    /// Live keys with no step that keep working after this run.
+    keep_working: Vec<String>,
 }
 
 /// The steps chosen in the form, or (as `Err`) the plan page again saying why there are none.
@@ -415,7 +471,29 @@ pub async fn preview(ctx: Ctx, Path(user_id): Path<String>, body: String) -> App
         Ok(chosen) => chosen,
         Err(page) => return Ok(page),
     };
+    let removing = steps
+        .iter()
+        .any(|s| s.kind == StepKind::RemoveMember.code());
+    let mut stop_by_themselves = Vec::new();
+    let mut keep_working = Vec::new();
+    for k in holdings.keys.iter().filter(|k| is_live(k)) {
+        if steps.iter().any(|s| s.target_id == k.id) {
+            continue;
+        }
+        let label = format!(
+            "{} ({})",
+            k.name,
+            k.partial_key_hint.as_deref().unwrap_or("no hint")
+        );
+        if removing && stops_with_member(k, &user_id) {
+            stop_by_themselves.push(label);
+        } else {
+            keep_working.push(label);
+        }
+    }
     let page = PreviewPage {
+        stop_by_themselves,
+        keep_working,
         layout: ctx
             .layout(
                 format!("Offboard {}: check the steps", holdings.label(&user_id)),

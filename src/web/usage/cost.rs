@@ -426,7 +426,8 @@ pub struct BudgetForm {
 #[template(path = "usage/budgets.html")]
 struct BudgetsPage {
     layout: Layout,
-    budgets: Vec<BudgetSummary>,
+    /// Each budget with Anthropic's spend limit of the same scope, where one is set.
+    budgets: Vec<(BudgetSummary, Option<String>)>,
     scopes: Vec<Opt>,
     can_manage: bool,
     form: BudgetForm,
@@ -440,7 +441,29 @@ async fn render_budgets(
 ) -> AppResult<Response> {
     let names = Names::load(&ctx.state).await;
     let scope = super::scope(ctx, &names);
-    let budgets = budget_summaries(&ctx.state, ctx.workspace_scope()).await?;
+    // Anthropic's limits beside the budgets; if they cannot be read the Limits page says why.
+    let limits = crate::service::limits::spend_limits(&ctx.state)
+        .await
+        .unwrap_or_default();
+    let budgets = budget_summaries(&ctx.state, ctx.workspace_scope())
+        .await?
+        .into_iter()
+        .map(|b| {
+            let scope = if b.scope == ORG_SCOPE {
+                Some(crate::anthropic::SpendLimitScope::Organization)
+            } else {
+                names.real_ws(&b.scope).map(|workspace_id| {
+                    crate::anthropic::SpendLimitScope::Workspace { workspace_id }
+                })
+            };
+            let limit = limits
+                .iter()
+                .find(|l| Some(&l.scope) == scope.as_ref() && l.period == "monthly")
+                .and_then(crate::anthropic::SpendLimit::amount_cents)
+                .map(dollars);
+            (b, limit)
+        })
+        .collect();
     let mut scopes = Vec::new();
     if scope.is_none() {
         scopes.push(Opt {

@@ -1,0 +1,592 @@
+//! Anthropic's limits: monthly spend limits (which stop traffic, unlike Orgkeeper's budgets,
+//! which only alert) and workspace rate-limit overrides. One function per change, each through
+//! [`Services::org_change`]; the reads the Limits pages need, bounded like every Admin API call.
+
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use super::{target, Caller, Change, OrgChange, ServiceError, Services};
+use crate::anthropic::OrgRateLimit;
+use crate::anthropic::{
+    ApiError, OrgRateLimitParams, RateLimitChange, SetSpendLimit, SpendLimit, SpendLimitDeleted,
+    SpendLimitFilter, SpendLimitScope, UpdateWorkspaceRateLimit, WorkspaceRateLimit,
+    WorkspaceRateLimitParams,
+};
+use crate::audit::{Action, Target};
+
+/// Where the organization may change spend limits itself: the Console's Limits tab.
+pub const CONSOLE_LIMITS_URL: &str = "https://console.anthropic.com/settings/limits";
+
+/// The largest rate-limit value the Admin API takes (2^53 − 1).
+pub const MAX_RATE_LIMIT: u64 = (1 << 53) - 1;
+
+/// A spend limit Orgkeeper can set: the organization's or one workspace's (monthly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimitScope {
+    Organization,
+    Workspace { id: String, name: String },
+}
+
+impl LimitScope {
+    /// The id in audit records and forms: `organization` or the workspace id.
+    pub fn key(&self) -> &str {
+        match self {
+            LimitScope::Organization => "organization",
+            LimitScope::Workspace { id, .. } => id,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            LimitScope::Organization => "the organization",
+            LimitScope::Workspace { name, .. } => name,
+        }
+    }
+
+    fn api(&self) -> SpendLimitScope {
+        match self {
+            LimitScope::Organization => SpendLimitScope::Organization,
+            LimitScope::Workspace { id, .. } => SpendLimitScope::Workspace {
+                workspace_id: id.clone(),
+            },
+        }
+    }
+
+    fn workspace(&self) -> Option<String> {
+        match self {
+            LimitScope::Organization => None,
+            LimitScope::Workspace { id, .. } => Some(id.clone()),
+        }
+    }
+
+    fn target(&self) -> Option<Target> {
+        target("spend_limit", self.key(), Some(self.name().to_owned()))
+    }
+}
+
+/// Why the organization cannot use spend limits through the Admin API, if that is the error.
+pub fn access_refusal(error: &ApiError) -> Option<&'static str> {
+    match error.error_code() {
+        Some("spend_limits_admin_api_writes_not_enabled") => Some(
+            "This organization cannot manage spend limits through the Admin API yet: Anthropic offers it as an early-access preview (ask your Anthropic account team). Until then, set spend limits in the Console.",
+        ),
+        Some("organization_type_not_supported") => Some(
+            "Anthropic does not offer spend limits through the Admin API for this kind of organization. Set them in the Console instead.",
+        ),
+        _ => None,
+    }
+}
+
+/// Every spend limit of the organization (the usage-tier cap included).
+pub async fn spend_limits(services: &Services) -> Result<Vec<SpendLimit>, ApiError> {
+    services
+        .org
+        .api()
+        .list_spend_limits(&SpendLimitFilter::default())
+        .await
+}
+
+/// The limit of `scope` among `limits`, if one is set.
+pub fn limit_of<'a>(limits: &'a [SpendLimit], scope: &LimitScope) -> Option<&'a SpendLimit> {
+    let wanted = scope.api();
+    limits
+        .iter()
+        .find(|l| l.scope == wanted && l.period == "monthly")
+}
+
+fn cents_json(limit: Option<&SpendLimit>) -> Value {
+    match limit.and_then(SpendLimit::amount_cents) {
+        Some(c) => json!({ "amount_cents": c.normalize().to_string() }),
+        None => Value::Null,
+    }
+}
+
+/// Sets (or changes) the monthly spend limit of `scope` to `amount_cents`. `before` is the
+/// limit as last read, for the audit record.
+pub async fn set_spend_limit(
+    services: &Services,
+    caller: &Caller,
+    scope: &LimitScope,
+    before: Option<&SpendLimit>,
+    amount_cents: Decimal,
+    context: Value,
+) -> Change<SpendLimit> {
+    let body = SetSpendLimit {
+        amount: Some(amount_cents.normalize().to_string()),
+        scope: scope.api(),
+        period: Some("monthly".into()),
+    };
+    let details = super::with_context(
+        json!({
+            "scope": scope.key(),
+            "before": cents_json(before),
+            "after": { "amount_cents": amount_cents.normalize().to_string() },
+        }),
+        context,
+    );
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::SpendLimitSet,
+                target: scope.target(),
+                details,
+                workspace: scope.workspace(),
+                touches: vec![],
+            },
+            services.org.api().set_spend_limit(&body),
+        )
+        .await
+}
+
+/// Removes the spend limit of `scope` (traffic is then capped only by the other limits).
+pub async fn remove_spend_limit(
+    services: &Services,
+    caller: &Caller,
+    scope: &LimitScope,
+    limit: &SpendLimit,
+) -> Change<SpendLimitDeleted> {
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::SpendLimitRemoved,
+                target: scope.target(),
+                details: json!({
+                    "scope": scope.key(),
+                    "spend_limit_id": limit.id,
+                    "before": cents_json(Some(limit)),
+                    "after": null,
+                }),
+                workspace: scope.workspace(),
+                touches: vec![],
+            },
+            services.org.api().delete_spend_limit(&limit.id),
+        )
+        .await
+}
+
+/// The organization's rate limits.
+pub async fn org_rate_limits(services: &Services) -> Result<Vec<OrgRateLimit>, ApiError> {
+    services
+        .org
+        .api()
+        .list_all_org_rate_limits(&OrgRateLimitParams::default())
+        .await
+}
+
+/// A workspace's rate limits, inherited values included.
+pub async fn workspace_rate_limits(
+    services: &Services,
+    workspace_id: &str,
+) -> Result<Vec<WorkspaceRateLimit>, ApiError> {
+    services
+        .org
+        .api()
+        .list_all_workspace_rate_limits(
+            workspace_id,
+            &WorkspaceRateLimitParams {
+                include_inherited: true,
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+/// One limiter of a workspace's rate limit, as a change names it.
+pub struct RateLimitTarget<'a> {
+    pub workspace_id: &'a str,
+    pub workspace_name: &'a str,
+    pub rate_limit_id: &'a str,
+    /// The group as people read it ("Claude Sonnet 4.x", "batch").
+    pub group: &'a str,
+    /// The limiter type (`requests_per_minute`).
+    pub kind: &'a str,
+    /// The workspace override before the change (`None`: the organization's value applied).
+    pub before: Option<u64>,
+}
+
+/// Sets (`Some`) or clears (`None`) a workspace's override of one limiter. The lower of the
+/// override and the organization's value is enforced; Anthropic applies it within an hour.
+pub async fn set_workspace_rate_limit(
+    services: &Services,
+    caller: &Caller,
+    t: &RateLimitTarget<'_>,
+    value: Option<u64>,
+) -> Change<WorkspaceRateLimit> {
+    let body = UpdateWorkspaceRateLimit {
+        limits: vec![RateLimitChange {
+            kind: t.kind.to_owned(),
+            value,
+        }],
+    };
+    services
+        .org_change(
+            caller,
+            OrgChange {
+                action: Action::WorkspaceRateLimitChanged,
+                target: target(
+                    "workspace",
+                    t.workspace_id,
+                    Some(t.workspace_name.to_owned()),
+                ),
+                details: json!({
+                    "rate_limit_id": t.rate_limit_id,
+                    "group": t.group,
+                    "limit_type": t.kind,
+                    "before": { "override": t.before },
+                    "after": { "override": value },
+                }),
+                workspace: Some(t.workspace_id.to_owned()),
+                touches: vec![],
+            },
+            services
+                .org
+                .api()
+                .update_workspace_rate_limit(t.workspace_id, t.rate_limit_id, &body),
+        )
+        .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests for a higher spend limit (kept by Orgkeeper; Anthropic's own increase requests
+// exist only for Claude Enterprise organizations)
+
+/// A request for a higher monthly spend limit on one workspace.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct LimitRequest {
+    pub id: i64,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub amount_cents: String,
+    pub reason: String,
+    pub requested_by_id: i64,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub decision_note: Option<String>,
+}
+
+impl LimitRequest {
+    pub fn amount(&self) -> Decimal {
+        self.amount_cents.parse().unwrap_or_default()
+    }
+}
+
+/// Why a request could not be made or decided (recorded as `denied`).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestRefusal {
+    #[error("{0} already has an open request; it must be decided first")]
+    AlreadyOpen(String),
+    #[error("the request was already {0}")]
+    AlreadyDecided(String),
+    /// Approving would not raise the limit (it was raised meanwhile): nothing is lowered.
+    #[error("the workspace's spend limit is already {0}, so approving would not raise it; deny the request instead")]
+    NotHigher(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl super::LocalRefusal for RequestRefusal {
+    fn outcome(&self) -> crate::audit::Outcome {
+        match self {
+            RequestRefusal::Database(_) => crate::audit::Outcome::Failed,
+            _ => crate::audit::Outcome::Denied,
+        }
+    }
+}
+
+const REQUEST_COLUMNS: &str = "id, workspace_id, workspace_name, amount_cents, reason, requested_by_id, requested_by, requested_at, state, decided_by, decided_at, decision_note";
+
+pub async fn find_request(
+    services: &Services,
+    id: i64,
+) -> Result<Option<LimitRequest>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM limit_requests WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&services.db)
+    .await
+}
+
+/// Open requests, oldest first (the order to decide them in).
+pub async fn pending_requests(services: &Services) -> Result<Vec<LimitRequest>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM limit_requests WHERE state = 'pending' ORDER BY id"
+    ))
+    .fetch_all(&services.db)
+    .await
+}
+
+/// One account's requests, newest first, with their decisions.
+pub async fn requests_of(
+    services: &Services,
+    account_id: i64,
+) -> Result<Vec<LimitRequest>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM limit_requests WHERE requested_by_id = ? ORDER BY id DESC LIMIT 50"
+    ))
+    .bind(account_id)
+    .fetch_all(&services.db)
+    .await
+}
+
+fn request_target(r_id: i64, workspace_name: &str) -> Option<Target> {
+    target(
+        "limit_request",
+        r_id.to_string(),
+        Some(workspace_name.to_owned()),
+    )
+}
+
+/// Asks for a monthly spend limit of `amount_cents` on a workspace the caller may see.
+/// Audited; the alert webhook is told.
+pub async fn request_increase(
+    services: &Services,
+    caller: &Caller,
+    workspace_id: &str,
+    workspace_name: &str,
+    amount_cents: Decimal,
+    reason: &str,
+) -> Result<Result<LimitRequest, RequestRefusal>, ServiceError> {
+    services
+        .require(caller, crate::auth::Permission::ViewUsage, None)
+        .await?;
+    let Caller::Person { account, .. } = caller else {
+        return Err(ServiceError::Forbidden);
+    };
+    if !caller.may_touch_workspace(workspace_id) {
+        services
+            .record(
+                caller,
+                Action::AccessDenied,
+                target("workspace", workspace_id, Some(workspace_name.to_owned())),
+                json!({ "reason": "the workspace is outside the account's workspaces" }),
+                crate::audit::Outcome::Denied,
+            )
+            .await?;
+        return Err(ServiceError::Forbidden);
+    }
+    let now = crate::db::ts(services.clock.now());
+    let amount = amount_cents.normalize().to_string();
+    let insert = async {
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM limit_requests WHERE workspace_id = ? AND state = 'pending'",
+        )
+        .bind(workspace_id)
+        .fetch_optional(&services.db)
+        .await?;
+        if open.is_some() {
+            return Err(RequestRefusal::AlreadyOpen(workspace_name.to_owned()));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO limit_requests (workspace_id, workspace_name, amount_cents, reason, requested_by_id, requested_by, requested_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(workspace_id)
+        .bind(workspace_name)
+        .bind(&amount)
+        .bind(reason)
+        .bind(account.id)
+        .bind(&account.username)
+        .bind(&now)
+        .fetch_one(&services.db)
+        .await
+        .map_err(|e| match &e {
+            // The partial unique index: someone else asked at the same moment.
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                RequestRefusal::AlreadyOpen(workspace_name.to_owned())
+            }
+            _ => RequestRefusal::Database(e),
+        })?;
+        Ok(find_request(services, id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?)
+    };
+    let result = services
+        .local_change(
+            caller,
+            Action::LimitRequestCreated,
+            target("workspace", workspace_id, Some(workspace_name.to_owned())),
+            json!({
+                "workspace_id": workspace_id,
+                "amount_cents": amount,
+                "reason": reason,
+            }),
+            insert,
+            |r: &LimitRequest| request_target(r.id, &r.workspace_name),
+        )
+        .await?;
+    if let Ok(r) = &result {
+        services.alerts.send(format!(
+            "Orgkeeper: {} asks for a monthly spend limit of {} on {}: {}",
+            r.requested_by,
+            crate::money::dollars(amount_cents),
+            r.workspace_name,
+            r.reason
+        ));
+    }
+    Ok(result)
+}
+
+/// How a decision went.
+pub enum Decision {
+    Done(LimitRequest),
+    /// The request could not be decided (already decided).
+    Refused(RequestRefusal),
+    /// Approving: the Admin API did not set the limit; the request stays open.
+    Upstream(ApiError),
+}
+
+async fn mark(
+    services: &Services,
+    id: i64,
+    state: &str,
+    by: &str,
+    note: Option<&str>,
+) -> Result<LimitRequest, RequestRefusal> {
+    let done = sqlx::query(
+        "UPDATE limit_requests SET state = ?, decided_by = ?, decided_at = ?, decision_note = ? WHERE id = ? AND state = 'pending'",
+    )
+    .bind(state)
+    .bind(by)
+    .bind(crate::db::ts(services.clock.now()))
+    .bind(note)
+    .bind(id)
+    .execute(&services.db)
+    .await?;
+    let now = find_request(services, id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    if done.rows_affected() == 0 {
+        return Err(RequestRefusal::AlreadyDecided(now.state));
+    }
+    Ok(now)
+}
+
+/// Approves a request: sets the workspace's spend limit to the amount asked for through the
+/// Admin API (audited as `spend_limit.set`), then marks the request approved (audited as
+/// `limit_request.approved`). If the API refuses, the request stays open.
+pub async fn approve_request(
+    services: &Services,
+    caller: &Caller,
+    request: &LimitRequest,
+    note: Option<&str>,
+) -> Result<Decision, ServiceError> {
+    services
+        .require(
+            caller,
+            crate::auth::Permission::ManageOrganization,
+            request_target(request.id, &request.workspace_name),
+        )
+        .await?;
+    if request.state != "pending" {
+        return Ok(Decision::Refused(RequestRefusal::AlreadyDecided(
+            request.state.clone(),
+        )));
+    }
+    let scope = LimitScope::Workspace {
+        id: request.workspace_id.clone(),
+        name: request.workspace_name.clone(),
+    };
+    let before = match spend_limits(services).await {
+        Ok(list) => limit_of(&list, &scope).cloned(),
+        Err(e) => return Ok(Decision::Upstream(e)),
+    };
+    if let Some(now) = before
+        .as_ref()
+        .and_then(SpendLimit::amount_cents)
+        .filter(|now| *now >= request.amount())
+    {
+        return Ok(Decision::Refused(RequestRefusal::NotHigher(
+            crate::money::dollars(now),
+        )));
+    }
+    let set = set_spend_limit(
+        services,
+        caller,
+        &scope,
+        before.as_ref(),
+        request.amount(),
+        json!({ "limit_request": request.id }),
+    )
+    .await?;
+    if let Err(e) = set {
+        return Ok(Decision::Upstream(e));
+    }
+    let by = caller.name();
+    let result = services
+        .local_change(
+            caller,
+            Action::LimitRequestApproved,
+            request_target(request.id, &request.workspace_name),
+            json!({
+                "workspace_id": request.workspace_id,
+                "amount_cents": request.amount_cents,
+                "requested_by": request.requested_by,
+                "note": note,
+            }),
+            mark(services, request.id, "approved", &by, note),
+            |_| None,
+        )
+        .await?;
+    Ok(match result {
+        Ok(r) => {
+            services.alerts.send(format!(
+                "Orgkeeper: {by} approved {}'s request; {} now has a monthly spend limit of {}.",
+                r.requested_by,
+                r.workspace_name,
+                crate::money::dollars(r.amount())
+            ));
+            Decision::Done(r)
+        }
+        Err(refusal) => Decision::Refused(refusal),
+    })
+}
+
+/// Denies a request with a reason the requester will read.
+pub async fn deny_request(
+    services: &Services,
+    caller: &Caller,
+    request: &LimitRequest,
+    reason: &str,
+) -> Result<Decision, ServiceError> {
+    services
+        .require(
+            caller,
+            crate::auth::Permission::ManageOrganization,
+            request_target(request.id, &request.workspace_name),
+        )
+        .await?;
+    let by = caller.name();
+    let result = services
+        .local_change(
+            caller,
+            Action::LimitRequestDenied,
+            request_target(request.id, &request.workspace_name),
+            json!({
+                "workspace_id": request.workspace_id,
+                "amount_cents": request.amount_cents,
+                "requested_by": request.requested_by,
+                "reason": reason,
+            }),
+            mark(services, request.id, "denied", &by, Some(reason)),
+            |_| None,
+        )
+        .await?;
+    Ok(match result {
+        Ok(r) => {
+            services.alerts.send(format!(
+                "Orgkeeper: {by} denied {}'s request for a {} monthly spend limit on {}: {reason}",
+                r.requested_by,
+                crate::money::dollars(r.amount()),
+                r.workspace_name
+            ));
+            Decision::Done(r)
+        }
+        Err(refusal) => Decision::Refused(refusal),
+    })
+}
