@@ -1,8 +1,8 @@
 //! Cost (`/cost`) and budgets (`/budgets`): daily cost stacked by workspace or description,
 //! month to date, a projection, monthly budgets with thresholds, and one alert per crossing.
 //!
-//! Amounts stay exact decimal cents until they are displayed. Projection method: settled spend
-//! so far + the average settled day × the days that remain in the month.
+//! Amounts stay exact decimal cents until they are displayed. The projection is
+//! `service::budgets::Spend` (settled average, or today's pace before any day settles).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,7 +21,7 @@ use super::{chart, dollars, dollars_plain, link, month_key, Names, Opt, OTHER};
 use super::{AppState, Ctx};
 use crate::audit::Action;
 use crate::auth::Permission;
-use crate::service::budgets::{check_thresholds, month, settled_before, Month, Spend};
+use crate::service::budgets::{check_thresholds, month, settled_before, Basis, Month, Spend};
 use crate::usage_store::{self as store, Budget, Kind, ORG_SCOPE};
 use crate::web::context::{target, Layout};
 use crate::web::error::{AppError, AppResult};
@@ -34,6 +34,8 @@ pub struct BudgetSummary {
     pub percent: String,
     pub projected: Option<String>,
     pub crossing: String,
+    /// The projection continues today's pace (no settled day yet): a rough estimate.
+    pub estimate: bool,
     pub thresholds: String,
     pub crossed: Vec<u32>,
     /// For the remove form: the scope as a query value.
@@ -65,20 +67,14 @@ pub async fn budget_summaries(
         if !visible {
             continue;
         }
-        let spend = Spend::of(&m, &b.scope, settled);
+        let spend = Spend::of(&m, &b.scope, settled, now.date_naive());
         let percent = if b.amount_cents > Decimal::ZERO {
             (spend.total * Decimal::from(100) / b.amount_cents).round_dp(1)
         } else {
             Decimal::ZERO
         };
-        let crossing = if spend.total >= b.amount_cents {
-            "already reached".to_owned()
-        } else {
-            match spend.crossing(start, b.amount_cents) {
-                Some(d) => format!("projected to be reached on {d}"),
-                None => "not projected to be reached this month".to_owned(),
-            }
-        };
+        let crossing = spend.crossing(start, b.amount_cents).describe();
+        let estimate = matches!(spend.basis(), Basis::Pace(_));
         out.push(BudgetSummary {
             name: scope_name(&names, &b.scope),
             budget: dollars(b.amount_cents),
@@ -86,6 +82,7 @@ pub async fn budget_summaries(
             percent: format!("{percent}%"),
             projected: spend.projected().map(dollars),
             crossing,
+            estimate,
             thresholds: b
                 .thresholds
                 .iter()
@@ -154,6 +151,7 @@ struct CostPage {
     previous_same_days: Option<String>,
     projection: Option<String>,
     projection_method: String,
+    projection_estimate: bool,
     budgets: Vec<BudgetSummary>,
     banners: Vec<String>,
     stale: Option<String>,
@@ -265,8 +263,9 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     let scope = super::scope(&ctx, &names);
     let settled = settled_before(&ctx.state, now);
     // A team lead's months hold only their workspaces' lines, so ORG_SCOPE sums exactly those.
-    let total_spend = Spend::of(&data.current, ORG_SCOPE, settled);
-    let prev_spend = Spend::of(&data.previous, ORG_SCOPE, settled);
+    let today = now.date_naive();
+    let total_spend = Spend::of(&data.current, ORG_SCOPE, settled, today);
+    let prev_spend = Spend::of(&data.previous, ORG_SCOPE, settled, today);
     let this_month = store::month_start(now.date_naive()) == data.month_start;
     let today_idx = now.date_naive().day();
     let previous_same_days = this_month.then(|| {
@@ -283,13 +282,8 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     let projection = this_month
         .then(|| total_spend.projected().map(dollars))
         .flatten();
-    let projection_method = format!(
-        "Settled spend ({} over {} settled days) + the average settled day × the {} days remaining. Days newer than the settling time ({} minutes) are not averaged because their numbers can still change.",
-        dollars(total_spend.settled),
-        total_spend.settled_days,
-        total_spend.days_in_month - total_spend.settled_days,
-        ctx.state.config.usage_settle.as_secs() / 60
-    );
+    let projection_method = total_spend.method(ctx.state.config.usage_settle.as_secs() / 60);
+    let projection_estimate = matches!(total_spend.basis(), Basis::Pace(_));
     let budgets = if this_month {
         budget_summaries(&ctx.state, ctx.workspace_scope()).await?
     } else {
@@ -365,6 +359,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         previous_same_days,
         projection,
         projection_method,
+        projection_estimate,
         budgets,
         banners,
         stale: data.stale,
