@@ -110,12 +110,14 @@ async fn api_output_by_workspace(
 }
 
 /// Column sums of a usage CSV by header name.
+/// Sums per column, keyed by the column's name without its measure ("Staging", "total").
 fn column_sums(rows: &[Vec<String>]) -> HashMap<String, i64> {
     let header = &rows[0];
     let mut sums = HashMap::new();
     for row in &rows[1..] {
         for (i, name) in header.iter().enumerate().skip(1) {
-            *sums.entry(name.clone()).or_default() += row[i].parse::<i64>().unwrap();
+            let name = name.rsplit_once(" (").map_or(name.as_str(), |(n, _)| n);
+            *sums.entry(name.to_owned()).or_default() += row[i].parse::<i64>().unwrap();
         }
     }
     sums
@@ -135,7 +137,7 @@ async fn usage_grouped_by_workspace_matches_the_admin_api_report_and_the_csv_mat
     assert_eq!(page_status, 200);
     let rows = parse_csv(&csv);
     assert_eq!(rows[0][0], "period_start");
-    assert_eq!(rows[0].last().unwrap(), "total");
+    assert_eq!(rows[0].last().unwrap(), "total (output_tokens)");
     assert_eq!(rows.len(), 1 + 7, "one row per day of the range");
     assert_eq!(rows[1][0], from.to_string(), "ISO dates, oldest first");
     let expected = api_output_by_workspace(&app, from, to, vec![]).await;
@@ -575,7 +577,14 @@ async fn a_team_lead_sees_only_their_workspaces_usage_cost_and_names() {
         .await;
 
     let rows = parse_csv(&csv);
-    assert_eq!(rows[0], vec!["period_start", mine.name.as_str(), "total"]);
+    assert_eq!(
+        rows[0],
+        vec![
+            "period_start".to_owned(),
+            format!("{} (uncached_input_tokens)", mine.name),
+            "total (uncached_input_tokens)".to_owned()
+        ]
+    );
     let expected = api_output_by_workspace(&app, from, to, vec![mine.id.clone()]).await;
     assert_eq!(column_sums(&rows)["total"], expected.values().sum::<i64>());
     for w in workspaces.iter().filter(|w| w.id != mine.id) {

@@ -300,7 +300,14 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
             })
         })
         .collect();
-    let day_labels: Vec<String> = data.days.iter().map(|d| d.to_string()).collect();
+    // The chart spans the whole month (days still to come are empty), so the 1st is one
+    // narrow bar among 31, not one bar filling the width.
+    let day_labels: Vec<String> = data
+        .month_start
+        .iter_days()
+        .take_while(|d| *d < data.current.end)
+        .map(|d| d.to_string())
+        .collect();
     let series: Vec<chart::Series> = data
         .labels
         .iter()
@@ -311,7 +318,9 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
                 .iter()
                 .map(|v| v.to_string().parse::<f64>().unwrap_or(0.0) / 100.0)
                 .collect(),
-            labels: vals.iter().map(|v| dollars(*v)).collect(),
+            labels: (0..day_labels.len())
+                .map(|i| vals.get(i).map_or_else(|| "—".to_owned(), |v| dollars(*v)))
+                .collect(),
         })
         .collect();
     let group_by = if params.get("group_by").is_some_and(|g| g == "description") {
@@ -319,12 +328,16 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     } else {
         "workspace"
     };
-    let chart = chart::build(
-        &format!("Daily cost by {group_by}, {}", month_key(data.month_start)),
+    let mut chart = chart::build(
+        &format!(
+            "Daily cost by {group_by}, {}",
+            data.month_start.format("%B %Y")
+        ),
         &day_labels,
         &series,
         |v| format!("${}", super::compact(v)),
     );
+    chart.unit = "US dollars".into();
     let rows = data
         .days
         .iter()
