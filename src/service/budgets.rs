@@ -158,8 +158,8 @@ impl Spend {
                 dollars(self.settled / Decimal::from(days))
             ),
             Basis::Pace(days) => format!(
-                "A rough estimate: no day of this month has settled yet, so this continues the pace of the spend seen in the first {days} day{} ({} so far). It firms up once a day settles ({settle_minutes} minutes after it ends).",
-                if days == 1 { "" } else { "s" },
+                "A rough estimate: no day of this month has settled yet, so this continues the pace of the spend seen {} ({} so far). It firms up once a day settles ({settle_minutes} minutes after it ends).",
+                if days == 1 { "today".to_owned() } else { format!("in the first {days} days") },
                 dollars(self.total)
             ),
             Basis::NotEnoughData => "Not enough data yet: no spend has been reported for this month, so there is nothing to project from.".into(),

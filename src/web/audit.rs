@@ -353,6 +353,8 @@ struct IndexPage {
     /// The action filter holds something that is not one of the picker's codes (an area
     /// such as `auth.` from a link, or typed words): it stays selected as it was given.
     action_custom: bool,
+    /// The picker's value: the code the filter uses, or what was given.
+    action_selected: String,
     /// Records newer than the last chain check (not covered by "verified").
     unverified: u64,
     newest_seq: Option<i64>,
@@ -400,6 +402,11 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         (ChainReport::Intact { .. }, Some(n)) => n.saturating_sub(verified_up_to).max(0) as u64,
         _ => 0,
     };
+    // Typed words that found one action select it in the picker.
+    let action_selected = match resolve_action(&query.action) {
+        ActionChoice::Exact(code) => code,
+        _ => query.action.trim().to_owned(),
+    };
     let (action_choices, action_unknown) = match resolve_action(&query.action) {
         ActionChoice::Several(list) => (
             Some(list.iter().map(|a| (a.code(), a.label())).collect()),
@@ -417,8 +424,9 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         csv_link: format!("/audit/export?{}", query.query_string(None, Some("csv"))),
         jsonl_link: format!("/audit/export?{}", query.query_string(None, Some("jsonl"))),
         rows: fold_rows(&records, &outcomes),
-        action_custom: !query.action.trim().is_empty()
-            && Action::ALL.iter().all(|a| a.code() != query.action.trim()),
+        action_custom: !action_selected.is_empty()
+            && Action::ALL.iter().all(|a| a.code() != action_selected),
+        action_selected,
         action_groups: action_groups(),
         action_choices,
         action_unknown,
