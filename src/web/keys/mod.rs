@@ -648,6 +648,13 @@ pub struct UsageDay {
     pub output: u64,
 }
 
+impl UsageDay {
+    /// "16,209,900": counts as people read them.
+    pub fn grouped(n: impl std::borrow::Borrow<u64>) -> String {
+        crate::web::usage::thousands(i64::try_from(*n.borrow()).unwrap_or(i64::MAX))
+    }
+}
+
 async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, ApiError> {
     let today = Utc::now().date_naive();
     let start = (today - Duration::days(29))
