@@ -581,8 +581,8 @@ async fn a_team_lead_sees_only_their_workspaces_usage_cost_and_names() {
         rows[0],
         vec![
             "period_start".to_owned(),
-            format!("{} (uncached_input_tokens)", mine.name),
-            "total (uncached_input_tokens)".to_owned()
+            format!("{} (output_tokens)", mine.name),
+            "total (output_tokens)".to_owned()
         ]
     );
     let expected = api_output_by_workspace(&app, from, to, vec![mine.id.clone()]).await;
@@ -615,6 +615,16 @@ async fn a_team_lead_sees_only_their_workspaces_usage_cost_and_names() {
     assert!(lead_budgets.contains(&format!("<td>{}</td>", mine.name)));
     assert!(!lead_budgets.contains("Whole organization"));
     assert!(!lead_budgets.contains(&format!("<td>{}</td>", other.name)));
+    // ... and the month-to-date spend of their workspaces, the same as their cost page.
+    let amount = |page: &str, id: &str| {
+        page.split(&format!("id=\"{id}\"><strong>"))
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .map(str::to_owned)
+    };
+    let lead_spend = amount(&lead_home, "overview-spend").expect("the lead sees this month's spend");
+    assert!(lead_budgets.contains("in your workspaces"));
+    assert_eq!(Some(lead_spend), amount(&cost, "cost-total"));
     let (_, owner_home) = owner.get_text("/").await;
     assert!(
         owner_home.contains("Whole organization"),

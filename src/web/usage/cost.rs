@@ -101,6 +101,27 @@ pub async fn budget_summaries(
     Ok(out)
 }
 
+/// Month-to-date spend of what the person may see (a team lead: their workspaces), and its
+/// projection, for the overview: (spent, projected, projection is a rough estimate).
+pub async fn month_to_date(
+    state: &AppState,
+    workspace_scope: Option<&[String]>,
+) -> AppResult<(String, Option<String>, bool)> {
+    let now = Utc::now();
+    let names = Names::load(state).await;
+    let stored: Option<Vec<String>> =
+        workspace_scope.map(|ids| ids.iter().map(|id| names.stored_ws(id)).collect());
+    let start = store::month_start(now.date_naive());
+    let m = month(state, start, stored.as_deref()).await?;
+    // A scoped month holds only those workspaces' lines, so ORG_SCOPE sums exactly them.
+    let spend = Spend::of(&m, ORG_SCOPE, settled_before(state, now), now.date_naive());
+    Ok((
+        dollars(spend.total),
+        spend.projected().map(dollars),
+        matches!(spend.basis(), Basis::Pace(_)),
+    ))
+}
+
 fn scope_name(names: &Names, scope: &str) -> String {
     if scope == ORG_SCOPE {
         store::ORG_SCOPE_LABEL.to_owned()

@@ -25,7 +25,7 @@ use crate::anthropic::{BucketWidth, UsageGroupBy, UsageReportParams, UsageResult
 use crate::auth::Permission;
 use crate::usage_store::{self as store, Dim, Kind, Measure, UsageFilter};
 
-pub use cost::{budget_summaries, BudgetSummary};
+pub use cost::{budget_summaries, month_to_date, BudgetSummary};
 
 /// `(bucket start, group value, value)` as read from the store or the API.
 type SeriesRow = (DateTime<Utc>, String, i64);
