@@ -272,8 +272,15 @@ mod tests {
         assert_eq!(spend.settled_days, 0);
         assert_eq!(spend.basis(), Basis::Pace(1));
         assert_eq!(spend.projected(), Some(Decimal::from(22_500 * 31)));
-        assert_eq!(spend.crossing(day(1), Decimal::from(30_000)), Crossing::On(day(2)));
-        assert!(spend.method(120).contains("rough estimate"), "{}", spend.method(120));
+        assert_eq!(
+            spend.crossing(day(1), Decimal::from(30_000)),
+            Crossing::On(day(2))
+        );
+        assert!(
+            spend.method(120).contains("rough estimate"),
+            "{}",
+            spend.method(120)
+        );
         assert!(!spend.method(120).contains("0 settled days"));
     }
 
@@ -299,9 +306,18 @@ mod tests {
         // $20 settled + $10 × 29 days left = $310.
         assert_eq!(spend.projected(), Some(Decimal::from(31_000)));
         // $20 + $10 a day reaches $100 on day 2 + 8 = the 10th.
-        assert_eq!(spend.crossing(day(1), Decimal::from(10_000)), Crossing::On(day(10)));
-        assert_eq!(spend.crossing(day(1), Decimal::from(6_000)), Crossing::AlreadyReached);
-        assert_eq!(spend.crossing(day(1), Decimal::from(1_000_000)), Crossing::NotThisMonth);
+        assert_eq!(
+            spend.crossing(day(1), Decimal::from(10_000)),
+            Crossing::On(day(10))
+        );
+        assert_eq!(
+            spend.crossing(day(1), Decimal::from(6_000)),
+            Crossing::AlreadyReached
+        );
+        assert_eq!(
+            spend.crossing(day(1), Decimal::from(1_000_000)),
+            Crossing::NotThisMonth
+        );
     }
 
     #[test]

@@ -281,57 +281,202 @@ pub fn sentence(r: &Record, outcome: Outcome, no_outcome_yet: bool) -> String {
         A::AuthLoginFailed => ("failed to sign in".into(), None),
         A::AuthLockedOut => ("was locked out after repeated failed sign-ins".into(), None),
         A::AuthLogout => ("signed out".into(), Some("sign out".into())),
-        A::AuthSetupCompleted => ("created the first owner account".into(), Some("create the first owner account".into())),
-        A::AccessDenied => (format!("was refused access{}", d.get("path").and_then(|p| p.as_str()).map(|p| format!(" to {p}")).unwrap_or_default()), None),
-        A::CsrfRejected => ("sent a form without a valid token; it was refused".into(), None),
-        A::AccountCreated => (format!("created the dashboard account {t}"), Some(format!("create the dashboard account {t}"))),
-        A::AccountRoleChanged => (format!("changed the dashboard role of {t}{}", from_to(d, "role")), Some(format!("change the dashboard role of {t}{}", from_to(d, "role")))),
-        A::AccountWorkspacesChanged => (format!("changed the workspaces of {t}"), Some(format!("change the workspaces of {t}"))),
-        A::AccountDisabled => (format!("disabled the account {t}"), Some(format!("disable the account {t}"))),
-        A::AccountEnabled => (format!("enabled the account {t}"), Some(format!("enable the account {t}"))),
-        A::AccountPasswordChanged => ("changed their own password".into(), Some("change their own password".into())),
-        A::AccountPasswordReset => (format!("reset the password of {t}"), Some(format!("reset the password of {t}"))),
-        A::AccountSessionsEnded => (format!("ended the sessions of {t}"), Some(format!("end the sessions of {t}"))),
-        A::AccountUnlocked => (format!("cleared the lockout of {t}"), Some(format!("clear the lockout of {t}"))),
-        A::MemberRoleChanged => (format!("changed {t}'s role{}", from_to(d, "role")), Some(format!("change {t}'s role{}", from_to(d, "role")))),
-        A::MemberRemoved => (format!("removed {t} from the organization"), Some(format!("remove {t} from the organization"))),
-        A::InviteCreated => {
-            let role = d.get("role").and_then(|r| r.as_str()).map(|r| format!(" as {}", human(r))).unwrap_or_default();
-            (format!("invited {t}{role}"), Some(format!("invite {t}{role}")))
-        }
-        A::InviteDeleted => (format!("deleted the invite to {t}"), Some(format!("delete the invite to {t}"))),
-        A::WorkspaceCreated => (format!("created the workspace {t}"), Some(format!("create the workspace {t}"))),
-        A::WorkspaceUpdated => match (d["before"]["name"].as_str(), d["after"]["name"].as_str()) {
-            (Some(b), Some(a)) if a != b => (format!("renamed the workspace {b} to {a}"), Some(format!("rename the workspace {b} to {a}"))),
-            _ => (format!("changed the colour of the workspace {t}"), Some(format!("change the colour of the workspace {t}"))),
-        },
-        A::WorkspaceArchived => (format!("archived the workspace {t}"), Some(format!("archive the workspace {t}"))),
-        A::WorkspaceMemberAdded => (format!("added {t} to a workspace{}", from_to(d, "workspace_role").replace(" to ", " as ")), Some(format!("add {t} to a workspace"))),
-        A::WorkspaceMemberRoleChanged => (format!("changed {t}'s workspace role{}", from_to(d, "workspace_role")), Some(format!("change {t}'s workspace role{}", from_to(d, "workspace_role")))),
-        A::WorkspaceMemberRemoved => (format!("removed {t} from a workspace"), Some(format!("remove {t} from a workspace"))),
-        A::KeyRenamed => match (d["before"]["name"].as_str(), d["after"]["name"].as_str()) {
-            (Some(b), Some(a)) => (format!("renamed the key {b} to {a}"), Some(format!("rename the key {b} to {a}"))),
-            _ => (format!("renamed the key {t}"), Some(format!("rename the key {t}"))),
-        },
-        A::KeyDeactivated => (format!("deactivated the key {t}"), Some(format!("deactivate the key {t}"))),
-        A::KeyReactivated => (format!("reactivated the key {t}"), Some(format!("reactivate the key {t}"))),
-        A::KeyArchived => (format!("archived the key {t}"), Some(format!("archive the key {t}"))),
-        A::KeyArchiveScheduled => (format!("scheduled the key {t} to be archived"), Some(format!("schedule the key {t} to be archived"))),
-        A::KeyArchiveScheduleCancelled => (format!("cancelled the scheduled archive of the key {t}"), Some(format!("cancel the scheduled archive of the key {t}"))),
-        A::KeyLeakReported => (format!("reported the key {t} as leaked"), Some(format!("report the key {t} as leaked"))),
-        A::OffboardingStarted => (format!("started offboarding {t}"), Some(format!("start offboarding {t}"))),
-        A::OffboardingResumed => (format!("resumed offboarding {t}"), Some(format!("resume offboarding {t}"))),
-        A::OffboardingCompleted => (format!("finished offboarding {t}"), Some(format!("finish offboarding {t}"))),
-        A::BudgetSet => (format!("set the monthly budget of {t}"), Some(format!("set the monthly budget of {t}"))),
-        A::BudgetRemoved => (format!("removed the monthly budget of {t}"), Some(format!("remove the monthly budget of {t}"))),
-        A::BudgetThresholdCrossed => (
-            format!("recorded that {t} reached {}% of its budget", d["threshold_percent"]),
+        A::AuthSetupCompleted => (
+            "created the first owner account".into(),
+            Some("create the first owner account".into()),
+        ),
+        A::AccessDenied => (
+            format!(
+                "was refused access{}",
+                d.get("path")
+                    .and_then(|p| p.as_str())
+                    .map(|p| format!(" to {p}"))
+                    .unwrap_or_default()
+            ),
             None,
         ),
-        A::AuditVerified => ("verified the audit chain".into(), Some("verify the audit chain".into())),
-        A::AuditExported => ("exported the audit log".into(), Some("export the audit log".into())),
-        A::AuditPruned => ("pruned old audit records".into(), Some("prune old audit records".into())),
-        A::AuditBreakAcknowledged => ("acknowledged a break in the audit chain".into(), Some("acknowledge a break in the audit chain".into())),
+        A::CsrfRejected => (
+            "sent a form without a valid token; it was refused".into(),
+            None,
+        ),
+        A::AccountCreated => (
+            format!("created the dashboard account {t}"),
+            Some(format!("create the dashboard account {t}")),
+        ),
+        A::AccountRoleChanged => (
+            format!("changed the dashboard role of {t}{}", from_to(d, "role")),
+            Some(format!(
+                "change the dashboard role of {t}{}",
+                from_to(d, "role")
+            )),
+        ),
+        A::AccountWorkspacesChanged => (
+            format!("changed the workspaces of {t}"),
+            Some(format!("change the workspaces of {t}")),
+        ),
+        A::AccountDisabled => (
+            format!("disabled the account {t}"),
+            Some(format!("disable the account {t}")),
+        ),
+        A::AccountEnabled => (
+            format!("enabled the account {t}"),
+            Some(format!("enable the account {t}")),
+        ),
+        A::AccountPasswordChanged => (
+            "changed their own password".into(),
+            Some("change their own password".into()),
+        ),
+        A::AccountPasswordReset => (
+            format!("reset the password of {t}"),
+            Some(format!("reset the password of {t}")),
+        ),
+        A::AccountSessionsEnded => (
+            format!("ended the sessions of {t}"),
+            Some(format!("end the sessions of {t}")),
+        ),
+        A::AccountUnlocked => (
+            format!("cleared the lockout of {t}"),
+            Some(format!("clear the lockout of {t}")),
+        ),
+        A::MemberRoleChanged => (
+            format!("changed {t}'s role{}", from_to(d, "role")),
+            Some(format!("change {t}'s role{}", from_to(d, "role"))),
+        ),
+        A::MemberRemoved => (
+            format!("removed {t} from the organization"),
+            Some(format!("remove {t} from the organization")),
+        ),
+        A::InviteCreated => {
+            let role = d
+                .get("role")
+                .and_then(|r| r.as_str())
+                .map(|r| format!(" as {}", human(r)))
+                .unwrap_or_default();
+            (
+                format!("invited {t}{role}"),
+                Some(format!("invite {t}{role}")),
+            )
+        }
+        A::InviteDeleted => (
+            format!("deleted the invite to {t}"),
+            Some(format!("delete the invite to {t}")),
+        ),
+        A::WorkspaceCreated => (
+            format!("created the workspace {t}"),
+            Some(format!("create the workspace {t}")),
+        ),
+        A::WorkspaceUpdated => match (d["before"]["name"].as_str(), d["after"]["name"].as_str()) {
+            (Some(b), Some(a)) if a != b => (
+                format!("renamed the workspace {b} to {a}"),
+                Some(format!("rename the workspace {b} to {a}")),
+            ),
+            _ => (
+                format!("changed the colour of the workspace {t}"),
+                Some(format!("change the colour of the workspace {t}")),
+            ),
+        },
+        A::WorkspaceArchived => (
+            format!("archived the workspace {t}"),
+            Some(format!("archive the workspace {t}")),
+        ),
+        A::WorkspaceMemberAdded => (
+            format!(
+                "added {t} to a workspace{}",
+                from_to(d, "workspace_role").replace(" to ", " as ")
+            ),
+            Some(format!("add {t} to a workspace")),
+        ),
+        A::WorkspaceMemberRoleChanged => (
+            format!(
+                "changed {t}'s workspace role{}",
+                from_to(d, "workspace_role")
+            ),
+            Some(format!(
+                "change {t}'s workspace role{}",
+                from_to(d, "workspace_role")
+            )),
+        ),
+        A::WorkspaceMemberRemoved => (
+            format!("removed {t} from a workspace"),
+            Some(format!("remove {t} from a workspace")),
+        ),
+        A::KeyRenamed => match (d["before"]["name"].as_str(), d["after"]["name"].as_str()) {
+            (Some(b), Some(a)) => (
+                format!("renamed the key {b} to {a}"),
+                Some(format!("rename the key {b} to {a}")),
+            ),
+            _ => (
+                format!("renamed the key {t}"),
+                Some(format!("rename the key {t}")),
+            ),
+        },
+        A::KeyDeactivated => (
+            format!("deactivated the key {t}"),
+            Some(format!("deactivate the key {t}")),
+        ),
+        A::KeyReactivated => (
+            format!("reactivated the key {t}"),
+            Some(format!("reactivate the key {t}")),
+        ),
+        A::KeyArchived => (
+            format!("archived the key {t}"),
+            Some(format!("archive the key {t}")),
+        ),
+        A::KeyArchiveScheduled => (
+            format!("scheduled the key {t} to be archived"),
+            Some(format!("schedule the key {t} to be archived")),
+        ),
+        A::KeyArchiveScheduleCancelled => (
+            format!("cancelled the scheduled archive of the key {t}"),
+            Some(format!("cancel the scheduled archive of the key {t}")),
+        ),
+        A::KeyLeakReported => (
+            format!("reported the key {t} as leaked"),
+            Some(format!("report the key {t} as leaked")),
+        ),
+        A::OffboardingStarted => (
+            format!("started offboarding {t}"),
+            Some(format!("start offboarding {t}")),
+        ),
+        A::OffboardingResumed => (
+            format!("resumed offboarding {t}"),
+            Some(format!("resume offboarding {t}")),
+        ),
+        A::OffboardingCompleted => (
+            format!("finished offboarding {t}"),
+            Some(format!("finish offboarding {t}")),
+        ),
+        A::BudgetSet => (
+            format!("set the monthly budget of {t}"),
+            Some(format!("set the monthly budget of {t}")),
+        ),
+        A::BudgetRemoved => (
+            format!("removed the monthly budget of {t}"),
+            Some(format!("remove the monthly budget of {t}")),
+        ),
+        A::BudgetThresholdCrossed => (
+            format!(
+                "recorded that {t} reached {}% of its budget",
+                d["threshold_percent"]
+            ),
+            None,
+        ),
+        A::AuditVerified => (
+            "verified the audit chain".into(),
+            Some("verify the audit chain".into()),
+        ),
+        A::AuditExported => (
+            "exported the audit log".into(),
+            Some("export the audit log".into()),
+        ),
+        A::AuditPruned => (
+            "pruned old audit records".into(),
+            Some("prune old audit records".into()),
+        ),
+        A::AuditBreakAcknowledged => (
+            "acknowledged a break in the audit chain".into(),
+            Some("acknowledge a break in the audit chain".into()),
+        ),
     };
     match (attempt, outcome, no_outcome_yet) {
         (Some(a), _, true) => format!("{actor} started to {a}"),

@@ -130,7 +130,9 @@ pub fn parse_pasted(text: &str) -> Vec<Pasted> {
 }
 
 fn clean_address(raw: &str) -> String {
-    let a = raw.trim().trim_matches(|c| c == '<' || c == '>' || c == '"' || c == '\'');
+    let a = raw
+        .trim()
+        .trim_matches(|c| c == '<' || c == '>' || c == '"' || c == '\'');
     a.strip_prefix("mailto:").unwrap_or(a).trim().to_owned()
 }
 
@@ -627,9 +629,7 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
             invited.len(),
             retry.len(),
             if repeated > 0 {
-                format!(
-                    ", {repeated} listed twice and skipped"
-                )
+                format!(", {repeated} listed twice and skipped")
             } else {
                 String::new()
             }
@@ -746,10 +746,19 @@ mod tests {
     #[test]
     fn a_pasted_list_splits_on_commas_semicolons_and_whitespace() {
         let some = |e: &str| Some(e.to_owned());
-        assert_eq!(emails("a@x.com, b@x.com"), vec![some("a@x.com"), some("b@x.com")]);
+        assert_eq!(
+            emails("a@x.com, b@x.com"),
+            vec![some("a@x.com"), some("b@x.com")]
+        );
         assert_eq!(
             emails("a@x.com;b@x.com ;\n\n  c@x.com\td@x.com\r\ne@x.com"),
-            vec![some("a@x.com"), some("b@x.com"), some("c@x.com"), some("d@x.com"), some("e@x.com")]
+            vec![
+                some("a@x.com"),
+                some("b@x.com"),
+                some("c@x.com"),
+                some("d@x.com"),
+                some("e@x.com")
+            ]
         );
         assert_eq!(emails(" \n ,; "), Vec::<Option<String>>::new());
     }
@@ -782,7 +791,8 @@ mod tests {
         assert_eq!(list[0].raw, "not-an-email");
         assert_eq!(list[0].email, None);
         assert!(!list[2].valid(), "no dot in the domain");
-        let preview = PastePreview::of("a@x.com, b@x.com; c@x.com\nd@x.com e@x.com, Carol <f@x.com>, oops");
+        let preview =
+            PastePreview::of("a@x.com, b@x.com; c@x.com\nd@x.com e@x.com, Carol <f@x.com>, oops");
         assert_eq!((preview.valid, preview.invalid), (6, 1));
         assert_eq!(preview.summary(), "6 addresses, 1 invalid");
         let repeated = PastePreview::of("a@x.com, A@x.com");

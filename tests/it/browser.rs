@@ -515,7 +515,12 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
             .click()
             .await;
         browser
-            .wait_for("form[action$='/archive'] button", WAIT)
+            .wait_for("form[action$='/archive'] input[name=confirm]", WAIT)
+            .await
+            .send_keys(&workspace.name)
+            .await;
+        browser
+            .find("form[action$='/archive'] button")
             .await
             .click()
             .await;
@@ -653,9 +658,16 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
             .await;
         first.send_keys("\u{E014}").await; // ArrowRight
         let focused = browser
-            .execute("return document.activeElement.getAttribute('data-index');", vec![])
+            .execute(
+                "return document.activeElement.getAttribute('data-index');",
+                vec![],
+            )
             .await;
-        assert_eq!(focused, serde_json::json!("1"), "the arrow key moves to the next period");
+        assert_eq!(
+            focused,
+            serde_json::json!("1"),
+            "the arrow key moves to the next period"
+        );
         let tip = browser.find(".chart-tooltip").await;
         assert!(tip.is_displayed().await, "the tooltip follows the keyboard");
         let tip_text = tip.text().await;
@@ -736,7 +748,11 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
     let budget = session
         .post(
             "/budgets",
-            &[("scope", "org"), ("amount", "300"), ("thresholds", "50, 80, 100")],
+            &[
+                ("scope", "org"),
+                ("amount", "300"),
+                ("thresholds", "50, 80, 100"),
+            ],
         )
         .await;
     assert_eq!(budget.status(), 303, "a budget for the cost pages");
@@ -765,7 +781,10 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
                 }
             }
         }
-        assert!(too_wide.is_empty(), "pages wider than the screen: {too_wide:?}");
+        assert!(
+            too_wide.is_empty(),
+            "pages wider than the screen: {too_wide:?}"
+        );
     });
 }
 
@@ -779,13 +798,24 @@ async fn error_pages_keep_the_layout_and_the_navigation() {
         sign_in(&browser, &app, "lost-lead", PASSWORD).await;
         for (path, heading) in [("/no-such-page", "Not found"), ("/accounts", "Not allowed")] {
             browser.goto(&app.url(path)).await;
-            assert_eq!(browser.wait_for("main h1", WAIT).await.text().await, heading);
+            assert_eq!(
+                browser.wait_for("main h1", WAIT).await.text().await,
+                heading
+            );
             assert!(
-                browser.find("header .user").await.text().await.contains("lost-lead"),
+                browser
+                    .find("header .user")
+                    .await
+                    .text()
+                    .await
+                    .contains("lost-lead"),
                 "{path}: the account menu stays"
             );
             assert!(
-                browser.try_find("header nav a[href='/keys']").await.is_some(),
+                browser
+                    .try_find("header nav a[href='/keys']")
+                    .await
+                    .is_some(),
                 "{path}: the navigation stays"
             );
         }
@@ -806,14 +836,19 @@ async fn a_pasted_invite_list_is_parsed_and_previewed_before_sending() {
         browser
             .wait_for("#invite-many textarea[name=emails]", WAIT)
             .await
-            .send_keys("a@example.com, b@example.com\nCarol Smith <carol@example.com>; not-an-email")
+            .send_keys(
+                "a@example.com, b@example.com\nCarol Smith <carol@example.com>; not-an-email",
+            )
             .await;
         let summary = browser
             .wait_for_text("#invite-preview-summary", "3 addresses, 1 invalid", WAIT)
             .await;
         assert_eq!(summary.text().await, "3 addresses, 1 invalid");
         let preview = browser.find("#invite-preview").await.text().await;
-        assert!(preview.contains("carol@example.com") && preview.contains("Carol Smith"), "{preview}");
+        assert!(
+            preview.contains("carol@example.com") && preview.contains("Carol Smith"),
+            "{preview}"
+        );
         assert!(
             app.audit_records(orgkeeper::audit::Filter {
                 action: Some("invite.created".into()),

@@ -622,7 +622,8 @@ async fn a_team_lead_sees_only_their_workspaces_usage_cost_and_names() {
             .and_then(|rest| rest.split('<').next())
             .map(str::to_owned)
     };
-    let lead_spend = amount(&lead_home, "overview-spend").expect("the lead sees this month's spend");
+    let lead_spend =
+        amount(&lead_home, "overview-spend").expect("the lead sees this month's spend");
     assert!(lead_budgets.contains("in your workspaces"));
     assert_eq!(Some(lead_spend), amount(&cost, "cost-total"));
     let (_, owner_home) = owner.get_text("/").await;

@@ -323,7 +323,9 @@ fn x_ticks(periods: &[String]) -> Vec<(usize, String)> {
         })
         .map(|(i, t)| {
             let day = t.date();
-            let label = if last_day != Some(day) && (last_day.is_some() || t.hour() == 0 && t.minute() == 0) {
+            let label = if last_day != Some(day)
+                && (last_day.is_some() || t.hour() == 0 && t.minute() == 0)
+            {
                 t.format("%-d %b").to_string()
             } else {
                 t.format("%H:%M").to_string()
@@ -353,7 +355,10 @@ mod tests {
             .collect();
         let ticks = x_ticks(&periods);
         let labels: Vec<&str> = ticks.iter().map(|(_, l)| l.as_str()).collect();
-        assert_eq!(labels, vec!["1 Dec", "06:00", "12:00", "18:00", "2 Dec", "06:00", "12:00", "18:00"]);
+        assert_eq!(
+            labels,
+            vec!["1 Dec", "06:00", "12:00", "18:00", "2 Dec", "06:00", "12:00", "18:00"]
+        );
         assert!(ticks.len() <= 8);
     }
 

@@ -626,7 +626,10 @@ impl Browser {
             .collect();
         let safe = safe.replace("..", "_");
         let path = screenshot_dir().join(format!("{safe}.png"));
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(screenshot_dir);
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(screenshot_dir);
         let shot = self
             .session
             .post(
