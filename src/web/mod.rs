@@ -214,7 +214,7 @@ async fn error_layout(State(state): State<AppState>, request: Request, next: Nex
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
     {
-        probe.extensions.insert(peer.clone());
+        probe.extensions.insert(*peer);
     }
     let response = next.run(request).await;
     let Some(notice) = response.extensions().get::<error::ErrorNotice>().cloned() else {
