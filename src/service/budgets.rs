@@ -3,7 +3,10 @@
 //! and month).
 //!
 //! Amounts stay exact decimal cents. Projection method: settled spend so far + the average
-//! settled day × the days that remain in the month.
+//! settled day × the days that remain in the month. Before any day of the month has settled
+//! (the 1st, or the 2nd before the settling time), the month is projected from the pace of
+//! the spend seen so far, and said to be a rough estimate; with no spend seen at all there is
+//! "not enough data yet" — never an all-clear without data.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -36,16 +39,54 @@ pub struct Spend {
     pub total: Decimal,
     pub settled: Decimal,
     pub settled_days: i64,
+    /// Days of the month seen so far, today included (the whole month for a past one).
+    pub elapsed_days: i64,
     pub days_in_month: i64,
 }
 
+/// What a projection is based on, so pages can say how far to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// The average of this many settled days.
+    Settled(i64),
+    /// No day has settled yet: the pace of the (still changing) spend over this many days.
+    Pace(i64),
+    /// No settled day and no spend seen: nothing to project from.
+    NotEnoughData,
+}
+
+/// Where a budget stands against the projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    AlreadyReached,
+    On(NaiveDate),
+    NotThisMonth,
+    /// Nothing to project from yet.
+    Unknown,
+}
+
+impl Crossing {
+    /// The sentence the budget tables show.
+    pub fn describe(self) -> String {
+        match self {
+            Crossing::AlreadyReached => "already reached".into(),
+            Crossing::On(day) => format!("projected on {}", day.format("%-d %b")),
+            Crossing::NotThisMonth => "not projected this month".into(),
+            Crossing::Unknown => "not enough data yet".into(),
+        }
+    }
+}
+
 impl Spend {
-    pub fn of(m: &Month, scope: &str, settled_before: NaiveDate) -> Spend {
+    /// `today` is the reader's current UTC day: it bounds the days seen so far.
+    pub fn of(m: &Month, scope: &str, settled_before: NaiveDate, today: NaiveDate) -> Spend {
+        let days_in_month = (m.end - m.start).num_days();
         let mut s = Spend {
             total: Decimal::ZERO,
             settled: Decimal::ZERO,
             settled_days: (settled_before.min(m.end) - m.start).num_days().max(0),
-            days_in_month: (m.end - m.start).num_days(),
+            elapsed_days: ((today - m.start).num_days() + 1).clamp(0, days_in_month),
+            days_in_month,
         };
         for (day, ws, _, amount) in &m.lines {
             if scope == ORG_SCOPE || scope == ws {
@@ -58,27 +99,71 @@ impl Spend {
         s
     }
 
-    /// The average settled day, if any day has settled.
-    fn daily_average(&self) -> Option<Decimal> {
-        (self.settled_days > 0).then(|| self.settled / Decimal::from(self.settled_days))
-    }
-
-    /// Settled spend + average settled day × days remaining.
-    pub fn projected(&self) -> Option<Decimal> {
-        let avg = self.daily_average()?;
-        Some(self.settled + avg * Decimal::from(self.days_in_month - self.settled_days))
-    }
-
-    /// The first day on which the projection reaches `budget`.
-    pub fn crossing(&self, start: NaiveDate, budget: Decimal) -> Option<NaiveDate> {
-        if self.total >= budget {
-            return None;
+    pub fn basis(&self) -> Basis {
+        if self.settled_days > 0 {
+            Basis::Settled(self.settled_days)
+        } else if self.total > Decimal::ZERO && self.elapsed_days > 0 {
+            Basis::Pace(self.elapsed_days)
+        } else {
+            Basis::NotEnoughData
         }
-        let avg = self.daily_average().filter(|a| *a > Decimal::ZERO)?;
-        let k = ((budget - self.settled) / avg).ceil();
-        let k = i64::try_from(k.mantissa() / 10i128.pow(k.scale())).ok()?;
-        let day = start + chrono::Duration::days(self.settled_days + k - 1);
-        (day < store::next_month(start)).then_some(day)
+    }
+
+    /// Spend of an average day, and the spend it continues from after `days` days.
+    fn pace(&self) -> Option<(Decimal, Decimal, i64)> {
+        match self.basis() {
+            Basis::Settled(days) => Some((self.settled / Decimal::from(days), self.settled, days)),
+            Basis::Pace(days) => Some((self.total / Decimal::from(days), self.total, days)),
+            Basis::NotEnoughData => None,
+        }
+    }
+
+    /// The month's projected total; `None` when there is nothing to project from.
+    pub fn projected(&self) -> Option<Decimal> {
+        let (avg, base, days) = self.pace()?;
+        let projected = base + avg * Decimal::from((self.days_in_month - days).max(0));
+        // Unsettled spend already seen is spend: a projection never goes below it.
+        Some(projected.max(self.total))
+    }
+
+    /// The day on which the projection reaches `budget`.
+    pub fn crossing(&self, start: NaiveDate, budget: Decimal) -> Crossing {
+        if self.total >= budget {
+            return Crossing::AlreadyReached;
+        }
+        let Some((avg, base, days)) = self.pace() else {
+            return Crossing::Unknown;
+        };
+        if avg <= Decimal::ZERO {
+            return Crossing::NotThisMonth;
+        }
+        let k = ((budget - base) / avg).ceil().max(Decimal::ONE);
+        let Ok(k) = i64::try_from(k.mantissa() / 10i128.pow(k.scale())) else {
+            return Crossing::NotThisMonth;
+        };
+        let day = start + chrono::Duration::days(days + k - 1);
+        if day < store::next_month(start) {
+            Crossing::On(day)
+        } else {
+            Crossing::NotThisMonth
+        }
+    }
+
+    /// How the projection was made, in a sentence for the cost page.
+    pub fn method(&self, settle_minutes: u64) -> String {
+        match self.basis() {
+            Basis::Settled(days) => format!(
+                "Projected from the average of the {days} settled day{} so far ({} a day). Today's spend is not averaged until it settles ({settle_minutes} minutes), because it can still change.",
+                if days == 1 { "" } else { "s" },
+                dollars(self.settled / Decimal::from(days))
+            ),
+            Basis::Pace(days) => format!(
+                "A rough estimate: no day of this month has settled yet, so this continues the pace of the spend seen {} ({} so far). It firms up once a day settles ({settle_minutes} minutes after it ends).",
+                if days == 1 { "today".to_owned() } else { format!("in the first {days} days") },
+                dollars(self.total)
+            ),
+            Basis::NotEnoughData => "Not enough data yet: no spend has been reported for this month, so there is nothing to project from.".into(),
+        }
     }
 }
 
@@ -122,7 +207,7 @@ pub async fn check_thresholds(
     let key = month_key(start);
     let mut raised = 0;
     for b in &budgets {
-        let spend = Spend::of(&m, &b.scope, settled);
+        let spend = Spend::of(&m, &b.scope, settled, now.date_naive());
         for &t in &b.thresholds {
             if b.amount_cents <= Decimal::ZERO
                 || spend.total * Decimal::from(100) < b.amount_cents * Decimal::from(t)
@@ -156,4 +241,92 @@ pub async fn check_thresholds(
         }
     }
     Ok(raised)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    /// December 2026 with these (day, cents) lines, all in one workspace.
+    fn december(lines: &[(u32, i64)]) -> Month {
+        Month {
+            start: day(1),
+            end: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+            lines: lines
+                .iter()
+                .map(|&(d, c)| (day(d), "ws".to_owned(), String::new(), Decimal::from(c)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn on_the_first_with_no_settled_day_the_month_is_projected_from_todays_pace() {
+        // 75 % of a $300 budget spent on the 1st; nothing has settled yet.
+        let m = december(&[(1, 22_500)]);
+        let spend = Spend::of(&m, ORG_SCOPE, day(1), day(1));
+
+        assert_eq!(spend.settled_days, 0);
+        assert_eq!(spend.basis(), Basis::Pace(1));
+        assert_eq!(spend.projected(), Some(Decimal::from(22_500 * 31)));
+        assert_eq!(
+            spend.crossing(day(1), Decimal::from(30_000)),
+            Crossing::On(day(2))
+        );
+        assert!(
+            spend.method(120).contains("rough estimate"),
+            "{}",
+            spend.method(120)
+        );
+        assert!(!spend.method(120).contains("0 settled days"));
+    }
+
+    #[test]
+    fn with_no_settled_day_and_no_spend_there_is_not_enough_data_not_an_all_clear() {
+        let m = december(&[]);
+        let spend = Spend::of(&m, ORG_SCOPE, day(1), day(1));
+
+        assert_eq!(spend.basis(), Basis::NotEnoughData);
+        assert_eq!(spend.projected(), None);
+        let crossing = spend.crossing(day(1), Decimal::from(30_000));
+        assert_eq!(crossing, Crossing::Unknown);
+        assert_eq!(crossing.describe(), "not enough data yet");
+    }
+
+    #[test]
+    fn settled_days_are_averaged_and_todays_spend_is_not() {
+        // Two settled days of $10, and $50 so far today (not settled).
+        let m = december(&[(1, 1_000), (2, 1_000), (3, 5_000)]);
+        let spend = Spend::of(&m, ORG_SCOPE, day(3), day(3));
+
+        assert_eq!(spend.basis(), Basis::Settled(2));
+        // $20 settled + $10 × 29 days left = $310.
+        assert_eq!(spend.projected(), Some(Decimal::from(31_000)));
+        // $20 + $10 a day reaches $100 on day 2 + 8 = the 10th.
+        assert_eq!(
+            spend.crossing(day(1), Decimal::from(10_000)),
+            Crossing::On(day(10))
+        );
+        assert_eq!(
+            spend.crossing(day(1), Decimal::from(6_000)),
+            Crossing::AlreadyReached
+        );
+        assert_eq!(
+            spend.crossing(day(1), Decimal::from(1_000_000)),
+            Crossing::NotThisMonth
+        );
+    }
+
+    #[test]
+    fn a_projection_never_falls_below_what_is_already_spent() {
+        // One quiet settled day, then a burst today.
+        let m = december(&[(1, 0), (2, 50_000)]);
+        let spend = Spend::of(&m, ORG_SCOPE, day(2), day(2));
+
+        assert_eq!(spend.basis(), Basis::Settled(1));
+        assert_eq!(spend.projected(), Some(Decimal::from(50_000)));
+    }
 }

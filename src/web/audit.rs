@@ -15,6 +15,7 @@ use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::Ctx;
 use crate::audit::{Action, ChainReport, ExportFormat, Filter, Outcome, Record, Resolution};
+
 use crate::auth::Permission;
 
 const PAGE_SIZE: u32 = 50;
@@ -65,11 +66,61 @@ fn day(value: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppError>
     Ok(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
 }
 
+/// What the action filter was given: a known code or area (`member`, `auth.`), passed on as
+/// it is, or words that matched the codes and labels of these actions.
+#[derive(Debug, PartialEq)]
+pub enum ActionChoice {
+    Any,
+    Exact(String),
+    /// Typed words matching several actions: the page offers them to choose from.
+    Several(Vec<Action>),
+    /// Typed words matching nothing.
+    Unknown(String),
+}
+
+/// Reads the action filter. Codes and dotted areas keep the log's own prefix match; anything
+/// else is looked for *inside* every code and plain label ("leak" finds
+/// `key.leak_reported`, "role" the three role changes).
+pub fn resolve_action(typed: &str) -> ActionChoice {
+    let Some(typed) = non_empty(typed) else {
+        return ActionChoice::Any;
+    };
+    let area = typed.trim_end_matches('.');
+    let known = Action::ALL.iter().any(|a| {
+        a.all_codes()
+            .iter()
+            .any(|c| *c == area || c.starts_with(&format!("{area}.")))
+    });
+    if known {
+        return ActionChoice::Exact(typed);
+    }
+    let needle = typed.to_lowercase();
+    let found: Vec<Action> = Action::ALL
+        .iter()
+        .copied()
+        .filter(|a| {
+            a.all_codes().iter().any(|c| c.contains(&needle))
+                || a.label().to_lowercase().contains(&needle)
+        })
+        .collect();
+    match found.as_slice() {
+        [] => ActionChoice::Unknown(typed),
+        [one] => ActionChoice::Exact(one.code().to_owned()),
+        _ => ActionChoice::Several(found),
+    }
+}
+
 impl AuditQuery {
     fn filter(&self) -> Result<Filter, AppError> {
+        let action = match resolve_action(&self.action) {
+            ActionChoice::Exact(code) => Some(code),
+            // Several or none: list nothing rather than everything, and say why on the page.
+            ActionChoice::Several(_) | ActionChoice::Unknown(_) => Some("(no such action)".into()),
+            ActionChoice::Any => None,
+        };
         Ok(Filter {
             actor: non_empty(&self.actor),
-            action: non_empty(&self.action),
+            action,
             target: non_empty(&self.target),
             outcome: match non_empty(&self.outcome) {
                 Some(outcome) => Some(outcome.parse::<Outcome>().map_err(|_| {
@@ -120,14 +171,399 @@ impl AuditQuery {
     }
 }
 
+/// One action as the list shows it: an intent and its outcome are one row.
+pub struct AuditRow {
+    /// The record the row opens (the intent, when there is one).
+    pub seq: i64,
+    pub time: DateTime<Utc>,
+    pub actor: String,
+    pub actor_role: Option<String>,
+    pub sentence: String,
+    pub code: String,
+    /// The final outcome: the outcome record's, or the record's own.
+    pub outcome: &'static str,
+    pub upstream_status: Option<u16>,
+    /// The intent's outcome is not on record yet.
+    pub no_outcome_yet: bool,
+    /// Set when a crash interrupted the change and the restart resolved it.
+    pub interrupted: Option<&'static str>,
+    /// The other record of the pair, for the "2 records" link.
+    pub pair: Option<i64>,
+    pub source_ip: Option<String>,
+}
+
+/// The actions of one area, for the picker.
+pub struct ActionGroup {
+    pub name: &'static str,
+    pub actions: Vec<(&'static str, &'static str)>,
+}
+
+fn action_groups() -> Vec<ActionGroup> {
+    let mut groups: Vec<ActionGroup> = Vec::new();
+    for a in Action::ALL {
+        match groups.iter_mut().find(|g| g.name == a.group()) {
+            Some(g) => g.actions.push((a.code(), a.label())),
+            None => groups.push(ActionGroup {
+                name: a.group(),
+                actions: vec![(a.code(), a.label())],
+            }),
+        }
+    }
+    groups
+}
+
+/// Folds intents and outcomes into one row per action, newest first. An outcome whose
+/// intent is on the same page is shown in the intent's row; one whose intent is not (an
+/// outcome filter, or the page edge) is shown on its own, linked to its intent.
+fn fold_rows(records: &[Record], outcomes: &HashMap<i64, Record>) -> Vec<AuditRow> {
+    let on_page: std::collections::HashSet<i64> = records.iter().map(|r| r.seq).collect();
+    let mut rows = Vec::new();
+    for r in records {
+        if r.intent_seq.is_some_and(|i| on_page.contains(&i)) {
+            continue;
+        }
+        let outcome = if r.outcome == Outcome::Pending {
+            outcomes.get(&r.seq)
+        } else {
+            None
+        };
+        let final_record = outcome.unwrap_or(r);
+        let no_outcome_yet = r.outcome == Outcome::Pending && outcome.is_none();
+        rows.push(AuditRow {
+            seq: r.intent_seq.unwrap_or(r.seq),
+            time: r.time,
+            actor: r.actor_name.clone(),
+            actor_role: r.actor_role.clone(),
+            sentence: sentence(r, final_record.outcome, no_outcome_yet),
+            code: r.action.clone(),
+            outcome: if no_outcome_yet {
+                "no outcome yet"
+            } else {
+                final_record.outcome.as_str()
+            },
+            upstream_status: final_record.upstream_status.or(r.upstream_status),
+            no_outcome_yet,
+            interrupted: final_record.resolution().map(Resolution::label),
+            pair: outcome.map(|o| o.seq).or(r.intent_seq.map(|_| r.seq)),
+            source_ip: r.source_ip.clone(),
+        });
+    }
+    rows
+}
+
+/// "Billing" from `billing`, "Claude Code user" from `claude_code_user`.
+fn human(code: &str) -> String {
+    let spaced = code.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => spaced,
+    }
+}
+
+/// " from Developer to User", from details `before`/`after` (plain values, or `field` inside).
+fn from_to(details: &serde_json::Value, field: &str) -> String {
+    let pick = |side: &str| -> Option<String> {
+        let v = details.get(side)?;
+        let v = v.get(field).unwrap_or(v);
+        v.as_str().map(human)
+    };
+    match (pick("before"), pick("after")) {
+        (Some(b), Some(a)) => format!(" from {b} to {a}"),
+        (None, Some(a)) => format!(" to {a}"),
+        _ => String::new(),
+    }
+}
+
+/// The action in one plain sentence: "demo-admin changed Barbara Hopper's role from
+/// Developer to User". A change that failed or was refused reads "tried to …".
+pub fn sentence(r: &Record, outcome: Outcome, no_outcome_yet: bool) -> String {
+    let t = r
+        .target_label
+        .clone()
+        .or_else(|| r.target_id.clone())
+        .unwrap_or_else(|| "something".into());
+    let d = &r.details;
+    let actor = &r.actor_name;
+    let Some(action) = Action::from_code(&r.action) else {
+        return format!("{actor}: {}", r.action);
+    };
+    if r.actor_id.is_none() && r.actor_role.as_deref() == Some(crate::service::sync::OBSERVED) {
+        return format!("Seen outside Orgkeeper: {} — {t}", action.label());
+    }
+    use Action as A;
+    // (what happened, what was attempted); `None` for records that are already a failure.
+    let (done, attempt): (String, Option<String>) = match action {
+        A::AuthLogin => ("signed in".into(), Some("sign in".into())),
+        A::AuthLoginFailed => ("failed to sign in".into(), None),
+        A::AuthLockedOut => ("was locked out after repeated failed sign-ins".into(), None),
+        A::AuthLogout => ("signed out".into(), Some("sign out".into())),
+        A::AuthSetupCompleted => (
+            "created the first owner account".into(),
+            Some("create the first owner account".into()),
+        ),
+        A::AccessDenied => (
+            format!(
+                "was refused access{}",
+                d.get("path")
+                    .and_then(|p| p.as_str())
+                    .map(|p| format!(" to {p}"))
+                    .unwrap_or_default()
+            ),
+            None,
+        ),
+        A::CsrfRejected => (
+            "sent a form without a valid token; it was refused".into(),
+            None,
+        ),
+        A::AccountCreated => (
+            format!("created the dashboard account {t}"),
+            Some(format!("create the dashboard account {t}")),
+        ),
+        A::AccountRoleChanged => (
+            format!("changed the dashboard role of {t}{}", from_to(d, "role")),
+            Some(format!(
+                "change the dashboard role of {t}{}",
+                from_to(d, "role")
+            )),
+        ),
+        A::AccountWorkspacesChanged => (
+            format!("changed the workspaces of {t}"),
+            Some(format!("change the workspaces of {t}")),
+        ),
+        A::AccountDisabled => (
+            format!("disabled the account {t}"),
+            Some(format!("disable the account {t}")),
+        ),
+        A::AccountEnabled => (
+            format!("enabled the account {t}"),
+            Some(format!("enable the account {t}")),
+        ),
+        A::AccountPasswordChanged => (
+            "changed their own password".into(),
+            Some("change their own password".into()),
+        ),
+        A::AccountPasswordReset => (
+            format!("reset the password of {t}"),
+            Some(format!("reset the password of {t}")),
+        ),
+        A::AccountSessionsEnded => (
+            format!("ended the sessions of {t}"),
+            Some(format!("end the sessions of {t}")),
+        ),
+        A::AccountUnlocked => (
+            format!("cleared the lockout of {t}"),
+            Some(format!("clear the lockout of {t}")),
+        ),
+        A::MemberRoleChanged => (
+            format!("changed {t}'s role{}", from_to(d, "role")),
+            Some(format!("change {t}'s role{}", from_to(d, "role"))),
+        ),
+        A::MemberRemoved => (
+            format!("removed {t} from the organization"),
+            Some(format!("remove {t} from the organization")),
+        ),
+        A::InviteCreated => {
+            let role = d
+                .get("role")
+                .and_then(|r| r.as_str())
+                .map(|r| format!(" as {}", human(r)))
+                .unwrap_or_default();
+            (
+                format!("invited {t}{role}"),
+                Some(format!("invite {t}{role}")),
+            )
+        }
+        A::InviteDeleted => (
+            format!("deleted the invite to {t}"),
+            Some(format!("delete the invite to {t}")),
+        ),
+        A::WorkspaceCreated => (
+            format!("created the workspace {t}"),
+            Some(format!("create the workspace {t}")),
+        ),
+        A::WorkspaceUpdated => match (d["before"]["name"].as_str(), d["after"]["name"].as_str()) {
+            (Some(b), Some(a)) if a != b => (
+                format!("renamed the workspace {b} to {a}"),
+                Some(format!("rename the workspace {b} to {a}")),
+            ),
+            _ => (
+                format!("changed the colour of the workspace {t}"),
+                Some(format!("change the colour of the workspace {t}")),
+            ),
+        },
+        A::WorkspaceArchived => (
+            format!("archived the workspace {t}"),
+            Some(format!("archive the workspace {t}")),
+        ),
+        A::WorkspaceMemberAdded => (
+            format!(
+                "added {t} to a workspace{}",
+                from_to(d, "workspace_role").replace(" to ", " as ")
+            ),
+            Some(format!("add {t} to a workspace")),
+        ),
+        A::WorkspaceMemberRoleChanged => (
+            format!(
+                "changed {t}'s workspace role{}",
+                from_to(d, "workspace_role")
+            ),
+            Some(format!(
+                "change {t}'s workspace role{}",
+                from_to(d, "workspace_role")
+            )),
+        ),
+        A::WorkspaceMemberRemoved => (
+            format!("removed {t} from a workspace"),
+            Some(format!("remove {t} from a workspace")),
+        ),
+        A::KeyRenamed => match (d["before"]["name"].as_str(), d["after"]["name"].as_str()) {
+            (Some(b), Some(a)) => (
+                format!("renamed the key {b} to {a}"),
+                Some(format!("rename the key {b} to {a}")),
+            ),
+            _ => (
+                format!("renamed the key {t}"),
+                Some(format!("rename the key {t}")),
+            ),
+        },
+        A::KeyDeactivated => (
+            format!("deactivated the key {t}"),
+            Some(format!("deactivate the key {t}")),
+        ),
+        A::KeyReactivated => (
+            format!("reactivated the key {t}"),
+            Some(format!("reactivate the key {t}")),
+        ),
+        A::KeyArchived => (
+            format!("archived the key {t}"),
+            Some(format!("archive the key {t}")),
+        ),
+        A::KeyArchiveScheduled => (
+            format!("scheduled the key {t} to be archived"),
+            Some(format!("schedule the key {t} to be archived")),
+        ),
+        A::KeyArchiveScheduleCancelled => (
+            format!("cancelled the scheduled archive of the key {t}"),
+            Some(format!("cancel the scheduled archive of the key {t}")),
+        ),
+        A::KeyLeakReported => (
+            format!("reported the key {t} as leaked"),
+            Some(format!("report the key {t} as leaked")),
+        ),
+        A::OffboardingStarted => (
+            format!("started offboarding {t}"),
+            Some(format!("start offboarding {t}")),
+        ),
+        A::OffboardingResumed => (
+            format!("resumed offboarding {t}"),
+            Some(format!("resume offboarding {t}")),
+        ),
+        A::OffboardingCompleted => (
+            format!("finished offboarding {t}"),
+            Some(format!("finish offboarding {t}")),
+        ),
+        A::BudgetSet => (
+            format!("set the monthly budget of {t}"),
+            Some(format!("set the monthly budget of {t}")),
+        ),
+        A::BudgetRemoved => (
+            format!("removed the monthly budget of {t}"),
+            Some(format!("remove the monthly budget of {t}")),
+        ),
+        A::BudgetThresholdCrossed => (
+            format!(
+                "recorded that {t} reached {}% of its budget",
+                d["threshold_percent"]
+            ),
+            None,
+        ),
+        A::AuditVerified => (
+            "verified the audit chain".into(),
+            Some("verify the audit chain".into()),
+        ),
+        A::AuditExported => (
+            "exported the audit log".into(),
+            Some("export the audit log".into()),
+        ),
+        A::AuditPruned => (
+            "pruned old audit records".into(),
+            Some("prune old audit records".into()),
+        ),
+        A::AuditBreakAcknowledged => (
+            "acknowledged a break in the audit chain".into(),
+            Some("acknowledge a break in the audit chain".into()),
+        ),
+        A::SsoMappingAdded => (
+            format!("mapped the group {t} to a role"),
+            Some(format!("map the group {t} to a role")),
+        ),
+        A::SsoMappingChanged => (
+            format!("turned the group mapping {t} on or off"),
+            Some(format!("change the group mapping {t}")),
+        ),
+        A::SsoMappingRemoved => (
+            format!("removed the group mapping {t}"),
+            Some(format!("remove the group mapping {t}")),
+        ),
+        A::SpendLimitSet => (
+            format!("set the Anthropic spend limit of {t}"),
+            Some(format!("set the Anthropic spend limit of {t}")),
+        ),
+        A::SpendLimitRemoved => (
+            format!("removed the Anthropic spend limit of {t}"),
+            Some(format!("remove the Anthropic spend limit of {t}")),
+        ),
+        A::WorkspaceRateLimitChanged => (
+            format!("changed a rate limit of {t}"),
+            Some(format!("change a rate limit of {t}")),
+        ),
+        A::LimitRequestCreated => (
+            format!("asked for a higher spend limit for {t}"),
+            Some(format!("ask for a higher spend limit for {t}")),
+        ),
+        A::LimitRequestApproved => (
+            format!("approved the spend limit request for {t}"),
+            Some(format!("approve the spend limit request for {t}")),
+        ),
+        A::LimitRequestDenied => (
+            format!("denied the spend limit request for {t}"),
+            Some(format!("deny the spend limit request for {t}")),
+        ),
+        // Recorded by the organization sync or refusals: said with the action's label.
+        A::ProxyHeaderRefused
+        | A::MemberJoined
+        | A::InviteAccepted
+        | A::InviteExpired
+        | A::KeyCreated
+        | A::KeyExpired
+        | A::OrgBaseline => (format!("{}: {t}", action.label().to_lowercase()), None),
+    };
+    match (attempt, outcome, no_outcome_yet) {
+        (Some(a), _, true) => format!("{actor} started to {a}"),
+        (Some(a), Outcome::Failed | Outcome::Denied, _) => format!("{actor} tried to {a}"),
+        _ => format!("{actor} {done}"),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "audit/index.html")]
 struct IndexPage {
     layout: Layout,
     query: AuditQuery,
-    records: Vec<Record>,
-    /// The outcome record of each intent on the page that has one.
-    outcomes: HashMap<i64, Record>,
+    rows: Vec<AuditRow>,
+    action_groups: Vec<ActionGroup>,
+    /// The typed action was free text: what it matched, for the notice above the list.
+    action_choices: Option<Vec<(&'static str, &'static str)>>,
+    action_unknown: bool,
+    /// The action filter holds something that is not one of the picker's codes (an area
+    /// such as `auth.` from a link, or typed words): it stays selected as it was given.
+    action_custom: bool,
+    /// The picker's value: the code the filter uses, or what was given.
+    action_selected: String,
+    /// Records newer than the last chain check (not covered by "verified").
+    unverified: u64,
+    newest_seq: Option<i64>,
     total: u64,
     page: u32,
     pages: u32,
@@ -137,12 +573,6 @@ struct IndexPage {
     jsonl_link: String,
     chain: crate::service::chain::ChainCheck,
     can_acknowledge: bool,
-}
-
-impl IndexPage {
-    fn outcome_of(&self, intent: &i64) -> Option<&Record> {
-        self.outcomes.get(intent)
-    }
 }
 
 pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Response> {
@@ -166,6 +596,31 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         Some(check) => check,
         None => ctx.state.chain.check(&ctx.state.audit).await?,
     };
+    // "Verified" covers records up to the check; say how many came after it.
+    let (newest, _) = ctx.state.audit.query(&Filter::default(), 1, 0).await?;
+    let newest_seq = newest.first().map(|r| r.seq);
+    let verified_up_to = match &chain.report {
+        ChainReport::Intact { last_seq, .. } => last_seq.unwrap_or(0),
+        ChainReport::Broken { .. } => 0,
+    };
+    // Seqs are contiguous (no deletes; pruning takes only the oldest), so this is a count.
+    let unverified = match (&chain.report, newest_seq) {
+        (ChainReport::Intact { .. }, Some(n)) => n.saturating_sub(verified_up_to).max(0) as u64,
+        _ => 0,
+    };
+    // Typed words that found one action select it in the picker.
+    let action_selected = match resolve_action(&query.action) {
+        ActionChoice::Exact(code) => code,
+        _ => query.action.trim().to_owned(),
+    };
+    let (action_choices, action_unknown) = match resolve_action(&query.action) {
+        ActionChoice::Several(list) => (
+            Some(list.iter().map(|a| (a.code(), a.label())).collect()),
+            false,
+        ),
+        ActionChoice::Unknown(_) => (None, true),
+        _ => (None, false),
+    };
     let page_view = IndexPage {
         layout: ctx.layout("Audit log", "audit").await,
         previous_link: (page > 1)
@@ -174,9 +629,16 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
             .then(|| format!("/audit?{}", query.query_string(Some(page + 1), None))),
         csv_link: format!("/audit/export?{}", query.query_string(None, Some("csv"))),
         jsonl_link: format!("/audit/export?{}", query.query_string(None, Some("jsonl"))),
+        rows: fold_rows(&records, &outcomes),
+        action_custom: !action_selected.is_empty()
+            && Action::ALL.iter().all(|a| a.code() != action_selected),
+        action_selected,
+        action_groups: action_groups(),
+        action_choices,
+        action_unknown,
+        unverified,
+        newest_seq,
         query,
-        records,
-        outcomes,
         total,
         page,
         pages,

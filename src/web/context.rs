@@ -398,6 +398,9 @@ const NAV: &[(&str, &str, &str, Permission)] = &[
 fn nav_for(role: Role, section: &str) -> Vec<NavLink> {
     NAV.iter()
         .filter(|(_, _, _, permission)| role.can(*permission))
+        // Claude Code activity is per person across the organization: a team lead, limited
+        // to workspaces, gets nothing there, so the link would be a dead end.
+        .filter(|(key, ..)| !(role.is_workspace_scoped() && *key == "claude-code"))
         .map(|(key, href, label, _)| NavLink {
             href,
             label,
@@ -428,5 +431,14 @@ mod tests {
         assert!(!labels.contains(&"Accounts"));
         assert!(!labels.contains(&"Audit log"));
         assert!(labels.contains(&"Overview"));
+    }
+
+    #[test]
+    fn team_leads_get_no_claude_code_link() {
+        let lead: Vec<_> = nav_for(Role::TeamLead, "").iter().map(|l| l.href).collect();
+        assert!(!lead.contains(&"/claude-code"), "{lead:?}");
+        assert!(lead.contains(&"/cost"));
+        let viewer: Vec<_> = nav_for(Role::Viewer, "").iter().map(|l| l.href).collect();
+        assert!(viewer.contains(&"/claude-code"));
     }
 }

@@ -75,7 +75,9 @@ impl From<crate::service::ServiceError> for AppError {
 }
 
 #[derive(Template)]
-#[template(path = "error.html")]
+/// The bare page, for when the layout cannot be built; `web::error_layout` puts the same
+/// message inside the normal layout.
+#[template(path = "error_bare.html")]
 struct ErrorPage<'a> {
     status: u16,
     title: &'a str,
@@ -179,9 +181,20 @@ impl IntoResponse for AppError {
     }
 }
 
-/// What an error response said, so the htmx layer can show it as a notice instead of a page.
+/// What an error response said, so the htmx layer can show it as a notice instead of a page,
+/// and full pages can show it inside the layout.
 #[derive(Clone, Debug)]
 pub struct ErrorNotice {
+    pub title: &'static str,
+    pub message: String,
+}
+
+/// An error inside the normal layout: navigation, account menu and demo banner stay.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorInLayout {
+    pub layout: super::context::Layout,
+    pub status: u16,
     pub title: &'static str,
     pub message: String,
 }

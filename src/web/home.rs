@@ -68,6 +68,10 @@ struct HomePage {
     /// This month's spend against each budget the person may see.
     budgets: Vec<super::usage::BudgetSummary>,
     budgets_error: Option<String>,
+    /// Month-to-date spend of what this person may see: (spent, projected, rough estimate).
+    month_spend: Option<(String, Option<String>, bool)>,
+    /// The spend covers only the team lead's workspaces.
+    spend_scoped: bool,
     can_audit: bool,
     can_accounts: bool,
 }
@@ -226,6 +230,8 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
         lead_workspaces: Vec::new(),
         budgets: Vec::new(),
         budgets_error: None,
+        month_spend: None,
+        spend_scoped: false,
         can_audit: ctx.can(Permission::ViewAudit),
         can_accounts: ctx.can(Permission::ManageAccounts),
     };
@@ -258,6 +264,10 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
             Ok(budgets) => page.budgets = budgets,
             Err(error) => page.budgets_error = Some(error.to_string()),
         }
+        page.month_spend = super::usage::month_to_date(&ctx.state, ctx.workspace_scope())
+            .await
+            .ok();
+        page.spend_scoped = ctx.workspace_scope().is_some();
     }
     Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
 }

@@ -44,6 +44,148 @@ pub fn routes() -> Routes {
         )
 }
 
+/// One address of a pasted list, as it was typed and as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pasted {
+    /// The entry as typed, for putting back in the box.
+    pub raw: String,
+    /// The address, when the entry holds something that looks like one.
+    pub email: Option<String>,
+    /// A display name given with it (`Carol Smith <carol@x.com>`); not sent, only shown.
+    pub name: Option<String>,
+}
+
+impl Pasted {
+    pub fn valid(&self) -> bool {
+        self.email.as_deref().is_some_and(valid_email)
+    }
+}
+
+/// Reads a pasted list the way mail programs write one: entries separated by commas,
+/// semicolons, line breaks or spaces; `Name <address>` and `"Last, First" <address>` keep
+/// their name; `mailto:` is dropped. Entries that hold no address come back invalid, as typed.
+pub fn parse_pasted(text: &str) -> Vec<Pasted> {
+    // 1. Split at , ; and line breaks outside quotes and angle brackets.
+    let mut chunks = Vec::new();
+    let (mut current, mut quoted, mut angled) = (String::new(), false, false);
+    for c in text.chars() {
+        match c {
+            '"' if !angled => quoted = !quoted,
+            '<' if !quoted => angled = true,
+            '>' if !quoted => angled = false,
+            ',' | ';' | '\n' | '\r' if !quoted && !angled => {
+                chunks.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    chunks.push(current);
+    // 2. Each chunk: `name <address>`, or addresses separated by spaces (any words that are
+    //    not addresses, next to exactly one address, are its name).
+    let mut out = Vec::new();
+    for chunk in chunks.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        if let (Some(open), Some(close)) = (chunk.find('<'), chunk.rfind('>')) {
+            if open < close {
+                let email = clean_address(&chunk[open + 1..close]);
+                let name = chunk[..open].trim().trim_matches('"').trim();
+                out.push(Pasted {
+                    raw: chunk.to_owned(),
+                    email: (!email.is_empty()).then_some(email),
+                    name: (!name.is_empty()).then(|| name.to_owned()),
+                });
+                continue;
+            }
+        }
+        let words: Vec<&str> = chunk.split_whitespace().collect();
+        let addresses: Vec<&str> = words.iter().copied().filter(|w| w.contains('@')).collect();
+        match addresses.len() {
+            0 => out.push(Pasted {
+                raw: chunk.to_owned(),
+                email: None,
+                name: None,
+            }),
+            1 => {
+                let name: Vec<&str> = words.iter().copied().filter(|w| !w.contains('@')).collect();
+                let name = name.join(" ").trim_matches('"').trim().to_owned();
+                out.push(Pasted {
+                    raw: chunk.to_owned(),
+                    email: Some(clean_address(addresses[0])),
+                    name: (!name.is_empty()).then_some(name),
+                });
+            }
+            _ => {
+                for w in words {
+                    out.push(Pasted {
+                        raw: w.to_owned(),
+                        email: w.contains('@').then(|| clean_address(w)),
+                        name: None,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn clean_address(raw: &str) -> String {
+    let a = raw
+        .trim()
+        .trim_matches(|c| c == '<' || c == '>' || c == '"' || c == '\'');
+    a.strip_prefix("mailto:").unwrap_or(a).trim().to_owned()
+}
+
+/// What the pasted box holds, before anything is sent: "6 addresses, 1 invalid".
+pub struct PastePreview {
+    pub entries: Vec<Pasted>,
+    pub valid: usize,
+    pub invalid: usize,
+    pub repeated: usize,
+}
+
+impl PastePreview {
+    pub fn of(text: &str) -> PastePreview {
+        let entries = parse_pasted(text);
+        let mut seen = std::collections::HashSet::new();
+        let (mut valid, mut invalid, mut repeated) = (0, 0, 0);
+        for e in &entries {
+            match &e.email {
+                Some(email) if valid_email(email) => {
+                    if seen.insert(email.to_lowercase()) {
+                        valid += 1;
+                    } else {
+                        repeated += 1;
+                    }
+                }
+                _ => invalid += 1,
+            }
+        }
+        PastePreview {
+            entries,
+            valid,
+            invalid,
+            repeated,
+        }
+    }
+
+    /// "6 addresses, 1 invalid, 1 listed twice".
+    pub fn summary(&self) -> String {
+        let mut parts = vec![if self.valid == 1 {
+            "1 address".to_owned()
+        } else {
+            format!("{} addresses", self.valid)
+        }];
+        if self.invalid > 0 {
+            parts.push(format!("{} invalid", self.invalid));
+        }
+        if self.repeated > 0 {
+            parts.push(format!("{} listed twice", self.repeated));
+        }
+        parts.join(", ")
+    }
+}
+
 /// The dashboard's own check before sending: one `@`, something before it, a dot inside the
 /// domain, no spaces. The API has the last word.
 pub fn valid_email(email: &str) -> bool {
@@ -223,6 +365,10 @@ pub struct InviteForm {
     /// Set for a batch: one line per address.
     pub results: Vec<LineResult>,
     pub bulk: bool,
+    /// Set when the pasted list was previewed rather than sent.
+    pub preview: Option<PastePreview>,
+    /// Some addresses were invited and some not: a neutral summary, not an error.
+    pub mixed: bool,
 }
 
 /// The outcome of one address of a batch.
@@ -320,6 +466,15 @@ pub struct CreateForm {
     emails: Option<String>,
     #[serde(default)]
     role: String,
+    /// "Check the list" on the pasted-list form: parse and show, send nothing.
+    #[serde(default)]
+    preview: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "invites/_preview.html")]
+struct PreviewPartial<'a> {
+    preview: &'a PastePreview,
 }
 
 /// Sends one invite as its own audited action.
@@ -354,6 +509,14 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         bulk,
         ..Default::default()
     };
+    if bulk && input.preview.is_some() {
+        let preview = PastePreview::of(&form.emails);
+        if ctx.client.htmx {
+            return render(StatusCode::OK, &PreviewPartial { preview: &preview });
+        }
+        form.preview = Some(preview);
+        return render_index(&ctx, None, InvitesQuery::default(), form, None).await;
+    }
     let role = OrgRole::parse(input.role.trim());
     if !role.is_assignable_in_console() {
         let message = if role == OrgRole::Admin {
@@ -363,16 +526,19 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         };
         return refused(&ctx, form, message).await;
     }
-    let lines: Vec<String> = if bulk {
-        form.emails
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect()
+    let entries: Vec<Pasted> = if bulk {
+        parse_pasted(&form.emails)
     } else {
-        vec![form.email.clone()]
+        vec![Pasted {
+            raw: form.email.clone(),
+            email: Some(form.email.clone()),
+            name: None,
+        }]
     };
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|e| e.email.clone().unwrap_or_else(|| e.raw.clone()))
+        .collect();
     let problem = if lines.is_empty() || lines == [""] {
         Some("Type an email address.".to_owned())
     } else if lines.len() > MAX_BATCH {
@@ -393,8 +559,9 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
     }
 
     let mut results = Vec::with_capacity(lines.len());
+    let mut retry: Vec<String> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
-    for email in &lines {
+    for (entry, email) in entries.iter().zip(&lines) {
         let normalized = email.to_lowercase();
         let result = if !valid_email(email) {
             LineResult {
@@ -413,6 +580,9 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
             seen.push(normalized);
             invite_one(&ctx, email, &role).await?
         };
+        if result.kind != "invited" && result.kind != "repeated" {
+            retry.push(entry.raw.clone());
+        }
         results.push(result);
     }
     let invited: Vec<String> = results
@@ -448,8 +618,8 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    // Keep only what still needs attention in the fields; the results say what was done.
-    let retry: Vec<String> = failed.iter().map(|r| r.email.clone()).collect();
+    // Keep only what still needs attention in the fields (as typed); the results say what
+    // was done.
     let first_failure = failed.first().map(|r| r.message.clone());
     if bulk {
         form.emails = retry.join("\n");
@@ -459,12 +629,13 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
             invited.len(),
             retry.len(),
             if repeated > 0 {
-                format!(", {repeated} repeated line(s) skipped")
+                format!(", {repeated} listed twice and skipped")
             } else {
                 String::new()
             }
         ));
         form.results = results;
+        form.mixed = !invited.is_empty();
     } else {
         form.error = first_failure;
     }
@@ -566,6 +737,66 @@ mod tests {
         ] {
             assert!(!valid_email(bad), "{bad}");
         }
+    }
+
+    fn emails(text: &str) -> Vec<Option<String>> {
+        parse_pasted(text).into_iter().map(|p| p.email).collect()
+    }
+
+    #[test]
+    fn a_pasted_list_splits_on_commas_semicolons_and_whitespace() {
+        let some = |e: &str| Some(e.to_owned());
+        assert_eq!(
+            emails("a@x.com, b@x.com"),
+            vec![some("a@x.com"), some("b@x.com")]
+        );
+        assert_eq!(
+            emails("a@x.com;b@x.com ;\n\n  c@x.com\td@x.com\r\ne@x.com"),
+            vec![
+                some("a@x.com"),
+                some("b@x.com"),
+                some("c@x.com"),
+                some("d@x.com"),
+                some("e@x.com")
+            ]
+        );
+        assert_eq!(emails(" \n ,; "), Vec::<Option<String>>::new());
+    }
+
+    #[test]
+    fn display_names_are_kept_and_not_sent() {
+        let list = parse_pasted(
+            "Carol Smith <carol@x.com>, \"Hopper, Grace\" <grace@x.com>; Dan Brown dan@x.com, <mailto:eve@x.com>",
+        );
+        let read: Vec<(Option<&str>, Option<&str>)> = list
+            .iter()
+            .map(|p| (p.name.as_deref(), p.email.as_deref()))
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                (Some("Carol Smith"), Some("carol@x.com")),
+                (Some("Hopper, Grace"), Some("grace@x.com")),
+                (Some("Dan Brown"), Some("dan@x.com")),
+                (None, Some("eve@x.com")),
+            ]
+        );
+        assert!(list.iter().all(Pasted::valid));
+        assert_eq!(list[0].raw, "Carol Smith <carol@x.com>");
+    }
+
+    #[test]
+    fn invalid_entries_come_back_as_typed_and_are_counted_in_the_preview() {
+        let list = parse_pasted("not-an-email, a@x.com, bob@nowhere, A@x.com, ;");
+        assert_eq!(list[0].raw, "not-an-email");
+        assert_eq!(list[0].email, None);
+        assert!(!list[2].valid(), "no dot in the domain");
+        let preview =
+            PastePreview::of("a@x.com, b@x.com; c@x.com\nd@x.com e@x.com, Carol <f@x.com>, oops");
+        assert_eq!((preview.valid, preview.invalid), (6, 1));
+        assert_eq!(preview.summary(), "6 addresses, 1 invalid");
+        let repeated = PastePreview::of("a@x.com, A@x.com");
+        assert_eq!(repeated.summary(), "1 address, 1 listed twice");
     }
 
     #[test]

@@ -213,7 +213,7 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
     let mut rows = Vec::new();
     let mut scopes = Vec::new();
     for (scope, stored) in scopes_list {
-        let spend = Spend::of(&m, &stored, settled).total;
+        let spend = Spend::of(&m, &stored, settled, now.date_naive()).total;
         let limit = service::limit_of(&limits, &scope).and_then(SpendLimit::amount_cents);
         let percent = limit
             .filter(|l| *l > Decimal::ZERO)

@@ -108,6 +108,7 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
             },
             sso::proxy_login,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), error_layout))
         .layer(sessions)
         .layer(middleware::from_fn(htmx_errors))
         .layer(DefaultBodyLimit::max(1024 * 1024));
@@ -248,6 +249,51 @@ async fn security_headers(request: Request, next: Next) -> Response {
         set("vary", "HX-Request");
     }
     response
+}
+
+/// Error pages (400, 403, 404, 502…) inside the normal layout, with the navigation, account
+/// menu and demo banner of whoever is signed in, so an error is never a dead end. Runs inside
+/// the session layer; htmx partial requests are left to [`htmx_errors`].
+async fn error_layout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    use axum::extract::{ConnectInfo, FromRequestParts};
+    let partial = context::wants_partial(request.headers());
+    // What signing the reader in again needs, kept before the request is consumed.
+    let (mut probe, ()) = Request::new(()).into_parts();
+    probe.method = request.method().clone();
+    probe.uri = request.uri().clone();
+    probe.headers = request.headers().clone();
+    if let Some(session) = request.extensions().get::<tower_sessions::Session>() {
+        probe.extensions.insert(session.clone());
+    }
+    if let Some(peer) = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+    {
+        probe.extensions.insert(*peer);
+    }
+    let response = next.run(request).await;
+    let Some(notice) = response.extensions().get::<error::ErrorNotice>().cloned() else {
+        return response;
+    };
+    if partial {
+        return response;
+    }
+    let layout = match Ctx::from_request_parts(&mut probe, &state).await {
+        Ok(ctx) => ctx.layout(notice.title, "").await,
+        Err(_) => context::Layout::anonymous(&state, notice.title, String::new()),
+    };
+    let page = error::ErrorInLayout {
+        layout,
+        status: response.status().as_u16(),
+        title: notice.title,
+        message: notice.message,
+    };
+    let Ok(html) = askama::Template::render(&page) else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(html))
 }
 
 /// For htmx requests, an error becomes a notice in the page's message area instead of a

@@ -746,9 +746,36 @@ pub async fn archive_confirm(ctx: Ctx, Path(id): Path<String>) -> AppResult<Resp
     render_archive(&ctx, workspace, is_default, None, StatusCode::OK).await
 }
 
-pub async fn archive(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
+#[derive(Deserialize, Default)]
+pub struct ArchiveForm {
+    /// The workspace's name, typed to confirm: archiving stops every key in it, for good.
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn archive(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<ArchiveForm>,
+) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
+    // The stakes match a key's archive: type the name. (The default workspace is never
+    // offered; a forced request goes to the API, whose refusal is the answer.)
+    if !is_default && form.confirm.trim() != workspace.name {
+        let message = format!(
+            "Type the workspace's name, {}, exactly, to archive it. Nothing was changed.",
+            workspace.name
+        );
+        return render_archive(
+            &ctx,
+            workspace,
+            is_default,
+            Some(message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
     // The default workspace is never offered, but a forced request still goes to the API,
     // whose refusal is the authoritative answer (and is audited as failed).
     let result = service::workspaces::archive(&ctx.state, &ctx.caller(), &workspace).await?;

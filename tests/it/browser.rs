@@ -175,16 +175,12 @@ async fn the_audit_page_filters_to_the_sign_ins_of_one_person() {
     app.client().login("someone", "a wrong password here").await;
     flow!("audit_filter", browser, {
         sign_in(&browser, &app, "auditor", PASSWORD).await;
-        browser.goto(&app.url("/audit")).await;
+        // An area from a link ("every sign-in action") stays chosen in the action picker.
+        browser.goto(&app.url("/audit?action=auth.")).await;
         browser
             .find("input[name=actor]")
             .await
             .send_keys("someone")
-            .await;
-        browser
-            .find("input[name=action]")
-            .await
-            .send_keys("auth.")
             .await;
         browser
             .find(".filters button[type=submit]")
@@ -195,10 +191,33 @@ async fn the_audit_page_filters_to_the_sign_ins_of_one_person() {
         let rows = browser.find_all(".audit-table tbody tr").await;
         let mut actions = Vec::new();
         for row in &rows {
-            actions.push(row.find("code").await.text().await);
+            actions.push(row.find("code.action-code").await.text().await);
         }
         actions.sort();
         assert_eq!(actions, vec!["auth.login", "auth.login_failed"]);
+        let text = browser.find(".audit-table tbody").await.text().await;
+        assert!(
+            text.contains("someone signed in") && text.contains("someone failed to sign in"),
+            "each action is a plain sentence: {text}"
+        );
+
+        // Words, not codes: "leak" finds the leaked-key action.
+        browser.goto(&app.url("/audit?action=leak")).await;
+        assert_eq!(
+            browser
+                .find("select[name=action]")
+                .await
+                .property("value")
+                .await,
+            serde_json::json!("key.leak_reported")
+        );
+        browser.goto(&app.url("/audit?action=role")).await;
+        let choices = browser.find("#action-choices").await.text().await;
+        assert!(
+            choices.contains("Member role changed") && choices.contains("Account role changed"),
+            "{choices}"
+        );
+        browser.goto(&app.url("/audit")).await;
         assert!(browser
             .find(".chain-ok")
             .await
@@ -280,15 +299,22 @@ async fn a_key_is_deactivated_from_its_page_after_confirming() {
         browser.goto(&app.url(&format!("/keys/{}", key.id))).await;
         assert_eq!(browser.find("#key-status").await.text().await, "active");
         browser.find("button[name=deactivate]").await.click().await;
+        let question = browser.wait_for("dialog.confirm-dialog[open]", WAIT).await;
         assert!(
-            browser
-                .alert_text()
-                .await
-                .unwrap_or_default()
-                .contains("Deactivate"),
-            "the browser asks first"
+            question.text().await.contains("Deactivate"),
+            "the page asks first, in the page"
         );
-        browser.accept_alert().await;
+        assert!(browser.alert_text().await.is_none(), "not with confirm()");
+        // Cancelling changes nothing.
+        question.find(".confirm-cancel").await.click().await;
+        assert!(browser.try_find("dialog.confirm-dialog").await.is_none());
+        assert_eq!(browser.find("#key-status").await.text().await, "active");
+        browser.find("button[name=deactivate]").await.click().await;
+        browser
+            .wait_for("dialog.confirm-dialog[open] .confirm-ok", WAIT)
+            .await
+            .click()
+            .await;
         browser.wait_for_text("#key-status", "inactive", WAIT).await;
         let upstream = app.state.org.api().get_api_key(&key.id).await.unwrap();
         assert_eq!(
@@ -489,7 +515,12 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
             .click()
             .await;
         browser
-            .wait_for("form[action$='/archive'] button", WAIT)
+            .wait_for("form[action$='/archive'] input[name=confirm]", WAIT)
+            .await
+            .send_keys(&workspace.name)
+            .await;
+        browser
+            .find("form[action$='/archive'] button")
             .await
             .click()
             .await;
@@ -499,9 +530,12 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         // The audit page filters to what this flow did.
         open_from_nav(&browser, "/audit", "Audit log").await;
         browser
-            .wait_for("input[name=action]", WAIT)
+            .wait_for(
+                "select[name=action] option[value='member.role_changed']",
+                WAIT,
+            )
             .await
-            .send_keys("member.role_changed")
+            .click()
             .await;
         browser
             .find(".filters button[type=submit]")
@@ -514,12 +548,15 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
         let rows = browser.find_all(".audit-table tbody tr").await;
         assert_eq!(
             rows.len(),
-            2,
-            "the intent and the outcome of the role change"
+            1,
+            "one row for the role change: its intent and outcome together"
         );
         let text = browser.find(".audit-table tbody").await.text().await;
         assert!(
-            text.contains("daily-admin") && text.contains("ok") && text.contains("pending"),
+            text.contains("daily-admin changed")
+                && text.contains("from Developer to Billing")
+                && text.contains("ok")
+                && !text.contains("pending"),
             "{text}"
         );
         assert_no_full_reload(&browser, "filtering the audit log").await;
@@ -614,6 +651,31 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
             "the table is the text alternative"
         );
 
+        // Every period is reachable from the keyboard, with a tooltip listing every series.
+        let first = browser.find("svg.chart .bar-hit[tabindex='0']").await;
+        browser
+            .execute("arguments[0].focus(); return null;", vec![first.as_arg()])
+            .await;
+        first.send_keys("\u{E014}").await; // ArrowRight
+        let focused = browser
+            .execute(
+                "return document.activeElement.getAttribute('data-index');",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            focused,
+            serde_json::json!("1"),
+            "the arrow key moves to the next period"
+        );
+        let tip = browser.find(".chart-tooltip").await;
+        assert!(tip.is_displayed().await, "the tooltip follows the keyboard");
+        let tip_text = tip.text().await;
+        assert!(
+            by_model.iter().all(|s| tip_text.contains(s.as_str())),
+            "the tooltip lists every series: {tip_text}"
+        );
+
         // The legend hides a series (progressive enhancement).
         browser.wait_for(".legend-toggle", WAIT).await.click().await;
         assert_eq!(browser.find_all("svg.chart g.series-hidden").await.len(), 1);
@@ -626,5 +688,176 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
             "cost is shown in dollars on {}: {text}",
             browser.current_url().await
         );
+    });
+}
+
+/// Every main page of the console, for the screenshot tour: (file name, path).
+async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
+    let api = app.state.org.api();
+    let member = api.list_all_users(&Default::default()).await.unwrap()[0]
+        .id
+        .clone();
+    let workspace = app.first_workspace_id().await;
+    let key = an_active_key(app).await.id;
+    let seq = app.audit_records(Default::default()).await[0].seq;
+    [
+        ("overview", "/".to_owned()),
+        ("members", "/members".to_owned()),
+        ("member", format!("/members/{member}")),
+        ("invites", "/invites".to_owned()),
+        ("workspaces", "/workspaces".to_owned()),
+        ("workspace", format!("/workspaces/{workspace}")),
+        ("keys", "/keys".to_owned()),
+        ("key", format!("/keys/{key}")),
+        ("leaked_key", "/keys/leaked".to_owned()),
+        ("usage", "/usage".to_owned()),
+        ("usage_hourly", "/usage?range=7d&resolution=hour".to_owned()),
+        ("cost", "/cost".to_owned()),
+        ("budgets", "/budgets".to_owned()),
+        ("claude_code", "/claude-code".to_owned()),
+        ("audit", "/audit".to_owned()),
+        ("audit_record", format!("/audit/{seq}")),
+        ("accounts", "/accounts".to_owned()),
+        ("not_found", "/no-such-page".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, path)| (name.to_owned(), path))
+    .collect()
+}
+
+/// The outermost elements that stick out to the right of the screen, outside any box that
+/// scrolls on its own: what to fix when a page is wider than a phone.
+const WIDER_THAN_SCREEN: &str = "var w = window.innerWidth, out = [];
+  function scrolls(e) { for (var p = e.parentElement; p; p = p.parentElement) {
+    var o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; } return false; }
+  document.querySelectorAll('body *').forEach(function (e) {
+    var r = e.getBoundingClientRect(), p = e.parentElement;
+    if (out.length < 5 && r.right > w + 1 && p && p.getBoundingClientRect().right <= w + 1 && !scrolls(e))
+      out.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (typeof e.className === 'string' && e.className ? '.' + e.className.trim().split(/ +/).join('.') : '') + ' ' + Math.round(r.right) + 'px');
+  });
+  return out.join(', ');";
+
+/// Saves a full-page screenshot of every main page at 1440 and 390 px wide under
+/// target/browser-screenshots/pages/ (on every run, for anyone to look at), and checks that
+/// on a phone no page is wider than the screen.
+#[tokio::test]
+async fn every_main_page_is_screenshotted_and_fits_a_phone() {
+    let app = spawn_app().await;
+    app.create_account("tour-owner", Role::Owner, &[]).await;
+    let session = app.login_as("tour-owner").await;
+    let budget = session
+        .post(
+            "/budgets",
+            &[
+                ("scope", "org"),
+                ("amount", "300"),
+                ("thresholds", "50, 80, 100"),
+            ],
+        )
+        .await;
+    assert_eq!(budget.status(), 303, "a budget for the cost pages");
+    let pages = main_pages(&app).await;
+    flow!("page_tour", browser, {
+        sign_in(&browser, &app, "tour-owner", PASSWORD).await;
+        let mut too_wide = Vec::new();
+        for (width, height, mobile) in [(1440, 900, false), (390, 844, true)] {
+            browser.set_viewport(width, height, mobile).await;
+            for (name, path) in &pages {
+                browser.goto(&app.url(path)).await;
+                browser.wait_for("main h1", WAIT).await;
+                browser
+                    .save_full_page_screenshot(&format!("pages/{width}/{name}"))
+                    .await;
+                let page_width = browser
+                    .execute("return document.documentElement.scrollWidth;", vec![])
+                    .await
+                    .as_u64()
+                    .unwrap_or(u64::MAX);
+                if page_width > u64::from(width) {
+                    let culprits = browser.execute(WIDER_THAN_SCREEN, vec![]).await;
+                    too_wide.push(format!(
+                        "{path} is {page_width} px wide at {width} px (widest: {culprits})"
+                    ));
+                }
+            }
+        }
+        assert!(
+            too_wide.is_empty(),
+            "pages wider than the screen: {too_wide:?}"
+        );
+    });
+}
+
+#[tokio::test]
+async fn error_pages_keep_the_layout_and_the_navigation() {
+    let app = spawn_app().await;
+    let workspace = app.first_workspace_id().await;
+    app.create_account("lost-lead", Role::TeamLead, &[workspace.as_str()])
+        .await;
+    flow!("error_pages", browser, {
+        sign_in(&browser, &app, "lost-lead", PASSWORD).await;
+        for (path, heading) in [("/no-such-page", "Not found"), ("/accounts", "Not allowed")] {
+            browser.goto(&app.url(path)).await;
+            assert_eq!(
+                browser.wait_for("main h1", WAIT).await.text().await,
+                heading
+            );
+            assert!(
+                browser
+                    .find("header .user")
+                    .await
+                    .text()
+                    .await
+                    .contains("lost-lead"),
+                "{path}: the account menu stays"
+            );
+            assert!(
+                browser
+                    .try_find("header nav a[href='/keys']")
+                    .await
+                    .is_some(),
+                "{path}: the navigation stays"
+            );
+        }
+        // A bad filter value: the message is shown inside the page, not instead of it.
+        browser.goto(&app.url("/audit?since=yesterday")).await;
+        browser.wait_for("main h1", WAIT).await;
+        assert!(browser.try_find("header nav").await.is_some());
+    });
+}
+
+#[tokio::test]
+async fn a_pasted_invite_list_is_parsed_and_previewed_before_sending() {
+    let app = spawn_app().await;
+    app.create_account("paster", Role::Admin, &[]).await;
+    flow!("invite_preview", browser, {
+        sign_in(&browser, &app, "paster", PASSWORD).await;
+        browser.goto(&app.url("/invites")).await;
+        browser
+            .wait_for("#invite-many textarea[name=emails]", WAIT)
+            .await
+            .send_keys(
+                "a@example.com, b@example.com\nCarol Smith <carol@example.com>; not-an-email",
+            )
+            .await;
+        let summary = browser
+            .wait_for_text("#invite-preview-summary", "3 addresses, 1 invalid", WAIT)
+            .await;
+        assert_eq!(summary.text().await, "3 addresses, 1 invalid");
+        let preview = browser.find("#invite-preview").await.text().await;
+        assert!(
+            preview.contains("carol@example.com") && preview.contains("Carol Smith"),
+            "{preview}"
+        );
+        assert!(
+            app.audit_records(orgkeeper::audit::Filter {
+                action: Some("invite.created".into()),
+                ..Default::default()
+            })
+            .await
+            .is_empty(),
+            "previewing sends nothing"
+        );
+        browser.save_full_page_screenshot("invite_preview").await;
     });
 }

@@ -347,7 +347,7 @@ async fn bulk_deactivation_reports_the_one_failure_and_changes_the_others() {
     );
     let (status, preview) = admin.get_text(&query).await;
     assert_eq!(status, 200);
-    assert!(preview.contains("Deactivate 3 key(s)"));
+    assert!(preview.contains("Deactivate 3 keys"));
     assert!(preview.contains("already inactive"));
     for key in &active {
         assert_eq!(
@@ -379,7 +379,7 @@ async fn bulk_deactivation_reports_the_one_failure_and_changes_the_others() {
     let body = response.text().await.unwrap();
     app.simulator.faults().clear();
 
-    assert!(body.contains("2 key(s) changed, 1 failed, 1 left alone"));
+    assert!(body.contains("2 keys changed, 1 failed, 1 left alone"));
     assert!(body.contains(&format!(
         "data-key=\"{}\" data-outcome=\"failed\"",
         active[1].id

@@ -201,7 +201,7 @@ async fn intents_a_crash_left_open_are_resolved_from_what_the_organization_shows
     assert_eq!(open, orphans.to_vec());
     let (_, page) = session.get_text("/audit?outcome=pending").await;
     assert!(
-        page.contains(&format!("{} matching record(s)", orphans.len())),
+        page.contains(&format!("{} matching records", orphans.len())),
         "{page}"
     );
     assert!(!page.contains(&format!("href=\"/audit/{normal_intent}\"")));
@@ -249,7 +249,7 @@ async fn intents_a_crash_left_open_are_resolved_from_what_the_organization_shows
     // The audit page says plainly what happened.
     let session = app.login_as("olga").await;
     let (_, page) = session.get_text("/audit?outcome=pending").await;
-    assert!(page.contains("0 matching record(s)"), "{page}");
+    assert!(page.contains("0 matching records"), "{page}");
     let (_, page) = session.get_text("/audit").await;
     for label in ["applied", "not applied", "unknown"] {
         assert!(

@@ -45,7 +45,10 @@ async fn archiving_a_workspace_completes_its_keys_schedules_so_nothing_is_archiv
         .await;
     assert_eq!(scheduled.status(), 303);
     let archived = admin
-        .post(&format!("/workspaces/{}/archive", workspace.id), &[])
+        .post(
+            &format!("/workspaces/{}/archive", workspace.id),
+            &[("confirm", workspace.name.as_str())],
+        )
         .await;
     assert_eq!(archived.status(), 303);
     assert_eq!(

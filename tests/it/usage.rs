@@ -110,12 +110,14 @@ async fn api_output_by_workspace(
 }
 
 /// Column sums of a usage CSV by header name.
+/// Sums per column, keyed by the column's name without its measure ("Staging", "total").
 fn column_sums(rows: &[Vec<String>]) -> HashMap<String, i64> {
     let header = &rows[0];
     let mut sums = HashMap::new();
     for row in &rows[1..] {
         for (i, name) in header.iter().enumerate().skip(1) {
-            *sums.entry(name.clone()).or_default() += row[i].parse::<i64>().unwrap();
+            let name = name.rsplit_once(" (").map_or(name.as_str(), |(n, _)| n);
+            *sums.entry(name.to_owned()).or_default() += row[i].parse::<i64>().unwrap();
         }
     }
     sums
@@ -135,7 +137,7 @@ async fn usage_grouped_by_workspace_matches_the_admin_api_report_and_the_csv_mat
     assert_eq!(page_status, 200);
     let rows = parse_csv(&csv);
     assert_eq!(rows[0][0], "period_start");
-    assert_eq!(rows[0].last().unwrap(), "total");
+    assert_eq!(rows[0].last().unwrap(), "total (output_tokens)");
     assert_eq!(rows.len(), 1 + 7, "one row per day of the range");
     assert_eq!(rows[1][0], from.to_string(), "ISO dates, oldest first");
     let expected = api_output_by_workspace(&app, from, to, vec![]).await;
@@ -582,7 +584,14 @@ async fn a_team_lead_sees_only_their_workspaces_usage_cost_and_names() {
         .await;
 
     let rows = parse_csv(&csv);
-    assert_eq!(rows[0], vec!["period_start", mine.name.as_str(), "total"]);
+    assert_eq!(
+        rows[0],
+        vec![
+            "period_start".to_owned(),
+            format!("{} (output_tokens)", mine.name),
+            "total (output_tokens)".to_owned()
+        ]
+    );
     let expected = api_output_by_workspace(&app, from, to, vec![mine.id.clone()]).await;
     assert_eq!(column_sums(&rows)["total"], expected.values().sum::<i64>());
     for w in workspaces.iter().filter(|w| w.id != mine.id) {
@@ -613,6 +622,17 @@ async fn a_team_lead_sees_only_their_workspaces_usage_cost_and_names() {
     assert!(lead_budgets.contains(&format!("<td>{}</td>", mine.name)));
     assert!(!lead_budgets.contains("Whole organization"));
     assert!(!lead_budgets.contains(&format!("<td>{}</td>", other.name)));
+    // ... and the month-to-date spend of their workspaces, the same as their cost page.
+    let amount = |page: &str, id: &str| {
+        page.split(&format!("id=\"{id}\"><strong>"))
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .map(str::to_owned)
+    };
+    let lead_spend =
+        amount(&lead_home, "overview-spend").expect("the lead sees this month's spend");
+    assert!(lead_budgets.contains("in your workspaces"));
+    assert_eq!(Some(lead_spend), amount(&cost, "cost-total"));
     let (_, owner_home) = owner.get_text("/").await;
     assert!(
         owner_home.contains("Whole organization"),

@@ -464,9 +464,31 @@ async fn archiving_asks_first_says_what_happens_and_archives_the_keys_too() {
     let (_, admin) = app.signed_in(Role::Admin).await;
     let id = app.first_workspace_id().await;
 
-    let (status, confirm) = admin.get_text(&format!("/workspaces/{id}/archive")).await;
-    let response = admin.post(&format!("/workspaces/{id}/archive"), &[]).await;
+    let name = app.state.org.api().get_workspace(&id).await.unwrap().name;
 
+    let (status, confirm) = admin.get_text(&format!("/workspaces/{id}/archive")).await;
+    let mistyped = admin
+        .post(
+            &format!("/workspaces/{id}/archive"),
+            &[("confirm", "not the name")],
+        )
+        .await;
+    let mistyped_status = mistyped.status();
+    let mistyped_body = mistyped.text().await.unwrap();
+    let still_live = app.state.org.api().get_workspace(&id).await.unwrap();
+    let response = admin
+        .post(
+            &format!("/workspaces/{id}/archive"),
+            &[("confirm", name.as_str())],
+        )
+        .await;
+
+    assert_eq!(mistyped_status, 422, "a mistyped name changes nothing");
+    assert!(
+        mistyped_body.contains("Type the workspace"),
+        "{mistyped_body}"
+    );
+    assert!(still_live.archived_at.is_none());
     assert_eq!(status, 200);
     assert!(confirm.contains("cannot be undone"));
     assert!(confirm.contains("API keys are archived too"));

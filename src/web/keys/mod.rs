@@ -760,6 +760,13 @@ pub struct UsageDay {
     pub output: u64,
 }
 
+impl UsageDay {
+    /// "16,209,900": counts as people read them.
+    pub fn grouped(n: impl std::borrow::Borrow<u64>) -> String {
+        crate::web::usage::thousands(i64::try_from(*n.borrow()).unwrap_or(i64::MAX))
+    }
+}
+
 /// The key's last 30 days from the local usage store (kept current by the usage job), so the
 /// page waits on no upstream call. `Err` before the store has ever synced.
 async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, String> {

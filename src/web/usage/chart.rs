@@ -4,8 +4,10 @@
 //! library (the CSP allows scripts only from this origin), renders the same in headless
 //! Chromium for browser tests, and is built by an askama template so every name in it is
 //! escaped. Each series is one `<g data-series="…">`; every bar carries a `<title>`, so hovering
-//! shows the value without script. `static/chart.js` only adds legend toggling and a hover
-//! read-out. The table under each chart holds the same numbers: it is the text alternative.
+//! shows the value without script. Each period also has one transparent column (`.bar-hit`)
+//! labelled with every series' value: `static/chart.js` turns those into a tooltip at the
+//! pointer and makes them keyboard reachable (Tab into the chart, arrow keys between periods).
+//! The table under each chart holds the same numbers: it is the text alternative.
 //! Geometry uses floats (pixels); the values shown are formatted exactly by the caller.
 
 /// One stacked series: the value of each period and how to show it.
@@ -36,6 +38,16 @@ pub struct Tick {
     pub label: String,
 }
 
+/// One period's column: the hover and keyboard target, with every series' value.
+pub struct Column {
+    pub x: String,
+    pub w: String,
+    /// "1 Dec 2026: Research $169.47, Staging $98.36; total $280.20" for screen readers.
+    pub aria: String,
+    /// Tooltip lines, `colour|name|value`, newline separated; the first is the period.
+    pub lines: String,
+}
+
 /// Everything `usage/_chart.html` draws.
 pub struct ChartView {
     pub title: String,
@@ -46,6 +58,9 @@ pub struct ChartView {
     pub series: Vec<SeriesView>,
     pub y_ticks: Vec<Tick>,
     pub x_ticks: Vec<Tick>,
+    pub columns: Vec<Column>,
+    /// What the y axis counts ("tokens", "US dollars"), shown above it.
+    pub unit: String,
     pub empty: bool,
 }
 
@@ -68,7 +83,8 @@ const W: f64 = 900.0;
 const H: f64 = 300.0;
 const LEFT: f64 = 70.0;
 const BOTTOM: f64 = 270.0;
-const TOP: f64 = 10.0;
+/// Room above the plot for the unit label.
+const TOP: f64 = 24.0;
 /// Above this many periods bars get thinner than a few pixels: draw areas instead.
 const MAX_BARS: usize = 240;
 
@@ -93,7 +109,8 @@ pub fn build(
         })
         .collect();
     let max = totals.iter().cloned().fold(0.0, f64::max);
-    let scale_max = nice_max(max);
+    let (tick_step, ticks) = nice_ticks(max);
+    let scale_max = tick_step * ticks as f64;
     let plot_w = W - LEFT - 10.0;
     let plot_h = BOTTOM - TOP;
     let step = plot_w / n as f64;
@@ -156,23 +173,51 @@ pub fn build(
             area,
         });
     }
-    let y_ticks = (0..=4)
+    let y_ticks = (0..=ticks)
         .map(|k| {
-            let v = scale_max * k as f64 / 4.0;
+            let v = tick_step * k as f64;
             Tick {
                 pos: px(y(v)),
                 label: y_format(v),
             }
         })
         .collect();
-    let every = periods.len().div_ceil(8).max(1);
-    let x_ticks = periods
+    let x_ticks = x_ticks(periods)
+        .into_iter()
+        .map(|(i, label)| Tick {
+            pos: px(LEFT + (i as f64 + 0.5) * step),
+            label,
+        })
+        .collect();
+    let columns = periods
         .iter()
         .enumerate()
-        .filter(|(i, _)| i % every == 0)
-        .map(|(i, p)| Tick {
-            pos: px(LEFT + (i as f64 + 0.5) * step),
-            label: p.clone(),
+        .map(|(i, p)| {
+            let parts: Vec<String> = series
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {}",
+                        s.name,
+                        s.labels.get(i).map(String::as_str).unwrap_or("0")
+                    )
+                })
+                .collect();
+            let mut lines = vec![long_label(p)];
+            for (si, s) in series.iter().enumerate() {
+                lines.push(format!(
+                    "{}|{}|{}",
+                    color(si, &s.name),
+                    s.name,
+                    s.labels.get(i).map(String::as_str).unwrap_or("0")
+                ));
+            }
+            Column {
+                x: px(LEFT + i as f64 * step),
+                w: px(step.max(0.5)),
+                aria: format!("{}: {}", long_label(p), parts.join(", ")),
+                lines: lines.join("\n"),
+            }
         })
         .collect();
     ChartView {
@@ -184,22 +229,111 @@ pub fn build(
         series: views,
         y_ticks,
         x_ticks,
+        columns,
+        unit: String::new(),
         empty: max <= 0.0,
     }
 }
 
-/// A round axis maximum at or above `v` (1, 2 or 5 × a power of ten).
-fn nice_max(v: f64) -> f64 {
+/// A round tick step (1, 2, 2.5 or 5 × a power of ten) and how many steps (at most 5) cover
+/// `v`, so every tick is a value people read at a glance: 0, 250k, 500k, 750k, 1M.
+fn nice_ticks(v: f64) -> (f64, u32) {
     if v <= 0.0 {
-        return 1.0;
+        return (0.25, 4);
     }
-    let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 5.0, 10.0] {
-        if m * p >= v {
-            return m * p;
-        }
+    let raw = v / 4.0;
+    let p = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|s| (v / s).ceil() <= 5.0)
+        .unwrap_or(10.0 * p);
+    (step, ((v / step).ceil() as u32).max(1))
+}
+
+/// A period as the tooltip and screen readers say it: "1 Dec 2026", "1 Dec 2026 14:00 UTC".
+fn long_label(period: &str) -> String {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(period, "%Y-%m-%d") {
+        return d.format("%-d %b %Y").to_string();
     }
-    10.0 * p
+    match chrono::NaiveDateTime::parse_from_str(period, "%Y-%m-%dT%H:%MZ") {
+        Ok(t) => t.format("%-d %b %Y %H:%M UTC").to_string(),
+        Err(_) => period.to_owned(),
+    }
+}
+
+/// Which periods get an x label, and the label: at most about 8, on round steps (every 1, 2,
+/// 7 or 14 days; every 1, 2, 3, 6 or 12 hours; every 5, 10, 15, 30 or 60 minutes), short
+/// ("14:00", "1 Dec"), with the date at the first tick of each day for times.
+fn x_ticks(periods: &[String]) -> Vec<(usize, String)> {
+    const MAX: usize = 8;
+    let days: Option<Vec<chrono::NaiveDate>> = periods
+        .iter()
+        .map(|p| chrono::NaiveDate::parse_from_str(p, "%Y-%m-%d").ok())
+        .collect();
+    if let Some(days) = days {
+        let every = [1, 2, 7, 14, 28, 56]
+            .into_iter()
+            .find(|k| days.len().div_ceil(*k) <= MAX)
+            .unwrap_or(days.len().div_ceil(MAX).max(1));
+        return days
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % every == 0)
+            .map(|(i, d)| (i, d.format("%-d %b").to_string()))
+            .collect();
+    }
+    let times: Option<Vec<chrono::NaiveDateTime>> = periods
+        .iter()
+        .map(|p| chrono::NaiveDateTime::parse_from_str(p, "%Y-%m-%dT%H:%MZ").ok())
+        .collect();
+    let Some(times) = times else {
+        let every = periods.len().div_ceil(MAX).max(1);
+        return periods
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % every == 0)
+            .map(|(i, p)| (i, p.clone()))
+            .collect();
+    };
+    use chrono::{Datelike, Timelike};
+    let span = times.len();
+    let minutes_per_period = match (times.first(), times.get(1)) {
+        (Some(a), Some(b)) => (*b - *a).num_minutes().max(1),
+        _ => 60,
+    };
+    // Candidate steps in minutes, each a whole number of periods.
+    let steps = [1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
+    let step = steps
+        .into_iter()
+        .filter(|s| s % minutes_per_period == 0)
+        .find(|s| (span as i64 * minutes_per_period).div_euclid(*s) <= MAX as i64)
+        .unwrap_or(10080);
+    let mut last_day = None;
+    times
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| {
+            let minute_of_day = i64::from(t.hour() * 60 + t.minute());
+            if step >= 1440 {
+                minute_of_day == 0 && t.date().ordinal0() as i64 % (step / 1440) == 0
+            } else {
+                minute_of_day % step == 0
+            }
+        })
+        .map(|(i, t)| {
+            let day = t.date();
+            let label = if last_day != Some(day)
+                && (last_day.is_some() || t.hour() == 0 && t.minute() == 0)
+            {
+                t.format("%-d %b").to_string()
+            } else {
+                t.format("%H:%M").to_string()
+            };
+            last_day = Some(day);
+            (i, label)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -207,10 +341,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_axis_maximum_is_round_and_covers_the_data() {
-        assert_eq!(nice_max(7.0), 10.0);
-        assert_eq!(nice_max(120.0), 200.0);
-        assert_eq!(nice_max(0.0), 1.0);
+    fn y_ticks_are_round_values_that_cover_the_data() {
+        assert_eq!(nice_ticks(1_000_000.0), (200_000.0, 5));
+        assert_eq!(nice_ticks(1_100_000.0), (250_000.0, 5));
+        assert_eq!(nice_ticks(7.0), (2.0, 4));
+        assert_eq!(nice_ticks(280.2), (100.0, 3));
+    }
+
+    #[test]
+    fn hourly_x_labels_fall_on_round_hours_and_name_each_new_day() {
+        let periods: Vec<String> = (0..48)
+            .map(|h| format!("2026-12-0{}T{:02}:00Z", 1 + h / 24, h % 24))
+            .collect();
+        let ticks = x_ticks(&periods);
+        let labels: Vec<&str> = ticks.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec!["1 Dec", "06:00", "12:00", "18:00", "2 Dec", "06:00", "12:00", "18:00"]
+        );
+        assert!(ticks.len() <= 8);
+    }
+
+    #[test]
+    fn daily_x_labels_are_short_and_evenly_spaced() {
+        let periods: Vec<String> = (1..=31).map(|d| format!("2026-12-{d:02}")).collect();
+        let ticks = x_ticks(&periods);
+        assert_eq!(ticks[0], (0, "1 Dec".to_owned()));
+        assert_eq!(ticks[1], (7, "8 Dec".to_owned()));
+        assert!(ticks.len() <= 8);
     }
 
     #[test]

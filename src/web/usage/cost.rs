@@ -1,8 +1,8 @@
 //! Cost (`/cost`) and budgets (`/budgets`): daily cost stacked by workspace or description,
 //! month to date, a projection, monthly budgets with thresholds, and one alert per crossing.
 //!
-//! Amounts stay exact decimal cents until they are displayed. Projection method: settled spend
-//! so far + the average settled day × the days that remain in the month.
+//! Amounts stay exact decimal cents until they are displayed. The projection is
+//! `service::budgets::Spend` (settled average, or today's pace before any day settles).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,7 +21,7 @@ use super::{chart, dollars, dollars_plain, link, month_key, Names, Opt, OTHER};
 use super::{AppState, Ctx};
 use crate::audit::Action;
 use crate::auth::Permission;
-use crate::service::budgets::{check_thresholds, month, settled_before, Month, Spend};
+use crate::service::budgets::{check_thresholds, month, settled_before, Basis, Month, Spend};
 use crate::usage_store::{self as store, Budget, Kind, ORG_SCOPE};
 use crate::web::context::{target, Layout};
 use crate::web::error::{AppError, AppResult};
@@ -34,6 +34,8 @@ pub struct BudgetSummary {
     pub percent: String,
     pub projected: Option<String>,
     pub crossing: String,
+    /// The projection continues today's pace (no settled day yet): a rough estimate.
+    pub estimate: bool,
     pub thresholds: String,
     pub crossed: Vec<u32>,
     /// For the remove form: the scope as a query value.
@@ -65,20 +67,14 @@ pub async fn budget_summaries(
         if !visible {
             continue;
         }
-        let spend = Spend::of(&m, &b.scope, settled);
+        let spend = Spend::of(&m, &b.scope, settled, now.date_naive());
         let percent = if b.amount_cents > Decimal::ZERO {
             (spend.total * Decimal::from(100) / b.amount_cents).round_dp(1)
         } else {
             Decimal::ZERO
         };
-        let crossing = if spend.total >= b.amount_cents {
-            "already reached".to_owned()
-        } else {
-            match spend.crossing(start, b.amount_cents) {
-                Some(d) => format!("projected to be reached on {d}"),
-                None => "not projected to be reached this month".to_owned(),
-            }
-        };
+        let crossing = spend.crossing(start, b.amount_cents).describe();
+        let estimate = matches!(spend.basis(), Basis::Pace(_));
         out.push(BudgetSummary {
             name: scope_name(&names, &b.scope),
             budget: dollars(b.amount_cents),
@@ -86,6 +82,7 @@ pub async fn budget_summaries(
             percent: format!("{percent}%"),
             projected: spend.projected().map(dollars),
             crossing,
+            estimate,
             thresholds: b
                 .thresholds
                 .iter()
@@ -102,6 +99,27 @@ pub async fn budget_summaries(
         });
     }
     Ok(out)
+}
+
+/// Month-to-date spend of what the person may see (a team lead: their workspaces), and its
+/// projection, for the overview: (spent, projected, projection is a rough estimate).
+pub async fn month_to_date(
+    state: &AppState,
+    workspace_scope: Option<&[String]>,
+) -> AppResult<(String, Option<String>, bool)> {
+    let now = Utc::now();
+    let names = Names::load(state).await;
+    let stored: Option<Vec<String>> =
+        workspace_scope.map(|ids| ids.iter().map(|id| names.stored_ws(id)).collect());
+    let start = store::month_start(now.date_naive());
+    let m = month(state, start, stored.as_deref()).await?;
+    // A scoped month holds only those workspaces' lines, so ORG_SCOPE sums exactly them.
+    let spend = Spend::of(&m, ORG_SCOPE, settled_before(state, now), now.date_naive());
+    Ok((
+        dollars(spend.total),
+        spend.projected().map(dollars),
+        matches!(spend.basis(), Basis::Pace(_)),
+    ))
 }
 
 fn scope_name(names: &Names, scope: &str) -> String {
@@ -154,6 +172,7 @@ struct CostPage {
     previous_same_days: Option<String>,
     projection: Option<String>,
     projection_method: String,
+    projection_estimate: bool,
     budgets: Vec<BudgetSummary>,
     banners: Vec<String>,
     stale: Option<String>,
@@ -265,8 +284,9 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     let scope = super::scope(&ctx, &names);
     let settled = settled_before(&ctx.state, now);
     // A team lead's months hold only their workspaces' lines, so ORG_SCOPE sums exactly those.
-    let total_spend = Spend::of(&data.current, ORG_SCOPE, settled);
-    let prev_spend = Spend::of(&data.previous, ORG_SCOPE, settled);
+    let today = now.date_naive();
+    let total_spend = Spend::of(&data.current, ORG_SCOPE, settled, today);
+    let prev_spend = Spend::of(&data.previous, ORG_SCOPE, settled, today);
     let this_month = store::month_start(now.date_naive()) == data.month_start;
     let today_idx = now.date_naive().day();
     let previous_same_days = this_month.then(|| {
@@ -283,13 +303,8 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     let projection = this_month
         .then(|| total_spend.projected().map(dollars))
         .flatten();
-    let projection_method = format!(
-        "Settled spend ({} over {} settled days) + the average settled day × the {} days remaining. Days newer than the settling time ({} minutes) are not averaged because their numbers can still change.",
-        dollars(total_spend.settled),
-        total_spend.settled_days,
-        total_spend.days_in_month - total_spend.settled_days,
-        ctx.state.config.usage_settle.as_secs() / 60
-    );
+    let projection_method = total_spend.method(ctx.state.config.usage_settle.as_secs() / 60);
+    let projection_estimate = matches!(total_spend.basis(), Basis::Pace(_));
     let budgets = if this_month {
         budget_summaries(&ctx.state, ctx.workspace_scope()).await?
     } else {
@@ -306,7 +321,14 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
             })
         })
         .collect();
-    let day_labels: Vec<String> = data.days.iter().map(|d| d.to_string()).collect();
+    // The chart spans the whole month (days still to come are empty), so the 1st is one
+    // narrow bar among 31, not one bar filling the width.
+    let day_labels: Vec<String> = data
+        .month_start
+        .iter_days()
+        .take_while(|d| *d < data.current.end)
+        .map(|d| d.to_string())
+        .collect();
     let series: Vec<chart::Series> = data
         .labels
         .iter()
@@ -317,7 +339,9 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
                 .iter()
                 .map(|v| v.to_string().parse::<f64>().unwrap_or(0.0) / 100.0)
                 .collect(),
-            labels: vals.iter().map(|v| dollars(*v)).collect(),
+            labels: (0..day_labels.len())
+                .map(|i| vals.get(i).map_or_else(|| "—".to_owned(), |v| dollars(*v)))
+                .collect(),
         })
         .collect();
     let group_by = if params.get("group_by").is_some_and(|g| g == "description") {
@@ -325,12 +349,16 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     } else {
         "workspace"
     };
-    let chart = chart::build(
-        &format!("Daily cost by {group_by}, {}", month_key(data.month_start)),
+    let mut chart = chart::build(
+        &format!(
+            "Daily cost by {group_by}, {}",
+            data.month_start.format("%B %Y")
+        ),
         &day_labels,
         &series,
         |v| format!("${}", super::compact(v)),
     );
+    chart.unit = "US dollars".into();
     let rows = data
         .days
         .iter()
@@ -365,6 +393,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         previous_same_days,
         projection,
         projection_method,
+        projection_estimate,
         budgets,
         banners,
         stale: data.stale,

@@ -40,8 +40,9 @@ pub async fn usage(
     q: UsageQuery,
     now: DateTime<Utc>,
 ) -> AppResult<Response> {
+    let unit = unit_of(q.measure);
     let filename = format!(
-        "usage-{}-{}-{}.csv",
+        "usage-{unit}-{}-{}-{}.csv",
         q.range.from.date_naive(),
         (q.range.to - chrono::Duration::days(1)).date_naive(),
         q.resolution.param()
@@ -52,7 +53,7 @@ pub async fn usage(
         let data = super::load_usage(state, names, &q, now).await?;
         let labels = labels(names, &q, &data.keys);
         tokio::spawn(async move {
-            let _ = tx.send(header_line(&labels)).await;
+            let _ = tx.send(header_line(&labels, unit)).await;
             for (p, t) in data.periods.iter().enumerate() {
                 let vals: Vec<i64> = data.values.iter().map(|s| s[p]).collect();
                 if tx.send(line(q.resolution.format(*t), &vals)).await.is_err() {
@@ -75,7 +76,7 @@ pub async fn usage(
     let periods = super::periods_of(&q, now);
     let db = state.db.clone();
     tokio::spawn(async move {
-        if tx.send(header_line(&labels)).await.is_err() {
+        if tx.send(header_line(&labels, unit)).await.is_err() {
             return;
         }
         let mut qb = store::series_query(&q.series(width));
@@ -143,10 +144,27 @@ fn labels(names: &Names, q: &UsageQuery, keys: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn header_line(labels: &[String]) -> String {
+/// What the numbers count, for the header and the file name ("output_tokens").
+fn unit_of(measure: store::Measure) -> &'static str {
+    match measure {
+        store::Measure::Uncached => "uncached_input_tokens",
+        store::Measure::Output => "output_tokens",
+        store::Measure::CacheRead => "cache_read_tokens",
+        store::Measure::CacheWrite => "cache_write_tokens",
+        store::Measure::WebSearch => "web_search_requests",
+    }
+}
+
+/// `period_start,Staging (output_tokens),…,total (output_tokens)`: every column names its
+/// measure, so a file read later on its own still says what it counts.
+fn header_line(labels: &[String], unit: &str) -> String {
     let mut cols = vec!["period_start".to_owned()];
-    cols.extend(labels.iter().map(|l| crate::csv::text(l)));
-    cols.push("total".into());
+    cols.extend(
+        labels
+            .iter()
+            .map(|l| crate::csv::text(&format!("{l} ({unit})"))),
+    );
+    cols.push(format!("total ({unit})"));
     cols.join(",") + "\n"
 }
 

@@ -25,7 +25,7 @@ use crate::anthropic::{BucketWidth, UsageGroupBy, UsageReportParams, UsageResult
 use crate::auth::Permission;
 use crate::usage_store::{self as store, Dim, Kind, Measure, UsageFilter};
 
-pub use cost::{budget_summaries, BudgetSummary};
+pub use cost::{budget_summaries, month_to_date, BudgetSummary};
 
 /// `(bucket start, group value, value)` as read from the store or the API.
 type SeriesRow = (DateTime<Utc>, String, i64);
@@ -173,15 +173,21 @@ pub fn thousands(n: i64) -> String {
 
 /// Short numbers for chart axes ("1.2M").
 pub fn compact(v: f64) -> String {
+    // Up to two decimals, trailing zeros dropped: 1.25M stays 1.25M (not "1.2M"), 2M is "2M".
+    let short = |x: f64, unit: &str| {
+        let text = format!("{x:.2}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        format!("{text}{unit}")
+    };
     let a = v.abs();
     if a >= 1e9 {
-        format!("{:.1}B", v / 1e9)
+        short(v / 1e9, "B")
     } else if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
+        short(v / 1e6, "M")
     } else if a >= 1e3 {
-        format!("{:.1}k", v / 1e3)
+        short(v / 1e3, "k")
     } else {
-        format!("{v:.0}")
+        short(v, "")
     }
 }
 
@@ -350,6 +356,8 @@ pub struct UsageQuery {
     pub group: Option<Dim>,
     pub measure: Measure,
     pub filter: UsageFilter,
+    /// Set when a choice could not be honoured and was adjusted (shown above the results).
+    pub adjusted: Option<String>,
 }
 
 impl UsageQuery {
@@ -374,12 +382,15 @@ fn parse_usage(
 ) -> AppResult<UsageQuery> {
     let range = parse_range(&params, now).map_err(AppError::BadRequest)?;
     let span = range.to - range.from;
+    let mut adjusted = None;
     let resolution = match params.get("resolution").map(String::as_str) {
         Some("minute") if span <= chrono::Duration::days(1) => Resolution::Minute,
+        // Keep the page and its filters: show hours and say why, rather than an error page.
         Some("minute") => {
-            return Err(AppError::BadRequest(
-                "Minute resolution is available for ranges of up to one day.".into(),
-            ))
+            adjusted = Some(
+                "Minute resolution is available for ranges of up to one day, so this range is shown by hour. Choose Today (or a one-day custom range) for minutes.".to_owned(),
+            );
+            Resolution::Hour
         }
         Some("hour")
             if range.from
@@ -440,6 +451,7 @@ fn parse_usage(
         group,
         measure,
         filter,
+        adjusted,
     })
 }
 
@@ -814,7 +826,7 @@ async fn usage_page(
             labels: vals.iter().map(|v| thousands(*v)).collect(),
         })
         .collect();
-    let chart = chart::build(
+    let mut chart = chart::build(
         &format!(
             "{} by {}",
             q.measure.label(),
@@ -824,6 +836,11 @@ async fn usage_page(
         &series,
         compact,
     );
+    chart.unit = if q.measure == Measure::WebSearch {
+        "requests".into()
+    } else {
+        "tokens".into()
+    };
 
     let (order, sort, desc) = sorted_rows(&q, &data);
     let header_cell = |key: String, label: String| {
@@ -874,7 +891,7 @@ async fn usage_page(
         header,
         rows,
         csv_href: link("/usage.csv", &q.params, &[("sort", ""), ("dir", "")]),
-        stale: data.stale,
+        stale: data.stale.or(q.adjusted.clone()),
         names_error: names.error.clone(),
     };
     if ctx.client.htmx {

@@ -587,6 +587,72 @@ impl Browser {
         path
     }
 
+    /// Resizes the window (the viewport follows in headless Chromium).
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.session
+            .post("/window/rect", json!({ "width": width, "height": height }))
+            .await
+            .unwrap_or_else(|e| panic!("set window size {width}x{height}: {e}"));
+    }
+
+    /// Emulates a screen of this size (`mobile`: a phone, honouring the page's viewport
+    /// meta tag) through Chromium's DevTools, exactly, whatever the window's minimum size.
+    pub async fn set_viewport(&self, width: u32, height: u32, mobile: bool) {
+        self.session
+            .post(
+                "/goog/cdp/execute",
+                json!({
+                    "cmd": "Emulation.setDeviceMetricsOverride",
+                    "params": { "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile },
+                }),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("set viewport {width}x{height}: {e}"));
+    }
+
+    /// Like [`Browser::save_screenshot`], but of the whole page, not only the viewport
+    /// (Chromium's DevTools `Page.captureScreenshot` beyond the viewport). Best effort.
+    /// `name` may hold `/` to sort screenshots into folders (`pages/390/keys`).
+    pub async fn save_full_page_screenshot(&self, name: &str) -> PathBuf {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_./".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let safe = safe.replace("..", "_");
+        let path = screenshot_dir().join(format!("{safe}.png"));
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(screenshot_dir);
+        let shot = self
+            .session
+            .post(
+                "/goog/cdp/execute",
+                json!({
+                    "cmd": "Page.captureScreenshot",
+                    "params": { "format": "png", "captureBeyondViewport": true },
+                }),
+            )
+            .await;
+        let png = shot.ok().and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v["data"].as_str().unwrap_or_default())
+                .ok()
+        });
+        let written =
+            png.map(|png| std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, png)));
+        if !matches!(written, Some(Ok(()))) {
+            eprintln!("could not save screenshot {}", path.display());
+        }
+        path
+    }
+
     /// All cookies visible to the current page.
     pub async fn cookies(&self) -> Vec<Cookie> {
         let v = self
