@@ -138,8 +138,10 @@ impl Spend {
             return Crossing::NotThisMonth;
         }
         let k = ((budget - base) / avg).ceil().max(Decimal::ONE);
-        let Ok(k) = i64::try_from(k.mantissa() / 10i128.pow(k.scale())) else {
-            return Crossing::NotThisMonth;
+        // Beyond two months away it is not this month, and too far to add to a date safely.
+        let k = match i64::try_from(k.mantissa() / 10i128.pow(k.scale())) {
+            Ok(k) if k <= 62 => k,
+            _ => return Crossing::NotThisMonth,
         };
         let day = start + chrono::Duration::days(days + k - 1);
         if day < store::next_month(start) {

@@ -222,14 +222,17 @@ async fn changes_made_outside_orgkeeper_are_recorded_once_each_with_before_and_a
         ChainReport::Intact { .. }
     ));
     // The audit page can show only these.
-    let (_, auditor) = app.signed_in(Role::Auditor).await;
+    let (account, auditor) = app.signed_in(Role::Auditor).await;
     let (status, page) = auditor.get_text("/audit?source=observed").await;
     assert_eq!(status, 200);
     assert!(page.contains("made-in-console"), "{page}");
+    assert!(page.contains("Seen outside Orgkeeper"), "{page}");
     assert!(
-        !page.contains("auth.login"),
+        !page.contains(&format!("{} signed in", account.username)),
         "sign-ins are not observed changes"
     );
+    let (_, everything) = auditor.get_text("/audit").await;
+    assert!(everything.contains(&format!("{} signed in", account.username)));
 }
 
 #[tokio::test]
