@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub synced_at: Option<DateTime<Utc>>,
     /// Derived: each workspace's memberships.
     by_workspace: HashMap<String, Arc<Vec<WorkspaceMember>>>,
+    /// Derived: each member's position in `users`.
+    user_at: HashMap<String, usize>,
     /// What pages derive from this snapshot (name maps, hygiene sets), built by the first page
     /// that needs it and shared until the next change replaces the snapshot.
     derived: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
@@ -72,6 +74,12 @@ impl Snapshot {
         self.by_workspace = by_workspace
             .into_iter()
             .map(|(id, list)| (id, Arc::new(list)))
+            .collect();
+        self.user_at = self
+            .users
+            .iter()
+            .enumerate()
+            .map(|(at, u)| (u.id.clone(), at))
             .collect();
         self
     }
@@ -115,8 +123,8 @@ impl Snapshot {
 
     /// Anyone who is or was a member, by id: (name or email, still a member).
     pub fn person(&self, user_id: &str) -> Option<(&User, bool)> {
-        if let Some(user) = self.users.iter().find(|u| u.id == user_id) {
-            return Some((user, true));
+        if let Some(&at) = self.user_at.get(user_id) {
+            return Some((&self.users[at], true));
         }
         self.former.get(user_id).map(|f| (&f.user, false))
     }
@@ -214,6 +222,7 @@ impl Org {
             former: Arc::new(former),
             synced_at: stored.baseline_at.and(stored.synced_at),
             by_workspace: HashMap::new(),
+            user_at: HashMap::new(),
             derived: Mutex::default(),
         }
         .indexed();
@@ -353,6 +362,7 @@ impl Org {
             former,
             synced_at: Some(now),
             by_workspace: HashMap::new(),
+            user_at: HashMap::new(),
             derived: Mutex::default(),
         }
         .indexed();
@@ -408,6 +418,7 @@ impl Org {
             former: current.former.clone(),
             synced_at: current.synced_at,
             by_workspace: HashMap::new(),
+            user_at: HashMap::new(),
             derived: Mutex::default(),
         };
         let mut changes = Changes::default();

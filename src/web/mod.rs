@@ -67,6 +67,16 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// How often refused requests are audited per address (forged forms, untrusted identity
+/// headers): each refusal kind gets its own gate with the same limits.
+fn refusal_gate(state: &AppState) -> Arc<FloodGate> {
+    Arc::new(FloodGate::new(
+        state.config.csrf_audit_window,
+        CSRF_AUDITS_PER_WINDOW,
+        CSRF_AUDIT_ADDRESSES,
+    ))
+}
+
 /// Builds the whole application. `session_store` must already be migrated.
 pub fn router(state: AppState, session_store: SqliteStore) -> Router {
     let sessions = SessionManagerLayer::new(session_store)
@@ -87,11 +97,7 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .layer(middleware::from_fn_with_state(
             CsrfAudit {
                 state: state.clone(),
-                gate: Arc::new(FloodGate::new(
-                    state.config.csrf_audit_window,
-                    CSRF_AUDITS_PER_WINDOW,
-                    CSRF_AUDIT_ADDRESSES,
-                )),
+                gate: refusal_gate(&state),
             },
             audit_csrf_rejections,
         ))
@@ -100,11 +106,7 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .layer(middleware::from_fn_with_state(
             sso::ProxyLogin {
                 state: state.clone(),
-                refusals: Arc::new(FloodGate::new(
-                    state.config.csrf_audit_window,
-                    CSRF_AUDITS_PER_WINDOW,
-                    CSRF_AUDIT_ADDRESSES,
-                )),
+                refusals: refusal_gate(&state),
             },
             sso::proxy_login,
         ))

@@ -258,10 +258,15 @@ pub fn flag_counts<'a>(
     keys: impl IntoIterator<Item = &'a ApiKey>,
     hygiene: &Hygiene,
 ) -> Vec<(Flag, usize)> {
+    count_flags(keys.into_iter().map(|key| hygiene.flags(key)))
+}
+
+/// How many keys carry each flag, given each key's flags.
+fn count_flags<F: AsRef<[Flag]>>(per_key: impl IntoIterator<Item = F>) -> Vec<(Flag, usize)> {
     let mut counts: Vec<(Flag, usize)> = Flag::ALL.iter().map(|f| (*f, 0)).collect();
-    for key in keys {
-        for flag in hygiene.flags(key) {
-            if let Some(entry) = counts.iter_mut().find(|(f, _)| *f == flag) {
+    for flags in per_key {
+        for flag in flags.as_ref() {
+            if let Some(entry) = counts.iter_mut().find(|(f, _)| f == flag) {
                 entry.1 += 1;
             }
         }
@@ -630,11 +635,11 @@ impl KeyIndex {
         let hygiene = Hygiene::load(state).await;
         let mut sorted: Vec<&ApiKey> = keys.iter().collect();
         sorted.sort_by_key(|k| std::cmp::Reverse(k.created_at));
-        let counts = flag_counts(sorted.iter().copied(), &hygiene);
-        let keys = sorted
+        let keys: Vec<(ApiKey, Vec<Flag>)> = sorted
             .into_iter()
             .map(|k| (k.clone(), hygiene.flags(k)))
             .collect();
+        let counts = count_flags(keys.iter().map(|(_, flags)| flags));
         Ok(snapshot.keep(KeyIndex { keys, counts }))
     }
 }
@@ -670,15 +675,7 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
         .filter(|(k, _)| !scoped || visible(&ctx, k))
         .collect();
     let counts = if scoped {
-        let mut counts: Vec<(Flag, usize)> = Flag::ALL.iter().map(|f| (*f, 0)).collect();
-        for (_, flags) in &visible_keys {
-            for flag in flags {
-                if let Some(entry) = counts.iter_mut().find(|(f, _)| f == flag) {
-                    entry.1 += 1;
-                }
-            }
-        }
-        counts
+        count_flags(visible_keys.iter().map(|(_, flags)| flags))
     } else {
         index.counts.clone()
     };
