@@ -247,7 +247,12 @@ impl Ctx {
 
     /// Everything the base template needs, taking any pending flash message.
     pub async fn layout(&self, title: impl Into<String>, section: &'static str) -> Layout {
-        let flash = self.session.remove::<Flash>(FLASH_KEY).await.ok().flatten();
+        // Read before removing: removing marks the session changed, and a page view should
+        // not be a session write when there is no message.
+        let flash = match self.session.get::<Flash>(FLASH_KEY).await.ok().flatten() {
+            Some(_) => self.session.remove::<Flash>(FLASH_KEY).await.ok().flatten(),
+            None => None,
+        };
         let chain_alert = if self.can(Permission::ViewAudit) {
             crate::service::chain::unacknowledged_break(&self.state).await
         } else {
