@@ -2,7 +2,7 @@
 //! which role and which key was in which status, when.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::entity::{Diff, Entity};
 use super::Changes;
@@ -110,6 +110,7 @@ pub async fn removed_at(db: &SqlitePool) -> Result<Vec<(String, String)>, sqlx::
 }
 
 /// Writes one sync's or one change's differences, with their history, in one transaction.
+/// Rows go in many per statement: the baseline of a large organization is tens of thousands.
 pub async fn save(
     db: &SqlitePool,
     changes: &Changes,
@@ -117,25 +118,21 @@ pub async fn save(
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let at = ts(now);
-    let mut tx = db.begin().await?;
-    objects(&mut tx, &changes.users, &at).await?;
-    objects(&mut tx, &changes.invites, &at).await?;
-    objects(&mut tx, &changes.workspaces, &at).await?;
-    objects(&mut tx, &changes.memberships, &at).await?;
-    objects(&mut tx, &changes.keys, &at).await?;
+    let mut rows = Rows::default();
+    rows.objects(&changes.users);
+    rows.objects(&changes.invites);
+    rows.objects(&changes.workspaces);
+    rows.objects(&changes.memberships);
+    rows.objects(&changes.keys);
     for diff in &changes.users {
         let role = |u: &User| u.role.as_str().to_owned();
-        let subject = key_of(diff);
-        history(
-            &mut tx,
+        rows.history(
             "org_role",
-            &subject,
-            "",
+            key_of(diff),
+            String::new(),
             diff.before.as_ref().map(role),
             diff.after.as_ref().map(role),
-            &at,
-        )
-        .await?;
+        );
     }
     for diff in &changes.memberships {
         let m = diff
@@ -144,16 +141,13 @@ pub async fn save(
             .or(diff.before.as_ref())
             .expect("a diff has a side");
         let role = |m: &WorkspaceMember| m.workspace_role.as_str().to_owned();
-        history(
-            &mut tx,
+        rows.history(
             "workspace_role",
-            &m.user_id,
-            &m.workspace_id,
+            m.user_id.clone(),
+            m.workspace_id.clone(),
             diff.before.as_ref().map(role),
             diff.after.as_ref().map(role),
-            &at,
-        )
-        .await?;
+        );
     }
     for diff in &changes.keys {
         let k = diff
@@ -162,17 +156,57 @@ pub async fn save(
             .or(diff.before.as_ref())
             .expect("a diff has a side");
         let status = |k: &ApiKey| k.status.as_str().to_owned();
-        history(
-            &mut tx,
+        rows.history(
             "key_status",
-            &k.id,
-            k.workspace_id().unwrap_or(""),
+            k.id.clone(),
+            k.workspace_id().unwrap_or("").to_owned(),
             diff.before.as_ref().map(status),
             diff.after.as_ref().map(status),
-            &at,
-        )
-        .await?;
+        );
     }
+
+    let mut tx = db.begin().await?;
+    for chunk in rows.upserts.chunks(CHUNK) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("INSERT INTO org_objects (kind, id, body, first_seen) ");
+        qb.push_values(chunk, |mut row, (kind, id, body)| {
+            row.push_bind(*kind)
+                .push_bind(id.clone())
+                .push_bind(body.clone())
+                .push_bind(at.clone());
+        });
+        qb.push(" ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, gone_at = NULL");
+        qb.build().execute(&mut *tx).await?;
+    }
+    for (kind, id) in &rows.gone {
+        sqlx::query("UPDATE org_objects SET gone_at = ? WHERE kind = ? AND id = ?")
+            .bind(&at)
+            .bind(*kind)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    // In order: a subject changed twice in one save closes and opens twice.
+    let mut opens: Vec<&(&str, String, String, String)> = Vec::new();
+    for step in &rows.history {
+        match step {
+            Step::Close(kind, subject, scope) => {
+                open_intervals(&mut tx, &opens, &at).await?;
+                opens.clear();
+                sqlx::query(
+                    "UPDATE org_history SET until = ? WHERE kind = ? AND subject = ? AND scope = ? AND until IS NULL",
+                )
+                .bind(&at)
+                .bind(*kind)
+                .bind(subject)
+                .bind(scope)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Step::Open(open) => opens.push(open),
+        }
+    }
+    open_intervals(&mut tx, &opens, &at).await?;
     if let Some((organization, default_workspace_id, baseline)) = sync {
         sqlx::query(
             "INSERT INTO org_sync (id, organization, default_workspace_id, baseline_at, synced_at) \
@@ -190,83 +224,89 @@ pub async fn save(
     tx.commit().await
 }
 
+async fn open_intervals(
+    tx: &mut Transaction<'_, Sqlite>,
+    opens: &[&(&str, String, String, String)],
+    at: &str,
+) -> Result<(), sqlx::Error> {
+    for chunk in opens.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO org_history (kind, subject, scope, value, since) ",
+        );
+        qb.push_values(chunk, |mut row, (kind, subject, scope, value)| {
+            row.push_bind(*kind)
+                .push_bind(subject.clone())
+                .push_bind(scope.clone())
+                .push_bind(value.clone())
+                .push_bind(at.to_owned());
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row statement (5 values each, far below SQLite's parameter limit).
+const CHUNK: usize = 500;
+
+/// One change to the history: an interval that ends, or one that starts.
+enum Step {
+    Close(&'static str, String, String),
+    Open((&'static str, String, String, String)),
+}
+
+/// The statements one [`save`] makes, gathered first so they can be batched.
+#[derive(Default)]
+struct Rows {
+    /// (kind, id, body as JSON) of objects that are there now.
+    upserts: Vec<(&'static str, String, String)>,
+    /// (kind, id) of objects that left.
+    gone: Vec<(&'static str, String)>,
+    history: Vec<Step>,
+}
+
+impl Rows {
+    fn objects<T: Entity>(&mut self, diffs: &[Diff<T>]) {
+        for diff in diffs {
+            match &diff.after {
+                Some(after) => self.upserts.push((
+                    T::KIND,
+                    key_of(diff),
+                    serde_json::to_string(after).unwrap_or_default(),
+                )),
+                None => self.gone.push((T::KIND, key_of(diff))),
+            }
+        }
+    }
+
+    /// Closes the open interval of `subject` in `scope` when its value changed, and opens
+    /// the new one. Something with no value before has no open interval (leaving closed it).
+    fn history(
+        &mut self,
+        kind: &'static str,
+        subject: String,
+        scope: String,
+        before: Option<String>,
+        after: Option<String>,
+    ) {
+        if before.is_some() && before == after {
+            return;
+        }
+        if before.is_some() {
+            self.history
+                .push(Step::Close(kind, subject.clone(), scope.clone()));
+        }
+        if let Some(value) = after {
+            self.history.push(Step::Open((kind, subject, scope, value)));
+        }
+    }
+}
+
 fn key_of<T: Entity>(diff: &Diff<T>) -> String {
     diff.after
         .as_ref()
         .or(diff.before.as_ref())
         .expect("a diff has a side")
         .key()
-}
-
-async fn objects<T: Entity>(
-    tx: &mut Transaction<'_, Sqlite>,
-    diffs: &[Diff<T>],
-    at: &str,
-) -> Result<(), sqlx::Error> {
-    for diff in diffs {
-        let key = key_of(diff);
-        match &diff.after {
-            Some(after) => {
-                sqlx::query(
-                    "INSERT INTO org_objects (kind, id, body, first_seen) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, gone_at = NULL",
-                )
-                .bind(T::KIND)
-                .bind(&key)
-                .bind(serde_json::to_string(after).unwrap_or_default())
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
-            }
-            None => {
-                sqlx::query("UPDATE org_objects SET gone_at = ? WHERE kind = ? AND id = ?")
-                    .bind(at)
-                    .bind(T::KIND)
-                    .bind(&key)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Closes the open interval of `subject` in `scope` when its value changed, and opens the new one.
-#[allow(clippy::too_many_arguments)]
-async fn history(
-    tx: &mut Transaction<'_, Sqlite>,
-    kind: &str,
-    subject: &str,
-    scope: &str,
-    before: Option<String>,
-    after: Option<String>,
-    at: &str,
-) -> Result<(), sqlx::Error> {
-    if before.is_some() && before == after {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE org_history SET until = ? WHERE kind = ? AND subject = ? AND scope = ? AND until IS NULL",
-    )
-    .bind(at)
-    .bind(kind)
-    .bind(subject)
-    .bind(scope)
-    .execute(&mut **tx)
-    .await?;
-    if let Some(value) = after {
-        sqlx::query(
-            "INSERT INTO org_history (kind, subject, scope, value, since) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(kind)
-        .bind(subject)
-        .bind(scope)
-        .bind(value)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 /// One interval of the history, for the access review.
