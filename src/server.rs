@@ -84,6 +84,7 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         db,
         org: Arc::new(crate::org::Org::load(api, pool, clock.clone()).await?),
         alerts: Alerts::new(config.alert_webhook_url.clone())?,
+        reports: Default::default(),
         config: Arc::new(config),
         clock,
         chain: Arc::new(ChainMonitor::default()),

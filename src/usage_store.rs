@@ -7,7 +7,10 @@
 //! at most the one request that covers the recent, unsettled part. Usage is stored grouped by
 //! every dimension the pages offer, so any grouping or filter is answered locally.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
@@ -83,6 +86,70 @@ pub struct SyncReport {
     /// Reports refreshed (others were skipped as fresh enough).
     pub refreshed: Vec<&'static str>,
     pub buckets: usize,
+}
+
+/// Results pages compute from the store, kept until the store changes. Each is tagged with
+/// the store's version — every sync's transaction rewrites `usage_sync` — so a page never
+/// gets a result older than the data, also when another process wrote the store. Looking
+/// one up costs one small query instead of an aggregation over thousands of rows.
+#[derive(Default)]
+pub struct Memo {
+    entries: std::sync::Mutex<HashMap<String, (String, Arc<dyn Any + Send + Sync>)>>,
+}
+
+/// Enough for every page's default view and a few filters per person; beyond it, results of
+/// older versions go first, then everything.
+const MEMO_ENTRIES: usize = 256;
+
+impl Memo {
+    /// The value `build` makes for `key` at the store's current version.
+    pub async fn get<T, E, Fut>(
+        &self,
+        db: &SqlitePool,
+        key: String,
+        build: impl FnOnce() -> Fut,
+    ) -> Result<Arc<T>, E>
+    where
+        T: Any + Send + Sync,
+        E: From<sqlx::Error>,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let version = version(db).await?;
+        if let Some((at, value)) = self.lock().get(&key) {
+            if *at == version {
+                if let Ok(value) = value.clone().downcast::<T>() {
+                    return Ok(value);
+                }
+            }
+        }
+        // Built from data at least as new as `version`: at worst the next request rebuilds.
+        let value = Arc::new(build().await?);
+        let mut entries = self.lock();
+        if entries.len() >= MEMO_ENTRIES {
+            entries.retain(|_, (at, _)| *at == version);
+            if entries.len() >= MEMO_ENTRIES {
+                entries.clear();
+            }
+        }
+        let stored: Arc<dyn Any + Send + Sync> = value.clone();
+        entries.insert(key, (version, stored));
+        Ok(value)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<dyn Any + Send + Sync>)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Changes whenever any report is synced (see [`Memo`]).
+async fn version(db: &SqlitePool) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(group_concat(kind || ' ' || settled_until || ' ' || refreshed_at, ','), '') FROM usage_sync",
+    )
+    .fetch_one(db)
+    .await
 }
 
 /// Brings every report up to `now`, whatever the last refresh time: used by the background job

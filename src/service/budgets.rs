@@ -8,6 +8,8 @@
 //! the spend seen so far, and said to be a rough estimate; with no spend seen at all there is
 //! "not enough data yet" — never an all-clear without data.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -24,14 +26,22 @@ pub struct Month {
     pub lines: Vec<(NaiveDate, String, String, Decimal)>,
 }
 
+/// One month of cost lines, read once per store version (every budget, page and job shares
+/// it).
 pub async fn month(
     services: &Services,
     start: NaiveDate,
     scope: Option<&[String]>,
-) -> Result<Month, sqlx::Error> {
-    let end = store::next_month(start);
-    let lines = store::cost_lines(&services.db, start, end, scope).await?;
-    Ok(Month { start, end, lines })
+) -> Result<Arc<Month>, sqlx::Error> {
+    let key = format!("month {start} {scope:?}");
+    services
+        .reports
+        .get(&services.db, key, || async {
+            let end = store::next_month(start);
+            let lines = store::cost_lines(&services.db, start, end, scope).await?;
+            Ok::<_, sqlx::Error>(Month { start, end, lines })
+        })
+        .await
 }
 
 /// Spend of one budget scope in a month, with what the projection needs.

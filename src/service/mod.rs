@@ -51,6 +51,8 @@ pub struct Services {
     pub chain: Arc<chain::ChainMonitor>,
     /// Outgoing alerts (budget thresholds), one HTTP client for all of them.
     pub alerts: alerts::Alerts,
+    /// What pages computed from the usage store, until it next changes.
+    pub reports: Arc<crate::usage_store::Memo>,
 }
 
 /// Who asks for a change.

@@ -5,6 +5,7 @@
 //! `service::budgets::Spend` (settled average, or today's pace before any day settles).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::web::extract::Form;
 use crate::web::extract::Query;
@@ -187,8 +188,8 @@ struct CostData {
     labels: Vec<String>,
     values: Vec<Vec<Decimal>>,
     stale: Option<String>,
-    current: Month,
-    previous: Month,
+    current: Arc<Month>,
+    previous: Arc<Month>,
 }
 
 async fn load_cost(
@@ -216,35 +217,16 @@ async fn load_cost(
         current.end.pred_opt().unwrap_or(current.end)
     };
     let days: Vec<NaiveDate> = month_start.iter_days().take_while(|d| *d <= last).collect();
-    let mut sums: HashMap<String, Decimal> = HashMap::new();
-    for (_, ws, desc, amount) in &current.lines {
-        *sums
-            .entry(if by_desc { desc.clone() } else { ws.clone() })
-            .or_default() += amount;
-    }
-    let mut by: Vec<(String, Decimal)> = sums.into_iter().collect();
-    by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let keys = super::series_keys(
-        &by.iter()
-            .map(|(k, _)| (k.clone(), 0i64))
-            .collect::<Vec<_>>(),
-    );
-    let index: HashMap<&str, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
-    let mut values = vec![vec![Decimal::ZERO; days.len()]; keys.len()];
-    for (day, ws, desc, amount) in &current.lines {
-        let g = if by_desc { desc } else { ws };
-        let s = index.get(g.as_str()).or_else(|| index.get(OTHER)).copied();
-        let d = day.signed_duration_since(month_start).num_days() as usize;
-        if let Some(s) = s {
-            if d < days.len() {
-                values[s][d] += amount;
-            }
-        }
-    }
+    // The series are computed once per store version; their labels follow the model's names.
+    let key = format!("cost {month_start} {last} {by_desc} {scope:?}");
+    let series = ctx
+        .state
+        .reports
+        .get(&ctx.state.db, key, || async {
+            Ok::<_, sqlx::Error>(cost_series(&current, month_start, days.len(), by_desc))
+        })
+        .await?;
+    let (keys, values) = (&series.0, series.1.clone());
     let labels = keys
         .iter()
         .map(|k| {
@@ -270,6 +252,46 @@ async fn load_cost(
         current,
         previous,
     })
+}
+
+/// The month's spend per day for its largest groups (workspaces, or descriptions), "Other"
+/// last: (group keys, `values[group][day]`).
+fn cost_series(
+    current: &Month,
+    month_start: NaiveDate,
+    days: usize,
+    by_desc: bool,
+) -> (Vec<String>, Vec<Vec<Decimal>>) {
+    let mut sums: HashMap<String, Decimal> = HashMap::new();
+    for (_, ws, desc, amount) in &current.lines {
+        *sums
+            .entry(if by_desc { desc.clone() } else { ws.clone() })
+            .or_default() += amount;
+    }
+    let mut by: Vec<(String, Decimal)> = sums.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let keys = super::series_keys(
+        &by.iter()
+            .map(|(k, _)| (k.clone(), 0i64))
+            .collect::<Vec<_>>(),
+    );
+    let index: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let mut values = vec![vec![Decimal::ZERO; days]; keys.len()];
+    for (day, ws, desc, amount) in &current.lines {
+        let g = if by_desc { desc } else { ws };
+        let s = index.get(g.as_str()).or_else(|| index.get(OTHER)).copied();
+        let d = day.signed_duration_since(month_start).num_days() as usize;
+        if let Some(s) = s {
+            if d < days {
+                values[s][d] += amount;
+            }
+        }
+    }
+    (keys, values)
 }
 
 pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> AppResult<Response> {

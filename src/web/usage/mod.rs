@@ -10,6 +10,7 @@ mod cost;
 mod csv;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::web::extract::Query;
 use crate::web::routes::{Access::Needs, Routes};
@@ -21,8 +22,9 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
-use crate::anthropic::{BucketWidth, UsageGroupBy, UsageReportParams, UsageResult};
+use crate::anthropic::{ApiError, BucketWidth, UsageGroupBy, UsageReportParams, UsageResult};
 use crate::auth::Permission;
+use crate::org::Snapshot;
 use crate::usage_store::{self as store, Dim, Kind, Measure, UsageFilter};
 
 pub use cost::{budget_summaries, month_to_date, BudgetSummary};
@@ -69,34 +71,39 @@ pub struct Names {
 }
 
 impl Names {
-    pub async fn load(state: &AppState) -> Names {
-        let mut names = Names {
-            workspaces: HashMap::new(),
-            keys: HashMap::new(),
-            default_ws: None,
-            error: None,
-        };
-        match state.org.workspaces().await {
-            Ok(list) => {
-                for w in list.iter() {
-                    names.workspaces.insert(w.id.clone(), w.name.clone());
-                }
-                names.default_ws = state.org.default_workspace_id().await.ok().flatten();
-            }
-            Err(e) => names.error = Some(e.user_message()),
+    /// Built once per model snapshot and shared by every page until the next change.
+    pub async fn load(state: &AppState) -> Arc<Names> {
+        state.org.snapshot().derived(Names::build)
+    }
+
+    fn build(snapshot: &Snapshot) -> Names {
+        if snapshot.synced_at.is_none() {
+            return Names {
+                workspaces: HashMap::new(),
+                keys: HashMap::new(),
+                default_ws: None,
+                error: Some(ApiError::not_synced(None).user_message()),
+            };
         }
-        match state.org.api_keys().await {
-            Ok(list) => {
-                for k in list.iter() {
-                    names.keys.insert(
+        Names {
+            workspaces: snapshot
+                .workspaces
+                .iter()
+                .map(|w| (w.id.clone(), w.name.clone()))
+                .collect(),
+            keys: snapshot
+                .keys
+                .iter()
+                .map(|k| {
+                    (
                         k.id.clone(),
                         (k.name.clone(), k.workspace_id().map(str::to_owned)),
-                    );
-                }
-            }
-            Err(e) => names.error = names.error.or(Some(e.user_message())),
+                    )
+                })
+                .collect(),
+            default_ws: snapshot.default_workspace_id.clone(),
+            error: None,
         }
-        names
     }
 
     /// The id as the store keeps it ('' for the default workspace).
@@ -456,6 +463,7 @@ fn parse_usage(
 }
 
 /// The numbers of one usage view: periods × series, exactly as the chart and table show them.
+#[derive(Clone)]
 pub struct UsageData {
     pub periods: Vec<DateTime<Utc>>,
     /// Group values (stored ids) of the drawn series, `OTHER` last when present.
@@ -512,6 +520,43 @@ pub async fn load_usage(
     let stale = refresh_or_stale(state, kind, now).await?;
     let width = if kind == Kind::UsageDay { "1d" } else { "1h" };
     let periods = periods_of(q, now);
+    if q.resolution == Resolution::Minute {
+        let mut data = read_usage(state, names, q, width, periods, now).await?;
+        data.stale = stale;
+        return Ok(data);
+    }
+    // Stored views are computed once per store version: the aggregation reads thousands of
+    // rows, the lookup one.
+    let key = format!(
+        "usage {width} {} {:?} {:?} {:?} {:?} {:?}",
+        store::floor(now, 86_400),
+        periods.first().zip(periods.last()),
+        q.range.to,
+        q.group,
+        q.measure,
+        q.filter
+    );
+    let data = state
+        .reports
+        .get(&state.db, key, || {
+            read_usage(state, names, q, width, periods, now)
+        })
+        .await?;
+    Ok(UsageData {
+        stale,
+        ..(*data).clone()
+    })
+}
+
+/// The view's numbers from the store (or, per minute, from the API).
+async fn read_usage(
+    state: &AppState,
+    names: &Names,
+    q: &UsageQuery,
+    width: &str,
+    periods: Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> AppResult<UsageData> {
     let (rows, by_group): (Vec<SeriesRow>, Vec<(String, i64)>) =
         if q.resolution == Resolution::Minute {
             let rows = minute_rows(state, names, q).await?;
@@ -567,7 +612,7 @@ pub async fn load_usage(
         values,
         totals,
         previous,
-        stale,
+        stale: None,
     })
 }
 
@@ -956,8 +1001,14 @@ async fn filter_views(ctx: &Ctx, names: &Names, q: &UsageQuery) -> AppResult<Vec
             label: "All".into(),
             selected: current.is_empty(),
         }];
-        let stored = store::dim_values(&ctx.state.db, dim).await?;
-        for v in stored {
+        let stored = ctx
+            .state
+            .reports
+            .get(&ctx.state.db, format!("dims {dim:?}"), || {
+                store::dim_values(&ctx.state.db, dim)
+            })
+            .await?;
+        for v in stored.iter() {
             let (value, ok) = match dim {
                 Dim::Workspace => (
                     if v.is_empty() {
