@@ -121,6 +121,13 @@ impl Snapshot {
             .unwrap_or_default()
     }
 
+    /// One workspace's members, borrowed (none for an unknown workspace).
+    pub fn members_in(&self, workspace_id: &str) -> &[WorkspaceMember] {
+        self.by_workspace
+            .get(workspace_id)
+            .map_or(&[], |list| list.as_slice())
+    }
+
     /// Anyone who is or was a member, by id: (name or email, still a member).
     pub fn person(&self, user_id: &str) -> Option<(&User, bool)> {
         if let Some(&at) = self.user_at.get(user_id) {
@@ -253,7 +260,7 @@ impl Org {
     }
 
     /// The model, or for pages before the first sync finished, an error that says so.
-    fn synced(&self) -> Result<Arc<Snapshot>, ApiError> {
+    pub fn synced(&self) -> Result<Arc<Snapshot>, ApiError> {
         let snapshot = self.snapshot();
         match snapshot.synced_at {
             Some(_) => Ok(snapshot),

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{Duration, Utc};
-use futures_util::{stream, StreamExt};
 
 use super::context::Layout;
 use super::error::AppResult;
@@ -19,13 +18,13 @@ use crate::anthropic::{
     ApiError, ApiKey, ApiKeyStatus, Invite, InviteStatus, OrgRole, User, Workspace,
 };
 use crate::auth::Permission;
+use crate::org::Snapshot;
 
-/// Member lists read at once when looking for members with no workspace.
-const PARALLEL_READS: usize = 8;
 /// "Expiring soon" for invites.
 const SOON_DAYS: i64 = 3;
 
 /// One linked number.
+#[derive(Clone)]
 pub struct Count {
     pub label: String,
     pub count: usize,
@@ -178,39 +177,41 @@ fn keys_card(keys: &[ApiKey]) -> Vec<Count> {
 
 /// Members who can reach no workspace: not listed in any active workspace, and not an org
 /// admin or billing member (those are members of every workspace implicitly).
-async fn members_without_workspace(
-    ctx: &Ctx,
-    users: &[User],
-    workspaces: &[Workspace],
-) -> Result<usize, ApiError> {
-    let org = ctx.state.org.clone();
-    // Owned ids: a stream borrowing the list would make the handler's future not `Send`.
-    let ids: Vec<String> = workspaces
-        .iter()
-        .filter(|w| !w.is_archived())
-        .map(|w| w.id.clone())
-        .collect();
-    let lists: Vec<Result<_, ApiError>> = stream::iter(ids)
-        .map(|id| {
-            let org = org.clone();
-            async move { org.workspace_members(&id).await }
-        })
-        .buffer_unordered(PARALLEL_READS)
-        .collect()
-        .await;
-    let mut placed: HashSet<String> = HashSet::new();
-    for list in lists {
-        placed.extend(list?.iter().map(|m| m.user_id.clone()));
+fn members_without_workspace(snapshot: &Snapshot) -> usize {
+    let mut placed: HashSet<&str> = HashSet::new();
+    for workspace in snapshot.workspaces.iter().filter(|w| !w.is_archived()) {
+        placed.extend(
+            snapshot
+                .members_in(&workspace.id)
+                .iter()
+                .map(|m| m.user_id.as_str()),
+        );
     }
-    Ok(users
+    snapshot
+        .users
         .iter()
         .filter(|u| !matches!(u.role, OrgRole::Admin | OrgRole::Billing))
-        .filter(|u| !placed.contains(&u.id))
-        .count())
+        .filter(|u| !placed.contains(u.id.as_str()))
+        .count()
 }
 
-fn card<T>(result: &Result<Arc<Vec<T>>, ApiError>, build: impl Fn(&[T]) -> Vec<Count>) -> Card {
-    result.as_ref().map(|items| build(items)).map_err(message)
+/// The overview's organization-wide numbers, derived once per snapshot.
+struct OrgCounts {
+    members: Vec<Count>,
+    workspaces: Vec<Count>,
+    keys: Vec<Count>,
+    without_workspace: usize,
+}
+
+impl OrgCounts {
+    fn build(snapshot: &Snapshot) -> Self {
+        OrgCounts {
+            members: members_card(&snapshot.users),
+            workspaces: workspaces_card(&snapshot.workspaces),
+            keys: keys_card(&snapshot.keys),
+            without_workspace: members_without_workspace(snapshot),
+        }
+    }
 }
 
 pub async fn show(ctx: Ctx) -> AppResult<Response> {
@@ -236,21 +237,29 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
         can_accounts: ctx.can(Permission::ManageAccounts),
     };
     if org_wide {
-        let (organization, users, invites, workspaces, keys) = tokio::join!(
-            org.organization(),
-            org.users(),
-            org.invites(),
-            org.workspaces(),
-            org.api_keys()
-        );
-        page.organization = organization
-            .map(|o| o.name.clone())
-            .map_err(|e| message(&e));
-        page.members = card(&users, members_card);
-        page.invites = card(&invites, invites_card);
-        page.workspaces = card(&workspaces, workspaces_card);
-        page.keys = card(&keys, keys_card);
-        attention(&ctx, &mut page, &users, &invites, &workspaces, &keys).await;
+        match org.synced() {
+            Ok(snapshot) => {
+                let counts = snapshot.derived(OrgCounts::build);
+                page.organization = snapshot
+                    .organization
+                    .as_ref()
+                    .map(|o| o.name.clone())
+                    .ok_or_else(|| message(&ApiError::not_synced(None)));
+                page.members = Ok(counts.members.clone());
+                page.invites = Ok(invites_card(&snapshot.invites));
+                page.workspaces = Ok(counts.workspaces.clone());
+                page.keys = Ok(counts.keys.clone());
+                attention(&ctx, &mut page, &snapshot, counts.without_workspace).await;
+            }
+            Err(error) => {
+                let error = message(&error);
+                page.organization = Err(error.clone());
+                page.members = Err(error.clone());
+                page.invites = Err(error.clone());
+                page.workspaces = Err(error.clone());
+                page.keys = Err(error);
+            }
+        }
     } else {
         let (organization, workspaces, keys) =
             tokio::join!(org.organization(), org.workspaces(), org.api_keys());
@@ -272,22 +281,14 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
     Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
 }
 
-async fn attention(
-    ctx: &Ctx,
-    page: &mut HomePage,
-    users: &Result<Arc<Vec<User>>, ApiError>,
-    invites: &Result<Arc<Vec<Invite>>, ApiError>,
-    workspaces: &Result<Arc<Vec<Workspace>>, ApiError>,
-    keys: &Result<Arc<Vec<ApiKey>>, ApiError>,
-) {
+async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_workspace: usize) {
     // The same hygiene flags, counted the same way, as the API keys page filters by.
-    match keys {
-        Ok(keys) => {
-            let hygiene = super::keys::Hygiene::load(&ctx.state).await;
-            for (flag, count) in super::keys::flag_counts(keys.iter(), &hygiene) {
+    match super::keys::flag_counts(&ctx.state).await {
+        Ok((counts, rotation_days)) => {
+            for (flag, count) in counts {
                 page.attention.push(Attention {
                     text: format!("API keys: {}", flag.label().to_lowercase()),
-                    title: flag.explanation(hygiene.rotation_days),
+                    title: flag.explanation(rotation_days),
                     count,
                     href: format!("/keys?flag={}", flag.code()),
                 });
@@ -295,38 +296,24 @@ async fn attention(
         }
         Err(error) => page
             .attention_errors
-            .push(format!("API keys: {}", message(error))),
+            .push(format!("API keys: {}", message(&error))),
     }
-    match invites {
-        Ok(invites) => page.attention.push(Attention {
-            text: format!("pending invites expire within {SOON_DAYS} days"),
-            title: "An expired invite cannot be re-sent: delete it and invite the person again."
-                .into(),
-            count: invites.iter().filter(|i| is_expiring_soon(i)).count(),
-            href: "/invites?status=pending".into(),
-        }),
-        Err(error) => page
-            .attention_errors
-            .push(format!("Invites: {}", message(error))),
-    }
-    match (users, workspaces) {
-        (Ok(users), Ok(workspaces)) => {
-            match members_without_workspace(ctx, users, workspaces).await {
-                Ok(count) => page.attention.push(Attention {
-                    text: "members are in no workspace".into(),
-                    title: "They can sign in but reach no workspace (admins and billing members are in every workspace).".into(),
-                    count,
-                    href: "/members".into(),
-                }),
-                Err(error) => page
-                    .attention_errors
-                    .push(format!("Workspace members: {}", message(&error))),
-            }
-        }
-        (Err(error), _) | (_, Err(error)) => page
-            .attention_errors
-            .push(format!("Members without a workspace: {}", message(error))),
-    }
+    page.attention.push(Attention {
+        text: format!("pending invites expire within {SOON_DAYS} days"),
+        title: "An expired invite cannot be re-sent: delete it and invite the person again.".into(),
+        count: snapshot
+            .invites
+            .iter()
+            .filter(|i| is_expiring_soon(i))
+            .count(),
+        href: "/invites?status=pending".into(),
+    });
+    page.attention.push(Attention {
+        text: "members are in no workspace".into(),
+        title: "They can sign in but reach no workspace (admins and billing members are in every workspace).".into(),
+        count: without_workspace,
+        href: "/members".into(),
+    });
 }
 
 async fn lead_workspaces(

@@ -23,6 +23,7 @@ use super::workspaces::workspace_role_label;
 use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, OrgRole, User, WorkspaceRole};
 use crate::auth::Permission;
+use crate::org::Snapshot;
 use crate::service;
 
 pub const PAGE_SIZE: usize = 50;
@@ -259,14 +260,70 @@ pub struct MembersTable {
     pub dir: String,
 }
 
-fn matches(user: &User, needle: &str, role: &str) -> bool {
-    (role.is_empty() || user.role.as_str() == role)
-        && (needle.is_empty()
-            || user.name.to_lowercase().contains(needle)
-            || user.email.to_lowercase().contains(needle))
+/// The member list's search text and its four orders, derived once per snapshot: a page then
+/// costs a pass over small integers and the rows it shows, not a sort of every member.
+pub struct MemberIndex {
+    /// Each member's lower-cased "name\0email", by position in `Snapshot::users`.
+    haystack: Vec<String>,
+    /// Positions sorted by name, email, role and date added (ascending; ties by id).
+    by_name: Vec<u32>,
+    by_email: Vec<u32>,
+    by_role: Vec<u32>,
+    by_added: Vec<u32>,
+    /// Every role present, for the filter.
+    roles: Vec<OrgRole>,
 }
 
-fn build_table(users: Result<&[User], String>, query: &MembersQuery) -> MembersTable {
+impl MemberIndex {
+    fn build(snapshot: &Snapshot) -> Self {
+        let users = &snapshot.users;
+        let lower: Vec<(String, String)> = users
+            .iter()
+            .map(|u| (u.name.to_lowercase(), u.email.to_lowercase()))
+            .collect();
+        let order = |key: &dyn Fn(usize) -> String| {
+            let mut keyed: Vec<(String, u32)> =
+                (0..users.len()).map(|i| (key(i), i as u32)).collect();
+            keyed.sort_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| users[a.1 as usize].id.cmp(&users[b.1 as usize].id))
+            });
+            keyed.into_iter().map(|(_, i)| i).collect::<Vec<u32>>()
+        };
+        let mut roles: Vec<OrgRole> = Vec::new();
+        for user in users.iter() {
+            if !roles.contains(&user.role) {
+                roles.push(user.role.clone());
+            }
+        }
+        MemberIndex {
+            by_name: order(&|i| format!("{}\u{0}{}", lower[i].0, lower[i].1)),
+            by_email: order(&|i| lower[i].1.clone()),
+            by_role: order(&|i| format!("{}\u{0}{}", role_label(&users[i].role), lower[i].0)),
+            by_added: order(&|i| users[i].added_at.to_rfc3339()),
+            haystack: lower
+                .into_iter()
+                .map(|(name, email)| format!("{name}\u{0}{email}"))
+                .collect(),
+            roles,
+        }
+    }
+
+    fn order(&self, sort: &str) -> &[u32] {
+        match sort {
+            "email" => &self.by_email,
+            "role" => &self.by_role,
+            "added" => &self.by_added,
+            _ => &self.by_name,
+        }
+    }
+}
+
+fn build_table(
+    snapshot: Option<&Snapshot>,
+    error: Option<String>,
+    query: &MembersQuery,
+) -> MembersTable {
     let sort = query.sort_key();
     let descending = query.descending();
     let columns = [
@@ -278,7 +335,6 @@ fn build_table(users: Result<&[User], String>, query: &MembersQuery) -> MembersT
     .into_iter()
     .map(|(key, label)| {
         let active = key == sort;
-        // Clicking the active column flips the direction; another column starts ascending.
         let dir = if active && !descending { "desc" } else { "asc" };
         SortLink {
             label,
@@ -293,47 +349,36 @@ fn build_table(users: Result<&[User], String>, query: &MembersQuery) -> MembersT
     .collect();
     let filtered = !query.q.trim().is_empty() || !query.role.is_empty();
     let requested = query.page.parse().unwrap_or(1);
-    let users = match users {
-        Ok(users) => users,
-        Err(error) => {
-            return MembersTable {
-                rows: Vec::new(),
-                columns,
-                pager: Pager::new(0, 1, |_| String::new()),
-                error: Some(error),
-                filtered,
-                sort: String::new(),
-                dir: String::new(),
-            }
-        }
+    let Some(snapshot) = snapshot.filter(|_| error.is_none()) else {
+        return MembersTable {
+            rows: Vec::new(),
+            columns,
+            pager: Pager::new(0, 1, |_| String::new()),
+            error,
+            filtered,
+            sort: String::new(),
+            dir: String::new(),
+        };
     };
+    let index = snapshot.derived(MemberIndex::build);
+    let users = &snapshot.users;
     let needle = query.q.trim().to_lowercase();
-    let mut found: Vec<&User> = users
-        .iter()
-        .filter(|u| matches(u, &needle, &query.role))
-        .collect();
-    // Lower-casing once per member keeps sorting 5,000 names cheap.
-    let mut keyed: Vec<(String, &User)> = found
-        .drain(..)
-        .map(|u| {
-            let key = match sort {
-                "email" => u.email.to_lowercase(),
-                "role" => format!("{}\u{0}{}", role_label(&u.role), u.name.to_lowercase()),
-                "added" => u.added_at.to_rfc3339(),
-                _ => format!("{}\u{0}{}", u.name.to_lowercase(), u.email.to_lowercase()),
-            };
-            (key, u)
-        })
-        .collect();
-    keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-    if descending {
-        keyed.reverse();
-    }
+    let role = query.role.as_str();
+    let order = index.order(sort);
+    let wanted = |&&at: &&u32| {
+        (role.is_empty() || users[at as usize].role.as_str() == role)
+            && (needle.is_empty() || index.haystack[at as usize].contains(&needle))
+    };
+    let found: Vec<u32> = if descending {
+        order.iter().rev().filter(wanted).copied().collect()
+    } else {
+        order.iter().filter(wanted).copied().collect()
+    };
     let dir = if descending { "desc" } else { "asc" };
-    let pager = Pager::new(keyed.len(), requested, |page| query.link(sort, dir, page));
-    let rows = keyed[pager.range()]
+    let pager = Pager::new(found.len(), requested, |page| query.link(sort, dir, page));
+    let rows = found[pager.range()]
         .iter()
-        .map(|(_, u)| MemberRow::of(u))
+        .map(|&at| MemberRow::of(&users[at as usize]))
         .collect();
     MembersTable {
         rows,
@@ -371,7 +416,7 @@ struct TablePartial {
 }
 
 /// Every role a member can have, for the filter: the Console roles and any other role present.
-fn filter_roles(users: Option<&[User]>) -> Vec<RoleChoice> {
+fn filter_roles(present: &[OrgRole]) -> Vec<RoleChoice> {
     let mut roles: Vec<OrgRole> = vec![
         OrgRole::User,
         OrgRole::ClaudeCodeUser,
@@ -379,9 +424,9 @@ fn filter_roles(users: Option<&[User]>) -> Vec<RoleChoice> {
         OrgRole::Billing,
         OrgRole::Admin,
     ];
-    for user in users.unwrap_or_default() {
-        if !roles.contains(&user.role) {
-            roles.push(user.role.clone());
+    for role in present {
+        if !roles.contains(role) {
+            roles.push(role.clone());
         }
     }
     roles
@@ -400,23 +445,26 @@ pub async fn index(
     Query(query): Query<MembersQuery>,
 ) -> AppResult<Response> {
     ctx.require(Permission::ViewDirectory).await?;
-    let users = ctx.state.org.users().await;
-    let status = if users.is_err() {
+    let (snapshot, error) = match ctx.state.org.synced() {
+        Ok(snapshot) => (Some(snapshot), None),
+        Err(error) => (None, Some(error.user_message())),
+    };
+    let status = if error.is_some() {
         StatusCode::BAD_GATEWAY
     } else {
         StatusCode::OK
     };
-    let listed = users
-        .as_ref()
-        .map(|u| u.as_slice())
-        .map_err(ApiError::user_message);
-    let table = build_table(listed.clone(), &query);
+    let table = build_table(snapshot.as_deref(), error, &query);
     if wants_partial(&headers) {
         return render(status, &TablePartial { table });
     }
+    let present = snapshot
+        .as_ref()
+        .map(|s| s.derived(MemberIndex::build).roles.clone())
+        .unwrap_or_default();
     let page = IndexPage {
         layout: ctx.layout("Members", "members").await,
-        roles: filter_roles(listed.ok()),
+        roles: filter_roles(&present),
         query,
         table,
         can_manage: ctx.can(Permission::ManageOrganization),
@@ -447,14 +495,10 @@ pub struct KeyRow {
 }
 
 async fn find_user(ctx: &Ctx, user_id: &str) -> AppResult<User> {
-    ctx.state
-        .org
-        .users()
-        .await?
-        .iter()
-        .find(|u| u.id == user_id)
-        .cloned()
-        .ok_or(AppError::NotFound)
+    match ctx.state.org.synced()?.person(user_id) {
+        Some((user, true)) => Ok(user.clone()),
+        _ => Err(AppError::NotFound),
+    }
 }
 
 /// The workspaces this member belongs to. Admins are workspace admins everywhere without a

@@ -3,7 +3,7 @@
 //! workspaces assigned to their account; every change needs ManageOrganization and goes
 //! through `ctx.org_action`, so it is audited around the Admin API call.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::web::extract::Form;
 use crate::web::extract::{Path, Query};
@@ -17,12 +17,12 @@ use serde_json::json;
 
 use super::context::{target, Layout};
 use super::error::{AppError, AppResult};
+use super::members::Pager;
 use super::Ctx;
-use crate::anthropic::{
-    ApiError, ApiKey, OrgRole, User, Workspace, WorkspaceMember, WorkspaceRole,
-};
+use crate::anthropic::{ApiError, ApiKey, OrgRole, Workspace, WorkspaceMember, WorkspaceRole};
 use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
+use crate::org::Snapshot;
 use crate::service;
 use crate::web::page::{failure_status, render};
 
@@ -37,6 +37,7 @@ pub fn routes() -> Routes {
         .get("/workspaces/{id}/archive", manage, archive_confirm)
         .post("/workspaces/{id}/archive", manage, archive)
         .post("/workspaces/{id}/members", manage, add_member)
+        .get("/workspaces/{id}/candidates", manage, suggest_members)
         .post(
             "/workspaces/{id}/members/{user_id}/role",
             manage,
@@ -376,19 +377,35 @@ pub struct MemberRow {
     pub org_billing: bool,
 }
 
+/// A member one may add, as a suggestion for the add form.
 pub struct Candidate {
-    pub id: String,
+    /// What the form sends: the email (the add form also takes an id or a unique name).
+    pub value: String,
     pub label: String,
+}
+
+/// The members card's search and page, from the query string.
+#[derive(Deserialize, Default, Clone)]
+pub struct MemberQuery {
+    #[serde(default)]
+    pub member: String,
+    #[serde(default)]
+    pub members_page: String,
 }
 
 /// The members card, rendered inside the page or alone for htmx.
 pub struct MembersView {
     pub workspace_id: String,
     pub csrf: String,
+    /// One page of members, by name.
     pub rows: Vec<MemberRow>,
-    pub candidates: Vec<Candidate>,
+    pub pager: Pager,
+    /// The search over this workspace's members, as typed.
+    pub search: String,
     pub roles: Vec<(String, String)>,
     pub can_manage: bool,
+    /// Every organization member is already here (nothing to add).
+    pub everyone_here: bool,
     pub archived: bool,
     pub load_error: Option<String>,
     pub success: Option<String>,
@@ -398,14 +415,43 @@ pub struct MembersView {
     pub add_role: String,
 }
 
-async fn members_view(ctx: &Ctx, workspace: &Workspace) -> MembersView {
+/// Each workspace's members sorted by name (positions in `Snapshot::members_in`), with their
+/// lower-cased "name\0email" for the search: derived once per snapshot, so a workspace page
+/// costs the rows it shows.
+struct MemberOrder(HashMap<String, (Vec<u32>, Vec<String>)>);
+
+impl MemberOrder {
+    fn build(snapshot: &Snapshot) -> Self {
+        let mut out = HashMap::new();
+        for workspace in snapshot.workspaces.iter() {
+            let members = snapshot.members_in(&workspace.id);
+            let text: Vec<String> = members
+                .iter()
+                .map(|m| match snapshot.person(&m.user_id) {
+                    Some((u, _)) => {
+                        format!("{}\u{0}{}", u.name.to_lowercase(), u.email.to_lowercase())
+                    }
+                    None => format!("\u{0}{}", m.user_id.to_lowercase()),
+                })
+                .collect();
+            let mut order: Vec<u32> = (0..members.len() as u32).collect();
+            order.sort_by(|&a, &b| text[a as usize].cmp(&text[b as usize]));
+            out.insert(workspace.id.clone(), (order, text));
+        }
+        MemberOrder(out)
+    }
+}
+
+async fn members_view(ctx: &Ctx, workspace: &Workspace, query: &MemberQuery) -> MembersView {
     let mut view = MembersView {
         workspace_id: workspace.id.clone(),
         csrf: ctx.csrf.clone(),
         rows: Vec::new(),
-        candidates: Vec::new(),
+        pager: Pager::new(0, 1, |_| String::new()),
+        search: query.member.clone(),
         roles: assignable_roles(),
         can_manage: ctx.can(Permission::ManageOrganization) && !workspace.is_archived(),
+        everyone_here: false,
         archived: workspace.is_archived(),
         load_error: None,
         success: None,
@@ -413,65 +459,129 @@ async fn members_view(ctx: &Ctx, workspace: &Workspace) -> MembersView {
         add_user: String::new(),
         add_role: WorkspaceRole::WorkspaceUser.as_str().to_owned(),
     };
-    let (members, users) = tokio::join!(
-        ctx.state.org.workspace_members(&workspace.id),
-        ctx.state.org.users()
-    );
-    let members = match members {
-        Ok(members) => members,
+    let snapshot = match ctx.state.org.synced() {
+        Ok(snapshot) => snapshot,
         Err(error) => {
             view.load_error = Some(error.user_message());
             return view;
         }
     };
-    // Names are a nicety: without the member list the ids still show.
-    let users: Vec<User> = match users {
-        Ok(users) => users.as_ref().clone(),
-        Err(error) => {
-            view.load_error = Some(format!(
-                "Member names are unavailable right now: {}",
-                error.user_message()
-            ));
-            Vec::new()
-        }
-    };
-    view.rows = member_rows(&members, &users);
-    let present: HashSet<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
-    let mut candidates: Vec<Candidate> = users
+    let members = snapshot.members_in(&workspace.id);
+    let order = snapshot.derived(MemberOrder::build);
+    let (sorted, text) = order
+        .0
+        .get(&workspace.id)
+        .map(|(o, t)| (o.as_slice(), t.as_slice()))
+        .unwrap_or_default();
+    let needle = query.member.trim().to_lowercase();
+    let found: Vec<u32> = sorted
         .iter()
-        .filter(|u| !present.contains(u.id.as_str()))
+        .copied()
+        .filter(|&at| needle.is_empty() || text[at as usize].contains(&needle))
+        .collect();
+    let requested = query.members_page.parse().unwrap_or(1);
+    let base = format!("/workspaces/{}", workspace.id);
+    view.pager = Pager::new(found.len(), requested, |page| {
+        let page = page.to_string();
+        let qs = super::members::query_string(&[
+            ("member", query.member.as_str()),
+            ("members_page", page.as_str()),
+        ]);
+        format!("{base}?{qs}#members")
+    });
+    view.rows = found[view.pager.range()]
+        .iter()
+        .map(|&at| member_row(&members[at as usize], &snapshot))
+        .collect();
+    let here: HashSet<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+    view.everyone_here = snapshot.users.iter().all(|u| here.contains(u.id.as_str()));
+    view
+}
+
+fn member_row(m: &WorkspaceMember, snapshot: &Snapshot) -> MemberRow {
+    let user = snapshot.person(&m.user_id).map(|(u, _)| u);
+    MemberRow {
+        user_id: m.user_id.clone(),
+        name: user.map(|u| u.name.clone()).unwrap_or_default(),
+        email: user.map(|u| u.email.clone()).unwrap_or_default(),
+        role: m.workspace_role.as_str().to_owned(),
+        role_label: workspace_role_label(&m.workspace_role),
+        org_admin: user.is_some_and(|u| u.role == OrgRole::Admin),
+        org_billing: user.is_some_and(|u| u.role == OrgRole::Billing),
+    }
+}
+
+/// Up to this many suggestions while typing a name in the add form.
+const SUGGESTIONS: usize = 10;
+
+/// Organization members not yet in the workspace whose name or email contains `text`.
+fn candidates(snapshot: &Snapshot, workspace_id: &str, text: &str) -> Vec<Candidate> {
+    let text = text.trim().to_lowercase();
+    let here: HashSet<&str> = snapshot
+        .members_in(workspace_id)
+        .iter()
+        .map(|m| m.user_id.as_str())
+        .collect();
+    snapshot
+        .users
+        .iter()
+        .filter(|u| !here.contains(u.id.as_str()))
+        .filter(|u| {
+            text.is_empty()
+                || u.name.to_lowercase().contains(&text)
+                || u.email.to_lowercase().contains(&text)
+        })
+        .take(SUGGESTIONS)
         .map(|u| Candidate {
-            id: u.id.clone(),
+            value: u.email.clone(),
             label: if u.name.is_empty() {
                 u.email.clone()
             } else {
                 format!("{} <{}>", u.name, u.email)
             },
         })
-        .collect();
-    candidates.sort_by_key(|c| c.label.to_lowercase());
-    view.candidates = candidates;
-    view
+        .collect()
 }
 
-fn member_rows(members: &[WorkspaceMember], users: &[User]) -> Vec<MemberRow> {
-    let mut rows: Vec<MemberRow> = members
+/// The member the add form names: an id, an email, "Name <email>", or a name (or part of one)
+/// that only one member not yet in the workspace has. Answers (id, email) or why not.
+fn resolve_candidate(
+    snapshot: &Snapshot,
+    workspace_id: &str,
+    typed: &str,
+) -> Result<(String, String), String> {
+    let typed = typed.trim();
+    // "Ada Lovelace <ada@example.com>", as the suggestions show people, means the email.
+    let typed = match (typed.rfind('<'), typed.strip_suffix('>')) {
+        (Some(at), Some(inner)) => inner[at + 1..].trim(),
+        _ => typed,
+    };
+    if typed.is_empty() {
+        return Err("Type the name or email of the organization member to add.".into());
+    }
+    if let Some((user, true)) = snapshot.person(typed) {
+        return Ok((user.id.clone(), user.email.clone()));
+    }
+    let lower = typed.to_lowercase();
+    if let Some(user) = snapshot
+        .users
         .iter()
-        .map(|m| {
-            let user = users.iter().find(|u| u.id == m.user_id);
-            MemberRow {
-                user_id: m.user_id.clone(),
-                name: user.map(|u| u.name.clone()).unwrap_or_default(),
-                email: user.map(|u| u.email.clone()).unwrap_or_default(),
-                role: m.workspace_role.as_str().to_owned(),
-                role_label: workspace_role_label(&m.workspace_role),
-                org_admin: user.is_some_and(|u| u.role == OrgRole::Admin),
-                org_billing: user.is_some_and(|u| u.role == OrgRole::Billing),
-            }
-        })
-        .collect();
-    rows.sort_by_key(|r| (r.name.to_lowercase(), r.email.to_lowercase()));
-    rows
+        .find(|u| u.email.to_lowercase() == lower)
+    {
+        return Ok((user.id.clone(), user.email.clone()));
+    }
+    let matches = candidates(snapshot, workspace_id, typed);
+    match matches.as_slice() {
+        [] => Err(format!(
+            "No organization member outside this workspace matches “{typed}”. Check the spelling, or invite them to the organization first."
+        )),
+        [one] => resolve_candidate(snapshot, workspace_id, &one.value),
+        many => Err(format!(
+            "{}{} members match “{typed}”: type more of the name, or the whole email.",
+            if many.len() >= SUGGESTIONS { "At least " } else { "" },
+            many.len()
+        )),
+    }
 }
 
 pub struct KeyRow {
@@ -562,6 +672,7 @@ async fn limit_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<LimitRow>, Stri
 }
 
 struct ShowExtras {
+    members: MemberQuery,
     edit: Option<WorkspaceForm>,
     edit_error: Option<String>,
     member_error: Option<String>,
@@ -576,7 +687,7 @@ async fn render_show(
     status: StatusCode,
 ) -> AppResult<Response> {
     let (mut members, keys, limits) = tokio::join!(
-        members_view(ctx, &workspace),
+        members_view(ctx, &workspace, &extras.members),
         ctx.state.org.api_keys(),
         limit_rows(ctx, &workspace.id)
     );
@@ -619,6 +730,7 @@ async fn render_show(
 
 fn no_extras() -> ShowExtras {
     ShowExtras {
+        members: MemberQuery::default(),
         edit: None,
         edit_error: None,
         member_error: None,
@@ -626,10 +738,43 @@ fn no_extras() -> ShowExtras {
     }
 }
 
-pub async fn show(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn show(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(members): Query<MemberQuery>,
+) -> AppResult<Response> {
     ctx.require(Permission::ViewWorkspaces).await?;
     let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
-    render_show(&ctx, workspace, is_default, no_extras(), StatusCode::OK).await
+    let extras = ShowExtras {
+        members,
+        ..no_extras()
+    };
+    render_show(&ctx, workspace, is_default, extras, StatusCode::OK).await
+}
+
+#[derive(Template)]
+#[template(path = "workspaces/_candidates.html")]
+struct CandidatesPartial {
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Deserialize)]
+pub struct SuggestQuery {
+    #[serde(default)]
+    user_id: String,
+}
+
+/// Suggestions for the add form while a name is typed (the `<datalist>` behind the field).
+pub async fn suggest_members(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(query): Query<SuggestQuery>,
+) -> AppResult<Response> {
+    ctx.require(Permission::ManageOrganization).await?;
+    let (workspace, _) = readable_workspace(&ctx, &id).await?;
+    let snapshot = ctx.state.org.synced()?;
+    let candidates = candidates(&snapshot, &workspace.id, &query.user_id);
+    render(StatusCode::OK, &CandidatesPartial { candidates })
 }
 
 /// Rename and recolour: only what changed is sent, and audited as before → after.
@@ -826,14 +971,11 @@ fn parse_role(raw: &str) -> AppResult<WorkspaceRole> {
 }
 
 async fn user_label(ctx: &Ctx, user_id: &str) -> String {
-    match ctx.state.org.users().await {
-        Ok(users) => users
-            .iter()
-            .find(|u| u.id == user_id)
-            .map(|u| u.email.clone())
-            .unwrap_or_else(|| user_id.to_owned()),
-        Err(_) => user_id.to_owned(),
-    }
+    ctx.state
+        .org
+        .snapshot()
+        .person(user_id)
+        .map_or_else(|| user_id.to_owned(), |(u, _)| u.email.clone())
 }
 
 /// The common ending of a member change: for htmx the refreshed members card with a notice;
@@ -847,34 +989,48 @@ async fn finish_member_change<T>(
     kept_add: Option<(String, String)>,
 ) -> AppResult<Response> {
     let id = workspace.id.clone();
-    let (error, status) = match &result {
-        Ok(_) => (None, StatusCode::OK),
-        Err(error) => (Some(explain_member_refusal(error)), failure_status(error)),
-    };
+    match &result {
+        Ok(_) if ctx.client.htmx => {
+            let mut members = members_view(ctx, &workspace, &MemberQuery::default()).await;
+            members.success = Some(success);
+            render(StatusCode::OK, &MembersPartial { members })
+        }
+        Ok(_) => {
+            ctx.flash("success", success).await;
+            Ok(Redirect::to(&format!("/workspaces/{id}")).into_response())
+        }
+        Err(error) => {
+            let (message, status) = (explain_member_refusal(error), failure_status(error));
+            show_member_error(ctx, workspace, is_default, message, kept_add, status).await
+        }
+    }
+}
+
+/// The members card (alone for htmx, else the whole page) with why a member change did not
+/// happen, and what the add form had.
+async fn show_member_error(
+    ctx: &Ctx,
+    workspace: Workspace,
+    is_default: bool,
+    message: String,
+    kept_add: Option<(String, String)>,
+    status: StatusCode,
+) -> AppResult<Response> {
     if ctx.client.htmx {
-        let mut members = members_view(ctx, &workspace).await;
-        members.success = result.is_ok().then_some(success);
-        members.error = error;
-        if let (Some((user, role)), true) = (kept_add, members.error.is_some()) {
+        let mut members = members_view(ctx, &workspace, &MemberQuery::default()).await;
+        members.error = Some(message);
+        if let Some((user, role)) = kept_add {
             members.add_user = user;
             members.add_role = role;
         }
         return render(status, &MembersPartial { members });
     }
-    match error {
-        None => {
-            ctx.flash("success", success).await;
-            Ok(Redirect::to(&format!("/workspaces/{id}")).into_response())
-        }
-        Some(message) => {
-            let extras = ShowExtras {
-                member_error: Some(message),
-                add_user: kept_add,
-                ..no_extras()
-            };
-            render_show(ctx, workspace, is_default, extras, status).await
-        }
-    }
+    let extras = ShowExtras {
+        member_error: Some(message),
+        add_user: kept_add,
+        ..no_extras()
+    };
+    render_show(ctx, workspace, is_default, extras, status).await
 }
 
 pub async fn add_member(
@@ -884,14 +1040,17 @@ pub async fn add_member(
 ) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
-    if form.user_id.is_empty() {
-        return Err(AppError::BadRequest(
-            "Choose the organization member to add.".into(),
-        ));
-    }
     let role = parse_role(&form.workspace_role)?;
-    let label = user_label(&ctx, &form.user_id).await;
-    let person = (form.user_id.as_str(), label.as_str());
+    let kept = Some((form.user_id.clone(), form.workspace_role.clone()));
+    let snapshot = ctx.state.org.synced()?;
+    let (user_id, label) = match resolve_candidate(&snapshot, &workspace.id, &form.user_id) {
+        Ok(found) => found,
+        Err(message) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return show_member_error(&ctx, workspace, is_default, message, kept, status).await;
+        }
+    };
+    let person = (user_id.as_str(), label.as_str());
     let result =
         service::workspaces::add_member(&ctx.state, &ctx.caller(), &workspace, person, &role)
             .await?;
@@ -900,7 +1059,6 @@ pub async fn add_member(
         workspace.name,
         workspace_role_label(&role)
     );
-    let kept = Some((form.user_id.clone(), form.workspace_role.clone()));
     finish_member_change(&ctx, workspace, is_default, result, success, kept).await
 }
 

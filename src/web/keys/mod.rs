@@ -254,11 +254,11 @@ impl Hygiene {
 
 /// How many keys carry each flag (every flag listed, zeros included), for the inventory and
 /// the overview.
-pub fn flag_counts<'a>(
-    keys: impl IntoIterator<Item = &'a ApiKey>,
-    hygiene: &Hygiene,
-) -> Vec<(Flag, usize)> {
-    count_flags(keys.into_iter().map(|key| hygiene.flags(key)))
+/// How many keys of the organization carry each flag, and the rotation age the "old" flag
+/// uses: the overview's numbers, from the same per-snapshot index the keys page filters.
+pub async fn flag_counts(state: &AppState) -> Result<(Vec<(Flag, usize)>, u32), ApiError> {
+    let index = KeyIndex::load(state).await?;
+    Ok((index.counts.clone(), state.config.key_rotation_days))
 }
 
 /// How many keys carry each flag, given each key's flags.
@@ -618,11 +618,14 @@ struct ResultsPartial<'a> {
     results: &'a Results,
 }
 
-/// Every key newest first with its flags, and the flag counts: derived once per snapshot, so
-/// a page costs a pass over precomputed rows instead of re-deriving the organization.
+/// Every key newest first with its flags, the flag counts and the workspace choices: derived
+/// once per snapshot, so a page costs a pass over precomputed rows instead of re-deriving the
+/// organization.
 struct KeyIndex {
     keys: Vec<(ApiKey, Vec<Flag>)>,
     counts: Vec<(Flag, usize)>,
+    /// (filter value, label) of every place a key belongs to, by label.
+    workspaces: Vec<(String, String)>,
 }
 
 impl KeyIndex {
@@ -633,6 +636,7 @@ impl KeyIndex {
             return Ok(index);
         }
         let hygiene = Hygiene::load(state).await;
+        let names = Names::load(state).await;
         let mut sorted: Vec<&ApiKey> = keys.iter().collect();
         sorted.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         let keys: Vec<(ApiKey, Vec<Flag>)> = sorted
@@ -640,8 +644,37 @@ impl KeyIndex {
             .map(|k| (k.clone(), hygiene.flags(k)))
             .collect();
         let counts = count_flags(keys.iter().map(|(_, flags)| flags));
-        Ok(snapshot.keep(KeyIndex { keys, counts }))
+        let workspaces = workspace_choices(keys.iter().map(|(k, _)| k), &names);
+        Ok(snapshot.keep(KeyIndex {
+            keys,
+            counts,
+            workspaces,
+        }))
     }
+}
+
+/// Where these keys belong, as filter choices sorted by label.
+fn workspace_choices<'a>(
+    keys: impl Iterator<Item = &'a ApiKey>,
+    names: &Names,
+) -> Vec<(String, String)> {
+    let mut choices: HashMap<&str, String> = HashMap::new();
+    for key in keys {
+        let value = match (&key.scope, key.workspace_id()) {
+            (Some(ApiKeyScope::Organization), _) => "organization",
+            (_, Some(id)) => id,
+            (_, None) => "default",
+        };
+        if !choices.contains_key(value) {
+            choices.insert(value, names.workspace(key));
+        }
+    }
+    let mut choices: Vec<(String, String)> = choices
+        .into_iter()
+        .map(|(value, label)| (value.to_owned(), label))
+        .collect();
+    choices.sort_by_key(|w| w.1.to_lowercase());
+    choices
 }
 
 /// The people a "created by" text names: an exact id, or members (and former members) whose
@@ -711,19 +744,11 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
     // Workspace choices come from the keys the reader may see. People are searched by name
     // (a list of every creator would be thousands of options, and name people a team lead
     // cannot otherwise see).
-    let mut workspace_ids: Vec<(String, String)> = Vec::new();
-    let mut seen = HashSet::new();
-    for (key, _) in &visible_keys {
-        let (value, label) = match (&key.scope, key.workspace_id()) {
-            (Some(ApiKeyScope::Organization), _) => ("organization".into(), "Organization".into()),
-            (_, Some(id)) => (id.to_owned(), names.workspace(key)),
-            (_, None) => ("default".into(), "Default workspace".into()),
-        };
-        if seen.insert(value.clone()) {
-            workspace_ids.push((value, label));
-        }
-    }
-    workspace_ids.sort_by_key(|w| w.1.to_lowercase());
+    let workspace_ids = if scoped {
+        workspace_choices(visible_keys.iter().map(|(k, _)| k), &names)
+    } else {
+        index.workspaces.clone()
+    };
 
     let page = IndexPage {
         layout: ctx.layout("API keys", "keys").await,
