@@ -224,6 +224,16 @@ pub struct SimulateArgs {
     /// organization_type_not_supported).
     #[arg(long, default_value = "preview", value_parser = clap::value_parser!(crate::simulator::SpendLimitsAccess))]
     pub spend_limits: crate::simulator::SpendLimitsAccess,
+    /// Whether the admin key may read the Compliance API's Activity Feed: on, or off (403
+    /// permission_error, as for a key created before the Compliance API was enabled).
+    #[arg(long, default_value = "on")]
+    pub activity_feed: FeedAccess,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FeedAccess {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
