@@ -186,13 +186,19 @@ impl RunningSimulator {
         self.lock().activities.len()
     }
 
-    /// How many times the feed was asked for (answered or refused).
-    pub fn feed_reads(&self) -> usize {
+    /// Every request made to the feed (answered or refused), oldest first: its URL.
+    pub fn feed_requests(&self) -> Vec<String> {
         self.lock()
             .activities
             .iter()
             .filter(|a| a.kind == "compliance_api_accessed")
-            .count()
+            .filter_map(|a| {
+                a.fields
+                    .get("url")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_owned)
+            })
+            .collect()
     }
 
     /// What a signed-in Console user (`user_id`, from `ip_address`) does there: changes the
