@@ -373,3 +373,73 @@ async fn chosen_kinds_of_observed_change_are_posted_to_the_webhook_once_each() {
     assert_eq!(texts.len(), 4, "{texts:?}");
     assert!(texts[3].contains("“after-restart” was created with no expiry date"));
 }
+
+#[tokio::test]
+async fn the_simulated_feed_pages_newest_first_filters_and_refuses_like_the_reference() {
+    let app = spawn_app().await;
+    let people = members(&app);
+    let ws = workspace(&app);
+    let console = app.simulator.console(&people[0].id, ADDRESS);
+    let keys: Vec<String> = (0..5)
+        .map(|i| console.create_key(&format!("k{i}"), &ws))
+        .collect();
+    let http = reqwest::Client::new();
+    let get = |query: &str| {
+        let request = http
+            .get(format!(
+                "{}/v1/compliance/activities{query}",
+                app.simulator.base_url()
+            ))
+            .header("x-api-key", crate::support::ADMIN_KEY);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let types = "?activity_types[]=platform_api_key_created";
+    // Newest first by default; `after_id = last_id` goes on to older ones.
+    let (status, first) = get(&format!("{types}&limit=2")).await;
+    assert_eq!(status, 200, "{first}");
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["api_key_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), vec![keys[4].clone(), keys[3].clone()]);
+    assert_eq!(first["has_more"], true);
+    assert_eq!(first["data"][0]["actor"]["type"], "user_actor");
+    assert_eq!(first["data"][0]["actor"]["ip_address"], ADDRESS);
+    let last = first["last_id"].as_str().unwrap();
+    let (_, next) = get(&format!("{types}&limit=2&after_id={last}")).await;
+    assert_eq!(ids(&next), vec![keys[2].clone(), keys[1].clone()]);
+    let back = next["first_id"].as_str().unwrap();
+    let (_, previous) = get(&format!("{types}&limit=2&before_id={back}")).await;
+    assert_eq!(ids(&previous), ids(&first));
+    let (_, ascending) = get(&format!("{types}&order=asc&limit=1")).await;
+    assert_eq!(ids(&ascending), vec![keys[0].clone()]);
+    // Refusals.
+    let (status, body) = get("?limit=5001").await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (400, Some("invalid_request_error"))
+    );
+    let (status, body) = get("?created_at.gte=yesterday").await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("created_at.gte"));
+    app.simulator.set_activity_feed(false);
+    let (status, body) = get("").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["type"], "permission_error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("read:compliance_activities"));
+    assert!(body["request_id"].as_str().unwrap().starts_with("req_"));
+}
