@@ -132,6 +132,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_ALERT_WEBHOOK_URL", value_parser = parse_base_url)]
     pub alert_webhook_url: Option<String>,
 
+    /// Kinds of change made outside Orgkeeper that are posted to the alert webhook, comma
+    /// separated: new_admin, key_without_expiry, key_created, member_removed.
+    #[arg(long, env = "ORGKEEPER_ALERT_OBSERVED", value_delimiter = ',')]
+    pub alert_observed: Vec<ObservedAlert>,
+
     /// Days of audit records to keep (unset: keep forever). Pruning keeps the chain verifiable.
     #[arg(long, env = "ORGKEEPER_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub audit_retention_days: Option<u32>,
@@ -224,6 +229,33 @@ pub struct SimulateArgs {
     /// organization_type_not_supported).
     #[arg(long, default_value = "preview", value_parser = clap::value_parser!(crate::simulator::SpendLimitsAccess))]
     pub spend_limits: crate::simulator::SpendLimitsAccess,
+    /// Whether the admin key may read the Compliance API's Activity Feed: on, or off (403
+    /// permission_error, as for a key created before the Compliance API was enabled).
+    #[arg(long, default_value = "on")]
+    pub activity_feed: FeedAccess,
+}
+
+/// A kind of observed change that is worth a webhook message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ObservedAlert {
+    /// Someone became an organization admin.
+    #[value(name = "new_admin")]
+    NewAdmin,
+    /// An API key was created with no expiry date.
+    #[value(name = "key_without_expiry")]
+    KeyWithoutExpiry,
+    /// An API key was created.
+    #[value(name = "key_created")]
+    KeyCreated,
+    /// A member was removed from the organization.
+    #[value(name = "member_removed")]
+    MemberRemoved,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FeedAccess {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -570,6 +602,8 @@ pub struct ServerConfig {
     pub usage_settle: Duration,
     pub usage_hourly_days: u32,
     pub alert_webhook_url: Option<String>,
+    /// Observed changes posted to the webhook.
+    pub alert_observed: Vec<ObservedAlert>,
     pub audit_retention_days: Option<u32>,
     /// Whether background jobs (usage sync, scheduled archives) run; tests drive them directly.
     pub background_jobs: bool,
@@ -595,6 +629,7 @@ impl ServerConfig {
             usage_settle: Duration::from_secs(2 * 3600),
             usage_hourly_days: 31,
             alert_webhook_url: None,
+            alert_observed: Vec::new(),
             audit_retention_days: None,
             background_jobs: true,
             csrf_audit_window: Duration::from_secs(60),
@@ -626,6 +661,7 @@ impl ServerConfig {
             usage_settle: Duration::from_secs(args.usage_settle_minutes * 60),
             usage_hourly_days: args.usage_hourly_days,
             alert_webhook_url: args.alert_webhook_url.clone(),
+            alert_observed: args.alert_observed.clone(),
             audit_retention_days: args.audit_retention_days,
             background_jobs: true,
             csrf_audit_window: Duration::from_secs(60),

@@ -283,13 +283,13 @@ impl Client {
         self.inner.base.as_str()
     }
 
-    fn url(&self, segments: &[&str], query: &Query) -> Url {
+    fn url(&self, root: &[&str], segments: &[&str], query: &Query) -> Url {
         let mut url = self.inner.base.clone();
         {
             let mut path = url
                 .path_segments_mut()
                 .expect("base URL was checked to be a base in Client::new");
-            path.pop_if_empty().extend(["v1", "organizations"]);
+            path.pop_if_empty().extend(root);
             path.extend(segments);
         }
         if !query.0.is_empty() {
@@ -311,7 +311,8 @@ impl Client {
         exp.mul_f64(1.0 - jitter)
     }
 
-    /// Sends one logical request, retrying per [`Repeat`], and decodes the JSON answer.
+    /// Sends one logical request under `/v1/organizations/`, retrying per [`Repeat`], and
+    /// decodes the JSON answer.
     async fn call<T, B>(
         &self,
         method: Method,
@@ -325,7 +326,35 @@ impl Client {
         T: DeserializeOwned,
         B: Serialize + ?Sized,
     {
-        let url = self.url(segments, query);
+        self.call_at(
+            &["v1", "organizations"],
+            method,
+            segments,
+            query,
+            body,
+            repeat,
+            beta,
+        )
+        .await
+    }
+
+    /// [`Client::call`] under another root (`/v1/compliance/` for the Activity Feed).
+    #[allow(clippy::too_many_arguments)]
+    async fn call_at<T, B>(
+        &self,
+        root: &[&str],
+        method: Method,
+        segments: &[&str],
+        query: &Query,
+        body: Option<&B>,
+        repeat: Repeat,
+        beta: Option<&'static str>,
+    ) -> Result<T, ApiError>
+    where
+        T: DeserializeOwned,
+        B: Serialize + ?Sized,
+    {
+        let url = self.url(root, segments, query);
         let path = url.path().to_owned();
         let body = match body {
             Some(b) => Some(serde_json::to_vec(b).map_err(|e| {
@@ -1142,6 +1171,51 @@ impl Client {
     ) -> Result<SpendLimitDeleted, ApiError> {
         self.delete(&["spend_limits", spend_limit_id]).await
     }
+
+    // Compliance API Activity Feed (§8.5)
+
+    /// One page of `GET /v1/compliance/activities`. An admin key reads it only if it was
+    /// created while the Compliance API was enabled; otherwise 403 `permission_error`.
+    pub async fn list_activities(
+        &self,
+        params: &ActivityParams,
+    ) -> Result<Page<Activity>, ApiError> {
+        let mut q = Query::default();
+        q.page(&params.page)
+            .opt("order", params.order.map(ActivityOrder::as_str))
+            .opt(
+                "created_at.gte",
+                params
+                    .created_at_gte
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            )
+            .list("activity_types[]", &params.activity_types);
+        self.call_at::<Page<Activity>, ()>(
+            &["v1", "compliance"],
+            Method::GET,
+            &["activities"],
+            &q,
+            None,
+            Repeat::Safe,
+            None,
+        )
+        .await
+    }
+
+    /// Every activity matching `params` from its cursor on, following pagination to the end.
+    pub async fn list_all_activities(
+        &self,
+        params: &ActivityParams,
+    ) -> Result<Vec<Activity>, ApiError> {
+        collect_id_pages(self.max_pages(), |after: Option<String>| {
+            let mut page = params.clone();
+            if after.is_some() {
+                page.page.after_id = after;
+            }
+            async move { self.list_activities(&page).await }
+        })
+        .await
+    }
 }
 
 /// The beta the spend-limit list requires.
@@ -1206,7 +1280,7 @@ mod tests {
         p.models = vec!["claude a".into()];
         p.bucket_width = Some(BucketWidth::Hour);
         let (q, beta) = Client::usage_query(&p, Some("page_x="));
-        let url = client().url(&["usage_report", "messages"], &q);
+        let url = client().url(&["v1", "organizations"], &["usage_report", "messages"], &q);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:9/prefix/v1/organizations/usage_report/messages?\
@@ -1220,7 +1294,11 @@ mod tests {
 
     #[test]
     fn ids_are_percent_encoded_as_single_path_segments() {
-        let url = client().url(&["users", "../me?x=1"], &Query::default());
+        let url = client().url(
+            &["v1", "organizations"],
+            &["users", "../me?x=1"],
+            &Query::default(),
+        );
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:9/prefix/v1/organizations/users/..%2Fme%3Fx=1"

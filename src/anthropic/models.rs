@@ -1153,6 +1153,111 @@ pub mod utc_day {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Compliance API Activity Feed (§8.5)
+
+/// One activity of the feed. Only `id`, `created_at`, `type` and the actor are read into
+/// fields; the type-specific fields (`api_key_id`, `workspace_id`, `updates`, …) stay in
+/// `fields`, so a type this version does not know is kept rather than refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub actor: ActivityActor,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Activity {
+    /// A type-specific string field.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(|v| v.as_str())
+    }
+
+    /// The `updates[]` of an `*_updated` activity: which fields changed.
+    pub fn updated(&self) -> impl Iterator<Item = &str> {
+        self.fields
+            .get("updates")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.get("type").and_then(|t| t.as_str()))
+    }
+}
+
+/// Who acted. Eleven variants exist, more may come: one tolerant struct holding the fields
+/// Orgkeeper shows, whatever the variant (`kind` is its `type`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityActor {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub email_address: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub admin_api_key_id: Option<String>,
+    #[serde(default)]
+    pub api_key_id: Option<String>,
+    #[serde(default)]
+    pub service_account_id: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+impl ActivityActor {
+    /// Who, in words: an email address, or the kind of actor and its id.
+    pub fn describe(&self) -> String {
+        let id = |what: &str, id: &Option<String>| match id {
+            Some(id) => format!("{what} {id}"),
+            None => what.to_owned(),
+        };
+        match self.kind.as_deref() {
+            _ if self.email_address.is_some() => self.email_address.clone().unwrap_or_default(),
+            Some("admin_api_key_actor") => id("an Admin API key", &self.admin_api_key_id),
+            Some("api_actor") => id("the API key", &self.api_key_id),
+            Some("service_account_actor") => id("the service account", &self.service_account_id),
+            Some("scim_directory_sync_actor") => "directory sync (SCIM)".to_owned(),
+            Some("anthropic_actor") | Some("system_actor") => "Anthropic".to_owned(),
+            Some("user_actor") => id("a Console user", &self.user_id),
+            Some(other) => other.replace('_', " "),
+            None => "someone".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActivityOrder {
+    Asc,
+    Desc,
+}
+
+impl ActivityOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityOrder::Asc => "asc",
+            ActivityOrder::Desc => "desc",
+        }
+    }
+}
+
+/// Parameters of the feed. `page.limit` is 1..=5000 (the API's default is 100); cursors are
+/// relative to `order` (newest first by default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActivityParams {
+    pub page: crate::anthropic::PageParams,
+    pub order: Option<ActivityOrder>,
+    pub created_at_gte: Option<DateTime<Utc>>,
+    pub activity_types: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1437,5 +1542,27 @@ mod tests {
         })
         .unwrap();
         assert_eq!(body, json!({"status": "inactive"}));
+    }
+
+    #[test]
+    fn activities_keep_unknown_types_actors_and_fields() {
+        let a: Activity = serde_json::from_value(json!({
+            "id": "activity_1", "created_at": "2026-10-01T12:00:00Z", "organization_id": null,
+            "actor": {"type": "attested_device_actor", "kid_hash": "x", "ip_address": "192.0.2.1"},
+            "type": "something_new", "api_key_id": "apikey_1", "extra": {"nested": true}
+        }))
+        .unwrap();
+        assert_eq!(a.kind, "something_new");
+        assert_eq!(a.field("api_key_id"), Some("apikey_1"));
+        assert_eq!(a.actor.ip_address.as_deref(), Some("192.0.2.1"));
+        assert_eq!(a.actor.describe(), "attested device actor");
+        let b: Activity = serde_json::from_value(json!({
+            "id": "activity_2", "created_at": "2026-10-01T12:00:00.123456Z", "actor": null,
+            "type": "platform_api_key_updated",
+            "updates": [{"type": "status", "previous_value": "active", "current_value": "inactive"}]
+        }))
+        .unwrap();
+        assert_eq!(b.updated().collect::<Vec<_>>(), vec!["status"]);
+        assert_eq!(b.actor.describe(), "someone");
     }
 }

@@ -12,6 +12,7 @@
 //! Web handlers never call the client's write methods; this module and its children are the
 //! only place that does.
 
+pub mod activity;
 pub mod alerts;
 pub mod budgets;
 pub mod chain;
@@ -19,6 +20,7 @@ pub mod invites;
 pub mod keys;
 pub mod limits;
 pub mod members;
+pub mod observed_alerts;
 pub mod reconcile;
 pub mod schedules;
 pub mod sync;

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use super::{target, ServiceError, Services};
+use super::{activity, observed_alerts, target, ServiceError, Services};
 use crate::anthropic::{
     ApiKey, ApiKeyStatus, Invite, InviteStatus, User, Workspace, WorkspaceMember,
 };
@@ -30,21 +30,37 @@ pub struct SyncReport {
     pub observed: usize,
 }
 
-/// One sync round.
+/// One sync round: read the organization, then the Activity Feed (who made what changed),
+/// record the observed changes with their attribution, then send the alerts they call for.
 pub async fn run(services: &Services) -> Result<SyncReport, SyncError> {
     let started = services.clock.now();
     // Each call has the configured deadline, like a page's; the client backs off on 429.
     let fetched = services.org.fetch(services.org.api()).await?;
-    take(services, fetched, started).await
+    let feed = activity::read(services, started).await;
+    observed_alerts::prepare(services).await;
+    let report = take(services, fetched, started, &feed).await?;
+    // Only now: if the records could not be written, the same activities are read again.
+    activity::done(services, &feed).await;
+    observed_alerts::send(services).await;
+    Ok(report)
 }
 
 /// Takes what a sync read (starting at `started`) into the model, recording what changed
-/// outside Orgkeeper.
+/// outside Orgkeeper with who did it, where the feed says so.
 pub async fn take(
     services: &Services,
     fetched: Fetched,
     started: chrono::DateTime<chrono::Utc>,
+    feed: &activity::Read,
 ) -> Result<SyncReport, SyncError> {
+    // The observed changes happened since the previous sync started reading (or, for the
+    // first one, recently).
+    let since = services
+        .org
+        .snapshot()
+        .synced_at
+        .unwrap_or(started - activity::RECHECK);
+    let now = services.clock.now();
     let org = &services.org;
     let counts = json!({
         "members": fetched.users.len(),
@@ -60,7 +76,9 @@ pub async fn take(
         let entries = if baseline {
             vec![baseline_entry(&organization.name, counts)]
         } else {
-            observed_entries(&changes)
+            let mut entries = observed_entries(&changes);
+            activity::attribute(&mut entries, &feed.activities, since, now);
+            entries
         };
         report_ref.baseline = baseline;
         report_ref.observed = if baseline { 0 } else { entries.len() };

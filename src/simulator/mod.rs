@@ -19,6 +19,7 @@
 //! (usage/cost/Claude Code/rate-limit reports as pure functions), `faults.rs` (fault injection),
 //! `http.rs` (error envelope, query parsing, cursor pagination).
 
+mod activity;
 mod control;
 mod faults;
 mod http;
@@ -33,6 +34,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub use activity::CONSOLE_IP;
 pub use faults::{FaultKind, FaultRule, FaultSpec, Faults};
 pub use limits::SpendLimitsAccess;
 
@@ -131,7 +133,8 @@ async fn start_serving(
     }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, service).with_graceful_shutdown(async move {
             let _ = rx.await;
         });
         if let Err(e) = serve.await {
@@ -171,6 +174,47 @@ impl RunningSimulator {
             .spend_access = access;
     }
 
+    /// Whether the admin key may read the Activity Feed. Off, the feed answers 403
+    /// `permission_error` ("Missing required scopes"), as for an admin key created before the
+    /// Compliance API was enabled; activities are recorded either way.
+    pub fn set_activity_feed(&self, readable: bool) {
+        self.lock().activity_feed = readable;
+    }
+
+    /// How many activities the feed holds (every kind, feed reads included).
+    pub fn activity_count(&self) -> usize {
+        self.lock().activities.len()
+    }
+
+    /// Every request made to the feed (answered or refused), oldest first: its URL.
+    pub fn feed_requests(&self) -> Vec<String> {
+        self.lock()
+            .activities
+            .iter()
+            .filter(|a| a.kind == "compliance_api_accessed")
+            .filter_map(|a| {
+                a.fields
+                    .get("url")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// What a signed-in Console user (`user_id`, from `ip_address`) does there: changes the
+    /// Admin API cannot make, or makes as an admin key. Each leaves a `user_actor` activity.
+    pub fn console(&self, user_id: &str, ip_address: &str) -> Console<'_> {
+        Console {
+            sim: self,
+            user_id: user_id.to_owned(),
+            ip_address: ip_address.to_owned(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, state::OrgState> {
+        self.app.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn reset_request_count(&self) {
         self.app.requests.store(0, Ordering::Relaxed);
     }
@@ -182,26 +226,11 @@ impl RunningSimulator {
     }
 
     /// What someone does in the Console, which the Admin API cannot do: creates an active
-    /// key in `workspace_id`, made by `created_by`, without expiry. Returns its id.
+    /// key in `workspace_id`, made by `created_by` (from [`CONSOLE_IP`]), without expiry.
+    /// Returns its id.
     pub fn console_create_key(&self, name: &str, workspace_id: &str, created_by: &str) -> String {
-        let now = self.app.now();
-        let mut st = self.app.state.lock().expect("simulator state");
-        let seq = st.seq();
-        let id = st.new_id("apikey");
-        let hint = format!("sk-ant-api03-{}...{:04}", &id[id.len() - 4..], seq % 10_000);
-        st.api_keys.push(state::ApiKey {
-            seq,
-            id: id.clone(),
-            name: name.to_owned(),
-            workspace_id: Some(workspace_id.to_owned()),
-            created_at: now,
-            created_by: Some(created_by.to_owned()),
-            principal: None,
-            expires_at: None,
-            partial_key_hint: hint,
-            status: state::KeyStatus::Active,
-        });
-        id
+        self.console(created_by, CONSOLE_IP)
+            .create_key(name, workspace_id)
     }
 
     /// Stops accepting connections; waits up to a second for in-flight requests (a hung
@@ -218,6 +247,87 @@ impl RunningSimulator {
                 task.abort();
             }
         }
+    }
+}
+
+/// A Console user at work; see [`RunningSimulator::console`].
+pub struct Console<'a> {
+    sim: &'a RunningSimulator,
+    user_id: String,
+    ip_address: String,
+}
+
+impl Console<'_> {
+    fn record(&self, st: &mut state::OrgState, kind: &str, fields: serde_json::Value) {
+        let actor = activity::user_actor(st, &self.user_id, &self.ip_address);
+        activity::append(st, self.sim.app.now(), actor, kind, fields);
+    }
+
+    /// Changes a member's organization role (the Console may make admins). False if there is
+    /// no such member.
+    pub fn set_role(&self, user_id: &str, role: &str) -> bool {
+        let mut st = self.sim.lock();
+        let Some(role) = state::OrgRole::parse(role) else {
+            return false;
+        };
+        let Some(user) = st.users.iter_mut().find(|u| u.id == user_id) else {
+            return false;
+        };
+        let previous = user.role;
+        user.role = role;
+        let email = user.email.clone();
+        self.record(
+            &mut st,
+            "claude_user_role_updated",
+            serde_json::json!({ "user_id": user_id, "user_email": email,
+                                "previous_role": previous.as_str(), "current_role": role.as_str() }),
+        );
+        true
+    }
+
+    /// Removes a member from the organization (their personal keys are archived). False if
+    /// there is no such member.
+    pub fn remove_member(&self, user_id: &str) -> bool {
+        let mut st = self.sim.lock();
+        let Some(user) = st.user(user_id).cloned() else {
+            return false;
+        };
+        routes::remove_user(&mut st, &user);
+        self.record(
+            &mut st,
+            "org_user_deleted",
+            serde_json::json!({ "deleted_user_id": user_id, "deleted_user_email": user.email }),
+        );
+        true
+    }
+
+    /// Creates an active key in `workspace_id`, made by this user, without expiry. Returns its
+    /// id.
+    pub fn create_key(&self, name: &str, workspace_id: &str) -> String {
+        let now = self.sim.app.now();
+        let mut st = self.sim.lock();
+        let created_by = self.user_id.as_str();
+        let seq = st.seq();
+        let id = st.new_id("apikey");
+        let hint = format!("sk-ant-api03-{}...{:04}", &id[id.len() - 4..], seq % 10_000);
+        st.api_keys.push(state::ApiKey {
+            seq,
+            id: id.clone(),
+            name: name.to_owned(),
+            workspace_id: Some(workspace_id.to_owned()),
+            created_at: now,
+            created_by: Some(created_by.to_owned()),
+            principal: None,
+            expires_at: None,
+            partial_key_hint: hint,
+            status: state::KeyStatus::Active,
+        });
+        self.record(
+            &mut st,
+            "platform_api_key_created",
+            serde_json::json!({ "api_key_id": id }),
+        );
+        id
     }
 }
 

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::to_bytes;
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -18,7 +20,7 @@ use super::state::{
     ApiKey, Invite, KeyStatus, OrgRole, OrgState, Principal, User, Workspace, WorkspaceRole,
     ENTERPRISE_ROLES, MAX_ACTIVE_WORKSPACES,
 };
-use super::{limits, usage};
+use super::{activity, limits, usage};
 
 const API_VERSIONS: &[&str] = &["2023-06-01", "2026-10-21"];
 const ORG_ROLES: &[&str] = &[
@@ -144,6 +146,8 @@ async fn respond(app: &App, req: Request, request_id: &str) -> Response {
         };
     }
     let headers = req.headers().clone();
+    let caller = caller_of(&req);
+    let uri = req.uri().to_string();
     let query = Query::parse(req.uri().query());
     let body = match to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
@@ -158,16 +162,87 @@ async fn respond(app: &App, req: Request, request_id: &str) -> Response {
             )
         }
     };
-    let result = check_headers(&headers)
-        .and_then(|beta| dispatch(app, &method, &path, &query, &body, &beta));
+    // The Compliance API's examples send `anthropic-version` or omit it.
+    let compliance = path.starts_with("/v1/compliance/");
+    let result = check_headers(&headers, !compliance).and_then(|beta| {
+        if compliance {
+            compliance_api(app, &method, &uri, &query, &caller, request_id)
+        } else {
+            dispatch(app, &method, &path, &query, &body, &beta, &caller)
+        }
+    });
     match result {
         Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
         Err(e) => error_response(&e, request_id),
     }
 }
 
+/// Who sent a request (for the Activity Feed): their admin key's id, address and user agent.
+fn caller_of(req: &Request) -> activity::Caller {
+    let headers = req.headers();
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .unwrap_or_default();
+    activity::Caller {
+        admin_api_key_id: activity::admin_key_id(key),
+        ip_address: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "127.0.0.1".to_owned()),
+        user_agent: headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// `/v1/compliance/*`: an Admin key may read the Activity Feed, and only that. Every call is
+/// itself recorded in the feed (`compliance_api_accessed`).
+fn compliance_api(
+    app: &App,
+    method: &Method,
+    uri: &str,
+    q: &Query,
+    caller: &activity::Caller,
+    request_id: &str,
+) -> ApiResult<Value> {
+    let path = uri.split('?').next().unwrap_or_default();
+    let mut st = app.lock();
+    let result = match (method.as_str(), path.trim_end_matches('/')) {
+        ("GET", "/v1/compliance/activities") if st.activity_feed => activity::list(&st, q),
+        ("GET", "/v1/compliance/activities") => Err(activity::missing_scope()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "Admin API keys may only read /v1/compliance/activities",
+        )),
+    };
+    let status = result
+        .as_ref()
+        .map(|_| 200)
+        .unwrap_or_else(|e| e.status.as_u16());
+    activity::append(
+        &mut st,
+        app.now(),
+        caller.api_actor(),
+        "compliance_api_accessed",
+        json!({ "request_id": request_id, "url": uri, "request_method": method.as_str(),
+                "request_body": null, "status_code": status }),
+    );
+    result
+}
+
 /// Auth and version headers; returns the `anthropic-beta` names.
-fn check_headers(headers: &HeaderMap) -> ApiResult<Vec<String>> {
+fn check_headers(headers: &HeaderMap, version_required: bool) -> ApiResult<Vec<String>> {
     // The official SDKs (anthropic 2.x) send the key as `Authorization: Bearer`; older
     // clients and the docs' examples use `x-api-key`. Both carry the same admin key.
     let key = headers
@@ -200,6 +275,7 @@ fn check_headers(headers: &HeaderMap) -> ApiResult<Vec<String>> {
         .get("anthropic-version")
         .and_then(|v| v.to_str().ok())
     {
+        None if !version_required => {}
         None => return Err(ApiError::invalid("anthropic-version: header is required")),
         Some(v) if !API_VERSIONS.contains(&v) => {
             return Err(ApiError::invalid(format!(
@@ -258,6 +334,7 @@ fn dispatch(
     q: &Query,
     body: &[u8],
     beta: &[String],
+    caller: &activity::Caller,
 ) -> ApiResult<Value> {
     let not_found = || ApiError::not_found(format!("Not found: {} {path}", method));
     let rest = path
@@ -285,7 +362,50 @@ fn dispatch(
     let mut st = app.lock();
     let st = &mut *st;
     let m = method.as_str();
-    match (m, segs.as_slice()) {
+    // What a change leaves in the Activity Feed needs the object as it was.
+    let before = (m != "GET")
+        .then(|| before_change(st, m, &segs, now))
+        .flatten();
+    let result = route(st, m, &segs, q, body, beta, now);
+    if let Ok(answer) = &result {
+        if let Some((kind, fields)) = (m != "GET")
+            .then(|| activity::of_change(m, &segs, before.as_ref(), answer))
+            .flatten()
+        {
+            activity::append(st, now, caller.admin_actor(), kind, fields);
+        }
+    }
+    result
+}
+
+/// The object a change is about, as it is before the change.
+fn before_change(st: &OrgState, m: &str, segs: &[&str], now: DateTime<Utc>) -> Option<Value> {
+    match (m, segs) {
+        (_, ["users", id]) => st.user(id).map(user_json),
+        (_, ["workspaces", id]) => st.workspace(id).map(workspace_json),
+        (_, ["workspaces", id, "members", uid]) => get_member(st, id, uid).ok(),
+        (_, ["api_keys", id]) => find_key(st, id).ok().map(|k| key_json(k, st, now)),
+        ("DELETE", ["spend_limits", id]) => limits::get(st, id).ok(),
+        _ => None,
+    }
+}
+
+fn route(
+    st: &mut OrgState,
+    m: &str,
+    segs: &[&str],
+    q: &Query,
+    body: &[u8],
+    beta: &[String],
+    now: DateTime<Utc>,
+) -> ApiResult<Value> {
+    let not_found = || {
+        ApiError::not_found(format!(
+            "Not found: {m} /v1/organizations/{}",
+            segs.join("/")
+        ))
+    };
+    match (m, segs) {
         ("GET", ["me"]) => {
             Ok(json!({"id": st.org_id, "type": "organization", "name": st.org_name}))
         }
@@ -438,7 +558,14 @@ fn delete_user(st: &mut OrgState, id: &str) -> ApiResult<Value> {
                 .with_code("cannot_remove_last_member"),
         );
     }
-    let seq = user.seq;
+    let user = user.clone();
+    remove_user(st, &user);
+    Ok(json!({"id": id, "type": "user_deleted"}))
+}
+
+/// Takes a member out of the organization, however that was asked for.
+pub(crate) fn remove_user(st: &mut OrgState, user: &User) {
+    let id = user.id.as_str();
     // Personal keys act as their user: they are archived when the user leaves (§5.6).
     for k in st.api_keys.iter_mut() {
         if matches!(&k.principal, Some(Principal::User(u)) if u == id) {
@@ -447,8 +574,7 @@ fn delete_user(st: &mut OrgState, id: &str) -> ApiResult<Value> {
     }
     st.users.retain(|u| u.id != id);
     st.memberships.retain(|(_, u), _| u != id);
-    st.tombstones.insert(id.to_string(), seq);
-    Ok(json!({"id": id, "type": "user_deleted"}))
+    st.tombstones.insert(id.to_string(), user.seq);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -276,6 +276,11 @@ pub(crate) struct OrgState {
     /// Whether spend limits may be used through the Admin API (switchable while running).
     pub spend_access: super::SpendLimitsAccess,
     pub spend_limits: Vec<super::limits::SpendLimitRow>,
+    /// The Activity Feed, oldest first (served newest first).
+    pub activities: Vec<super::activity::Activity>,
+    /// Whether the admin key may read the feed (off: 403, as for a key created before the
+    /// Compliance API was enabled). Activities are recorded either way.
+    pub activity_feed: bool,
     pub usage_tier: super::limits::UsageTierLimit,
     /// Seq numbers of deleted users, so a cursor naming one keeps working.
     pub tombstones: HashMap<String, u64>,
@@ -477,6 +482,8 @@ impl OrgState {
             workspace_limit_overrides: Vec::new(),
             spend_access: Default::default(),
             spend_limits: Vec::new(),
+            activities: Vec::new(),
+            activity_feed: true,
             usage_tier: super::limits::UsageTierLimit {
                 id: String::new(),
                 amount_cents: 0,

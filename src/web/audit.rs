@@ -289,7 +289,14 @@ pub fn sentence(r: &Record, outcome: Outcome, no_outcome_yet: bool) -> String {
         return format!("{actor}: {}", r.action);
     };
     if r.actor_id.is_none() && r.actor_role.as_deref() == Some(crate::service::sync::OBSERVED) {
-        return format!("Seen outside Orgkeeper: {} — {t}", action.label());
+        // Who did it, when the Activity Feed said so.
+        let seen = &d["seen_in_feed"];
+        let by = match (seen["actor"].as_str(), seen["ip"].as_str()) {
+            (Some(actor), Some(ip)) => format!(", by {actor} from {ip}"),
+            (Some(actor), None) => format!(", by {actor}"),
+            _ => String::new(),
+        };
+        return format!("Seen outside Orgkeeper: {} — {t}{by}", action.label());
     }
     use Action as A;
     // (what happened, what was attempted); `None` for records that are already a failure.
@@ -573,6 +580,8 @@ struct IndexPage {
     jsonl_link: String,
     chain: crate::service::chain::ChainCheck,
     can_acknowledge: bool,
+    /// Why observed changes carry no names (the Activity Feed is refused), once.
+    feed_notice: Option<String>,
 }
 
 pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Response> {
@@ -644,6 +653,7 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         pages,
         can_acknowledge: matches!(chain.report, ChainReport::Broken { .. })
             && page_view_alert(&ctx).await,
+        feed_notice: crate::service::activity::notice(&ctx.state.db).await,
         chain,
     };
     Ok(Html(page_view.render().map_err(anyhow::Error::from)?).into_response())
@@ -711,6 +721,29 @@ struct ShowPage {
     outcome: Option<Record>,
     details: String,
     diff: Vec<DiffRow>,
+    /// Who made an observed change, from the Activity Feed.
+    seen_in_feed: Option<SeenInFeed>,
+}
+
+/// The Activity Feed's word on an observed change.
+pub struct SeenInFeed {
+    pub actor: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub at: String,
+    pub activity_type: String,
+}
+
+fn seen_in_feed(details: &serde_json::Value) -> Option<SeenInFeed> {
+    let seen = details.get("seen_in_feed")?;
+    let text = |f: &str| seen[f].as_str().map(str::to_owned);
+    Some(SeenInFeed {
+        actor: text("actor")?,
+        ip: text("ip"),
+        user_agent: text("user_agent"),
+        at: text("at").unwrap_or_default(),
+        activity_type: text("activity_type").unwrap_or_default(),
+    })
 }
 
 pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
@@ -726,6 +759,7 @@ pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
         outcome,
         layout: ctx.layout(format!("Audit record {seq}"), "audit").await,
         diff: diff_rows(&record.details),
+        seen_in_feed: seen_in_feed(&record.details),
         record,
         details,
     };

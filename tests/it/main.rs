@@ -4,6 +4,7 @@
 
 mod support;
 
+mod activity;
 mod audit_chain;
 mod audit_review;
 mod authorization;

@@ -289,7 +289,7 @@ async fn a_sync_that_read_before_a_change_keeps_the_change_and_does_not_observe_
         .unwrap()
         .unwrap();
     // ...and the sync's older answer arrives.
-    service::sync::take(&app.state, fetched, started)
+    service::sync::take(&app.state, fetched, started, &Default::default())
         .await
         .unwrap();
 
