@@ -1,40 +1,82 @@
 //! The organization-model benchmark, on the `large` simulated organization (5,000 members,
-//! 100 workspaces, 20,000 keys) with 100 ms added to every upstream call:
+//! 100 workspaces, 20,000 keys) with 100 ms added to every upstream call.
 //!
-//! * the first full sync, and a steady-state sync;
+//! Orgkeeper runs as its own process — the release `orgkeeper serve`, configured by
+//! environment variables as in production — against the simulator in this process, so its
+//! resident memory is its own. Measured:
+//!
+//! * the first full sync (from Orgkeeper's log line) and a later one (`POST /sync`);
 //! * every main page once: upstream calls (must be 0), time and size;
-//! * throughput with 20 concurrent keep-alive clients for `/healthz`, `/members` and `/keys`,
-//!   each as a share of `/healthz` measured in the same run (this machine is shared, so only
-//!   ratios from one run mean anything);
-//! * resident memory of the process before Orgkeeper starts (simulator only) and after.
+//! * throughput with 20 concurrent keep-alive clients for `/healthz`, `/members`, `/keys` and
+//!   `/`, each as a share of `/healthz` measured in the same run (this machine is shared, so
+//!   only ratios from one run mean anything);
+//! * Orgkeeper's resident memory after the syncs and the load, and its peak.
 //!
 //! Run: `cargo bench --bench pages` (release build). A measurement, not a test: it prints
 //! numbers and asserts nothing about time.
 
-// The integration tests' harness; the benchmark uses part of it.
+// The integration tests' harness; the benchmark uses its constants and CSRF helper.
 #[allow(dead_code)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orgkeeper::auth::Role;
 use orgkeeper::simulator::{self, Profile, SimulatorOptions};
 
 const LATENCY: Duration = Duration::from_millis(100);
 const CLIENTS: usize = 20;
 const LOAD_FOR: Duration = Duration::from_secs(4);
+const USER: &str = "bench-owner";
 
-fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+/// (resident, peak) memory of a process in MB, from `/proc/<pid>/status`.
+fn memory_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Orgkeeper's own account of each sync: the seconds of every "organization synced" line.
+fn sync_times(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<f64> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let stderr = child.stderr.take().expect("piped stderr");
+    // A thread, not a task: reading the pipe blocks.
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if line.contains("organization synced") {
+                // `ORGKEEPER_LOG_FORMAT=json`: `…"seconds":8.31,…`.
+                let seconds = line
+                    .split_once("\"seconds\":")
+                    .and_then(|(_, rest)| rest.split([',', '}']).next())
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(f64::NAN);
+                let _ = tx.send(seconds);
+            } else if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
+                eprintln!("orgkeeper: {line}");
+            }
+        }
+    });
+    rx
+}
+
+/// The first `/{prefix}…` id linked from `html` (`/members/user_…`).
+fn first_link(html: &str, prefix: &str) -> String {
+    let at = html.find(prefix).unwrap_or_else(|| panic!("no {prefix} link"));
+    html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "/_".contains(*c))
+        .collect()
 }
 
 #[tokio::main]
@@ -50,50 +92,108 @@ async fn main() {
     .await
     .unwrap();
     simulator.faults().set_latency(LATENCY);
-    let rss_simulator = rss_mb();
     println!(
         "Orgkeeper organization-model benchmark: large profile, {} ms per upstream call, debug={}",
         LATENCY.as_millis(),
         cfg!(debug_assertions)
     );
 
-    // The harness runs the first sync before it returns, as the job does at start-up.
-    let config = support::live_config(&simulator);
-    let started = Instant::now();
-    let app = support::spawn_app_with(config, simulator, None).await;
-    let first_sync = started.elapsed();
-    let calls = app.simulator.request_count();
-    app.simulator.reset_request_count();
-    let started = Instant::now();
-    app.sync().await;
-    let steady_sync = started.elapsed();
-    println!(
-        "first full sync: {:.1} s ({calls} upstream calls); a later sync: {:.1} s ({} calls)",
-        first_sync.as_secs_f64(),
-        steady_sync.as_secs_f64(),
-        app.simulator.request_count()
-    );
-    let db_mb = std::fs::metadata(app.dir.path().join("orgkeeper.db"))
-        .map(|m| m.len() as f64 / 1e6)
-        .unwrap_or(0.0);
-    println!("database after the sync: {db_mb:.1} MB");
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("orgkeeper.db");
+    let bin = env!("CARGO_BIN_EXE_orgkeeper");
+    let mut add = Command::new(bin)
+        .args(["user", "add", USER, "--role", "owner", "--password-stdin"])
+        .env("ORGKEEPER_DATABASE", &database)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{}", support::PASSWORD).unwrap();
+    assert!(add.wait().unwrap().success(), "could not create the account");
 
-    let (_, session) = app.signed_in(Role::Owner).await;
-    let snapshot = app.state.org.snapshot();
-    let member = snapshot.users[snapshot.users.len() / 2].id.clone();
-    let workspace = snapshot.workspaces[1].id.clone();
-    let key = snapshot.keys[snapshot.keys.len() / 2].id.clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .env("ORGKEEPER_DATABASE", &database)
+        .env("ORGKEEPER_BIND", format!("127.0.0.1:{port}"))
+        .env("ORGKEEPER_API_BASE_URL", simulator.base_url())
+        .env("ANTHROPIC_ADMIN_API_KEY", support::ADMIN_KEY)
+        // One sync at start and the one this benchmark asks for, none in between.
+        .env("ORGKEEPER_SYNC_INTERVAL", "86400")
+        .env("ORGKEEPER_LOG", "info,sqlx=warn,tower_sessions=warn")
+        .env("ORGKEEPER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut syncs = sync_times(&mut child);
+    let child = KillOnDrop(child);
+    let first = tokio::time::timeout(Duration::from_secs(300), syncs.recv())
+        .await
+        .expect("the first sync finishes")
+        .unwrap_or(f64::NAN);
+    let calls = simulator.request_count();
+    println!(
+        "first full sync: {first:.1} s by Orgkeeper's log ({:.1} s after start; {calls} upstream calls so far, usage reports included)",
+        started.elapsed().as_secs_f64()
+    );
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = sign_in(&http, &address).await;
+    let get = |path: &str| {
+        http.get(format!("{address}{path}"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    // A later sync, asked for like an admin's "Refresh now".
+    let page = get("/members").await.unwrap().text().await.unwrap();
+    let csrf = support::extract_csrf(&page).unwrap();
+    simulator.reset_request_count();
+    let response = http
+        .post(format!("{address}/sync"))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection() || response.status().is_success());
+    let later = tokio::time::timeout(Duration::from_secs(300), syncs.recv())
+        .await
+        .expect("the later sync finishes")
+        .unwrap_or(f64::NAN);
+    println!(
+        "a later sync: {later:.1} s ({} upstream calls)",
+        simulator.request_count()
+    );
+    let db_mb = std::fs::metadata(&database).map_or(0.0, |m| m.len() as f64 / 1e6);
+    println!("database after the syncs: {db_mb:.1} MB");
+
+    let member = first_link(&page, "/members/user_");
+    let workspaces = get("/workspaces").await.unwrap().text().await.unwrap();
+    let workspace = first_link(&workspaces, "/workspaces/wrkspc_");
+    let keys = get("/keys").await.unwrap().text().await.unwrap();
+    let key = first_link(&keys, "/keys/apikey_");
     let pages = [
         "/".to_owned(),
         "/members".into(),
         "/members?q=a&sort=email&page=3".into(),
-        format!("/members/{member}"),
+        member,
         "/invites".into(),
         "/workspaces".into(),
-        format!("/workspaces/{workspace}"),
+        workspace,
         "/keys".into(),
         "/keys?status=active&flag=no_expiry".into(),
-        format!("/keys/{key}"),
+        key,
         "/usage".into(),
         "/cost".into(),
     ];
@@ -102,17 +202,17 @@ async fn main() {
         "page (second view)", "ms", "calls", "KB", "status"
     );
     for page in &pages {
-        // The first view of /usage and /cost fills the usage store when it was never synced.
-        let _ = session.get(page).await.bytes().await;
-        app.simulator.reset_request_count();
+        // The first view of /usage and /cost fills the usage store if the job has not yet.
+        let _ = get(page).await.unwrap().bytes().await;
+        simulator.reset_request_count();
         let started = Instant::now();
-        let response = session.get(page).await;
+        let response = get(page).await.unwrap();
         let status = response.status().as_u16();
         let body = response.bytes().await.unwrap();
         println!(
             "{page:<44} {:>9.1} {:>7} {:>9.1} {status:>7}",
             started.elapsed().as_secs_f64() * 1000.0,
-            app.simulator.request_count(),
+            simulator.request_count(),
             body.len() as f64 / 1024.0
         );
     }
@@ -121,8 +221,7 @@ async fn main() {
         "\nthroughput, {CLIENTS} keep-alive clients, {} s each:",
         LOAD_FOR.as_secs()
     );
-    let healthz = load(&app.address, "/healthz", None).await;
-    let cookie = session_cookie(&app, &session).await;
+    let healthz = load(&address, "/healthz", None).await;
     let mut rows = vec![("/healthz".to_owned(), healthz)];
     for page in [
         "/members",
@@ -130,10 +229,7 @@ async fn main() {
         "/",
         "/keys?status=active&flag=no_expiry",
     ] {
-        rows.push((
-            page.to_owned(),
-            load(&app.address, page, Some(&cookie)).await,
-        ));
+        rows.push((page.to_owned(), load(&address, page, Some(&cookie)).await));
     }
     println!(
         "{:<44} {:>10} {:>10} {:>10}",
@@ -147,63 +243,62 @@ async fn main() {
             100.0 * r.rate / healthz.rate
         );
     }
+    let (rss, peak) = memory_mb(pid);
     println!(
-        "\nresident memory: {rss_simulator:.0} MB with the simulator alone, {:.0} MB with Orgkeeper \
-         after sync and load (Orgkeeper ≈ {:.0} MB)",
-        rss_mb(),
-        rss_mb() - rss_simulator
+        "\nOrgkeeper's resident memory after the syncs and the load: {rss:.0} MB (peak {peak:.0} MB)"
     );
+    drop(child);
+}
+
+/// Ends the Orgkeeper process when the benchmark ends, also on a panic.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Signs in through the form, as a browser does, and returns the session cookie.
+async fn sign_in(http: &reqwest::Client, address: &str) -> String {
+    let cookies = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let page = http.get(format!("{address}/login")).send().await.unwrap();
+    let first = cookies(&page);
+    let body = page.text().await.unwrap();
+    let csrf = support::extract_csrf(&body).unwrap();
+    let response = http
+        .post(format!("{address}/login"))
+        .header("cookie", &first)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("username", USER),
+            ("password", support::PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_redirection(),
+        "sign-in failed: {}",
+        response.status()
+    );
+    cookies(&response)
 }
 
 #[derive(Clone, Copy)]
 struct Load {
     rate: f64,
     p50_ms: f64,
-}
-
-/// The session cookie of a signed-in client, for the load clients to send.
-async fn session_cookie(app: &support::TestApp, session: &support::Session) -> String {
-    // The harness's client keeps its cookie in a jar; sign in again by hand to read it.
-    let _ = session;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let (account, _) = app.signed_in(Role::Owner).await;
-    let page = http
-        .get(format!("{}/login", app.address))
-        .send()
-        .await
-        .unwrap();
-    let first = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").to_owned())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let body = page.text().await.unwrap();
-    let csrf = support::extract_csrf(&body).unwrap();
-    let response = http
-        .post(format!("{}/login", app.address))
-        .header("cookie", &first)
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("username", account.username.as_str()),
-            ("password", support::PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").to_owned())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// `CLIENTS` clients, each with its own keep-alive connection, ask for `path` for `LOAD_FOR`.

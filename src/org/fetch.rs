@@ -1,8 +1,9 @@
 //! Reading the whole organization from the Admin API: what one sync asks for.
 //!
-//! Lists are read in parallel, at most [`PARALLEL`] requests at once (the Admin API rate-limits
-//! per organization; the client backs off on 429 and honours `retry-after`), and every request
-//! is bounded by the client's deadline.
+//! Lists are read in parallel: each organization-wide list page after page, and at most
+//! [`PARALLEL`] workspaces at once (the Admin API rate-limits per organization; the client
+//! backs off on 429 and honours `retry-after`). Every request is bounded by the client's
+//! deadline.
 
 use std::collections::{HashMap, HashSet};
 
@@ -33,6 +34,18 @@ pub struct Fetched {
 }
 
 pub async fn everything(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
+    // The key list is one long sequence of pages (20 for 20,000 keys): it runs beside the
+    // workspace reads instead of after them.
+    let every_key = ApiKeyFilter::default();
+    let keys = api.list_all_api_keys(&every_key);
+    let (keys, mut fetched) = tokio::try_join!(keys, directory(org, api))?;
+    fetched.keys = keys;
+    Ok(fetched)
+}
+
+/// Everything but the keys: members, invites, workspaces, and each workspace's members and
+/// rate limits, at most [`PARALLEL`] workspaces at a time.
+async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
     org.progress(Progress::step("members, invites and workspaces"));
     let every_workspace = WorkspaceFilter {
         include_archived: true,
@@ -99,9 +112,7 @@ pub async fn everything(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
         org.progress(Progress::counting("workspace members", done, total));
     }
     drop(lists);
-
     org.progress(Progress::step("API keys"));
-    let keys = api.list_all_api_keys(&ApiKeyFilter::default()).await?;
     Ok(Fetched {
         organization,
         users,
@@ -109,7 +120,7 @@ pub async fn everything(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
         workspaces,
         default_workspace_id,
         memberships,
-        keys,
+        keys: Vec::new(),
         rate_limits,
     })
 }

@@ -257,7 +257,7 @@ impl Hygiene {
 /// How many keys of the organization carry each flag, and the rotation age the "old" flag
 /// uses: the overview's numbers, from the same per-snapshot index the keys page filters.
 pub async fn flag_counts(state: &AppState) -> Result<(Vec<(Flag, usize)>, u32), ApiError> {
-    let index = KeyIndex::load(state).await?;
+    let (_, index) = KeyIndex::load(state).await?;
     Ok((index.counts.clone(), state.config.key_rotation_days))
 }
 
@@ -622,34 +622,36 @@ struct ResultsPartial<'a> {
 /// once per snapshot, so a page costs a pass over precomputed rows instead of re-deriving the
 /// organization.
 struct KeyIndex {
-    keys: Vec<(ApiKey, Vec<Flag>)>,
+    /// Positions in `Snapshot::keys`, newest first, with each key's flags.
+    keys: Vec<(u32, Vec<Flag>)>,
     counts: Vec<(Flag, usize)>,
     /// (filter value, label) of every place a key belongs to, by label.
     workspaces: Vec<(String, String)>,
 }
 
 impl KeyIndex {
-    async fn load(state: &AppState) -> Result<Arc<KeyIndex>, ApiError> {
-        let keys = state.org.api_keys().await?;
-        let snapshot = state.org.snapshot();
+    /// The model and its index (one snapshot for both: the positions are into its keys).
+    async fn load(state: &AppState) -> Result<(Arc<Snapshot>, Arc<KeyIndex>), ApiError> {
+        let snapshot = state.org.synced()?;
         if let Some(index) = snapshot.cached::<KeyIndex>() {
-            return Ok(index);
+            return Ok((snapshot, index));
         }
         let hygiene = Hygiene::load(state).await;
         let names = Names::load(state).await;
-        let mut sorted: Vec<&ApiKey> = keys.iter().collect();
-        sorted.sort_by_key(|k| std::cmp::Reverse(k.created_at));
-        let keys: Vec<(ApiKey, Vec<Flag>)> = sorted
+        let mut sorted: Vec<u32> = (0..snapshot.keys.len() as u32).collect();
+        sorted.sort_by_key(|&at| std::cmp::Reverse(snapshot.keys[at as usize].created_at));
+        let keys: Vec<(u32, Vec<Flag>)> = sorted
             .into_iter()
-            .map(|k| (k.clone(), hygiene.flags(k)))
+            .map(|at| (at, hygiene.flags(&snapshot.keys[at as usize])))
             .collect();
         let counts = count_flags(keys.iter().map(|(_, flags)| flags));
-        let workspaces = workspace_choices(keys.iter().map(|(k, _)| k), &names);
-        Ok(snapshot.keep(KeyIndex {
+        let workspaces = workspace_choices(snapshot.keys.iter(), &names);
+        let index = snapshot.keep(KeyIndex {
             keys,
             counts,
             workspaces,
-        }))
+        });
+        Ok((snapshot, index))
     }
 }
 
@@ -692,7 +694,7 @@ fn creators_named(names: &Names, text: &str) -> HashSet<String> {
 
 pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Response> {
     ctx.require(Permission::ViewWorkspaces).await?;
-    let index = KeyIndex::load(&ctx.state).await?;
+    let (snapshot, index) = KeyIndex::load(&ctx.state).await?;
     let (hygiene, names) = (
         Hygiene::load(&ctx.state).await,
         Names::load(&ctx.state).await,
@@ -702,9 +704,10 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
         (!query.creator.trim().is_empty()).then(|| creators_named(&names, &query.creator));
 
     // Newest first; filter the precomputed list, then cut one page.
-    let visible_keys: Vec<&(ApiKey, Vec<Flag>)> = index
+    let visible_keys: Vec<(&ApiKey, &[Flag])> = index
         .keys
         .iter()
+        .map(|(at, flags)| (&snapshot.keys[*at as usize], flags.as_slice()))
         .filter(|(k, _)| !scoped || visible(&ctx, k))
         .collect();
     let counts = if scoped {
@@ -715,7 +718,7 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
     let matching: Vec<&ApiKey> = visible_keys
         .iter()
         .filter(|(k, flags)| query.matches(k, flags, creators.as_ref()))
-        .map(|(k, _)| k)
+        .map(|(k, _)| *k)
         .collect();
     let total = matching.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
@@ -745,7 +748,7 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
     // (a list of every creator would be thousands of options, and name people a team lead
     // cannot otherwise see).
     let workspace_ids = if scoped {
-        workspace_choices(visible_keys.iter().map(|(k, _)| k), &names)
+        workspace_choices(visible_keys.iter().map(|(k, _)| *k), &names)
     } else {
         index.workspaces.clone()
     };
