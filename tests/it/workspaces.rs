@@ -560,14 +560,30 @@ async fn adding_changing_and_removing_a_workspace_member_are_audited() {
     let ws = app.first_workspace_id().await;
     let user = outsider(&app, &ws).await;
     let (_, page) = admin.get_text(&format!("/workspaces/{ws}")).await;
-    assert!(page.contains(&format!("<option value=\"{user}\"")));
+    assert!(page.contains("name=\"user_id\""), "people are added by name or email");
     assert!(!page.contains("<option value=\"workspace_billing\""));
+    // Typing part of their email suggests them; adding by that email adds them.
+    let email = app.state.org.snapshot().person(&user).unwrap().0.email.clone();
+    let (_, suggested) = admin
+        .get_text(&format!("/workspaces/{ws}/candidates?user_id={email}"))
+        .await;
+    assert!(suggested.contains(&format!("<option value=\"{email}\"")), "{suggested}");
+    let ambiguous = admin
+        .post(
+            &format!("/workspaces/{ws}/members"),
+            &[("user_id", "@"), ("workspace_role", "workspace_developer")],
+        )
+        .await;
+    assert_eq!(ambiguous.status(), 422);
+    let ambiguous = ambiguous.text().await.unwrap();
+    assert!(ambiguous.contains("members match “@”"), "{ambiguous}");
+    assert!(ambiguous.contains("name=\"user_id\" value=\"@\""), "the typed text is kept");
 
     let added = admin
         .post(
             &format!("/workspaces/{ws}/members"),
             &[
-                ("user_id", &user),
+                ("user_id", &email),
                 ("workspace_role", "workspace_developer"),
             ],
         )
@@ -696,7 +712,7 @@ async fn the_api_refusals_of_workspace_member_changes_are_explained_and_audited_
     assert!(billing_body.contains("(request id req_"));
     assert!(billing_body.contains("Workspace rules:"));
     assert!(
-        billing_body.contains(&format!("<option value=\"{user}\" selected")),
+        billing_body.contains(&format!("name=\"user_id\" value=\"{user}\"")),
         "the form keeps the choice"
     );
     assert_eq!(admin_change.status(), 422);
@@ -758,4 +774,35 @@ async fn viewers_auditors_and_team_leads_get_403_on_every_change() {
     }
     assert!(records(&app, "workspace").await.is_empty());
     assert!(records(&app, "workspace_member").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_workspace_page_finds_its_members_by_name_or_email_and_says_how_many_match() {
+    let app = spawn_app().await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let ws = app.first_workspace_id().await;
+    let snapshot = app.state.org.snapshot();
+    let members = snapshot.members_in(&ws);
+    assert!(members.len() > 1, "the demo workspace has several members");
+    let (_, page) = viewer.get_text(&format!("/workspaces/{ws}")).await;
+    assert!(
+        page.contains(&format!("of {} members", members.len())),
+        "the card counts every member"
+    );
+    let one = snapshot.person(&members[0].user_id).unwrap().0.clone();
+    let (_, found) = viewer
+        .get_text(&format!("/workspaces/{ws}?member={}", one.email.to_uppercase()))
+        .await;
+    assert!(found.contains("Showing 1–1 of 1 member matching"), "{found}");
+    assert!(found.contains(&one.email));
+    let other = snapshot.person(&members[1].user_id).unwrap().0.clone();
+    assert!(!found.contains(&other.email), "only the match is listed");
+    let (_, none) = viewer
+        .get_text(&format!("/workspaces/{ws}?member=nobody-by-this-name"))
+        .await;
+    assert!(none.contains("No member matches “nobody-by-this-name”."));
+    assert!(
+        none.contains("value=\"nobody-by-this-name\""),
+        "the search keeps what was typed"
+    );
 }
