@@ -88,13 +88,16 @@ pub struct SyncReport {
     pub buckets: usize,
 }
 
+/// Each memoized result by its query key, with the store version it was computed at.
+type MemoEntries = HashMap<String, (String, Arc<dyn Any + Send + Sync>)>;
+
 /// Results pages compute from the store, kept until the store changes. Each is tagged with
 /// the store's version — every sync's transaction rewrites `usage_sync` — so a page never
 /// gets a result older than the data, also when another process wrote the store. Looking
 /// one up costs one small query instead of an aggregation over thousands of rows.
 #[derive(Default)]
 pub struct Memo {
-    entries: std::sync::Mutex<HashMap<String, (String, Arc<dyn Any + Send + Sync>)>>,
+    entries: std::sync::Mutex<MemoEntries>,
 }
 
 /// Enough for every page's default view and a few filters per person; beyond it, results of
@@ -136,9 +139,7 @@ impl Memo {
         Ok(value)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<dyn Any + Send + Sync>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoEntries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
