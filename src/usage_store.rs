@@ -88,13 +88,16 @@ pub struct SyncReport {
     pub buckets: usize,
 }
 
+/// Each memoized result by its query key, with the store version it was computed at.
+type MemoEntries = HashMap<String, (String, Arc<dyn Any + Send + Sync>)>;
+
 /// Results pages compute from the store, kept until the store changes. Each is tagged with
 /// the store's version — every sync's transaction rewrites `usage_sync` — so a page never
 /// gets a result older than the data, also when another process wrote the store. Looking
 /// one up costs one small query instead of an aggregation over thousands of rows.
 #[derive(Default)]
 pub struct Memo {
-    entries: std::sync::Mutex<HashMap<String, (String, Arc<dyn Any + Send + Sync>)>>,
+    entries: std::sync::Mutex<MemoEntries>,
 }
 
 /// Enough for every page's default view and a few filters per person; beyond it, results of
@@ -136,9 +139,7 @@ impl Memo {
         Ok(value)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<dyn Any + Send + Sync>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoEntries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -254,10 +255,12 @@ async fn sync_kind_locked(
     let settle = chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::hours(2));
     // Buckets that ended before `now - settle` are final.
     let settled = floor(now - settle, secs).max(from);
-    // Everything is fetched before the transaction starts: a failed fetch changes nothing, and
-    // no write lock is held while waiting for the API.
+    // Each page is staged in its own small transaction as it arrives (so about one page is
+    // held in memory), and only the final transaction replaces the range: a failed fetch
+    // changes nothing, and no write lock is held while waiting for the API. Leftovers of a
+    // sync that stopped half-way are cleared first.
+    let mut count = 0;
     let mut tx;
-    let count;
     match kind {
         Kind::UsageDay | Kind::UsageHour => {
             let width = if kind == Kind::UsageDay { "1d" } else { "1h" };
@@ -275,83 +278,55 @@ async fn sync_kind_locked(
                 UsageGroupBy::ServiceTier,
                 UsageGroupBy::ContextWindow,
             ];
-            let buckets = api.usage_report_all(&params).await?;
+            sqlx::query("DELETE FROM usage_staging WHERE width = ?")
+                .bind(width)
+                .execute(db)
+                .await?;
+            api.usage_report_pages(&params, |buckets| {
+                count += buckets.len();
+                stage_usage(db, width, buckets)
+            })
+            .await?;
             tx = db.begin().await?;
             sqlx::query("DELETE FROM usage_buckets WHERE width = ? AND start >= ?")
                 .bind(width)
                 .bind(ts(from))
                 .execute(&mut *tx)
                 .await?;
-            count = buckets.len();
-            let rows: Vec<(String, crate::anthropic::UsageResult)> = buckets
-                .into_iter()
-                .flat_map(|b| {
-                    let start = ts(b.starting_at);
-                    b.results.into_iter().map(move |r| (start.clone(), r))
-                })
-                .collect();
-            // Many rows per statement: one statement per row is slow for 90 days of hours.
-            for chunk in rows.chunks(500) {
-                let mut qb = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO usage_buckets (width, start, model, workspace_id, api_key_id, service_tier, context_window, uncached, cache_read, cache_write_5m, cache_write_1h, output, web_search) ",
-                );
-                qb.push_values(chunk, |mut row, (start, r)| {
-                    row.push_bind(width)
-                        .push_bind(start.clone())
-                        .push_bind(r.model.clone().unwrap_or_default())
-                        .push_bind(r.workspace_id.clone().unwrap_or_default())
-                        .push_bind(r.api_key_id.clone().unwrap_or_default())
-                        .push_bind(r.service_tier.clone().unwrap_or_default())
-                        .push_bind(r.context_window.clone().unwrap_or_default())
-                        .push_bind(r.uncached_input_tokens as i64)
-                        .push_bind(r.cache_read_input_tokens as i64)
-                        .push_bind(r.cache_creation.ephemeral_5m_input_tokens as i64)
-                        .push_bind(r.cache_creation.ephemeral_1h_input_tokens as i64)
-                        .push_bind(r.output_tokens as i64)
-                        .push_bind(r.server_tool_use.web_search_requests as i64);
-                });
-                // Newer, ungrouped dimensions (geo, speed) can split a group: add them up.
-                qb.push(
-                    " ON CONFLICT DO UPDATE SET uncached = uncached + excluded.uncached, cache_read = cache_read + excluded.cache_read, \
-                     cache_write_5m = cache_write_5m + excluded.cache_write_5m, cache_write_1h = cache_write_1h + excluded.cache_write_1h, \
-                     output = output + excluded.output, web_search = web_search + excluded.web_search",
-                );
-                qb.build().execute(&mut *tx).await?;
-            }
+            sqlx::query(
+                "INSERT INTO usage_buckets SELECT width, start, model, workspace_id, api_key_id, service_tier, context_window, \
+                 uncached, cache_read, cache_write_5m, cache_write_1h, output, web_search FROM usage_staging WHERE width = ?",
+            )
+            .bind(width)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM usage_staging WHERE width = ?")
+                .bind(width)
+                .execute(&mut *tx)
+                .await?;
         }
         Kind::CostDay => {
             let mut params = CostReportParams::new(from);
             params.bucket_width = Some(BucketWidth::Day);
             params.limit = Some(31);
             params.group_by = vec![CostGroupBy::WorkspaceId, CostGroupBy::Description];
-            let buckets = api.cost_report_all(&params).await?;
+            sqlx::query("DELETE FROM cost_staging").execute(db).await?;
+            api.cost_report_pages(&params, |buckets| {
+                count += buckets.len();
+                stage_cost(db, buckets)
+            })
+            .await?;
             tx = db.begin().await?;
             sqlx::query("DELETE FROM cost_buckets WHERE day >= ?")
                 .bind(ts(from))
                 .execute(&mut *tx)
                 .await?;
-            count = buckets.len();
-            for b in buckets {
-                // Lines of one day and group are added up exactly before they are stored.
-                let mut lines: HashMap<(String, String), Decimal> = HashMap::new();
-                for r in b.results {
-                    *lines
-                        .entry((
-                            r.workspace_id.unwrap_or_default(),
-                            r.description.unwrap_or_default(),
-                        ))
-                        .or_default() += r.amount;
-                }
-                for ((ws, desc), amount) in lines {
-                    sqlx::query("INSERT INTO cost_buckets (day, workspace_id, description, amount) VALUES (?, ?, ?, ?)")
-                        .bind(ts(b.starting_at))
-                        .bind(ws)
-                        .bind(desc)
-                        .bind(amount.normalize().to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            sqlx::query("INSERT INTO cost_buckets SELECT day, workspace_id, description, amount FROM cost_staging")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM cost_staging")
+                .execute(&mut *tx)
+                .await?;
         }
     }
     sqlx::query(
@@ -371,6 +346,83 @@ async fn sync_kind_locked(
     }
     tx.commit().await?;
     Ok(count)
+}
+
+/// Writes one page of the usage report into the staging table, in one small transaction.
+async fn stage_usage(
+    db: &SqlitePool,
+    width: &'static str,
+    buckets: Vec<crate::anthropic::UsageBucket>,
+) -> Result<(), SyncError> {
+    let rows: Vec<(String, crate::anthropic::UsageResult)> = buckets
+        .into_iter()
+        .flat_map(|b| {
+            let start = ts(b.starting_at);
+            b.results.into_iter().map(move |r| (start.clone(), r))
+        })
+        .collect();
+    let mut tx = db.begin().await?;
+    // Many rows per statement: one statement per row is slow for 90 days of hours.
+    for chunk in rows.chunks(500) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO usage_staging (width, start, model, workspace_id, api_key_id, service_tier, context_window, uncached, cache_read, cache_write_5m, cache_write_1h, output, web_search) ",
+        );
+        qb.push_values(chunk, |mut row, (start, r)| {
+            row.push_bind(width)
+                .push_bind(start.clone())
+                .push_bind(r.model.clone().unwrap_or_default())
+                .push_bind(r.workspace_id.clone().unwrap_or_default())
+                .push_bind(r.api_key_id.clone().unwrap_or_default())
+                .push_bind(r.service_tier.clone().unwrap_or_default())
+                .push_bind(r.context_window.clone().unwrap_or_default())
+                .push_bind(r.uncached_input_tokens as i64)
+                .push_bind(r.cache_read_input_tokens as i64)
+                .push_bind(r.cache_creation.ephemeral_5m_input_tokens as i64)
+                .push_bind(r.cache_creation.ephemeral_1h_input_tokens as i64)
+                .push_bind(r.output_tokens as i64)
+                .push_bind(r.server_tool_use.web_search_requests as i64);
+        });
+        // Newer, ungrouped dimensions (geo, speed) can split a group: add them up.
+        qb.push(
+            " ON CONFLICT DO UPDATE SET uncached = uncached + excluded.uncached, cache_read = cache_read + excluded.cache_read, \
+             cache_write_5m = cache_write_5m + excluded.cache_write_5m, cache_write_1h = cache_write_1h + excluded.cache_write_1h, \
+             output = output + excluded.output, web_search = web_search + excluded.web_search",
+        );
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes one page of the cost report into the staging table, in one small transaction.
+async fn stage_cost(
+    db: &SqlitePool,
+    buckets: Vec<crate::anthropic::CostBucket>,
+) -> Result<(), SyncError> {
+    let mut tx = db.begin().await?;
+    for b in buckets {
+        // Lines of one day and group are added up exactly before they are stored.
+        let mut lines: HashMap<(String, String), Decimal> = HashMap::new();
+        for r in b.results {
+            *lines
+                .entry((
+                    r.workspace_id.unwrap_or_default(),
+                    r.description.unwrap_or_default(),
+                ))
+                .or_default() += r.amount;
+        }
+        for ((ws, desc), amount) in lines {
+            sqlx::query("INSERT INTO cost_staging (day, workspace_id, description, amount) VALUES (?, ?, ?, ?)")
+                .bind(ts(b.starting_at))
+                .bind(ws)
+                .bind(desc)
+                .bind(amount.normalize().to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// One key's daily input and output tokens since `since` (a day, `YYYY-MM-DD`), oldest first.

@@ -13,7 +13,9 @@ use url::Url;
 
 use super::error::{ApiError, ApiErrorKind};
 use super::models::*;
-use super::pagination::{collect_id_pages, collect_report_pages, Page, PageParams, ReportPage};
+use super::pagination::{
+    collect_id_pages, collect_report_pages, each_report_page, Page, PageParams, ReportPage,
+};
 use super::secret::AdminKey;
 
 /// The API version every request pins (see admin-api.md §10).
@@ -945,6 +947,27 @@ impl Client {
         .await
     }
 
+    /// Every page of the usage report, handed to `take` one page at a time (a sync stages
+    /// each page instead of holding the whole report).
+    pub async fn usage_report_pages<G, E>(
+        &self,
+        params: &UsageReportParams,
+        take: impl FnMut(Vec<UsageBucket>) -> G,
+    ) -> Result<(), E>
+    where
+        G: std::future::Future<Output = Result<(), E>>,
+        E: From<ApiError>,
+    {
+        each_report_page(
+            self.max_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move { self.usage_page(params, page.as_deref()).await },
+            take,
+        )
+        .await
+    }
+
     // ---------------------------------------------------------------------------------------
     // Cost report
 
@@ -984,6 +1007,26 @@ impl Client {
             params.page.clone(),
             true,
             |page: Option<String>| async move { self.cost_page(params, page.as_deref()).await },
+        )
+        .await
+    }
+
+    /// Every page of the cost report, handed to `take` one page at a time.
+    pub async fn cost_report_pages<G, E>(
+        &self,
+        params: &CostReportParams,
+        take: impl FnMut(Vec<CostBucket>) -> G,
+    ) -> Result<(), E>
+    where
+        G: std::future::Future<Output = Result<(), E>>,
+        E: From<ApiError>,
+    {
+        each_report_page(
+            self.max_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move { self.cost_page(params, page.as_deref()).await },
+            take,
         )
         .await
     }

@@ -145,24 +145,46 @@ pub(crate) async fn collect_report_pages<T, F>(
     max_pages: u32,
     start: Option<String>,
     require_has_more: bool,
-    mut fetch: impl FnMut(Option<String>) -> F,
+    fetch: impl FnMut(Option<String>) -> F,
 ) -> Result<Vec<T>, ApiError>
 where
     F: std::future::Future<Output = Result<ReportPage<T>, ApiError>>,
 {
     let mut out = Vec::new();
+    each_report_page(max_pages, start, require_has_more, fetch, |page| {
+        out.extend(page);
+        std::future::ready(Ok::<_, ApiError>(()))
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Follows a report's pages like [`collect_report_pages`], handing each page's buckets to
+/// `take` as it arrives instead of holding them all (a long report can be very large).
+pub(crate) async fn each_report_page<T, F, G, E>(
+    max_pages: u32,
+    start: Option<String>,
+    require_has_more: bool,
+    mut fetch: impl FnMut(Option<String>) -> F,
+    mut take: impl FnMut(Vec<T>) -> G,
+) -> Result<(), E>
+where
+    F: std::future::Future<Output = Result<ReportPage<T>, ApiError>>,
+    G: std::future::Future<Output = Result<(), E>>,
+    E: From<ApiError>,
+{
     let mut cursor = start;
     for _ in 0..max_pages.max(1) {
         let page = fetch(cursor.clone()).await?;
-        out.extend(page.data);
         let next = page.next_page.filter(|p| !p.is_empty());
         let more = if require_has_more {
             page.has_more
         } else {
             next.is_some()
         };
+        take(page.data).await?;
         if !more {
-            return Ok(out);
+            return Ok(());
         }
         let next = next.ok_or_else(|| {
             ApiError::new(
@@ -171,11 +193,11 @@ where
             )
         })?;
         if cursor.as_deref() == Some(next.as_str()) {
-            return Err(stuck(&next));
+            return Err(stuck(&next).into());
         }
         cursor = Some(next);
     }
-    Err(too_many_pages(max_pages))
+    Err(too_many_pages(max_pages).into())
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! [`Org::sync`]s it in, and the differences Orgkeeper did not make are recorded as observed
 //! changes. A change made through Orgkeeper names what it [`Touched`]; the model re-reads
 //! exactly that at once ([`Org::reread`]), so people see their change immediately and a sync
-//! running meanwhile does not mistake it for an outside one.
+//! running meanwhile does not mistake it for an outside one. The confirmation of an
+//! irreversible action re-reads its target first ([`Org::reread_current`]); what that finds
+//! changed outside Orgkeeper is recorded as observed, as a sync would.
 
 mod entity;
 mod fetch;
@@ -188,6 +190,13 @@ pub struct Freshness {
     pub failing: Option<(DateTime<Utc>, String)>,
 }
 
+/// What a change or a re-read touched, when, and whether Orgkeeper changed it.
+struct Mark {
+    touched: Touched,
+    at: DateTime<Utc>,
+    own: bool,
+}
+
 /// The organization model. Reads are cheap clones of `Arc`s; changes go through
 /// `crate::service`, which calls the client ([`Org::api`]) and then [`Org::reread`]s.
 pub struct Org {
@@ -197,8 +206,10 @@ pub struct Org {
     current: RwLock<Arc<Snapshot>>,
     /// Serializes everything that replaces `current` (syncs and re-reads).
     writer: tokio::sync::Mutex<()>,
-    /// Changes made through Orgkeeper, and when: see [`entity::Marks`].
-    marks: Mutex<Vec<(Touched, DateTime<Utc>)>>,
+    /// What changes made through Orgkeeper, and re-reads for confirmations, touched, when, and
+    /// whether it was Orgkeeper's own change (`false` for a confirmation's re-read): see
+    /// [`entity::Marks`].
+    marks: Mutex<Vec<Mark>>,
     freshness: Mutex<Freshness>,
     /// Wakes the sync job when someone asks for a refresh.
     pub wake: tokio::sync::Notify,
@@ -312,14 +323,16 @@ impl Org {
         let baseline = current.synced_at.is_none();
         let (keep, own): (Vec<Touched>, Vec<Touched>) = {
             let marks = self.marks.lock().expect("marks lock");
+            // Anything re-read since this sync started reading is newer than its answer; only
+            // Orgkeeper's own changes make an earlier difference not observed.
             let keep = marks
                 .iter()
-                .filter(|(_, at)| *at >= started)
-                .map(|(t, _)| t.clone());
+                .filter(|m| m.at >= started)
+                .map(|m| m.touched.clone());
             let own = marks
                 .iter()
-                .filter(|(_, at)| *at < started)
-                .map(|(t, _)| t.clone());
+                .filter(|m| m.at < started && m.own)
+                .map(|m| m.touched.clone());
             (keep.collect(), own.collect())
         };
         let marks = entity::Marks {
@@ -377,7 +390,7 @@ impl Org {
         self.marks
             .lock()
             .expect("marks lock")
-            .retain(|(_, at)| *at >= started);
+            .retain(|m| m.at >= started);
         let mut freshness = self.freshness.lock().expect("freshness lock");
         *freshness = Freshness {
             synced_at: Some(now),
@@ -388,18 +401,61 @@ impl Org {
 
     /// Notes that a change through Orgkeeper is about to touch (or just touched) these.
     pub fn mark(&self, touched: &[Touched]) {
-        let now = self.clock.now();
+        self.mark_as(touched, true);
+    }
+
+    fn mark_as(&self, touched: &[Touched], own: bool) {
+        let at = self.clock.now();
         self.marks
             .lock()
             .expect("marks lock")
-            .extend(touched.iter().map(|t| (t.clone(), now)));
+            .extend(touched.iter().map(|t| Mark {
+                touched: t.clone(),
+                at,
+                own,
+            }));
     }
 
-    /// Re-reads what a change touched and takes it into the model at once. Also used before
-    /// an irreversible action, so its confirmation shows the current state. A failure leaves
+    /// Re-reads what a change touched and takes it into the model at once. A failure leaves
     /// the model to the next sync.
     pub async fn reread(&self, touched: &[Touched]) -> Result<Changes, ApiError> {
-        self.mark(touched);
+        self.reread_as(touched, true, |changes| async {
+            Ok::<_, ApiError>(changes)
+        })
+        .await
+    }
+
+    /// Re-reads the target of an irreversible action, so its confirmation shows the current
+    /// state. What it finds changed was not done by this re-read: every difference that no
+    /// change of Orgkeeper's own explains is observed, and `record` must write it to the
+    /// audit log before the model takes it (as a sync's `record` does; if it fails, the model
+    /// stays as it was and the next sync sees the same differences). Its marks only keep an
+    /// overlapping sync from undoing it; they never make a later difference look like ours.
+    pub async fn reread_current<F, Fut, E>(
+        &self,
+        touched: &[Touched],
+        record: F,
+    ) -> Result<Changes, E>
+    where
+        F: FnOnce(Changes) -> Fut,
+        Fut: Future<Output = Result<Changes, E>>,
+        E: From<ApiError>,
+    {
+        self.reread_as(touched, false, record).await
+    }
+
+    async fn reread_as<F, Fut, E>(
+        &self,
+        touched: &[Touched],
+        own: bool,
+        record: F,
+    ) -> Result<Changes, E>
+    where
+        F: FnOnce(Changes) -> Fut,
+        Fut: Future<Output = Result<Changes, E>>,
+        E: From<ApiError>,
+    {
+        self.mark_as(touched, own);
         let workspaces: Vec<String> = self
             .snapshot()
             .workspaces
@@ -459,18 +515,65 @@ impl Org {
                 changes.keys.extend(diffs);
             }
         }
+        if !own {
+            // Someone who left the organization left its workspaces too (the sync sees both
+            // at once and records one removal; so does this).
+            let gone: Vec<String> = changes
+                .users
+                .iter()
+                .filter(|d| d.after.is_none())
+                .filter_map(|d| d.before.as_ref().map(|u| u.id.clone()))
+                .collect();
+            for user in gone {
+                let scope = Touched::MembershipsOfUser(user);
+                let (list, diffs) = entity::replace(&next.memberships, &scope, Vec::new());
+                next.memberships = Arc::new(list);
+                changes.memberships.extend(diffs);
+            }
+            self.observe(&mut changes);
+        }
         let now = self.clock.now();
         // Before the first sync the model is not complete: keep it empty rather than partial.
-        if current.synced_at.is_some() && !changes.is_empty() {
+        let changes = if current.synced_at.is_some() && !changes.is_empty() {
+            let changes = record(changes).await?;
             if let Err(error) = store::save(&self.db, &changes, None, now).await {
                 tracing::warn!(%error, "a change could not be written into the stored model");
             }
             next.former = with_former(&current.former, &changes, now);
             *self.current.write().expect("model lock") = Arc::new(next.indexed());
-        }
+            changes
+        } else {
+            changes
+        };
         drop(_writer);
-        self.mark(touched);
+        self.mark_as(touched, own);
         Ok(changes)
+    }
+
+    /// Marks as observed every difference that no change of Orgkeeper's own touched.
+    fn observe(&self, changes: &mut Changes) {
+        let own: Vec<Touched> = self
+            .marks
+            .lock()
+            .expect("marks lock")
+            .iter()
+            .filter(|m| m.own)
+            .map(|m| m.touched.clone())
+            .collect();
+        fn set<T: Entity>(diffs: &mut [Diff<T>], own: &[Touched]) {
+            for d in diffs {
+                let ours = |item: &Option<T>| {
+                    item.as_ref()
+                        .is_some_and(|item| own.iter().any(|t| item.touched_by(t)))
+                };
+                d.observed = !(ours(&d.before) || ours(&d.after));
+            }
+        }
+        set(&mut changes.users, &own);
+        set(&mut changes.invites, &own);
+        set(&mut changes.workspaces, &own);
+        set(&mut changes.memberships, &own);
+        set(&mut changes.keys, &own);
     }
 
     // Reads for pages. Before the first sync finished they answer `not_synced`, which the

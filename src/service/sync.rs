@@ -16,7 +16,7 @@ use crate::anthropic::{
     ApiKey, ApiKeyStatus, Invite, InviteStatus, User, Workspace, WorkspaceMember,
 };
 use crate::audit::{Action, Actor, NewEntry, Outcome, Source, Target};
-use crate::org::{Changes, Diff, Fetched};
+use crate::org::{Changes, Diff, Fetched, Touched};
 
 /// The actor of every observed record.
 pub const OBSERVER: &str = "outside Orgkeeper";
@@ -89,6 +89,26 @@ pub async fn take(
     })
     .await?;
     Ok(report)
+}
+
+/// Re-reads the target of an irreversible action for its confirmation page, so it shows the
+/// current state. What changed outside Orgkeeper is recorded as observed exactly as a sync
+/// records it (same entries, same fail-closed rule), so the next sync neither hides nor
+/// repeats it. The Activity Feed is read only by the sync, so these records name no person.
+pub async fn confirm_current(
+    services: &Services,
+    touched: &[Touched],
+) -> Result<Changes, SyncError> {
+    services
+        .org
+        .reread_current(touched, |changes| async move {
+            let entries = observed_entries(&changes);
+            if !entries.is_empty() {
+                services.audit.append_all(entries).await?;
+            }
+            Ok::<_, SyncError>(changes)
+        })
+        .await
 }
 
 #[derive(Debug, thiserror::Error)]

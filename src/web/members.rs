@@ -23,7 +23,7 @@ use super::workspaces::workspace_role_label;
 use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, OrgRole, User, WorkspaceRole};
 use crate::auth::Permission;
-use crate::org::Snapshot;
+use crate::org::{Snapshot, Touched};
 use crate::service;
 
 pub const PAGE_SIZE: usize = 50;
@@ -842,6 +842,10 @@ struct RemovePage {
     workspace_keys: usize,
     pending_invites: usize,
     error: Option<String>,
+    /// The latest state could not be checked: why.
+    unchecked: Option<String>,
+    /// Why there is no one to remove any more.
+    gone: Option<String>,
 }
 
 async fn render_remove(
@@ -849,6 +853,17 @@ async fn render_remove(
     user: &User,
     status: StatusCode,
     error: Option<String>,
+) -> AppResult<Response> {
+    render_remove_checked(ctx, user, status, error, None, None).await
+}
+
+async fn render_remove_checked(
+    ctx: &Ctx,
+    user: &User,
+    status: StatusCode,
+    error: Option<String>,
+    unchecked: Option<String>,
+    gone: Option<String>,
 ) -> AppResult<Response> {
     let keys = keys_of(ctx, &user.id).await;
     let (personal_keys, workspace_keys) = match &keys {
@@ -882,14 +897,42 @@ async fn render_remove(
         workspace_keys,
         pending_invites,
         error,
+        unchecked,
+        gone,
     };
     render(status, &page)
 }
 
+/// The removal's confirmation, from the member and their keys as they are now.
 pub async fn confirm_remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let user = find_user(&ctx, &user_id).await?;
-    render_remove(&ctx, &user, StatusCode::OK, None).await
+    let checked = super::org::check_current(
+        &ctx,
+        &[
+            Touched::User(user.id.clone()),
+            Touched::KeysOfUser(user.id.clone()),
+        ],
+    )
+    .await;
+    let snapshot = ctx.state.org.synced()?;
+    let (user, gone) = match snapshot.person(&user_id) {
+        Some((user, true)) => (user.clone(), None),
+        Some((user, false)) => {
+            let when = snapshot
+                .former
+                .get(&user_id)
+                .map(|f| f.removed_at.get(..10).unwrap_or(&f.removed_at).to_owned())
+                .unwrap_or_default();
+            let gone = format!(
+                "{} is no longer a member of the organization: they were removed outside Orgkeeper (noticed {when}, and recorded in the audit log), so there is nothing to remove.",
+                user.email
+            );
+            (user.clone(), Some(gone))
+        }
+        None => return Err(AppError::NotFound),
+    };
+    render_remove_checked(&ctx, &user, StatusCode::OK, None, checked.err(), gone).await
 }
 
 pub async fn remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response> {

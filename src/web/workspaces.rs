@@ -22,7 +22,7 @@ use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, OrgRole, Workspace, WorkspaceMember, WorkspaceRole};
 use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
-use crate::org::Snapshot;
+use crate::org::{Snapshot, Touched};
 use crate::service;
 use crate::web::page::{failure_status, render};
 
@@ -853,6 +853,10 @@ struct ArchivePage {
     active_keys: Option<usize>,
     members: Option<usize>,
     error: Option<String>,
+    /// The latest state could not be checked: why.
+    unchecked: Option<String>,
+    /// Archived outside Orgkeeper, as the confirmation's re-read just found.
+    gone: Option<String>,
 }
 
 async fn render_archive(
@@ -861,6 +865,18 @@ async fn render_archive(
     is_default: bool,
     error: Option<String>,
     status: StatusCode,
+) -> AppResult<Response> {
+    render_archive_checked(ctx, workspace, is_default, error, status, None, None).await
+}
+
+async fn render_archive_checked(
+    ctx: &Ctx,
+    workspace: Workspace,
+    is_default: bool,
+    error: Option<String>,
+    status: StatusCode,
+    unchecked: Option<String>,
+    gone: Option<String>,
 ) -> AppResult<Response> {
     let (keys, members) = tokio::join!(
         ctx.state.org.api_keys(),
@@ -880,15 +896,48 @@ async fn render_archive(
         }),
         members: members.ok().map(|m| m.len()),
         error,
+        unchecked,
+        gone,
         workspace: WorkspaceRow::of(&workspace, is_default),
     };
     render(status, &page)
 }
 
+/// The archive's confirmation, from the workspace, its keys and members as they are now.
 pub async fn archive_confirm(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
+    readable_workspace(&ctx, &id).await?;
+    let checked = super::org::check_current(
+        &ctx,
+        &[
+            Touched::Workspace(id.clone()),
+            Touched::KeysOfWorkspace(id.clone()),
+            Touched::MembersOfWorkspace(id.clone()),
+        ],
+    )
+    .await;
     let (workspace, is_default) = readable_workspace(&ctx, &id).await?;
-    render_archive(&ctx, workspace, is_default, None, StatusCode::OK).await
+    let outside = checked
+        .as_ref()
+        .is_ok_and(|c| c.workspaces.iter().any(|d| d.observed));
+    let gone = (outside && workspace.is_archived()).then(|| {
+        format!(
+            "{} was already archived outside Orgkeeper (noticed {} UTC, and recorded in the audit log), so there is nothing to archive.",
+            workspace.name,
+            ctx.state.clock.now().format("%Y-%m-%d %H:%M")
+        )
+    });
+    let unchecked = checked.err();
+    render_archive_checked(
+        &ctx,
+        workspace,
+        is_default,
+        None,
+        StatusCode::OK,
+        unchecked,
+        gone,
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -1109,6 +1158,10 @@ struct RemoveMemberPage {
     user_id: String,
     user_label: String,
     role_label: Option<String>,
+    /// The latest state could not be checked: why.
+    unchecked: Option<String>,
+    /// No longer in the workspace, as the confirmation's re-read found.
+    gone: bool,
 }
 
 pub async fn remove_member_confirm(
@@ -1117,9 +1170,20 @@ pub async fn remove_member_confirm(
 ) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let (workspace, _) = readable_workspace(&ctx, &id).await?;
-    let role_label = current_role(&ctx, &id, &user_id)
-        .await
-        .map(|r| workspace_role_label(&WorkspaceRole::parse(&r)));
+    // The membership as it is now (what changed outside Orgkeeper is recorded as observed).
+    let known = current_role(&ctx, &id, &user_id).await.is_some();
+    let checked = super::org::check_current(
+        &ctx,
+        &[Touched::Membership {
+            workspace: id.clone(),
+            user: user_id.clone(),
+        }],
+    )
+    .await;
+    let role = current_role(&ctx, &id, &user_id).await;
+    let role_label = role
+        .as_ref()
+        .map(|r| workspace_role_label(&WorkspaceRole::parse(r)));
     let page = RemoveMemberPage {
         layout: ctx.layout("Remove from workspace", "workspaces").await,
         user_label: user_label(&ctx, &user_id).await,
@@ -1127,6 +1191,8 @@ pub async fn remove_member_confirm(
         workspace_name: workspace.name,
         user_id,
         role_label,
+        gone: known && role.is_none(),
+        unchecked: checked.err(),
     };
     render(StatusCode::OK, &page)
 }

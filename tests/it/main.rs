@@ -12,6 +12,7 @@ mod browser;
 mod browser_harness;
 mod cli;
 mod client_contract;
+mod confirmations;
 mod crash;
 mod foundation;
 mod hardening;

@@ -963,6 +963,10 @@ struct ArchivePage {
     row: KeyRow,
     typed: String,
     error: Option<String>,
+    /// The latest state could not be checked: why.
+    unchecked: Option<String>,
+    /// Why there is nothing to archive any more.
+    gone: Option<String>,
 }
 
 async fn render_archive(
@@ -972,6 +976,18 @@ async fn render_archive(
     typed: String,
     error: Option<String>,
 ) -> AppResult<Response> {
+    render_archive_checked(ctx, key, status, typed, error, None, None).await
+}
+
+async fn render_archive_checked(
+    ctx: &Ctx,
+    key: &ApiKey,
+    status: StatusCode,
+    typed: String,
+    error: Option<String>,
+    unchecked: Option<String>,
+    gone: Option<String>,
+) -> AppResult<Response> {
     let hygiene = Hygiene::load(&ctx.state).await;
     let names = Names::load(&ctx.state).await;
     let page = ArchivePage {
@@ -979,15 +995,43 @@ async fn render_archive(
         row: names.row(key, &hygiene),
         typed,
         error,
+        unchecked,
+        gone,
     };
     render(status, &page)
 }
 
-/// The server-rendered confirmation of an irreversible archive.
+/// The server-rendered confirmation of an irreversible archive, from the key as it is now.
 pub async fn archive_form(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let key = load_key(&ctx, &key_id).await?;
-    render_archive(&ctx, &key, StatusCode::OK, String::new(), None).await
+    let checked =
+        super::org::check_current(&ctx, &[crate::org::Touched::Key(key.id.clone())]).await;
+    let key = load_key(&ctx, &key_id).await?;
+    let gone = (key.status == ApiKeyStatus::Archived).then(|| {
+        let outside = checked
+            .as_ref()
+            .is_ok_and(|c| c.keys.iter().any(|d| d.observed));
+        if outside {
+            format!(
+                "This key was already archived outside Orgkeeper (noticed {} UTC, and recorded in the audit log), so there is nothing to archive.",
+                ctx.state.clock.now().format("%Y-%m-%d %H:%M")
+            )
+        } else {
+            "This key is already archived, so there is nothing to archive.".to_owned()
+        }
+    });
+    let unchecked = checked.err();
+    render_archive_checked(
+        &ctx,
+        &key,
+        StatusCode::OK,
+        String::new(),
+        None,
+        unchecked,
+        gone,
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -1016,7 +1016,7 @@ async fn filter_views(ctx: &Ctx, names: &Names, q: &UsageQuery) -> AppResult<Vec
                     } else {
                         v.clone()
                     },
-                    visible(&v),
+                    visible(v),
                 ),
                 Dim::ApiKey => (
                     if v.is_empty() {
@@ -1026,7 +1026,7 @@ async fn filter_views(ctx: &Ctx, names: &Names, q: &UsageQuery) -> AppResult<Vec
                     },
                     // A key whose workspace is unknown is shown only to people who see everything.
                     scope.is_none()
-                        || (!v.is_empty() && names.key_workspace(&v).is_some_and(|w| visible(&w))),
+                        || (!v.is_empty() && names.key_workspace(v).is_some_and(|w| visible(&w))),
                 ),
                 _ => (v.clone(), true),
             };
@@ -1035,7 +1035,7 @@ async fn filter_views(ctx: &Ctx, names: &Names, q: &UsageQuery) -> AppResult<Vec
             }
             options.push(Opt {
                 selected: value == current,
-                label: names.label(Some(dim), &v),
+                label: names.label(Some(dim), v),
                 value,
             });
         }
