@@ -72,7 +72,9 @@ fn sync_times(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<f64> {
 
 /// The first `/{prefix}…` id linked from `html` (`/members/user_…`).
 fn first_link(html: &str, prefix: &str) -> String {
-    let at = html.find(prefix).unwrap_or_else(|| panic!("no {prefix} link"));
+    let at = html
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link"));
     html[at..]
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || "/_".contains(*c))
@@ -109,7 +111,10 @@ async fn main() {
         .spawn()
         .unwrap();
     writeln!(add.stdin.take().unwrap(), "{}", support::PASSWORD).unwrap();
-    assert!(add.wait().unwrap().success(), "could not create the account");
+    assert!(
+        add.wait().unwrap().success(),
+        "could not create the account"
+    );
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -560,14 +560,28 @@ async fn adding_changing_and_removing_a_workspace_member_are_audited() {
     let ws = app.first_workspace_id().await;
     let user = outsider(&app, &ws).await;
     let (_, page) = admin.get_text(&format!("/workspaces/{ws}")).await;
-    assert!(page.contains("name=\"user_id\""), "people are added by name or email");
+    assert!(
+        page.contains("name=\"user_id\""),
+        "people are added by name or email"
+    );
     assert!(!page.contains("<option value=\"workspace_billing\""));
     // Typing part of their email suggests them; adding by that email adds them.
-    let email = app.state.org.snapshot().person(&user).unwrap().0.email.clone();
+    let email = app
+        .state
+        .org
+        .snapshot()
+        .person(&user)
+        .unwrap()
+        .0
+        .email
+        .clone();
     let (_, suggested) = admin
         .get_text(&format!("/workspaces/{ws}/candidates?user_id={email}"))
         .await;
-    assert!(suggested.contains(&format!("<option value=\"{email}\"")), "{suggested}");
+    assert!(
+        suggested.contains(&format!("<option value=\"{email}\"")),
+        "{suggested}"
+    );
     let ambiguous = admin
         .post(
             &format!("/workspaces/{ws}/members"),
@@ -577,7 +591,10 @@ async fn adding_changing_and_removing_a_workspace_member_are_audited() {
     assert_eq!(ambiguous.status(), 422);
     let ambiguous = ambiguous.text().await.unwrap();
     assert!(ambiguous.contains("members match “@”"), "{ambiguous}");
-    assert!(ambiguous.contains("name=\"user_id\" value=\"@\""), "the typed text is kept");
+    assert!(
+        ambiguous.contains("name=\"user_id\" value=\"@\""),
+        "the typed text is kept"
+    );
 
     let added = admin
         .post(
@@ -791,9 +808,15 @@ async fn a_workspace_page_finds_its_members_by_name_or_email_and_says_how_many_m
     );
     let one = snapshot.person(&members[0].user_id).unwrap().0.clone();
     let (_, found) = viewer
-        .get_text(&format!("/workspaces/{ws}?member={}", one.email.to_uppercase()))
+        .get_text(&format!(
+            "/workspaces/{ws}?member={}",
+            one.email.to_uppercase()
+        ))
         .await;
-    assert!(found.contains("Showing 1–1 of 1 member matching"), "{found}");
+    assert!(
+        found.contains("Showing 1–1 of 1 member matching"),
+        "{found}"
+    );
     assert!(found.contains(&one.email));
     let other = snapshot.person(&members[1].user_id).unwrap().0.clone();
     assert!(!found.contains(&other.email), "only the match is listed");
