@@ -87,19 +87,6 @@ pub async fn run_org_sync(services: &Services) {
             tracing::warn!(%error, "organization sync failed; pages show the last known state")
         }
     }
-    release_memory();
-}
-
-/// Gives memory a sync freed back to the system. A sync holds the organization several times
-/// over for a moment (the read, the merge, the rows to store) and glibc keeps what is freed
-/// in per-thread arenas, so without this the process would keep its peak size for good.
-fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no live
-    // allocation and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 async fn session_cleanup(store: SqliteStore) {
@@ -141,5 +128,5 @@ pub async fn run_usage_sync(services: &Services) {
         }
         Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
     }
-    release_memory();
+    crate::memory::release();
 }

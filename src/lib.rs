@@ -13,6 +13,7 @@ pub mod config;
 pub mod csv;
 pub mod db;
 pub mod jobs;
+pub mod memory;
 pub mod money;
 pub mod org;
 pub mod server;

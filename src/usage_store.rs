@@ -287,23 +287,21 @@ async fn sync_kind_locked(
                 stage_usage(db, width, buckets)
             })
             .await?;
+            // The range moves in one-day transactions, the last with the sync's progress: the
+            // first sync of a large organization is hundreds of thousands of rows, and one
+            // transaction that long would keep every other writer (the audit log) waiting
+            // past its busy timeout. A sync stopped half-way is redone from the old progress.
+            let mut day = from;
+            let today = floor(now, 86_400);
+            while day < today {
+                let next = floor(day, 86_400) + chrono::Duration::days(1);
+                let mut chunk = db.begin().await?;
+                move_staged(&mut chunk, width, day, Some(next)).await?;
+                chunk.commit().await?;
+                day = next;
+            }
             tx = db.begin().await?;
-            sqlx::query("DELETE FROM usage_buckets WHERE width = ? AND start >= ?")
-                .bind(width)
-                .bind(ts(from))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO usage_buckets SELECT width, start, model, workspace_id, api_key_id, service_tier, context_window, \
-                 uncached, cache_read, cache_write_5m, cache_write_1h, output, web_search FROM usage_staging WHERE width = ?",
-            )
-            .bind(width)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM usage_staging WHERE width = ?")
-                .bind(width)
-                .execute(&mut *tx)
-                .await?;
+            move_staged(&mut tx, width, day, None).await?;
         }
         Kind::CostDay => {
             let mut params = CostReportParams::new(from);
@@ -346,6 +344,40 @@ async fn sync_kind_locked(
     }
     tx.commit().await?;
     Ok(count)
+}
+
+/// Replaces the stored buckets of `width` in `[from, to)` with the staged ones.
+async fn move_staged(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    width: &str,
+    from: DateTime<Utc>,
+    to: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    // Far past any bucket: an open end.
+    let to = to.map_or_else(|| "9999".to_owned(), ts);
+    sqlx::query("DELETE FROM usage_buckets WHERE width = ? AND start >= ? AND start < ?")
+        .bind(width)
+        .bind(ts(from))
+        .bind(&to)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO usage_buckets SELECT width, start, model, workspace_id, api_key_id, service_tier, context_window, \
+         uncached, cache_read, cache_write_5m, cache_write_1h, output, web_search FROM usage_staging \
+         WHERE width = ? AND start >= ? AND start < ?",
+    )
+    .bind(width)
+    .bind(ts(from))
+    .bind(&to)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM usage_staging WHERE width = ? AND start >= ? AND start < ?")
+        .bind(width)
+        .bind(ts(from))
+        .bind(&to)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Writes one page of the usage report into the staging table, in one small transaction.

@@ -29,6 +29,10 @@ pub enum Touched {
     KeysOfWorkspace(String),
     /// Every key a person created or acts as (removing them archives their personal keys).
     KeysOfUser(String),
+    /// The organization's spend limits (one list: setting one can replace another).
+    SpendLimits,
+    /// One workspace's rate limits.
+    RateLimitsOf(String),
 }
 
 /// One kind of object in the model.

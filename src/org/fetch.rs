@@ -12,8 +12,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use super::entity::Touched;
 use super::{Org, Progress};
 use crate::anthropic::{
-    ApiError, ApiKey, ApiKeyFilter, Client, Invite, InviteFilter, Organization, User, UserFilter,
-    Workspace, WorkspaceFilter, WorkspaceMember, WorkspaceRateLimit, WorkspaceRateLimitParams,
+    ApiError, ApiKey, ApiKeyFilter, Client, Invite, InviteFilter, Organization, SpendLimit,
+    SpendLimitFilter, User, UserFilter, Workspace, WorkspaceFilter, WorkspaceMember,
+    WorkspaceRateLimit, WorkspaceRateLimitParams,
 };
 
 /// Requests one sync may have in flight at once.
@@ -31,6 +32,23 @@ pub struct Fetched {
     /// Each live workspace's rate limits (inherited ones included), or why they could not be
     /// read: one workspace's refusal does not fail the sync.
     pub rate_limits: HashMap<String, Result<Vec<WorkspaceRateLimit>, String>>,
+    /// The spend limits, or the API's refusal (many organizations may not read them).
+    pub spend_limits: Result<Vec<SpendLimit>, ApiError>,
+}
+
+async fn spend_limits(api: &Client) -> Result<Vec<SpendLimit>, ApiError> {
+    api.list_spend_limits(&SpendLimitFilter::default()).await
+}
+
+async fn workspace_rate_limits(
+    api: &Client,
+    workspace: &str,
+) -> Result<Vec<WorkspaceRateLimit>, ApiError> {
+    let params = WorkspaceRateLimitParams {
+        include_inherited: true,
+        ..Default::default()
+    };
+    api.list_all_workspace_rate_limits(workspace, &params).await
 }
 
 pub async fn everything(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
@@ -56,12 +74,14 @@ async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
         include_default: false,
     };
     let (users_filter, invites_filter) = (UserFilter::default(), InviteFilter::default());
-    let (organization, users, invites, workspaces, listed) = tokio::try_join!(
+    let spend = async { Ok(spend_limits(api).await) };
+    let (organization, users, invites, workspaces, listed, spend_limits) = tokio::try_join!(
         api.get_organization(),
         api.list_all_users(&users_filter),
         api.list_all_invites(&invites_filter),
         api.list_all_workspaces(&every_workspace),
         api.list_all_workspaces(&plain),
+        spend,
     )?;
     // The API marks the default workspace only by leaving it out of the plain list.
     let default_workspace_id = workspaces
@@ -86,13 +106,9 @@ async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
             let live = live.contains(&id);
             async move {
                 let members = api.list_all_workspace_members(&id).await?;
-                let params = WorkspaceRateLimitParams {
-                    include_inherited: true,
-                    ..Default::default()
-                };
                 let limits = if live {
                     Some(
-                        api.list_all_workspace_rate_limits(&id, &params)
+                        workspace_rate_limits(&api, &id)
                             .await
                             .map_err(|e| e.user_message()),
                     )
@@ -122,6 +138,7 @@ async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
         memberships,
         keys: Vec::new(),
         rate_limits,
+        spend_limits,
     })
 }
 
@@ -134,6 +151,9 @@ pub struct Reread {
     pub workspaces: Option<Vec<Workspace>>,
     pub memberships: Option<Vec<WorkspaceMember>>,
     pub keys: Option<Vec<ApiKey>>,
+    pub spend_limits: Option<Result<Vec<SpendLimit>, ApiError>>,
+    /// One workspace's rate limits, or why they could not be read.
+    pub rate_limits: Option<(String, Result<Vec<WorkspaceRateLimit>, String>)>,
 }
 
 /// A missing object is an empty answer, not an error.
@@ -189,6 +209,14 @@ pub async fn reread(
                 ..ApiKeyFilter::default()
             };
             out.keys = Some(api.list_all_api_keys(&filter).await?);
+        }
+        // A refusal is the answer here (an organization without spend-limit access).
+        Touched::SpendLimits => out.spend_limits = Some(spend_limits(api).await),
+        Touched::RateLimitsOf(id) => {
+            let read = workspace_rate_limits(api, id)
+                .await
+                .map_err(|e| e.user_message());
+            out.rate_limits = Some((id.clone(), read));
         }
     }
     Ok(out)

@@ -26,7 +26,7 @@ pub use entity::{Diff, Entity, Touched};
 pub use fetch::{Fetched, PARALLEL};
 
 use crate::anthropic::{
-    ApiError, ApiKey, Client, Invite, Organization, User, Workspace, WorkspaceMember,
+    ApiError, ApiKey, Client, Invite, Organization, SpendLimit, User, Workspace, WorkspaceMember,
     WorkspaceRateLimit,
 };
 use crate::clock::Clock;
@@ -44,6 +44,9 @@ pub struct Snapshot {
     pub keys: Arc<Vec<ApiKey>>,
     /// Each live workspace's rate limits as last read, or why they could not be.
     pub rate_limits: Arc<HashMap<String, Result<Vec<WorkspaceRateLimit>, String>>>,
+    /// The spend limits as last read, or the API's refusal; `None` until a sync read them
+    /// (they are not stored: after a restart the first sync brings them).
+    pub spend_limits: Option<Arc<Result<Vec<SpendLimit>, ApiError>>>,
     /// People who were members and left, with when: they keep their name everywhere.
     pub former: Arc<HashMap<String, Former>>,
     /// When the model was last complete; `None` until the first sync finished.
@@ -237,6 +240,7 @@ impl Org {
             memberships: Arc::new(store::load(&db, false).await?),
             keys: Arc::new(store::load(&db, false).await?),
             rate_limits: Arc::new(store::load_rate_limits(&db).await?),
+            spend_limits: None,
             former: Arc::new(former),
             synced_at: stored.baseline_at.and(stored.synced_at),
             by_workspace: HashMap::new(),
@@ -379,6 +383,7 @@ impl Org {
             memberships: Arc::new(memberships),
             keys: Arc::new(keys),
             rate_limits: Arc::new(fetched.rate_limits),
+            spend_limits: Some(Arc::new(fetched.spend_limits)),
             former,
             synced_at: Some(now),
             by_workspace: HashMap::new(),
@@ -478,6 +483,7 @@ impl Org {
             memberships: current.memberships.clone(),
             keys: current.keys.clone(),
             rate_limits: current.rate_limits.clone(),
+            spend_limits: current.spend_limits.clone(),
             former: current.former.clone(),
             synced_at: current.synced_at,
             by_workspace: HashMap::new(),
@@ -485,9 +491,21 @@ impl Org {
             derived: Mutex::default(),
         };
         let mut changes = Changes::default();
+        // Limits are not diffed (nor observed): a re-read of them only replaces them.
+        let mut limits_read = false;
         for (scope, read) in reads {
             if let Some(organization) = read.organization {
                 next.organization = Some(organization);
+            }
+            if let Some(fresh) = read.spend_limits {
+                next.spend_limits = Some(Arc::new(fresh));
+                limits_read = true;
+            }
+            if let Some((workspace, fresh)) = read.rate_limits {
+                let mut all = (*next.rate_limits).clone();
+                all.insert(workspace, fresh);
+                next.rate_limits = Arc::new(all);
+                limits_read = true;
             }
             if let Some(fresh) = read.users {
                 let (list, diffs) = entity::replace(&next.users, scope, fresh);
@@ -534,10 +552,19 @@ impl Org {
         }
         let now = self.clock.now();
         // Before the first sync the model is not complete: keep it empty rather than partial.
-        let changes = if current.synced_at.is_some() && !changes.is_empty() {
-            let changes = record(changes).await?;
+        let changes = if current.synced_at.is_some() && (!changes.is_empty() || limits_read) {
+            let changes = if changes.is_empty() {
+                changes
+            } else {
+                record(changes).await?
+            };
             if let Err(error) = store::save(&self.db, &changes, None, now).await {
                 tracing::warn!(%error, "a change could not be written into the stored model");
+            }
+            if limits_read {
+                if let Err(error) = store::save_rate_limits(&self.db, &next.rate_limits).await {
+                    tracing::warn!(%error, "rate limits could not be written into the stored model");
+                }
             }
             next.former = with_former(&current.former, &changes, now);
             *self.current.write().expect("model lock") = Arc::new(next.indexed());

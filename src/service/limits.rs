@@ -13,6 +13,7 @@ use crate::anthropic::{
     WorkspaceRateLimitParams,
 };
 use crate::audit::{Action, Target};
+use crate::org::Touched;
 
 /// Where the organization may change spend limits itself: the Console's Limits tab.
 pub const CONSOLE_LIMITS_URL: &str = "https://console.anthropic.com/settings/limits";
@@ -78,7 +79,11 @@ pub fn access_refusal(error: &ApiError) -> Option<&'static str> {
 }
 
 /// Every spend limit of the organization (the usage-tier cap included).
+/// The spend limits from the model (or, before a sync has read them, from the API).
 pub async fn spend_limits(services: &Services) -> Result<Vec<SpendLimit>, ApiError> {
+    if let Some(read) = &services.org.snapshot().spend_limits {
+        return (**read).clone();
+    }
     services
         .org
         .api()
@@ -132,7 +137,7 @@ pub async fn set_spend_limit(
                 target: scope.target(),
                 details,
                 workspace: scope.workspace(),
-                touches: vec![],
+                touches: vec![Touched::SpendLimits],
             },
             services.org.api().set_spend_limit(&body),
         )
@@ -159,7 +164,7 @@ pub async fn remove_spend_limit(
                     "after": null,
                 }),
                 workspace: scope.workspace(),
-                touches: vec![],
+                touches: vec![Touched::SpendLimits],
             },
             services.org.api().delete_spend_limit(&limit.id),
         )
@@ -180,6 +185,9 @@ pub async fn workspace_rate_limits(
     services: &Services,
     workspace_id: &str,
 ) -> Result<Vec<WorkspaceRateLimit>, ApiError> {
+    if let Some(Ok(read)) = services.org.snapshot().rate_limits.get(workspace_id) {
+        return Ok(read.clone());
+    }
     services
         .org
         .api()
@@ -238,7 +246,7 @@ pub async fn set_workspace_rate_limit(
                     "after": { "override": value },
                 }),
                 workspace: Some(t.workspace_id.to_owned()),
-                touches: vec![],
+                touches: vec![Touched::RateLimitsOf(t.workspace_id.to_owned())],
             },
             services
                 .org

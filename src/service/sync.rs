@@ -38,7 +38,9 @@ pub async fn run(services: &Services) -> Result<SyncReport, SyncError> {
     let fetched = services.org.fetch(services.org.api()).await?;
     let feed = activity::read(services, started).await;
     observed_alerts::prepare(services).await;
-    let report = take(services, fetched, started, &feed).await?;
+    let report = take(services, fetched, started, &feed).await;
+    crate::memory::release();
+    let report = report?;
     // Only now: if the records could not be written, the same activities are read again.
     activity::done(services, &feed).await;
     observed_alerts::send(services).await;

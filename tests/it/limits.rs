@@ -189,6 +189,8 @@ async fn without_access_the_page_says_so_once_links_the_console_and_keeps_workin
         ),
     ] {
         app.simulator.set_spend_limits_access(access);
+        // The page reads the model: the next sync learns of the refusal.
+        app.sync().await;
         let (status, html) = admin.get_text("/limits").await;
         assert_eq!(status, 200, "{access:?}");
         assert_eq!(html.matches(says).count(), 1, "{access:?}: said once");
@@ -215,6 +217,7 @@ async fn without_access_the_page_says_so_once_links_the_console_and_keeps_workin
     }
     app.simulator
         .set_spend_limits_access(SpendLimitsAccess::Preview);
+    app.sync().await;
     let (_, html) = admin.get_text("/limits").await;
     assert!(html.contains("Save spend limit"));
 }
