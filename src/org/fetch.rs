@@ -12,9 +12,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use super::entity::Touched;
 use super::{Org, Progress};
 use crate::anthropic::{
-    ApiError, ApiKey, ApiKeyFilter, Client, Invite, InviteFilter, Organization, SpendLimit,
-    SpendLimitFilter, User, UserFilter, Workspace, WorkspaceFilter, WorkspaceMember,
-    WorkspaceRateLimit, WorkspaceRateLimitParams,
+    ApiError, ApiKey, ApiKeyFilter, Client, Invite, InviteFilter, OrgRateLimit, OrgRateLimitParams,
+    Organization, SpendLimit, SpendLimitFilter, User, UserFilter, Workspace, WorkspaceFilter,
+    WorkspaceMember, WorkspaceRateLimit, WorkspaceRateLimitParams,
 };
 
 /// Requests one sync may have in flight at once.
@@ -34,6 +34,8 @@ pub struct Fetched {
     pub rate_limits: HashMap<String, Result<Vec<WorkspaceRateLimit>, String>>,
     /// The spend limits, or the API's refusal (many organizations may not read them).
     pub spend_limits: Result<Vec<SpendLimit>, ApiError>,
+    /// The organization's rate limits, or why they could not be read.
+    pub org_rate_limits: Result<Vec<OrgRateLimit>, ApiError>,
 }
 
 async fn spend_limits(api: &Client) -> Result<Vec<SpendLimit>, ApiError> {
@@ -74,14 +76,21 @@ async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
         include_default: false,
     };
     let (users_filter, invites_filter) = (UserFilter::default(), InviteFilter::default());
+    // Limits the organization may not read are an answer, not a failed sync.
     let spend = async { Ok(spend_limits(api).await) };
-    let (organization, users, invites, workspaces, listed, spend_limits) = tokio::try_join!(
+    let org_limits = async {
+        Ok(api
+            .list_all_org_rate_limits(&OrgRateLimitParams::default())
+            .await)
+    };
+    let (organization, users, invites, workspaces, listed, spend_limits, org_rate_limits) = tokio::try_join!(
         api.get_organization(),
         api.list_all_users(&users_filter),
         api.list_all_invites(&invites_filter),
         api.list_all_workspaces(&every_workspace),
         api.list_all_workspaces(&plain),
         spend,
+        org_limits,
     )?;
     // The API marks the default workspace only by leaving it out of the plain list.
     let default_workspace_id = workspaces
@@ -139,6 +148,7 @@ async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
         keys: Vec::new(),
         rate_limits,
         spend_limits,
+        org_rate_limits,
     })
 }
 

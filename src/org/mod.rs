@@ -26,8 +26,8 @@ pub use entity::{Diff, Entity, Touched};
 pub use fetch::{Fetched, PARALLEL};
 
 use crate::anthropic::{
-    ApiError, ApiKey, Client, Invite, Organization, SpendLimit, User, Workspace, WorkspaceMember,
-    WorkspaceRateLimit,
+    ApiError, ApiKey, Client, Invite, OrgRateLimit, Organization, SpendLimit, User, Workspace,
+    WorkspaceMember, WorkspaceRateLimit,
 };
 use crate::clock::Clock;
 
@@ -47,6 +47,8 @@ pub struct Snapshot {
     /// The spend limits as last read, or the API's refusal; `None` until a sync read them
     /// (they are not stored: after a restart the first sync brings them).
     pub spend_limits: Option<Arc<Result<Vec<SpendLimit>, ApiError>>>,
+    /// The organization's rate limits as last read (`None` likewise).
+    pub org_rate_limits: Option<Arc<Result<Vec<OrgRateLimit>, ApiError>>>,
     /// People who were members and left, with when: they keep their name everywhere.
     pub former: Arc<HashMap<String, Former>>,
     /// When the model was last complete; `None` until the first sync finished.
@@ -241,6 +243,7 @@ impl Org {
             keys: Arc::new(store::load(&db, false).await?),
             rate_limits: Arc::new(store::load_rate_limits(&db).await?),
             spend_limits: None,
+            org_rate_limits: None,
             former: Arc::new(former),
             synced_at: stored.baseline_at.and(stored.synced_at),
             by_workspace: HashMap::new(),
@@ -384,6 +387,7 @@ impl Org {
             keys: Arc::new(keys),
             rate_limits: Arc::new(fetched.rate_limits),
             spend_limits: Some(Arc::new(fetched.spend_limits)),
+            org_rate_limits: Some(Arc::new(fetched.org_rate_limits)),
             former,
             synced_at: Some(now),
             by_workspace: HashMap::new(),
@@ -484,6 +488,7 @@ impl Org {
             keys: current.keys.clone(),
             rate_limits: current.rate_limits.clone(),
             spend_limits: current.spend_limits.clone(),
+            org_rate_limits: current.org_rate_limits.clone(),
             former: current.former.clone(),
             synced_at: current.synced_at,
             by_workspace: HashMap::new(),

@@ -173,6 +173,9 @@ pub async fn remove_spend_limit(
 
 /// The organization's rate limits.
 pub async fn org_rate_limits(services: &Services) -> Result<Vec<OrgRateLimit>, ApiError> {
+    if let Some(read) = &services.org.snapshot().org_rate_limits {
+        return (**read).clone();
+    }
     services
         .org
         .api()

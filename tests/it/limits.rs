@@ -1086,3 +1086,36 @@ async fn in_the_browser_a_team_lead_asks_and_an_admin_approves_the_request() {
         Some("600000")
     );
 }
+
+#[tokio::test]
+async fn limits_pages_read_the_model_and_a_change_shows_at_once() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    // The first view may bring the cost store up to date; the second reads only local data.
+    let _ = admin.get_text("/limits").await;
+    let _ = admin.get_text(&format!("/limits/workspaces/{ws}")).await;
+    app.simulator.reset_request_count();
+    let (status, page) = admin.get_text("/limits").await;
+    assert_eq!(status, 200);
+    let (status, _) = admin.get_text(&format!("/limits/workspaces/{ws}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.simulator.request_count(),
+        0,
+        "spend and rate limits come from the model"
+    );
+    assert!(page.contains("Save spend limit"));
+
+    let saved = admin
+        .post("/limits/spend", &[("scope", &ws), ("amount", "123.45")])
+        .await;
+    assert!(saved.status().is_redirection(), "{}", saved.status());
+    app.simulator.reset_request_count();
+    let (_, page) = admin.get_text("/limits").await;
+    assert!(
+        page.contains("$123.45"),
+        "the new limit shows without a sync"
+    );
+    assert_eq!(app.simulator.request_count(), 0);
+}
