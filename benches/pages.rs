@@ -181,7 +181,11 @@ async fn main() {
         simulator.request_count()
     );
     let db_mb = std::fs::metadata(&database).map_or(0.0, |m| m.len() as f64 / 1e6);
-    println!("database after the syncs: {db_mb:.1} MB");
+    let free_mb = free_pages_mb(&database).await;
+    println!(
+        "database after the syncs: {db_mb:.1} MB, of which {free_mb:.1} MB free pages (kept by \
+         SQLite for the next refresh's staging)"
+    );
 
     let member = first_link(&page, "/members/user_");
     let workspaces = get("/workspaces").await.unwrap().text().await.unwrap();
@@ -254,6 +258,28 @@ async fn main() {
          the later sync, the pages and the load (peak {peak:.0} MB)"
     );
     drop(child);
+}
+
+/// Space SQLite keeps free inside the file (reused before the file grows again).
+async fn free_pages_mb(database: &std::path::Path) -> f64 {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(database)
+        .read_only(true);
+    let Ok(pool) = sqlx::SqlitePool::connect_with(options).await else {
+        return f64::NAN;
+    };
+    let pragma = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(name)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
+        }
+    };
+    let free = pragma("PRAGMA freelist_count").await * pragma("PRAGMA page_size").await;
+    pool.close().await;
+    free as f64 / 1e6
 }
 
 /// Ends the Orgkeeper process when the benchmark ends, also on a panic.
