@@ -108,6 +108,7 @@ pub async fn run_chain_check(services: &Services) {
 
 /// One round of the usage job: sync the store, then check budget thresholds.
 pub async fn run_usage_sync(services: &Services) {
+    let started = std::time::Instant::now();
     let now = services.clock.now();
     let api = services.org.api().with_deadline(JOB_DEADLINE);
     let config = &services.config;
@@ -121,7 +122,11 @@ pub async fn run_usage_sync(services: &Services) {
     .await
     {
         Ok(report) => {
-            tracing::debug!(buckets = report.buckets, "usage store synced");
+            tracing::info!(
+                buckets = report.buckets,
+                seconds = started.elapsed().as_secs_f64(),
+                "usage store synced"
+            );
             if let Err(error) = budgets::check_thresholds(services, now).await {
                 tracing::warn!(%error, "budget thresholds could not be checked");
             }

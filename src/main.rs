@@ -31,6 +31,7 @@ fn init_logging() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    orgkeeper::memory::configure();
     let (database, command) = Cli::parse_with_default();
     init_logging();
     match run(&database, command).await {
