@@ -8,6 +8,7 @@
 //! the spend seen so far, and said to be a rough estimate; with no spend seen at all there is
 //! "not enough data yet" — never an all-clear without data.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -24,6 +25,51 @@ pub struct Month {
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub lines: Vec<(NaiveDate, String, String, Decimal)>,
+    /// Each scope's spend per day (`ORG_SCOPE`: all the lines), in day order: a budget's
+    /// spend is a sum over at most 31 days, not over every line.
+    daily: HashMap<String, Vec<(NaiveDate, Decimal)>>,
+}
+
+impl Month {
+    pub fn new(
+        start: NaiveDate,
+        end: NaiveDate,
+        lines: Vec<(NaiveDate, String, String, Decimal)>,
+    ) -> Self {
+        let mut by_day: HashMap<String, BTreeMap<NaiveDate, Decimal>> = HashMap::new();
+        for (day, ws, _, amount) in &lines {
+            for scope in [ORG_SCOPE, ws.as_str()] {
+                *by_day
+                    .entry(scope.to_owned())
+                    .or_default()
+                    .entry(*day)
+                    .or_default() += amount;
+            }
+        }
+        let daily = by_day
+            .into_iter()
+            .map(|(scope, days)| (scope, days.into_iter().collect()))
+            .collect();
+        Month {
+            start,
+            end,
+            lines,
+            daily,
+        }
+    }
+
+    /// The spend of `scope` on the days before `before`.
+    pub fn spent_before(&self, scope: &str, before: NaiveDate) -> Decimal {
+        self.days(scope)
+            .iter()
+            .take_while(|(day, _)| *day < before)
+            .map(|(_, amount)| *amount)
+            .sum()
+    }
+
+    fn days(&self, scope: &str) -> &[(NaiveDate, Decimal)] {
+        self.daily.get(scope).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// One month of cost lines, read once per store version (every budget, page and job shares
@@ -39,7 +85,7 @@ pub async fn month(
         .get(&services.db, key, || async {
             let end = store::next_month(start);
             let lines = store::cost_lines(&services.db, start, end, scope).await?;
-            Ok::<_, sqlx::Error>(Month { start, end, lines })
+            Ok::<_, sqlx::Error>(Month::new(start, end, lines))
         })
         .await
 }
@@ -98,12 +144,10 @@ impl Spend {
             elapsed_days: ((today - m.start).num_days() + 1).clamp(0, days_in_month),
             days_in_month,
         };
-        for (day, ws, _, amount) in &m.lines {
-            if scope == ORG_SCOPE || scope == ws {
-                s.total += amount;
-                if *day < settled_before {
-                    s.settled += amount;
-                }
+        for (day, amount) in m.days(scope) {
+            s.total += amount;
+            if *day < settled_before {
+                s.settled += amount;
             }
         }
         s
@@ -265,14 +309,14 @@ mod tests {
 
     /// December 2026 with these (day, cents) lines, all in one workspace.
     fn december(lines: &[(u32, i64)]) -> Month {
-        Month {
-            start: day(1),
-            end: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
-            lines: lines
+        Month::new(
+            day(1),
+            NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+            lines
                 .iter()
                 .map(|&(d, c)| (day(d), "ws".to_owned(), String::new(), Decimal::from(c)))
                 .collect(),
-        }
+        )
     }
 
     #[test]

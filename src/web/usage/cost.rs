@@ -313,14 +313,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     let today_idx = now.date_naive().day();
     let previous_same_days = this_month.then(|| {
         let cutoff = data.previous.start + chrono::Duration::days(today_idx as i64);
-        dollars(
-            data.previous
-                .lines
-                .iter()
-                .filter(|(d, ..)| *d < cutoff)
-                .map(|l| l.3)
-                .sum(),
-        )
+        dollars(data.previous.spent_before(ORG_SCOPE, cutoff))
     });
     let projection = this_month
         .then(|| total_spend.projected().map(dollars))
