@@ -91,6 +91,28 @@ impl Snapshot {
         self
     }
 
+    /// The same objects (shared, not copied) with nothing derived yet: the start of the
+    /// snapshot that replaces this one after a re-read.
+    fn lists(&self) -> Snapshot {
+        Snapshot {
+            organization: self.organization.clone(),
+            users: self.users.clone(),
+            invites: self.invites.clone(),
+            workspaces: self.workspaces.clone(),
+            default_workspace_id: self.default_workspace_id.clone(),
+            memberships: self.memberships.clone(),
+            keys: self.keys.clone(),
+            rate_limits: self.rate_limits.clone(),
+            spend_limits: self.spend_limits.clone(),
+            org_rate_limits: self.org_rate_limits.clone(),
+            former: self.former.clone(),
+            synced_at: self.synced_at,
+            by_workspace: HashMap::new(),
+            user_at: HashMap::new(),
+            derived: Mutex::default(),
+        }
+    }
+
     /// `T` derived from this snapshot: built once, then shared by every request.
     pub fn derived<T: Any + Send + Sync>(&self, build: impl FnOnce(&Snapshot) -> T) -> Arc<T> {
         if let Some(value) = self.cached::<T>() {
@@ -478,23 +500,7 @@ impl Org {
         }
         let _writer = self.writer.lock().await;
         let current = self.snapshot();
-        let mut next = Snapshot {
-            organization: current.organization.clone(),
-            users: current.users.clone(),
-            invites: current.invites.clone(),
-            workspaces: current.workspaces.clone(),
-            default_workspace_id: current.default_workspace_id.clone(),
-            memberships: current.memberships.clone(),
-            keys: current.keys.clone(),
-            rate_limits: current.rate_limits.clone(),
-            spend_limits: current.spend_limits.clone(),
-            org_rate_limits: current.org_rate_limits.clone(),
-            former: current.former.clone(),
-            synced_at: current.synced_at,
-            by_workspace: HashMap::new(),
-            user_at: HashMap::new(),
-            derived: Mutex::default(),
-        };
+        let mut next = current.lists();
         let mut changes = Changes::default();
         // Limits are not diffed (nor observed): a re-read of them only replaces them.
         let mut limits_read = false;
@@ -512,31 +518,21 @@ impl Org {
                 next.rate_limits = Arc::new(all);
                 limits_read = true;
             }
-            if let Some(fresh) = read.users {
-                let (list, diffs) = entity::replace(&next.users, scope, fresh);
-                next.users = Arc::new(list);
-                changes.users.extend(diffs);
-            }
-            if let Some(fresh) = read.invites {
-                let (list, diffs) = entity::replace(&next.invites, scope, fresh);
-                next.invites = Arc::new(list);
-                changes.invites.extend(diffs);
-            }
-            if let Some(fresh) = read.workspaces {
-                let (list, diffs) = entity::replace(&next.workspaces, scope, fresh);
-                next.workspaces = Arc::new(list);
-                changes.workspaces.extend(diffs);
-            }
-            if let Some(fresh) = read.memberships {
-                let (list, diffs) = entity::replace(&next.memberships, scope, fresh);
-                next.memberships = Arc::new(list);
-                changes.memberships.extend(diffs);
-            }
-            if let Some(fresh) = read.keys {
-                let (list, diffs) = entity::replace(&next.keys, scope, fresh);
-                next.keys = Arc::new(list);
-                changes.keys.extend(diffs);
-            }
+            take_fresh(&mut next.users, &mut changes.users, scope, read.users);
+            take_fresh(&mut next.invites, &mut changes.invites, scope, read.invites);
+            take_fresh(
+                &mut next.workspaces,
+                &mut changes.workspaces,
+                scope,
+                read.workspaces,
+            );
+            take_fresh(
+                &mut next.memberships,
+                &mut changes.memberships,
+                scope,
+                read.memberships,
+            );
+            take_fresh(&mut next.keys, &mut changes.keys, scope, read.keys);
         }
         if !own {
             // Someone who left the organization left its workspaces too (the sync sees both
@@ -650,6 +646,20 @@ impl Org {
     /// Every API key of the organization.
     pub async fn api_keys(&self) -> Result<Arc<Vec<ApiKey>>, ApiError> {
         Ok(self.synced()?.keys.clone())
+    }
+}
+
+/// Replaces what `scope` covers in `list` with what a re-read found, if it read this kind.
+fn take_fresh<T: Entity>(
+    list: &mut Arc<Vec<T>>,
+    diffs: &mut Vec<Diff<T>>,
+    scope: &Touched,
+    fresh: Option<Vec<T>>,
+) {
+    if let Some(fresh) = fresh {
+        let (next, found) = entity::replace(list, scope, fresh);
+        *list = Arc::new(next);
+        diffs.extend(found);
     }
 }
 
