@@ -307,7 +307,7 @@ async fn a_key_is_deactivated_from_its_page_after_confirming() {
         assert!(browser.alert_text().await.is_none(), "not with confirm()");
         // Cancelling changes nothing.
         question.find(".confirm-cancel").await.click().await;
-        assert!(browser.try_find("dialog.confirm-dialog").await.is_none());
+        browser.wait_for_gone("dialog.confirm-dialog", WAIT).await;
         assert_eq!(browser.find("#key-status").await.text().await, "active");
         browser.find("button[name=deactivate]").await.click().await;
         browser

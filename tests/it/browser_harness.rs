@@ -168,7 +168,7 @@ async fn a_user_can_fill_a_form_click_and_see_the_page_change() {
 }
 
 #[tokio::test]
-async fn wait_for_finds_an_element_added_later() {
+async fn wait_for_finds_an_element_added_later_and_wait_for_gone_sees_it_removed() {
     let base = spawn_page_server().await;
     let browser = launch().await;
     browser.goto(&format!("{base}/")).await;
@@ -184,6 +184,16 @@ async fn wait_for_finds_an_element_added_later() {
     assert!(browser.try_find("#late").await.is_none());
     let late = browser.wait_for("#late", Duration::from_secs(5)).await;
     assert_eq!(late.text().await, "Arrived");
+
+    browser
+        .execute(
+            "setTimeout(function () { document.getElementById('late').remove(); }, 200);",
+            vec![],
+        )
+        .await;
+    assert!(browser.try_find("#late").await.is_some());
+    browser.wait_for_gone("#late", Duration::from_secs(5)).await;
+    assert!(browser.try_find("#late").await.is_none());
 }
 
 #[tokio::test]

@@ -492,6 +492,26 @@ impl Browser {
         }
     }
 
+    /// Polls until no element matches `css`: what a script removes in answer to a click (a
+    /// closed `<dialog>` is removed on its `close` event, which the browser fires later).
+    pub async fn wait_for_gone(&self, css: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(None) = self.session.find_in("", css).await {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let shot = self.save_screenshot(&format!("still-{css}")).await;
+                panic!(
+                    "`{css}` is still on {} after {timeout:?} (screenshot: {})",
+                    self.current_url().await,
+                    shot.display()
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
     /// Polls until an element matching `css` has visible text containing `text`; returns it.
     /// Tolerates the DOM being swapped between polls (stale elements), as htmx does.
     pub async fn wait_for_text(&self, css: &str, text: &str, timeout: Duration) -> Element {
