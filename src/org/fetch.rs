@@ -12,9 +12,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use super::entity::Touched;
 use super::{Org, Progress};
 use crate::anthropic::{
-    ApiError, ApiKey, ApiKeyFilter, Client, Invite, InviteFilter, OrgRateLimit, OrgRateLimitParams,
-    Organization, SpendLimit, SpendLimitFilter, User, UserFilter, Workspace, WorkspaceFilter,
-    WorkspaceMember, WorkspaceRateLimit, WorkspaceRateLimitParams,
+    ApiError, ApiKey, ApiKeyFilter, Client, Invite, InviteFilter, InviteStatus, OrgRateLimit,
+    OrgRateLimitParams, Organization, SpendLimit, SpendLimitFilter, User, UserFilter, Workspace,
+    WorkspaceFilter, WorkspaceMember, WorkspaceRateLimit, WorkspaceRateLimitParams,
 };
 
 /// Requests one sync may have in flight at once.
@@ -186,7 +186,13 @@ pub async fn reread(
     match touched {
         Touched::Organization => out.organization = Some(api.get_organization().await?),
         Touched::User(id) => out.users = Some(present(api.get_user(id).await)?),
-        Touched::Invite(id) => out.invites = Some(present(api.get_invite(id).await)?),
+        Touched::Invite(id) => {
+            // A deleted invite is still answered for (status `deleted`) but no longer listed:
+            // the model holds what the list holds, so the next sync sees no second change.
+            let mut found = present(api.get_invite(id).await)?;
+            found.retain(|i| i.status != InviteStatus::Deleted);
+            out.invites = Some(found);
+        }
         Touched::Workspace(id) => out.workspaces = Some(present(api.get_workspace(id).await)?),
         Touched::Key(id) => out.keys = Some(present(api.get_api_key(id).await)?),
         Touched::Membership { workspace, user } => {

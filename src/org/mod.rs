@@ -20,6 +20,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
+use futures_util::{stream, StreamExt, TryStreamExt};
 use sqlx::SqlitePool;
 
 pub use entity::{Diff, Entity, Touched};
@@ -494,10 +495,18 @@ impl Org {
             .filter(|w| !w.is_archived())
             .map(|w| w.id.clone())
             .collect();
-        let mut reads = Vec::new();
-        for t in touched {
-            reads.push((t, fetch::reread(&self.api, t, &workspaces).await?));
-        }
+        // A few at a time, in order (an offboarding preview re-reads each chosen step). Owned
+        // inputs: a future borrowing across the stream is not `Send` for every lifetime.
+        let workspaces = Arc::new(workspaces);
+        let fresh: Vec<fetch::Reread> = stream::iter(touched.to_vec())
+            .map(|t| {
+                let (api, workspaces) = (self.api.clone(), Arc::clone(&workspaces));
+                async move { fetch::reread(&api, &t, &workspaces).await }
+            })
+            .buffered(fetch::PARALLEL)
+            .try_collect()
+            .await?;
+        let reads = touched.iter().zip(fresh);
         let _writer = self.writer.lock().await;
         let current = self.snapshot();
         let mut next = current.lists();

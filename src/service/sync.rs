@@ -230,6 +230,9 @@ fn invite(d: &Diff<Invite>) -> Option<NewEntry> {
     let details = |i: &Invite| json!({ "email": i.email, "role": i.role.as_str(), "status": i.status.as_str() });
     match (&d.before, &d.after) {
         (None, Some(i)) => Some(entry(Action::InviteCreated, t(i), details(i))),
+        // Already recorded as deleted when its status said so (a model stored before re-reads
+        // dropped deleted invites can still hold one).
+        (Some(i), None) if i.status == InviteStatus::Deleted => None,
         (Some(i), None) => Some(entry(Action::InviteDeleted, t(i), details(i))),
         (Some(b), Some(a)) if b.status != a.status => {
             let action = match a.status {

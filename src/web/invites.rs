@@ -651,6 +651,10 @@ struct DeletePage {
     layout: Layout,
     invite: InviteRow,
     error: Option<String>,
+    /// The confirmation could not re-read the invite: it shows the model as last read.
+    unchecked: Option<String>,
+    /// The invite was deleted outside Orgkeeper: nothing is left to delete.
+    gone: Option<String>,
 }
 
 async fn find_invite(ctx: &Ctx, invite_id: &str) -> AppResult<Invite> {
@@ -670,18 +674,48 @@ async fn render_delete(
     status: StatusCode,
     error: Option<String>,
 ) -> AppResult<Response> {
+    render_delete_checked(ctx, invite, status, error, None, None).await
+}
+
+async fn render_delete_checked(
+    ctx: &Ctx,
+    invite: &Invite,
+    status: StatusCode,
+    error: Option<String>,
+    unchecked: Option<String>,
+    gone: Option<String>,
+) -> AppResult<Response> {
     let page = DeletePage {
         layout: ctx.layout("Delete invite", "invites").await,
         invite: InviteRow::of(invite, Utc::now()),
         error,
+        unchecked,
+        gone,
     };
     render(status, &page)
 }
 
+/// The deletion's confirmation, from the invite as it is now: accepted or deleted meanwhile
+/// (outside Orgkeeper) is shown, and recorded in the audit log, instead of offering the button.
 pub async fn confirm_delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
-    let invite = find_invite(&ctx, &invite_id).await?;
-    render_delete(&ctx, &invite, StatusCode::OK, None).await
+    let last_read = find_invite(&ctx, &invite_id).await?;
+    let checked =
+        super::org::check_current(&ctx, &[crate::org::Touched::Invite(invite_id.clone())]).await;
+    // Anthropic still answers for a deleted invite (status `deleted`) but no longer lists it.
+    let (invite, gone) = match find_invite(&ctx, &invite_id).await {
+        Ok(invite) if invite.status != InviteStatus::Deleted => (invite, None),
+        Ok(_) | Err(AppError::NotFound) => {
+            let gone = format!(
+                "The invite to {} was deleted outside Orgkeeper (noticed {} UTC, and recorded in the audit log), so there is nothing to delete.",
+                last_read.email,
+                ctx.state.clock.now().format("%Y-%m-%d %H:%M")
+            );
+            (last_read, Some(gone))
+        }
+        Err(error) => return Err(error),
+    };
+    render_delete_checked(&ctx, &invite, StatusCode::OK, None, checked.err(), gone).await
 }
 
 pub async fn delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResult<Response> {

@@ -264,4 +264,123 @@ async fn with_the_admin_api_failing_the_confirmation_still_shows_and_says_it_cou
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("could not check the latest state"), "{page}");
     assert!(page.contains("from the organization</button>"), "{page}");
+
+    let invite = pending_invite(&app);
+    let (status, page) = owner
+        .get_text(&format!("/invites/{}/delete", invite.id))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("could not check the latest state"), "{page}");
+    assert!(page.contains("Delete the invite</button>"), "{page}");
+}
+
+fn pending_invite(app: &TestApp) -> orgkeeper::anthropic::Invite {
+    app.state
+        .org
+        .snapshot()
+        .invites
+        .iter()
+        .find(|i| i.status == orgkeeper::anthropic::InviteStatus::Pending)
+        .cloned()
+        .expect("a pending invite")
+}
+
+#[tokio::test]
+async fn an_invite_deleted_outside_is_gone_from_its_confirmation_and_recorded_once() {
+    let app = spawn_app().await;
+    let (_, owner) = app.signed_in(Role::Owner).await;
+    let invite = pending_invite(&app);
+    let url = format!("/invites/{}/delete", invite.id);
+    let (_, page) = owner.get_text(&url).await;
+    assert!(page.contains("Delete the invite</button>"), "{page}");
+    app.state.org.api().delete_invite(&invite.id).await.unwrap();
+
+    let (status, page) = owner.get_text(&url).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("deleted outside Orgkeeper"), "{page}");
+    assert!(page.contains(&invite.email), "{page}");
+    assert!(
+        !page.contains("Delete the invite</button>"),
+        "no action offered: {page}"
+    );
+    assert_eq!(
+        count(&observed(&app).await, "invite.deleted", &invite.id),
+        1
+    );
+
+    app.sync().await;
+    assert_eq!(
+        count(&observed(&app).await, "invite.deleted", &invite.id),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_offboarding_preview_drops_a_step_whose_key_was_archived_outside() {
+    let app = spawn_app().await;
+    let (_, owner) = app.signed_in(Role::Owner).await;
+    let snapshot = app.state.org.snapshot();
+    // A plain member with two live keys of their own.
+    let (user, keys) = plain_members(&app)
+        .into_iter()
+        .find_map(|u| {
+            let keys: Vec<_> = snapshot
+                .keys
+                .iter()
+                .filter(|k| {
+                    k.status == ApiKeyStatus::Active
+                        && k.created_by.as_ref().is_some_and(|c| c.id == u.id)
+                })
+                .cloned()
+                .collect();
+            (keys.len() >= 2).then_some((u, keys))
+        })
+        .expect("a member with two active keys");
+    let (gone, kept) = (&keys[0], &keys[1]);
+    app.state
+        .org
+        .api()
+        .update_api_key(&gone.id, &archive(ApiKeyStatus::Archived))
+        .await
+        .unwrap();
+
+    let base = format!("/members/{}/offboard", user.id);
+    let fields = [
+        (format!("key:{}", gone.id), "archive"),
+        (format!("key:{}", kept.id), "deactivate"),
+    ];
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+    let preview = owner.post(&base, &refs).await;
+    assert_eq!(preview.status(), 200);
+    let preview = preview.text().await.unwrap();
+    let dropped = preview
+        .split("id=\"offboard-dropped\"")
+        .nth(1)
+        .expect("the dropped step is named");
+    assert!(dropped.contains(&gone.name), "{dropped}");
+    assert!(
+        !preview.contains(&format!("data-target=\"{}\"", gone.id)),
+        "{preview}"
+    );
+    assert!(
+        preview.contains(&format!("data-target=\"{}\"", kept.id)),
+        "{preview}"
+    );
+    assert_eq!(count(&observed(&app).await, "key.archived", &gone.id), 1);
+
+    // When every chosen step changed meanwhile, nothing is left: the plan says so.
+    app.state
+        .org
+        .api()
+        .update_api_key(&kept.id, &archive(ApiKeyStatus::Archived))
+        .await
+        .unwrap();
+    let alone = [(format!("key:{}", kept.id), "deactivate")];
+    let refs: Vec<(&str, &str)> = alone.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+    let again = owner.post(&base, &refs).await;
+    assert_eq!(again.status(), 409);
+    let again = again.text().await.unwrap();
+    assert!(again.contains("nothing is left to do"), "{again}");
+    assert!(again.contains(&kept.name), "{again}");
+    assert_eq!(count(&observed(&app).await, "key.archived", &kept.id), 1);
 }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::org::Touched;
 use crate::web::extract::Path;
 use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
@@ -437,6 +438,10 @@ struct PreviewPage {
     stop_by_themselves: Vec<String>,
     /// Live keys with no step that keep working after this run.
     keep_working: Vec<String>,
+    /// The re-read failed: the steps are from the model as last read.
+    unchecked: Option<String>,
+    /// Chosen steps whose target changed outside Orgkeeper meanwhile, no longer steps.
+    dropped: Vec<String>,
 }
 
 /// The steps chosen in the form, or (as `Err`) the plan page again saying why there are none.
@@ -458,9 +463,26 @@ async fn chosen_steps(
     Ok(Ok((holdings, steps)))
 }
 
-/// `POST /members/{id}/offboard`: the ticked choices become an ordered list of steps.
+/// What a step's re-read must fetch so the preview shows its target as it is now.
+fn step_target(user_id: &str, step: &PlannedStep) -> Touched {
+    let target = step.target_id.clone();
+    match StepKind::parse(step.kind) {
+        Some(StepKind::DeactivateKey | StepKind::ArchiveKey) => Touched::Key(target),
+        Some(StepKind::DeleteInvite) => Touched::Invite(target),
+        Some(StepKind::RemoveMembership) => Touched::Membership {
+            workspace: target,
+            user: user_id.to_owned(),
+        },
+        Some(StepKind::RemoveMember) | None => Touched::User(user_id.to_owned()),
+    }
+}
+
+/// `POST /members/{id}/offboard`: the ticked choices become an ordered list of steps. The
+/// preview is the last look before irreversible steps, so it re-reads each chosen target (and
+/// the member's keys) first: a step whose target changed outside Orgkeeper meanwhile is
+/// dropped and named, and the change is recorded in the audit log.
 pub async fn preview(ctx: Ctx, Path(user_id): Path<String>, body: String) -> AppResult<Response> {
-    let (holdings, steps) = match chosen_steps(
+    let (_, chosen) = match chosen_steps(
         &ctx,
         &user_id,
         &body,
@@ -471,6 +493,32 @@ pub async fn preview(ctx: Ctx, Path(user_id): Path<String>, body: String) -> App
         Ok(chosen) => chosen,
         Err(page) => return Ok(page),
     };
+    let mut targets = vec![Touched::KeysOfUser(user_id.clone())];
+    for step in &chosen {
+        let target = step_target(&user_id, step);
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    let unchecked = crate::web::org::check_current(&ctx, &targets).await.err();
+    let holdings = holdings(&ctx, &user_id).await?;
+    let steps = plan_steps(&user_id, &holdings, &fields(&body));
+    let dropped: Vec<String> = chosen
+        .iter()
+        .filter(|c| {
+            !steps
+                .iter()
+                .any(|s| s.kind == c.kind && s.target_id == c.target_id)
+        })
+        .map(|c| format!("{}: {}", c.verb, c.label))
+        .collect();
+    if steps.is_empty() {
+        let message = format!(
+            "Everything you chose changed outside Orgkeeper since the choices were shown (recorded in the audit log), so nothing is left to do: {}.",
+            dropped.join("; ")
+        );
+        return render_plan(&ctx, &user_id, StatusCode::CONFLICT, Some(message)).await;
+    }
     let removing = steps
         .iter()
         .any(|s| s.kind == StepKind::RemoveMember.code());
@@ -492,6 +540,8 @@ pub async fn preview(ctx: Ctx, Path(user_id): Path<String>, body: String) -> App
         }
     }
     let page = PreviewPage {
+        unchecked,
+        dropped,
         stop_by_themselves,
         keep_working,
         layout: ctx
