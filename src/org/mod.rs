@@ -218,6 +218,11 @@ pub struct Freshness {
     pub failing: Option<(DateTime<Utc>, String)>,
 }
 
+/// `org_objects` kinds of the organization-wide limit lists (kept so pages need no read after
+/// a restart).
+const SPEND_LIMITS: &str = "spend_limits";
+const ORG_RATE_LIMITS: &str = "org_rate_limits";
+
 /// What a change or a re-read touched, when, and whether Orgkeeper changed it.
 struct Mark {
     touched: Touched,
@@ -265,8 +270,12 @@ impl Org {
             memberships: Arc::new(store::load(&db, false).await?),
             keys: Arc::new(store::load(&db, false).await?),
             rate_limits: Arc::new(store::load_rate_limits(&db).await?),
-            spend_limits: None,
-            org_rate_limits: None,
+            spend_limits: store::load_limits(&db, SPEND_LIMITS)
+                .await?
+                .map(|list| Arc::new(Ok(list))),
+            org_rate_limits: store::load_limits(&db, ORG_RATE_LIMITS)
+                .await?
+                .map(|list| Arc::new(Ok(list))),
             former: Arc::new(former),
             synced_at: stored.baseline_at.and(stored.synced_at),
             by_workspace: HashMap::new(),
@@ -388,6 +397,8 @@ impl Org {
         let changes = record(changes, baseline).await?;
         let now = self.clock.now();
         store::save_rate_limits(&self.db, &fetched.rate_limits).await?;
+        store::save_limits(&self.db, SPEND_LIMITS, &fetched.spend_limits).await?;
+        store::save_limits(&self.db, ORG_RATE_LIMITS, &fetched.org_rate_limits).await?;
         store::save(
             &self.db,
             &changes,
@@ -572,6 +583,11 @@ impl Org {
                 tracing::warn!(%error, "a change could not be written into the stored model");
             }
             if limits_read {
+                if let Some(spend) = &next.spend_limits {
+                    if let Err(error) = store::save_limits(&self.db, SPEND_LIMITS, spend).await {
+                        tracing::warn!(%error, "spend limits could not be written into the stored model");
+                    }
+                }
                 if let Err(error) = store::save_rate_limits(&self.db, &next.rate_limits).await {
                     tracing::warn!(%error, "rate limits could not be written into the stored model");
                 }

@@ -100,6 +100,39 @@ pub async fn save_rate_limits(
     tx.commit().await
 }
 
+/// One organization-wide list of limits (`kind` `spend_limits` or `org_rate_limits`), as last
+/// read. Only an answer is kept: a refusal is asked again after a restart.
+pub async fn save_limits<T: serde::Serialize, E>(
+    db: &SqlitePool,
+    kind: &str,
+    read: &Result<Vec<T>, E>,
+) -> Result<(), sqlx::Error> {
+    match read {
+        Ok(list) => sqlx::query(
+            "INSERT INTO org_objects (kind, id, body, first_seen) VALUES (?, 'organization', ?, '') \
+             ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
+        )
+        .bind(kind)
+        .bind(serde_json::to_string(list).unwrap_or_default()),
+        Err(_) => sqlx::query("DELETE FROM org_objects WHERE kind = ?").bind(kind),
+    }
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn load_limits<T: serde::de::DeserializeOwned>(
+    db: &SqlitePool,
+    kind: &str,
+) -> Result<Option<Vec<T>>, sqlx::Error> {
+    let body: Option<String> =
+        sqlx::query_scalar("SELECT body FROM org_objects WHERE kind = ? AND id = 'organization'")
+            .bind(kind)
+            .fetch_optional(db)
+            .await?;
+    Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+}
+
 /// When each removed member left.
 pub async fn removed_at(db: &SqlitePool) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as(

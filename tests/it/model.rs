@@ -81,6 +81,7 @@ async fn the_first_sync_is_one_baseline_and_no_main_page_calls_the_admin_api_eve
         format!("/keys/{key}"),
         "/usage".into(),
         "/cost".into(),
+        "/limits".into(),
     ];
     let mut bodies = HashMap::new();
     app.simulator.reset_request_count();
@@ -113,6 +114,11 @@ async fn the_first_sync_is_one_baseline_and_no_main_page_calls_the_admin_api_eve
     assert!(members.contains("The last refresh failed"), "{members}");
     let (status, key_page) = owner.get_text(&format!("/keys/{key}")).await;
     assert_eq!(status, 200, "{key_page}");
+    // Spend limits and rate limits are kept too, so their page needs no read either.
+    let (status, limits) = owner.get_text("/limits").await;
+    assert_eq!(status, 200, "{limits}");
+    assert_eq!(rows(&limits), rows(&bodies["/limits"]), "{limits}");
+    assert!(!limits.contains("request id"), "no failed read: {limits}");
 }
 
 #[tokio::test]
