@@ -101,6 +101,7 @@ actions! {
     KeyCreated = "key.created", "API keys", "Key created";
     KeyExpired = "key.expired", "API keys", "Key expired";
     OrgBaseline = "org.baseline", "Organization", "Organization first read (baseline)";
+    ObservedAttributed = "observed.attributed", "Organization", "Outside change attributed (Activity Feed)";
     SsoMappingAdded = "sso.mapping_added", "Accounts", "Group mapping added";
     SsoMappingChanged = "sso.mapping_changed", "Accounts", "Group mapping turned on or off";
     SsoMappingRemoved = "sso.mapping_removed", "Accounts", "Group mapping removed";

@@ -171,6 +171,31 @@ impl AuditLog {
         row.as_ref().map(record_from_row).transpose()
     }
 
+    /// The records of changes observed outside Orgkeeper written since `since`, oldest first.
+    pub async fn observed_since(&self, since: DateTime<Utc>) -> Result<Vec<Record>, AuditError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_RECORDS} WHERE actor_id IS NULL AND actor_role = ? AND time >= ? ORDER BY seq"
+        ))
+        .bind(crate::service::sync::OBSERVED)
+        .bind(format_time(&since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// The record that named, later, who made the observed change `seq` (see
+    /// `service::activity::attribute_late`).
+    pub async fn attribution_of(&self, seq: i64) -> Result<Option<Record>, AuditError> {
+        let row = sqlx::query(&format!(
+            "{SELECT_RECORDS} WHERE action = ? AND json_extract(details, '$.record') = ? ORDER BY seq LIMIT 1"
+        ))
+        .bind(super::Action::ObservedAttributed.code())
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
     /// Intent records written before `before` that no outcome record points at, oldest first.
     pub async fn unresolved_intents(
         &self,

@@ -5,12 +5,14 @@
 //! records, and attaches the actor of the matching activity (same kind of change, same target,
 //! in the sync's time window) to each record's details as `seen_in_feed`. The record is
 //! written once, with its attribution, so the hash chain never needs an edit. An activity that
-//! arrives after its change was recorded (the feed is asynchronous, about a minute) is not
-//! attached later: the record stays "observed", without a name.
+//! arrives after its change was recorded (the feed is asynchronous, about a minute) gets a
+//! record of its own that names the earlier one ([`attribute_late`]).
 //!
 //! An admin key created before the Compliance API was enabled gets 403. That state is kept
 //! in SQLite, shown once on the audit page, and the feed is asked again only hourly (a refused
 //! call still spends the Compliance API's rate budget).
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
@@ -30,6 +32,8 @@ pub const RECHECK: Duration = Duration::hours(1);
 const FIRST_READ: Duration = Duration::hours(1);
 /// Clock difference tolerated between Anthropic's timestamps and ours.
 const SLACK: Duration = Duration::minutes(10);
+/// How far back an activity that arrived late is matched to a record without a name.
+const LATE: Duration = Duration::days(1);
 
 /// The feed's stored state.
 #[derive(Clone, Debug, Default)]
@@ -220,15 +224,10 @@ fn explains(a: &Activity) -> Vec<(Action, String)> {
     }
 }
 
-/// The keys an observed record can be explained by.
-fn keys_of(entry: &NewEntry) -> Vec<String> {
-    let id = entry
-        .target
-        .as_ref()
-        .map(|t| t.id.clone())
-        .unwrap_or_default();
-    let d = &entry.details;
-    match Action::from_code(&entry.action) {
+/// The keys an observed record (its action code, target id and details) can be explained by.
+fn keys_of(action: &str, id: &str, d: &Value) -> Vec<String> {
+    let id = id.to_owned();
+    match Action::from_code(action) {
         Some(
             Action::WorkspaceMemberAdded
             | Action::WorkspaceMemberRemoved
@@ -243,6 +242,11 @@ fn keys_of(entry: &NewEntry) -> Vec<String> {
         }
         _ => vec![id],
     }
+}
+
+fn explained_by(a: &[(Action, String)], action: Action, keys: &[String]) -> bool {
+    a.iter()
+        .any(|(act, key)| *act == action && !key.is_empty() && keys.contains(key))
 }
 
 /// What the record says about the activity.
@@ -260,13 +264,14 @@ pub fn seen_in_feed(a: &Activity) -> Value {
 }
 
 /// Attaches to each observed record the newest unused activity that explains it and falls in
-/// `[from, to]` (give or take [`SLACK`]). One activity explains one record at most.
+/// `[from, to]` (give or take [`SLACK`]). One activity explains one record at most. Says
+/// which activities were used.
 pub fn attribute(
     entries: &mut [NewEntry],
     activities: &[Activity],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) {
+) -> Vec<bool> {
     let candidates: Vec<(usize, Vec<(Action, String)>)> = activities
         .iter()
         .enumerate()
@@ -279,14 +284,11 @@ pub fn attribute(
         let Some(action) = Action::from_code(&entry.action) else {
             continue;
         };
-        let keys = keys_of(entry);
+        let id = entry.target.as_ref().map(|t| t.id.as_str()).unwrap_or("");
+        let keys = keys_of(&entry.action, id, &entry.details);
         let found = candidates
             .iter()
-            .filter(|(i, _)| !used[*i])
-            .filter(|(_, e)| {
-                e.iter()
-                    .any(|(act, key)| *act == action && !key.is_empty() && keys.contains(key))
-            })
+            .filter(|(i, e)| !used[*i] && explained_by(e, action, &keys))
             .map(|(i, _)| *i)
             .max_by_key(|i| activities[*i].created_at);
         if let (Some(i), Value::Object(details)) = (found, &mut entry.details) {
@@ -294,6 +296,67 @@ pub fn attribute(
             details.insert("seen_in_feed".into(), seen_in_feed(&activities[i]));
         }
     }
+    used
+}
+
+/// The feed is asynchronous: an activity can arrive after the sync that recorded its change
+/// (without a name). The chain is never edited, so such an activity gets a record of its own,
+/// `observed.attributed`, naming the earlier record (`details.record`) and who made the change.
+/// It looks back at most [`LATE`]; each earlier record and each activity is attributed once,
+/// also when the feed is read again.
+pub async fn attribute_late(
+    services: &Services,
+    activities: &[Activity],
+    used: &[bool],
+) -> Result<Vec<NewEntry>, crate::audit::AuditError> {
+    let late: Vec<(&Activity, Vec<(Action, String)>)> = activities
+        .iter()
+        .zip(used)
+        .filter(|(_, used)| !**used)
+        .map(|(a, _)| (a, explains(a)))
+        .filter(|(_, e)| !e.is_empty())
+        .collect();
+    let Some(oldest) = late.iter().map(|(a, _)| a.created_at).min() else {
+        return Ok(Vec::new());
+    };
+    let since = (oldest - SLACK).max(services.clock.now() - LATE);
+    let records = services.audit.observed_since(since).await?;
+    let activity_of = |r: &crate::audit::Record| {
+        r.details["seen_in_feed"]["activity_id"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let mut seen: HashSet<String> = records.iter().filter_map(activity_of).collect();
+    let mut attributed: HashSet<i64> = records
+        .iter()
+        .filter_map(|r| r.details["record"].as_i64())
+        .collect();
+    let mut out = Vec::new();
+    for (a, explains) in late {
+        if seen.contains(&a.id) {
+            continue;
+        }
+        // The first unnamed record at or after the change that it explains.
+        let found = records.iter().find(|r| {
+            let Some(action) = Action::from_code(&r.action) else {
+                return false;
+            };
+            r.time >= a.created_at - SLACK
+                && !attributed.contains(&r.seq)
+                && r.details.get("seen_in_feed").is_none()
+                && action != Action::ObservedAttributed
+                && explained_by(
+                    &explains,
+                    action,
+                    &keys_of(&r.action, r.target_id.as_deref().unwrap_or(""), &r.details),
+                )
+        });
+        let Some(record) = found else { continue };
+        attributed.insert(record.seq);
+        seen.insert(a.id.clone());
+        out.push(super::sync::attribution_entry(record, seen_in_feed(a)));
+    }
+    Ok(out)
 }
 
 /// The audit page's notice while the feed is refused: once, with what to do.

@@ -79,7 +79,8 @@ pub async fn take(
             vec![baseline_entry(&organization.name, counts)]
         } else {
             let mut entries = observed_entries(&changes);
-            activity::attribute(&mut entries, &feed.activities, since, now);
+            let used = activity::attribute(&mut entries, &feed.activities, since, now);
+            entries.extend(activity::attribute_late(services, &feed.activities, &used).await?);
             entries
         };
         report_ref.baseline = baseline;
@@ -147,6 +148,27 @@ fn entry(action: Action, target: Option<Target>, details: Value) -> NewEntry {
         details,
         ..NewEntry::new(observer(), Source::default(), action, Outcome::Ok)
     }
+}
+
+/// Names who made an earlier observed change, from an activity that reached the feed after
+/// it was recorded: same target, the earlier record's seq and action in the details.
+pub fn attribution_entry(record: &crate::audit::Record, seen_in_feed: Value) -> NewEntry {
+    let target = record.target_id.clone().map(|id| {
+        let t = Target::new(record.target_type.clone().unwrap_or_default(), id);
+        match &record.target_label {
+            Some(label) => t.with_label(label.clone()),
+            None => t,
+        }
+    });
+    entry(
+        Action::ObservedAttributed,
+        target,
+        json!({
+            "record": record.seq,
+            "action": record.action,
+            "seen_in_feed": seen_in_feed,
+        }),
+    )
 }
 
 fn baseline_entry(organization: &str, counts: Value) -> NewEntry {

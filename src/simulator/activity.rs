@@ -246,8 +246,8 @@ fn time_param(q: &Query, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
 }
 
 /// `GET /v1/compliance/activities`: newest first unless `order=asc`; cursors relative to the
-/// order. Access is checked by the caller.
-pub(crate) fn list(st: &OrgState, q: &Query) -> ApiResult<Value> {
+/// order; only what the feed's delay has let through by `now`. Access is checked by the caller.
+pub(crate) fn list(st: &OrgState, q: &Query, now: DateTime<Utc>) -> ApiResult<Value> {
     let limit = q.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let ascending = match q.get("order") {
         None | Some("desc") => false,
@@ -302,6 +302,7 @@ pub(crate) fn list(st: &OrgState, q: &Query) -> ApiResult<Value> {
         .filter(|a| !excluded.contains(&a.kind))
         .filter(|a| actors.is_empty() || a.user_id().is_some_and(|u| actors.iter().any(|x| x == u)))
         .filter(|a| in_time(a.created_at))
+        .filter(|a| a.created_at + st.activity_delay <= now)
         .filter(|a| after.is_none_or(|c| beyond(a.seq, c)))
         .filter(|a| before.is_none_or(|c| beyond(c, a.seq)))
         .collect();

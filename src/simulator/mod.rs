@@ -181,6 +181,13 @@ impl RunningSimulator {
         self.lock().activity_feed = readable;
     }
 
+    /// How long each activity takes to appear in the feed, by the simulator's clock (zero
+    /// unless set; the real feed takes about a minute).
+    pub fn set_activity_delay(&self, delay: std::time::Duration) {
+        self.lock().activity_delay =
+            chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+    }
+
     /// How many activities the feed holds (every kind, feed reads included).
     pub fn activity_count(&self) -> usize {
         self.lock().activities.len()

@@ -218,7 +218,9 @@ fn compliance_api(
     let path = uri.split('?').next().unwrap_or_default();
     let mut st = app.lock();
     let result = match (method.as_str(), path.trim_end_matches('/')) {
-        ("GET", "/v1/compliance/activities") if st.activity_feed => activity::list(&st, q),
+        ("GET", "/v1/compliance/activities") if st.activity_feed => {
+            activity::list(&st, q, app.now())
+        }
         ("GET", "/v1/compliance/activities") => Err(activity::missing_scope()),
         _ => Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -281,6 +281,8 @@ pub(crate) struct OrgState {
     /// Whether the admin key may read the feed (off: 403, as for a key created before the
     /// Compliance API was enabled). Activities are recorded either way.
     pub activity_feed: bool,
+    /// How long an activity takes to appear in the feed (the real one takes about a minute).
+    pub activity_delay: chrono::Duration,
     pub usage_tier: super::limits::UsageTierLimit,
     /// Seq numbers of deleted users, so a cursor naming one keeps working.
     pub tombstones: HashMap<String, u64>,
@@ -484,6 +486,7 @@ impl OrgState {
             spend_limits: Vec::new(),
             activities: Vec::new(),
             activity_feed: true,
+            activity_delay: chrono::Duration::zero(),
             usage_tier: super::limits::UsageTierLimit {
                 id: String::new(),
                 amount_cents: 0,

@@ -296,6 +296,14 @@ pub fn sentence(r: &Record, outcome: Outcome, no_outcome_yet: bool) -> String {
             (Some(actor), None) => format!(", by {actor}"),
             _ => String::new(),
         };
+        if action == Action::ObservedAttributed {
+            let earlier = d["action"]
+                .as_str()
+                .and_then(Action::from_code)
+                .map_or("change", |a| a.label());
+            let seq = d["record"].as_i64().unwrap_or_default();
+            return format!("Activity Feed: record {seq} ({earlier} — {t}) was made{by}");
+        }
         return format!("Seen outside Orgkeeper: {} — {t}{by}", action.label());
     }
     use Action as A;
@@ -544,7 +552,8 @@ pub fn sentence(r: &Record, outcome: Outcome, no_outcome_yet: bool) -> String {
         | A::InviteExpired
         | A::KeyCreated
         | A::KeyExpired
-        | A::OrgBaseline => (format!("{}: {t}", action.label().to_lowercase()), None),
+        | A::OrgBaseline
+        | A::ObservedAttributed => (format!("{}: {t}", action.label().to_lowercase()), None),
     };
     match (attempt, outcome, no_outcome_yet) {
         (Some(a), _, true) => format!("{actor} started to {a}"),
@@ -723,6 +732,10 @@ struct ShowPage {
     diff: Vec<DiffRow>,
     /// Who made an observed change, from the Activity Feed.
     seen_in_feed: Option<SeenInFeed>,
+    /// The later record that named who made it (the activity arrived after this record).
+    attributed_in: Option<i64>,
+    /// For an attribution record: the observed record it names the maker of.
+    attributes: Option<i64>,
 }
 
 /// The Activity Feed's word on an observed change.
@@ -755,11 +768,26 @@ pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
     } else {
         None
     };
+    let observed = record.actor_id.is_none()
+        && record.actor_role.as_deref() == Some(crate::service::sync::OBSERVED);
+    let mut seen = seen_in_feed(&record.details);
+    let mut attributed_in = None;
+    if observed && seen.is_none() {
+        if let Some(later) = ctx.state.audit.attribution_of(seq).await? {
+            seen = seen_in_feed(&later.details);
+            attributed_in = Some(later.seq);
+        }
+    }
+    let attributes = (record.action == Action::ObservedAttributed.code())
+        .then(|| record.details["record"].as_i64())
+        .flatten();
     let page = ShowPage {
         outcome,
         layout: ctx.layout(format!("Audit record {seq}"), "audit").await,
         diff: diff_rows(&record.details),
-        seen_in_feed: seen_in_feed(&record.details),
+        seen_in_feed: seen,
+        attributed_in,
+        attributes,
         record,
         details,
     };

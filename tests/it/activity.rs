@@ -120,6 +120,85 @@ async fn a_console_change_is_one_observed_record_that_names_the_console_user_and
 }
 
 #[tokio::test]
+async fn an_activity_that_reaches_the_feed_after_its_change_was_recorded_names_the_maker_once() {
+    let app = spawn_app().await;
+    // As the real feed: an activity shows up about a minute after the change.
+    app.simulator.set_activity_delay(Duration::from_secs(60));
+    let people = members(&app);
+    let ws = workspace(&app);
+    let ada = &people[0];
+    let key = app
+        .simulator
+        .console(&ada.id, ADDRESS)
+        .create_key("late-in-the-feed", &ws);
+
+    app.sync().await;
+    let created = observed(&app, "key.created").await;
+    assert_eq!(created.len(), 1);
+    assert!(
+        created[0].details.get("seen_in_feed").is_none(),
+        "the feed has nothing yet"
+    );
+    assert!(observed(&app, "observed.attributed").await.is_empty());
+
+    app.state.clock.advance(Duration::from_secs(61));
+    app.simulator.advance_clock(Duration::from_secs(61));
+    app.sync().await;
+    let later = observed(&app, "observed.attributed").await;
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(later[0].details["record"], created[0].seq);
+    assert_eq!(later[0].details["action"], "key.created");
+    assert_eq!(later[0].target_id.as_deref(), Some(key.as_str()));
+    assert_eq!(
+        later[0].details["seen_in_feed"]["actor"],
+        ada.email.as_str()
+    );
+    assert_eq!(later[0].details["seen_in_feed"]["ip"], ADDRESS);
+
+    // Read again from scratch (no cursor): neither the record nor the activity is named twice.
+    sqlx::query("DELETE FROM activity_feed")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.sync().await;
+    app.sync().await;
+    assert_eq!(observed(&app, "observed.attributed").await.len(), 1);
+    assert_eq!(observed(&app, "key.created").await.len(), 1);
+
+    // The audit page says who made it, and the first record's page points at the later one.
+    let (_, auditor) = app.signed_in(Role::Auditor).await;
+    let (_, page) = auditor.get_text("/audit?source=observed").await;
+    assert!(
+        page.contains(&format!(
+            "Activity Feed: record {} (Key created — late-in-the-feed) was made, by {} from {ADDRESS}",
+            created[0].seq, ada.email
+        )),
+        "{page}"
+    );
+    let (_, first) = auditor
+        .get_text(&format!("/audit/{}", created[0].seq))
+        .await;
+    assert!(first.contains("id=\"seen-in-feed\""), "{first}");
+    assert!(
+        first.contains(&format!("{} from {ADDRESS}", ada.email)),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("href=\"/audit/{}\"", later[0].seq)),
+        "{first}"
+    );
+    let (_, second) = auditor.get_text(&format!("/audit/{}", later[0].seq)).await;
+    assert!(
+        second.contains(&format!("href=\"/audit/{}\"", created[0].seq)),
+        "{second}"
+    );
+    assert!(matches!(
+        app.state.audit.verify().await.unwrap(),
+        ChainReport::Intact { .. }
+    ));
+}
+
+#[tokio::test]
 async fn with_the_feed_refused_the_audit_page_says_so_once_and_observed_records_are_still_written()
 {
     let app = spawn_app().await;
