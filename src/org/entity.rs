@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::anthropic::{ApiKey, Invite, User, Workspace, WorkspaceMember};
+use crate::anthropic::{ApiKey, Invite, SpendLimit, User, Workspace, WorkspaceMember};
 
 /// What a change made through Orgkeeper touched. The model re-reads exactly that from the API
 /// afterwards, and a sync that overlaps the change does not mistake it for an outside one.
@@ -107,6 +107,16 @@ impl Entity for ApiKey {
             }
             _ => false,
         }
+    }
+}
+
+impl Entity for SpendLimit {
+    const KIND: &'static str = "spend_limit";
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+    fn touched_by(&self, t: &Touched) -> bool {
+        matches!(t, Touched::SpendLimits)
     }
 }
 

@@ -175,11 +175,14 @@ pub struct Changes {
     pub workspaces: Vec<Diff<Workspace>>,
     pub memberships: Vec<Diff<WorkspaceMember>>,
     pub keys: Vec<Diff<ApiKey>>,
+    /// Only from a sync: a re-read replaces the spend limits without comparing them.
+    pub spend_limits: Vec<Diff<SpendLimit>>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.spend_limits.is_empty()
+            && self.users.is_empty()
             && self.invites.is_empty()
             && self.workspaces.is_empty()
             && self.memberships.is_empty()
@@ -389,6 +392,25 @@ impl Org {
         changes.memberships = diffs;
         let (keys, diffs) = entity::merge(&current.keys, fetched.keys, &marks);
         changes.keys = diffs;
+        // Spend limits are compared only when both reads answered (a refusal says nothing of
+        // them), and never on the baseline.
+        let spend_limits = match (current.spend_limits.as_deref(), fetched.spend_limits) {
+            (Some(Ok(old)), Ok(new)) => {
+                let (list, diffs) = entity::merge(old, new, &marks);
+                changes.spend_limits = diffs;
+                Ok(list)
+            }
+            (_, read) => read,
+        };
+        // A workspace's rate limits re-read since this sync started are newer than its answer.
+        let mut rate_limits = fetched.rate_limits;
+        for t in &keep {
+            if let Touched::RateLimitsOf(workspace) = t {
+                if let Some(newer) = current.rate_limits.get(workspace) {
+                    rate_limits.insert(workspace.clone(), newer.clone());
+                }
+            }
+        }
         if baseline {
             // The first sync is the baseline: nothing in it was observed changing.
             unobserve(&mut changes);
@@ -396,8 +418,8 @@ impl Org {
 
         let changes = record(changes, baseline).await?;
         let now = self.clock.now();
-        store::save_rate_limits(&self.db, &fetched.rate_limits).await?;
-        store::save_limits(&self.db, SPEND_LIMITS, &fetched.spend_limits).await?;
+        store::save_rate_limits(&self.db, &rate_limits).await?;
+        store::save_limits(&self.db, SPEND_LIMITS, &spend_limits).await?;
         store::save_limits(&self.db, ORG_RATE_LIMITS, &fetched.org_rate_limits).await?;
         store::save(
             &self.db,
@@ -419,8 +441,8 @@ impl Org {
             default_workspace_id: fetched.default_workspace_id,
             memberships: Arc::new(memberships),
             keys: Arc::new(keys),
-            rate_limits: Arc::new(fetched.rate_limits),
-            spend_limits: Some(Arc::new(fetched.spend_limits)),
+            rate_limits: Arc::new(rate_limits),
+            spend_limits: Some(Arc::new(spend_limits)),
             org_rate_limits: Some(Arc::new(fetched.org_rate_limits)),
             former,
             synced_at: Some(now),
@@ -522,7 +544,8 @@ impl Org {
         let current = self.snapshot();
         let mut next = current.lists();
         let mut changes = Changes::default();
-        // Limits are not diffed (nor observed): a re-read of them only replaces them.
+        // A re-read only replaces limits; the sync compares spend limits (a change of ours is
+        // marked, so the next sync does not take it for an outside one).
         let mut limits_read = false;
         for (scope, read) in reads {
             if let Some(organization) = read.organization {
@@ -700,6 +723,10 @@ fn unobserve(changes: &mut Changes) {
         .iter_mut()
         .for_each(|d| d.observed = false);
     changes.keys.iter_mut().for_each(|d| d.observed = false);
+    changes
+        .spend_limits
+        .iter_mut()
+        .for_each(|d| d.observed = false);
 }
 
 /// The former members after `changes`: those removed join, those back leave.

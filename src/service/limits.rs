@@ -13,7 +13,7 @@ use crate::anthropic::{
     WorkspaceRateLimitParams,
 };
 use crate::audit::{Action, Target};
-use crate::org::Touched;
+use crate::org::{Diff, Touched};
 
 /// Where the organization may change spend limits itself: the Console's Limits tab.
 pub const CONSOLE_LIMITS_URL: &str = "https://console.anthropic.com/settings/limits";
@@ -104,6 +104,58 @@ fn cents_json(limit: Option<&SpendLimit>) -> Value {
         Some(c) => json!({ "amount_cents": c.normalize().to_string() }),
         None => Value::Null,
     }
+}
+
+/// The audit record of a spend limit changed outside Orgkeeper (in the Console), in the shape
+/// of Orgkeeper's own `spend_limit.set` and `spend_limit.removed`, so one filter finds both.
+/// `None` when nothing a person would call a change differs (only `updated_at`, say).
+pub fn observed_spend_limit(
+    d: &Diff<SpendLimit>,
+    workspace_name: impl Fn(&str) -> Option<String>,
+) -> Option<(Action, Option<Target>, Value)> {
+    let limit = d.after.as_ref().or(d.before.as_ref())?;
+    let same = |a: &SpendLimit, b: &SpendLimit| {
+        a.amount_cents() == b.amount_cents() && a.is_enabled == b.is_enabled && a.period == b.period
+    };
+    if let (Some(before), Some(after)) = (&d.before, &d.after) {
+        if same(before, after) {
+            return None;
+        }
+    }
+    let (key, label) = match &limit.scope {
+        SpendLimitScope::Organization => {
+            let scope = LimitScope::Organization;
+            (scope.key().to_owned(), scope.name().to_owned())
+        }
+        SpendLimitScope::Workspace { workspace_id } => (
+            workspace_id.clone(),
+            workspace_name(workspace_id).unwrap_or_else(|| workspace_id.clone()),
+        ),
+        // Scopes Orgkeeper does not set (the usage tier's cap, per-member limits): by the
+        // API's own name for the scope.
+        other => (
+            limit.id.clone(),
+            serde_json::to_value(other).ok()?["type"]
+                .as_str()
+                .unwrap_or("other")
+                .replace('_', " "),
+        ),
+    };
+    let enabled = |l: Option<&SpendLimit>| l.map(|l| l.is_enabled);
+    let action = if d.after.is_some() {
+        Action::SpendLimitSet
+    } else {
+        Action::SpendLimitRemoved
+    };
+    let details = json!({
+        "scope": key,
+        "spend_limit_id": limit.id,
+        "period": limit.period,
+        "before": cents_json(d.before.as_ref()),
+        "after": cents_json(d.after.as_ref()),
+        "enabled": { "before": enabled(d.before.as_ref()), "after": enabled(d.after.as_ref()) },
+    });
+    Some((action, target("spend_limit", key, Some(label)), details))
 }
 
 /// Sets (or changes) the monthly spend limit of `scope` to `amount_cents`. `before` is the

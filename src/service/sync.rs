@@ -16,7 +16,7 @@ use crate::anthropic::{
     ApiKey, ApiKeyStatus, Invite, InviteStatus, User, Workspace, WorkspaceMember,
 };
 use crate::audit::{Action, Actor, NewEntry, Outcome, Source, Target};
-use crate::org::{Changes, Diff, Fetched, Touched};
+use crate::org::{Changes, Diff, Fetched, Snapshot, Touched};
 
 /// The actor of every observed record.
 pub const OBSERVER: &str = "outside Orgkeeper";
@@ -78,7 +78,7 @@ pub async fn take(
         let entries = if baseline {
             vec![baseline_entry(&organization.name, counts)]
         } else {
-            let mut entries = observed_entries(&changes);
+            let mut entries = observed_entries(&changes, &org.snapshot());
             let used = activity::attribute(&mut entries, &feed.activities, since, now);
             entries.extend(activity::attribute_late(services, &feed.activities, &used).await?);
             entries
@@ -97,7 +97,8 @@ pub async fn take(
 /// Re-reads the target of an irreversible action for its confirmation page, so it shows the
 /// current state. What changed outside Orgkeeper is recorded as observed exactly as a sync
 /// records it (same entries, same fail-closed rule), so the next sync neither hides nor
-/// repeats it. The Activity Feed is read only by the sync, so these records name no person.
+/// repeats it. The Activity Feed is read only by the sync, so these records name no person;
+/// the next sync does, in an `observed.attributed` record ([`activity::attribute_late`]).
 pub async fn confirm_current(
     services: &Services,
     touched: &[Touched],
@@ -105,7 +106,7 @@ pub async fn confirm_current(
     services
         .org
         .reread_current(touched, |changes| async move {
-            let entries = observed_entries(&changes);
+            let entries = observed_entries(&changes, &services.org.snapshot());
             if !entries.is_empty() {
                 services.audit.append_all(entries).await?;
             }
@@ -183,8 +184,9 @@ fn baseline_entry(organization: &str, counts: Value) -> NewEntry {
     )
 }
 
-/// One record per difference Orgkeeper did not make.
-pub fn observed_entries(changes: &Changes) -> Vec<NewEntry> {
+/// One record per difference Orgkeeper did not make. `model` is the model before the changes
+/// (for the names of workspaces a spend limit applies to).
+pub fn observed_entries(changes: &Changes, model: &Snapshot) -> Vec<NewEntry> {
     fn observed<T>(d: &&Diff<T>) -> bool {
         d.observed
     }
@@ -219,6 +221,21 @@ pub fn observed_entries(changes: &Changes) -> Vec<NewEntry> {
             .filter_map(|d| membership(d, changes)),
     );
     out.extend(changes.keys.iter().filter(observed).flat_map(key));
+    let workspace_name = |id: &str| {
+        model
+            .workspaces
+            .iter()
+            .find(|w| w.id == id)
+            .map(|w| w.name.clone())
+    };
+    out.extend(
+        changes
+            .spend_limits
+            .iter()
+            .filter(observed)
+            .filter_map(|d| super::limits::observed_spend_limit(d, workspace_name))
+            .map(|(action, target, details)| entry(action, target, details)),
+    );
     out
 }
 

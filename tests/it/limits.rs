@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use orgkeeper::anthropic::{
-    ApiKey, ApiKeyStatus, KeyKind, OrgRole, SpendLimitFilter, SpendLimitScope,
+    ApiKey, ApiKeyStatus, KeyKind, OrgRole, SetSpendLimit, SpendLimitFilter, SpendLimitScope,
     WorkspaceRateLimitParams,
 };
 use orgkeeper::audit::{Filter, Outcome};
@@ -1118,4 +1118,92 @@ async fn limits_pages_read_the_model_and_a_change_shows_at_once() {
         "the new limit shows without a sync"
     );
     assert_eq!(app.simulator.request_count(), 0);
+}
+
+#[tokio::test]
+async fn a_spend_limit_changed_outside_orgkeeper_is_recorded_once_and_ours_is_not() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    let name = app
+        .state
+        .org
+        .snapshot()
+        .workspaces
+        .iter()
+        .find(|w| w.id == ws)
+        .map(|w| w.name.clone())
+        .unwrap();
+    let observed = |records: Vec<orgkeeper::audit::Record>| -> Vec<orgkeeper::audit::Record> {
+        records
+            .into_iter()
+            .filter(|r| r.actor_role.as_deref() == Some("observed"))
+            .filter(|r| r.action.starts_with("spend_limit."))
+            .collect()
+    };
+    let api = app.state.org.api().clone();
+    let set = |cents: &str| SetSpendLimit {
+        amount: Some(cents.to_owned()),
+        scope: SpendLimitScope::Workspace {
+            workspace_id: ws.clone(),
+        },
+        period: Some("monthly".into()),
+    };
+
+    let limit_in_model = |app: &TestApp| {
+        app.state
+            .org
+            .snapshot()
+            .spend_limits
+            .as_deref()
+            .and_then(|r| r.as_ref().ok())
+            .and_then(|all| all.iter().find(|l| l.scope == set("0").scope).cloned())
+    };
+    let first = limit_in_model(&app).and_then(|l| l.amount);
+
+    // Set with another admin key (as a script or the Console would): seen by the next sync.
+    api.set_spend_limit(&set("50000")).await.unwrap();
+    app.sync().await;
+    let seen = observed(app.audit_records(Filter::default()).await);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].action, "spend_limit.set");
+    assert_eq!(seen[0].target_id.as_deref(), Some(ws.as_str()));
+    assert_eq!(seen[0].target_label.as_deref(), Some(name.as_str()));
+    assert_eq!(
+        seen[0].details["before"]["amount_cents"].as_str(),
+        first.as_deref()
+    );
+    assert_eq!(seen[0].details["after"]["amount_cents"], "50000");
+
+    // Changed, then removed, outside: one record each, with before and after.
+    api.set_spend_limit(&set("70000")).await.unwrap();
+    app.sync().await;
+    let limit = limit_in_model(&app).expect("the model has the workspace's limit");
+    api.delete_spend_limit(&limit.id).await.unwrap();
+    app.sync().await;
+    app.sync().await;
+    let mut seen = observed(app.audit_records(Filter::default()).await);
+    seen.sort_by_key(|r| r.seq);
+    let actions: Vec<(&str, &serde_json::Value, &serde_json::Value)> = seen
+        .iter()
+        .map(|r| (r.action.as_str(), &r.details["before"], &r.details["after"]))
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert_eq!(actions[1].0, "spend_limit.set");
+    assert_eq!(actions[1].1["amount_cents"], "50000");
+    assert_eq!(actions[1].2["amount_cents"], "70000");
+    assert_eq!(actions[2].0, "spend_limit.removed", "{actions:?}");
+    assert_eq!(actions[2].1["amount_cents"], "70000");
+
+    // Set through Orgkeeper: its own record only, nothing observed by later syncs.
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let saved = admin
+        .post("/limits/spend", &[("scope", &ws), ("amount", "123.45")])
+        .await;
+    assert!(saved.status().is_redirection(), "{}", saved.status());
+    app.sync().await;
+    app.sync().await;
+    assert_eq!(
+        observed(app.audit_records(Filter::default()).await).len(),
+        3
+    );
 }
