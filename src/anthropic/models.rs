@@ -832,6 +832,15 @@ pub struct RateLimitGroup {
     pub display_name: Option<String>,
 }
 
+impl RateLimitGroup {
+    /// The group as people read it ("Claude Sonnet 4.x", "batch").
+    pub fn label(&self) -> String {
+        self.display_name
+            .clone()
+            .unwrap_or_else(|| self.kind.replace('_', " "))
+    }
+}
+
 /// One limiter value of an organization rate-limit entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimitValue {
@@ -876,6 +885,16 @@ pub struct WorkspaceRateLimitValue {
 }
 
 /// `GET /v1/organizations/workspaces/{id}/rate_limits` entry.
+impl WorkspaceRateLimitValue {
+    /// The workspace's own value (`None`: the organization's applies).
+    pub fn override_value(&self) -> Option<u64> {
+        self.source
+            .as_ref()
+            .is_some_and(|s| s.kind == "workspace")
+            .then_some(self.value)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkspaceRateLimit {
     #[serde(rename = "type", default = "default_workspace_rate_limit")]

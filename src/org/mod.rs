@@ -15,7 +15,7 @@ mod fetch;
 pub mod store;
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -177,11 +177,83 @@ pub struct Changes {
     pub keys: Vec<Diff<ApiKey>>,
     /// Only from a sync: a re-read replaces the spend limits without comparing them.
     pub spend_limits: Vec<Diff<SpendLimit>>,
+    /// Only from a sync, likewise.
+    pub rate_limit_overrides: Vec<OverrideChange>,
+}
+
+/// A workspace's own value of one rate limiter, changed between two reads (inherited values
+/// are not compared: a new usage tier would change every workspace's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OverrideChange {
+    pub workspace: String,
+    pub rate_limit_id: String,
+    /// The group as people read it.
+    pub group: String,
+    /// The limiter type (`requests_per_minute`).
+    pub kind: String,
+    pub before: Option<u64>,
+    pub after: Option<u64>,
+    pub observed: bool,
+}
+
+type RateLimits = HashMap<String, Result<Vec<WorkspaceRateLimit>, String>>;
+
+/// The overrides that differ between two reads, per workspace both answered for. Changes of
+/// Orgkeeper's own (`own` names the workspace) are not observed.
+fn override_changes(
+    current: &RateLimits,
+    fetched: &RateLimits,
+    own: &[Touched],
+) -> Vec<OverrideChange> {
+    type Overrides = BTreeMap<(String, String), (String, u64)>;
+    let overrides = |list: &[WorkspaceRateLimit]| -> Overrides {
+        list.iter()
+            .flat_map(|e| {
+                e.limits.iter().filter_map(|l| {
+                    let value = l.override_value()?;
+                    Some((
+                        (e.rate_limit_id.clone(), l.kind.clone()),
+                        (e.group.label(), value),
+                    ))
+                })
+            })
+            .collect()
+    };
+    let mut workspaces: Vec<&String> = fetched.keys().collect();
+    workspaces.sort();
+    let mut out = Vec::new();
+    for workspace in workspaces {
+        let (Some(Ok(old)), Some(Ok(new))) = (current.get(workspace), fetched.get(workspace))
+        else {
+            continue;
+        };
+        let (old, new) = (overrides(old), overrides(new));
+        let observed = !own.contains(&Touched::RateLimitsOf(workspace.clone()));
+        let limiters: BTreeSet<&(String, String)> = old.keys().chain(new.keys()).collect();
+        for limiter in limiters {
+            let (before, after) = (old.get(limiter), new.get(limiter));
+            if before.map(|b| b.1) == after.map(|a| a.1) {
+                continue;
+            }
+            let group = after.or(before).map(|g| g.0.clone()).unwrap_or_default();
+            out.push(OverrideChange {
+                workspace: workspace.clone(),
+                rate_limit_id: limiter.0.clone(),
+                group,
+                kind: limiter.1.clone(),
+                before: before.map(|b| b.1),
+                after: after.map(|a| a.1),
+                observed,
+            });
+        }
+    }
+    out
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
         self.spend_limits.is_empty()
+            && self.rate_limit_overrides.is_empty()
             && self.users.is_empty()
             && self.invites.is_empty()
             && self.workspaces.is_empty()
@@ -411,6 +483,7 @@ impl Org {
                 }
             }
         }
+        changes.rate_limit_overrides = override_changes(&current.rate_limits, &rate_limits, &own);
         if baseline {
             // The first sync is the baseline: nothing in it was observed changing.
             unobserve(&mut changes);
@@ -725,6 +798,10 @@ fn unobserve(changes: &mut Changes) {
     changes.keys.iter_mut().for_each(|d| d.observed = false);
     changes
         .spend_limits
+        .iter_mut()
+        .for_each(|d| d.observed = false);
+    changes
+        .rate_limit_overrides
         .iter_mut()
         .for_each(|d| d.observed = false);
 }

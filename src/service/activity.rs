@@ -220,6 +220,16 @@ fn explains(a: &Activity) -> Vec<(Action, String)> {
             vec![(A::WorkspaceMemberRoleChanged, membership())]
         }
         "platform_workspace_member_removed" => vec![(A::WorkspaceMemberRemoved, membership())],
+        // Spend limits are recorded by scope: `organization` or the workspace id.
+        "platform_spend_limit_created" | "platform_spend_limit_updated" => {
+            vec![(A::SpendLimitSet, "organization".to_owned())]
+        }
+        "platform_spend_limit_deleted" => vec![(A::SpendLimitRemoved, "organization".to_owned())],
+        "workspace_spend_limit_created" => vec![(A::SpendLimitSet, f("workspace_id"))],
+        "workspace_spend_limit_deleted" => vec![(A::SpendLimitRemoved, f("workspace_id"))],
+        "platform_workspace_rate_limit_updated" | "platform_workspace_rate_limit_deleted" => {
+            vec![(A::WorkspaceRateLimitChanged, f("workspace_id"))]
+        }
         _ => Vec::new(),
     }
 }

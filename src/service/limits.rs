@@ -269,6 +269,23 @@ pub struct RateLimitTarget<'a> {
     pub before: Option<u64>,
 }
 
+/// The details of a `rate_limit.workspace_changed` record, ours or observed.
+pub fn rate_limit_details(
+    rate_limit_id: &str,
+    group: &str,
+    kind: &str,
+    before: Option<u64>,
+    after: Option<u64>,
+) -> Value {
+    json!({
+        "rate_limit_id": rate_limit_id,
+        "group": group,
+        "limit_type": kind,
+        "before": { "override": before },
+        "after": { "override": after },
+    })
+}
+
 /// Sets (`Some`) or clears (`None`) a workspace's override of one limiter. The lower of the
 /// override and the organization's value is enforced; Anthropic applies it within an hour.
 pub async fn set_workspace_rate_limit(
@@ -293,13 +310,7 @@ pub async fn set_workspace_rate_limit(
                     t.workspace_id,
                     Some(t.workspace_name.to_owned()),
                 ),
-                details: json!({
-                    "rate_limit_id": t.rate_limit_id,
-                    "group": t.group,
-                    "limit_type": t.kind,
-                    "before": { "override": t.before },
-                    "after": { "override": value },
-                }),
+                details: rate_limit_details(t.rate_limit_id, t.group, t.kind, t.before, value),
                 workspace: Some(t.workspace_id.to_owned()),
                 touches: vec![Touched::RateLimitsOf(t.workspace_id.to_owned())],
             },

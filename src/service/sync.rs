@@ -236,6 +236,26 @@ pub fn observed_entries(changes: &Changes, model: &Snapshot) -> Vec<NewEntry> {
             .filter_map(|d| super::limits::observed_spend_limit(d, workspace_name))
             .map(|(action, target, details)| entry(action, target, details)),
     );
+    out.extend(
+        changes
+            .rate_limit_overrides
+            .iter()
+            .filter(|c| c.observed)
+            .map(|c| {
+                let label = workspace_name(&c.workspace).unwrap_or_else(|| c.workspace.clone());
+                entry(
+                    Action::WorkspaceRateLimitChanged,
+                    target("workspace", c.workspace.clone(), Some(label)),
+                    super::limits::rate_limit_details(
+                        c.rate_limit_id.as_str(),
+                        &c.group,
+                        &c.kind,
+                        c.before,
+                        c.after,
+                    ),
+                )
+            }),
+    );
     out
 }
 

@@ -755,14 +755,9 @@ async fn rate_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<RateRow>, ApiErr
     let entries = service::workspace_rate_limits(&ctx.state, workspace_id).await?;
     let mut rows = Vec::new();
     for e in entries {
-        let group = e
-            .group
-            .display_name
-            .clone()
-            .unwrap_or_else(|| e.group.kind.replace('_', " "));
+        let group = e.group.label();
         for l in &e.limits {
-            let is_override = l.source.as_ref().is_some_and(|s| s.kind == "workspace");
-            let override_value = is_override.then_some(l.value);
+            let override_value = l.override_value();
             let applies = match (l.org_limit, override_value) {
                 (Some(org), Some(o)) if o < org => format!("{} (this workspace's)", number(o)),
                 (Some(org), _) => format!("{} (the organization's)", number(org)),

@@ -368,7 +368,16 @@ async fn an_admin_sets_and_clears_a_workspace_rate_limit_and_learns_it_takes_up_
     assert!(row.contains("(the organization"), "{row}");
     assert!(row.contains(&orgkeeper::web::usage::thousands(org_value as i64)));
 
+    // Later syncs do not take Orgkeeper's own changes for outside ones.
+    app.sync().await;
+    app.sync().await;
     let audit = records(&app, "rate_limit.workspace_changed").await;
+    assert!(
+        audit
+            .iter()
+            .all(|r| r.actor_role.as_deref() != Some("observed")),
+        "{audit:?}"
+    );
     let done: Vec<_> = audit.iter().filter(|r| r.outcome == Outcome::Ok).collect();
     assert_eq!(done.len(), 2);
     assert_eq!(done[0].details["before"]["override"], 1000);
@@ -1173,6 +1182,11 @@ async fn a_spend_limit_changed_outside_orgkeeper_is_recorded_once_and_ours_is_no
         first.as_deref()
     );
     assert_eq!(seen[0].details["after"]["amount_cents"], "50000");
+    assert_eq!(
+        seen[0].details["seen_in_feed"]["actor_type"], "admin_api_key_actor",
+        "the Activity Feed names who: {:?}",
+        seen[0].details
+    );
 
     // Changed, then removed, outside: one record each, with before and after.
     api.set_spend_limit(&set("70000")).await.unwrap();
@@ -1206,4 +1220,62 @@ async fn a_spend_limit_changed_outside_orgkeeper_is_recorded_once_and_ours_is_no
         observed(app.audit_records(Filter::default()).await).len(),
         3
     );
+}
+
+#[tokio::test]
+async fn a_workspace_rate_limit_changed_outside_orgkeeper_is_recorded_once_with_before_and_after() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    let api = app.state.org.api().clone();
+    let batch = api
+        .list_all_org_rate_limits(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.group.kind == "batch")
+        .unwrap();
+    let set = |value: Option<u64>| orgkeeper::anthropic::UpdateWorkspaceRateLimit {
+        limits: vec![orgkeeper::anthropic::RateLimitChange {
+            kind: "requests_per_minute".into(),
+            value,
+        }],
+    };
+    let observed = |records: Vec<orgkeeper::audit::Record>| -> Vec<orgkeeper::audit::Record> {
+        let mut out: Vec<_> = records
+            .into_iter()
+            .filter(|r| r.actor_role.as_deref() == Some("observed"))
+            .filter(|r| r.action == "rate_limit.workspace_changed")
+            .collect();
+        out.sort_by_key(|r| r.seq);
+        out
+    };
+
+    api.update_workspace_rate_limit(&ws, &batch.id, &set(Some(700)))
+        .await
+        .unwrap();
+    app.sync().await;
+    api.update_workspace_rate_limit(&ws, &batch.id, &set(None))
+        .await
+        .unwrap();
+    app.sync().await;
+    app.sync().await;
+
+    let seen = observed(app.audit_records(Filter::default()).await);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen
+        .iter()
+        .all(|r| r.target_id.as_deref() == Some(ws.as_str())));
+    assert_eq!(seen[0].details["rate_limit_id"], batch.id.as_str());
+    assert_eq!(seen[0].details["limit_type"], "requests_per_minute");
+    assert!(seen[0].details["before"]["override"].is_null());
+    assert_eq!(seen[0].details["after"]["override"], 700);
+    assert_eq!(seen[1].details["before"]["override"], 700);
+    assert!(seen[1].details["after"]["override"].is_null());
+    for r in &seen {
+        assert_eq!(
+            r.details["seen_in_feed"]["activity_type"], "platform_workspace_rate_limit_updated",
+            "{:?}",
+            r.details
+        );
+    }
 }
