@@ -34,6 +34,9 @@ const FIRST_READ: Duration = Duration::hours(1);
 const SLACK: Duration = Duration::minutes(10);
 /// How far back an activity that arrived late is matched to a record without a name.
 const LATE: Duration = Duration::days(1);
+/// A late activity explains only a record written after its change (give or take this much
+/// clock difference): an earlier record is about an earlier change of the same thing.
+const LATE_SKEW: Duration = Duration::minutes(2);
 
 /// The feed's stored state.
 #[derive(Clone, Debug, Default)]
@@ -329,6 +332,7 @@ pub async fn attribute_late(
     let Some(oldest) = late.iter().map(|(a, _)| a.created_at).min() else {
         return Ok(Vec::new());
     };
+    // Wide enough to see every record that may already name one of these activities.
     let since = (oldest - SLACK).max(services.clock.now() - LATE);
     let records = services.audit.observed_since(since).await?;
     let activity_of = |r: &crate::audit::Record| {
@@ -351,7 +355,7 @@ pub async fn attribute_late(
             let Some(action) = Action::from_code(&r.action) else {
                 return false;
             };
-            r.time >= a.created_at - SLACK
+            r.time >= a.created_at - LATE_SKEW
                 && !attributed.contains(&r.seq)
                 && r.details.get("seen_in_feed").is_none()
                 && action != Action::ObservedAttributed

@@ -543,42 +543,55 @@ impl ListQuery {
         }
     }
 
+    /// Whether any filter is set (the page of an unfiltered list is cut without looking at
+    /// every key).
+    fn filters(&self) -> bool {
+        [&self.status, &self.workspace, &self.creator, &self.flag, &self.q]
+            .iter()
+            .any(|v| !v.trim().is_empty())
+    }
+
+    /// The filters as one test, normalised once per request rather than once per key.
     /// `creators`: the ids the "created by" text stands for, when it is a name or email.
-    fn matches(&self, key: &ApiKey, flags: &[Flag], creators: Option<&HashSet<String>>) -> bool {
-        if !self.status.is_empty() && key.status.as_str() != self.status {
-            return false;
-        }
-        if !self.workspace.is_empty() {
-            let scope = match (&key.scope, key.workspace_id()) {
-                (Some(ApiKeyScope::Organization), _) => "organization",
-                (_, Some(id)) => id,
-                (_, None) => "default",
-            };
-            if scope != self.workspace {
-                return false;
-            }
-        }
+    fn matcher<'a>(
+        &'a self,
+        creators: Option<&'a HashSet<String>>,
+    ) -> impl Fn(&ApiKey, &[Flag]) -> bool + 'a {
         let creator = self.creator.trim();
-        if !creator.is_empty() {
-            let by = key.created_by.as_ref().map(|c| c.id.as_str());
-            let found = by == Some(creator)
-                || creators.is_some_and(|ids| by.is_some_and(|id| ids.contains(id)));
-            if !found {
+        let q = self.q.trim().to_lowercase();
+        move |key, flags| {
+            if !self.status.is_empty() && key.status.as_str() != self.status {
                 return false;
             }
-        }
-        if !self.flag.is_empty() && !flags.iter().any(|f| f.code() == self.flag) {
-            return false;
-        }
-        let q = self.q.trim();
-        if !q.is_empty() {
-            let q = q.to_lowercase();
-            let hint = key.partial_key_hint.as_deref().unwrap_or("").to_lowercase();
-            if !key.name.to_lowercase().contains(&q) && !hint.contains(&q) {
+            if !self.workspace.is_empty() {
+                let scope = match (&key.scope, key.workspace_id()) {
+                    (Some(ApiKeyScope::Organization), _) => "organization",
+                    (_, Some(id)) => id,
+                    (_, None) => "default",
+                };
+                if scope != self.workspace {
+                    return false;
+                }
+            }
+            if !creator.is_empty() {
+                let by = key.created_by.as_ref().map(|c| c.id.as_str());
+                let found = by == Some(creator)
+                    || creators.is_some_and(|ids| by.is_some_and(|id| ids.contains(id)));
+                if !found {
+                    return false;
+                }
+            }
+            if !self.flag.is_empty() && !flags.iter().any(|f| f.code() == self.flag) {
                 return false;
             }
+            if !q.is_empty() {
+                let hint = key.partial_key_hint.as_deref().unwrap_or("").to_lowercase();
+                if !key.name.to_lowercase().contains(&q) && !hint.contains(&q) {
+                    return false;
+                }
+            }
+            true
         }
-        true
     }
 }
 
@@ -703,39 +716,60 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
     let creators =
         (!query.creator.trim().is_empty()).then(|| creators_named(&names, &query.creator));
 
-    // Newest first; filter the precomputed list, then cut one page.
-    let visible_keys: Vec<(&ApiKey, &[Flag])> = index
+    // Newest first; filter the precomputed list, then cut one page. The whole organization's
+    // list is never copied: an unfiltered page is a slice of it.
+    let all = index
         .keys
         .iter()
-        .map(|(at, flags)| (&snapshot.keys[*at as usize], flags.as_slice()))
-        .filter(|(k, _)| !scoped || visible(&ctx, k))
-        .collect();
-    let counts = if scoped {
-        count_flags(visible_keys.iter().map(|(_, flags)| flags))
+        .map(|(at, flags)| (&snapshot.keys[*at as usize], flags.as_slice()));
+    let visible_keys: Vec<(&ApiKey, &[Flag])> = if scoped {
+        all.clone().filter(|(k, _)| visible(&ctx, k)).collect()
     } else {
-        index.counts.clone()
+        Vec::new()
     };
-    let matching: Vec<&ApiKey> = visible_keys
-        .iter()
-        .filter(|(k, flags)| query.matches(k, flags, creators.as_ref()))
-        .map(|(k, _)| *k)
-        .collect();
-    let total = matching.len();
+    let (visible_total, counts) = if scoped {
+        let counts = count_flags(visible_keys.iter().map(|(_, flags)| flags));
+        (visible_keys.len(), counts)
+    } else {
+        (index.keys.len(), index.counts.clone())
+    };
+    // `None`: every key matches (an unfiltered page is cut from the index itself).
+    let matching: Option<Vec<&ApiKey>> = (query.filters() || scoped).then(|| {
+        let matches = query.matcher(creators.as_ref());
+        if scoped {
+            visible_keys
+                .iter()
+                .filter(|(k, flags)| matches(k, flags))
+                .map(|(k, _)| *k)
+                .collect()
+        } else {
+            all.filter(|(k, flags)| matches(k, flags))
+                .map(|(k, _)| k)
+                .collect()
+        }
+    });
+    let total = matching.as_ref().map_or(visible_total, Vec::len);
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = query.page.unwrap_or(1).clamp(1, pages);
-    let rows = matching
-        .iter()
-        .skip((page - 1) * PAGE_SIZE)
-        .take(PAGE_SIZE)
-        .map(|k| names.row(k, &hygiene))
-        .collect();
+    let skip = (page - 1) * PAGE_SIZE;
+    let page_keys: Vec<&ApiKey> = match &matching {
+        Some(keys) => keys.iter().skip(skip).take(PAGE_SIZE).copied().collect(),
+        None => index
+            .keys
+            .iter()
+            .skip(skip)
+            .take(PAGE_SIZE)
+            .map(|(at, _)| &snapshot.keys[*at as usize])
+            .collect(),
+    };
+    let rows = page_keys.iter().map(|k| names.row(k, &hygiene)).collect();
     let results = Results {
         previous_link: (page > 1).then(|| query.link(page - 1)),
         next_link: (page < pages).then(|| query.link(page + 1)),
         query: query.clone(),
         rows,
         total,
-        visible_total: visible_keys.len(),
+        visible_total,
         page,
         pages,
         can_manage: ctx.can(Permission::ManageOrganization),
