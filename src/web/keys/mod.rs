@@ -546,9 +546,15 @@ impl ListQuery {
     /// Whether any filter is set (the page of an unfiltered list is cut without looking at
     /// every key).
     fn filters(&self) -> bool {
-        [&self.status, &self.workspace, &self.creator, &self.flag, &self.q]
-            .iter()
-            .any(|v| !v.trim().is_empty())
+        [
+            &self.status,
+            &self.workspace,
+            &self.creator,
+            &self.flag,
+            &self.q,
+        ]
+        .iter()
+        .any(|v| !v.trim().is_empty())
     }
 
     /// The filters as one test, normalised once per request rather than once per key.
