@@ -347,6 +347,12 @@ pub struct Record {
 }
 
 impl Record {
+    /// A change Orgkeeper observed in the organization (no local account made it).
+    pub fn is_observed(&self) -> bool {
+        self.actor_id.is_none()
+            && self.actor_role.as_deref() == Some(crate::service::sync::OBSERVED)
+    }
+
     /// Set when this record resolves an intent that a crash left without an outcome.
     pub fn resolution(&self) -> Option<Resolution> {
         if self.intent_seq.is_none() || self.details["reconciled_after_restart"] != true {

@@ -45,8 +45,8 @@ pub struct Snapshot {
     pub keys: Arc<Vec<ApiKey>>,
     /// Each live workspace's rate limits as last read, or why they could not be.
     pub rate_limits: Arc<HashMap<String, Result<Vec<WorkspaceRateLimit>, String>>>,
-    /// The spend limits as last read, or the API's refusal; `None` until a sync read them
-    /// (they are not stored: after a restart the first sync brings them).
+    /// The spend limits as last read, or the API's refusal; `None` until they were read (an
+    /// answer is stored, so a restart keeps it; a refusal is asked again).
     pub spend_limits: Option<Arc<Result<Vec<SpendLimit>, ApiError>>>,
     /// The organization's rate limits as last read (`None` likewise).
     pub org_rate_limits: Option<Arc<Result<Vec<OrgRateLimit>, ApiError>>>,
@@ -617,22 +617,22 @@ impl Org {
         let current = self.snapshot();
         let mut next = current.lists();
         let mut changes = Changes::default();
-        // A re-read only replaces limits; the sync compares spend limits (a change of ours is
-        // marked, so the next sync does not take it for an outside one).
-        let mut limits_read = false;
+        // A re-read only replaces limits; the sync compares them (a change of ours is marked,
+        // so the next sync does not take it for an outside one).
+        let (mut spend_read, mut rates_read) = (false, false);
         for (scope, read) in reads {
             if let Some(organization) = read.organization {
                 next.organization = Some(organization);
             }
             if let Some(fresh) = read.spend_limits {
                 next.spend_limits = Some(Arc::new(fresh));
-                limits_read = true;
+                spend_read = true;
             }
             if let Some((workspace, fresh)) = read.rate_limits {
                 let mut all = (*next.rate_limits).clone();
                 all.insert(workspace, fresh);
                 next.rate_limits = Arc::new(all);
-                limits_read = true;
+                rates_read = true;
             }
             take_fresh(&mut next.users, &mut changes.users, scope, read.users);
             take_fresh(&mut next.invites, &mut changes.invites, scope, read.invites);
@@ -669,21 +669,18 @@ impl Org {
         }
         let now = self.clock.now();
         // Before the first sync the model is not complete: keep it empty rather than partial.
+        let limits_read = spend_read || rates_read;
         let changes = if current.synced_at.is_some() && (!changes.is_empty() || limits_read) {
-            let changes = if changes.is_empty() {
-                changes
-            } else {
-                record(changes).await?
-            };
+            let changes = record(changes).await?;
             if let Err(error) = store::save(&self.db, &changes, None, now).await {
                 tracing::warn!(%error, "a change could not be written into the stored model");
             }
-            if limits_read {
-                if let Some(spend) = &next.spend_limits {
-                    if let Err(error) = store::save_limits(&self.db, SPEND_LIMITS, spend).await {
-                        tracing::warn!(%error, "spend limits could not be written into the stored model");
-                    }
+            if let (true, Some(spend)) = (spend_read, &next.spend_limits) {
+                if let Err(error) = store::save_limits(&self.db, SPEND_LIMITS, spend).await {
+                    tracing::warn!(%error, "spend limits could not be written into the stored model");
                 }
+            }
+            if rates_read {
                 if let Err(error) = store::save_rate_limits(&self.db, &next.rate_limits).await {
                     tracing::warn!(%error, "rate limits could not be written into the stored model");
                 }

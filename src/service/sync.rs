@@ -79,12 +79,13 @@ pub async fn take(
             vec![baseline_entry(&organization.name, counts)]
         } else {
             let mut entries = observed_entries(&changes, &org.snapshot());
+            // Counted before the late attributions join them: those are not changes.
+            report_ref.observed = entries.len();
             let used = activity::attribute(&mut entries, &feed.activities, since, now);
             entries.extend(activity::attribute_late(services, &feed.activities, &used).await?);
             entries
         };
         report_ref.baseline = baseline;
-        report_ref.observed = if baseline { 0 } else { entries.len() };
         if !entries.is_empty() {
             services.audit.append_all(entries).await?;
         }

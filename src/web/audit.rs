@@ -288,7 +288,7 @@ pub fn sentence(r: &Record, outcome: Outcome, no_outcome_yet: bool) -> String {
     let Some(action) = Action::from_code(&r.action) else {
         return format!("{actor}: {}", r.action);
     };
-    if r.actor_id.is_none() && r.actor_role.as_deref() == Some(crate::service::sync::OBSERVED) {
+    if r.is_observed() {
         // Who did it, when the Activity Feed said so.
         let seen = &d["seen_in_feed"];
         let by = match (seen["actor"].as_str(), seen["ip"].as_str()) {
@@ -768,11 +768,9 @@ pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
     } else {
         None
     };
-    let observed = record.actor_id.is_none()
-        && record.actor_role.as_deref() == Some(crate::service::sync::OBSERVED);
     let mut seen = seen_in_feed(&record.details);
     let mut attributed_in = None;
-    if observed && seen.is_none() {
+    if record.is_observed() && seen.is_none() {
         if let Some(later) = ctx.state.audit.attribution_of(seq).await? {
             seen = seen_in_feed(&later.details);
             attributed_in = Some(later.seq);

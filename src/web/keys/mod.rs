@@ -749,7 +749,8 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
                 .map(|(k, _)| *k)
                 .collect()
         } else {
-            all.filter(|(k, flags)| matches(k, flags))
+            all.clone()
+                .filter(|(k, flags)| matches(k, flags))
                 .map(|(k, _)| k)
                 .collect()
         }
@@ -760,13 +761,7 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
     let skip = (page - 1) * PAGE_SIZE;
     let page_keys: Vec<&ApiKey> = match &matching {
         Some(keys) => keys.iter().skip(skip).take(PAGE_SIZE).copied().collect(),
-        None => index
-            .keys
-            .iter()
-            .skip(skip)
-            .take(PAGE_SIZE)
-            .map(|(at, _)| &snapshot.keys[*at as usize])
-            .collect(),
+        None => all.skip(skip).take(PAGE_SIZE).map(|(k, _)| k).collect(),
     };
     let rows = page_keys.iter().map(|k| names.row(k, &hygiene)).collect();
     let results = Results {
