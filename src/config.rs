@@ -71,6 +71,12 @@ pub enum Command {
     /// Check and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Copy the database, consistently, while the server runs; the copy's audit chain is
+    /// verified before this exits (0: intact; 2: the copy's chain is broken).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: PathBuf,
+    },
     /// Exit 0 when the server on --bind answers /healthz (for container health checks).
     Healthcheck {
         #[arg(long, env = "ORGKEEPER_BIND", default_value = "127.0.0.1:8080")]
@@ -216,7 +222,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub failure_rate: f64,
     /// A fault to inject, repeatable: KIND[:key=value]… with KIND 429, 529, 500, hang,
-    /// malformed or redirect and keys path-prefix, method, rate, times, retry-after, location
+    /// malformed, redirect, echo (the request's key echoed in every error field) or endless
+    /// (pagination that never ends) and keys path-prefix, method, rate, times, retry-after, location
     /// (last), e.g. '429:path-prefix=/v1/organizations/users:retry-after=30:rate=0.5'.
     #[arg(long = "fault", value_parser = clap::value_parser!(FaultSpec))]
     pub faults: Vec<FaultSpec>,
@@ -607,9 +614,6 @@ pub struct ServerConfig {
     pub audit_retention_days: Option<u32>,
     /// Whether background jobs (usage sync, scheduled archives) run; tests drive them directly.
     pub background_jobs: bool,
-    /// Window of the CSRF-refusal audit flood control (a few records per address per window,
-    /// then one summary). One minute; tests shorten it.
-    pub csrf_audit_window: Duration,
     /// Single sign-on and whether local passwords work.
     pub sso: SsoConfig,
 }
@@ -632,7 +636,6 @@ impl ServerConfig {
             alert_observed: Vec::new(),
             audit_retention_days: None,
             background_jobs: true,
-            csrf_audit_window: Duration::from_secs(60),
             sso: SsoConfig::default(),
         }
     }
@@ -664,7 +667,6 @@ impl ServerConfig {
             alert_observed: args.alert_observed.clone(),
             audit_retention_days: args.audit_retention_days,
             background_jobs: true,
-            csrf_audit_window: Duration::from_secs(60),
             sso: SsoConfig::default(),
         }
     }

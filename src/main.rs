@@ -49,6 +49,7 @@ async fn run(database: &std::path::Path, command: Command) -> anyhow::Result<Exi
         Command::Simulate(args) => simulate(args).await,
         Command::User(command) => user(database, command).await,
         Command::Audit(command) => audit(database, command).await,
+        Command::Backup { file } => backup(database, &file).await,
         Command::Healthcheck { bind } => healthcheck(bind).await,
     }
 }
@@ -297,6 +298,33 @@ async fn audit(database: &std::path::Path, command: AuditCommand) -> anyhow::Res
     };
     pool.close().await;
     Ok(code)
+}
+
+async fn backup(database: &std::path::Path, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let pool = db::connect(database).await?;
+    let done = orgkeeper::backup::backup(&pool, file).await;
+    pool.close().await;
+    let done = done?;
+    let newest = match &done.newest {
+        Some((seq, hash)) => format!("newest audit record {seq} (hash {hash})"),
+        None => "no audit records yet".to_owned(),
+    };
+    match done.chain {
+        ChainReport::Intact { records, .. } => {
+            println!(
+                "Backup written to {}: {records} audit records, {newest}; its chain is intact.",
+                done.path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ChainReport::Broken { seq, reason } => {
+            eprintln!(
+                "Backup written to {}, but its audit chain is BROKEN at record {seq}: {reason}. The live database's chain is broken too: run `orgkeeper audit verify`.",
+                done.path.display()
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 async fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {

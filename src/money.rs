@@ -4,6 +4,54 @@
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::{Decimal, RoundingStrategy};
 
+/// The largest amount a person may type: no spend limit or budget is larger, and keeping every
+/// stored amount far below `Decimal`'s range keeps the arithmetic on it from overflowing.
+pub const MAX_DOLLARS: u64 = 1_000_000_000;
+
+/// Dollars and cents as a person types them ("1,200.50", "$300") → exact cents, or a sentence
+/// saying why not. `what` names the field ("the monthly limit", "the budget").
+pub fn parse_dollars(raw: &str, what: &str) -> Result<Decimal, String> {
+    let cleaned: String = raw
+        .trim()
+        .trim_start_matches('$')
+        .chars()
+        .filter(|c| *c != ',' && !c.is_whitespace())
+        .collect();
+    let example = "for example 2500 or 2,500.00";
+    let range = format!(
+        "more than $0 and at most ${}",
+        group_digits(&MAX_DOLLARS.to_string())
+    );
+    if cleaned.is_empty() {
+        return Err(format!("Enter {what} in US dollars, {example}."));
+    }
+    if !cleaned.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!(
+            "\"{}\" is not an amount of dollars: use digits only, {example}.",
+            raw.trim()
+        ));
+    }
+    let Ok(d) = cleaned.parse::<Decimal>() else {
+        // Digits and a dot that do not make a number of this size.
+        return Err(format!("{} must be {range}.", capitalised(what)));
+    };
+    if d <= Decimal::ZERO || d > Decimal::from(MAX_DOLLARS) {
+        return Err(format!("{} must be {range}.", capitalised(what)));
+    }
+    if d.normalize().scale() > 2 {
+        return Err("Use at most two decimals (cents).".into());
+    }
+    Ok(d * Decimal::from(100))
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// `$1,234.56` from cents, rounded half to even.
 pub fn dollars(cents: Decimal) -> String {
     let d = (cents / Decimal::from(100))
@@ -33,4 +81,35 @@ pub fn group_digits(int: &str) -> String {
 /// `2026-12` for a day in December 2026.
 pub fn month_key(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollars_as_typed_become_exact_cents_within_the_range() {
+        assert_eq!(
+            parse_dollars("$2,500.25", "the limit"),
+            Ok(Decimal::from(250_025))
+        );
+        assert_eq!(parse_dollars(" 40 ", "the limit"), Ok(Decimal::from(4_000)));
+        assert_eq!(
+            parse_dollars("1000000000", "the limit"),
+            Ok(Decimal::from(100_000_000_000u64))
+        );
+        for (typed, says) in [
+            ("0", "The limit must be more than $0 and at most $1,000,000,000."),
+            ("1000000000.01", "The limit must be more than $0 and at most $1,000,000,000."),
+            ("79228162514264337593543950335", "The limit must be more than $0 and at most $1,000,000,000."),
+            ("792281625142643375935439503.35", "The limit must be more than $0 and at most $1,000,000,000."),
+            ("99999999999999999999999999999999", "The limit must be more than $0 and at most $1,000,000,000."),
+            ("1.234", "Use at most two decimals (cents)."),
+            ("-5", "\"-5\" is not an amount of dollars: use digits only, for example 2500 or 2,500.00."),
+            ("1e3", "\"1e3\" is not an amount of dollars: use digits only, for example 2500 or 2,500.00."),
+            ("", "Enter the limit in US dollars, for example 2500 or 2,500.00."),
+        ] {
+            assert_eq!(parse_dollars(typed, "the limit"), Err(says.to_owned()), "{typed:?}");
+        }
+    }
 }

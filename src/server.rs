@@ -85,6 +85,7 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         org: Arc::new(crate::org::Org::load(api, pool, clock.clone()).await?),
         alerts: Alerts::new(config.alert_webhook_url.clone())?,
         reports: Default::default(),
+        refusals: Default::default(),
         config: Arc::new(config),
         clock,
         chain: Arc::new(ChainMonitor::default()),
@@ -96,8 +97,14 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
     let state = AppState {
         services,
         oidc,
-        // 30 failures from one address, or 5 against one unknown name, per 15 minutes.
-        throttle: Arc::new(LoginThrottle::new(Duration::from_secs(15 * 60), 30, 5)),
+        // 30 failures from one address, or 5 against one unknown name, per 15 minutes;
+        // at most 16,384 addresses and names tracked, the rest throttled together.
+        throttle: Arc::new(LoginThrottle::new(
+            Duration::from_secs(15 * 60),
+            30,
+            5,
+            16_384,
+        )),
         setup: Arc::new(Mutex::new(None)),
     };
 

@@ -31,6 +31,22 @@ pub const USER_AGENT: &str = concat!(
 /// Beta header needed when the usage report is grouped or filtered by `speed`.
 const FAST_MODE_BETA: &str = "fast-mode-2026-02-01";
 
+tokio::task_local! {
+    /// The end of the page view or action being served, and its length: every Admin API
+    /// call it makes shares this one deadline (see [`within`]).
+    static SCOPE_DEADLINE: (tokio::time::Instant, Duration);
+}
+
+/// Runs `work` — one page view or one action — with one deadline for every Admin API call it
+/// makes, retries and re-reads included: each call ends at its own deadline or this one,
+/// whichever comes first, and a call that starts after it fails at once. Without it (jobs),
+/// each call has only its own.
+pub async fn within<F: std::future::Future>(limit: Duration, work: F) -> F::Output {
+    SCOPE_DEADLINE
+        .scope((tokio::time::Instant::now() + limit, limit), work)
+        .await
+}
+
 /// How the client talks to the Admin API.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -57,14 +73,18 @@ pub struct ClientConfig {
     /// `limit` used by the `list_all_*` helpers for ID-cursor lists (1..=1000). The maximum by
     /// default: every page is a round trip, and lists are read whole.
     pub page_size: u32,
-    /// How many pages a `list_all_*` / `*_all` helper fetches at most before giving up with
-    /// [`ApiErrorKind::PaginationLimit`].
+    /// How many pages a `list_all_*` helper fetches at most before giving up with
+    /// [`ApiErrorKind::PaginationLimit`] (1,000 pages of 1,000: a million objects).
     pub max_pages: u32,
+    /// The same for reports and page-cursor lists (usage, cost, limits), whose longest
+    /// legitimate reading is a few dozen pages: beyond this the upstream is looping.
+    pub max_report_pages: u32,
 }
 
 impl ClientConfig {
     /// Defaults: connect 5 s, request 30 s, deadline 15 s, 2 retries, backoff 0.5 s doubling up
-    /// to 8 s, `retry-after` capped at 60 s, 1000 items per page, at most 1000 pages.
+    /// to 8 s, `retry-after` capped at 60 s, 1000 items per page, at most 1000 pages of a list
+    /// and 200 of a report.
     pub fn new(base_url: impl Into<String>, key: AdminKey) -> Self {
         ClientConfig {
             base_url: base_url.into(),
@@ -78,6 +98,7 @@ impl ClientConfig {
             max_retry_after: Duration::from_secs(60),
             page_size: 1000,
             max_pages: 1000,
+            max_report_pages: 200,
         }
     }
 }
@@ -341,8 +362,38 @@ impl Client {
     }
 
     /// [`Client::call`] under another root (`/v1/compliance/` for the Activity Feed).
+    ///
+    /// The client boundary: a successful body has the admin key taken out before it is
+    /// parsed, and every error leaves through [`ApiError::scrubbed`], so no string from the
+    /// upstream (message, request id, type, code, names) reaches a page, a log or the audit
+    /// log with the key in it.
     #[allow(clippy::too_many_arguments)]
     async fn call_at<T, B>(
+        &self,
+        root: &[&str],
+        method: Method,
+        segments: &[&str],
+        query: &Query,
+        body: Option<&B>,
+        repeat: Repeat,
+        beta: Option<&'static str>,
+    ) -> Result<T, ApiError>
+    where
+        T: DeserializeOwned,
+        B: Serialize + ?Sized,
+    {
+        let read = method == Method::GET;
+        self.send(root, method, segments, query, body, repeat, beta)
+            .await
+            .map_err(|error| {
+                error
+                    .scrubbed(self.inner.config.key.expose_secret())
+                    .during_read(read)
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send<T, B>(
         &self,
         root: &[&str],
         method: Method,
@@ -369,8 +420,25 @@ impl Client {
         };
         let secret = self.inner.config.key.expose_secret();
         let max_retries = self.inner.config.max_retries;
-        let limit = self.inner.config.deadline;
-        let deadline = tokio::time::Instant::now() + limit;
+        let own = (
+            tokio::time::Instant::now() + self.inner.config.deadline,
+            self.inner.config.deadline,
+        );
+        // The page's or action's deadline when it comes first; the message then names the
+        // page's whole wait, which is what the person experienced.
+        let (deadline, limit) = SCOPE_DEADLINE
+            .try_with(|scope| *scope)
+            .map_or(own, |scope| if scope.0 < own.0 { scope } else { own });
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                ApiErrorKind::Timeout,
+                format!(
+                    "the Admin API did not answer within {} ({method} {path} was not sent)",
+                    super::error::seconds(limit)
+                ),
+            )
+            .with_gave_up_after(limit));
+        }
         let late = |request_id: Option<String>| {
             ApiError::new(
                 ApiErrorKind::Timeout,
@@ -402,7 +470,7 @@ impl Client {
                         .headers()
                         .get("request-id")
                         .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
+                        .and_then(super::error::request_id_shaped);
                     if resp.status().is_redirection() {
                         let location = resp
                             .headers()
@@ -435,6 +503,7 @@ impl Client {
                     );
                     match read {
                         Ok(bytes) if (200..300).contains(&status) => {
+                            let bytes = super::error::redact_body(bytes, secret);
                             return serde_json::from_slice::<T>(&bytes).map_err(|e| {
                                 ApiError::new(
                                     ApiErrorKind::MalformedResponse,
@@ -446,8 +515,7 @@ impl Client {
                         }
                         Ok(bytes) => {
                             let err =
-                                ApiError::from_response(status, request_id, &bytes, retry_after)
-                                    .scrubbed(secret);
+                                ApiError::from_response(status, request_id, &bytes, retry_after);
                             let transient = status == 429 || (500..600).contains(&status);
                             (err, transient, retry_after)
                         }
@@ -545,6 +613,10 @@ impl Client {
 
     fn max_pages(&self) -> u32 {
         self.inner.config.max_pages
+    }
+
+    fn max_report_pages(&self) -> u32 {
+        self.inner.config.max_report_pages
     }
 
     fn all_pages(&self) -> PageParams {
@@ -939,7 +1011,7 @@ impl Client {
         params: &UsageReportParams,
     ) -> Result<Vec<UsageBucket>, ApiError> {
         collect_report_pages(
-            self.max_pages(),
+            self.max_report_pages(),
             params.page.clone(),
             true,
             |page: Option<String>| async move { self.usage_page(params, page.as_deref()).await },
@@ -959,7 +1031,7 @@ impl Client {
         E: From<ApiError>,
     {
         each_report_page(
-            self.max_pages(),
+            self.max_report_pages(),
             params.page.clone(),
             true,
             |page: Option<String>| async move { self.usage_page(params, page.as_deref()).await },
@@ -1003,7 +1075,7 @@ impl Client {
         params: &CostReportParams,
     ) -> Result<Vec<CostBucket>, ApiError> {
         collect_report_pages(
-            self.max_pages(),
+            self.max_report_pages(),
             params.page.clone(),
             true,
             |page: Option<String>| async move { self.cost_page(params, page.as_deref()).await },
@@ -1022,7 +1094,7 @@ impl Client {
         E: From<ApiError>,
     {
         each_report_page(
-            self.max_pages(),
+            self.max_report_pages(),
             params.page.clone(),
             true,
             |page: Option<String>| async move { self.cost_page(params, page.as_deref()).await },
@@ -1060,7 +1132,7 @@ impl Client {
         params: &ClaudeCodeUsageParams,
     ) -> Result<Vec<ClaudeCodeRecord>, ApiError> {
         collect_report_pages(
-            self.max_pages(),
+            self.max_report_pages(),
             params.page.clone(),
             true,
             |page: Option<String>| async move { self.claude_code_page(params, page.as_deref()).await },
@@ -1100,7 +1172,7 @@ impl Client {
         params: &OrgRateLimitParams,
     ) -> Result<Vec<OrgRateLimit>, ApiError> {
         collect_report_pages(
-            self.max_pages(),
+            self.max_report_pages(),
             params.page.clone(),
             false,
             |page: Option<String>| async move {
@@ -1142,7 +1214,7 @@ impl Client {
         params: &WorkspaceRateLimitParams,
     ) -> Result<Vec<WorkspaceRateLimit>, ApiError> {
         collect_report_pages(
-            self.max_pages(),
+            self.max_report_pages(),
             params.page.clone(),
             false,
             |page: Option<String>| async move {
@@ -1178,7 +1250,7 @@ impl Client {
         filter: &SpendLimitFilter,
     ) -> Result<Vec<SpendLimit>, ApiError> {
         collect_report_pages(
-            self.max_pages(),
+            self.max_report_pages(),
             None,
             false,
             |page: Option<String>| async move {

@@ -45,6 +45,8 @@ pub struct ApiError {
     /// `error.details.error_code`, when the API sent one (§2.1). Behind one thin pointer:
     /// errors travel in every `Result`, so the type stays small.
     error_code: Option<Box<ErrorCode>>,
+    /// The call only read (a GET): a refusal is of a request, not of a change.
+    read: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -88,7 +90,11 @@ pub(crate) fn redact_keys(text: &str) -> String {
     while let Some(at) = rest.find(MARKER) {
         out.push_str(&rest[..at]);
         out.push_str(REDACTED_KEY);
+        // Already redacted text stays as it is: redacting is idempotent.
         let after = &rest[at + MARKER.len()..];
+        let after = after
+            .strip_prefix(&REDACTED_KEY[MARKER.len()..])
+            .unwrap_or(after);
         let end = after
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
             .unwrap_or(after.len());
@@ -96,6 +102,81 @@ pub(crate) fn redact_keys(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The placeholder for the configured admin key when it is not `sk-ant-` shaped.
+const REDACTED_SECRET: &str = "[redacted]";
+
+/// Shorter secrets are not searched for in upstream text: replacing a few common characters
+/// everywhere would garble every answer, and no real admin key is that short.
+const MIN_SCRUBBED_SECRET: usize = 8;
+
+/// The one redaction of upstream text, applied at the client boundary: every `sk-ant-…` token
+/// (see [`redact_keys`]) and the configured `secret` itself, whatever its shape.
+pub(crate) fn redact(text: &str, secret: &str) -> String {
+    let text = redact_keys(text);
+    if secret.len() >= MIN_SCRUBBED_SECRET && text.contains(secret) {
+        text.replace(secret, REDACTED_SECRET)
+    } else {
+        text
+    }
+}
+
+/// A successful answer's body with the admin key taken out before anything parses it: an
+/// `sk-ant-admin…` token (an admin key never belongs in an answer, whole or cut) or the
+/// configured secret. Other `sk-ant-` text stays: API keys' `partial_key_hint`
+/// (`sk-ant-api03-R2D...igAA`) is a documented, already redacted field.
+pub(crate) fn redact_body(body: bytes::Bytes, secret: &str) -> bytes::Bytes {
+    const ADMIN: &str = "sk-ant-admin";
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return body;
+    };
+    let holds_secret = secret.len() >= MIN_SCRUBBED_SECRET && text.contains(secret);
+    if !holds_secret && !text.contains(ADMIN) {
+        return body;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(ADMIN) {
+        out.push_str(&rest[..at]);
+        out.push_str(REDACTED_KEY);
+        let after = &rest[at + ADMIN.len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    if holds_secret {
+        out = out.replace(secret, REDACTED_SECRET);
+    }
+    bytes::Bytes::from(out)
+}
+
+/// A request id as Anthropic writes them (`req_` and up to 64 id characters), or nothing: a
+/// value of another shape is not shown as a request id (it could be anything an upstream
+/// echoed, the key included).
+pub(crate) fn request_id_shaped(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let id = raw.strip_prefix("req_")?;
+    let shaped = !id.is_empty()
+        && raw.len() <= 64
+        && !raw.contains("sk-ant")
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    shaped.then(|| raw.to_owned())
+}
+
+/// An `error.type` or `error_code` as the API writes them (`not_found_error`,
+/// `invite_already_exists`), or nothing.
+fn code_shaped(raw: String) -> Option<String> {
+    let shaped = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+    shaped.then_some(raw)
 }
 
 impl ApiError {
@@ -111,6 +192,7 @@ impl ApiError {
             retry_after: None,
             gave_up_after: None,
             error_code: None,
+            read: false,
         }
     }
 
@@ -126,12 +208,13 @@ impl ApiError {
         let envelope = serde_json::from_slice::<Envelope>(body).ok();
         let (error_type, message, body_request_id, error_code) = match envelope {
             Some(env) => (
-                env.error.error_type,
+                env.error.error_type.and_then(code_shaped),
                 env.error.message.unwrap_or_default(),
-                env.request_id,
+                env.request_id.as_deref().and_then(request_id_shaped),
                 env.error
                     .details
                     .and_then(|d| d.error_code)
+                    .and_then(code_shaped)
                     .map(|c| Box::new(ErrorCode(c))),
             ),
             None => (None, String::new(), None, None),
@@ -146,10 +229,14 @@ impl ApiError {
             status: Some(status),
             error_type,
             message,
-            request_id: header_request_id.or(body_request_id),
+            request_id: header_request_id
+                .as_deref()
+                .and_then(request_id_shaped)
+                .or(body_request_id),
             retry_after,
             gave_up_after: None,
             error_code,
+            read: false,
         }
     }
 
@@ -161,8 +248,14 @@ impl ApiError {
 
     pub(crate) fn with_request_id(mut self, request_id: Option<String>) -> Self {
         if self.request_id.is_none() {
-            self.request_id = request_id;
+            self.request_id = request_id.as_deref().and_then(request_id_shaped);
         }
+        self
+    }
+
+    /// Marks the failed call as a read (a GET), for how a refusal is told.
+    pub(crate) fn during_read(mut self, read: bool) -> Self {
+        self.read = read;
         self
     }
 
@@ -176,10 +269,20 @@ impl ApiError {
         self
     }
 
-    /// Removes `secret` from the message, should a server or proxy ever echo it back.
+    /// Every upstream string of the error through [`redact`], and the request id, type and
+    /// code dropped if they hold the secret: the client's one exit for errors applies it, so no
+    /// `ApiError` outside the client carries the key, whatever field an upstream echoed it in.
     pub(crate) fn scrubbed(mut self, secret: &str) -> Self {
-        if !secret.is_empty() && self.message.contains(secret) {
-            self.message = self.message.replace(secret, "[redacted]");
+        self.message = redact(&self.message, secret);
+        let holds = |text: &str| secret.len() >= MIN_SCRUBBED_SECRET && text.contains(secret);
+        if self.request_id.as_deref().is_some_and(holds) {
+            self.request_id = None;
+        }
+        if self.error_type.as_deref().is_some_and(holds) {
+            self.error_type = None;
+        }
+        if self.error_code.as_ref().is_some_and(|c| holds(&c.0)) {
+            self.error_code = None;
         }
         self
     }
@@ -217,6 +320,11 @@ impl ApiError {
     /// The server's `retry-after`, if it sent one, as the server asked.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
+    }
+
+    /// Whether the failed call only read (a GET).
+    pub fn is_read(&self) -> bool {
+        self.read
     }
 
     /// True for 404 `not_found_error`.
@@ -269,8 +377,9 @@ impl ApiError {
                  Orgkeeper may need an update.{rid}"
             ),
             ApiErrorKind::PaginationLimit => format!(
-                "The list is too long for Orgkeeper to load in one go, so it stopped. \
-                 Try narrowing the filters.{rid}"
+                "Anthropic's Admin API kept answering with more pages and never finished ({msg}), \
+                 which it should not do, so Orgkeeper stopped asking. This is a fault on \
+                 Anthropic's side: try again later, and tell Anthropic support if it lasts.{rid}"
             ),
             ApiErrorKind::NotSynced if self.message.is_empty() => {
                 "Orgkeeper is reading the organization for the first time. This page will be \
@@ -324,6 +433,7 @@ impl ApiError {
                     "Anthropic's API had an internal problem. A change may or may not have been \
                      applied: refresh the page to check before trying again.{rid}"
                 ),
+                _ if self.read => format!("Anthropic refused the request: {msg}.{rid}"),
                 _ => format!("The Admin API refused the change: {msg}.{rid}"),
             },
         }
@@ -468,5 +578,78 @@ mod tests {
         assert_eq!(err.message(), "no: sk-ant-…[redacted]");
         let err = ApiError::new(ApiErrorKind::Transport, "GET /x: sk-ant-admin01-TOPSECRET");
         assert!(!err.message().contains("TOPSECRET"));
+    }
+
+    #[test]
+    fn a_key_echoed_in_the_request_id_type_or_code_is_dropped_and_the_message_redacted() {
+        let secret = "sk-ant-admin01-ECHOED_secret-123";
+        let body = format!(
+            r#"{{"type":"error","error":{{"type":"{secret}","message":"bad {secret}","details":{{"error_code":"{secret}"}}}},"request_id":"{secret}"}}"#
+        );
+        let err =
+            ApiError::from_response(400, Some(format!("req_{secret}")), body.as_bytes(), None)
+                .scrubbed(secret);
+        let every = format!("{err} {err:?} {}", err.user_message());
+        assert!(!every.contains("ECHOED"), "{every}");
+        assert_eq!(err.request_id(), None);
+        assert_eq!(err.error_type(), None);
+        assert_eq!(err.error_code(), None);
+
+        // A key of another shape is scrubbed wherever it stands.
+        let odd = "plainsecretvalue42";
+        let body = format!(
+            r#"{{"type":"error","error":{{"type":"x","message":"bad {odd}"}},"request_id":"req_{odd}"}}"#
+        );
+        let err = ApiError::from_response(400, None, body.as_bytes(), None).scrubbed(odd);
+        assert!(!format!("{err:?}").contains(odd));
+        assert_eq!(err.request_id(), None);
+    }
+
+    #[test]
+    fn only_request_ids_shaped_like_anthropics_are_kept() {
+        assert_eq!(
+            request_id_shaped("req_011CSHoEeqs5C35K2UUqR7Fy").as_deref(),
+            Some("req_011CSHoEeqs5C35K2UUqR7Fy")
+        );
+        for bad in [
+            "",
+            "req_",
+            "abc",
+            "req_a b",
+            "req_<script>",
+            "req_sk-ant-admin01-x",
+            &format!("req_{}", "a".repeat(80)),
+        ] {
+            assert_eq!(request_id_shaped(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_successful_body_loses_admin_keys_but_keeps_api_key_hints() {
+        let secret = "sk-ant-admin01-LIVEKEY";
+        let body = bytes::Bytes::from(format!(
+            r#"{{"name":"{secret}","other":"sk-ant-admin01-CUT","partial_key_hint":"sk-ant-api03-R2D...igAA"}}"#
+        ));
+        let out = redact_body(body, secret);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(!text.contains("LIVEKEY") && !text.contains("CUT"), "{text}");
+        assert!(text.contains("sk-ant-api03-R2D...igAA"), "{text}");
+        let plain = bytes::Bytes::from_static(b"{\"name\":\"fine\"}");
+        assert_eq!(redact_body(plain.clone(), secret), plain);
+        let odd = redact_body(
+            bytes::Bytes::from_static(b"{\"n\":\"x plainsecretvalue42 y\"}"),
+            "plainsecretvalue42",
+        );
+        assert_eq!(&odd[..], b"{\"n\":\"x [redacted] y\"}");
+    }
+
+    #[test]
+    fn a_refused_read_is_a_refused_request_not_a_refused_change() {
+        let body = br#"{"type":"error","error":{"type":"invalid_request_error","message":"starting_at is out of range"}}"#;
+        let err = ApiError::from_response(400, Some("req_1".into()), body, None).during_read(true);
+        assert_eq!(
+            err.user_message(),
+            "Anthropic refused the request: starting_at is out of range. (request id req_1)"
+        );
     }
 }

@@ -2,13 +2,21 @@
 //! `openidconnect` crate doing the protocol: discovery, the token request, and every check of
 //! the ID token (signature from the provider's JWKS, `iss`, `aud`, `exp`, `nonce`).
 //!
-//! A sign-in in progress is kept in memory under its `state`, and the browser that started it
-//! carries the same `state` in a cookie, so a callback is accepted only once, only in that
-//! browser, and only for ten minutes.
+//! A sign-in in progress lives with the browser that started it: its `state`, `nonce`, PKCE
+//! verifier and destination travel in a short-lived cookie signed with a key only this process
+//! knows. Nothing is kept on the server until the callback, so no number of anonymous starts
+//! can push out someone else's sign-in. A callback is accepted only in that browser (the
+//! cookie's `state` must match), only for ten minutes, and only once (used `state`s are kept
+//! until they would have expired anyway).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use chrono::{DateTime, Utc};
 use openidconnect::core::{
@@ -26,8 +34,13 @@ use crate::config::OidcSettings;
 
 /// How long a started sign-in may take at the provider.
 const PENDING_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
-/// Sign-ins in progress kept at once (anyone can start one); the oldest go first.
-const MAX_PENDING: usize = 10_000;
+/// Used `state`s remembered at once; beyond it the oldest is forgotten (a replay of that one
+/// would still fail at the provider, which accepts a code once).
+const MAX_USED: usize = 100_000;
+/// A destination longer than this is not carried in the cookie (the sign-in goes to `/`).
+const MAX_NEXT: usize = 2048;
+/// How far ahead of our clock a provider's `iat` may be.
+const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 /// Discovery and keys are fetched again after this (keys rotate).
 const METADATA_TTL: Duration = Duration::from_secs(300);
 /// Longest wait for one call to the provider.
@@ -72,17 +85,21 @@ impl OidcError {
     }
 }
 
+/// A sign-in in progress, as the browser's cookie carries it.
+#[derive(Serialize, Deserialize)]
 struct Pending {
-    nonce: Nonce,
-    verifier: PkceCodeVerifier,
+    state: String,
+    nonce: String,
+    verifier: String,
     next: String,
-    started: DateTime<Utc>,
+    /// Unix seconds.
+    started: i64,
 }
 
-/// A started sign-in: send the browser to `url`, with `state` in its cookie.
+/// A started sign-in: send the browser to `url`, with `cookie` as its state cookie's value.
 pub struct Started {
     pub url: String,
-    pub state: String,
+    pub cookie: String,
 }
 
 /// What the provider sent back to the callback.
@@ -98,7 +115,10 @@ pub struct Oidc {
     pub settings: OidcSettings,
     http: reqwest::Client,
     metadata: tokio::sync::Mutex<Option<(Instant, CoreProviderMetadata)>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// Signs the state cookies; made at start-up, so a restart ends sign-ins in progress.
+    cookie_key: [u8; 32],
+    /// `state`s already used, with when their sign-in started.
+    used: Mutex<HashMap<String, i64>>,
 }
 
 impl Oidc {
@@ -113,8 +133,48 @@ impl Oidc {
             settings,
             http,
             metadata: tokio::sync::Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            cookie_key: rand::random(),
+            used: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&self.cookie_key).expect("HMAC takes any key length")
+    }
+
+    /// `payload.signature`, both base64url.
+    fn seal(&self, pending: &Pending) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(pending).unwrap_or_default());
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{payload}.{signature}")
+    }
+
+    /// The sign-in a cookie carries, if this process signed it.
+    fn open(&self, cookie: &str) -> Option<Pending> {
+        let (payload, signature) = cookie.split_once('.')?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&signature).ok()?;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+
+    /// Marks a sign-in's `state` used; false if it already was.
+    fn use_once(&self, pending: &Pending, now: DateTime<Utc>) -> bool {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest_live = now.timestamp() - PENDING_LIFETIME.num_seconds();
+        if used.len() >= MAX_USED {
+            used.retain(|_, started| *started >= oldest_live);
+        }
+        if used.len() >= MAX_USED {
+            if let Some(oldest) = used.iter().min_by_key(|(_, s)| **s).map(|(k, _)| k.clone()) {
+                used.remove(&oldest);
+            }
+        }
+        used.insert(pending.state.clone(), pending.started)
+            .is_none()
     }
 
     async fn metadata(&self) -> Result<CoreProviderMetadata, OidcError> {
@@ -179,49 +239,45 @@ impl Oidc {
             )
             .set_pkce_challenge(challenge)
             .url();
-        let mut pending = self.pending.lock().expect("pending lock");
-        pending.retain(|_, p| now - p.started < PENDING_LIFETIME);
-        if pending.len() >= MAX_PENDING {
-            if let Some(oldest) = pending
-                .iter()
-                .min_by_key(|(_, p)| p.started)
-                .map(|(k, _)| k.clone())
-            {
-                pending.remove(&oldest);
-            }
-        }
-        pending.insert(
-            state.secret().clone(),
-            Pending {
-                nonce,
-                verifier,
-                next,
-                started: now,
+        let pending = Pending {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            verifier: verifier.secret().clone(),
+            next: if next.len() <= MAX_NEXT {
+                next
+            } else {
+                "/".to_owned()
             },
-        );
+            started: now.timestamp(),
+        };
         Ok(Started {
             url: url.to_string(),
-            state: state.secret().clone(),
+            cookie: self.seal(&pending),
         })
     }
 
-    /// Finishes a sign-in: the `state` must be one this browser started (its cookie) and not
-    /// used before; the code is exchanged (with the PKCE verifier) and the ID token checked.
-    /// Returns who signed in and where they were going.
+    /// Finishes a sign-in: the `state` must be one this browser started (its signed cookie)
+    /// and not used before; the code is exchanged (with the PKCE verifier) and the ID token
+    /// checked. Returns who signed in and where they were going.
     pub async fn finish(
         &self,
-        cookie_state: Option<&str>,
+        cookie: Option<&str>,
         callback: Callback,
         now: DateTime<Utc>,
     ) -> Result<(Identity, String), OidcError> {
         let state = callback.state.as_deref().unwrap_or_default();
-        let same_browser = cookie_state.is_some_and(|cookie| constant_time_eq(cookie, state));
-        // Taken out at once: a callback is good for one try, whatever happens next.
-        let pending = same_browser
-            .then(|| self.pending.lock().expect("pending lock").remove(state))
-            .flatten()
-            .filter(|p| now - p.started < PENDING_LIFETIME)
+        let pending = cookie
+            .and_then(|cookie| self.open(cookie))
+            .filter(|p| constant_time_eq(&p.state, state))
+            .filter(|p| {
+                let age = now.timestamp() - p.started;
+                (-60..PENDING_LIFETIME.num_seconds()).contains(&age)
+            })
             .ok_or(OidcError::WrongState)?;
+        // Used at once: a callback is good for one try, whatever happens next.
+        if !self.use_once(&pending, now) {
+            return Err(OidcError::WrongState);
+        }
         if let Some(error) = callback.error {
             let description = callback
                 .error_description
@@ -236,7 +292,7 @@ impl Oidc {
         let response = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::Unreachable(e.to_string()))?
-            .set_pkce_verifier(pending.verifier)
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
             .request_async(&self.http)
             .await
             .map_err(|e| OidcError::CodeRefused(token_error(&e)))?;
@@ -247,10 +303,20 @@ impl Oidc {
         let token: GroupsIdToken = raw
             .parse()
             .map_err(|e: serde_json::Error| OidcError::InvalidToken(e.to_string()))?;
-        // Expiry is judged by the dashboard's clock (tests move it).
-        let verifier = client.id_token_verifier().set_time_fn(move || now);
+        // Expiry and issue time are judged by the dashboard's clock (tests move it). A token
+        // issued in the future beyond a little clock skew was not issued for this sign-in.
+        let verifier = client
+            .id_token_verifier()
+            .set_time_fn(move || now)
+            .set_issue_time_verifier_fn(move |issued| {
+                if issued - now > MAX_CLOCK_SKEW {
+                    Err(format!("it was issued in the future ({issued})"))
+                } else {
+                    Ok(())
+                }
+            });
         let claims = token
-            .claims(&verifier, &pending.nonce)
+            .claims(&verifier, &Nonce::new(pending.nonce))
             .map_err(|e| OidcError::InvalidToken(e.to_string()))?;
         let subject = claims.subject().as_str().to_owned();
         let username = claims

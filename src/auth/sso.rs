@@ -30,6 +30,26 @@ pub struct Identity {
     pub groups: Vec<String>,
 }
 
+/// Groups named one by one in an audit record; a provider can send thousands at every sign-in.
+const AUDITED_GROUPS: usize = 25;
+/// Characters kept of one group's name in an audit record.
+const AUDITED_GROUP_CHARS: usize = 200;
+
+/// Someone's groups as an audit record keeps them: all of them when there are few, otherwise
+/// the first [`AUDITED_GROUPS`] and how many there were (`{"first": […], "total": 10000}`).
+pub fn groups_for_audit(groups: &[String]) -> serde_json::Value {
+    let named: Vec<String> = groups
+        .iter()
+        .take(AUDITED_GROUPS)
+        .map(|g| g.chars().take(AUDITED_GROUP_CHARS).collect())
+        .collect();
+    if groups.len() <= AUDITED_GROUPS {
+        json!(named)
+    } else {
+        json!({ "first": named, "total": groups.len() })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct GroupMapping {
     pub id: i64,

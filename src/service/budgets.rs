@@ -191,7 +191,10 @@ impl Spend {
         if avg <= Decimal::ZERO {
             return Crossing::NotThisMonth;
         }
-        let k = ((budget - base) / avg).ceil().max(Decimal::ONE);
+        let Some(k) = (budget - base).checked_div(avg) else {
+            return Crossing::NotThisMonth;
+        };
+        let k = k.ceil().max(Decimal::ONE);
         // Beyond two months away it is not this month, and too far to add to a date safely.
         let k = match i64::try_from(k.mantissa() / 10i128.pow(k.scale())) {
             Ok(k) if k <= 62 => k,
@@ -265,9 +268,7 @@ pub async fn check_thresholds(
     for b in &budgets {
         let spend = Spend::of(&m, &b.scope, settled, now.date_naive());
         for &t in &b.thresholds {
-            if b.amount_cents <= Decimal::ZERO
-                || spend.total * Decimal::from(100) < b.amount_cents * Decimal::from(t)
-            {
+            if percent_of(spend.total, b.amount_cents).is_none_or(|p| p < Decimal::from(t)) {
                 continue;
             }
             if !store::record_alert(&services.db, &b.scope, &key, t, spend.total, now).await? {
@@ -297,6 +298,15 @@ pub async fn check_thresholds(
         }
     }
     Ok(raised)
+}
+
+/// `spend` as a percentage of `amount`; `None` for no amount, or when it cannot be computed
+/// (checked: a budget stored before amounts were bounded may be beyond any arithmetic).
+pub fn percent_of(spend: Decimal, amount: Decimal) -> Option<Decimal> {
+    if amount <= Decimal::ZERO {
+        return None;
+    }
+    spend.checked_mul(Decimal::ONE_HUNDRED)?.checked_div(amount)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod members;
 pub mod observed_alerts;
 pub mod reconcile;
+pub mod refusals;
 pub mod schedules;
 pub mod sync;
 pub mod workspaces;
@@ -55,6 +56,8 @@ pub struct Services {
     pub alerts: alerts::Alerts,
     /// What pages computed from the usage store, until it next changes.
     pub reports: Arc<crate::usage_store::Memo>,
+    /// Flood control of the audit records refused anonymous requests leave.
+    pub refusals: Arc<refusals::Refusals>,
 }
 
 /// Who asks for a change.

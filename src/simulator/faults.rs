@@ -27,13 +27,20 @@ pub enum FaultKind {
     Malformed,
     /// 302 to `location`, as a misconfigured proxy or base URL would answer.
     Redirect { location: String },
+    /// 400 whose `request-id` header, body `request_id`, `error.type`, `error_code` and
+    /// message all repeat the credential the request carried, as a faulty proxy or upstream
+    /// that echoes what it was sent would.
+    EchoCredential,
+    /// 200 with an empty page that says there is more, under a new cursor every time: a list
+    /// or report whose pagination never ends.
+    Endless,
 }
 
 /// A fault applied to requests whose path starts with `path_prefix` (and whose method is
 /// `method`, when set), each with probability `rate`, at most `times` times when set.
 ///
 /// Written `KIND[:key=value]…` on the command line and in the control endpoint, where KIND is
-/// `429`, `529`, `500`, `hang`, `malformed` or `redirect`, and the keys are `path-prefix`,
+/// `429`, `529`, `500`, `hang`, `malformed`, `redirect`, `echo` or `endless`, and the keys are `path-prefix`,
 /// `method`, `rate` (0 to 1, default 1), `times`, `retry-after` (seconds, 429 only) and
 /// `location` (redirect only; it must come last, as a URL contains colons). For example
 /// `429:path-prefix=/v1/organizations/users:retry-after=30:rate=0.5`.
@@ -95,6 +102,8 @@ impl std::str::FromStr for FaultSpec {
             "500" => FaultKind::ServerError,
             "hang" => FaultKind::Hang,
             "malformed" => FaultKind::Malformed,
+            "echo" => FaultKind::EchoCredential,
+            "endless" => FaultKind::Endless,
             "redirect" => FaultKind::Redirect {
                 location: location
                     .clone()
@@ -102,7 +111,7 @@ impl std::str::FromStr for FaultSpec {
             },
             other => {
                 return Err(format!(
-                    "unknown fault {other:?} (expected 429, 529, 500, hang, malformed or redirect)"
+                    "unknown fault {other:?} (expected 429, 529, 500, hang, malformed, redirect, echo or endless)"
                 ))
             }
         };

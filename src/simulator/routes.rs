@@ -83,7 +83,8 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let request_id = app.request_id();
     let mut resp = respond(&app, req, &request_id).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("request-id", v);
+        // An echo fault sets its own.
+        resp.headers_mut().entry("request-id").or_insert(v);
     }
     resp
 }
@@ -137,6 +138,29 @@ async fn respond(app: &App, req: Request, request_id: &str) -> Response {
             FaultKind::Redirect { location } => {
                 (StatusCode::FOUND, [("location", location)], "").into_response()
             }
+            FaultKind::EchoCredential => {
+                let credential = credential_of(req.headers()).to_owned();
+                let body = serde_json::json!({
+                    "type": "error",
+                    "error": { "type": credential, "message": format!("invalid key {credential}"),
+                               "details": { "error_code": credential } },
+                    "request_id": credential,
+                });
+                let mut resp = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                if let Ok(v) = HeaderValue::from_str(&credential) {
+                    resp.headers_mut().insert("request-id", v);
+                }
+                resp
+            }
+            FaultKind::Endless => {
+                // Both pagination styles: an ID-cursor list and a page-token report.
+                let cursor = format!("page_{request_id}");
+                axum::Json(serde_json::json!({
+                    "data": [], "has_more": true, "first_id": cursor, "last_id": cursor,
+                    "next_page": cursor,
+                }))
+                .into_response()
+            }
             FaultKind::Malformed => (
                 StatusCode::OK,
                 [("content-type", "application/json")],
@@ -177,10 +201,9 @@ async fn respond(app: &App, req: Request, request_id: &str) -> Response {
     }
 }
 
-/// Who sent a request (for the Activity Feed): their admin key's id, address and user agent.
-fn caller_of(req: &Request) -> activity::Caller {
-    let headers = req.headers();
-    let key = headers
+/// The credential a request carries: `x-api-key`, else a bearer token.
+fn credential_of(headers: &axum::http::HeaderMap) -> &str {
+    headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .or_else(|| {
@@ -189,7 +212,13 @@ fn caller_of(req: &Request) -> activity::Caller {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Who sent a request (for the Activity Feed): their admin key's id, address and user agent.
+fn caller_of(req: &Request) -> activity::Caller {
+    let headers = req.headers();
+    let key = credential_of(headers);
     activity::Caller {
         admin_api_key_id: activity::admin_key_id(key),
         ip_address: req

@@ -2,6 +2,7 @@
 //! Also each person's own password change.
 
 use crate::web::extract::Form;
+use crate::web::extract::FormBody;
 use crate::web::extract::Path;
 use askama::Template;
 use axum::http::StatusCode;
@@ -255,7 +256,7 @@ where
     }
 }
 
-pub async fn create(ctx: Ctx, body: String) -> AppResult<Response> {
+pub async fn create(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let fields = parse_form(&body);
     let form = NewAccountForm {
@@ -404,7 +405,11 @@ pub async fn change_role(
     finish(&ctx, account, result, message).await
 }
 
-pub async fn change_workspaces(ctx: Ctx, Path(id): Path<i64>, body: String) -> AppResult<Response> {
+pub async fn change_workspaces(
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    FormBody(body): FormBody,
+) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
     if !account.role.is_workspace_scoped() {

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -56,8 +56,8 @@ fn day(value: &str, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppError>
     let Some(value) = non_empty(value) else {
         return Ok(None);
     };
-    let date = NaiveDate::parse_from_str(&value, "%Y-%m-%d")
-        .map_err(|_| AppError::BadRequest(format!("{value:?} is not a date (use YYYY-MM-DD).")))?;
+    let field = if end_of_day { "until" } else { "since" };
+    let date = crate::web::present::day(&value, field).map_err(AppError::BadRequest)?;
     let date = if end_of_day {
         date.succ_opt().unwrap_or(date)
     } else {
@@ -305,6 +305,19 @@ pub fn sentence(r: &Record, outcome: Outcome, no_outcome_yet: bool) -> String {
             return format!("Activity Feed: record {seq} ({earlier} — {t}) was made{by}");
         }
         return format!("Seen outside Orgkeeper: {} — {t}{by}", action.label());
+    }
+    if d["summary"] == true {
+        // A flood-control summary (see service::refusals): how many, from how many addresses.
+        let count = d["suppressed"].as_u64().unwrap_or_default();
+        let from = match d["addresses"].as_u64() {
+            Some(n) if n > 1 => format!(" from {n} addresses"),
+            _ => String::new(),
+        };
+        let minutes = d["window_seconds"].as_u64().unwrap_or(60) / 60;
+        return format!(
+            "{count} more of \"{}\"{from} in {minutes} min, counted but not recorded one by one",
+            action.label()
+        );
     }
     use Action as A;
     // (what happened, what was attempted); `None` for records that are already a failure.
@@ -660,7 +673,9 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         total,
         page,
         pages,
+        // Auditors review the log; whether a break is dealt with is for owners and admins.
         can_acknowledge: matches!(chain.report, ChainReport::Broken { .. })
+            && ctx.can(Permission::ManageOrganization)
             && page_view_alert(&ctx).await,
         feed_notice: crate::service::activity::notice(&ctx.state.db).await,
         chain,
@@ -855,9 +870,10 @@ pub async fn verify_now(ctx: Ctx) -> AppResult<Response> {
     Ok(axum::response::Redirect::to("/audit").into_response())
 }
 
-/// Acknowledges the current break so the banner stops; the acknowledgement is audited.
+/// Acknowledges the current break so the banner stops; the acknowledgement is audited. Owners
+/// and admins only: an auditor cannot silence the banner for the people who must act on it.
 pub async fn acknowledge(ctx: Ctx) -> AppResult<Response> {
-    ctx.require(Permission::ViewAudit).await?;
+    ctx.require(Permission::ManageOrganization).await?;
     let Some((seq, reason)) = crate::service::chain::unacknowledged_break(&ctx.state).await else {
         return Err(AppError::BadRequest(
             "There is no unacknowledged break in the audit chain.".into(),

@@ -21,6 +21,12 @@ pub enum AppError {
     /// 404.
     #[error("not found")]
     NotFound,
+    /// 405: a form's address visited (or a page's address posted to).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 414: an address longer than any page of Orgkeeper makes.
+    #[error("address too long")]
+    UriTooLong,
     /// 400 with a message for the person.
     #[error("{0}")]
     BadRequest(String),
@@ -28,7 +34,7 @@ pub enum AppError {
     #[error("request body too large")]
     TooLarge,
     /// 502: the Admin API answered with an error or not at all; the message explains it in
-    /// plain words with its request id.
+    /// plain words with its request id. 400 when Anthropic refused a read as invalid.
     #[error("upstream: {0}")]
     Upstream(#[from] ApiError),
     /// 503: the audit record could not be written, so the action was refused (fail closed).
@@ -37,6 +43,9 @@ pub enum AppError {
     /// 500: anything else; logged with its cause, shown as a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// 500: a handler panicked (a bug); the panic is logged under `reference`, shown here.
+    #[error("panicked ({reference})")]
+    Panicked { reference: String },
 }
 
 impl From<sqlx::Error> for AppError {
@@ -104,6 +113,16 @@ impl AppError {
                 "Not found",
                 "There is nothing at this address. It may have been removed, or the link is wrong.".into(),
             ),
+            AppError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Not from here",
+                "This address takes a form's button, not a visit (or the other way round). Go back and use the page's own buttons and links; nothing was changed.".into(),
+            ),
+            AppError::UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                "Address too long",
+                "This address is longer than any Orgkeeper page makes, so it was not read. Go back and use the page's own filters and links.".into(),
+            ),
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Cannot do that", message.clone()),
             AppError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -113,6 +132,13 @@ impl AppError {
             AppError::Upstream(error) if error.kind() == ApiErrorKind::NotSynced => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Reading the organization",
+                error.user_message(),
+            ),
+            // A read Anthropic judged invalid (a date it does not serve, say) is the request's
+            // fault, not a failure of the Admin API.
+            AppError::Upstream(error) if error.is_read() && error.is_refusal() => (
+                StatusCode::BAD_REQUEST,
+                "Anthropic refused the request",
                 error.user_message(),
             ),
             AppError::Upstream(error) => (StatusCode::BAD_GATEWAY, "The Admin API did not answer as expected", error.user_message()),
@@ -125,6 +151,11 @@ impl AppError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "Orgkeeper hit an unexpected error; it has been logged. Nothing you typed was sent anywhere else.".into(),
+            ),
+            AppError::Panicked { reference } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                format!("Orgkeeper hit an unexpected error; it has been logged with the reference {reference}. Nothing you typed was sent anywhere else; quote the reference to whoever runs Orgkeeper."),
             ),
         }
     }
@@ -200,3 +231,17 @@ pub struct ErrorInLayout {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// The last resort for a bug: a handler that panics answers with the normal 500 page (in the
+/// layout) instead of a dropped connection, and the panic is logged with a reference that the
+/// page shows.
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    let reference = crate::auth::session::random_token()[..12].to_owned();
+    tracing::error!(%reference, panic = message, "a request handler panicked");
+    AppError::Panicked { reference }.into_response()
+}

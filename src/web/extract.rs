@@ -29,6 +29,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let FormBody(body) = FormBody::from_request(request, state).await?;
+        serde_urlencoded::from_str(&body)
+            .map(Form)
+            .map_err(|error| {
+                AppError::BadRequest(format!(
+                    "The form could not be read ({}). Nothing was changed; go back and try again.",
+                    plain(&error.to_string())
+                ))
+            })
+    }
+}
+
+/// A form's urlencoded body as text, for forms with repeated fields (checkbox lists) that
+/// handlers read pair by pair; refused like [`Form`] (never axum's plain-text 400).
+pub struct FormBody(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for FormBody {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
         let bytes =
             Bytes::from_request(request, state)
                 .await
@@ -39,19 +59,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
                             .into(),
                     ),
                 })?;
-        if let Some(field) = field_not_text(&bytes) {
-            return Err(AppError::BadRequest(format!(
+        let not_text = |field: String| {
+            AppError::BadRequest(format!(
                 "The {field} field holds characters that are not text (not UTF-8), so nothing was sent or changed. Retype it, or paste it from a plain-text source."
-            )));
+            ))
+        };
+        if let Some(field) = field_not_text(&bytes) {
+            return Err(not_text(field));
         }
-        serde_urlencoded::from_bytes(&bytes)
-            .map(Form)
-            .map_err(|error| {
-                AppError::BadRequest(format!(
-                    "The form could not be read ({}). Nothing was changed; go back and try again.",
-                    plain(&error.to_string())
-                ))
-            })
+        String::from_utf8(bytes.to_vec())
+            .map(FormBody)
+            .map_err(|_| not_text("(unnamed)".to_owned()))
     }
 }
 

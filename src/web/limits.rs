@@ -108,39 +108,6 @@ struct LimitsPage {
     mine: Vec<RequestView>,
 }
 
-/// Dollars and cents as typed ("1,200.50", "$300") → exact cents, or why not.
-pub fn parse_limit(raw: &str) -> Result<Decimal, String> {
-    let cleaned: String = raw
-        .trim()
-        .trim_start_matches('$')
-        .chars()
-        .filter(|c| *c != ',' && !c.is_whitespace())
-        .collect();
-    let example = "for example 2500 or 2,500.00";
-    if cleaned.is_empty() {
-        return Err(format!("Enter the monthly limit in US dollars, {example}."));
-    }
-    if !cleaned.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!(
-            "\"{}\" is not an amount of dollars: use digits only, {example}.",
-            raw.trim()
-        ));
-    }
-    let d: Decimal = cleaned
-        .parse()
-        .map_err(|_| format!("\"{}\" is not an amount of dollars, {example}.", raw.trim()))?;
-    if d <= Decimal::ZERO {
-        return Err("The limit must be more than $0. To lift a limit, remove it.".into());
-    }
-    if d.normalize().scale() > 2 {
-        return Err("Use at most two decimals (cents).".into());
-    }
-    if d > Decimal::from(1_000_000_000u64) {
-        return Err("That is more than $1,000,000,000; check the amount.".into());
-    }
-    Ok(d * Decimal::from(100))
-}
-
 fn plain(cents: Decimal) -> String {
     (cents / Decimal::from(100)).normalize().to_string()
 }
@@ -216,8 +183,8 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         let spend = Spend::of(&m, &stored, settled, now.date_naive()).total;
         let limit = service::limit_of(&limits, &scope).and_then(SpendLimit::amount_cents);
         let percent = limit
-            .filter(|l| *l > Decimal::ZERO)
-            .map(|l| format!("{}%", (spend * Decimal::from(100) / l).round_dp(1)));
+            .and_then(|l| crate::service::budgets::percent_of(spend, l))
+            .map(|p| format!("{}%", p.round_dp(1)));
         let name = match &scope {
             LimitScope::Organization => "Whole organization".to_owned(),
             LimitScope::Workspace { name, .. } => name.clone(),
@@ -407,7 +374,7 @@ pub async fn set(ctx: Ctx, Form(input): Form<SpendInput>) -> AppResult<Response>
     let Some(scope) = scope_from(&ctx, &input.scope).await? else {
         return spend_again(&ctx, form, "Choose the organization or a workspace.".into()).await;
     };
-    let amount = match parse_limit(&input.amount) {
+    let amount = match crate::money::parse_dollars(&input.amount, "the monthly limit") {
         Ok(a) => a,
         Err(e) => return spend_again(&ctx, form, e).await,
     };
@@ -529,7 +496,7 @@ pub async fn request(ctx: Ctx, Form(input): Form<RequestInput>) -> AppResult<Res
     else {
         return again(form, "Choose one of your workspaces.".into()).await;
     };
-    let amount = match parse_limit(&input.amount) {
+    let amount = match crate::money::parse_dollars(&input.amount, "the monthly limit") {
         Ok(a) => a,
         Err(e) => return again(form, e).await,
     };
@@ -939,17 +906,6 @@ pub async fn rate_set(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limits_are_positive_dollars_and_cents() {
-        assert_eq!(parse_limit("$2,500.25"), Ok(Decimal::from(250_025)));
-        assert_eq!(parse_limit(" 40 "), Ok(Decimal::from(4_000)));
-        assert!(parse_limit("0").is_err());
-        assert!(parse_limit("-5").is_err());
-        assert!(parse_limit("1.234").is_err());
-        assert!(parse_limit("1e3").is_err());
-        assert!(parse_limit("").is_err());
-    }
 
     #[test]
     fn rate_limits_are_whole_numbers_in_range() {

@@ -140,7 +140,7 @@ pub async fn submit(
 ) -> AppResult<Response> {
     let username = form.username.trim().to_owned();
     let account = accounts::find_by_username(&state.db, &username).await?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let actor = match &account {
         Some(account) => actor_of(account),
         None => Actor {
@@ -150,17 +150,26 @@ pub async fn submit(
         },
     };
 
-    let throttled = state.throttle.ip_blocked(&client.ip)
+    // An address over its allowance gets no password check at all: hashing is what a flood
+    // would cost us.
+    let address_throttled = state.throttle.ip_blocked(&client.ip, now);
+    let throttled = address_throttled
         || match &account {
             Some(account) => account.is_locked(now),
-            None => state.throttle.unknown_name_blocked(&username),
+            None => state.throttle.unknown_name_blocked(&username, now),
         };
-    // Verify even when throttled or unknown, so the answer takes the same time either way.
-    let stored = match &account {
-        Some(account) => Some(accounts::password_hash(&state.db, account.id).await?),
-        None => None,
+    // Otherwise verify even when locked or unknown, so the answer takes the same time either
+    // way and does not tell which names exist.
+    let password_ok = if address_throttled {
+        false
+    } else {
+        let stored = match &account {
+            Some(account) => Some(accounts::password_hash(&state.db, account.id).await?),
+            None => None,
+        };
+        state.throttle.count_check();
+        password::verify(form.password, stored).await
     };
-    let password_ok = password::verify(form.password, stored).await;
     let active = account.as_ref().is_some_and(|a| !a.disabled);
     // With local passwords off only the break-glass owner may use one, and only as an owner.
     let passwords_off = !state.config.sso.password_allowed_for(&username)
@@ -195,20 +204,24 @@ pub async fn submit(
     } else {
         "bad_password"
     };
-    state
-        .audit
-        .append(system_entry(
-            &client,
-            actor.clone(),
-            Action::AuthLoginFailed,
-            json!({ "reason": reason }),
-            Outcome::Denied,
-        ))
-        .await?;
+    super::sso::record_failed_sign_in(
+        &state,
+        &client,
+        actor.clone(),
+        json!({ "reason": reason }),
+        Outcome::Denied,
+    )
+    .await?;
+    // Every failure counts against the address, also one refused for a locked account or a
+    // throttled name: hammering from one place ends in no hashing at all.
+    if !passwords_off && !address_throttled {
+        state.throttle.record_failure(
+            &client.ip,
+            account.is_none().then_some(username.as_str()),
+            now,
+        );
+    }
     if !throttled && !passwords_off {
-        state
-            .throttle
-            .record_failure(&client.ip, account.is_none().then_some(username.as_str()));
         if let Some(account) = &account {
             if accounts::record_failed_login(
                 &state.db,

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod audit;
 pub mod context;
 pub mod error;
+pub mod escape;
 pub mod extract;
 pub mod health;
 pub mod home;
@@ -15,6 +16,7 @@ pub mod login;
 pub mod members;
 pub mod org;
 pub mod page;
+pub mod present;
 pub mod routes;
 pub mod sso;
 pub mod usage;
@@ -34,7 +36,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
-use crate::auth::throttle::{FloodGate, LoginThrottle, OVERFLOW};
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::Permission;
 use crate::service::Services;
 pub use context::Ctx;
@@ -67,16 +69,6 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// How often refused requests are audited per address (forged forms, untrusted identity
-/// headers): each refusal kind gets its own gate with the same limits.
-fn refusal_gate(state: &AppState) -> Arc<FloodGate> {
-    Arc::new(FloodGate::new(
-        state.config.csrf_audit_window,
-        CSRF_AUDITS_PER_WINDOW,
-        CSRF_AUDIT_ADDRESSES,
-    ))
-}
-
 /// Builds the whole application. `session_store` must already be migrated.
 pub fn router(state: AppState, session_store: SqliteStore) -> Router {
     let sessions = SessionManagerLayer::new(session_store)
@@ -92,30 +84,33 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
     let pages = page_routes()
         .into_router(&state)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Innermost, so the page it makes gets the layout like every other error.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panicked,
+        ))
         // Order matters: the session layer runs first, then CSRF, which reads the session.
         .layer(middleware::from_fn(crate::auth::csrf::protect))
         .layer(middleware::from_fn_with_state(
-            CsrfAudit {
-                state: state.clone(),
-                gate: refusal_gate(&state),
-            },
+            state.clone(),
             audit_csrf_rejections,
         ))
         // After the session layer, before CSRF and the route guards: a trusted proxy's header
         // signs the request in before anything checks who is signed in.
         .layer(middleware::from_fn_with_state(
-            sso::ProxyLogin {
-                state: state.clone(),
-                refusals: refusal_gate(&state),
-            },
+            state.clone(),
             sso::proxy_login,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), one_deadline))
+        .layer(middleware::from_fn(refuse_long_addresses))
         .layer(middleware::from_fn_with_state(state.clone(), error_layout))
         .layer(sessions)
         .layer(middleware::from_fn(htmx_errors))
         .layer(DefaultBodyLimit::max(1024 * 1024));
 
     open_routes().into_router(&state).merge(pages)
+        // A panic in a layer outside the pages' own catch still gets a page, without layout.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panicked))
         .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // Only the path: query strings can carry one-time tokens.
@@ -163,7 +158,11 @@ fn page_routes() -> Routes {
         .get("/audit/{seq}", Needs(ViewAudit), audit::show)
         .get("/audit/export", Needs(ViewAudit), audit::export)
         .post("/audit/verify", Needs(ViewAudit), audit::verify_now)
-        .post("/audit/acknowledge", Needs(ViewAudit), audit::acknowledge)
+        .post(
+            "/audit/acknowledge",
+            Needs(ManageOrganization),
+            audit::acknowledge,
+        )
         // Single sign-on: the provider's way in and out (public), and the group mappings.
         .get("/auth/oidc/start", Public, sso::oidc_start)
         .get("/auth/oidc/callback", Public, sso::oidc_callback)
@@ -217,6 +216,31 @@ pub fn route_table() -> Vec<RouteSpec> {
 
 async fn not_found() -> AppError {
     AppError::NotFound
+}
+
+/// One deadline for every Admin API call a page view or action makes (re-reads, writes,
+/// pages of a list): the person waits at most `--api-deadline-seconds` for Anthropic in all.
+async fn one_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    crate::anthropic::within(state.config.api_deadline, next.run(request)).await
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
+
+/// The longest address (path and query) a page reads. Orgkeeper's own links stay far below;
+/// a longer one is refused before anything parses it.
+const MAX_ADDRESS: usize = 16 * 1024;
+
+async fn refuse_long_addresses(request: Request, next: Next) -> Response {
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if length > MAX_ADDRESS {
+        return AppError::UriTooLong.into_response();
+    }
+    next.run(request).await
 }
 
 /// Security headers, in one place. References: OWASP Secure Headers Project.
@@ -331,29 +355,16 @@ async fn htmx_errors(request: Request, next: Next) -> Response {
     response
 }
 
-/// Refused forms (and refused proxy headers) audited one by one per client address and
-/// window; the rest are counted.
-const CSRF_AUDITS_PER_WINDOW: u64 = 5;
-/// Client addresses tracked at once; further ones share one counted slot (bounded memory).
-const CSRF_AUDIT_ADDRESSES: usize = 4096;
-
-#[derive(Clone)]
-struct CsrfAudit {
-    state: AppState,
-    gate: Arc<FloodGate>,
-}
-
 /// CSRF refusals are security events: record who tried, from where. Anyone can send them, so
-/// flood control keeps the log from growing without limit: the first few per address per
-/// window are recorded, the rest become one summary record with their count (written at the
-/// first refusal after the window ends; see [`FloodGate`]).
+/// they pass the service's flood control (a few per address and minute one by one, the rest
+/// summed up; see [`crate::service::refusals`]).
 async fn audit_csrf_rejections(
-    State(audit): State<CsrfAudit>,
+    State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let client = context::ClientInfo::from_parts(&parts, audit.state.config.trust_proxy);
+    let client = context::ClientInfo::from_parts(&parts, state.config.trust_proxy);
     let path = parts.uri.path().to_owned();
     let response = next.run(Request::from_parts(parts, body)).await;
     if response
@@ -362,41 +373,20 @@ async fn audit_csrf_rejections(
         .is_some()
         && response.status() == StatusCode::FORBIDDEN
     {
-        let verdict = audit.gate.admit(&client.ip, std::time::Instant::now());
-        for summary in verdict.summaries {
-            let source = crate::audit::Source {
-                ip: (summary.address != OVERFLOW).then(|| summary.address.clone()),
-                user_agent: None,
-            };
-            let details = serde_json::json!({
-                "summary": true,
-                "suppressed": summary.count,
-                "window_seconds": summary.window.as_secs(),
-            });
-            if let Err(error) = audit.state.audit.append(csrf_entry(source, details)).await {
-                tracing::error!(%error, address = %summary.address, suppressed = summary.count,
-                    "could not audit a summary of CSRF rejections");
-            }
-        }
-        if verdict.record {
-            let entry = csrf_entry(client.source(), serde_json::json!({ "path": path }));
-            if let Err(error) = audit.state.audit.append(entry).await {
-                tracing::error!(%error, "could not audit a CSRF rejection");
-            }
+        use crate::audit::{Action, Actor, NewEntry, Outcome};
+        let entry = NewEntry::new(
+            Actor::named("(unknown)"),
+            client.source(),
+            Action::CsrfRejected,
+            Outcome::Denied,
+        )
+        .details(serde_json::json!({ "path": path }));
+        let refused = crate::service::refusals::Refused::Csrf;
+        if let Err(error) = state.record_refusal(refused, entry).await {
+            tracing::error!(%error, "could not audit a CSRF rejection");
         }
     }
     response
-}
-
-fn csrf_entry(source: crate::audit::Source, details: serde_json::Value) -> crate::audit::NewEntry {
-    use crate::audit::{Action, Actor, NewEntry, Outcome};
-    NewEntry::new(
-        Actor::named("(unknown)"),
-        source,
-        Action::CsrfRejected,
-        Outcome::Denied,
-    )
-    .details(details)
 }
 
 pub fn html_escape(text: &str) -> String {

@@ -119,14 +119,13 @@ fn parse_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     if text.is_empty() {
         return Ok(now);
     }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+    if NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
+        let day = crate::web::present::day(text, "review")?;
         let end = NaiveDateTime::new(day, NaiveTime::from_hms_opt(23, 59, 59).expect("valid"));
         return Ok(end.and_utc().min(now));
     }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        if let Ok(at) = NaiveDateTime::parse_from_str(text, format) {
-            return Ok(at.and_utc());
-        }
+    if let Some(at) = crate::web::present::moment(text, "review") {
+        return Ok(at?.and_utc());
     }
     Err(format!(
         "\"{text}\" is not a date. Use a day such as 2026-11-30, or a moment such as 2026-11-30T14:00 (UTC)."

@@ -5,6 +5,7 @@
 //! the mappings and then signs in exactly as the password form does (`session::sign_in`: new
 //! session id, the account's epoch, idle and absolute timeouts), with the same audit records.
 
+use crate::web::extract::FormBody;
 use askama::Template;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -23,6 +24,7 @@ use crate::auth::accounts::{self, Account};
 use crate::auth::oidc::Callback;
 use crate::auth::sso::{self, AccessChange, Identity, Provisioned};
 use crate::auth::{session, Permission, Role};
+use crate::service::refusals::Refused;
 
 /// Carries the `state` of a sign-in in progress. `SameSite=Lax`, unlike the session cookie,
 /// because the provider sends the browser back with a cross-site navigation.
@@ -34,7 +36,9 @@ struct RefusedPage {
     layout: Layout,
     heading: String,
     message: String,
+    /// The first few of the person's groups, and how many more there are.
     groups: Vec<String>,
+    more_groups: usize,
 }
 
 #[derive(Template)]
@@ -51,11 +55,14 @@ fn refused(
     message: String,
     groups: Vec<String>,
 ) -> AppResult<Response> {
+    const SHOWN: usize = 50;
+    let more_groups = groups.len().saturating_sub(SHOWN);
     let page = RefusedPage {
         layout: Layout::anonymous(state, heading, String::new()),
         heading: heading.to_owned(),
         message,
-        groups,
+        groups: groups.into_iter().take(SHOWN).collect(),
+        more_groups,
     };
     Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
 }
@@ -78,6 +85,21 @@ async fn record(
         ..NewEntry::new(actor, client.source(), action, outcome).details(details)
     };
     state.audit.append(entry).await?;
+    Ok(())
+}
+
+/// A failed sign-in (password, provider or proxy): anyone can cause one, so it passes the
+/// flood control of refused requests.
+pub(super) async fn record_failed_sign_in(
+    state: &AppState,
+    client: &ClientInfo,
+    actor: Actor,
+    details: serde_json::Value,
+    outcome: Outcome,
+) -> AppResult<()> {
+    let entry =
+        NewEntry::new(actor, client.source(), Action::AuthLoginFailed, outcome).details(details);
+    state.record_refusal(Refused::SignIn, entry).await?;
     Ok(())
 }
 
@@ -149,7 +171,8 @@ pub async fn sign_in_identity(
         name: identity.username.chars().take(64).collect(),
         role: None,
     };
-    let failed = |reason: &str| json!({ "method": method, "reason": reason, "subject": identity.subject, "groups": identity.groups });
+    let groups = sso::groups_for_audit(&identity.groups);
+    let failed = |reason: &str| json!({ "method": method, "reason": reason, "subject": identity.subject, "groups": groups });
     match sso::provision(&state.db, identity).await? {
         Provisioned::Ready {
             account,
@@ -165,7 +188,7 @@ pub async fn sign_in_identity(
                     account_target(&account),
                     json!({ "username": account.username, "role": account.role.as_str(),
                             "workspaces": account.workspaces, "method": method,
-                            "groups": identity.groups }),
+                            "groups": groups }),
                     Outcome::Ok,
                 )
                 .await?;
@@ -186,7 +209,7 @@ pub async fn sign_in_identity(
                 person(&account),
                 Action::AuthLogin,
                 None,
-                json!({ "method": method, "groups": identity.groups }),
+                json!({ "method": method, "groups": groups }),
                 Outcome::Ok,
             )
             .await?;
@@ -205,12 +228,10 @@ pub async fn sign_in_identity(
                 )
                 .await?;
             }
-            record(
+            record_failed_sign_in(
                 state,
                 client,
                 anonymous,
-                Action::AuthLoginFailed,
-                None,
                 failed("no_mapped_group"),
                 Outcome::Denied,
             )
@@ -228,16 +249,8 @@ pub async fn sign_in_identity(
             )?))
         }
         Provisioned::Refused { reason, message } => {
-            record(
-                state,
-                client,
-                anonymous,
-                Action::AuthLoginFailed,
-                None,
-                failed(reason),
-                Outcome::Denied,
-            )
-            .await?;
+            record_failed_sign_in(state, client, anonymous, failed(reason), Outcome::Denied)
+                .await?;
             Ok(Err(refused(
                 state,
                 StatusCode::FORBIDDEN,
@@ -258,7 +271,7 @@ fn state_cookie(state: &AppState, value: &str, max_age: u32) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{STATE_COOKIE}={value}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
-    .expect("the state is URL-safe")
+    .expect("the sealed state is base64url and a dot")
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -289,17 +302,15 @@ pub async fn oidc_start(
             let mut response = Redirect::to(&started.url).into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
-                state_cookie(&state, &started.state, 600),
+                state_cookie(&state, &started.cookie, 600),
             );
             Ok(response)
         }
         Err(error) => {
-            record(
+            record_failed_sign_in(
                 &state,
                 &client,
                 Actor::named("(unknown)"),
-                Action::AuthLoginFailed,
-                None,
                 json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
                 Outcome::Failed,
             )
@@ -332,12 +343,10 @@ pub async fn oidc_callback(
         .await;
     let mut response = match finished {
         Err(error) => {
-            record(
+            record_failed_sign_in(
                 &state,
                 &client,
                 Actor::named("(unknown)"),
-                Action::AuthLoginFailed,
-                None,
                 json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
                 Outcome::Denied,
             )
@@ -374,23 +383,19 @@ pub async fn oidc_callback(
 
 /// Trusted proxy header sign-in, in front of every page. From a trusted address the header
 /// names the person (a different person than the session's signs in afresh); from any other
-/// address a request carrying the header is refused and audited, since anyone can send it.
-#[derive(Clone)]
-pub struct ProxyLogin {
-    pub state: AppState,
-    /// Anyone can send the header: refusals are flood-controlled like CSRF refusals.
-    pub refusals: std::sync::Arc<crate::auth::throttle::FloodGate>,
-}
-
-pub async fn proxy_login(
-    State(ProxyLogin { state, refusals }): State<ProxyLogin>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// address a request carrying the header is refused and audited, since anyone can send it. So
+/// is a request that carries the identity or groups header twice: which one a proxy meant
+/// cannot be known, and believing the first would let a client's own copy through a proxy
+/// that appends instead of overwriting.
+pub async fn proxy_login(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(proxy) = state.config.sso.proxy.clone() else {
         return next.run(request).await;
     };
     let headers = request.headers().clone();
+    let repeated = std::iter::once(proxy.header.as_str())
+        .chain(proxy.groups_header.as_deref())
+        .find(|name| headers.get_all(*name).iter().count() > 1)
+        .map(str::to_owned);
     let header_value = |name: &str| {
         headers
             .get(name)
@@ -420,50 +425,36 @@ pub async fn proxy_login(
         .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    if !peer.is_some_and(|ip| proxy.trusted.contains(ip)) {
-        let details = json!({ "header": proxy.header, "claimed": name.chars().take(64).collect::<String>(),
+    let trusted = peer.is_some_and(|ip| proxy.trusted.contains(ip));
+    if !trusted || repeated.is_some() {
+        let (reason, message) = match &repeated {
+            Some(header) if trusted => (
+                "repeated_header",
+                format!("This request carries the {header} header more than once, so who it is for cannot be known, and it was refused. Check that the proxy replaces the header instead of adding to it."),
+            ),
+            _ => (
+                "untrusted_peer",
+                format!("This request carries the {} sign-in header but did not come through the trusted proxy, so it was refused.", proxy.header),
+            ),
+        };
+        let details = json!({ "header": repeated.as_deref().unwrap_or(&proxy.header), "reason": reason,
+                              "claimed": name.chars().take(64).collect::<String>(),
                               "peer": peer.map(|p| p.to_string()), "path": parts.uri.path() });
-        let verdict = refusals.admit(&client.ip, std::time::Instant::now());
-        let mut entries: Vec<(ClientInfo, serde_json::Value)> = verdict
-            .summaries
-            .into_iter()
-            .map(|summary| {
-                let from = ClientInfo {
-                    ip: summary.address.clone(),
-                    user_agent: None,
-                    htmx: false,
-                };
-                let details = json!({ "summary": true, "suppressed": summary.count,
-                                      "window_seconds": summary.window.as_secs() });
-                (from, details)
-            })
-            .collect();
-        if verdict.record {
-            entries.push((client.clone(), details));
-        }
-        for (from, details) in entries {
-            if let Err(error) = record(
-                &state,
-                &from,
-                Actor::named("(unknown)"),
-                Action::ProxyHeaderRefused,
-                None,
-                details,
-                Outcome::Denied,
-            )
-            .await
-            {
-                return error.into_response();
-            }
+        let entry = NewEntry::new(
+            Actor::named("(unknown)"),
+            client.source(),
+            Action::ProxyHeaderRefused,
+            Outcome::Denied,
+        )
+        .details(details);
+        if let Err(error) = state.record_refusal(Refused::ProxyHeader, entry).await {
+            return AppError::from(error).into_response();
         }
         return refused(
             &state,
             StatusCode::FORBIDDEN,
             "Request refused",
-            format!(
-                "This request carries the {} sign-in header but did not come through the trusted proxy, so it was refused.",
-                proxy.header
-            ),
+            message,
             Vec::new(),
         )
         .unwrap_or_else(IntoResponse::into_response);
@@ -562,7 +553,7 @@ async fn done(ctx: &Ctx, result: Result<usize, String>, success: String) -> AppR
 }
 
 /// `POST /sso/groups`: map a group to a role.
-pub async fn add_mapping(ctx: Ctx, body: String) -> AppResult<Response> {
+pub async fn add_mapping(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()

@@ -47,10 +47,18 @@ async fn a_broken_chain_shows_a_banner_to_reviewers_until_acknowledged() {
         !viewer_page.contains("hash chain is broken"),
         "viewers cannot read the audit log, so no banner"
     );
+    // Auditors review; only owners and admins may silence the banner for everyone.
     let (_, audit_page) = auditor.get_text("/audit").await;
-    assert!(audit_page.contains("Acknowledge the break"));
+    assert!(audit_page.contains("hash chain is broken at record 1"));
+    assert!(!audit_page.contains("Acknowledge the break"));
+    let refused = auditor.post("/audit/acknowledge", &[]).await;
+    assert_eq!(refused.status(), 403);
+    let (_, owner_still) = owner.get_text("/").await;
+    assert!(owner_still.contains("hash chain is broken at record 1"));
+    let (_, owner_audit) = owner.get_text("/audit").await;
+    assert!(owner_audit.contains("Acknowledge the break"));
 
-    let acknowledged = auditor.post("/audit/acknowledge", &[]).await;
+    let acknowledged = owner.post("/audit/acknowledge", &[]).await;
 
     assert_eq!(acknowledged.status(), 303);
     let (_, owner_after) = owner.get_text("/").await;

@@ -20,6 +20,7 @@ mod keys;
 mod limits;
 mod members_invites;
 mod model;
+mod probe;
 mod reconcile;
 mod sdk_compat;
 mod services;

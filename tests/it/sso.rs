@@ -419,11 +419,13 @@ async fn a_replayed_code_is_refused() {
 }
 
 #[tokio::test]
-async fn id_tokens_with_a_wrong_audience_an_expiry_in_the_past_or_a_bad_signature_are_refused() {
+async fn id_tokens_with_a_wrong_audience_an_expiry_in_the_past_a_future_issue_time_or_a_bad_signature_are_refused(
+) {
     let Sso { app, idp } = spawn_sso(|_| {}).await;
     for (kind, expected) in [
         ("wrong_audience", "audience"),
         ("expired", "expired"),
+        ("issued_in_the_future", "issued in the future"),
         ("bad_signature", "signature"),
     ] {
         idp.spoil_next_token(kind).await;
@@ -857,4 +859,48 @@ async fn a_provider_that_redirects_is_not_followed() {
         last_failure(&app).await.details["reason"],
         "provider_unreachable"
     );
+}
+
+/// Sign-ins in progress live in the browser's signed cookie, so no number of anonymous starts
+/// can push out someone's sign-in (there used to be a table of 10,000, oldest out first).
+#[tokio::test]
+async fn a_flood_of_started_sign_ins_does_not_cancel_someone_elses() {
+    let Sso { app, idp: _idp } = spawn_sso(|_| {}).await;
+    let session = app.client();
+    let url = callback_url(&app, &session, "alice").await;
+    let oidc = app.state.oidc.clone().expect("OpenID Connect is set up");
+    for _ in 0..10_001 {
+        oidc.start("/".into(), app.state.clock.now()).await.unwrap();
+    }
+    let response = session.http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(session.get("/members").await.status(), 200, "signed in");
+    // A callback is still good for one use only.
+    let again = session.http.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 401);
+}
+
+/// Anyone can call the callback; its failures are recorded like other refusals: a few per
+/// address and minute, the rest counted into one summary.
+#[tokio::test]
+async fn anonymous_callbacks_leave_a_few_records_and_a_count() {
+    let Sso { app, idp: _idp } = spawn_sso(|_| {}).await;
+    let anonymous = app.client();
+    for _ in 0..300 {
+        let response = anonymous.get("/auth/oidc/callback?state=x&code=y").await;
+        assert_eq!(response.status(), 401);
+    }
+    let failed = records(&app, "auth.login_failed").await;
+    assert_eq!(failed.len(), 5, "five one by one");
+    app.state
+        .clock
+        .advance(orgkeeper::service::refusals::WINDOW);
+    anonymous.get("/auth/oidc/callback?state=x&code=y").await;
+    let failed = records(&app, "auth.login_failed").await;
+    let summary = failed
+        .iter()
+        .find(|r| r.details["summary"] == true)
+        .expect("a summary");
+    assert_eq!(summary.details["suppressed"], 295);
+    assert_eq!(failed.len(), 7);
 }

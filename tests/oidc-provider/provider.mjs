@@ -112,6 +112,10 @@ async function mangle(idToken, kind) {
     claims.iat -= 7200;
     claims.exp = Math.floor(Date.now() / 1000) - 3600;
   }
+  if (kind === 'issued_in_the_future') {
+    claims.iat += 365 * 86400;
+    claims.exp += 365 * 86400;
+  }
   return new jose.SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'test-key' }).sign(privateKey);
 }
 

@@ -2,6 +2,7 @@
 //! change and which are skipped) → confirm → one audited change per key → results. A failure
 //! on one key never stops the others.
 
+use crate::web::extract::FormBody;
 use askama::Template;
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
@@ -184,7 +185,7 @@ struct ResultsPage {
 }
 
 /// `POST /keys/bulk`: applies the confirmed change to each key in turn.
-pub async fn apply(ctx: Ctx, body: String) -> AppResult<Response> {
+pub async fn apply(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let fields = fields(&body);
     let action = BulkAction::parse(field(&fields, "action"))?;

@@ -6,6 +6,7 @@
 //! (later steps wait, so nothing happens out of order, e.g. removing the member before their
 //! keys are stopped) and "Resume" retries only the unfinished steps.
 
+use crate::web::extract::FormBody;
 use std::sync::Arc;
 
 use crate::org::Touched;
@@ -481,7 +482,11 @@ fn step_target(user_id: &str, step: &PlannedStep) -> Touched {
 /// preview is the last look before irreversible steps, so it re-reads each chosen target (and
 /// the member's keys) first: a step whose target changed outside Orgkeeper meanwhile is
 /// dropped and named, and the change is recorded in the audit log.
-pub async fn preview(ctx: Ctx, Path(user_id): Path<String>, body: String) -> AppResult<Response> {
+pub async fn preview(
+    ctx: Ctx,
+    Path(user_id): Path<String>,
+    FormBody(body): FormBody,
+) -> AppResult<Response> {
     let (_, chosen) = match chosen_steps(
         &ctx,
         &user_id,
@@ -588,7 +593,11 @@ struct Run {
 }
 
 /// `POST /members/{id}/offboard/start`: stores the run and its steps, then runs them.
-pub async fn start(ctx: Ctx, Path(user_id): Path<String>, body: String) -> AppResult<Response> {
+pub async fn start(
+    ctx: Ctx,
+    Path(user_id): Path<String>,
+    FormBody(body): FormBody,
+) -> AppResult<Response> {
     let nothing = "Nothing was left to do (the steps may have been done meanwhile).";
     let (holdings, steps) = match chosen_steps(&ctx, &user_id, &body, nothing).await? {
         Ok(chosen) => chosen,

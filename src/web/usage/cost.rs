@@ -69,11 +69,8 @@ pub async fn budget_summaries(
             continue;
         }
         let spend = Spend::of(&m, &b.scope, settled, now.date_naive());
-        let percent = if b.amount_cents > Decimal::ZERO {
-            (spend.total * Decimal::from(100) / b.amount_cents).round_dp(1)
-        } else {
-            Decimal::ZERO
-        };
+        let percent = crate::service::budgets::percent_of(spend.total, b.amount_cents)
+            .map_or(Decimal::ZERO, |p| p.round_dp(1));
         let crossing = spend.crossing(start, b.amount_cents).describe();
         let estimate = matches!(spend.basis(), Basis::Pace(_));
         out.push(BudgetSummary {
@@ -202,8 +199,7 @@ async fn load_cost(
     let today = now.date_naive();
     let this_month = store::month_start(today);
     let month_start = match params.get("month").filter(|m| !m.is_empty()) {
-        Some(m) => NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
-            .map_err(|_| AppError::BadRequest("The month must look like 2025-01.".into()))?,
+        Some(m) => crate::web::present::month(m).map_err(AppError::BadRequest)?,
         None => this_month,
     };
     let by_desc = params.get("group_by").is_some_and(|g| g == "description");
@@ -570,26 +566,6 @@ pub struct BudgetInput {
     thresholds: String,
 }
 
-/// Dollars as typed ("1,200.50", "$300") → exact cents.
-pub fn parse_dollars(raw: &str) -> Result<Decimal, String> {
-    let cleaned: String = raw
-        .trim()
-        .trim_start_matches('$')
-        .chars()
-        .filter(|c| *c != ',' && !c.is_whitespace())
-        .collect();
-    let d: Decimal = cleaned
-        .parse()
-        .map_err(|_| "Enter the budget in dollars, for example 1500 or 1,500.00.".to_owned())?;
-    if d <= Decimal::ZERO {
-        return Err("The budget must be more than $0.".into());
-    }
-    if d.normalize().scale() > 2 {
-        return Err("Use at most two decimals (cents).".into());
-    }
-    Ok(d * Decimal::from(100))
-}
-
 pub fn parse_thresholds(raw: &str) -> Result<Vec<u32>, String> {
     let mut out = Vec::new();
     for part in raw
@@ -648,7 +624,7 @@ pub async fn set_budget(ctx: Ctx, Form(input): Form<BudgetInput>) -> AppResult<R
         )
         .await;
     }
-    let amount = match parse_dollars(&input.amount) {
+    let amount = match crate::money::parse_dollars(&input.amount, "the budget") {
         Ok(a) => a,
         Err(e) => return render_budgets(&ctx, form, Some(e)).await,
     };
@@ -725,14 +701,6 @@ pub async fn remove_budget(ctx: Ctx, Form(input): Form<RemoveInput>) -> AppResul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn typed_dollars_become_exact_cents() {
-        assert_eq!(parse_dollars("$1,500.25"), Ok(Decimal::from(150_025)));
-        assert!(parse_dollars("0").is_err());
-        assert!(parse_dollars("1.234").is_err());
-        assert!(parse_dollars("lots").is_err());
-    }
 
     #[test]
     fn thresholds_are_sorted_and_checked() {

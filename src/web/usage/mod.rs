@@ -289,9 +289,7 @@ pub fn parse_range(q: &BTreeMap<String, String>, now: DateTime<Utc>) -> Result<R
         }
         "custom" => {
             let date = |name: &str| -> Result<NaiveDate, String> {
-                let raw = q.get(name).map(String::as_str).unwrap_or("");
-                NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-                    .map_err(|_| format!("The {name} date must be a date like 2025-01-31."))
+                crate::web::present::day(q.get(name).map(String::as_str).unwrap_or(""), name)
             };
             let (f, t) = (date("from")?, date("to")?);
             if t < f {

@@ -341,3 +341,77 @@ pub fn location(response: &reqwest::Response) -> String {
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
 }
+
+/// Polls `condition` until it holds; fails the test, naming `what`, if it has not within
+/// `timeout`. For effects another task makes (webhook posts): never a fixed sleep.
+pub async fn wait_until(
+    what: &str,
+    timeout: std::time::Duration,
+    mut condition: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A webhook receiver on a loopback port: keeps every body posted to it, in order; the first
+/// `fail_first` posts are answered with a 500.
+pub struct Webhook {
+    pub url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl Webhook {
+    pub async fn start(fail_first: usize) -> Webhook {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let kept = kept.clone();
+                async move {
+                    let mut kept = kept.lock().unwrap();
+                    kept.push(body);
+                    if kept.len() <= fail_first {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Webhook { url, bodies }
+    }
+
+    /// Every body received so far.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    /// The `text` of each post, once at least `n` arrived.
+    pub async fn texts(&self, n: usize) -> Vec<String> {
+        wait_until(
+            &format!("{n} webhook posts"),
+            std::time::Duration::from_secs(10),
+            || self.bodies.lock().unwrap().len() >= n,
+        )
+        .await;
+        self.bodies()
+            .iter()
+            .map(|b| {
+                serde_json::from_str::<serde_json::Value>(b).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
