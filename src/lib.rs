@@ -9,6 +9,7 @@ pub mod anthropic;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod csv;

@@ -1,17 +1,12 @@
 //! The `orgkeeper` command: parse, configure, run one subcommand.
 
-use orgkeeper::audit::Action;
 use std::io::Read;
 use std::process::ExitCode;
 
-use orgkeeper::audit::{
-    Actor, AuditLog, ChainReport, ExportFormat, Filter, NewEntry, Outcome, Source, Target,
-};
-use orgkeeper::auth::accounts;
-use orgkeeper::config::{
-    self, AuditCommand, Cli, Command, ExportFormatArg, ServeArgs, ServerConfig, SimulateArgs,
-    UserCommand,
-};
+use orgkeeper::audit::{AuditLog, ChainReport, ExportFormat, Filter};
+use orgkeeper::cli::{AuditCommand, Cli, Command, ExportFormatArg, SimulateArgs, UserCommand};
+use orgkeeper::config::{self, ServeArgs, ServerConfig};
+use orgkeeper::service::{self, Caller, Services};
 use orgkeeper::{db, server, simulator};
 use tracing_subscriber::EnvFilter;
 
@@ -124,7 +119,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         simulator::start(listener, options).await?
     };
     running.set_spend_limits_access(args.spend_limits);
-    running.set_activity_feed(args.activity_feed == orgkeeper::config::FeedAccess::On);
+    running.set_activity_feed(args.activity_feed == orgkeeper::cli::FeedAccess::On);
     let faults = running.faults();
     faults.set_latency(std::time::Duration::from_millis(args.latency_ms));
     faults.set_failure_rate(args.failure_rate);
@@ -156,26 +151,22 @@ fn read_password_from_stdin() -> anyhow::Result<String> {
     Ok(input.lines().next().unwrap_or_default().to_owned())
 }
 
-fn cli_entry(action: Action, target: Option<Target>, details: serde_json::Value) -> NewEntry {
-    let source = Source {
-        ip: None,
-        user_agent: Some("orgkeeper cli".into()),
-    };
-    let entry = NewEntry::new(Actor::system(), source, action, Outcome::Ok).details(details);
-    NewEntry { target, ..entry }
-}
-
-fn account_target(account: &accounts::Account) -> Option<Target> {
-    Some(Target {
-        kind: "account".into(),
-        id: account.id.to_string(),
-        label: Some(account.username.clone()),
-    })
-}
+/// The command line acts as a system caller, through the same service functions as the pages.
+const CLI: Caller = Caller::System {
+    name: "system (command line)",
+};
 
 async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Result<ExitCode> {
     let pool = db::connect(database).await?;
-    let audit = AuditLog::new(pool.clone());
+    let services = Services::offline(pool.clone()).await?;
+    let by_name = |name: String| {
+        let services = services.clone();
+        async move {
+            service::accounts::find_by_name(&services, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("There is no account named {name:?}."))
+        }
+    };
     match command {
         UserCommand::Add {
             name,
@@ -183,40 +174,31 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
             workspaces,
             ..
         } => {
-            let password = read_password_from_stdin()?;
-            let account = accounts::create(&pool, &name, role, &password, &workspaces).await?;
-            audit
-                .append(cli_entry(
-                    Action::AccountCreated,
-                    account_target(&account),
-                    serde_json::json!({ "role": role.as_str(), "workspaces": workspaces }),
-                ))
-                .await?;
+            let new = service::accounts::NewAccount {
+                username: name,
+                role: Some(role),
+                password: read_password_from_stdin()?,
+                workspaces,
+            };
+            let account = service::accounts::create(&services, &CLI, new).await?;
             println!("Created {} ({}).", account.username, role.as_str());
         }
         UserCommand::Passwd { name, .. } => {
-            let account = accounts::get_by_username(&pool, &name).await?;
+            let account = by_name(name).await?;
             let password = read_password_from_stdin()?;
-            accounts::set_password(&pool, account.id, &password).await?;
-            audit
-                .append(cli_entry(
-                    Action::AccountPasswordReset,
-                    account_target(&account),
-                    serde_json::json!({}),
-                ))
-                .await?;
+            service::accounts::reset_password(&services, &CLI, &account, &password).await?;
             println!(
                 "Password changed for {}; their sessions were ended.",
                 account.username
             );
         }
         UserCommand::List => {
-            let now = chrono::Utc::now();
+            let now = services.clock.now();
             println!(
                 "{:<24} {:<10} {:<9} {:<7} WORKSPACES",
                 "NAME", "ROLE", "STATUS", "LOCKED"
             );
-            for account in accounts::list(&pool).await? {
+            for account in service::accounts::list(&services).await? {
                 println!(
                     "{:<24} {:<10} {:<9} {:<7} {}",
                     account.username,
@@ -232,27 +214,13 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
             }
         }
         UserCommand::Disable { name } => {
-            let account = accounts::get_by_username(&pool, &name).await?;
-            accounts::set_disabled(&pool, &account, true).await?;
-            audit
-                .append(cli_entry(
-                    Action::AccountDisabled,
-                    account_target(&account),
-                    serde_json::json!({ "after": { "disabled": true } }),
-                ))
-                .await?;
+            let account = by_name(name).await?;
+            service::accounts::set_disabled(&services, &CLI, &account, true).await?;
             println!("Disabled {}; their sessions were ended.", account.username);
         }
         UserCommand::Unlock { name } => {
-            let account = accounts::get_by_username(&pool, &name).await?;
-            accounts::clear_lockout(&pool, account.id).await?;
-            audit
-                .append(cli_entry(
-                    Action::AccountUnlocked,
-                    account_target(&account),
-                    serde_json::json!({}),
-                ))
-                .await?;
+            let account = by_name(name).await?;
+            service::accounts::unlock(&services, &CLI, &account).await?;
             println!("Unlocked {}.", account.username);
         }
     }

@@ -3,29 +3,33 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
-use chrono::Utc;
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::anthropic::{AdminKey, Client, ClientConfig, WorkspaceFilter};
-use crate::audit::{Action, AuditLog, Outcome};
 use crate::auth::session::random_token;
-use crate::auth::throttle::LoginThrottle;
 use crate::auth::{accounts, Role};
 use crate::clock::Clock;
 use crate::config::{ServerConfig, Upstream};
-use crate::service::alerts::Alerts;
-use crate::service::chain::ChainMonitor;
-use crate::service::{target, Caller, Services};
+use crate::service::{Caller, Services};
 use crate::simulator::{self, RunningSimulator, SimulatorOptions};
 use crate::web::{self, AppState, SetupToken};
 
 /// How long the printed first-run link stays valid.
 const SETUP_LINK_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+
+/// The organization the demo runs on.
+impl From<crate::config::DemoProfile> for crate::simulator::Profile {
+    fn from(profile: crate::config::DemoProfile) -> Self {
+        match profile {
+            crate::config::DemoProfile::Demo => crate::simulator::Profile::Demo,
+            crate::config::DemoProfile::Large => crate::simulator::Profile::Large,
+        }
+    }
+}
 
 /// A demo account created on the first demo start, printed once.
 pub struct DemoAccount {
@@ -47,8 +51,6 @@ pub struct Server {
 }
 
 pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Server> {
-    // Intents older than this belong to an earlier process; see `service::reconcile`.
-    let started_at = Utc::now();
     let (api, simulator) = match &config.upstream {
         Upstream::Live { base_url, key } => (
             Client::new(ClientConfig::new(base_url.clone(), key.clone()))?,
@@ -59,7 +61,7 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
             let simulator = simulator::start(
                 listener,
                 SimulatorOptions {
-                    profile: *profile,
+                    profile: (*profile).into(),
                     seed: *seed,
                 },
             )
@@ -78,18 +80,8 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
     let session_store = SqliteStore::new(db.clone());
     session_store.migrate().await?;
     let clock = Clock::default();
-    let pool = db.clone();
-    let services = Services {
-        audit: AuditLog::new(db.clone()),
-        db,
-        org: Arc::new(crate::org::Org::load(api, pool, clock.clone()).await?),
-        alerts: Alerts::new(config.alert_webhook_url.clone())?,
-        reports: Default::default(),
-        refusals: Default::default(),
-        config: Arc::new(config),
-        clock,
-        chain: Arc::new(ChainMonitor::default()),
-    };
+    let started_at = clock.now();
+    let services = Services::new(db, config, api, clock).await?;
     let oidc = match &services.config.sso.oidc {
         Some(settings) => Some(Arc::new(crate::auth::oidc::Oidc::new(settings.clone())?)),
         None => None,
@@ -97,14 +89,6 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
     let state = AppState {
         services,
         oidc,
-        // 30 failures from one address, or 5 against one unknown name, per 15 minutes;
-        // at most 16,384 addresses and names tracked, the rest throttled together.
-        throttle: Arc::new(LoginThrottle::new(
-            Duration::from_secs(15 * 60),
-            30,
-            5,
-            16_384,
-        )),
         setup: Arc::new(Mutex::new(None)),
     };
 
@@ -117,13 +101,14 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
             let token = random_token();
             *state.setup.lock().expect("setup lock") = Some(SetupToken {
                 token: token.clone(),
-                expires_at: Utc::now() + SETUP_LINK_LIFETIME,
+                expires_at: state.clock.now() + SETUP_LINK_LIFETIME,
             });
             setup_token = Some(token);
         }
     }
 
     // Before serving and before any job: nothing of ours can write an outcome meanwhile.
+    // Intents older than `started_at` belong to an earlier process; see `service::reconcile`.
     if let Err(error) = crate::service::reconcile::run(&state.services, started_at).await {
         tracing::error!(%error, "interrupted changes could not be resolved; they stay unresolved in the audit log");
     }
@@ -157,16 +142,20 @@ async fn create_demo_accounts(state: &AppState) -> anyhow::Result<Vec<DemoAccoun
         } else {
             Vec::new()
         };
-        accounts::create(&state.db, &username, role, &password, &assigned).await?;
-        state
-            .record(
-                &Caller::System { name: "system" },
-                Action::AccountCreated,
-                target("account", username.clone(), Some(username.clone())),
-                serde_json::json!({ "role": role.as_str(), "demo": true, "workspaces": assigned }),
-                Outcome::Ok,
-            )
-            .await?;
+        let new = crate::service::accounts::NewAccount {
+            username: username.clone(),
+            role: Some(role),
+            password: password.clone(),
+            workspaces: assigned,
+        };
+        crate::service::accounts::create(
+            state,
+            &Caller::System {
+                name: "system (demo)",
+            },
+            new,
+        )
+        .await?;
         created.push(DemoAccount {
             username,
             role,

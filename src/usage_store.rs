@@ -876,7 +876,11 @@ pub async fn budgets(db: &SqlitePool) -> Result<Vec<Budget>, sqlx::Error> {
         .collect())
 }
 
-pub async fn set_budget(db: &SqlitePool, b: &Budget) -> Result<(), sqlx::Error> {
+pub async fn set_budget(
+    db: &SqlitePool,
+    b: &Budget,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     let thresholds: Vec<String> = b.thresholds.iter().map(u32::to_string).collect();
     sqlx::query(
         "INSERT INTO budgets (scope, amount_cents, thresholds, updated_at) VALUES (?, ?, ?, ?) \
@@ -885,7 +889,7 @@ pub async fn set_budget(db: &SqlitePool, b: &Budget) -> Result<(), sqlx::Error> 
     .bind(&b.scope)
     .bind(b.amount_cents.normalize().to_string())
     .bind(thresholds.join(","))
-    .bind(ts(Utc::now()))
+    .bind(ts(now))
     .execute(db)
     .await?;
     Ok(())

@@ -108,7 +108,21 @@ pub struct Actor {
     pub role: Option<String>,
 }
 
+/// The actor of every change seen in the organization that Orgkeeper did not make.
+pub const OBSERVER: &str = "outside Orgkeeper";
+/// Its role column: what the audit page's "observed" filter looks for.
+pub const OBSERVED: &str = "observed";
+
 impl Actor {
+    /// Whoever made a change Orgkeeper only saw (`outside Orgkeeper`, role `observed`).
+    pub fn observer() -> Self {
+        Self {
+            account_id: None,
+            name: OBSERVER.to_owned(),
+            role: Some(OBSERVED.to_owned()),
+        }
+    }
+
     /// Background jobs and the command line.
     pub fn system() -> Self {
         Self {
@@ -349,8 +363,7 @@ pub struct Record {
 impl Record {
     /// A change Orgkeeper observed in the organization (no local account made it).
     pub fn is_observed(&self) -> bool {
-        self.actor_id.is_none()
-            && self.actor_role.as_deref() == Some(crate::service::sync::OBSERVED)
+        self.actor_id.is_none() && self.actor_role.as_deref() == Some(OBSERVED)
     }
 
     /// Set when this record resolves an intent that a crash left without an outcome.
@@ -463,6 +476,9 @@ impl ChainReport {
 pub struct AuditLog {
     pool: SqlitePool,
     append_lock: Arc<Mutex<()>>,
+    /// The log's own clock, which nothing moves: a record carries the time it was written,
+    /// even while a test moves the dashboard's clock to exercise a rule.
+    clock: crate::clock::Clock,
 }
 
 impl fmt::Debug for AuditLog {
@@ -476,6 +492,7 @@ impl AuditLog {
         Self {
             pool,
             append_lock: Arc::new(Mutex::new(())),
+            clock: crate::clock::Clock::default(),
         }
     }
 }

@@ -176,7 +176,7 @@ impl AuditLog {
         let rows = sqlx::query(&format!(
             "{SELECT_RECORDS} WHERE actor_id IS NULL AND actor_role = ? AND time >= ? ORDER BY seq"
         ))
-        .bind(crate::service::sync::OBSERVED)
+        .bind(super::OBSERVED)
         .bind(format_time(&since))
         .fetch_all(&self.pool)
         .await?;

@@ -239,6 +239,7 @@ pub(crate) async fn current_anchor(
 async fn insert_prepared(
     conn: &mut SqliteConnection,
     prepared: Prepared,
+    now: DateTime<Utc>,
 ) -> Result<i64, AuditError> {
     let Prepared { entry, details } = prepared;
 
@@ -270,7 +271,7 @@ async fn insert_prepared(
 
     let (head_seq, prev_hash) = chain_head(conn).await?;
     let seq = head_seq + 1;
-    let time = format_time(&Utc::now());
+    let time = format_time(&now);
     let target = entry.target.as_ref();
     let content = ChainContent {
         seq,
@@ -339,7 +340,7 @@ impl AuditLog {
         // IMMEDIATE takes the write lock up front (waiting out busy_timeout), so the read of
         // the chain head can never be invalidated by another connection's write.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let seq = insert_prepared(&mut tx, prepared).await?;
+        let seq = insert_prepared(&mut tx, prepared, self.clock.now()).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -354,7 +355,7 @@ impl AuditLog {
         let _serialized = self.append_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for entry in prepared {
-            insert_prepared(&mut tx, entry).await?;
+            insert_prepared(&mut tx, entry, self.clock.now()).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -430,7 +431,7 @@ impl AuditLog {
         .bind(&anchor_hash)
         .bind(&cutoff_text)
         .bind(deleted as i64)
-        .bind(format_time(&Utc::now()))
+        .bind(format_time(&self.clock.now()))
         .execute(&mut *tx)
         .await?;
 
@@ -441,7 +442,7 @@ impl AuditLog {
             "anchor_seq": boundary,
             "anchor_hash": anchor_hash,
         }));
-        insert_prepared(&mut tx, prepare(entry)?).await?;
+        insert_prepared(&mut tx, prepare(entry)?, self.clock.now()).await?;
         tx.commit().await?;
         tracing::info!(deleted, anchor_seq = boundary, "audit log pruned");
         Ok(deleted)

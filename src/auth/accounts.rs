@@ -189,6 +189,7 @@ pub async fn create(
     role: Role,
     password: &str,
     workspaces: &[String],
+    now: DateTime<Utc>,
 ) -> Result<Account, AccountError> {
     check_username(username)?;
     password::check_policy(password).map_err(AccountError::Invalid)?;
@@ -204,7 +205,7 @@ pub async fn create(
     .bind(username)
     .bind(role.as_str())
     .bind(hash)
-    .bind(Utc::now())
+    .bind(now)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match e {
@@ -333,6 +334,7 @@ pub async fn record_failed_login(
     id: i64,
     max_failures: i64,
     lock_for: chrono::Duration,
+    now: DateTime<Utc>,
 ) -> Result<bool, AccountError> {
     let failures: i64 = sqlx::query_scalar(
         "UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins",
@@ -342,7 +344,7 @@ pub async fn record_failed_login(
     .await?;
     if failures >= max_failures {
         sqlx::query("UPDATE accounts SET locked_until = ?, failed_logins = 0 WHERE id = ?")
-            .bind(Utc::now() + lock_for)
+            .bind(now + lock_for)
             .bind(id)
             .execute(pool)
             .await?;
@@ -351,9 +353,13 @@ pub async fn record_failed_login(
     Ok(false)
 }
 
-pub async fn record_login(pool: &SqlitePool, id: i64) -> Result<(), AccountError> {
+pub async fn record_login(
+    pool: &SqlitePool,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
     sqlx::query("UPDATE accounts SET failed_logins = 0, locked_until = NULL, last_login_at = ? WHERE id = ?")
-        .bind(Utc::now())
+        .bind(now)
         .bind(id)
         .execute(pool)
         .await?;

@@ -1,7 +1,6 @@
-//! Local accounts, passwords, sessions, roles and CSRF.
+//! Local accounts, passwords, sessions, roles, sign-in throttles and single sign-on.
 
 pub mod accounts;
-pub mod csrf;
 pub mod oidc;
 pub mod password;
 pub mod roles;

@@ -8,7 +8,7 @@
 //! mapping change applies at once: an account no mapping grants a role any more is disabled
 //! (`access_lapsed`, its sessions end through the session epoch) until a mapping grants one.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{Row, SqlitePool};
 
@@ -162,6 +162,7 @@ pub async fn add_mapping(
     group: &str,
     role: Role,
     workspaces: &[String],
+    now: DateTime<Utc>,
 ) -> Result<Applied, AccountError> {
     let group = group.trim();
     if group.is_empty() || group.len() > 256 || group.chars().any(char::is_control) {
@@ -178,7 +179,7 @@ pub async fn add_mapping(
         .bind(group)
         .bind(role.as_str())
         .bind(serde_json::to_string(&workspaces).expect("strings serialize"))
-        .bind(Utc::now())
+        .bind(now)
         .execute(pool)
         .await
         .map_err(|e| match e {
@@ -334,6 +335,7 @@ pub enum Provisioned {
 pub async fn provision(
     pool: &SqlitePool,
     identity: &Identity,
+    now: DateTime<Utc>,
 ) -> Result<Provisioned, AccountError> {
     let mappings = list_mappings(pool).await?;
     let grant = grant_for(&mappings, &identity.groups);
@@ -370,7 +372,7 @@ pub async fn provision(
         .bind(&username)
         .bind(grant.role.as_str())
         .bind(NO_PASSWORD)
-        .bind(Utc::now())
+        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         for workspace in &grant.workspaces {

@@ -32,10 +32,14 @@ impl ChainMonitor {
     }
 
     /// Verifies the whole chain now and remembers the result.
-    pub async fn check(&self, audit: &AuditLog) -> Result<ChainCheck, AuditError> {
+    pub async fn check(
+        &self,
+        audit: &AuditLog,
+        now: DateTime<Utc>,
+    ) -> Result<ChainCheck, AuditError> {
         let check = ChainCheck {
             report: audit.verify().await?,
-            checked_at: Utc::now(),
+            checked_at: now,
         };
         *self.last.lock().expect("chain lock") = Some(check.clone());
         Ok(check)
@@ -70,12 +74,13 @@ pub async fn acknowledge(
     seq: i64,
     reason: &str,
     account_id: i64,
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO audit_chain_acknowledgements (broken_seq, reason, account_id, acknowledged_at) VALUES (?, ?, ?, ?)")
         .bind(seq)
         .bind(reason)
         .bind(account_id)
-        .bind(Utc::now())
+        .bind(now)
         .execute(db)
         .await?;
     Ok(())
@@ -95,7 +100,7 @@ pub async fn run_once(state: &Services, now: DateTime<Utc>) {
             Err(error) => tracing::error!(%error, "audit retention pruning failed"),
         }
     }
-    match state.chain.check(&state.audit).await {
+    match state.chain.check(&state.audit, now).await {
         Ok(ChainCheck {
             report: ChainReport::Broken { seq, reason },
             ..

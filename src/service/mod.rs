@@ -12,6 +12,7 @@
 //! Web handlers never call the client's write methods; this module and its children are the
 //! only place that does.
 
+pub mod accounts;
 pub mod activity;
 pub mod alerts;
 pub mod budgets;
@@ -24,6 +25,8 @@ pub mod observed_alerts;
 pub mod reconcile;
 pub mod refusals;
 pub mod schedules;
+pub mod sign_in;
+pub mod sso;
 pub mod sync;
 pub mod workspaces;
 
@@ -58,6 +61,8 @@ pub struct Services {
     pub reports: Arc<crate::usage_store::Memo>,
     /// Flood control of the audit records refused anonymous requests leave.
     pub refusals: Arc<refusals::Refusals>,
+    /// Sign-in failures per address and unknown name.
+    pub throttle: Arc<crate::auth::throttle::LoginThrottle>,
 }
 
 /// Who asks for a change.
@@ -140,11 +145,20 @@ pub enum ServiceError {
     /// The caller's role or workspace scope does not allow it. Audited as `access.denied`.
     #[error("not allowed")]
     Forbidden,
+    /// A rule refused the request; the message says which, in plain words, and that nothing
+    /// was changed. A page shows it beside the form, which keeps what was typed.
+    #[error("{0}")]
+    Invalid(String),
+    /// What the request names does not exist (or is outside the caller's scope).
+    #[error("not found")]
+    NotFound,
     /// The audit log could not be written, so nothing was changed (fail closed).
     #[error(transparent)]
     Audit(#[from] AuditError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 /// The result of a change: `Err` the dashboard refused (nothing was called), `Ok(Err)` the
@@ -164,6 +178,50 @@ pub struct OrgChange {
 }
 
 impl Services {
+    /// Everything the dashboard runs on, over this database, configuration and Admin API
+    /// client. The organization model starts from what the database holds.
+    pub async fn new(
+        db: SqlitePool,
+        config: ServerConfig,
+        api: crate::anthropic::Client,
+        clock: Clock,
+    ) -> anyhow::Result<Services> {
+        Ok(Services {
+            audit: AuditLog::new(db.clone()),
+            org: Arc::new(Org::load(api, db.clone(), clock.clone()).await?),
+            db,
+            alerts: alerts::Alerts::new(config.alert_webhook_url.clone())?,
+            reports: Default::default(),
+            refusals: Default::default(),
+            // 30 failures from one address, or 5 against one unknown name, per 15 minutes;
+            // at most 16,384 addresses and names tracked, the rest throttled together.
+            throttle: Arc::new(crate::auth::throttle::LoginThrottle::new(
+                std::time::Duration::from_secs(15 * 60),
+                30,
+                5,
+                16_384,
+            )),
+            config: Arc::new(config),
+            clock,
+            chain: Arc::new(chain::ChainMonitor::default()),
+        })
+    }
+
+    /// The services for the command line, which changes Orgkeeper's own state only: the
+    /// organization is what the database holds, and the Admin API is never called.
+    pub async fn offline(db: SqlitePool) -> anyhow::Result<Services> {
+        let unused = crate::anthropic::AdminKey::new("sk-ant-admin-offline".into());
+        let config = ServerConfig::new(crate::config::Upstream::Live {
+            base_url: "http://127.0.0.1:9".into(),
+            key: unused.clone(),
+        });
+        let api = crate::anthropic::Client::new(crate::anthropic::ClientConfig::new(
+            "http://127.0.0.1:9",
+            unused,
+        ))?;
+        Services::new(db, config, api, Clock::default()).await
+    }
+
     /// Checks a permission for a caller; a refusal is audited and returned as `Forbidden`.
     pub async fn require(
         &self,

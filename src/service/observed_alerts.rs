@@ -61,7 +61,7 @@ async fn send_inner(services: &Services) -> anyhow::Result<()> {
          ORDER BY seq",
     )
     .bind(through)
-    .bind(super::sync::OBSERVED)
+    .bind(crate::audit::OBSERVED)
     .fetch_all(db)
     .await?;
     let seqs: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>("seq")).collect();

@@ -18,11 +18,6 @@ use crate::anthropic::{
 use crate::audit::{Action, Actor, NewEntry, Outcome, Source, Target};
 use crate::org::{Changes, Diff, Fetched, Snapshot, Touched};
 
-/// The actor of every observed record.
-pub const OBSERVER: &str = "outside Orgkeeper";
-/// Its role column: what the audit page's "observed" filter looks for.
-pub const OBSERVED: &str = "observed";
-
 /// What one sync did.
 #[derive(Debug, Default)]
 pub struct SyncReport {
@@ -136,19 +131,11 @@ impl From<sqlx::Error> for SyncError {
     }
 }
 
-fn observer() -> Actor {
-    Actor {
-        account_id: None,
-        name: OBSERVER.to_owned(),
-        role: Some(OBSERVED.to_owned()),
-    }
-}
-
 fn entry(action: Action, target: Option<Target>, details: Value) -> NewEntry {
     NewEntry {
         target,
         details,
-        ..NewEntry::new(observer(), Source::default(), action, Outcome::Ok)
+        ..NewEntry::new(Actor::observer(), Source::default(), action, Outcome::Ok)
     }
 }
 

@@ -404,7 +404,9 @@ const WORKSPACE_NAMES: &[&str] = &[
     "Legacy Integrations",
 ];
 
-/// Midnight UTC of the current day: the anchor every seeded timestamp is relative to.
+/// Midnight UTC of the current day: the anchor every seeded timestamp is relative to. (The
+/// simulator's time is Anthropic's, not the dashboard's: see `routes::App::now`.)
+#[allow(clippy::disallowed_methods)]
 pub(crate) fn anchor_now() -> DateTime<Utc> {
     let now = Utc::now();
     Utc.timestamp_opt(now.timestamp().div_euclid(86_400) * 86_400, 0)

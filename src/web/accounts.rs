@@ -8,14 +8,13 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::context::{target, Layout};
+use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::Ctx;
-use crate::audit::{Action, Outcome, Target};
-use crate::auth::accounts::{self, Account, AccountError};
-use crate::auth::{password, session, Permission, Role};
+use crate::auth::accounts::Account;
+use crate::auth::{session, Permission, Role};
+use crate::service::{self, ServiceError};
 
 /// A workspace a team lead can be given, by name.
 pub struct WorkspaceChoice {
@@ -58,8 +57,11 @@ pub struct AccountRow {
     pub workspace_names: Vec<String>,
 }
 
-fn rows(accounts: Vec<Account>, choices: &[WorkspaceChoice]) -> Vec<AccountRow> {
-    let now = chrono::Utc::now();
+fn rows(
+    accounts: Vec<Account>,
+    choices: &[WorkspaceChoice],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<AccountRow> {
     accounts
         .into_iter()
         .map(|account| AccountRow {
@@ -123,7 +125,7 @@ async fn render_index(
     form_error: Option<String>,
 ) -> AppResult<Response> {
     let (choices, upstream_error) = workspace_choices(ctx).await;
-    let mappings = crate::auth::sso::list_mappings(&ctx.state.db)
+    let mappings = service::sso::list_mappings(&ctx.state)
         .await?
         .into_iter()
         .map(|mapping| MappingRow {
@@ -140,7 +142,11 @@ async fn render_index(
         no_selection: Vec::new(),
         sso_enabled: ctx.state.oidc.is_some() || ctx.state.config.sso.proxy.is_some(),
         layout: ctx.layout("Accounts", "accounts").await,
-        rows: rows(accounts::list(&ctx.state.db).await?, &choices),
+        rows: rows(
+            service::accounts::list(&ctx.state).await?,
+            &choices,
+            ctx.state.clock.now(),
+        ),
         roles: Role::ALL.to_vec(),
         choices,
         upstream_error,
@@ -184,29 +190,6 @@ fn field(fields: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Why these team-lead workspaces cannot be assigned, if they cannot: none chosen, or an id
-/// the organization does not have (a typo or a forged form would otherwise replace a real
-/// assignment with one that shows nothing).
-pub(crate) async fn workspace_problem(ctx: &Ctx, ids: &[String]) -> AppResult<Option<String>> {
-    if ids.is_empty() {
-        return Ok(Some(
-            "A team lead needs at least one workspace, or they would see nothing. Choose one; nothing was changed.".into(),
-        ));
-    }
-    let known = ctx.state.org.workspaces().await?;
-    let unknown: Vec<&str> = ids
-        .iter()
-        .filter(|id| !known.iter().any(|w| &w.id == *id))
-        .map(String::as_str)
-        .collect();
-    Ok((!unknown.is_empty()).then(|| {
-        format!(
-            "The organization has no workspace {}; nothing was changed.",
-            unknown.join(", ")
-        )
-    }))
-}
-
 fn workspaces_of(fields: &[(String, String)]) -> Vec<String> {
     fields
         .iter()
@@ -215,85 +198,24 @@ fn workspaces_of(fields: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-fn account_target(account: &Account) -> Option<Target> {
-    target(
-        "account",
-        account.id.to_string(),
-        Some(account.username.clone()),
-    )
-}
-
-/// The last owner is protected by a rule, not by a failure: record it as denied.
-impl crate::service::LocalRefusal for AccountError {
-    fn outcome(&self) -> Outcome {
-        match self {
-            AccountError::LastOwner => Outcome::Denied,
-            _ => Outcome::Failed,
-        }
-    }
-}
-
-/// An audited change to one account. `Ok(Err(message))` is a refusal to show on the page.
-async fn audited_change<Fut>(
-    ctx: &Ctx,
-    action: Action,
-    account: &Account,
-    details: serde_json::Value,
-    change: Fut,
-) -> AppResult<Result<(), String>>
-where
-    Fut: std::future::Future<Output = Result<(), AccountError>>,
-{
-    match ctx
-        .local_change(action, account_target(account), details, change)
-        .await?
-    {
-        Ok(()) => Ok(Ok(())),
-        Err(refusal @ (AccountError::Invalid(_) | AccountError::LastOwner)) => {
-            Ok(Err(refusal.to_string()))
-        }
-        Err(other) => Err(other.into()),
-    }
-}
-
 pub async fn create(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let fields = parse_form(&body);
     let form = NewAccountForm {
         username: field(&fields, "username").trim().to_owned(),
         role: field(&fields, "role"),
         workspaces: workspaces_of(&fields),
     };
-    let password = field(&fields, "password");
     let role = match form.role.parse::<Role>() {
         Ok(role) => role,
         Err(message) => return render_index(&ctx, form, Some(message)).await,
     };
-    if role.is_workspace_scoped() {
-        if let Some(problem) = workspace_problem(&ctx, &form.workspaces).await? {
-            return render_index(&ctx, form, Some(problem)).await;
-        }
-    }
-    let details =
-        json!({ "username": form.username, "role": role.as_str(), "workspaces": form.workspaces });
-    let created = ctx
-        .state
-        .local_change(
-            &ctx.caller(),
-            Action::AccountCreated,
-            None,
-            details,
-            accounts::create(
-                &ctx.state.db,
-                &form.username,
-                role,
-                &password,
-                &form.workspaces,
-            ),
-            account_target,
-        )
-        .await?;
-    match created {
+    let new = service::accounts::NewAccount {
+        username: form.username.clone(),
+        role: Some(role),
+        password: field(&fields, "password"),
+        workspaces: form.workspaces.clone(),
+    };
+    match service::accounts::create(&ctx.state, &ctx.caller(), new).await {
         Ok(account) => {
             ctx.flash(
                 "success",
@@ -302,9 +224,7 @@ pub async fn create(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
             .await;
             Ok(Redirect::to("/accounts").into_response())
         }
-        Err(error @ (AccountError::Invalid(_) | AccountError::Duplicate(_))) => {
-            render_index(&ctx, form, Some(error.to_string())).await
-        }
+        Err(ServiceError::Invalid(message)) => render_index(&ctx, form, Some(message)).await,
         Err(other) => Err(other.into()),
     }
 }
@@ -322,9 +242,7 @@ struct ShowPage {
 }
 
 async fn load(ctx: &Ctx, id: i64) -> AppResult<Account> {
-    accounts::find_by_id(&ctx.state.db, id)
-        .await?
-        .ok_or(AppError::NotFound)
+    Ok(service::accounts::find(&ctx.state, id).await?)
 }
 
 async fn render_show(ctx: &Ctx, account: Account, error: Option<String>) -> AppResult<Response> {
@@ -334,7 +252,9 @@ async fn render_show(ctx: &Ctx, account: Account, error: Option<String>) -> AppR
         layout: ctx
             .layout(format!("Account {}", account.username), "accounts")
             .await,
-        row: rows(vec![account], &choices).pop().expect("one row"),
+        row: rows(vec![account], &choices, ctx.state.clock.now())
+            .pop()
+            .expect("one row"),
         roles: Role::ALL.to_vec(),
         choices,
         upstream_error,
@@ -360,7 +280,7 @@ pub async fn show(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
 async fn finish(
     ctx: &Ctx,
     account: Account,
-    result: Result<(), String>,
+    result: Result<(), ServiceError>,
     success: String,
 ) -> AppResult<Response> {
     match result {
@@ -368,10 +288,11 @@ async fn finish(
             ctx.flash("success", success).await;
             Ok(Redirect::to(&format!("/accounts/{}", account.id)).into_response())
         }
-        Err(message) => {
+        Err(ServiceError::Invalid(message)) => {
             let fresh = load(ctx, account.id).await?;
             render_show(ctx, fresh, Some(message)).await
         }
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -385,18 +306,9 @@ pub async fn change_role(
     Path(id): Path<i64>,
     Form(form): Form<RoleForm>,
 ) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
     let role: Role = form.role.parse().map_err(AppError::BadRequest)?;
-    let details = json!({ "before": account.role.as_str(), "after": role.as_str() });
-    let result = audited_change(
-        &ctx,
-        Action::AccountRoleChanged,
-        &account,
-        details,
-        accounts::set_role(&ctx.state.db, &account, role),
-    )
-    .await?;
+    let result = service::accounts::change_role(&ctx.state, &ctx.caller(), &account, role).await;
     let message = format!(
         "{} is now {}; their open sessions were ended.",
         account.username,
@@ -410,42 +322,22 @@ pub async fn change_workspaces(
     Path(id): Path<i64>,
     FormBody(body): FormBody,
 ) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    if !account.role.is_workspace_scoped() {
-        return Err(AppError::BadRequest(
-            "Only team leads are limited to workspaces; other roles see the whole organization."
-                .into(),
-        ));
-    }
     let workspaces = workspaces_of(&parse_form(&body));
-    if let Some(problem) = workspace_problem(&ctx, &workspaces).await? {
-        return finish(&ctx, account, Err(problem), String::new()).await;
+    let result =
+        service::accounts::change_workspaces(&ctx.state, &ctx.caller(), &account, workspaces).await;
+    if let Err(ServiceError::Invalid(message)) = &result {
+        if !account.role.is_workspace_scoped() {
+            return Err(AppError::BadRequest(message.clone()));
+        }
     }
-    let details = json!({ "before": account.workspaces, "after": workspaces });
-    let result = audited_change(
-        &ctx,
-        Action::AccountWorkspacesChanged,
-        &account,
-        details,
-        accounts::set_workspaces(&ctx.state.db, account.id, &workspaces),
-    )
-    .await?;
     let message = format!("Workspaces of {} updated.", account.username);
     finish(&ctx, account, result, message).await
 }
 
 pub async fn disable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(
-        &ctx,
-        Action::AccountDisabled,
-        &account,
-        json!({ "before": { "disabled": account.disabled }, "after": { "disabled": true } }),
-        accounts::set_disabled(&ctx.state.db, &account, true),
-    )
-    .await?;
+    let result = service::accounts::set_disabled(&ctx.state, &ctx.caller(), &account, true).await;
     let message = format!(
         "{} is disabled and signed out everywhere.",
         account.username
@@ -454,16 +346,8 @@ pub async fn disable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
 }
 
 pub async fn enable(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(
-        &ctx,
-        Action::AccountEnabled,
-        &account,
-        json!({ "before": { "disabled": account.disabled }, "after": { "disabled": false } }),
-        accounts::set_disabled(&ctx.state.db, &account, false),
-    )
-    .await?;
+    let result = service::accounts::set_disabled(&ctx.state, &ctx.caller(), &account, false).await;
     let message = format!("{} can sign in again.", account.username);
     finish(&ctx, account, result, message).await
 }
@@ -478,46 +362,24 @@ pub async fn reset_password(
     Path(id): Path<i64>,
     Form(form): Form<ResetForm>,
 ) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(
-        &ctx,
-        Action::AccountPasswordReset,
-        &account,
-        json!({}),
-        accounts::set_password(&ctx.state.db, account.id, &form.password),
-    )
-    .await?;
+    let result =
+        service::accounts::reset_password(&ctx.state, &ctx.caller(), &account, &form.password)
+            .await;
     let message = format!("New password set for {}; their sessions were ended. Give them the password over a safe channel.", account.username);
     finish(&ctx, account, result, message).await
 }
 
 pub async fn end_sessions(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(
-        &ctx,
-        Action::AccountSessionsEnded,
-        &account,
-        json!({}),
-        accounts::end_sessions(&ctx.state.db, account.id),
-    )
-    .await?;
+    let result = service::accounts::end_sessions(&ctx.state, &ctx.caller(), &account).await;
     let message = format!("Every session of {} has ended.", account.username);
     finish(&ctx, account, result, message).await
 }
 
 pub async fn unlock(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
-    let result = audited_change(
-        &ctx,
-        Action::AccountUnlocked,
-        &account,
-        json!({ "before": { "locked_until": account.locked_until } }),
-        accounts::clear_lockout(&ctx.state.db, account.id),
-    )
-    .await?;
+    let result = service::accounts::unlock(&ctx.state, &ctx.caller(), &account).await;
     let message = format!("{} can try signing in again.", account.username);
     finish(&ctx, account, result, message).await
 }
@@ -548,44 +410,30 @@ pub async fn own_password_submit(
     ctx: Ctx,
     Form(form): Form<OwnPasswordForm>,
 ) -> AppResult<Response> {
-    let stored = accounts::password_hash(&ctx.state.db, ctx.account.id).await?;
-    let error = if !password::verify(form.current, Some(stored)).await {
-        Some("Your current password is not right.".to_owned())
-    } else if form.password != form.confirm {
-        Some("The two new passwords are not the same.".to_owned())
-    } else {
-        password::check_policy(&form.password).err()
-    };
-    if let Some(error) = error {
-        ctx.audit(
-            Action::AccountPasswordChanged,
-            account_target(&ctx.account),
-            json!({ "reason": error }),
-            Outcome::Failed,
-        )
-        .await?;
-        let page = OwnPasswordPage {
-            layout: ctx.layout("Change your password", "").await,
-            error: Some(error),
-        };
-        return Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Html(page.render().map_err(anyhow::Error::from)?),
-        )
-            .into_response());
-    }
-    let account = ctx.account.clone();
-    audited_change(
-        &ctx,
-        Action::AccountPasswordChanged,
-        &account,
-        json!({}),
-        accounts::set_password(&ctx.state.db, account.id, &form.password),
+    let changed = service::accounts::change_own_password(
+        &ctx.state,
+        &ctx.caller(),
+        form.current,
+        &form.password,
+        &form.confirm,
     )
-    .await?
-    .map_err(AppError::BadRequest)?;
+    .await;
+    let fresh = match changed {
+        Ok(fresh) => fresh,
+        Err(ServiceError::Invalid(error)) => {
+            let page = OwnPasswordPage {
+                layout: ctx.layout("Change your password", "").await,
+                error: Some(error),
+            };
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Html(page.render().map_err(anyhow::Error::from)?),
+            )
+                .into_response());
+        }
+        Err(other) => return Err(other.into()),
+    };
     // Every other session ended with the epoch bump; keep this one by signing in afresh.
-    let fresh = load(&ctx, account.id).await?;
     session::sign_in(&ctx.session, &fresh, ctx.state.clock.now()).await?;
     ctx.flash(
         "success",

@@ -625,7 +625,12 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
     // The last scheduled or on-demand check; the first visit after start-up checks now.
     let chain = match ctx.state.chain.last() {
         Some(check) => check,
-        None => ctx.state.chain.check(&ctx.state.audit).await?,
+        None => {
+            ctx.state
+                .chain
+                .check(&ctx.state.audit, ctx.state.clock.now())
+                .await?
+        }
     };
     // "Verified" covers records up to the check; say how many came after it.
     let (newest, _) = ctx.state.audit.query(&Filter::default(), 1, 0).await?;
@@ -825,7 +830,7 @@ pub async fn export(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Resp
     let stream = ctx.state.audit.export_stream(filter, format);
     let filename = format!(
         "attachment; filename=\"orgkeeper-audit-{}.{extension}\"",
-        Utc::now().format("%Y%m%d-%H%M%S")
+        ctx.state.clock.now().format("%Y%m%d-%H%M%S")
     );
     Ok((
         [
@@ -840,7 +845,11 @@ pub async fn export(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Resp
 /// Re-checks the whole chain now.
 pub async fn verify_now(ctx: Ctx) -> AppResult<Response> {
     ctx.require(Permission::ViewAudit).await?;
-    let check = ctx.state.chain.check(&ctx.state.audit).await?;
+    let check = ctx
+        .state
+        .chain
+        .check(&ctx.state.audit, ctx.state.clock.now())
+        .await?;
     let (outcome, message) = match &check.report {
         ChainReport::Intact { records, .. } => (
             Outcome::Ok,
@@ -886,7 +895,14 @@ pub async fn acknowledge(ctx: Ctx) -> AppResult<Response> {
         Outcome::Ok,
     )
     .await?;
-    crate::service::chain::acknowledge(&ctx.state.db, seq, &reason, ctx.account.id).await?;
+    crate::service::chain::acknowledge(
+        &ctx.state.db,
+        seq,
+        &reason,
+        ctx.account.id,
+        ctx.state.clock.now(),
+    )
+    .await?;
     ctx.flash(
         "success",
         format!("The break at record {seq} is acknowledged; the banner is gone for everyone."),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::context::Layout;
 use super::error::AppResult;
@@ -118,19 +118,18 @@ fn members_card(users: &[User]) -> Vec<Count> {
     counts
 }
 
-fn is_expiring_soon(invite: &Invite) -> bool {
-    let now = Utc::now();
+fn is_expiring_soon(invite: &Invite, now: DateTime<Utc>) -> bool {
     invite.status == InviteStatus::Pending
         && invite.expires_at > now
         && invite.expires_at <= now + Duration::days(SOON_DAYS)
 }
 
-fn invites_card(invites: &[Invite]) -> Vec<Count> {
+fn invites_card(invites: &[Invite], now: DateTime<Utc>) -> Vec<Count> {
     let pending = invites
         .iter()
         .filter(|i| i.status == InviteStatus::Pending)
         .count();
-    let soon = invites.iter().filter(|i| is_expiring_soon(i)).count();
+    let soon = invites.iter().filter(|i| is_expiring_soon(i, now)).count();
     vec![
         Count {
             label: "Pending".into(),
@@ -246,7 +245,7 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
                     .map(|o| o.name.clone())
                     .ok_or_else(|| message(&ApiError::not_synced(None)));
                 page.members = Ok(counts.members.clone());
-                page.invites = Ok(invites_card(&snapshot.invites));
+                page.invites = Ok(invites_card(&snapshot.invites, ctx.state.clock.now()));
                 page.workspaces = Ok(counts.workspaces.clone());
                 page.keys = Ok(counts.keys.clone());
                 attention(&ctx, &mut page, &snapshot, counts.without_workspace).await;
@@ -282,6 +281,7 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
 }
 
 async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_workspace: usize) {
+    let now = ctx.state.clock.now();
     // The same hygiene flags, counted the same way, as the API keys page filters by.
     match super::keys::flag_counts(&ctx.state).await {
         Ok((counts, rotation_days)) => {
@@ -304,7 +304,7 @@ async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_
         count: snapshot
             .invites
             .iter()
-            .filter(|i| is_expiring_soon(i))
+            .filter(|i| is_expiring_soon(i, now))
             .count(),
         href: "/invites?status=pending".into(),
     });

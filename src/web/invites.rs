@@ -311,6 +311,7 @@ fn build_table(
     invites: Result<&[Invite], String>,
     query: &InvitesQuery,
     can_manage: bool,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> InvitesTable {
     let filtered = query.status_filter().is_some() || !query.q.trim().is_empty();
     let invites = match invites {
@@ -341,7 +342,6 @@ fn build_table(
     let pager = Pager::new(found.len(), query.page.parse().unwrap_or(1), |page| {
         query.link(page)
     });
-    let now = Utc::now();
     let rows = found[pager.range()]
         .iter()
         .map(|i| InviteRow::of(i, now))
@@ -419,7 +419,12 @@ async fn render_index(
         .as_ref()
         .map(|i| i.as_slice())
         .map_err(|e| e.user_message());
-    let table = build_table(listed, &query, ctx.can(Permission::ManageOrganization));
+    let table = build_table(
+        listed,
+        &query,
+        ctx.can(Permission::ManageOrganization),
+        ctx.state.clock.now(),
+    );
     if headers.is_some_and(wants_partial) {
         return render(status, &TablePartial { table });
     }
@@ -687,7 +692,7 @@ async fn render_delete_checked(
 ) -> AppResult<Response> {
     let page = DeletePage {
         layout: ctx.layout("Delete invite", "invites").await,
-        invite: InviteRow::of(invite, Utc::now()),
+        invite: InviteRow::of(invite, ctx.state.clock.now()),
         error,
         unchecked,
         gone,
@@ -835,7 +840,7 @@ mod tests {
 
     #[test]
     fn time_left_is_said_in_days_then_hours() {
-        let now = Utc::now();
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let in_ = |secs| time_left(now + chrono::Duration::seconds(secs), now);
         assert_eq!(in_(3 * 86_400 + 100), "expires in 3 days");
         assert_eq!(in_(86_400 + 5), "expires in 1 day");

@@ -6,7 +6,6 @@
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -147,7 +146,7 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         },
     };
     // This month's spend, from the local cost store brought up to date as the cost page does.
-    let now = Utc::now();
+    let now = ctx.state.clock.now();
     let spend_note = super::usage::refresh_or_stale(&ctx.state, store::Kind::CostDay, now)
         .await
         .unwrap_or_else(|e| {

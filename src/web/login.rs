@@ -5,24 +5,14 @@ use crate::web::extract::Query;
 use askama::Template;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{Duration, Utc};
 use serde::Deserialize;
-use serde_json::json;
 use tower_sessions::Session;
 
-use super::context::{target, ClientInfo, Layout};
+use super::context::{ClientInfo, Layout};
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
-use crate::audit::{Action, Actor, NewEntry, Outcome};
-use crate::auth::accounts::{self, Account};
-use crate::auth::{password, session, Role};
-
-/// Consecutive failures that lock an account, and for how long.
-pub const MAX_FAILURES: i64 = 5;
-pub const LOCK_MINUTES: i64 = 15;
-const GENERIC_FAILURE: &str = "Invalid username or password.";
-const PASSWORDS_OFF: &str = "Password sign-in is turned off. Use the single sign-on button above.";
-const THROTTLED: &str = "Too many failed sign-ins. Wait 15 minutes and try again, or ask an owner to unlock the account.";
+use crate::auth::session;
+use crate::service::{accounts, sign_in, ServiceError};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -93,7 +83,7 @@ pub async fn form(
     if session::login_of(&session).await.is_some() {
         return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
     }
-    if accounts::count(&state.db).await? == 0 {
+    if !accounts::exist(&state).await? {
         return Ok(Html(render_setup_hint(&state)?).into_response());
     }
     let csrf = session::csrf_token(&session).await?;
@@ -114,24 +104,6 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-fn system_entry(
-    client: &ClientInfo,
-    actor: Actor,
-    action: Action,
-    details: serde_json::Value,
-    outcome: Outcome,
-) -> NewEntry {
-    NewEntry::new(actor, client.source(), action, outcome).details(details)
-}
-
-fn actor_of(account: &Account) -> Actor {
-    Actor {
-        account_id: Some(account.id),
-        name: account.username.clone(),
-        role: Some(account.role.as_str().to_owned()),
-    }
-}
-
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
@@ -139,127 +111,23 @@ pub async fn submit(
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
     let username = form.username.trim().to_owned();
-    let account = accounts::find_by_username(&state.db, &username).await?;
-    let now = state.clock.now();
-    let actor = match &account {
-        Some(account) => actor_of(account),
-        None => Actor {
-            account_id: None,
-            name: username.chars().take(64).collect(),
-            role: None,
-        },
-    };
-
-    // An address over its allowance gets no password check at all: hashing is what a flood
-    // would cost us.
-    let address_throttled = state.throttle.ip_blocked(&client.ip, now);
-    let throttled = address_throttled
-        || match &account {
-            Some(account) => account.is_locked(now),
-            None => state.throttle.unknown_name_blocked(&username, now),
-        };
-    // Otherwise verify even when locked or unknown, so the answer takes the same time either
-    // way and does not tell which names exist.
-    let password_ok = if address_throttled {
-        false
-    } else {
-        let stored = match &account {
-            Some(account) => Some(accounts::password_hash(&state.db, account.id).await?),
-            None => None,
-        };
-        state.throttle.count_check();
-        password::verify(form.password, stored).await
-    };
-    let active = account.as_ref().is_some_and(|a| !a.disabled);
-    // With local passwords off only the break-glass owner may use one, and only as an owner.
-    let passwords_off = !state.config.sso.password_allowed_for(&username)
-        || (!state.config.sso.local_passwords
-            && account.as_ref().is_some_and(|a| a.role != Role::Owner));
-
-    if password_ok && active && !throttled && !passwords_off {
-        let account = account.expect("checked above");
-        state
-            .audit
-            .append(system_entry(
-                &client,
-                actor_of(&account),
-                Action::AuthLogin,
-                json!({}),
-                Outcome::Ok,
-            ))
-            .await?;
-        accounts::record_login(&state.db, account.id).await?;
-        session::sign_in(&session, &account, state.clock.now()).await?;
-        return Ok(Redirect::to(&safe_next(form.next.as_deref())).into_response());
-    }
-
-    let reason = if throttled {
-        "throttled"
-    } else if passwords_off {
-        "passwords_off"
-    } else if account.is_none() {
-        "unknown_user"
-    } else if !active {
-        "disabled"
-    } else {
-        "bad_password"
-    };
-    super::sso::record_failed_sign_in(
-        &state,
-        &client,
-        actor.clone(),
-        json!({ "reason": reason }),
-        Outcome::Denied,
-    )
-    .await?;
-    // Every failure counts against the address, also one refused for a locked account or a
-    // throttled name: hammering from one place ends in no hashing at all.
-    if !passwords_off && !address_throttled {
-        state.throttle.record_failure(
-            &client.ip,
-            account.is_none().then_some(username.as_str()),
-            now,
-        );
-    }
-    if !throttled && !passwords_off {
-        if let Some(account) = &account {
-            if accounts::record_failed_login(
-                &state.db,
-                account.id,
-                MAX_FAILURES,
-                Duration::minutes(LOCK_MINUTES),
-            )
-            .await?
-            {
-                state
-                    .audit
-                    .append(system_entry(
-                        &client,
-                        actor,
-                        Action::AuthLockedOut,
-                        json!({ "failures": MAX_FAILURES, "minutes": LOCK_MINUTES }),
-                        Outcome::Denied,
-                    ))
-                    .await?;
+    let refusal =
+        match sign_in::with_password(&state, &client.source(), &username, form.password).await? {
+            Ok(account) => {
+                session::sign_in(&session, &account, state.clock.now()).await?;
+                return Ok(Redirect::to(&safe_next(form.next.as_deref())).into_response());
             }
-        }
-    }
+            Err(refusal) => refusal,
+        };
     let csrf = session::csrf_token(&session).await?;
-    let message = if throttled {
-        THROTTLED
-    } else if passwords_off {
-        PASSWORDS_OFF
-    } else {
-        GENERIC_FAILURE
-    };
     let page = LoginPage::new(
         &state,
         csrf,
         username,
         safe_next(form.next.as_deref()),
-        Some(message.to_owned()),
+        Some(refusal.message().to_owned()),
     );
-    let status = if throttled {
+    let status = if refusal == sign_in::PasswordRefusal::Throttled {
         axum::http::StatusCode::TOO_MANY_REQUESTS
     } else {
         axum::http::StatusCode::UNAUTHORIZED
@@ -268,8 +136,7 @@ pub async fn submit(
 }
 
 pub async fn logout(ctx: Ctx) -> AppResult<Response> {
-    ctx.audit(Action::AuthLogout, None, json!({}), Outcome::Ok)
-        .await?;
+    sign_in::sign_out(&ctx.state, &ctx.caller()).await?;
     session::sign_out(&ctx.session).await?;
     Ok(Redirect::to("/login").into_response())
 }
@@ -298,7 +165,7 @@ fn render_setup_hint(state: &AppState) -> AppResult<String> {
 fn token_is_valid(state: &AppState, token: &str) -> bool {
     let guard = state.setup.lock().expect("setup lock");
     guard.as_ref().is_some_and(|setup| {
-        setup.expires_at > Utc::now()
+        setup.expires_at > state.clock.now()
             && setup.token.len() == token.len()
             && setup
                 .token
@@ -320,7 +187,7 @@ pub async fn setup_form(
     Query(query): Query<SetupQuery>,
 ) -> AppResult<Response> {
     let token = query.token.unwrap_or_default();
-    let valid = token_is_valid(&state, &token) && accounts::count(&state.db).await? == 0;
+    let valid = token_is_valid(&state, &token) && !accounts::exist(&state).await?;
     let csrf = session::csrf_token(&session).await?;
     let page = SetupPage {
         layout: Layout::anonymous(&state, "First-run setup", csrf),
@@ -351,37 +218,21 @@ pub async fn setup_submit(
     client: ClientInfo,
     Form(form): Form<SetupForm>,
 ) -> AppResult<Response> {
-    if !token_is_valid(&state, &form.token) || accounts::count(&state.db).await? != 0 {
+    if !token_is_valid(&state, &form.token) || accounts::exist(&state).await? {
         return Err(AppError::Forbidden);
     }
     let username = form.username.trim().to_owned();
     let error = if form.password != form.confirm {
-        Some("The two passwords are not the same.".to_owned())
+        "The two passwords are not the same.".to_owned()
     } else {
-        match accounts::create(&state.db, &username, Role::Owner, &form.password, &[]).await {
+        match accounts::create_first_owner(&state, client.source(), &username, &form.password).await
+        {
             Ok(account) => {
                 state.setup.lock().expect("setup lock").take();
-                state
-                    .audit
-                    .append(NewEntry {
-                        target: target(
-                            "account",
-                            account.id.to_string(),
-                            Some(account.username.clone()),
-                        ),
-                        ..system_entry(
-                            &client,
-                            actor_of(&account),
-                            Action::AuthSetupCompleted,
-                            json!({ "role": "owner" }),
-                            Outcome::Ok,
-                        )
-                    })
-                    .await?;
                 session::sign_in(&session, &account, state.clock.now()).await?;
                 return Ok(Redirect::to("/").into_response());
             }
-            Err(accounts::AccountError::Invalid(message)) => Some(message),
+            Err(ServiceError::Invalid(message)) => message,
             Err(other) => return Err(other.into()),
         }
     };
@@ -390,7 +241,7 @@ pub async fn setup_submit(
         layout: Layout::anonymous(&state, "First-run setup", csrf),
         token: form.token,
         username,
-        error,
+        error: Some(error),
         valid: true,
     };
     Ok((

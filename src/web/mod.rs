@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod assets;
 pub mod audit;
 pub mod context;
+pub mod csrf;
 pub mod error;
 pub mod escape;
 pub mod extract;
@@ -36,7 +37,6 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
-use crate::auth::throttle::LoginThrottle;
 use crate::auth::Permission;
 use crate::service::Services;
 pub use context::Ctx;
@@ -55,7 +55,6 @@ pub struct SetupToken {
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
-    pub throttle: Arc<LoginThrottle>,
     pub setup: Arc<Mutex<Option<SetupToken>>>,
     /// Sign-in with the company's OpenID Connect provider, when configured.
     pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
@@ -90,7 +89,7 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
             error::panicked,
         ))
         // Order matters: the session layer runs first, then CSRF, which reads the session.
-        .layer(middleware::from_fn(crate::auth::csrf::protect))
+        .layer(middleware::from_fn(csrf::protect))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             audit_csrf_rejections,
@@ -367,10 +366,7 @@ async fn audit_csrf_rejections(
     let client = context::ClientInfo::from_parts(&parts, state.config.trust_proxy);
     let path = parts.uri.path().to_owned();
     let response = next.run(Request::from_parts(parts, body)).await;
-    if response
-        .extensions()
-        .get::<crate::auth::csrf::CsrfRejected>()
-        .is_some()
+    if response.extensions().get::<csrf::CsrfRejected>().is_some()
         && response.status() == StatusCode::FORBIDDEN
     {
         use crate::audit::{Action, Actor, NewEntry, Outcome};

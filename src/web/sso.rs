@@ -1,9 +1,10 @@
 //! Single sign-on: the OpenID Connect start and callback, the trusted proxy header, and the
 //! group mappings owners edit on the Accounts page.
 //!
-//! Every sign-in path ends in [`sign_in_identity`], which creates or updates the account from
-//! the mappings and then signs in exactly as the password form does (`session::sign_in`: new
-//! session id, the account's epoch, idle and absolute timeouts), with the same audit records.
+//! Every sign-in path ends in [`sign_in_identity`]: the service creates or updates the account
+//! from the mappings and records it (`service::sign_in`), then the session starts exactly as
+//! for the password form (`session::sign_in`: new session id, the account's epoch, idle and
+//! absolute timeouts).
 
 use crate::web::extract::FormBody;
 use askama::Template;
@@ -14,17 +15,19 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::context::{target, ClientInfo, Layout};
+use super::context::{ClientInfo, Layout};
 use super::error::{AppError, AppResult};
 use super::extract::{Path, Query};
 use super::login::{safe_next, NextQuery};
 use super::{AppState, Ctx};
 use crate::audit::{Action, Actor, NewEntry, Outcome};
-use crate::auth::accounts::{self, Account};
+use crate::auth::accounts::Account;
 use crate::auth::oidc::Callback;
-use crate::auth::sso::{self, AccessChange, Identity, Provisioned};
-use crate::auth::{session, Permission, Role};
+use crate::auth::sso::Identity;
+use crate::auth::{session, Role};
 use crate::service::refusals::Refused;
+use crate::service::sign_in::{self, IdentitySignIn};
+use crate::service::{self, ServiceError};
 
 /// Carries the `state` of a sign-in in progress. `SameSite=Lax`, unlike the session cookie,
 /// because the provider sends the browser back with a cross-site navigation.
@@ -67,198 +70,34 @@ fn refused(
     Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
 }
 
-fn person(account: &Account) -> Actor {
-    Actor::account(account.id, &account.username, account.role.as_str())
-}
-
-async fn record(
-    state: &AppState,
-    client: &ClientInfo,
-    actor: Actor,
-    action: Action,
-    target: Option<crate::audit::Target>,
-    details: serde_json::Value,
-    outcome: Outcome,
-) -> AppResult<()> {
-    let entry = NewEntry {
-        target,
-        ..NewEntry::new(actor, client.source(), action, outcome).details(details)
-    };
-    state.audit.append(entry).await?;
-    Ok(())
-}
-
-/// A failed sign-in (password, provider or proxy): anyone can cause one, so it passes the
-/// flood control of refused requests.
-pub(super) async fn record_failed_sign_in(
-    state: &AppState,
-    client: &ClientInfo,
-    actor: Actor,
-    details: serde_json::Value,
-    outcome: Outcome,
-) -> AppResult<()> {
-    let entry =
-        NewEntry::new(actor, client.source(), Action::AuthLoginFailed, outcome).details(details);
-    state.record_refusal(Refused::SignIn, entry).await?;
-    Ok(())
-}
-
-fn account_target(account: &Account) -> Option<crate::audit::Target> {
-    target(
-        "account",
-        account.id.to_string(),
-        Some(account.username.clone()),
-    )
-}
-
-/// Audit records for accounts whose access a mapping (or their groups) changed.
-async fn record_changes(
-    state: &AppState,
-    client: &ClientInfo,
-    actor: &Actor,
-    changes: &[AccessChange],
-    why: &str,
-) -> AppResult<()> {
-    for change in changes {
-        let before = &change.account;
-        let (action, details) = match &change.after {
-            None => (
-                Action::AccountDisabled,
-                json!({ "before": { "disabled": before.disabled, "role": before.role.as_str() },
-                        "after": { "disabled": true }, "reason": why }),
-            ),
-            Some(grant) if before.disabled => (
-                Action::AccountEnabled,
-                json!({ "before": { "disabled": true },
-                        "after": { "disabled": false, "role": grant.role.as_str(), "workspaces": grant.workspaces },
-                        "reason": why }),
-            ),
-            Some(grant) if grant.role != before.role => (
-                Action::AccountRoleChanged,
-                json!({ "before": before.role.as_str(), "after": grant.role.as_str(),
-                        "workspaces": grant.workspaces, "reason": why }),
-            ),
-            Some(grant) => (
-                Action::AccountWorkspacesChanged,
-                json!({ "before": before.workspaces, "after": grant.workspaces, "reason": why }),
-            ),
-        };
-        record(
-            state,
-            client,
-            actor.clone(),
-            action,
-            account_target(before),
-            details,
-            Outcome::Ok,
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Signs in someone the identity provider vouched for. `Ok(Err(page))`: refused, with the page
-/// to show (already audited).
+/// Signs in someone the identity provider vouched for (through the service, which creates or
+/// updates the account and records it) and starts their session exactly as the password form
+/// does. `Ok(Err(page))`: refused, with the page to show (already audited).
 pub async fn sign_in_identity(
     state: &AppState,
     session: &Session,
     client: &ClientInfo,
     identity: &Identity,
 ) -> AppResult<Result<Account, Response>> {
-    let method = identity.provider;
-    let anonymous = Actor {
-        account_id: None,
-        name: identity.username.chars().take(64).collect(),
-        role: None,
-    };
-    let groups = sso::groups_for_audit(&identity.groups);
-    let failed = |reason: &str| json!({ "method": method, "reason": reason, "subject": identity.subject, "groups": groups });
-    match sso::provision(&state.db, identity).await? {
-        Provisioned::Ready {
-            account,
-            created,
-            change,
-        } => {
-            if created {
-                record(
-                    state,
-                    client,
-                    person(&account),
-                    Action::AccountCreated,
-                    account_target(&account),
-                    json!({ "username": account.username, "role": account.role.as_str(),
-                            "workspaces": account.workspaces, "method": method,
-                            "groups": groups }),
-                    Outcome::Ok,
-                )
-                .await?;
-            }
-            if let Some(change) = change {
-                record_changes(
-                    state,
-                    client,
-                    &person(&account),
-                    &[change],
-                    "groups at sign-in",
-                )
-                .await?;
-            }
-            record(
-                state,
-                client,
-                person(&account),
-                Action::AuthLogin,
-                None,
-                json!({ "method": method, "groups": groups }),
-                Outcome::Ok,
-            )
-            .await?;
-            accounts::record_login(&state.db, account.id).await?;
+    match sign_in::with_identity(state, &client.source(), identity).await? {
+        IdentitySignIn::SignedIn(account) => {
             session::sign_in(session, &account, state.clock.now()).await?;
             Ok(Ok(account))
         }
-        Provisioned::NoAccess { lapsed } => {
-            if let Some(change) = &lapsed {
-                record_changes(
-                    state,
-                    client,
-                    &Actor::named("system (single sign-on)"),
-                    std::slice::from_ref(change),
-                    "no mapped group at sign-in",
-                )
-                .await?;
-            }
-            record_failed_sign_in(
-                state,
-                client,
-                anonymous,
-                failed("no_mapped_group"),
-                Outcome::Denied,
-            )
-            .await?;
-            let message = format!(
-                "You are signed in at the identity provider as {}, but none of your groups gives access to Orgkeeper. Ask an owner for access: they can map one of your groups to a role on the Accounts page.",
-                identity.username
-            );
-            Ok(Err(refused(
-                state,
-                StatusCode::FORBIDDEN,
-                "Ask an owner for access",
-                message,
-                identity.groups.clone(),
-            )?))
-        }
-        Provisioned::Refused { reason, message } => {
-            record_failed_sign_in(state, client, anonymous, failed(reason), Outcome::Denied)
-                .await?;
-            Ok(Err(refused(
-                state,
-                StatusCode::FORBIDDEN,
-                "Sign-in refused",
-                message,
-                Vec::new(),
-            )?))
-        }
+        IdentitySignIn::NoAccess { message } => Ok(Err(refused(
+            state,
+            StatusCode::FORBIDDEN,
+            "Ask an owner for access",
+            message,
+            identity.groups.clone(),
+        )?)),
+        IdentitySignIn::Refused { message } => Ok(Err(refused(
+            state,
+            StatusCode::FORBIDDEN,
+            "Sign-in refused",
+            message,
+            Vec::new(),
+        )?)),
     }
 }
 
@@ -307,9 +146,9 @@ pub async fn oidc_start(
             Ok(response)
         }
         Err(error) => {
-            record_failed_sign_in(
+            sign_in::record_failure(
                 &state,
-                &client,
+                &client.source(),
                 Actor::named("(unknown)"),
                 json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
                 Outcome::Failed,
@@ -343,9 +182,9 @@ pub async fn oidc_callback(
         .await;
     let mut response = match finished {
         Err(error) => {
-            record_failed_sign_in(
+            sign_in::record_failure(
                 &state,
-                &client,
+                &client.source(),
                 Actor::named("(unknown)"),
                 json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
                 Outcome::Denied,
@@ -471,15 +310,7 @@ pub async fn proxy_login(State(state): State<AppState>, request: Request, next: 
     // Already signed in as this person, with the same groups, in a live session: nothing to
     // do. Other groups sign in again, so the proxy's groups apply at the next request.
     if let Some(login) = session::login_of(&session).await {
-        let current = sso::linked_identity(&state.db, login.account_id)
-            .await
-            .ok()
-            .flatten();
-        let same = current.is_some_and(|linked| {
-            linked.provider == identity.provider
-                && linked.subject == identity.subject
-                && linked.groups == identity.groups
-        });
+        let same = sign_in::is_same_identity(&state, login.account_id, &identity).await;
         if same && session_is_live(&mut parts, &state).await {
             return next.run(Request::from_parts(parts, body)).await;
         }
@@ -499,45 +330,12 @@ async fn session_is_live(parts: &mut axum::http::request::Parts, state: &AppStat
 
 // ---- Group mappings (owners, on the Accounts page) ----
 
-/// Changes a mapping between an intent and an outcome record, then records what it did to
-/// each account. `Err(message)`: refused, shown on the Accounts page.
-async fn mapping_change<Fut>(
+/// Back to the Accounts page with what happened, or why nothing did.
+async fn done(
     ctx: &Ctx,
-    action: Action,
-    group: &str,
-    details: serde_json::Value,
-    change: Fut,
-) -> AppResult<Result<usize, String>>
-where
-    Fut: std::future::Future<Output = Result<sso::Applied, accounts::AccountError>>,
-{
-    let result = ctx
-        .local_change(
-            action,
-            target("sso_group", group.to_owned(), Some(group.to_owned())),
-            details,
-            change,
-        )
-        .await?;
-    match result {
-        Ok(changes) => {
-            let actor = ctx.caller().actor();
-            record_changes(
-                &ctx.state,
-                &ctx.client,
-                &actor,
-                &changes,
-                &format!("group mapping {group:?} changed"),
-            )
-            .await?;
-            Ok(Ok(changes.len()))
-        }
-        Err(accounts::AccountError::Invalid(message)) => Ok(Err(message)),
-        Err(other) => Err(other.into()),
-    }
-}
-
-async fn done(ctx: &Ctx, result: Result<usize, String>, success: String) -> AppResult<Response> {
+    result: Result<usize, ServiceError>,
+    success: String,
+) -> AppResult<Response> {
     match result {
         Ok(changed) => {
             let tail = match changed {
@@ -547,14 +345,14 @@ async fn done(ctx: &Ctx, result: Result<usize, String>, success: String) -> AppR
             };
             ctx.flash("success", format!("{success}{tail}")).await;
         }
-        Err(message) => ctx.flash("error", message).await,
+        Err(ServiceError::Invalid(message)) => ctx.flash("error", message).await,
+        Err(other) => return Err(other.into()),
     }
     Ok(Redirect::to("/accounts#groups").into_response())
 }
 
 /// `POST /sso/groups`: map a group to a role.
 pub async fn add_mapping(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
@@ -568,28 +366,17 @@ pub async fn add_mapping(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Respon
     let group = field("group");
     let role: Role = match field("role").parse() {
         Ok(role) => role,
-        Err(message) => return done(&ctx, Err(message), String::new()).await,
+        Err(message) => {
+            return done(&ctx, Err(ServiceError::Invalid(message)), String::new()).await
+        }
     };
     let workspaces: Vec<String> = fields
         .iter()
         .filter(|(k, _)| k == "workspace")
         .map(|(_, v)| v.clone())
         .collect();
-    if role.is_workspace_scoped() {
-        if let Some(problem) = super::accounts::workspace_problem(&ctx, &workspaces).await? {
-            return done(&ctx, Err(problem), String::new()).await;
-        }
-    }
-    let details = json!({ "before": null,
-        "after": { "group": group, "role": role.as_str(), "workspaces": workspaces, "enabled": true } });
-    let result = mapping_change(
-        &ctx,
-        Action::SsoMappingAdded,
-        &group,
-        details,
-        sso::add_mapping(&ctx.state.db, &group, role, &workspaces),
-    )
-    .await?;
+    let result =
+        service::sso::add_mapping(&ctx.state, &ctx.caller(), &group, role, workspaces).await;
     done(
         &ctx,
         result,
@@ -598,26 +385,10 @@ pub async fn add_mapping(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Respon
     .await
 }
 
-async fn load(ctx: &Ctx, id: i64) -> AppResult<sso::GroupMapping> {
-    sso::find_mapping(&ctx.state.db, id)
-        .await?
-        .ok_or(AppError::NotFound)
-}
-
 async fn set_enabled(ctx: Ctx, id: i64, enabled: bool) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
-    let mapping = load(&ctx, id).await?;
-    let mut after = mapping.details();
-    after["enabled"] = json!(enabled);
-    let details = json!({ "before": mapping.details(), "after": after });
-    let result = mapping_change(
-        &ctx,
-        Action::SsoMappingChanged,
-        &mapping.group_name,
-        details,
-        sso::set_mapping_enabled(&ctx.state.db, id, enabled),
-    )
-    .await?;
+    let mapping = service::sso::find_mapping(&ctx.state, id).await?;
+    let result =
+        service::sso::set_mapping_enabled(&ctx.state, &ctx.caller(), &mapping, enabled).await;
     let word = if enabled { "on" } else { "off" };
     done(
         &ctx,
@@ -636,17 +407,8 @@ pub async fn disable_mapping(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Respons
 }
 
 pub async fn remove_mapping(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
-    ctx.require(Permission::ManageAccounts).await?;
-    let mapping = load(&ctx, id).await?;
-    let details = json!({ "before": mapping.details(), "after": null });
-    let result = mapping_change(
-        &ctx,
-        Action::SsoMappingRemoved,
-        &mapping.group_name,
-        details,
-        sso::remove_mapping(&ctx.state.db, id),
-    )
-    .await?;
+    let mapping = service::sso::find_mapping(&ctx.state, id).await?;
+    let result = service::sso::remove_mapping(&ctx.state, &ctx.caller(), &mapping).await;
     done(
         &ctx,
         result,

@@ -94,22 +94,34 @@ fn user_commands_add_list_change_and_disable_accounts_and_audit_each() {
     );
     assert!(!listing.contains("tiny"));
     let export = orgkeeper(&db, &["audit", "export", "--format", "jsonl"], None);
-    let actions: Vec<String> = String::from_utf8_lossy(&export.stdout)
+    // The command line changes accounts through the same service as the Accounts page, so
+    // each change is an intent and an outcome, and the refused short password is on record.
+    let actions: Vec<(String, String)> = String::from_utf8_lossy(&export.stdout)
         .lines()
         .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["action"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+            let record = serde_json::from_str::<serde_json::Value>(line).unwrap();
+            (
+                record["action"].as_str().unwrap().to_owned(),
+                record["outcome"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
+    let expected = [
+        ("account.created", "pending"),
+        ("account.created", "ok"),
+        ("account.created", "pending"),
+        ("account.created", "failed"),
+        ("account.password_reset", "pending"),
+        ("account.password_reset", "ok"),
+        ("account.disabled", "pending"),
+        ("account.disabled", "ok"),
+    ];
     assert_eq!(
         actions,
-        vec![
-            "account.created",
-            "account.password_reset",
-            "account.disabled"
-        ]
+        expected
+            .iter()
+            .map(|(a, o)| (a.to_string(), o.to_string()))
+            .collect::<Vec<_>>()
     );
     assert!(!String::from_utf8_lossy(&export.stdout).contains("long password"));
 }
@@ -141,7 +153,7 @@ fn audit_verify_names_the_first_altered_record_and_exits_non_zero() {
     let intact = orgkeeper(&db, &["audit", "verify"], None);
     assert!(intact.status.success(), "{}", text(&intact));
     assert!(
-        text(&intact).contains("verified up to record 3"),
+        text(&intact).contains("verified up to record 6"),
         "{}",
         text(&intact)
     );

@@ -234,7 +234,10 @@ async fn a_cross_site_request_is_refused_even_with_a_token() {
 #[tokio::test]
 async fn every_route_answers_each_role_as_the_permission_table_says() {
     let app = spawn_app().await;
-    let target = app.create_account("target", Role::TeamLead, &[]).await;
+    let workspace = app.first_workspace_id().await;
+    let target = app
+        .create_account("target", Role::TeamLead, &[&workspace])
+        .await;
     let seq = app
         .audit_records(Filter::default())
         .await

@@ -2,6 +2,10 @@
 //! test starts the real server on a loopback port with a fresh SQLite file and the simulator
 //! over real HTTP; the browser module drives headless Chromium.
 
+// Tests arrange data against real time (the simulator's and the database's); the rule that
+// every read of the time goes through the movable clock is for the product's code.
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 mod activity;

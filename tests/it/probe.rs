@@ -668,9 +668,7 @@ async fn spawn_behind_proxy() -> TestApp {
         trusted: parse_networks("127.0.0.1/32").unwrap(),
     });
     let app = spawn_app_with(config, simulator, None).await;
-    orgkeeper::auth::sso::add_mapping(&app.db, "staff", Role::Viewer, &[])
-        .await
-        .unwrap();
+    app.map_group("staff", Role::Viewer, &[]).await;
     app
 }
 

@@ -161,12 +161,8 @@ async fn spawn_sso(configure: impl FnOnce(&mut orgkeeper::config::ServerConfig))
     });
     configure(&mut config);
     let app = spawn_app_on(listener, config, simulator, None).await;
-    sso::add_mapping(&app.db, "orgkeeper-admins", Role::Admin, &[])
-        .await
-        .unwrap();
-    sso::add_mapping(&app.db, "orgkeeper-owners", Role::Owner, &[])
-        .await
-        .unwrap();
+    app.map_group("orgkeeper-admins", Role::Admin, &[]).await;
+    app.map_group("orgkeeper-owners", Role::Owner, &[]).await;
     Sso { app, idp }
 }
 
@@ -599,14 +595,8 @@ async fn owners_add_and_remove_mappings_on_the_accounts_page_with_before_and_aft
 async fn the_role_follows_the_groups_at_each_sign_in() {
     let Sso { app, idp } = spawn_sso(|_| {}).await;
     let workspace = app.first_workspace_id().await;
-    sso::add_mapping(
-        &app.db,
-        "leads",
-        Role::TeamLead,
-        std::slice::from_ref(&workspace),
-    )
-    .await
-    .unwrap();
+    app.map_group("leads", Role::TeamLead, std::slice::from_ref(&workspace))
+        .await;
     let (_, response) = sign_in(&app, "alice").await;
     assert_eq!(response.status(), 200);
 
@@ -678,13 +668,9 @@ async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
         trusted: parse_networks("127.0.0.1/32").unwrap(),
     });
     let app = spawn_app_with(config, simulator, None).await;
-    sso::add_mapping(&app.db, "staff", Role::Viewer, &[])
-        .await
-        .unwrap();
+    app.map_group("staff", Role::Viewer, &[]).await;
     let workspace = app.first_workspace_id().await;
-    sso::add_mapping(&app.db, "leads", Role::TeamLead, &[workspace])
-        .await
-        .unwrap();
+    app.map_group("leads", Role::TeamLead, &[workspace]).await;
 
     let proxy = client_from("127.0.0.1");
     let response = proxy

@@ -195,7 +195,7 @@ impl Hygiene {
             },
         };
         Hygiene {
-            now: Utc::now(),
+            now: state.clock.now(),
             rotation_days: state.config.key_rotation_days,
             members: sets.members.clone(),
             archived_workspaces: sets.archived_workspaces.clone(),

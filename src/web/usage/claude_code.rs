@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use crate::web::extract::Query;
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
-use chrono::Utc;
 use rust_decimal::Decimal;
 
 use super::{dollars, thousands, Ctx, Opt};
@@ -136,7 +135,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         };
         return Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response());
     }
-    let now = Utc::now();
+    let now = ctx.state.clock.now();
     // The latest complete day is served an hour after it ends.
     let to = (now - chrono::Duration::hours(1))
         .date_naive()

@@ -50,7 +50,7 @@ pub async fn budget_summaries(
     state: &AppState,
     workspace_scope: Option<&[String]>,
 ) -> AppResult<Vec<BudgetSummary>> {
-    let now = Utc::now();
+    let now = state.clock.now();
     let names = Names::load(state).await;
     let stored: Option<Vec<String>> =
         workspace_scope.map(|ids| ids.iter().map(|id| names.stored_ws(id)).collect());
@@ -105,7 +105,7 @@ pub async fn month_to_date(
     state: &AppState,
     workspace_scope: Option<&[String]>,
 ) -> AppResult<(String, Option<String>, bool)> {
-    let now = Utc::now();
+    let now = state.clock.now();
     let names = Names::load(state).await;
     let stored: Option<Vec<String>> =
         workspace_scope.map(|ids| ids.iter().map(|id| names.stored_ws(id)).collect());
@@ -292,7 +292,7 @@ fn cost_series(
 
 pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> AppResult<Response> {
     ctx.require(Permission::ViewUsage).await?;
-    let now = Utc::now();
+    let now = ctx.state.clock.now();
     let names = Names::load(&ctx.state).await;
     if params.get("format").is_some_and(|f| f == "csv") {
         return csv(&ctx, &names, &params, now).await;
@@ -421,7 +421,7 @@ pub async fn csv_export(
 ) -> AppResult<Response> {
     ctx.require(Permission::ViewUsage).await?;
     let names = Names::load(&ctx.state).await;
-    csv(&ctx, &names, &params, Utc::now()).await
+    csv(&ctx, &names, &params, ctx.state.clock.now()).await
 }
 
 async fn csv(
@@ -652,7 +652,7 @@ pub async fn set_budget(ctx: Ctx, Form(input): Form<BudgetInput>) -> AppResult<R
         Action::BudgetSet,
         audit_target,
         details,
-        store::set_budget(&ctx.state.db, &after),
+        store::set_budget(&ctx.state.db, &after, ctx.state.clock.now()),
     )
     .await??;
     ctx.flash(

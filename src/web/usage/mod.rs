@@ -839,7 +839,7 @@ async fn usage_page(
     if params.get("format").is_some_and(|f| f == "csv") {
         return csv_response(&ctx, params).await;
     }
-    let now = Utc::now();
+    let now = ctx.state.clock.now();
     let names = Names::load(&ctx.state).await;
     let q = parse_usage(&ctx, &names, params, now)?;
     let data = load_usage(&ctx.state, &names, &q, now).await?;
@@ -1055,7 +1055,7 @@ async fn usage_csv(
 }
 
 async fn csv_response(ctx: &Ctx, params: BTreeMap<String, String>) -> AppResult<Response> {
-    let now = Utc::now();
+    let now = ctx.state.clock.now();
     let names = Names::load(&ctx.state).await;
     let q = parse_usage(ctx, &names, params, now)?;
     csv::usage(&ctx.state, &names, q, now).await

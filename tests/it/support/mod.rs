@@ -16,6 +16,11 @@ use tokio::net::TcpListener;
 
 /// The admin key every test app is configured with; it must never leave the process.
 pub const ADMIN_KEY: &str = "sk-ant-admin01-TESTSECRET-must-never-leak-9f8e7d6c5b4a";
+/// Who the tests' own arrangements are recorded as.
+pub const TEST_CALLER: orgkeeper::service::Caller = orgkeeper::service::Caller::System {
+    name: "system (test setup)",
+};
+
 /// Passwords are hashed with the production parameters.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -178,16 +183,35 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// A dashboard account, created through the service as the command line would.
     pub async fn create_account(
         &self,
         username: &str,
         role: Role,
         workspaces: &[&str],
     ) -> accounts::Account {
-        let workspaces: Vec<String> = workspaces.iter().map(|s| s.to_string()).collect();
-        accounts::create(&self.db, username, role, PASSWORD, &workspaces)
+        let new = orgkeeper::service::accounts::NewAccount {
+            username: username.to_owned(),
+            role: Some(role),
+            password: PASSWORD.to_owned(),
+            workspaces: workspaces.iter().map(|s| s.to_string()).collect(),
+        };
+        orgkeeper::service::accounts::create(&self.state, &TEST_CALLER, new)
             .await
             .unwrap()
+    }
+
+    /// Maps an identity-provider group to a role, as an owner would on the Accounts page.
+    pub async fn map_group(&self, group: &str, role: Role, workspaces: &[String]) {
+        orgkeeper::service::sso::add_mapping(
+            &self.state,
+            &TEST_CALLER,
+            group,
+            role,
+            workspaces.to_vec(),
+        )
+        .await
+        .unwrap();
     }
 
     /// A browser-like client: cookie jar, no automatic redirects (tests look at them).

@@ -858,7 +858,9 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A fresh directory for the Chromium profile and the chromedriver log.
+/// A fresh directory for the Chromium profile and the chromedriver log (the time only makes
+/// the name unique).
+#[allow(clippy::disallowed_methods)]
 fn unique_temp_dir() -> Result<PathBuf, String> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -12,7 +12,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tower_sessions::Session;
 
-use super::session::stored_csrf_token;
+use super::error::AppError;
+use crate::auth::session::stored_csrf_token;
 
 pub const FIELD: &str = "_csrf";
 pub const HEADER: &str = "x-csrf-token";
@@ -59,7 +60,7 @@ pub async fn protect(request: Request, next: Next) -> Response {
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
         // Too large to be a form: say so, rather than blaming the token.
-        return axum::response::IntoResponse::into_response(crate::web::error::AppError::TooLarge);
+        return axum::response::IntoResponse::into_response(AppError::TooLarge);
     };
     let form_token = is_form
         .then(|| {
@@ -84,8 +85,7 @@ pub async fn protect(request: Request, next: Next) -> Response {
 }
 
 fn rejected() -> Response {
-    let mut response =
-        axum::response::IntoResponse::into_response(crate::web::error::AppError::CsrfRejected);
+    let mut response = axum::response::IntoResponse::into_response(AppError::CsrfRejected);
     response.extensions_mut().insert(CsrfRejected);
     response
 }
