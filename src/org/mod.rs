@@ -12,6 +12,7 @@
 
 mod entity;
 mod fetch;
+pub mod keys;
 pub mod store;
 
 use std::any::{Any, TypeId};

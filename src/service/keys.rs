@@ -1,12 +1,36 @@
-//! API key changes: rename, deactivate, reactivate, archive. The Admin API cannot create or
-//! delete keys; archiving is the irreversible end.
+//! Every change to an API key, with its rules: rename, deactivate, reactivate, archive (one
+//! key or many), the response to a leak, and the key a caller may reach. Scheduled archives
+//! are `schedules`; a member's keys in an offboarding are `offboarding`. The Admin API cannot
+//! create or delete keys; archiving is the irreversible end.
 
 use serde_json::{json, Value};
 
-use super::{schedules, target, with_context, Caller, Change, OrgChange, Services};
-use crate::anthropic::{ApiKey, ApiKeyStatus, UpdateApiKey};
-use crate::audit::{Action, Target};
+use super::{schedules, target, with_context, Caller, Change, OrgChange, ServiceError, Services};
+use crate::anthropic::{ApiError, ApiKey, ApiKeyStatus, UpdateApiKey};
+use crate::audit::{Action, Outcome, Target};
+use crate::org::keys::is_live;
 use crate::org::Touched;
+
+/// The longest name a key may be given.
+pub const MAX_NAME_CHARS: usize = 500;
+
+/// The key from the model, if the caller may reach it; a key outside the caller's workspaces
+/// is refused (and the refusal recorded) before anything about it is shown.
+pub async fn find(services: &Services, caller: &Caller, id: &str) -> Result<ApiKey, ServiceError> {
+    let keys = services.org.api_keys().await?;
+    let key = keys
+        .iter()
+        .find(|k| k.id == id)
+        .cloned()
+        .ok_or(ServiceError::NotFound)?;
+    if !caller.may_reach_key(&key) {
+        let target = key_target(&key.id, &key.name);
+        return Err(services
+            .out_of_scope(caller, target, key.workspace_id())
+            .await);
+    }
+    Ok(key)
+}
 
 /// The key as a change needs it: known from the API, or only by id and name (a schedule).
 pub struct KeyRef<'a> {
@@ -40,13 +64,19 @@ pub fn status_action(to: &ApiKeyStatus) -> Action {
     }
 }
 
-/// Renames a key.
+/// Renames a key: a name of 1 to 500 characters, without the spaces around it.
 pub async fn rename(
     services: &Services,
     caller: &Caller,
     key: &ApiKey,
     name: &str,
 ) -> Change<ApiKey> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ServiceError::Invalid(format!(
+            "Give the key a name (at most {MAX_NAME_CHARS} characters)."
+        )));
+    }
     let update = UpdateApiKey {
         name: Some(name.to_owned()),
         status: None,
@@ -129,4 +159,243 @@ pub struct StatusChanged {
     pub key: ApiKey,
     /// The key's pending archive was cancelled because it was reactivated.
     pub schedule_cancelled: bool,
+}
+
+/// What the response to a leaked key did.
+pub enum LeakResponse {
+    /// The key worked; it is deactivated now.
+    Deactivated,
+    /// The key was already unusable (inactive, archived or expired); the leak is recorded.
+    AlreadyUnusable,
+    /// The leak is recorded, but the key could not be deactivated and still works.
+    StillWorks(ApiError),
+}
+
+/// The leak policy: the incident is recorded first (whatever happens next, it is on record,
+/// with the person's note), then a key that still works is deactivated, its audit record
+/// naming the incident.
+pub async fn report_leak(
+    services: &Services,
+    caller: &Caller,
+    key: &ApiKey,
+    note: &str,
+) -> Result<LeakResponse, ServiceError> {
+    services
+        .require(
+            caller,
+            crate::auth::Permission::ManageOrganization,
+            key_target(&key.id, &key.name),
+        )
+        .await?;
+    let note: String = note.trim().chars().take(2000).collect();
+    let incident = services
+        .record(
+            caller,
+            Action::KeyLeakReported,
+            key_target(&key.id, &key.name),
+            json!({ "note": note, "status": key.status.as_str() }),
+            Outcome::Ok,
+        )
+        .await?;
+    if key.status != ApiKeyStatus::Active {
+        return Ok(LeakResponse::AlreadyUnusable);
+    }
+    let context = json!({ "reason": "leaked", "incident": incident });
+    Ok(
+        match set_status(
+            services,
+            caller,
+            key.into(),
+            ApiKeyStatus::Inactive,
+            context,
+        )
+        .await?
+        {
+            Ok(_) => LeakResponse::Deactivated,
+            Err(error) => LeakResponse::StillWorks(error),
+        },
+    )
+}
+
+/// At most this many matches of a leak search are listed.
+pub const MAX_MATCHES: usize = 20;
+
+/// The keys a leak search designates, among those the caller may reach: by id, part of the
+/// name or hint, or the whole secret (which starts like its hint's beginning and ends like
+/// its end). Keys that still work come first: those are the ones to stop. The text is never
+/// stored.
+pub fn search<'a>(keys: &'a [ApiKey], caller: &Caller, query: &str) -> Vec<&'a ApiKey> {
+    let query = query.trim();
+    if query.len() < 3 {
+        return Vec::new();
+    }
+    let mut found: Vec<&ApiKey> = keys
+        .iter()
+        .filter(|k| caller.may_reach_key(k) && matches(k, query))
+        .collect();
+    found.sort_by_key(|k| (!is_live(k), std::cmp::Reverse(k.created_at)));
+    found
+}
+
+/// Whether `query` designates this key.
+fn matches(key: &ApiKey, query: &str) -> bool {
+    if key.id == query {
+        return true;
+    }
+    let lower = query.to_lowercase();
+    if key.name.to_lowercase().contains(&lower) {
+        return true;
+    }
+    let Some(hint) = key.partial_key_hint.as_deref() else {
+        return false;
+    };
+    if hint.contains(query) {
+        return true;
+    }
+    match hint.split_once("...") {
+        Some((head, tail)) if !head.is_empty() && !tail.is_empty() => {
+            query.len() > hint.len() && query.starts_with(head) && query.ends_with(tail)
+        }
+        _ => false,
+    }
+}
+
+/// A change applied to many keys at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BulkAction {
+    Deactivate,
+    Archive,
+}
+
+impl BulkAction {
+    pub fn parse(text: &str) -> Result<BulkAction, ServiceError> {
+        match text {
+            "deactivate" => Ok(BulkAction::Deactivate),
+            "archive" => Ok(BulkAction::Archive),
+            _ => Err(ServiceError::Invalid(
+                "Choose whether to deactivate or archive the selected keys.".into(),
+            )),
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            BulkAction::Deactivate => "deactivate",
+            BulkAction::Archive => "archive",
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            BulkAction::Deactivate => "Deactivate",
+            BulkAction::Archive => "Archive",
+        }
+    }
+
+    fn status(self) -> ApiKeyStatus {
+        match self {
+            BulkAction::Deactivate => ApiKeyStatus::Inactive,
+            BulkAction::Archive => ApiKeyStatus::Archived,
+        }
+    }
+
+    /// Why this key is left alone, if it is: there is nothing to change.
+    pub fn skip_reason(self, key: &ApiKey) -> Option<&'static str> {
+        match (self, &key.status) {
+            (BulkAction::Deactivate, ApiKeyStatus::Inactive) => Some("already inactive"),
+            (_, ApiKeyStatus::Archived) => Some("already archived"),
+            (BulkAction::Deactivate, ApiKeyStatus::Expired) => {
+                Some("expired: it no longer works and can only be archived")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The keys `ids` name, each once, in that order; unknown ids are ignored and one outside the
+/// caller's workspaces refuses the whole selection (recorded like opening it).
+pub async fn selection(
+    services: &Services,
+    caller: &Caller,
+    ids: &[String],
+) -> Result<Vec<ApiKey>, ServiceError> {
+    let keys = services.org.api_keys().await?;
+    let mut out: Vec<ApiKey> = Vec::new();
+    for id in ids {
+        if out.iter().any(|k| &k.id == id) {
+            continue;
+        }
+        if let Some(key) = keys.iter().find(|k| &k.id == id) {
+            if !caller.may_reach_key(key) {
+                let target = key_target(&key.id, &key.name);
+                return Err(services
+                    .out_of_scope(caller, target, key.workspace_id())
+                    .await);
+            }
+            out.push(key.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// What a bulk change did to one key.
+pub enum BulkResult {
+    Skipped(&'static str),
+    Done,
+    Failed(ApiError),
+}
+
+/// Applies `action` to each key in turn, one audited change per key (marked `bulk`); a
+/// failure on one key never stops the others.
+pub async fn bulk(
+    services: &Services,
+    caller: &Caller,
+    action: BulkAction,
+    keys: &[ApiKey],
+) -> Result<Vec<BulkResult>, ServiceError> {
+    let mut results = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(reason) = action.skip_reason(key) {
+            results.push(BulkResult::Skipped(reason));
+            continue;
+        }
+        let context = json!({ "bulk": true });
+        results.push(
+            match set_status(services, caller, key.into(), action.status(), context).await? {
+                Ok(_) => BulkResult::Done,
+                Err(error) => BulkResult::Failed(error),
+            },
+        );
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(hint: &str) -> ApiKey {
+        ApiKey {
+            id: "apikey_x".into(),
+            object_type: "api_key".into(),
+            name: "Billing service".into(),
+            status: ApiKeyStatus::Active,
+            created_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            created_by: None,
+            expires_at: None,
+            partial_key_hint: Some(hint.into()),
+            principal: None,
+            scope: None,
+            legacy_workspace_id: None,
+        }
+    }
+
+    #[test]
+    fn a_pasted_full_key_finds_its_hint() {
+        let k = key("sk-ant-api03-R2D...igAA");
+        assert!(matches(&k, "sk-ant-api03-R2DxxxxxxxxxxxxxxxxxxxxxxxxigAA"));
+        assert!(matches(&k, "R2D...igAA"));
+        assert!(matches(&k, "billing"));
+        assert!(!matches(&k, "sk-ant-api03-ZZZxxxxxxxxxxxxxxxxxxxxxxxigAA"));
+    }
 }

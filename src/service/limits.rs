@@ -433,16 +433,10 @@ pub async fn request_increase(
         return Err(ServiceError::Forbidden);
     };
     if !caller.may_touch_workspace(workspace_id) {
-        services
-            .record(
-                caller,
-                Action::AccessDenied,
-                target("workspace", workspace_id, Some(workspace_name.to_owned())),
-                json!({ "reason": "the workspace is outside the account's workspaces" }),
-                crate::audit::Outcome::Denied,
-            )
-            .await?;
-        return Err(ServiceError::Forbidden);
+        let target = target("workspace", workspace_id, Some(workspace_name.to_owned()));
+        return Err(services
+            .out_of_scope(caller, target, Some(workspace_id))
+            .await);
     }
     let now = crate::db::ts(services.clock.now());
     let amount = amount_cents.normalize().to_string();

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod limits;
 pub mod members;
 pub mod observed_alerts;
+pub mod offboarding;
 pub mod reconcile;
 pub mod refusals;
 pub mod schedules;
@@ -115,11 +116,29 @@ impl Caller {
         }
     }
 
+    /// The workspaces the caller may reach: `None` means all of them (team leads: theirs).
+    pub fn workspace_scope(&self) -> Option<&[String]> {
+        match self {
+            Caller::Person { account, .. } => account
+                .role
+                .is_workspace_scoped()
+                .then_some(account.workspaces.as_slice()),
+            Caller::System { .. } => None,
+        }
+    }
+
     /// Whether the caller's workspace scope includes this workspace (team leads: only theirs).
     pub fn may_touch_workspace(&self, workspace_id: &str) -> bool {
-        match self {
-            Caller::Person { account, .. } => account.may_reach_workspace(workspace_id),
-            Caller::System { .. } => true,
+        self.workspace_scope()
+            .is_none_or(|ids| ids.iter().any(|id| id == workspace_id))
+    }
+
+    /// Whether the caller may reach this key: keys of its workspaces; an organization-scoped
+    /// key belongs to no workspace, so only callers with the whole organization.
+    pub fn may_reach_key(&self, key: &crate::anthropic::ApiKey) -> bool {
+        match key.workspace_id() {
+            Some(workspace) => self.may_touch_workspace(workspace),
+            None => self.workspace_scope().is_none(),
         }
     }
 
@@ -149,9 +168,16 @@ pub enum ServiceError {
     /// was changed. A page shows it beside the form, which keeps what was typed.
     #[error("{0}")]
     Invalid(String),
-    /// What the request names does not exist (or is outside the caller's scope).
+    /// What the request names does not exist.
     #[error("not found")]
     NotFound,
+    /// The request no longer fits what is there (it changed meanwhile); the message says how.
+    #[error("{0}")]
+    Conflict(String),
+    /// What the decision needed could not be read: the model has not finished its first sync,
+    /// or a re-read failed. Nothing was changed.
+    #[error(transparent)]
+    Unread(#[from] ApiError),
     /// The audit log could not be written, so nothing was changed (fail closed).
     #[error(transparent)]
     Audit(#[from] AuditError),
@@ -243,6 +269,33 @@ impl Services {
         Err(ServiceError::Forbidden)
     }
 
+    /// The one refusal of something outside the caller's workspaces: recorded (one text for
+    /// every kind of object) and answered as `Forbidden`, before anything about it is shown.
+    pub async fn out_of_scope(
+        &self,
+        caller: &Caller,
+        target: Option<Target>,
+        workspace: Option<&str>,
+    ) -> ServiceError {
+        let details = serde_json::json!({
+            "reason": "outside the caller's workspaces",
+            "workspace_id": workspace,
+        });
+        match self
+            .record(
+                caller,
+                Action::AccessDenied,
+                target,
+                details,
+                Outcome::Denied,
+            )
+            .await
+        {
+            Ok(_) => ServiceError::Forbidden,
+            Err(error) => error.into(),
+        }
+    }
+
     /// Appends one record for a caller.
     pub async fn record(
         &self,
@@ -312,15 +365,7 @@ impl Services {
             .await?;
         if let Some(workspace) = &workspace {
             if !caller.may_touch_workspace(workspace) {
-                self.record(
-                    caller,
-                    Action::AccessDenied,
-                    target,
-                    serde_json::json!({ "reason": "the workspace is outside the account's workspaces", "workspace_id": workspace }),
-                    Outcome::Denied,
-                )
-                .await?;
-                return Err(ServiceError::Forbidden);
+                return Err(self.out_of_scope(caller, target, Some(workspace)).await);
             }
         }
         let intent = self.intent(caller, action, &target, &details).await?;

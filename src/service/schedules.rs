@@ -166,8 +166,23 @@ pub enum Scheduled {
     AlreadyPending(Box<Schedule>),
 }
 
-/// Deactivates the key now (if it is active) and archives it after `grace_days`. An upstream
-/// refusal to deactivate leaves nothing scheduled.
+/// The grace period as typed: empty means the default; otherwise whole days from 1 to
+/// [`MAX_GRACE_DAYS`].
+pub fn grace_days(typed: Option<&str>) -> Result<i64, ServiceError> {
+    match typed.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_GRACE_DAYS),
+        Some(text) => match text.parse::<i64>() {
+            Ok(days) if (1..=MAX_GRACE_DAYS).contains(&days) => Ok(days),
+            _ => Err(ServiceError::Invalid(format!(
+                "The grace period must be a whole number of days from 1 to {MAX_GRACE_DAYS}; nothing was changed."
+            ))),
+        },
+    }
+}
+
+/// Deactivates the key now (if it is active) and archives it after `grace_days`. Only a key
+/// that works or can work again (active or inactive) can be scheduled. An upstream refusal to
+/// deactivate leaves nothing scheduled.
 pub async fn schedule_archive(
     services: &Services,
     caller: &Caller,
@@ -181,6 +196,17 @@ pub async fn schedule_archive(
             key_target(&key.id, &key.name),
         )
         .await?;
+    if !(1..=MAX_GRACE_DAYS).contains(&grace_days) {
+        return Err(ServiceError::Invalid(format!(
+            "The grace period must be a whole number of days from 1 to {MAX_GRACE_DAYS}; nothing was changed."
+        )));
+    }
+    if !crate::org::keys::is_live(key) {
+        return Err(ServiceError::Invalid(format!(
+            "The key is {}: there is nothing to schedule.",
+            key.status
+        )));
+    }
     if let Some(existing) = pending_for(services, &key.id).await? {
         return Ok(Ok(Scheduled::AlreadyPending(Box::new(existing))));
     }

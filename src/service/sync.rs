@@ -90,6 +90,29 @@ pub async fn take(
     Ok(report)
 }
 
+/// Re-reads an irreversible action's target before its confirmation is shown (each call
+/// within the client's deadline), so it shows the current state; what changed outside
+/// Orgkeeper is recorded as observed. `Ok` with what changed since the model last read it;
+/// `Err(note)` when that could not be done: the confirmation then shows the model as last
+/// read, and says so with the note.
+pub async fn check_current(services: &Services, touched: &[Touched]) -> Result<Changes, String> {
+    let reason = match confirm_current(services, touched).await {
+        Ok(changes) => return Ok(changes),
+        Err(SyncError::Api(error)) => error.user_message(),
+        Err(SyncError::Service(error)) => {
+            tracing::warn!(%error, "a confirmation's re-read could not be recorded");
+            "what changed could not be recorded in the audit log.".to_owned()
+        }
+    };
+    let when = match services.org.snapshot().synced_at {
+        Some(at) => format!(" (last read {} UTC)", at.format("%Y-%m-%d %H:%M")),
+        None => String::new(),
+    };
+    Err(format!(
+        "Orgkeeper could not check the latest state with Anthropic, so this shows what it last read{when}. {reason}"
+    ))
+}
+
 /// Re-reads the target of an irreversible action for its confirmation page, so it shows the
 /// current state. What changed outside Orgkeeper is recorded as observed exactly as a sync
 /// records it (same entries, same fail-closed rule), so the next sync neither hides nor

@@ -77,8 +77,9 @@ impl From<crate::service::ServiceError> for AppError {
         use crate::service::ServiceError as E;
         match error {
             E::Forbidden => AppError::Forbidden,
-            E::Invalid(message) => AppError::BadRequest(message),
+            E::Invalid(message) | E::Conflict(message) => AppError::BadRequest(message),
             E::NotFound => AppError::NotFound,
+            E::Unread(e) => AppError::Upstream(e),
             E::Audit(e) => e.into(),
             E::Database(e) => e.into(),
             E::Internal(e) => AppError::Internal(e),

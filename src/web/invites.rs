@@ -705,8 +705,11 @@ async fn render_delete_checked(
 pub async fn confirm_delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let last_read = find_invite(&ctx, &invite_id).await?;
-    let checked =
-        super::org::check_current(&ctx, &[crate::org::Touched::Invite(invite_id.clone())]).await;
+    let checked = crate::service::sync::check_current(
+        &ctx.state,
+        &[crate::org::Touched::Invite(invite_id.clone())],
+    )
+    .await;
     // Anthropic still answers for a deleted invite (status `deleted`) but no longer lists it.
     let (invite, gone) = match find_invite(&ctx, &invite_id).await {
         Ok(invite) if invite.status != InviteStatus::Deleted => (invite, None),

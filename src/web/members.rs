@@ -729,12 +729,11 @@ struct FormerPage {
 async fn show_former(ctx: &Ctx, user_id: &str) -> AppResult<Response> {
     let snapshot = ctx.state.org.snapshot();
     let former = snapshot.former.get(user_id).ok_or(AppError::NotFound)?;
-    let runs: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT id, state, created_at FROM offboarding_runs WHERE user_id = ? ORDER BY id DESC",
-    )
-    .bind(user_id)
-    .fetch_all(&ctx.state.db)
-    .await?;
+    let runs = crate::service::offboarding::runs_of(&ctx.state, user_id)
+        .await?
+        .into_iter()
+        .map(|run| (run.id, run.state, run.created_at))
+        .collect();
     let name = display_name(&former.user);
     let page = FormerPage {
         layout: ctx.layout(format!("{name} (removed)"), "members").await,
@@ -907,8 +906,8 @@ async fn render_remove_checked(
 pub async fn confirm_remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let user = find_user(&ctx, &user_id).await?;
-    let checked = super::org::check_current(
-        &ctx,
+    let checked = crate::service::sync::check_current(
+        &ctx.state,
         &[
             Touched::User(user.id.clone()),
             Touched::KeysOfUser(user.id.clone()),

@@ -282,29 +282,3 @@ async fn review_csv(ctx: Ctx, Query(query): Query<ReviewQuery>) -> AppResult<Res
     )
         .into_response())
 }
-
-/// Re-reads an irreversible action's target before its confirmation renders (each call within
-/// the client's deadline), so the page shows the current state; what changed outside
-/// Orgkeeper is recorded as observed. `Ok` with what changed since the model last read it;
-/// `Err(note)` when that could not be done: the page then shows the model as last read, and
-/// says so with the note.
-pub async fn check_current(
-    ctx: &Ctx,
-    touched: &[crate::org::Touched],
-) -> Result<crate::org::Changes, String> {
-    let reason = match sync::confirm_current(&ctx.state, touched).await {
-        Ok(changes) => return Ok(changes),
-        Err(sync::SyncError::Api(error)) => error.user_message(),
-        Err(sync::SyncError::Service(error)) => {
-            tracing::warn!(%error, "a confirmation's re-read could not be recorded");
-            "what changed could not be recorded in the audit log.".to_owned()
-        }
-    };
-    let when = match ctx.state.org.snapshot().synced_at {
-        Some(at) => format!(" (last read {} UTC)", at.format("%Y-%m-%d %H:%M")),
-        None => String::new(),
-    };
-    Err(format!(
-        "Orgkeeper could not check the latest state with Anthropic, so this shows what it last read{when}. {reason}"
-    ))
-}

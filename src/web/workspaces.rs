@@ -907,8 +907,8 @@ async fn render_archive_checked(
 pub async fn archive_confirm(ctx: Ctx, Path(id): Path<String>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     readable_workspace(&ctx, &id).await?;
-    let checked = super::org::check_current(
-        &ctx,
+    let checked = crate::service::sync::check_current(
+        &ctx.state,
         &[
             Touched::Workspace(id.clone()),
             Touched::KeysOfWorkspace(id.clone()),
@@ -1172,8 +1172,8 @@ pub async fn remove_member_confirm(
     let (workspace, _) = readable_workspace(&ctx, &id).await?;
     // The membership as it is now (what changed outside Orgkeeper is recorded as observed).
     let known = current_role(&ctx, &id, &user_id).await.is_some();
-    let checked = super::org::check_current(
-        &ctx,
+    let checked = crate::service::sync::check_current(
+        &ctx.state,
         &[Touched::Membership {
             workspace: id.clone(),
             user: user_id.clone(),

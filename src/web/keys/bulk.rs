@@ -7,64 +7,13 @@ use askama::Template;
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::json;
 
-use super::{load_key, render, visible, Names};
-use crate::anthropic::{ApiKey, ApiKeyStatus};
-use crate::auth::Permission;
+use super::{names, render};
+use crate::anthropic::ApiKey;
+use crate::service::keys::{self, BulkAction, BulkResult};
 use crate::web::context::Layout;
 use crate::web::error::{AppError, AppResult};
 use crate::web::Ctx;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum BulkAction {
-    Deactivate,
-    Archive,
-}
-
-impl BulkAction {
-    fn parse(text: &str) -> AppResult<BulkAction> {
-        match text {
-            "deactivate" => Ok(BulkAction::Deactivate),
-            "archive" => Ok(BulkAction::Archive),
-            _ => Err(AppError::BadRequest(
-                "Choose whether to deactivate or archive the selected keys.".into(),
-            )),
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            BulkAction::Deactivate => "deactivate",
-            BulkAction::Archive => "archive",
-        }
-    }
-
-    pub fn verb(self) -> &'static str {
-        match self {
-            BulkAction::Deactivate => "Deactivate",
-            BulkAction::Archive => "Archive",
-        }
-    }
-
-    fn status(self) -> ApiKeyStatus {
-        match self {
-            BulkAction::Deactivate => ApiKeyStatus::Inactive,
-            BulkAction::Archive => ApiKeyStatus::Archived,
-        }
-    }
-
-    fn skip_reason(self, key: &ApiKey) -> Option<&'static str> {
-        match (self, &key.status) {
-            (BulkAction::Deactivate, ApiKeyStatus::Inactive) => Some("already inactive"),
-            (_, ApiKeyStatus::Archived) => Some("already archived"),
-            (BulkAction::Deactivate, ApiKeyStatus::Expired) => {
-                Some("expired: it no longer works and can only be archived")
-            }
-            _ => None,
-        }
-    }
-}
 
 fn fields(raw: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw.as_bytes())
@@ -80,23 +29,14 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// The selected keys, each checked against the reader's workspaces; unknown ids are ignored.
+/// The selected keys (`key` fields), each checked against the reader's workspaces.
 async fn selected(ctx: &Ctx, fields: &[(String, String)]) -> AppResult<Vec<ApiKey>> {
-    let keys = ctx.state.org.api_keys().await?;
-    let mut out: Vec<ApiKey> = Vec::new();
-    for (_, id) in fields.iter().filter(|(k, _)| k == "key") {
-        if out.iter().any(|k| &k.id == id) {
-            continue;
-        }
-        if let Some(key) = keys.iter().find(|k| &k.id == id) {
-            if !visible(ctx, key) {
-                // Refused and audited like opening the key by URL.
-                load_key(ctx, id).await?;
-            }
-            out.push(key.clone());
-        }
-    }
-    Ok(out)
+    let ids: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "key")
+        .map(|(_, id)| id.clone())
+        .collect();
+    Ok(keys::selection(&ctx.state, &ctx.caller(), &ids).await?)
 }
 
 pub struct PlannedKey {
@@ -127,7 +67,7 @@ async fn render_preview(
     typed: String,
     error: Option<String>,
 ) -> AppResult<Response> {
-    let names = Names::load(&ctx.state).await;
+    let names = names(&ctx.state);
     let (changes, skipped): (Vec<PlannedKey>, Vec<PlannedKey>) = keys
         .iter()
         .map(|k| PlannedKey {
@@ -154,7 +94,6 @@ async fn render_preview(
 
 /// `GET /keys/bulk?action=…&key=…&key=…`: nothing changes yet.
 pub async fn preview(ctx: Ctx, RawQuery(raw): RawQuery) -> AppResult<Response> {
-    ctx.require(Permission::ManageOrganization).await?;
     let fields = fields(raw.as_deref().unwrap_or(""));
     let action = BulkAction::parse(field(&fields, "action"))?;
     let keys = selected(&ctx, &fields).await?;
@@ -186,7 +125,6 @@ struct ResultsPage {
 
 /// `POST /keys/bulk`: applies the confirmed change to each key in turn.
 pub async fn apply(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
-    ctx.require(Permission::ManageOrganization).await?;
     let fields = fields(&body);
     let action = BulkAction::parse(field(&fields, "action"))?;
     let keys = selected(&ctx, &fields).await?;
@@ -211,36 +149,32 @@ pub async fn apply(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
             .await;
         }
     }
-    let mut results = Vec::new();
-    for key in &keys {
-        if let Some(reason) = action.skip_reason(key) {
-            results.push(KeyResult {
+    let done = keys::bulk(&ctx.state, &ctx.caller(), action, &keys).await?;
+    let results: Vec<KeyResult> = keys
+        .iter()
+        .zip(done)
+        .map(|(key, result)| {
+            let (outcome, message) = match result {
+                BulkResult::Skipped(reason) => ("skipped", format!("Left alone: {reason}.")),
+                BulkResult::Done => (
+                    "ok",
+                    match action {
+                        BulkAction::Deactivate => "Deactivated.".into(),
+                        BulkAction::Archive => "Archived.".into(),
+                    },
+                ),
+                BulkResult::Failed(error) => {
+                    ("failed", format!("Not changed. {}", error.user_message()))
+                }
+            };
+            KeyResult {
                 id: key.id.clone(),
                 name: key.name.clone(),
-                outcome: "skipped",
-                message: format!("Left alone: {reason}."),
-            });
-            continue;
-        }
-        let result = super::set_status(&ctx, key, action.status(), json!({ "bulk": true })).await?;
-        results.push(match result {
-            Ok(_) => KeyResult {
-                id: key.id.clone(),
-                name: key.name.clone(),
-                outcome: "ok",
-                message: match action {
-                    BulkAction::Deactivate => "Deactivated.".into(),
-                    BulkAction::Archive => "Archived.".into(),
-                },
-            },
-            Err(error) => KeyResult {
-                id: key.id.clone(),
-                name: key.name.clone(),
-                outcome: "failed",
-                message: format!("Not changed. {}", error.user_message()),
-            },
-        });
-    }
+                outcome,
+                message,
+            }
+        })
+        .collect();
     let count = |outcome: &str| results.iter().filter(|r| r.outcome == outcome).count();
     let page = ResultsPage {
         layout: ctx

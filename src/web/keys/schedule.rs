@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use super::{load_key, render, render_show, visible};
 use crate::auth::Permission;
-use crate::service::schedules::{self, Schedule, Scheduled, DEFAULT_GRACE_DAYS, MAX_GRACE_DAYS};
+use crate::service::schedules::{self, Schedule, Scheduled};
+use crate::service::ServiceError;
 use crate::web::context::Layout;
 use crate::web::error::{AppError, AppResult};
 use crate::web::Ctx;
@@ -27,7 +28,6 @@ pub async fn schedule_archive(
     Path(key_id): Path<String>,
     Form(form): Form<ScheduleForm>,
 ) -> AppResult<Response> {
-    ctx.require(Permission::ManageOrganization).await?;
     let key = load_key(&ctx, &key_id).await?;
     let refuse = |message: String| {
         render_show(
@@ -38,26 +38,15 @@ pub async fn schedule_archive(
             None,
         )
     };
-    let grace_days = match form.grace_days.as_deref().map(str::trim) {
-        None | Some("") => DEFAULT_GRACE_DAYS,
-        Some(text) => match text.parse::<i64>() {
-            Ok(days) if (1..=MAX_GRACE_DAYS).contains(&days) => days,
-            _ => {
-                return refuse(format!(
-                    "The grace period must be a whole number of days from 1 to {MAX_GRACE_DAYS}; nothing was changed."
-                ))
-                .await
-            }
-        },
+    let scheduled = match schedules::grace_days(form.grace_days.as_deref()) {
+        Ok(days) => schedules::schedule_archive(&ctx.state, &ctx.caller(), &key, days).await,
+        Err(refusal) => Err(refusal),
     };
-    if !super::is_live(&key) {
-        return refuse(format!(
-            "The key is {}: there is nothing to schedule.",
-            key.status
-        ))
-        .await;
-    }
-    match schedules::schedule_archive(&ctx.state, &ctx.caller(), &key, grace_days).await? {
+    let scheduled = match scheduled {
+        Err(ServiceError::Invalid(message)) => return refuse(message).await,
+        other => other?,
+    };
+    match scheduled {
         Ok(Scheduled::AlreadyPending(existing)) => {
             ctx.flash(
                 "info",
@@ -102,7 +91,6 @@ struct SchedulesPage {
 }
 
 pub async fn index(ctx: Ctx) -> AppResult<Response> {
-    ctx.require(Permission::ViewWorkspaces).await?;
     let keys = ctx.state.org.api_keys().await?;
     // Team leads see schedules of their workspaces' keys only.
     let may_see = |schedule: &Schedule| match keys.iter().find(|k| k.id == schedule.api_key_id) {
@@ -120,7 +108,6 @@ pub async fn index(ctx: Ctx) -> AppResult<Response> {
 }
 
 pub async fn cancel(ctx: Ctx, Path(schedule_id): Path<i64>) -> AppResult<Response> {
-    ctx.require(Permission::ManageOrganization).await?;
     let schedule = schedules::find(&ctx.state, schedule_id)
         .await?
         .ok_or(AppError::NotFound)?;
