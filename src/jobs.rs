@@ -8,8 +8,7 @@ use tokio::task::JoinHandle;
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::service::schedules::ScheduleOutcome;
-use crate::service::{budgets, chain, schedules, sync, ServiceError, Services};
-use crate::usage_store as store;
+use crate::service::{chain, schedules, sync, ServiceError, Services};
 
 /// How often scheduled key archives are looked at.
 const SCHEDULES_EVERY: Duration = Duration::from_secs(60);
@@ -108,30 +107,6 @@ pub async fn run_chain_check(services: &Services) {
 
 /// One round of the usage job: sync the store, then check budget thresholds.
 pub async fn run_usage_sync(services: &Services) {
-    let started = std::time::Instant::now();
-    let now = services.clock.now();
-    let api = services.org.api().with_deadline(JOB_DEADLINE);
-    let config = &services.config;
-    match store::sync(
-        &api,
-        &services.db,
-        config.usage_settle,
-        config.usage_hourly_days,
-        now,
-    )
-    .await
-    {
-        Ok(report) => {
-            tracing::info!(
-                buckets = report.buckets,
-                seconds = started.elapsed().as_secs_f64(),
-                "usage store synced"
-            );
-            if let Err(error) = budgets::check_thresholds(services, now).await {
-                tracing::warn!(%error, "budget thresholds could not be checked");
-            }
-        }
-        Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
-    }
+    crate::service::usage::sync(services, services.clock.now(), JOB_DEADLINE).await;
     crate::memory::release();
 }

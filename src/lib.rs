@@ -15,6 +15,7 @@ pub mod config;
 pub mod csv;
 pub mod db;
 pub mod jobs;
+pub mod labels;
 pub mod memory;
 pub mod money;
 pub mod org;

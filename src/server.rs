@@ -11,7 +11,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::anthropic::{AdminKey, Client, ClientConfig, WorkspaceFilter};
 use crate::auth::session::random_token;
-use crate::auth::{accounts, Role};
+use crate::auth::Role;
 use crate::clock::Clock;
 use crate::config::{ServerConfig, Upstream};
 use crate::service::{Caller, Services};
@@ -94,7 +94,7 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
 
     let mut demo_accounts = Vec::new();
     let mut setup_token = None;
-    if accounts::count(&state.db).await? == 0 {
+    if !crate::service::accounts::exist(&state).await? {
         if state.config.is_demo() {
             demo_accounts = create_demo_accounts(&state).await?;
         } else {
@@ -182,7 +182,7 @@ impl Server {
         for task in &self.background {
             task.abort();
         }
-        self.state.db.close().await;
+        self.state.close().await;
         if let Some(simulator) = self.simulator {
             simulator.shutdown().await;
         }

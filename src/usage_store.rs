@@ -108,7 +108,7 @@ impl Memo {
     /// The value `build` makes for `key` at the store's current version.
     pub async fn get<T, E, Fut>(
         &self,
-        db: &SqlitePool,
+        store: &Store,
         key: String,
         build: impl FnOnce() -> Fut,
     ) -> Result<Arc<T>, E>
@@ -117,7 +117,7 @@ impl Memo {
         E: From<sqlx::Error>,
         Fut: Future<Output = Result<T, E>>,
     {
-        let version = version(db).await?;
+        let version = store.version().await?;
         if let Some((at, value)) = self.lock().get(&key) {
             if *at == version {
                 if let Ok(value) = value.clone().downcast::<T>() {
@@ -141,6 +141,88 @@ impl Memo {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoEntries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What pages read from the store: usage, cost, budgets and their alerts — and nothing else.
+/// Writes (syncs, budgets) belong to `crate::service` and `crate::jobs`, which hold the pool.
+#[derive(Clone)]
+pub struct Store {
+    db: SqlitePool,
+}
+
+impl Store {
+    pub fn new(db: SqlitePool) -> Store {
+        Store { db }
+    }
+
+    /// `(settled_until, refreshed_at)` of a report, if it was ever synced.
+    pub async fn progress(
+        &self,
+        kind: Kind,
+    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, sqlx::Error> {
+        progress(&self.db, kind).await
+    }
+
+    /// One key's daily input and output tokens since `since`, oldest first.
+    pub async fn key_days(
+        &self,
+        key_id: &str,
+        since: NaiveDate,
+    ) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+        key_days(&self.db, key_id, since).await
+    }
+
+    pub async fn usage_series(
+        &self,
+        series: &Series<'_>,
+    ) -> Result<Vec<(DateTime<Utc>, String, i64)>, sqlx::Error> {
+        usage_series(&self.db, series).await
+    }
+
+    /// The rows of `query` ([`series_query`]), streamed in order (for exports of any length).
+    pub fn stream<'q>(
+        &'q self,
+        query: &'q mut QueryBuilder<'static, Sqlite>,
+    ) -> futures_util::stream::BoxStream<'q, Result<sqlx::sqlite::SqliteRow, sqlx::Error>> {
+        query.build().fetch(&self.db)
+    }
+
+    pub async fn usage_totals(
+        &self,
+        width: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        filter: &UsageFilter,
+    ) -> Result<[i64; 5], sqlx::Error> {
+        usage_totals(&self.db, width, from, to, filter).await
+    }
+
+    pub async fn group_totals(
+        &self,
+        series: &Series<'_>,
+    ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        group_totals(&self.db, series).await
+    }
+
+    pub async fn dim_values(&self, dim: Dim) -> Result<Vec<String>, sqlx::Error> {
+        dim_values(&self.db, dim).await
+    }
+
+    pub async fn budgets(&self) -> Result<Vec<Budget>, sqlx::Error> {
+        budgets(&self.db).await
+    }
+
+    pub async fn alerts_of_month(
+        &self,
+        month: &str,
+    ) -> Result<Vec<(String, u32, String)>, sqlx::Error> {
+        alerts_of_month(&self.db, month).await
+    }
+
+    /// The store's version, for [`Memo`].
+    async fn version(&self) -> Result<String, sqlx::Error> {
+        version(&self.db).await
     }
 }
 

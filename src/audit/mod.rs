@@ -52,6 +52,7 @@ mod action;
 mod export;
 mod query;
 mod record;
+mod sentence;
 mod verify;
 
 use std::fmt;

@@ -13,6 +13,7 @@
 mod entity;
 mod fetch;
 pub mod keys;
+pub mod names;
 pub mod store;
 
 use std::any::{Any, TypeId};
@@ -325,6 +326,21 @@ pub struct Org {
 }
 
 impl Org {
+    /// Who held what in `workspace` at `at`, from the history the model keeps (the access
+    /// review).
+    pub async fn held_at(
+        &self,
+        workspace: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<store::Held>, sqlx::Error> {
+        store::held_at(&self.db, workspace, at).await
+    }
+
+    /// When the history starts: the first complete sync.
+    pub async fn baseline_at(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        Ok(store::load_sync(&self.db).await?.baseline_at)
+    }
+
     /// The model as stored in `db` (empty before the first sync).
     pub async fn load(api: Client, db: SqlitePool, clock: Clock) -> Result<Self, sqlx::Error> {
         let stored = store::load_sync(&db).await?;

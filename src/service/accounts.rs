@@ -70,6 +70,11 @@ pub async fn find_by_name(
     Ok(accounts::find_by_username(&services.db, username).await?)
 }
 
+/// The account a session names, if it still exists.
+pub async fn of_session(services: &Services, id: i64) -> Result<Option<Account>, ServiceError> {
+    Ok(accounts::find_by_id(&services.db, id).await?)
+}
+
 pub async fn exist(services: &Services) -> Result<bool, ServiceError> {
     Ok(accounts::count(&services.db).await? > 0)
 }

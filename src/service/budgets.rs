@@ -17,7 +17,9 @@ use serde_json::json;
 
 use super::{target, Caller, ServiceError, Services};
 use crate::audit::{Action, Outcome};
+use crate::auth::Permission;
 use crate::money::{dollars, month_key};
+use crate::org::names::ReportNames;
 use crate::usage_store::{self as store, ORG_SCOPE};
 
 /// One month of cost for some scopes: (day, stored workspace id, description, cents).
@@ -82,7 +84,7 @@ pub async fn month(
     let key = format!("month {start} {scope:?}");
     services
         .reports
-        .get(&services.db, key, || async {
+        .get(&services.usage, key, || async {
             let end = store::next_month(start);
             let lines = store::cost_lines(&services.db, start, end, scope).await?;
             Ok::<_, sqlx::Error>(Month::new(start, end, lines))
@@ -233,23 +235,6 @@ pub fn settled_before(services: &Services, now: DateTime<Utc>) -> NaiveDate {
     (now - settle).date_naive()
 }
 
-/// A budget scope as people read it: the organization, or a workspace's name.
-async fn scope_name(services: &Services, scope: &str) -> String {
-    if scope == ORG_SCOPE {
-        return store::ORG_SCOPE_LABEL.to_owned();
-    }
-    if scope.is_empty() {
-        return store::DEFAULT_WORKSPACE.to_owned();
-    }
-    services
-        .org
-        .workspaces()
-        .await
-        .ok()
-        .and_then(|list| list.iter().find(|w| w.id == scope).map(|w| w.name.clone()))
-        .unwrap_or_else(|| scope.to_owned())
-}
-
 /// Records and announces every newly crossed threshold of this month: one audit record, one
 /// banner and one webhook post per budget, threshold and month (a unique row makes sure).
 pub async fn check_thresholds(
@@ -275,7 +260,7 @@ pub async fn check_thresholds(
                 continue;
             }
             raised += 1;
-            let name = scope_name(services, &b.scope).await;
+            let name = scope_name(&ReportNames::of(&services.org.snapshot()), &b.scope);
             services
                 .record(
                     &Caller::BUDGETS,
@@ -300,6 +285,160 @@ pub async fn check_thresholds(
     Ok(raised)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Setting and removing budgets (owners and admins)
+
+/// The budget's scope as a form or link names it (`org`, a workspace id, `default` for the
+/// default workspace) → as the store keeps it ('' for the default workspace).
+pub fn scope_from_param(param: &str) -> String {
+    if param == "default" {
+        String::new()
+    } else {
+        param.to_owned()
+    }
+}
+
+/// A stored scope in words.
+pub fn scope_name(names: &ReportNames, scope: &str) -> String {
+    if scope == ORG_SCOPE {
+        store::ORG_SCOPE_LABEL.to_owned()
+    } else {
+        names.workspace(scope)
+    }
+}
+
+/// Alert thresholds as typed ("50, 80%, 100"): whole percentages from 1 to 1000, sorted, each
+/// once, at least one.
+pub fn parse_thresholds(raw: &str) -> Result<Vec<u32>, ServiceError> {
+    let mut out = Vec::new();
+    for part in raw
+        .split(',')
+        .map(|p| p.trim().trim_end_matches('%').trim())
+    {
+        if part.is_empty() {
+            continue;
+        }
+        match part.parse::<u32>() {
+            Ok(t) if (1..=1000).contains(&t) => out.push(t),
+            _ => {
+                return Err(ServiceError::Invalid(format!(
+                    "\"{part}\" is not a threshold: use whole percentages between 1 and 1000, separated by commas."
+                )))
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.is_empty() {
+        return Err(ServiceError::Invalid(
+            "Give at least one threshold, for example 50, 80, 100.".into(),
+        ));
+    }
+    Ok(out)
+}
+
+fn budget_json(b: &store::Budget) -> serde_json::Value {
+    json!({
+        "amount_cents": b.amount_cents.normalize().to_string(),
+        "thresholds": b.thresholds,
+    })
+}
+
+pub async fn list(services: &Services) -> Result<Vec<store::Budget>, ServiceError> {
+    Ok(store::budgets(&services.db).await?)
+}
+
+/// Sets (or replaces) the monthly budget of the organization or a workspace. Returns the
+/// scope's name.
+pub async fn set(
+    services: &Services,
+    caller: &Caller,
+    scope_param: &str,
+    amount_cents: Decimal,
+    thresholds: Vec<u32>,
+) -> Result<String, ServiceError> {
+    services
+        .require(caller, Permission::ManageOrganization, None)
+        .await?;
+    let names = ReportNames::of(&services.org.snapshot());
+    // The default workspace may arrive by its real id; budgets keep the report's '' for it.
+    let scope = match scope_from_param(scope_param) {
+        s if s == ORG_SCOPE => s,
+        s => names.stored_ws(&s),
+    };
+    let known = scope == ORG_SCOPE
+        || names
+            .real_ws(&scope)
+            .is_some_and(|w| names.workspaces.contains_key(&w));
+    if !known {
+        return Err(ServiceError::Invalid(
+            "Choose the organization or a workspace.".into(),
+        ));
+    }
+    let max_cents = Decimal::from(crate::money::MAX_DOLLARS) * Decimal::ONE_HUNDRED;
+    if amount_cents <= Decimal::ZERO || amount_cents > max_cents {
+        return Err(ServiceError::Invalid(format!(
+            "The budget must be more than $0 and at most {}.",
+            dollars(max_cents)
+        )));
+    }
+    let before = list(services).await?.into_iter().find(|b| b.scope == scope);
+    let after = store::Budget {
+        scope: scope.clone(),
+        amount_cents,
+        thresholds,
+    };
+    let name = scope_name(&names, &scope);
+    let details = json!({
+        "scope": scope,
+        "before": before.as_ref().map(budget_json),
+        "after": budget_json(&after),
+    });
+    let now = services.clock.now();
+    services
+        .local_change(
+            caller,
+            Action::BudgetSet,
+            target("budget", scope.clone(), Some(name.clone())),
+            details,
+            store::set_budget(&services.db, &after, now),
+            |_| None,
+        )
+        .await??;
+    Ok(name)
+}
+
+/// Removes a budget; its past alerts stay in the audit log. Returns the scope's name.
+pub async fn remove(
+    services: &Services,
+    caller: &Caller,
+    scope_param: &str,
+) -> Result<String, ServiceError> {
+    services
+        .require(caller, Permission::ManageOrganization, None)
+        .await?;
+    let scope = scope_from_param(scope_param);
+    let before = list(services)
+        .await?
+        .into_iter()
+        .find(|b| b.scope == scope)
+        .ok_or(ServiceError::NotFound)?;
+    let names = ReportNames::of(&services.org.snapshot());
+    let name = scope_name(&names, &scope);
+    let details = json!({ "scope": scope, "before": budget_json(&before), "after": null });
+    services
+        .local_change(
+            caller,
+            Action::BudgetRemoved,
+            target("budget", scope.clone(), Some(name.clone())),
+            details,
+            store::remove_budget(&services.db, &scope),
+            |_| None,
+        )
+        .await??;
+    Ok(name)
+}
+
 /// `spend` as a percentage of `amount`; `None` for no amount, or when it cannot be computed
 /// (checked: a budget stored before amounts were bounded may be beyond any arithmetic).
 pub fn percent_of(spend: Decimal, amount: Decimal) -> Option<Decimal> {
@@ -312,6 +451,13 @@ pub fn percent_of(spend: Decimal, amount: Decimal) -> Option<Decimal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thresholds_are_sorted_and_checked() {
+        assert_eq!(parse_thresholds("100, 50%, 80").unwrap(), vec![50, 80, 100]);
+        assert!(parse_thresholds("").is_err());
+        assert!(parse_thresholds("0").is_err());
+    }
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 12, d).unwrap()

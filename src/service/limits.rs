@@ -416,8 +416,12 @@ fn request_target(r_id: i64, workspace_name: &str) -> Option<Target> {
     )
 }
 
-/// Asks for a monthly spend limit of `amount_cents` on a workspace the caller may see.
-/// Audited; the alert webhook is told.
+/// The longest reason a request may give.
+pub const MAX_REASON: usize = 2000;
+
+/// Asks for a monthly spend limit of `amount_cents` on a workspace the caller may see: more
+/// than its current limit (approving a lower one would cut the workspace's traffic), with a
+/// reason for the person deciding. Audited; the alert webhook is told.
 pub async fn request_increase(
     services: &Services,
     caller: &Caller,
@@ -437,6 +441,33 @@ pub async fn request_increase(
         return Err(services
             .out_of_scope(caller, target, Some(workspace_id))
             .await);
+    }
+    let scope = LimitScope::Workspace {
+        id: workspace_id.to_owned(),
+        name: workspace_name.to_owned(),
+    };
+    if let Ok(list) = spend_limits(services).await {
+        if let Some(cents) = limit_of(&list, &scope)
+            .and_then(SpendLimit::amount_cents)
+            .filter(|c| amount_cents <= *c)
+        {
+            return Err(ServiceError::Invalid(format!(
+                "{workspace_name} already has a monthly spend limit of {}: ask for more than that.",
+                crate::money::dollars(cents)
+            )));
+        }
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ServiceError::Invalid(
+            "Say why the workspace needs a higher limit, so the person deciding can judge it."
+                .into(),
+        ));
+    }
+    if reason.chars().count() > MAX_REASON {
+        return Err(ServiceError::Invalid(format!(
+            "Keep the reason under {MAX_REASON} characters."
+        )));
     }
     let now = crate::db::ts(services.clock.now());
     let amount = amount_cents.normalize().to_string();
@@ -629,6 +660,17 @@ pub async fn deny_request(
             request_target(request.id, &request.workspace_name),
         )
         .await?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ServiceError::Invalid(
+            "Give a reason: the person who asked will read it.".into(),
+        ));
+    }
+    if reason.chars().count() > MAX_REASON {
+        return Err(ServiceError::Invalid(format!(
+            "Keep the reason under {MAX_REASON} characters."
+        )));
+    }
     let by = caller.name();
     let result = services
         .local_change(

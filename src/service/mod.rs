@@ -29,6 +29,7 @@ pub mod schedules;
 pub mod sign_in;
 pub mod sso;
 pub mod sync;
+pub mod usage;
 pub mod workspaces;
 
 use std::future::Future;
@@ -48,7 +49,9 @@ use crate::org::{Org, Touched};
 /// What the dashboard holds and every change goes through. Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
-    pub db: SqlitePool,
+    /// Private to the service layer: pages and the API read the model and the usage store,
+    /// and change anything only through a service function.
+    pub(in crate::service) db: SqlitePool,
     pub audit: AuditLog,
     /// The organization as read from the Admin API (cached), and the client for changes.
     pub org: Arc<Org>,
@@ -58,6 +61,8 @@ pub struct Services {
     pub chain: Arc<chain::ChainMonitor>,
     /// Outgoing alerts (budget thresholds), one HTTP client for all of them.
     pub alerts: alerts::Alerts,
+    /// What pages read of the usage store (usage, cost, budgets): reads only.
+    pub usage: crate::usage_store::Store,
     /// What pages computed from the usage store, until it next changes.
     pub reports: Arc<crate::usage_store::Memo>,
     /// Flood control of the audit records refused anonymous requests leave.
@@ -214,6 +219,7 @@ impl Services {
     ) -> anyhow::Result<Services> {
         Ok(Services {
             audit: AuditLog::new(db.clone()),
+            usage: crate::usage_store::Store::new(db.clone()),
             org: Arc::new(Org::load(api, db.clone(), clock.clone()).await?),
             db,
             alerts: alerts::Alerts::new(config.alert_webhook_url.clone())?,
@@ -246,6 +252,30 @@ impl Services {
             unused,
         ))?;
         Services::new(db, config, api, Clock::default()).await
+    }
+
+    /// For the readiness probe: a write transaction, rolled back, proves the database file is
+    /// writable without changing it; then the Admin API answers `/me`.
+    pub async fn probe(&self) -> (Result<(), sqlx::Error>, Result<(), ApiError>) {
+        let database = async {
+            let mut tx = self.db.begin().await?;
+            sqlx::query("CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x INTEGER)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO readiness_probe (x) VALUES (1)")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        let upstream = self.org.api().get_organization().await.map(|_| ());
+        (database, upstream)
+    }
+
+    /// Closes the database cleanly (the WAL is checkpointed on close).
+    pub async fn close(&self) {
+        self.db.close().await;
     }
 
     /// Checks a permission for a caller; a refusal is audited and returned as `Forbidden`.

@@ -54,6 +54,22 @@ impl Refusals {
 }
 
 impl Services {
+    /// Records a form refused for its missing or wrong CSRF token (flood-controlled).
+    pub async fn record_csrf_refusal(
+        &self,
+        source: Source,
+        path: &str,
+    ) -> Result<bool, AuditError> {
+        let entry = NewEntry::new(
+            Actor::named("(unknown)"),
+            source,
+            crate::audit::Action::CsrfRejected,
+            Outcome::Denied,
+        )
+        .details(serde_json::json!({ "path": path }));
+        self.record_refusal(Refused::Csrf, entry).await
+    }
+
     /// Records a refused anonymous request, or only counts it; the summary of an ended window
     /// is written first. Returns whether `entry` itself was written.
     pub async fn record_refusal(&self, kind: Refused, entry: NewEntry) -> Result<bool, AuditError> {

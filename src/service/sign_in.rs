@@ -65,6 +65,24 @@ pub async fn record_failure(
     Ok(())
 }
 
+/// Records a trusted proxy's identity header that was refused (from an untrusted address, or
+/// repeated), under flood control: anyone can send one.
+pub async fn record_refused_header(
+    services: &Services,
+    source: &Source,
+    details: serde_json::Value,
+) -> Result<(), ServiceError> {
+    let entry = NewEntry::new(
+        Actor::named("(unknown)"),
+        source.clone(),
+        Action::ProxyHeaderRefused,
+        Outcome::Denied,
+    )
+    .details(details);
+    services.record_refusal(Refused::ProxyHeader, entry).await?;
+    Ok(())
+}
+
 /// Signs in with a password; the caller starts the session for the account that comes back.
 pub async fn with_password(
     services: &Services,

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{schedules, target, with_context, Caller, Change, OrgChange, Services};
+use super::{schedules, target, with_context, Caller, Change, OrgChange, ServiceError, Services};
 use crate::anthropic::{
     ApiKeyStatus, Workspace, WorkspaceMember, WorkspaceMemberDeleted, WorkspaceRole,
 };
@@ -20,6 +20,39 @@ fn membership_target(workspace: &Workspace, user_id: &str, user_label: &str) -> 
         user_id,
         Some(format!("{user_label} in {}", workspace.name)),
     )
+}
+
+/// The workspace roles anyone may be given: every role but `workspace_billing`, which comes
+/// only with the organization's billing role.
+pub fn assignable_roles() -> Vec<WorkspaceRole> {
+    WorkspaceRole::KNOWN
+        .iter()
+        .filter(|r| **r != WorkspaceRole::WorkspaceBilling)
+        .cloned()
+        .collect()
+}
+
+/// The workspace from the model, if the caller may reach it (and whether it is the default
+/// workspace). Another workspace is refused, and the refusal recorded, before anything about
+/// it is read.
+pub async fn readable(
+    services: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Workspace, bool), ServiceError> {
+    if !caller.may_touch_workspace(id) {
+        return Err(services
+            .out_of_scope(caller, target("workspace", id, None), Some(id))
+            .await);
+    }
+    let all = services.org.workspaces().await?;
+    let is_default = services.org.default_workspace_id().await?.as_deref() == Some(id);
+    let workspace = all
+        .iter()
+        .find(|w| w.id == id)
+        .cloned()
+        .ok_or(ServiceError::NotFound)?;
+    Ok((workspace, is_default))
 }
 
 /// Creates a workspace. Never retried automatically: a retry could create two.

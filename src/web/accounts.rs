@@ -6,7 +6,7 @@ use crate::web::extract::FormBody;
 use crate::web::extract::Path;
 use askama::Template;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::context::Layout;
@@ -23,26 +23,18 @@ pub struct WorkspaceChoice {
     pub archived: bool,
 }
 
-/// The organization's workspaces for the team-lead picker. If the Admin API cannot be
-/// reached the page still works; assigned ids are then shown without names.
+/// The organization's workspaces for the team-lead picker, from the model (archived ones
+/// too, so an assignment to one still shows its name). Before the first sync the page still
+/// works; assigned ids are then shown without names.
 async fn workspace_choices(ctx: &Ctx) -> (Vec<WorkspaceChoice>, Option<String>) {
-    match ctx
-        .state
-        .org
-        .api()
-        .list_all_workspaces(&crate::anthropic::WorkspaceFilter {
-            include_archived: true,
-            include_default: true,
-        })
-        .await
-    {
+    match ctx.state.org.workspaces().await {
         Ok(workspaces) => (
             workspaces
-                .into_iter()
+                .iter()
                 .map(|w| WorkspaceChoice {
                     archived: w.is_archived(),
-                    id: w.id,
-                    name: w.name,
+                    id: w.id.clone(),
+                    name: w.name.clone(),
                 })
                 .collect(),
             None,
@@ -158,7 +150,7 @@ async fn render_index(
     } else {
         StatusCode::OK
     };
-    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+    crate::web::page::render(status, &page)
 }
 
 pub async fn index(ctx: Ctx) -> AppResult<Response> {
@@ -266,7 +258,7 @@ async fn render_show(ctx: &Ctx, account: Account, error: Option<String>) -> AppR
     } else {
         StatusCode::OK
     };
-    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+    crate::web::page::render(status, &page)
 }
 
 pub async fn show(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
@@ -396,7 +388,7 @@ pub async fn own_password_form(ctx: Ctx) -> AppResult<Response> {
         layout: ctx.layout("Change your password", "").await,
         error: None,
     };
-    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+    crate::web::page::render(axum::http::StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
@@ -425,11 +417,7 @@ pub async fn own_password_submit(
                 layout: ctx.layout("Change your password", "").await,
                 error: Some(error),
             };
-            return Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Html(page.render().map_err(anyhow::Error::from)?),
-            )
-                .into_response());
+            return crate::web::page::render(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
         Err(other) => return Err(other.into()),
     };

@@ -7,15 +7,14 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tower_sessions::Session;
 
 use super::error::AppError;
 use super::AppState;
-use crate::audit::{Action, Outcome, Source, Target};
-use crate::auth::accounts::{self, Account};
+use crate::audit::Source;
+use crate::auth::accounts::Account;
 use crate::auth::{session, Permission, Role};
-use crate::service::{Caller, LocalRefusal};
+use crate::service::Caller;
 
 /// Whether an htmx request wants only the updated region. Boosted navigation (links and
 /// forms inside `<main hx-boost>`) and history restores want the whole page, as does any
@@ -129,7 +128,7 @@ impl FromRequestParts<AppState> for Ctx {
         let Some(login) = session::login_of(&session).await else {
             return Err(not_signed_in());
         };
-        let account = accounts::find_by_id(&state.db, login.account_id).await?;
+        let account = crate::service::accounts::of_session(state, login.account_id).await?;
         let now = state.clock.now().timestamp();
         let too_old = now - login.signed_in_at > state.config.session_max.as_secs() as i64;
         // Idle time is also checked against the clock (the cookie store's own expiry uses the
@@ -193,39 +192,6 @@ impl Ctx {
     /// Team leads may read only their assigned workspaces; everyone else reads all of them.
     pub fn may_read_workspace(&self, workspace_id: &str) -> bool {
         self.account.may_reach_workspace(workspace_id)
-    }
-
-    /// Appends one audit record; failure refuses the action (fail closed).
-    pub async fn audit(
-        &self,
-        action: Action,
-        target: Option<Target>,
-        details: Value,
-        outcome: Outcome,
-    ) -> Result<i64, AppError> {
-        Ok(self
-            .state
-            .record(&self.caller(), action, target, details, outcome)
-            .await?)
-    }
-
-    /// A change to Orgkeeper's own data (accounts, budgets) between an intent record and an
-    /// outcome record; see [`crate::service::Services::local_change`].
-    pub async fn local_change<T, E, Fut>(
-        &self,
-        action: Action,
-        target: Option<Target>,
-        details: Value,
-        change: Fut,
-    ) -> Result<Result<T, E>, AppError>
-    where
-        E: LocalRefusal,
-        Fut: std::future::Future<Output = Result<T, E>>,
-    {
-        Ok(self
-            .state
-            .local_change(&self.caller(), action, target, details, change, |_| None)
-            .await?)
     }
 
     /// The workspaces this person may read: `None` means all of them.

@@ -14,20 +14,7 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    // A write transaction that is rolled back proves the file is writable without changing it.
-    let database = async {
-        let mut tx = state.db.begin().await?;
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x INTEGER)")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO readiness_probe (x) VALUES (1)")
-            .execute(&mut *tx)
-            .await?;
-        tx.rollback().await?;
-        Ok::<_, sqlx::Error>(())
-    }
-    .await;
-    let upstream = state.org.api().get_organization().await;
+    let (database, upstream) = state.probe().await;
     let ready = database.is_ok() && upstream.is_ok();
     let body = json!({
         "ready": ready,

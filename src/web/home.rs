@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use askama::Template;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
 
 use super::context::Layout;
@@ -79,23 +79,12 @@ fn message(error: &ApiError) -> String {
     error.user_message()
 }
 
-pub fn org_role_label(role: &OrgRole) -> String {
-    match role {
-        OrgRole::Admin => "Admins".into(),
-        OrgRole::Developer => "Developers".into(),
-        OrgRole::User => "Users".into(),
-        OrgRole::ClaudeCodeUser => "Claude Code users".into(),
-        OrgRole::Billing => "Billing".into(),
-        other => other.as_str().replace('_', " "),
-    }
-}
-
 fn members_card(users: &[User]) -> Vec<Count> {
     let mut by_role: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for user in users {
         by_role
             .entry(user.role.as_str().to_owned())
-            .or_insert_with(|| (org_role_label(&user.role), 0))
+            .or_insert_with(|| (super::present::org_role_plural(&user.role), 0))
             .1 += 1;
     }
     let mut counts: Vec<Count> = by_role
@@ -277,7 +266,7 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
             .ok();
         page.spend_scoped = ctx.workspace_scope().is_some();
     }
-    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+    crate::web::page::render(axum::http::StatusCode::OK, &page)
 }
 
 async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_workspace: usize) {

@@ -14,18 +14,19 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::context::wants_partial;
 use super::context::Layout;
 use super::error::{AppError, AppResult};
-use super::members::RoleChoice;
-use super::members::{assignable_roles, query_string, role_label, wants_partial, Pager};
 use super::page::render;
+use super::present::{self, Pager, RoleChoice};
 use super::Ctx;
 use crate::anthropic::{Invite, InviteStatus, OrgRole};
 use crate::auth::Permission;
 use crate::service;
 
 /// More lines than this in one paste are refused before anything is sent.
-const MAX_BATCH: usize = 100;
+use crate::service::invites::Invited;
+use crate::service::ServiceError;
 
 pub fn routes() -> Routes {
     use Permission::*;
@@ -186,19 +187,7 @@ impl PastePreview {
     }
 }
 
-/// The dashboard's own check before sending: one `@`, something before it, a dot inside the
-/// domain, no spaces. The API has the last word.
-pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(char::is_whitespace)
-}
+pub use crate::service::invites::valid_email;
 
 /// "expires in 3 days", "expires in 5 hours": the time a pending invite has left.
 pub fn time_left(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -256,12 +245,10 @@ impl InvitesQuery {
             .status_filter()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default();
-        let qs = query_string(&[("status", &status), ("q", &self.q), ("page", &page)]);
-        if qs.is_empty() {
-            "/invites".into()
-        } else {
-            format!("/invites?{qs}")
-        }
+        present::link(
+            "/invites",
+            &[("status", &status), ("q", &self.q), ("page", &page)],
+        )
     }
 }
 
@@ -284,7 +271,7 @@ impl InviteRow {
         InviteRow {
             id: invite.id.clone(),
             email: invite.email.clone(),
-            role: role_label(&invite.role),
+            role: present::org_role(&invite.role),
             status: invite.status.as_str().to_owned(),
             pending,
             invited_at: invite.invited_at,
@@ -319,7 +306,7 @@ fn build_table(
         Err(error) => {
             return InvitesTable {
                 rows: Vec::new(),
-                pager: Pager::new(0, 1, |_| String::new()),
+                pager: Pager::empty(),
                 error: Some(error),
                 filtered,
                 can_manage,
@@ -432,7 +419,7 @@ async fn render_index(
         layout: ctx.layout("Invites", "invites").await,
         query,
         table,
-        roles: assignable_roles(),
+        roles: present::org_role_choices(),
         form,
         statuses: STATUSES,
     };
@@ -483,27 +470,6 @@ struct PreviewPartial<'a> {
 }
 
 /// Sends one invite as its own audited action.
-async fn invite_one(ctx: &Ctx, email: &str, role: &OrgRole) -> AppResult<LineResult> {
-    let result = service::invites::create(&ctx.state, &ctx.caller(), email, role).await?;
-    Ok(match result {
-        Ok(_) => LineResult {
-            email: email.to_owned(),
-            kind: "invited",
-            message: format!("invited as {}", role_label(role)),
-        },
-        Err(error) if error.is_refusal() => LineResult {
-            email: email.to_owned(),
-            kind: "refused",
-            message: error.user_message(),
-        },
-        Err(error) => LineResult {
-            email: email.to_owned(),
-            kind: "failed",
-            message: error.user_message(),
-        },
-    })
-}
-
 pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Response> {
     ctx.require(Permission::ManageOrganization).await?;
     let bulk = input.emails.is_some();
@@ -523,14 +489,6 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         return render_index(&ctx, None, InvitesQuery::default(), form, None).await;
     }
     let role = OrgRole::parse(input.role.trim());
-    if !role.is_assignable_in_console() {
-        let message = if role == OrgRole::Admin {
-            "The admin role can only be given in the Anthropic Console, not through the Admin API. Invite them with another role, then make them admin in the Console.".to_owned()
-        } else {
-            "Choose one of the roles offered.".to_owned()
-        };
-        return refused(&ctx, form, message).await;
-    }
     let entries: Vec<Pasted> = if bulk {
         parse_pasted(&form.emails)
     } else {
@@ -544,51 +502,49 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         .iter()
         .map(|e| e.email.clone().unwrap_or_else(|| e.raw.clone()))
         .collect();
-    let problem = if lines.is_empty() || lines == [""] {
-        Some("Type an email address.".to_owned())
-    } else if lines.len() > MAX_BATCH {
-        Some(format!(
-            "That is {} addresses; invite at most {MAX_BATCH} at a time. Nothing was sent.",
-            lines.len()
-        ))
-    } else if !bulk && !valid_email(&form.email) {
-        Some(format!(
+    // One address that is not one is refused whole, without a results list.
+    if !bulk && !valid_email(&form.email) && !form.email.is_empty() {
+        let message = format!(
             "{:?} is not an email address (one @, a dot in the domain, no spaces). Nothing was sent.",
             form.email
-        ))
-    } else {
-        None
-    };
-    if let Some(message) = problem {
-        return refused(&ctx, form, message).await;
+        );
+        if service::invites::check_role(&role).is_ok() {
+            return refused(&ctx, form, message).await;
+        }
     }
-
+    let outcomes =
+        match service::invites::create_many(&ctx.state, &ctx.caller(), &lines, &role).await {
+            Ok(outcomes) => outcomes,
+            Err(ServiceError::Invalid(message)) => return refused(&ctx, form, message).await,
+            Err(other) => return Err(other.into()),
+        };
     let mut results = Vec::with_capacity(lines.len());
     let mut retry: Vec<String> = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
-    for (entry, email) in entries.iter().zip(&lines) {
-        let normalized = email.to_lowercase();
-        let result = if !valid_email(email) {
-            LineResult {
-                email: email.clone(),
-                kind: "invalid",
-                message: "not an email address (one @, a dot in the domain, no spaces); not sent"
-                    .into(),
-            }
-        } else if seen.contains(&normalized) {
-            LineResult {
-                email: email.clone(),
-                kind: "repeated",
-                message: "listed more than once; only the first line was sent".into(),
-            }
-        } else {
-            seen.push(normalized);
-            invite_one(&ctx, email, &role).await?
+    for ((entry, email), outcome) in entries.iter().zip(&lines).zip(outcomes) {
+        let (kind, message) = match outcome {
+            Invited::Sent(_) => (
+                "invited",
+                format!("invited as {}", present::org_role(&role)),
+            ),
+            Invited::Invalid => (
+                "invalid",
+                "not an email address (one @, a dot in the domain, no spaces); not sent".into(),
+            ),
+            Invited::Repeated => (
+                "repeated",
+                "listed more than once; only the first line was sent".into(),
+            ),
+            Invited::NotSent(error) if error.is_refusal() => ("refused", error.user_message()),
+            Invited::NotSent(error) => ("failed", error.user_message()),
         };
-        if result.kind != "invited" && result.kind != "repeated" {
+        if kind != "invited" && kind != "repeated" {
             retry.push(entry.raw.clone());
         }
-        results.push(result);
+        results.push(LineResult {
+            email: email.clone(),
+            kind,
+            message,
+        });
     }
     let invited: Vec<String> = results
         .iter()
@@ -610,7 +566,7 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
                 } else {
                     format!("{} people", invited.len())
                 },
-                role_label(&role),
+                present::org_role(&role),
                 invited.join(", ")
             ),
         )

@@ -11,13 +11,14 @@ use serde::Deserialize;
 
 use super::context::Layout;
 use super::error::{AppError, AppResult};
-use super::usage::{Names, Opt};
+use super::usage::{names, Opt};
 use super::Ctx;
 use crate::anthropic::{ApiError, SpendLimit, SpendLimitScope, Workspace};
 use crate::auth::Permission;
 use crate::money::dollars;
 use crate::service::budgets::{month, settled_before, Spend};
 use crate::service::limits::{self as service, LimitScope, RateLimitTarget, CONSOLE_LIMITS_URL};
+use crate::service::ServiceError;
 use crate::usage_store::{self as store, ORG_SCOPE};
 use crate::web::extract::{Form, Path};
 use crate::web::page::{failure_status, render};
@@ -158,11 +159,11 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
                 }
             ))
         });
-    let names = Names::load(&ctx.state).await;
+    let names = names(&ctx.state);
     let start = store::month_start(now.date_naive());
     let m = month(&ctx.state, start, None).await?;
     let settled = settled_before(&ctx.state, now);
-    let budgets = store::budgets(&ctx.state.db).await?;
+    let budgets = ctx.state.usage.budgets().await?;
     let mut scopes_list: Vec<(LimitScope, String)> = Vec::new();
     if org_visible {
         scopes_list.push((LimitScope::Organization, ORG_SCOPE.to_owned()));
@@ -469,7 +470,6 @@ pub struct RequestInput {
 }
 
 /// The longest reason kept (a paragraph, not a document).
-const MAX_REASON: usize = 2000;
 
 pub async fn request(ctx: Ctx, Form(input): Form<RequestInput>) -> AppResult<Response> {
     let form = RequestForm {
@@ -499,43 +499,20 @@ pub async fn request(ctx: Ctx, Form(input): Form<RequestInput>) -> AppResult<Res
         Ok(a) => a,
         Err(e) => return again(form, e).await,
     };
-    // A request is for a higher limit: approving a lower one would cut the workspace's traffic.
-    let scope = LimitScope::Workspace {
-        id: w.id.clone(),
-        name: w.name.clone(),
+    let asked = service::request_increase(
+        &ctx.state,
+        &ctx.caller(),
+        &w.id,
+        &w.name,
+        amount,
+        &input.reason,
+    )
+    .await;
+    let asked = match asked {
+        Err(ServiceError::Invalid(message)) => return again(form, message).await,
+        other => other?,
     };
-    if let Ok(Some(now)) = current(&ctx, &scope).await {
-        if let Some(cents) = now.amount_cents().filter(|c| amount <= *c) {
-            return again(
-                form,
-                format!(
-                    "{} already has a monthly spend limit of {}: ask for more than that.",
-                    w.name,
-                    dollars(cents)
-                ),
-            )
-            .await;
-        }
-    }
-    let reason = input.reason.trim();
-    if reason.is_empty() {
-        return again(
-            form,
-            "Say why the workspace needs a higher limit, so the person deciding can judge it."
-                .into(),
-        )
-        .await;
-    }
-    if reason.chars().count() > MAX_REASON {
-        return again(
-            form,
-            format!("Keep the reason under {MAX_REASON} characters."),
-        )
-        .await;
-    }
-    match service::request_increase(&ctx.state, &ctx.caller(), &w.id, &w.name, amount, reason)
-        .await?
-    {
+    match asked {
         Ok(r) => {
             ctx.flash(
                 "success",
@@ -614,23 +591,20 @@ pub async fn deny(
     Form(input): Form<DecisionInput>,
 ) -> AppResult<Response> {
     let r = pending_request(&ctx, id).await?;
-    let reason = input.reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        let error = if reason.is_empty() {
-            "Give a reason: the person who asked will read it.".to_owned()
-        } else {
-            format!("Keep the reason under {MAX_REASON} characters.")
-        };
-        return render_page(
-            &ctx,
-            Forms {
-                decision: Some((r.id, input.reason.clone(), error)),
-                ..Default::default()
-            },
-        )
-        .await;
-    }
-    match service::deny_request(&ctx.state, &ctx.caller(), &r, reason).await? {
+    let denied = match service::deny_request(&ctx.state, &ctx.caller(), &r, &input.reason).await {
+        Err(ServiceError::Invalid(error)) => {
+            return render_page(
+                &ctx,
+                Forms {
+                    decision: Some((r.id, input.reason.clone(), error)),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+        other => other?,
+    };
+    match denied {
         service::Decision::Done(r) => {
             decided(
                 &ctx,

@@ -94,7 +94,7 @@ pub async fn form(
         safe_next(query.next.as_deref()),
         None,
     );
-    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+    crate::web::page::render(axum::http::StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
@@ -132,7 +132,7 @@ pub async fn submit(
     } else {
         axum::http::StatusCode::UNAUTHORIZED
     };
-    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+    crate::web::page::render(status, &page)
 }
 
 pub async fn logout(ctx: Ctx) -> AppResult<Response> {
@@ -201,7 +201,7 @@ pub async fn setup_form(
     } else {
         axum::http::StatusCode::FORBIDDEN
     };
-    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+    crate::web::page::render(status, &page)
 }
 
 #[derive(Deserialize)]
@@ -244,11 +244,7 @@ pub async fn setup_submit(
         error: Some(error),
         valid: true,
     };
-    Ok((
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        Html(page.render().map_err(anyhow::Error::from)?),
-    )
-        .into_response())
+    crate::web::page::render(axum::http::StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 #[cfg(test)]

@@ -17,16 +17,17 @@ use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::context::wants_partial;
 use super::context::Layout;
 use super::error::{AppError, AppResult};
-use super::workspaces::workspace_role_label;
+use super::page::{failure_status, render};
+use super::present::{self, Pager, RoleChoice};
 use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, OrgRole, User, WorkspaceRole};
 use crate::auth::Permission;
 use crate::org::{Snapshot, Touched};
 use crate::service;
 
-pub const PAGE_SIZE: usize = 50;
 /// Up to this many workspaces, a member page reads their memberships before showing.
 const INLINE_WORKSPACES: usize = 20;
 
@@ -55,107 +56,6 @@ pub fn routes() -> Routes {
             Needs(ManageOrganization),
             remove,
         )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers shared with the invites pages.
-
-pub(super) use super::context::wants_partial;
-pub(super) use super::page::{failure_status, render};
-
-/// A query string from the non-empty pairs, for links that keep the current filters.
-pub(super) fn query_string(pairs: &[(&str, &str)]) -> String {
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in pairs {
-        if !value.trim().is_empty() {
-            out.append_pair(key, value.trim());
-        }
-    }
-    out.finish()
-}
-
-/// One page of a filtered list and the links around it.
-pub struct Pager {
-    pub page: usize,
-    pub pages: usize,
-    pub total: usize,
-    pub first: usize,
-    pub last: usize,
-    pub previous_link: Option<String>,
-    pub next_link: Option<String>,
-}
-
-impl Pager {
-    /// `link(page)` builds the address of a page with the current filters.
-    pub(super) fn new(total: usize, requested: usize, link: impl Fn(usize) -> String) -> Self {
-        let pages = total.div_ceil(PAGE_SIZE).max(1);
-        let page = requested.clamp(1, pages);
-        Pager {
-            page,
-            pages,
-            total,
-            first: if total == 0 {
-                0
-            } else {
-                (page - 1) * PAGE_SIZE + 1
-            },
-            last: (page * PAGE_SIZE).min(total),
-            previous_link: (page > 1).then(|| link(page - 1)),
-            next_link: (page < pages).then(|| link(page + 1)),
-        }
-    }
-
-    pub(super) fn range(&self) -> std::ops::Range<usize> {
-        (self.page - 1) * PAGE_SIZE..self.last
-    }
-}
-
-/// Plain words for an organization role.
-pub fn role_label(role: &OrgRole) -> String {
-    match role {
-        OrgRole::User => "User".into(),
-        OrgRole::ClaudeCodeUser => "Claude Code user".into(),
-        OrgRole::Developer => "Developer".into(),
-        OrgRole::Billing => "Billing".into(),
-        OrgRole::Admin => "Admin".into(),
-        OrgRole::Managed => "Managed".into(),
-        OrgRole::MembershipAdmin => "Membership admin".into(),
-        OrgRole::Owner => "Owner".into(),
-        OrgRole::PrimaryOwner => "Primary owner".into(),
-        OrgRole::Other(other) => other.clone(),
-    }
-}
-
-/// What each assignable role may do, for the role pickers.
-pub fn role_description(role: &OrgRole) -> &'static str {
-    match role {
-        OrgRole::User => "uses the Workbench and playground",
-        OrgRole::ClaudeCodeUser => "the Workbench plus Claude Code",
-        OrgRole::Developer => "can also manage API keys",
-        OrgRole::Billing => "can also see and manage billing",
-        OrgRole::Admin => "everything, including managing members",
-        _ => "",
-    }
-}
-
-/// A role a form may offer: value, label and what it allows.
-pub struct RoleChoice {
-    pub value: String,
-    pub label: String,
-    pub description: &'static str,
-}
-
-/// The roles the Admin API lets us give (never `admin`).
-pub fn assignable_roles() -> Vec<RoleChoice> {
-    OrgRole::KNOWN
-        .iter()
-        .filter(|r| r.is_assignable_in_console())
-        .map(|r| RoleChoice {
-            value: r.as_str().to_owned(),
-            label: role_label(r),
-            description: role_description(r),
-        })
-        .collect()
 }
 
 /// Roles the Admin API will not change or remove (admins, and owners by the same rule).
@@ -203,18 +103,16 @@ impl MembersQuery {
         };
         let sort = if sort == "name" { "" } else { sort };
         let dir = if dir == "desc" { "desc" } else { "" };
-        let qs = query_string(&[
-            ("q", &self.q),
-            ("role", &self.role),
-            ("sort", sort),
-            ("dir", dir),
-            ("page", &page),
-        ]);
-        if qs.is_empty() {
-            "/members".into()
-        } else {
-            format!("/members?{qs}")
-        }
+        present::link(
+            "/members",
+            &[
+                ("q", &self.q),
+                ("role", &self.role),
+                ("sort", sort),
+                ("dir", dir),
+                ("page", &page),
+            ],
+        )
     }
 }
 
@@ -233,7 +131,7 @@ impl MemberRow {
             id: user.id.clone(),
             name: user.name.clone(),
             email: user.email.clone(),
-            role: role_label(&user.role),
+            role: present::org_role(&user.role),
             role_value: user.role.as_str().to_owned(),
             added_at: user.added_at,
         }
@@ -299,7 +197,9 @@ impl MemberIndex {
         MemberIndex {
             by_name: order(&|i| format!("{}\u{0}{}", lower[i].0, lower[i].1)),
             by_email: order(&|i| lower[i].1.clone()),
-            by_role: order(&|i| format!("{}\u{0}{}", role_label(&users[i].role), lower[i].0)),
+            by_role: order(&|i| {
+                format!("{}\u{0}{}", present::org_role(&users[i].role), lower[i].0)
+            }),
             by_added: order(&|i| users[i].added_at.to_rfc3339()),
             haystack: lower
                 .into_iter()
@@ -353,7 +253,7 @@ fn build_table(
         return MembersTable {
             rows: Vec::new(),
             columns,
-            pager: Pager::new(0, 1, |_| String::new()),
+            pager: Pager::empty(),
             error,
             filtered,
             sort: String::new(),
@@ -433,8 +333,8 @@ fn filter_roles(present: &[OrgRole]) -> Vec<RoleChoice> {
         .iter()
         .map(|r| RoleChoice {
             value: r.as_str().to_owned(),
-            label: role_label(r),
-            description: role_description(r),
+            label: present::org_role(r),
+            description: present::org_role_description(r),
         })
         .collect()
 }
@@ -517,7 +417,7 @@ async fn memberships(ctx: &Ctx, user: &User) -> Result<Vec<Membership>, String> 
                 workspace_id: w.id.clone(),
                 workspace_name: w.name.clone(),
                 archived: w.is_archived(),
-                role: workspace_role_label(&WorkspaceRole::WorkspaceAdmin),
+                role: present::workspace_role(&WorkspaceRole::WorkspaceAdmin),
                 implicit: true,
             })
             .collect());
@@ -540,7 +440,7 @@ async fn memberships(ctx: &Ctx, user: &User) -> Result<Vec<Membership>, String> 
                 workspace_id: workspace.id.clone(),
                 workspace_name: workspace.name.clone(),
                 archived: workspace.is_archived(),
-                role: workspace_role_label(&member.workspace_role),
+                role: present::workspace_role(&member.workspace_role),
                 // Billing members hold workspace_billing everywhere by their org role.
                 implicit: member.workspace_role == WorkspaceRole::WorkspaceBilling,
             });
@@ -639,7 +539,7 @@ async fn render_show(
         protected: is_protected(&user.role),
         memberships,
         keys,
-        roles: assignable_roles(),
+        roles: present::org_role_choices(),
         can_manage: ctx.can(Permission::ManageOrganization),
         can_audit: ctx.can(Permission::ViewAudit),
         error,
@@ -739,7 +639,7 @@ async fn show_former(ctx: &Ctx, user_id: &str) -> AppResult<Response> {
         layout: ctx.layout(format!("{name} (removed)"), "members").await,
         user: former.user.clone(),
         removed_at: former.removed_at.clone(),
-        role: role_label(&former.user.role),
+        role: present::org_role(&former.user.role),
         runs,
         can_audit: ctx.can(Permission::ViewAudit),
         can_manage: ctx.can(Permission::ManageOrganization),
@@ -791,7 +691,7 @@ pub async fn change_role(
             format!(
                 "{} is already {}; nothing changed.",
                 display_name(&user),
-                role_label(&role)
+                present::org_role(&role)
             ),
         )
         .await;
@@ -806,8 +706,8 @@ pub async fn change_role(
                 format!(
                     "{} is now {} (was {}).",
                     display_name(&user),
-                    role_label(&updated.role),
-                    role_label(&user.role)
+                    present::org_role(&updated.role),
+                    present::org_role(&user.role)
                 ),
             )
             .await;

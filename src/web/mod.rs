@@ -369,16 +369,7 @@ async fn audit_csrf_rejections(
     if response.extensions().get::<csrf::CsrfRejected>().is_some()
         && response.status() == StatusCode::FORBIDDEN
     {
-        use crate::audit::{Action, Actor, NewEntry, Outcome};
-        let entry = NewEntry::new(
-            Actor::named("(unknown)"),
-            client.source(),
-            Action::CsrfRejected,
-            Outcome::Denied,
-        )
-        .details(serde_json::json!({ "path": path }));
-        let refused = crate::service::refusals::Refused::Csrf;
-        if let Err(error) = state.record_refusal(refused, entry).await {
+        if let Err(error) = state.record_csrf_refusal(client.source(), &path).await {
             tracing::error!(%error, "could not audit a CSRF rejection");
         }
     }

@@ -13,7 +13,7 @@ use super::extract::Query;
 use super::page::render;
 use super::routes::{Access, Routes};
 use crate::auth::Permission;
-use crate::org::store::{self, Held};
+use crate::org::store::Held;
 use crate::service::sync;
 
 pub fn routes() -> Routes {
@@ -139,7 +139,7 @@ struct Review {
 }
 
 async fn build(ctx: &Ctx, workspace: &str, at: DateTime<Utc>) -> AppResult<Review> {
-    let held = store::held_at(&ctx.state.db, workspace, at).await?;
+    let held = ctx.state.org.held_at(workspace, at).await?;
     let snapshot = ctx.state.org.snapshot();
     let org_role = |user: &str| {
         held.iter()
@@ -206,7 +206,7 @@ async fn review(ctx: Ctx, Query(query): Query<ReviewQuery>) -> AppResult<Respons
         Ok(at) => (Some(build(&ctx, &workspace, at).await?), None),
         Err(message) => (None, Some(message)),
     };
-    let baseline = store::load_sync(&ctx.state.db).await?.baseline_at;
+    let baseline = ctx.state.org.baseline_at().await?;
     let before_baseline = match (&review, baseline) {
         (Some(r), Some(b)) if r.at < b => Some(b.format("%Y-%m-%d %H:%M UTC").to_string()),
         _ => None,

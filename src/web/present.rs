@@ -1,8 +1,13 @@
-//! How pages read and show values people type and see: dates, months, and (from
-//! [`crate::money`]) dollars. One place, so every page accepts the same forms and refuses
+//! How pages read and show values: dates and months people type, the plain words for roles,
+//! links that keep a list's filters, and the pager of every list; dollars are
+//! [`crate::money`]. One place, so every page accepts and shows the same forms, and refuses
 //! the same way: a sentence that names the field and what it accepts.
 
 use chrono::{NaiveDate, NaiveDateTime};
+
+use crate::anthropic::OrgRole;
+#[cfg(test)]
+use crate::anthropic::WorkspaceRole;
 
 /// The first and last day any date field accepts. Far wider than any data Orgkeeper holds,
 /// and far inside what date arithmetic can reach (chrono ends at year 262,143).
@@ -45,6 +50,99 @@ pub fn month(raw: &str) -> Result<NaiveDate, String> {
     in_range(first, "month's first")
 }
 
+// ---------------------------------------------------------------------------------------------
+// Roles in plain words (the words themselves are `crate::labels`, shared with the audit log)
+
+pub use crate::labels::{org_role, org_role_description, org_role_plural, workspace_role};
+
+/// A role a form may offer: value, label and what it allows.
+pub struct RoleChoice {
+    pub value: String,
+    pub label: String,
+    pub description: &'static str,
+}
+
+/// The organization roles the Admin API lets anyone give (never `admin`).
+pub fn org_role_choices() -> Vec<RoleChoice> {
+    OrgRole::KNOWN
+        .iter()
+        .filter(|r| r.is_assignable_in_console())
+        .map(|r| RoleChoice {
+            value: r.as_str().to_owned(),
+            label: org_role(r),
+            description: org_role_description(r),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links and the pager
+
+/// A query string from the non-empty pairs (trimmed), for links that keep the current filters.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if !value.trim().is_empty() {
+            out.append_pair(key, value.trim());
+        }
+    }
+    out.finish()
+}
+
+/// `path` with the non-empty pairs as its query string.
+pub fn link(path: &str, pairs: &[(&str, &str)]) -> String {
+    match query_string(pairs) {
+        query if query.is_empty() => path.to_owned(),
+        query => format!("{path}?{query}"),
+    }
+}
+
+/// Rows per page of every list.
+pub const PAGE_SIZE: usize = 50;
+
+/// One page of a list and the links around it.
+pub struct Pager {
+    pub page: usize,
+    pub pages: usize,
+    pub total: usize,
+    pub first: usize,
+    pub last: usize,
+    pub previous_link: Option<String>,
+    pub next_link: Option<String>,
+}
+
+impl Pager {
+    /// Page `requested` (brought within range) of `total` rows; `link(page)` builds the address
+    /// of a page with the current filters.
+    pub fn new(total: usize, requested: usize, link: impl Fn(usize) -> String) -> Self {
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = requested.clamp(1, pages);
+        Pager {
+            page,
+            pages,
+            total,
+            first: if total == 0 {
+                0
+            } else {
+                (page - 1) * PAGE_SIZE + 1
+            },
+            last: (page * PAGE_SIZE).min(total),
+            previous_link: (page > 1).then(|| link(page - 1)),
+            next_link: (page < pages).then(|| link(page + 1)),
+        }
+    }
+
+    /// An empty list's pager.
+    pub fn empty() -> Self {
+        Pager::new(0, 1, |_| String::new())
+    }
+
+    /// The rows of this page.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        (self.page - 1) * PAGE_SIZE..self.last
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +171,36 @@ mod tests {
         assert!(moment("2026-11-30T14:00", "review").unwrap().is_ok());
         assert!(moment("+262143-11-30T14:00", "review").is_none_or(|r| r.is_err()));
         assert!(moment("2026-11-30", "review").is_none());
+    }
+
+    #[test]
+    fn every_role_reads_as_its_label_says() {
+        assert_eq!(org_role(&OrgRole::ClaudeCodeUser), "Claude Code user");
+        assert_eq!(
+            org_role_plural(&OrgRole::ClaudeCodeUser),
+            "Claude Code users"
+        );
+        assert_eq!(org_role_plural(&OrgRole::Billing), "Billing");
+        assert_eq!(
+            workspace_role(&WorkspaceRole::WorkspaceRestrictedDeveloper),
+            "Workspace limited developer"
+        );
+        assert!(org_role_choices().iter().all(|c| c.value != "admin"));
+    }
+
+    #[test]
+    fn a_pager_clamps_the_page_and_links_its_neighbours() {
+        let pager = Pager::new(120, 9, |p| format!("/x?page={p}"));
+        assert_eq!(
+            (pager.page, pager.pages, pager.first, pager.last),
+            (3, 3, 101, 120)
+        );
+        assert_eq!(pager.previous_link.as_deref(), Some("/x?page=2"));
+        assert_eq!(pager.next_link, None);
+        assert_eq!(pager.range(), 100..120);
+        assert_eq!(
+            link("/keys", &[("q", " a b "), ("flag", "")]),
+            "/keys?q=a+b"
+        );
     }
 }

@@ -20,12 +20,11 @@ use super::error::{AppError, AppResult};
 use super::extract::{Path, Query};
 use super::login::{safe_next, NextQuery};
 use super::{AppState, Ctx};
-use crate::audit::{Action, Actor, NewEntry, Outcome};
+use crate::audit::{Actor, Outcome};
 use crate::auth::accounts::Account;
 use crate::auth::oidc::Callback;
 use crate::auth::sso::Identity;
 use crate::auth::{session, Role};
-use crate::service::refusals::Refused;
 use crate::service::sign_in::{self, IdentitySignIn};
 use crate::service::{self, ServiceError};
 
@@ -67,7 +66,7 @@ fn refused(
         groups: groups.into_iter().take(SHOWN).collect(),
         more_groups,
     };
-    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+    crate::web::page::render(status, &page)
 }
 
 /// Signs in someone the identity provider vouched for (through the service, which creates or
@@ -279,14 +278,8 @@ pub async fn proxy_login(State(state): State<AppState>, request: Request, next: 
         let details = json!({ "header": repeated.as_deref().unwrap_or(&proxy.header), "reason": reason,
                               "claimed": name.chars().take(64).collect::<String>(),
                               "peer": peer.map(|p| p.to_string()), "path": parts.uri.path() });
-        let entry = NewEntry::new(
-            Actor::named("(unknown)"),
-            client.source(),
-            Action::ProxyHeaderRefused,
-            Outcome::Denied,
-        )
-        .details(details);
-        if let Err(error) = state.record_refusal(Refused::ProxyHeader, entry).await {
+        if let Err(error) = sign_in::record_refused_header(&state, &client.source(), details).await
+        {
             return AppError::from(error).into_response();
         }
         return refused(

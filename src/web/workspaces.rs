@@ -15,12 +15,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::context::{target, Layout};
+use super::context::Layout;
 use super::error::{AppError, AppResult};
-use super::members::Pager;
+use super::present::{self, Pager};
 use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, OrgRole, Workspace, WorkspaceMember, WorkspaceRole};
-use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
 use crate::org::{Snapshot, Touched};
 use crate::service;
@@ -76,46 +75,16 @@ fn swatch_color(color: &str) -> String {
     }
 }
 
-/// The workspace, if this person may read it. A team lead asking for another workspace is
-/// refused (and the refusal audited) before anything about it is read.
+/// The workspace, if this person may read it (see `service::workspaces::readable`).
 async fn readable_workspace(ctx: &Ctx, id: &str) -> AppResult<(Workspace, bool)> {
-    if !ctx.may_read_workspace(id) {
-        ctx.audit(
-            Action::AccessDenied,
-            target("workspace", id, None),
-            json!({ "reason": "workspace not assigned to this team lead" }),
-            Outcome::Denied,
-        )
-        .await?;
-        return Err(AppError::Forbidden);
-    }
-    let all = ctx.state.org.workspaces().await?;
-    let is_default = ctx.state.org.default_workspace_id().await?.as_deref() == Some(id);
-    let workspace = all
-        .iter()
-        .find(|w| w.id == id)
-        .cloned()
-        .ok_or(AppError::NotFound)?;
-    Ok((workspace, is_default))
+    Ok(service::workspaces::readable(&ctx.state, &ctx.caller(), id).await?)
 }
 
-pub fn workspace_role_label(role: &WorkspaceRole) -> String {
-    match role {
-        WorkspaceRole::WorkspaceUser => "Workspace user".into(),
-        WorkspaceRole::WorkspaceRestrictedDeveloper => "Workspace limited developer".into(),
-        WorkspaceRole::WorkspaceDeveloper => "Workspace developer".into(),
-        WorkspaceRole::WorkspaceAdmin => "Workspace admin".into(),
-        WorkspaceRole::WorkspaceBilling => "Workspace billing".into(),
-        WorkspaceRole::Other(other) => other.clone(),
-    }
-}
-
-/// Roles that can be given through the API: every workspace role except workspace_billing.
+/// The workspace roles people may be given, as (value, label).
 fn assignable_roles() -> Vec<(String, String)> {
-    WorkspaceRole::KNOWN
-        .iter()
-        .filter(|r| **r != WorkspaceRole::WorkspaceBilling)
-        .map(|r| (r.as_str().to_owned(), workspace_role_label(r)))
+    service::workspaces::assignable_roles()
+        .into_iter()
+        .map(|r| (r.as_str().to_owned(), present::workspace_role(&r)))
         .collect()
 }
 
@@ -447,7 +416,7 @@ async fn members_view(ctx: &Ctx, workspace: &Workspace, query: &MemberQuery) -> 
         workspace_id: workspace.id.clone(),
         csrf: ctx.csrf.clone(),
         rows: Vec::new(),
-        pager: Pager::new(0, 1, |_| String::new()),
+        pager: Pager::empty(),
         search: query.member.clone(),
         roles: assignable_roles(),
         can_manage: ctx.can(Permission::ManageOrganization) && !workspace.is_archived(),
@@ -483,7 +452,7 @@ async fn members_view(ctx: &Ctx, workspace: &Workspace, query: &MemberQuery) -> 
     let base = format!("/workspaces/{}", workspace.id);
     view.pager = Pager::new(found.len(), requested, |page| {
         let page = page.to_string();
-        let qs = super::members::query_string(&[
+        let qs = present::query_string(&[
             ("member", query.member.as_str()),
             ("members_page", page.as_str()),
         ]);
@@ -505,7 +474,7 @@ fn member_row(m: &WorkspaceMember, snapshot: &Snapshot) -> MemberRow {
         name: user.map(|u| u.name.clone()).unwrap_or_default(),
         email: user.map(|u| u.email.clone()).unwrap_or_default(),
         role: m.workspace_role.as_str().to_owned(),
-        role_label: workspace_role_label(&m.workspace_role),
+        role_label: present::workspace_role(&m.workspace_role),
         org_admin: user.is_some_and(|u| u.role == OrgRole::Admin),
         org_billing: user.is_some_and(|u| u.role == OrgRole::Billing),
     }
@@ -1106,7 +1075,7 @@ pub async fn add_member(
     let success = format!(
         "{label} was added to {} as {}.",
         workspace.name,
-        workspace_role_label(&role)
+        present::workspace_role(&role)
     );
     finish_member_change(&ctx, workspace, is_default, result, success, kept).await
 }
@@ -1143,7 +1112,7 @@ pub async fn change_member_role(
     .await?;
     let success = format!(
         "{label} is now {} in {}.",
-        workspace_role_label(&role),
+        present::workspace_role(&role),
         workspace.name
     );
     finish_member_change(&ctx, workspace, is_default, result, success, None).await
@@ -1183,7 +1152,7 @@ pub async fn remove_member_confirm(
     let role = current_role(&ctx, &id, &user_id).await;
     let role_label = role
         .as_ref()
-        .map(|r| workspace_role_label(&WorkspaceRole::parse(r)));
+        .map(|r| present::workspace_role(&WorkspaceRole::parse(r)));
     let page = RemoveMemberPage {
         layout: ctx.layout("Remove from workspace", "workspaces").await,
         user_label: user_label(&ctx, &user_id).await,

@@ -144,7 +144,7 @@ async fn a_removal_shows_the_role_changed_outside_and_a_member_removed_outside_i
         .get_text(&format!("/members/{}/remove", changed.id))
         .await;
     assert_eq!(status, 200, "{page}");
-    let label = orgkeeper::web::members::role_label(&new_role);
+    let label = orgkeeper::web::present::org_role(&new_role);
     assert!(
         page.contains(&format!("<strong>{}</strong> ({label})", changed.email)),
         "shows the new role {label}: {page}"
@@ -208,7 +208,7 @@ async fn workspace_confirmations_show_a_role_changed_and_an_archive_made_outside
     );
     let (status, page) = owner.get_text(&url).await;
     assert_eq!(status, 200, "{page}");
-    let label = orgkeeper::web::workspaces::workspace_role_label(&new_role);
+    let label = orgkeeper::web::present::workspace_role(&new_role);
     assert!(page.contains(&format!("(now {label})")), "{label}: {page}");
 
     api.remove_workspace_member(&workspace.id, &member.user_id)

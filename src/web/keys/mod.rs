@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 
 use super::context::Layout;
 use super::error::AppResult;
+use super::present;
 use super::{AppState, Ctx};
 use crate::anthropic::{ApiError, ApiKey, ApiKeyScope, ApiKeyStatus, KeyKind};
 use crate::audit::{Filter, Record};
@@ -219,27 +220,22 @@ pub struct ListQuery {
 impl ListQuery {
     /// The query string of these filters on another page.
     fn link(&self, page: usize) -> String {
-        let mut out = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [
-            ("status", &self.status),
-            ("workspace", &self.workspace),
-            ("creator", &self.creator),
-            ("flag", &self.flag),
-            ("q", &self.q),
-        ] {
-            if !value.is_empty() {
-                out.append_pair(name, value);
-            }
-        }
-        if page > 1 {
-            out.append_pair("page", &page.to_string());
-        }
-        let query = out.finish();
-        if query.is_empty() {
-            "/keys".into()
+        let page = if page > 1 {
+            page.to_string()
         } else {
-            format!("/keys?{query}")
-        }
+            String::new()
+        };
+        present::link(
+            "/keys",
+            &[
+                ("status", &self.status),
+                ("workspace", &self.workspace),
+                ("creator", &self.creator),
+                ("flag", &self.flag),
+                ("q", &self.q),
+                ("page", &page),
+            ],
+        )
     }
 
     /// Whether any filter is set (the page of an unfiltered list is cut without looking at
@@ -455,14 +451,18 @@ impl UsageDay {
 /// The key's last 30 days from the local usage store (kept current by the usage job), so the
 /// page waits on no upstream call. `Err` before the store has ever synced.
 async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, String> {
-    let synced = crate::usage_store::progress(&state.db, crate::usage_store::Kind::UsageDay)
+    let synced = state
+        .usage
+        .progress(crate::usage_store::Kind::UsageDay)
         .await
         .map_err(|e| e.to_string())?;
     if synced.is_none() {
         return Err("Usage has not been read from Anthropic yet; it appears here after the first usage sync, within a minute or two of start-up.".into());
     }
     let since = state.clock.now().date_naive() - Duration::days(29);
-    let days = crate::usage_store::key_days(&state.db, key_id, since)
+    let days = state
+        .usage
+        .key_days(key_id, since)
         .await
         .map_err(|e| e.to_string())?;
     Ok(days

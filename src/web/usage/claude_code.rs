@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 
 use crate::web::extract::Query;
 use askama::Template;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use rust_decimal::Decimal;
 
 use super::{dollars, thousands, Ctx, Opt};
 use crate::anthropic::{ClaudeCodeActor, ClaudeCodeRecord};
 use crate::auth::Permission;
-use crate::usage_store as store;
 use crate::web::context::Layout;
 use crate::web::error::AppResult;
 
@@ -133,7 +132,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
             people: Vec::new(),
             total_cost: dollars(Decimal::ZERO),
         };
-        return Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response());
+        return crate::web::page::render(axum::http::StatusCode::OK, &page);
     }
     let now = ctx.state.clock.now();
     // The latest complete day is served an hour after it ends.
@@ -142,19 +141,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         .pred_opt()
         .unwrap_or_default();
     let from = to - chrono::Duration::days(days - 1);
-    let records = store::claude_code_days(
-        ctx.state.org.api(),
-        &ctx.state.db,
-        from,
-        to,
-        ctx.state.config.usage_settle,
-        now,
-    )
-    .await
-    .map_err(|e| match e {
-        store::SyncError::Api(e) => super::AppError::Upstream(e),
-        store::SyncError::Db(e) => e.into(),
-    })?;
+    let records = crate::service::usage::claude_code_days(&ctx.state, from, to, now).await?;
     let mut per_day: BTreeMap<(chrono::NaiveDate, String), Acc> = BTreeMap::new();
     let mut per_person: BTreeMap<String, Acc> = BTreeMap::new();
     let mut total = Acc::default();
@@ -181,5 +168,5 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         people,
         total_cost: dollars(total.cost),
     };
-    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+    crate::web::page::render(axum::http::StatusCode::OK, &page)
 }

@@ -11,20 +11,20 @@ use crate::web::extract::Form;
 use crate::web::extract::Query;
 use askama::Template;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{chart, dollars, dollars_plain, link, month_key, Names, Opt, OTHER};
+use super::{chart, dollars, dollars_plain, link, month_key, names, Names, Opt, OTHER};
 use super::{AppState, Ctx};
-use crate::audit::Action;
 use crate::auth::Permission;
+use crate::service::budgets::{self, scope_name};
 use crate::service::budgets::{check_thresholds, month, settled_before, Basis, Month, Spend};
-use crate::usage_store::{self as store, Budget, Kind, ORG_SCOPE};
-use crate::web::context::{target, Layout};
+use crate::service::ServiceError;
+use crate::usage_store::{self as store, Kind, ORG_SCOPE};
+use crate::web::context::Layout;
 use crate::web::error::{AppError, AppResult};
 
 pub struct BudgetSummary {
@@ -51,16 +51,16 @@ pub async fn budget_summaries(
     workspace_scope: Option<&[String]>,
 ) -> AppResult<Vec<BudgetSummary>> {
     let now = state.clock.now();
-    let names = Names::load(state).await;
+    let names = names(state);
     let stored: Option<Vec<String>> =
         workspace_scope.map(|ids| ids.iter().map(|id| names.stored_ws(id)).collect());
     let scope = stored.as_deref();
     let start = store::month_start(now.date_naive());
     let m = month(state, start, scope).await?;
     let settled = settled_before(state, now);
-    let alerts = store::alerts_of_month(&state.db, &month_key(start)).await?;
+    let alerts = state.usage.alerts_of_month(&month_key(start)).await?;
     let mut out = Vec::new();
-    for b in store::budgets(&state.db).await? {
+    for b in state.usage.budgets().await? {
         let visible = match scope {
             None => true,
             Some(s) => b.scope != ORG_SCOPE && s.contains(&b.scope),
@@ -106,7 +106,7 @@ pub async fn month_to_date(
     workspace_scope: Option<&[String]>,
 ) -> AppResult<(String, Option<String>, bool)> {
     let now = state.clock.now();
-    let names = Names::load(state).await;
+    let names = names(state);
     let stored: Option<Vec<String>> =
         workspace_scope.map(|ids| ids.iter().map(|id| names.stored_ws(id)).collect());
     let start = store::month_start(now.date_naive());
@@ -120,28 +120,12 @@ pub async fn month_to_date(
     ))
 }
 
-fn scope_name(names: &Names, scope: &str) -> String {
-    if scope == ORG_SCOPE {
-        store::ORG_SCOPE_LABEL.to_owned()
-    } else {
-        names.workspace(scope)
-    }
-}
-
 /// The form/query value of a scope ('' = default workspace travels as `default`).
 fn scope_param(scope: &str) -> String {
     if scope.is_empty() {
         "default".into()
     } else {
         scope.to_owned()
-    }
-}
-
-fn scope_from_param(p: &str) -> String {
-    if p == "default" {
-        String::new()
-    } else {
-        p.to_owned()
     }
 }
 
@@ -218,7 +202,7 @@ async fn load_cost(
     let series = ctx
         .state
         .reports
-        .get(&ctx.state.db, key, || async {
+        .get(&ctx.state.usage, key, || async {
             Ok::<_, sqlx::Error>(cost_series(&current, month_start, days.len(), by_desc))
         })
         .await?;
@@ -293,7 +277,7 @@ fn cost_series(
 pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> AppResult<Response> {
     ctx.require(Permission::ViewUsage).await?;
     let now = ctx.state.clock.now();
-    let names = Names::load(&ctx.state).await;
+    let names = names(&ctx.state);
     if params.get("format").is_some_and(|f| f == "csv") {
         return csv(&ctx, &names, &params, now).await;
     }
@@ -412,7 +396,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         can_manage: ctx.can(Permission::ManageOrganization),
         scoped: scope.is_some(),
     };
-    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+    crate::web::page::render(axum::http::StatusCode::OK, &page)
 }
 
 pub async fn csv_export(
@@ -420,7 +404,7 @@ pub async fn csv_export(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> AppResult<Response> {
     ctx.require(Permission::ViewUsage).await?;
-    let names = Names::load(&ctx.state).await;
+    let names = names(&ctx.state);
     csv(&ctx, &names, &params, ctx.state.clock.now()).await
 }
 
@@ -479,7 +463,7 @@ async fn render_budgets(
     form: BudgetForm,
     form_error: Option<String>,
 ) -> AppResult<Response> {
-    let names = Names::load(&ctx.state).await;
+    let names = names(&ctx.state);
     let scope = super::scope(ctx, &names);
     // Anthropic's limits beside the budgets; if they cannot be read the Limits page says why.
     let limits = crate::service::limits::spend_limits(&ctx.state)
@@ -539,7 +523,7 @@ async fn render_budgets(
         form,
         form_error,
     };
-    Ok((status, Html(page.render().map_err(anyhow::Error::from)?)).into_response())
+    crate::web::page::render(status, &page)
 }
 
 pub async fn budgets_page(ctx: Ctx) -> AppResult<Response> {
@@ -566,95 +550,29 @@ pub struct BudgetInput {
     thresholds: String,
 }
 
-pub fn parse_thresholds(raw: &str) -> Result<Vec<u32>, String> {
-    let mut out = Vec::new();
-    for part in raw
-        .split(',')
-        .map(|p| p.trim().trim_end_matches('%').trim())
-    {
-        if part.is_empty() {
-            continue;
-        }
-        match part.parse::<u32>() {
-            Ok(t) if (1..=1000).contains(&t) => out.push(t),
-            _ => {
-                return Err(format!(
-                    "\"{part}\" is not a threshold: use whole percentages between 1 and 1000, separated by commas."
-                ))
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    if out.is_empty() {
-        return Err("Give at least one threshold, for example 50, 80, 100.".into());
-    }
-    Ok(out)
-}
-
-fn budget_json(b: &Budget) -> serde_json::Value {
-    json!({
-        "amount_cents": b.amount_cents.normalize().to_string(),
-        "thresholds": b.thresholds,
-    })
-}
-
 pub async fn set_budget(ctx: Ctx, Form(input): Form<BudgetInput>) -> AppResult<Response> {
-    ctx.require(Permission::ManageOrganization).await?;
     let form = BudgetForm {
         scope: input.scope.clone(),
         amount: input.amount.clone(),
         thresholds: input.thresholds.clone(),
     };
-    let names = Names::load(&ctx.state).await;
-    // The default workspace may arrive by its real id; budgets keep the report's '' for it.
-    let scope = match scope_from_param(&input.scope) {
-        s if s == ORG_SCOPE => s,
-        s => names.stored_ws(&s),
-    };
-    if scope != ORG_SCOPE
-        && names
-            .real_ws(&scope)
-            .is_none_or(|w| !names.workspaces.contains_key(&w))
-    {
-        return render_budgets(
-            &ctx,
-            form,
-            Some("Choose the organization or a workspace.".into()),
-        )
-        .await;
-    }
     let amount = match crate::money::parse_dollars(&input.amount, "the budget") {
         Ok(a) => a,
         Err(e) => return render_budgets(&ctx, form, Some(e)).await,
     };
-    let thresholds = match parse_thresholds(&input.thresholds) {
-        Ok(t) => t,
-        Err(e) => return render_budgets(&ctx, form, Some(e)).await,
+    let set = match budgets::parse_thresholds(&input.thresholds) {
+        Ok(thresholds) => {
+            budgets::set(&ctx.state, &ctx.caller(), &input.scope, amount, thresholds).await
+        }
+        Err(refusal) => Err(refusal),
     };
-    let before = store::budgets(&ctx.state.db)
-        .await?
-        .into_iter()
-        .find(|b| b.scope == scope);
-    let after = Budget {
-        scope: scope.clone(),
-        amount_cents: amount,
-        thresholds,
+    let name = match set {
+        Ok(name) => name,
+        Err(ServiceError::Invalid(message)) => {
+            return render_budgets(&ctx, form, Some(message)).await
+        }
+        Err(other) => return Err(other.into()),
     };
-    let name = scope_name(&names, &scope);
-    let details = json!({
-        "scope": scope,
-        "before": before.as_ref().map(budget_json),
-        "after": budget_json(&after),
-    });
-    let audit_target = target("budget", scope.clone(), Some(name.clone()));
-    ctx.local_change(
-        Action::BudgetSet,
-        audit_target,
-        details,
-        store::set_budget(&ctx.state.db, &after, ctx.state.clock.now()),
-    )
-    .await??;
     ctx.flash(
         "success",
         format!("Budget for {name} set to {} a month.", dollars(amount)),
@@ -670,42 +588,11 @@ pub struct RemoveInput {
 }
 
 pub async fn remove_budget(ctx: Ctx, Form(input): Form<RemoveInput>) -> AppResult<Response> {
-    ctx.require(Permission::ManageOrganization).await?;
-    let scope = scope_from_param(&input.scope);
-    let Some(before) = store::budgets(&ctx.state.db)
-        .await?
-        .into_iter()
-        .find(|b| b.scope == scope)
-    else {
-        return Err(AppError::NotFound);
-    };
-    let names = Names::load(&ctx.state).await;
-    let name = scope_name(&names, &scope);
-    let details = json!({ "scope": scope, "before": budget_json(&before), "after": null });
-    let audit_target = target("budget", scope.clone(), Some(name.clone()));
-    ctx.local_change(
-        Action::BudgetRemoved,
-        audit_target,
-        details,
-        store::remove_budget(&ctx.state.db, &scope),
-    )
-    .await??;
+    let name = budgets::remove(&ctx.state, &ctx.caller(), &input.scope).await?;
     ctx.flash(
         "success",
         format!("Budget for {name} removed. Its past alerts stay in the audit log."),
     )
     .await;
     Ok(Redirect::to("/budgets").into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_are_sorted_and_checked() {
-        assert_eq!(parse_thresholds("100, 50%, 80"), Ok(vec![50, 80, 100]));
-        assert!(parse_thresholds("").is_err());
-        assert!(parse_thresholds("0").is_err());
-    }
 }

@@ -70,17 +70,17 @@ pub async fn usage(
     };
     super::refresh_or_stale(state, kind, now).await?;
     let width = if kind == Kind::UsageDay { "1d" } else { "1h" };
-    let by_group = store::group_totals(&state.db, &q.series(width)).await?;
+    let by_group = state.usage.group_totals(&q.series(width)).await?;
     let keys = super::series_keys(&by_group);
     let labels = labels(names, &q, &keys);
     let periods = super::periods_of(&q, now);
-    let db = state.db.clone();
+    let store = state.usage.clone();
     tokio::spawn(async move {
         if tx.send(header_line(&labels, unit)).await.is_err() {
             return;
         }
         let mut qb = store::series_query(&q.series(width));
-        let mut rows = qb.build().fetch(&db);
+        let mut rows = store.stream(&mut qb);
         let mut next = 0usize; // index of the next period to write
         let mut current = vec![0i64; keys.len()];
         let mut current_at: Option<DateTime<Utc>> = None;

@@ -15,16 +15,15 @@ use std::sync::Arc;
 use crate::web::extract::Query;
 use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
-use crate::anthropic::{ApiError, BucketWidth, UsageGroupBy, UsageReportParams, UsageResult};
+use crate::anthropic::{BucketWidth, UsageGroupBy, UsageReportParams, UsageResult};
 use crate::auth::Permission;
-use crate::org::Snapshot;
 use crate::usage_store::{self as store, Dim, Kind, Measure, UsageFilter};
 
 pub use cost::{budget_summaries, month_to_date, BudgetSummary};
@@ -39,7 +38,7 @@ const TOP_SERIES: usize = 8;
 pub use crate::money::{dollars, group_digits, month_key};
 pub use crate::usage_store::DEFAULT_WORKSPACE;
 
-pub const NO_KEY: &str = "Console / Workbench (no API key)";
+pub use crate::org::names::NO_KEY;
 
 pub fn routes() -> Routes {
     use Permission::*;
@@ -61,100 +60,11 @@ pub fn routes() -> Routes {
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-/// Workspace and key names, and the default workspace's real id (reports call it null).
-pub struct Names {
-    workspaces: HashMap<String, String>,
-    keys: HashMap<String, (String, Option<String>)>,
-    default_ws: Option<String>,
-    /// Set when names could not be read: ids are shown instead.
-    pub error: Option<String>,
-}
+pub use crate::org::names::ReportNames as Names;
 
-impl Names {
-    /// Built once per model snapshot and shared by every page until the next change.
-    pub async fn load(state: &AppState) -> Arc<Names> {
-        state.org.snapshot().derived(Names::build)
-    }
-
-    fn build(snapshot: &Snapshot) -> Names {
-        if snapshot.synced_at.is_none() {
-            return Names {
-                workspaces: HashMap::new(),
-                keys: HashMap::new(),
-                default_ws: None,
-                error: Some(ApiError::not_synced(None).user_message()),
-            };
-        }
-        Names {
-            workspaces: snapshot
-                .workspaces
-                .iter()
-                .map(|w| (w.id.clone(), w.name.clone()))
-                .collect(),
-            keys: snapshot
-                .keys
-                .iter()
-                .map(|k| {
-                    (
-                        k.id.clone(),
-                        (k.name.clone(), k.workspace_id().map(str::to_owned)),
-                    )
-                })
-                .collect(),
-            default_ws: snapshot.default_workspace_id.clone(),
-            error: None,
-        }
-    }
-
-    /// The id as the store keeps it ('' for the default workspace).
-    pub fn stored_ws(&self, real: &str) -> String {
-        if self.default_ws.as_deref() == Some(real) {
-            String::new()
-        } else {
-            real.to_owned()
-        }
-    }
-
-    /// The real id, for API filters.
-    pub fn real_ws(&self, stored: &str) -> Option<String> {
-        if stored.is_empty() {
-            self.default_ws.clone()
-        } else {
-            Some(stored.to_owned())
-        }
-    }
-
-    pub fn workspace(&self, stored: &str) -> String {
-        if stored.is_empty() {
-            return DEFAULT_WORKSPACE.to_owned();
-        }
-        self.workspaces
-            .get(stored)
-            .cloned()
-            .unwrap_or_else(|| stored.to_owned())
-    }
-
-    pub fn label(&self, dim: Option<Dim>, value: &str) -> String {
-        match dim {
-            None => "All usage".to_owned(),
-            Some(Dim::Workspace) => self.workspace(value),
-            Some(Dim::ApiKey) if value.is_empty() => NO_KEY.to_owned(),
-            Some(Dim::ApiKey) => self
-                .keys
-                .get(value)
-                .map(|(n, _)| n.clone())
-                .unwrap_or_else(|| value.to_owned()),
-            Some(_) if value.is_empty() => "(not reported)".to_owned(),
-            Some(_) => value.to_owned(),
-        }
-    }
-
-    /// Stored workspace id of a key ('' = default workspace), if known.
-    fn key_workspace(&self, key: &str) -> Option<String> {
-        self.keys
-            .get(key)
-            .map(|(_, ws)| ws.as_deref().map_or(String::new(), |w| self.stored_ws(w)))
-    }
+/// The names reports show, from the current snapshot.
+pub fn names(state: &AppState) -> Arc<Names> {
+    Names::of(&state.org.snapshot())
 }
 
 /// The workspaces (stored ids) this person may read: `None` = all.
@@ -230,14 +140,8 @@ pub fn link(path: &str, params: &BTreeMap<String, String>, set: &[(&str, &str)])
             p.insert((*k).to_owned(), (*v).to_owned());
         }
     }
-    let qs: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(p.iter().filter(|(_, v)| !v.is_empty()))
-        .finish();
-    if qs.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{qs}")
-    }
+    let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    crate::web::present::link(path, &pairs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,7 +440,7 @@ pub async fn load_usage(
     );
     let data = state
         .reports
-        .get(&state.db, key, || {
+        .get(&state.usage, key, || {
             read_usage(state, names, q, width, periods, now)
         })
         .await?;
@@ -567,8 +471,8 @@ async fn read_usage(
             (rows, by)
         } else {
             let series = q.series(width);
-            let rows = store::usage_series(&state.db, &series).await?;
-            let by = store::group_totals(&state.db, &series).await?;
+            let rows = state.usage.usage_series(&series).await?;
+            let by = state.usage.group_totals(&series).await?;
             (rows, by)
         };
     let keys = series_keys(&by_group);
@@ -587,19 +491,18 @@ async fn read_usage(
         }
     }
     let len = q.range.to - q.range.from;
-    let totals = store::usage_totals(&state.db, width, q.range.from, q.range.to, &q.filter).await?;
+    let totals = state
+        .usage
+        .usage_totals(width, q.range.from, q.range.to, &q.filter)
+        .await?;
     // Comparing with days the API no longer keeps would show made-up growth.
     let kept_since = store::floor(now, 86_400) - chrono::Duration::days(store::API_HISTORY_DAYS);
     let previous = if q.range.from - len >= kept_since {
         Some(
-            store::usage_totals(
-                &state.db,
-                width,
-                q.range.from - len,
-                q.range.from,
-                &q.filter,
-            )
-            .await?,
+            state
+                .usage
+                .usage_totals(width, q.range.from - len, q.range.from, &q.filter)
+                .await?,
         )
     } else {
         None
@@ -628,33 +531,13 @@ pub fn series_keys(by_group: &[(String, i64)]) -> Vec<String> {
 }
 
 /// Refreshes one report; on failure, pages fall back to stored data with a warning (or fail
-/// when nothing is stored yet).
+/// when nothing is stored yet). See `service::usage::refresh_or_stale`.
 pub async fn refresh_or_stale(
     state: &AppState,
     kind: Kind,
     now: DateTime<Utc>,
 ) -> AppResult<Option<String>> {
-    match store::refresh(
-        state.org.api(),
-        &state.db,
-        kind,
-        state.config.usage_settle,
-        state.config.usage_hourly_days,
-        now,
-    )
-    .await
-    {
-        Ok(_) => Ok(None),
-        Err(store::SyncError::Db(e)) => Err(e.into()),
-        Err(store::SyncError::Api(e)) => match store::progress(&state.db, kind).await? {
-            Some((_, at)) => Ok(Some(format!(
-                "Showing stored data from {}: the latest numbers could not be fetched. {}",
-                at.format("%Y-%m-%d %H:%M UTC"),
-                e.user_message()
-            ))),
-            None => Err(AppError::Upstream(e)),
-        },
-    }
+    Ok(crate::service::usage::refresh_or_stale(state, kind, now).await?)
 }
 
 /// Minute buckets come straight from the API (ranges of at most a day: one request).
@@ -705,7 +588,7 @@ async fn minute_rows(state: &AppState, names: &Names, q: &UsageQuery) -> AppResu
     if no_key_only {
         p.group_by.push(UsageGroupBy::ApiKeyId);
     }
-    let buckets = state.org.api().usage_report_all(&p).await?;
+    let buckets = crate::service::usage::minute_buckets(state, &p).await?;
     let mut out = Vec::new();
     for b in buckets {
         for r in b.results {
@@ -840,7 +723,7 @@ async fn usage_page(
         return csv_response(&ctx, params).await;
     }
     let now = ctx.state.clock.now();
-    let names = Names::load(&ctx.state).await;
+    let names = names(&ctx.state);
     let q = parse_usage(&ctx, &names, params, now)?;
     let data = load_usage(&ctx.state, &names, &q, now).await?;
 
@@ -939,7 +822,7 @@ async fn usage_page(
     };
     if ctx.client.htmx {
         let page = UsageResults { v, chart };
-        return Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response());
+        return crate::web::page::render(axum::http::StatusCode::OK, &page);
     }
 
     let filters = filter_views(&ctx, &names, &q).await?;
@@ -980,7 +863,7 @@ async fn usage_page(
         v,
         chart,
     };
-    Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response())
+    crate::web::page::render(axum::http::StatusCode::OK, &page)
 }
 
 fn group_label(g: Option<Dim>) -> &'static str {
@@ -1002,8 +885,8 @@ async fn filter_views(ctx: &Ctx, names: &Names, q: &UsageQuery) -> AppResult<Vec
         let stored = ctx
             .state
             .reports
-            .get(&ctx.state.db, format!("dims {dim:?}"), || {
-                store::dim_values(&ctx.state.db, dim)
+            .get(&ctx.state.usage, format!("dims {dim:?}"), || {
+                ctx.state.usage.dim_values(dim)
             })
             .await?;
         for v in stored.iter() {
@@ -1056,7 +939,7 @@ async fn usage_csv(
 
 async fn csv_response(ctx: &Ctx, params: BTreeMap<String, String>) -> AppResult<Response> {
     let now = ctx.state.clock.now();
-    let names = Names::load(&ctx.state).await;
+    let names = names(&ctx.state);
     let q = parse_usage(ctx, &names, params, now)?;
     csv::usage(&ctx.state, &names, q, now).await
 }

@@ -1,0 +1,109 @@
+//! Names the reports show (usage, cost, budgets): workspaces and keys by id, and the default
+//! workspace, which the reports call null and the store keeps as ''. Derived once per
+//! snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Snapshot;
+use crate::anthropic::ApiError;
+use crate::usage_store::{Dim, DEFAULT_WORKSPACE};
+
+/// How a report's usage without an API key is labelled.
+pub const NO_KEY: &str = "Console / Workbench (no API key)";
+
+/// Workspace and key names, and the default workspace's real id (reports call it null).
+pub struct ReportNames {
+    pub workspaces: HashMap<String, String>,
+    keys: HashMap<String, (String, Option<String>)>,
+    default_ws: Option<String>,
+    /// Set when names could not be read: ids are shown instead.
+    pub error: Option<String>,
+}
+
+impl ReportNames {
+    /// Built once per model snapshot and shared by every page until the next change.
+    pub fn of(snapshot: &Snapshot) -> Arc<ReportNames> {
+        snapshot.derived(ReportNames::build)
+    }
+
+    fn build(snapshot: &Snapshot) -> ReportNames {
+        if snapshot.synced_at.is_none() {
+            return ReportNames {
+                workspaces: HashMap::new(),
+                keys: HashMap::new(),
+                default_ws: None,
+                error: Some(ApiError::not_synced(None).user_message()),
+            };
+        }
+        ReportNames {
+            workspaces: snapshot
+                .workspaces
+                .iter()
+                .map(|w| (w.id.clone(), w.name.clone()))
+                .collect(),
+            keys: snapshot
+                .keys
+                .iter()
+                .map(|k| {
+                    (
+                        k.id.clone(),
+                        (k.name.clone(), k.workspace_id().map(str::to_owned)),
+                    )
+                })
+                .collect(),
+            default_ws: snapshot.default_workspace_id.clone(),
+            error: None,
+        }
+    }
+
+    /// The id as the store keeps it ('' for the default workspace).
+    pub fn stored_ws(&self, real: &str) -> String {
+        if self.default_ws.as_deref() == Some(real) {
+            String::new()
+        } else {
+            real.to_owned()
+        }
+    }
+
+    /// The real id, for API filters.
+    pub fn real_ws(&self, stored: &str) -> Option<String> {
+        if stored.is_empty() {
+            self.default_ws.clone()
+        } else {
+            Some(stored.to_owned())
+        }
+    }
+
+    pub fn workspace(&self, stored: &str) -> String {
+        if stored.is_empty() {
+            return DEFAULT_WORKSPACE.to_owned();
+        }
+        self.workspaces
+            .get(stored)
+            .cloned()
+            .unwrap_or_else(|| stored.to_owned())
+    }
+
+    pub fn label(&self, dim: Option<Dim>, value: &str) -> String {
+        match dim {
+            None => "All usage".to_owned(),
+            Some(Dim::Workspace) => self.workspace(value),
+            Some(Dim::ApiKey) if value.is_empty() => NO_KEY.to_owned(),
+            Some(Dim::ApiKey) => self
+                .keys
+                .get(value)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_else(|| value.to_owned()),
+            Some(_) if value.is_empty() => "(not reported)".to_owned(),
+            Some(_) => value.to_owned(),
+        }
+    }
+
+    /// Stored workspace id of a key ('' = default workspace), if known.
+    pub fn key_workspace(&self, key: &str) -> Option<String> {
+        self.keys
+            .get(key)
+            .map(|(_, ws)| ws.as_deref().map_or(String::new(), |w| self.stored_ws(w)))
+    }
+}

@@ -1,0 +1,101 @@
+//! Bringing the local usage store up to date when a page needs newer numbers than the usage
+//! job last fetched (the job itself is `crate::jobs`), and Claude Code days fetched and kept.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::anthropic::{UsageBucket, UsageReportParams};
+
+use super::{ServiceError, Services};
+use crate::anthropic::ClaudeCodeRecord;
+use crate::usage_store::{self as store, Kind};
+
+/// Refreshes one report (at most about once a minute, the store decides); on failure, pages
+/// fall back to stored data with a warning, which this returns, or fail when nothing is stored
+/// yet.
+pub async fn refresh_or_stale(
+    services: &Services,
+    kind: Kind,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, ServiceError> {
+    let refreshed = store::refresh(
+        services.org.api(),
+        &services.db,
+        kind,
+        services.config.usage_settle,
+        services.config.usage_hourly_days,
+        now,
+    )
+    .await;
+    match refreshed {
+        Ok(_) => Ok(None),
+        Err(store::SyncError::Db(e)) => Err(e.into()),
+        Err(store::SyncError::Api(e)) => match services.usage.progress(kind).await? {
+            Some((_, at)) => Ok(Some(format!(
+                "Showing stored data from {}: the latest numbers could not be fetched. {}",
+                at.format("%Y-%m-%d %H:%M UTC"),
+                e.user_message()
+            ))),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// Claude Code records of each day in `[from, to]`; settled days are kept locally.
+pub async fn claude_code_days(
+    services: &Services,
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClaudeCodeRecord>, ServiceError> {
+    store::claude_code_days(
+        services.org.api(),
+        &services.db,
+        from,
+        to,
+        services.config.usage_settle,
+        now,
+    )
+    .await
+    .map_err(|e| match e {
+        store::SyncError::Api(e) => e.into(),
+        store::SyncError::Db(e) => e.into(),
+    })
+}
+
+/// One round of the usage job: the store brought up to `now` (the job's longer deadline),
+/// then the budget thresholds checked.
+pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::Duration) {
+    let started = std::time::Instant::now();
+    let api = services.org.api().with_deadline(deadline);
+    let config = &services.config;
+    match store::sync(
+        &api,
+        &services.db,
+        config.usage_settle,
+        config.usage_hourly_days,
+        now,
+    )
+    .await
+    {
+        Ok(report) => {
+            tracing::info!(
+                buckets = report.buckets,
+                seconds = started.elapsed().as_secs_f64(),
+                "usage store synced"
+            );
+            if let Err(error) = super::budgets::check_thresholds(services, now).await {
+                tracing::warn!(%error, "budget thresholds could not be checked");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
+    }
+}
+
+/// Minute buckets, which the store does not keep: read from the Admin API for the page
+/// (ranges of at most a day: one request).
+pub async fn minute_buckets(
+    services: &Services,
+    params: &UsageReportParams,
+) -> Result<Vec<UsageBucket>, ServiceError> {
+    Ok(services.org.api().usage_report_all(params).await?)
+}
