@@ -490,10 +490,16 @@ impl fmt::Debug for AuditLog {
 
 impl AuditLog {
     pub fn new(pool: SqlitePool) -> Self {
+        Self::with_clock(pool, crate::clock::Clock::default())
+    }
+
+    /// A log whose records take their time from `clock` (tests that need records an exact
+    /// time apart move it instead of sleeping).
+    pub fn with_clock(pool: SqlitePool, clock: crate::clock::Clock) -> Self {
         Self {
             pool,
             append_lock: Arc::new(Mutex::new(())),
-            clock: crate::clock::Clock::default(),
+            clock,
         }
     }
 }

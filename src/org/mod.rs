@@ -10,6 +10,7 @@
 //! irreversible action re-reads its target first ([`Org::reread_current`]); what that finds
 //! changed outside Orgkeeper is recorded as observed, as a sync would.
 
+pub mod counts;
 mod entity;
 mod fetch;
 pub mod keys;

@@ -38,6 +38,7 @@ pub fn check_role(role: &OrgRole) -> Result<(), ServiceError> {
 }
 
 /// What inviting one address of a list came to.
+#[derive(Debug)]
 pub enum Invited {
     Sent(Invite),
     /// Not an address; not sent.

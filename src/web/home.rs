@@ -4,20 +4,18 @@
 //! Every number comes from the cached reads in `state.org`; a read that fails leaves its own
 //! card with the explanation and the rest of the page renders.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use askama::Template;
 use axum::response::Response;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::context::Layout;
 use super::error::AppResult;
 use super::Ctx;
-use crate::anthropic::{
-    ApiError, ApiKey, ApiKeyStatus, Invite, InviteStatus, OrgRole, User, Workspace,
-};
+use crate::anthropic::{ApiError, ApiKey, Invite, InviteStatus, Workspace};
 use crate::auth::Permission;
+use crate::org::counts::{expiring_within, Counts};
 use crate::org::Snapshot;
 
 /// "Expiring soon" for invites.
@@ -79,38 +77,18 @@ fn message(error: &ApiError) -> String {
     error.user_message()
 }
 
-fn members_card(users: &[User]) -> Vec<Count> {
-    let mut by_role: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    for user in users {
-        by_role
-            .entry(user.role.as_str().to_owned())
-            .or_insert_with(|| (super::present::org_role_plural(&user.role), 0))
-            .1 += 1;
-    }
-    let mut counts: Vec<Count> = by_role
-        .into_iter()
-        .map(|(role, (label, count))| Count {
-            label,
-            count,
-            href: format!("/members?role={role}"),
-        })
-        .collect();
-    counts.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
-    counts.insert(
-        0,
-        Count {
-            label: "All members".into(),
-            count: users.len(),
-            href: "/members".into(),
-        },
-    );
-    counts
-}
-
-fn is_expiring_soon(invite: &Invite, now: DateTime<Utc>) -> bool {
-    invite.status == InviteStatus::Pending
-        && invite.expires_at > now
-        && invite.expires_at <= now + Duration::days(SOON_DAYS)
+fn members_card(counts: &Counts) -> Vec<Count> {
+    let mut cards = vec![Count {
+        label: "All members".into(),
+        count: counts.members,
+        href: "/members".into(),
+    }];
+    cards.extend(counts.members_by_role.iter().map(|(role, count)| Count {
+        label: super::present::org_role_plural(role),
+        count: *count,
+        href: format!("/members?role={role}"),
+    }));
+    cards
 }
 
 fn invites_card(invites: &[Invite], now: DateTime<Utc>) -> Vec<Count> {
@@ -118,7 +96,10 @@ fn invites_card(invites: &[Invite], now: DateTime<Utc>) -> Vec<Count> {
         .iter()
         .filter(|i| i.status == InviteStatus::Pending)
         .count();
-    let soon = invites.iter().filter(|i| is_expiring_soon(i, now)).count();
+    let soon = invites
+        .iter()
+        .filter(|i| expiring_within(i, now, SOON_DAYS))
+        .count();
     vec![
         Count {
             label: "Pending".into(),
@@ -133,73 +114,31 @@ fn invites_card(invites: &[Invite], now: DateTime<Utc>) -> Vec<Count> {
     ]
 }
 
-fn workspaces_card(workspaces: &[Workspace]) -> Vec<Count> {
-    let archived = workspaces.iter().filter(|w| w.is_archived()).count();
+fn workspaces_card(counts: &Counts) -> Vec<Count> {
     vec![
         Count {
             label: "Active".into(),
-            count: workspaces.len() - archived,
+            count: counts.workspaces_active,
             href: "/workspaces".into(),
         },
         Count {
             label: "Archived".into(),
-            count: archived,
+            count: counts.workspaces_archived,
             href: "/workspaces?include_archived=1".into(),
         },
     ]
 }
 
-fn keys_card(keys: &[ApiKey]) -> Vec<Count> {
-    ApiKeyStatus::KNOWN
+fn keys_card(counts: &Counts) -> Vec<Count> {
+    counts
+        .keys_by_status
         .iter()
-        .map(|status| Count {
-            label: {
-                let s = status.as_str();
-                format!("{}{}", s[..1].to_uppercase(), &s[1..])
-            },
-            count: keys.iter().filter(|k| &k.status == status).count(),
+        .map(|(status, count)| Count {
+            label: crate::labels::code(status.as_str()),
+            count: *count,
             href: format!("/keys?status={status}"),
         })
         .collect()
-}
-
-/// Members who can reach no workspace: not listed in any active workspace, and not an org
-/// admin or billing member (those are members of every workspace implicitly).
-fn members_without_workspace(snapshot: &Snapshot) -> usize {
-    let mut placed: HashSet<&str> = HashSet::new();
-    for workspace in snapshot.workspaces.iter().filter(|w| !w.is_archived()) {
-        placed.extend(
-            snapshot
-                .members_in(&workspace.id)
-                .iter()
-                .map(|m| m.user_id.as_str()),
-        );
-    }
-    snapshot
-        .users
-        .iter()
-        .filter(|u| !matches!(u.role, OrgRole::Admin | OrgRole::Billing))
-        .filter(|u| !placed.contains(u.id.as_str()))
-        .count()
-}
-
-/// The overview's organization-wide numbers, derived once per snapshot.
-struct OrgCounts {
-    members: Vec<Count>,
-    workspaces: Vec<Count>,
-    keys: Vec<Count>,
-    without_workspace: usize,
-}
-
-impl OrgCounts {
-    fn build(snapshot: &Snapshot) -> Self {
-        OrgCounts {
-            members: members_card(&snapshot.users),
-            workspaces: workspaces_card(&snapshot.workspaces),
-            keys: keys_card(&snapshot.keys),
-            without_workspace: members_without_workspace(snapshot),
-        }
-    }
 }
 
 pub async fn show(ctx: Ctx) -> AppResult<Response> {
@@ -227,17 +166,18 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
     if org_wide {
         match org.synced() {
             Ok(snapshot) => {
-                let counts = snapshot.derived(OrgCounts::build);
+                let counts = Counts::of(&snapshot);
                 page.organization = snapshot
                     .organization
                     .as_ref()
                     .map(|o| o.name.clone())
                     .ok_or_else(|| message(&ApiError::not_synced(None)));
-                page.members = Ok(counts.members.clone());
+                page.members = Ok(members_card(&counts));
                 page.invites = Ok(invites_card(&snapshot.invites, ctx.state.clock.now()));
-                page.workspaces = Ok(counts.workspaces.clone());
-                page.keys = Ok(counts.keys.clone());
-                attention(&ctx, &mut page, &snapshot, counts.without_workspace).await;
+                page.workspaces = Ok(workspaces_card(&counts));
+                page.keys = Ok(keys_card(&counts));
+                let without_workspace = counts.without_workspace.len();
+                attention(&ctx, &mut page, &snapshot, without_workspace).await;
             }
             Err(error) => {
                 let error = message(&error);
@@ -293,7 +233,7 @@ async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_
         count: snapshot
             .invites
             .iter()
-            .filter(|i| is_expiring_soon(i, now))
+            .filter(|i| expiring_within(i, now, SOON_DAYS))
             .count(),
         href: "/invites?status=pending".into(),
     });

@@ -469,8 +469,6 @@ pub struct RequestInput {
     reason: String,
 }
 
-/// The longest reason kept (a paragraph, not a document).
-
 pub async fn request(ctx: Ctx, Form(input): Form<RequestInput>) -> AppResult<Response> {
     let form = RequestForm {
         workspace: input.workspace.clone(),

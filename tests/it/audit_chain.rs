@@ -15,6 +15,8 @@ struct TestDb {
     _dir: TempDir,
     pool: SqlitePool,
     log: AuditLog,
+    /// The log's clock: tests move it to put records apart in time.
+    clock: orgkeeper::clock::Clock,
 }
 
 async fn test_db() -> TestDb {
@@ -22,11 +24,13 @@ async fn test_db() -> TestDb {
     let pool = orgkeeper::db::connect(&dir.path().join("orgkeeper.db"))
         .await
         .expect("database opens and migrates");
-    let log = AuditLog::new(pool.clone());
+    let clock = orgkeeper::clock::Clock::default();
+    let log = AuditLog::with_clock(pool.clone(), clock.clone());
     TestDb {
         _dir: dir,
         pool,
         log,
+        clock,
     }
 }
 
@@ -214,85 +218,62 @@ async fn malformed_entries_are_refused() {
     assert!(db.log.verify().await.unwrap().is_intact());
 }
 
+/// Each way of altering the log by hand, on a fresh log of `records` records: the first
+/// record verification names.
 #[tokio::test]
-async fn verify_names_an_edited_record() {
-    // Arrange
-    let db = test_db().await;
-    append_many(&db.log, 5).await;
-    drop_triggers(&db.pool).await;
-
-    // Act
-    sqlx::query("UPDATE audit_log SET actor_name = 'bob' WHERE seq = 3")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let report = db.log.verify().await.unwrap();
-
-    // Assert
-    assert_eq!(broken_at(&report), 3, "{report:?}");
-}
-
-#[tokio::test]
-async fn verify_names_a_record_whose_details_were_reformatted() {
-    let db = test_db().await;
-    append_many(&db.log, 3).await;
-    drop_triggers(&db.pool).await;
-
-    sqlx::query("UPDATE audit_log SET details = '{ \"i\": 1 }' WHERE seq = 2")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let report = db.log.verify().await.unwrap();
-
-    assert_eq!(broken_at(&report), 2, "{report:?}");
-}
-
-#[tokio::test]
-async fn verify_names_a_deleted_record() {
-    // Arrange
-    let db = test_db().await;
-    append_many(&db.log, 6).await;
-    drop_triggers(&db.pool).await;
-
-    // Act
-    sqlx::query("DELETE FROM audit_log WHERE seq = 4")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let report = db.log.verify().await.unwrap();
-
-    // Assert
-    assert_eq!(broken_at(&report), 4, "{report:?}");
-}
-
-#[tokio::test]
-async fn verify_notices_records_cut_off_the_end() {
-    let db = test_db().await;
-    append_many(&db.log, 5).await;
-    drop_triggers(&db.pool).await;
-
-    sqlx::query("DELETE FROM audit_log WHERE seq >= 4")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let report = db.log.verify().await.unwrap();
-
-    assert_eq!(broken_at(&report), 4, "{report:?}");
-}
-
-#[tokio::test]
-async fn verify_names_a_deleted_first_record() {
-    let db = test_db().await;
-    append_many(&db.log, 3).await;
-    drop_triggers(&db.pool).await;
-
-    sqlx::query("DELETE FROM audit_log WHERE seq = 1")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let report = db.log.verify().await.unwrap();
-
-    assert_eq!(broken_at(&report), 1, "{report:?}");
+async fn verify_names_the_first_altered_record_whatever_was_done() {
+    let cases: &[(&str, usize, &str, i64)] = &[
+        (
+            "an edited field",
+            5,
+            "UPDATE audit_log SET actor_name = 'bob' WHERE seq = 3",
+            3,
+        ),
+        (
+            "reformatted details",
+            3,
+            "UPDATE audit_log SET details = '{ \"i\": 1 }' WHERE seq = 2",
+            2,
+        ),
+        (
+            "a deleted record",
+            6,
+            "DELETE FROM audit_log WHERE seq = 4",
+            4,
+        ),
+        (
+            "records cut off the end",
+            5,
+            "DELETE FROM audit_log WHERE seq >= 4",
+            4,
+        ),
+        (
+            "a deleted first record",
+            3,
+            "DELETE FROM audit_log WHERE seq = 1",
+            1,
+        ),
+        (
+            "a changed hash",
+            4,
+            "UPDATE audit_log SET hash = prev_hash WHERE seq = 2",
+            2,
+        ),
+        (
+            "a changed outcome",
+            4,
+            "UPDATE audit_log SET outcome = 'failed' WHERE seq = 4",
+            4,
+        ),
+    ];
+    for (what, records, tamper, broken) in cases {
+        let db = test_db().await;
+        append_many(&db.log, *records).await;
+        drop_triggers(&db.pool).await;
+        sqlx::query(tamper).execute(&db.pool).await.unwrap();
+        let report = db.log.verify().await.unwrap();
+        assert_eq!(broken_at(&report), *broken, "{what}: {report:?}");
+    }
 }
 
 #[tokio::test]
@@ -390,9 +371,9 @@ async fn pruning_removes_old_records_and_the_chain_still_verifies() {
     // Arrange
     let db = test_db().await;
     append_many(&db.log, 4).await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let cutoff = Utc::now();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    db.clock.advance(std::time::Duration::from_secs(1));
+    let cutoff = db.clock.now();
+    db.clock.advance(std::time::Duration::from_secs(1));
     append_many(&db.log, 2).await;
 
     // Act
@@ -422,7 +403,7 @@ async fn pruning_removes_old_records_and_the_chain_still_verifies() {
     assert_eq!(db.log.append(entry("auth.logout")).await.unwrap(), 8);
     assert_eq!(
         db.log
-            .prune_before(Utc::now() + Duration::hours(1))
+            .prune_before(db.clock.now() + Duration::hours(1))
             .await
             .unwrap(),
         4
@@ -593,9 +574,9 @@ async fn filters_select_a_time_range_and_pages_report_the_total() {
     // Arrange
     let db = test_db().await;
     append_many(&db.log, 3).await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let middle = Utc::now();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    db.clock.advance(std::time::Duration::from_secs(1));
+    let middle = db.clock.now();
+    db.clock.advance(std::time::Duration::from_secs(1));
     append_many(&db.log, 4).await;
 
     // Act

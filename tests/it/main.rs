@@ -21,6 +21,7 @@ mod crash;
 mod foundation;
 mod hardening;
 mod keys;
+mod layers;
 mod limits;
 mod members_invites;
 mod model;

@@ -439,3 +439,56 @@ impl Webhook {
             .collect()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The organization, as tests speak of it (read from the synced model)
+
+impl TestApp {
+    /// A member with this organization role.
+    pub fn member_with_role(&self, role: &str) -> orgkeeper::anthropic::User {
+        self.state
+            .org
+            .snapshot()
+            .users
+            .iter()
+            .find(|u| u.role.as_str() == role)
+            .unwrap_or_else(|| panic!("the organization has a member with the role {role}"))
+            .clone()
+    }
+
+    /// An active key in this workspace.
+    pub fn live_key_in(&self, workspace_id: &str) -> orgkeeper::anthropic::ApiKey {
+        self.state
+            .org
+            .snapshot()
+            .keys
+            .iter()
+            .find(|k| {
+                k.status == orgkeeper::anthropic::ApiKeyStatus::Active
+                    && k.workspace_id() == Some(workspace_id)
+            })
+            .unwrap_or_else(|| panic!("an active key in {workspace_id}"))
+            .clone()
+    }
+
+    /// A live workspace other than this one.
+    pub fn other_workspace(&self, not: &str) -> String {
+        self.state
+            .org
+            .snapshot()
+            .workspaces
+            .iter()
+            .find(|w| w.id != not && !w.is_archived())
+            .expect("a second live workspace")
+            .id
+            .clone()
+    }
+
+    /// A signed-in person as the service layer sees them.
+    pub fn caller(&self, account: &accounts::Account) -> orgkeeper::service::Caller {
+        orgkeeper::service::Caller::Person {
+            account: account.clone(),
+            source: orgkeeper::audit::Source::default(),
+        }
+    }
+}
