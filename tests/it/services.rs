@@ -279,8 +279,12 @@ async fn a_key_outside_the_callers_workspaces_is_refused_with_one_recorded_reaso
     );
     assert_eq!(denied[0].details["workspace_id"], theirs.as_str());
     // The same rule refuses it in a bulk selection.
-    let selection =
-        service::keys::selection(&app.state, &app.caller(&lead), &[key.id.clone()]).await;
+    let selection = service::keys::selection(
+        &app.state,
+        &app.caller(&lead),
+        std::slice::from_ref(&key.id),
+    )
+    .await;
     assert!(matches!(selection, Err(ServiceError::Forbidden)));
 }
 
