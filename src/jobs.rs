@@ -106,7 +106,8 @@ pub async fn run_chain_check(services: &Services) {
     chain::run_once(services, services.clock.now()).await;
 }
 
-/// One round of the usage job: sync the store, then check budget thresholds.
+/// One round of the usage job: sync the store, check budget thresholds, then sync cost per
+/// person.
 pub async fn run_usage_sync(services: &Services) {
     let started = std::time::Instant::now();
     let now = services.clock.now();
@@ -132,6 +133,14 @@ pub async fn run_usage_sync(services: &Services) {
             }
         }
         Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
+    }
+    // Cost per person: its own report, so a refusal or failure leaves the others alone.
+    match crate::analytics_store::sync(&api, &services.db, config.usage_settle, now).await {
+        Ok(crate::analytics_store::Synced::Unavailable(message)) => {
+            tracing::info!(%message, "cost per person is not available to this organization")
+        }
+        Ok(_) => tracing::info!("cost per person synced"),
+        Err(error) => tracing::warn!(%error, "cost per person sync failed; will retry"),
     }
     crate::memory::release();
 }
