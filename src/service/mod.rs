@@ -16,6 +16,7 @@ pub mod activity;
 pub mod alerts;
 pub mod budgets;
 pub mod chain;
+pub mod cost_centers;
 pub mod invites;
 pub mod keys;
 pub mod limits;
