@@ -317,8 +317,8 @@ async fn stage_usage(
     rows: Vec<AnalyticsUsageRow>,
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
-    let mut actors: HashMap<(String, String), (Option<String>, Option<String>, bool)> =
-        HashMap::new();
+    // How the API names each person on this page (the last row wins).
+    let mut people: HashMap<String, Named> = HashMap::new();
     let staged_rows = rows
         .iter()
         .map(|r| {
@@ -329,9 +329,13 @@ async fn stage_usage(
                 deleted,
             }) = &r.group.actor
             {
-                actors.insert(
-                    ("user_actor".into(), user_id.clone()),
-                    (name.clone(), email_address.clone(), *deleted),
+                people.insert(
+                    user_id.clone(),
+                    Named {
+                        name: name.clone(),
+                        email: email_address.clone(),
+                        deleted: *deleted,
+                    },
                 );
             }
             let u = &r.usage;
@@ -348,13 +352,21 @@ async fn stage_usage(
         })
         .collect();
     insert_staged(db, staged_rows).await?;
-    for ((kind, id), (name, email, deleted)) in actors {
+    for (
+        id,
+        Named {
+            name,
+            email,
+            deleted,
+        },
+    ) in people
+    {
         sqlx::query(
             "INSERT INTO analytics_actors (actor_type, actor_id, name, email, deleted, seen_at) VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (actor_type, actor_id) DO UPDATE SET name = excluded.name, \
              email = COALESCE(excluded.email, analytics_actors.email), deleted = excluded.deleted, seen_at = excluded.seen_at",
         )
-        .bind(kind)
+        .bind("user_actor")
         .bind(id)
         .bind(name)
         .bind(email)

@@ -115,15 +115,6 @@ fn csv_rows(text: &str) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
-/// `$1,234.56` → 123456 cents.
-fn shown_cents(text: &str) -> Decimal {
-    let plain: String = text
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    Decimal::from_str(&plain).unwrap() * Decimal::from(100)
-}
-
 /// The text of the first element after `marker`, up to the next tag.
 fn after<'a>(html: &'a str, marker: &str) -> &'a str {
     html.split(marker)
@@ -237,7 +228,7 @@ async fn a_team_leads_people_view_is_limited_to_their_workspaces_and_adds_up_the
     let workspaces = app.state.org.workspaces().await.unwrap();
     let mut chosen = None;
     for w in workspaces.iter().filter(|w| w.archived_at.is_none()) {
-        let theirs = api_by_actor(&app, from, to, &[w.id.clone()]).await;
+        let theirs = api_by_actor(&app, from, to, std::slice::from_ref(&w.id)).await;
         if !theirs.is_empty() && theirs.len() < everyone.len() {
             chosen = Some((w.clone(), theirs));
             break;
@@ -568,7 +559,7 @@ async fn where_the_organization_cannot_read_analytics_the_pages_say_so_once_and_
     app.simulator.set_analytics_access(false);
     orgkeeper::jobs::run_usage_sync(&app.state).await;
     let (_, owner) = app.signed_in(Role::Owner).await;
-    let (from, to) = last_month();
+    let (from, _) = last_month();
     let month = month_param(from);
     let workspace = app
         .state
