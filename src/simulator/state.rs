@@ -719,7 +719,9 @@ impl OrgState {
             match (&k.principal, i % 6) {
                 // A personal key of someone who left was archived when they were removed.
                 (Some(Principal::User(u)), _) if gone.contains(u) => k.status = KeyStatus::Archived,
-                (None, 0..=3) if current.is_some() => k.principal = current.map(Principal::User),
+                (None, 0..=3 | 5) if current.is_some() => {
+                    k.principal = current.map(Principal::User)
+                }
                 (None, 4) => {
                     let sa = service_accounts
                         .choose(&mut kinds)

@@ -706,3 +706,92 @@ async fn a_members_page_shows_their_own_cost_over_time() {
     assert_eq!(status, 200);
     assert!(whole.contains("<html") && whole.contains(&month_row));
 }
+
+#[tokio::test]
+async fn cost_center_changes_a_crash_interrupted_are_resolved_at_the_next_start() {
+    use orgkeeper::audit::{Actor, NewEntry, Resolution, Source, Target};
+    let app = spawn_app().await;
+    let (account, owner) = app.signed_in(Role::Owner).await;
+    assert_eq!(
+        owner
+            .post("/cost/centers", &[("name", "Data")])
+            .await
+            .status(),
+        303
+    );
+    let id: i64 = sqlx::query_scalar("SELECT id FROM cost_centers")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let workspace = app.first_workspace_id().await;
+    // What a process killed between the intent and the outcome leaves: the intent, and the
+    // change made (the assignment) or not (the second center).
+    let actor = Actor::account(account.id, &account.username, "owner");
+    let orphan = |action: &'static str, target: Target, details: serde_json::Value| {
+        let actor = actor.clone();
+        let audit = app.state.audit.clone();
+        async move {
+            audit
+                .append(
+                    NewEntry::new(actor, Source::default(), action, Outcome::Pending)
+                        .target(target)
+                        .details(details),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let center = |label: &str| Target {
+        kind: "cost_center".into(),
+        id: id.to_string(),
+        label: Some(label.into()),
+    };
+    let assigned = orphan(
+        "cost_center.assigned",
+        center("Data"),
+        serde_json::json!({ "kind": "workspace", "target_id": workspace, "before": null, "after": "Data" }),
+    )
+    .await;
+    sqlx::query("INSERT INTO cost_center_rules (kind, target_id, center_id, created_at) VALUES ('workspace', ?, ?, '2026-12-01T00:00:00Z')")
+        .bind(&workspace)
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let created = orphan(
+        "cost_center.created",
+        Target {
+            kind: "cost_center".into(),
+            id: "new".into(),
+            label: Some("Ghost".into()),
+        },
+        serde_json::json!({ "name": "Ghost" }),
+    )
+    .await;
+    let renamed = orphan(
+        "cost_center.renamed",
+        center("Data"),
+        serde_json::json!({ "before": { "name": "Data" }, "after": { "name": "Analytics" } }),
+    )
+    .await;
+
+    let (simulator, dir, config) = app.stop().await;
+    let app = spawn_app_with(config, simulator, Some(dir)).await;
+
+    for (intent, resolution) in [
+        (assigned, Resolution::Applied),
+        (created, Resolution::NotApplied),
+        (renamed, Resolution::NotApplied),
+    ] {
+        let record = app
+            .state
+            .audit
+            .outcomes_of(&[intent])
+            .await
+            .unwrap()
+            .remove(&intent)
+            .unwrap_or_else(|| panic!("intent {intent} has no outcome"));
+        assert_eq!(record.resolution(), Some(resolution), "{record:?}");
+        assert!(!record.details["reason"].as_str().unwrap().is_empty());
+    }
+}
