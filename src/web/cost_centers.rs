@@ -10,6 +10,7 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::Path;
@@ -86,8 +87,23 @@ enum Source {
 }
 
 /// The month's cost lines: from the analytics store, or from the cost report when the
-/// organization cannot read analytics.
+/// organization cannot read analytics. Read once per store version (rules change more often
+/// than the store, so attribution itself is not kept).
 async fn lines(
+    ctx: &Ctx,
+    from: NaiveDate,
+    to: NaiveDate,
+    source: Source,
+) -> AppResult<Arc<Vec<CostLine>>> {
+    let key = format!("center lines {from} {to} {}", source == Source::Analytics);
+    Ok(ctx
+        .state
+        .reports
+        .get(&ctx.state.db, key, || read_lines(ctx, from, to, source))
+        .await?)
+}
+
+async fn read_lines(
     ctx: &Ctx,
     from: NaiveDate,
     to: NaiveDate,
@@ -425,7 +441,7 @@ pub async fn csv(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> Ap
     let dir = Directory::of(&ctx.state.org.snapshot());
     type RowKey = (String, &'static str, &'static str, String);
     let mut rows: BTreeMap<RowKey, Decimal> = BTreeMap::new();
-    for l in lines(&ctx, month, next_month(month), source).await? {
+    for l in lines(&ctx, month, next_month(month), source).await?.iter() {
         let key: RowKey = match rules.attribute(&l.api_key_id, &l.workspace_id, l.person.as_deref())
         {
             Some((center, kind)) => {

@@ -353,21 +353,22 @@ pub async fn refresh(ctx: &Ctx, now: DateTime<Utc>) -> AppResult<(Option<String>
         Ok(_) => Ok((None, None)),
         Err(SyncError::Db(e)) => Err(e.into()),
         Err(SyncError::Api(e)) => {
-            let when = analytics::progress(&state.db)
-                .await?
-                .map(|(_, at)| format!("from {}", at.format("%Y-%m-%d %H:%M UTC")))
-                .unwrap_or_else(|| "(nothing is stored yet)".into());
+            let notice = match analytics::progress(&state.db).await? {
+                Some((_, at)) => format!(
+                    "Showing stored data from {}: the latest numbers could not be fetched. {}",
+                    at.format("%Y-%m-%d %H:%M UTC"),
+                    e.user_message()
+                ),
+                None => format!(
+                    "Cost per person could not be read yet. {}",
+                    e.user_message()
+                ),
+            };
             let refused = match analytics::access(&state.db).await? {
                 Access::Unavailable(m) => Some(m),
                 _ => None,
             };
-            Ok((
-                Some(format!(
-                    "Showing stored data {when}: the latest numbers could not be fetched. {}",
-                    e.user_message()
-                )),
-                refused,
-            ))
+            Ok((Some(notice), refused))
         }
     }
 }

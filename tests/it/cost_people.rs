@@ -795,3 +795,32 @@ async fn cost_center_changes_a_crash_interrupted_are_resolved_at_the_next_start(
         assert!(!record.details["reason"].as_str().unwrap().is_empty());
     }
 }
+
+#[tokio::test]
+async fn when_the_analytics_api_fails_the_people_page_shows_the_stored_numbers_and_says_so() {
+    let app = synced().await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let (from, _) = last_month();
+    let path = format!("/cost/people?month={}", month_param(from));
+    let (_, before) = viewer.get_text(&path).await;
+    // Make the next view refresh, and make that refresh fail.
+    sqlx::query("UPDATE usage_sync SET refreshed_at = '2000-01-01T00:00:00Z'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.simulator
+        .faults()
+        .inject(orgkeeper::simulator::FaultRule {
+            method: None,
+            path_contains: Some("analytics".into()),
+            kind: orgkeeper::simulator::FaultKind::ServerError,
+            times: 20,
+        });
+
+    let (status, after) = viewer.get_text(&path).await;
+
+    assert_eq!(status, 200);
+    assert!(after.contains("Showing stored data from"), "{after}");
+    let table = |html: &str| html[html.find("id=\"people-table\"").unwrap()..].to_owned();
+    assert_eq!(table(&before), table(&after), "nothing stored was lost");
+}
