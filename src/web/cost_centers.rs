@@ -96,11 +96,10 @@ async fn lines(
     source: Source,
 ) -> AppResult<Arc<Vec<CostLine>>> {
     let key = format!("center lines {from} {to} {}", source == Source::Analytics);
-    Ok(ctx
-        .state
+    ctx.state
         .reports
         .get(&ctx.state.db, key, || read_lines(ctx, from, to, source))
-        .await?)
+        .await
 }
 
 async fn read_lines(
