@@ -87,22 +87,8 @@ enum Source {
 }
 
 /// The month's cost lines: from the analytics store, or from the cost report when the
-/// organization cannot read analytics. Read once per store version (rules change more often
-/// than the store, so attribution itself is not kept).
+/// organization cannot read analytics.
 async fn lines(
-    ctx: &Ctx,
-    from: NaiveDate,
-    to: NaiveDate,
-    source: Source,
-) -> AppResult<Arc<Vec<CostLine>>> {
-    let key = format!("center lines {from} {to} {}", source == Source::Analytics);
-    ctx.state
-        .reports
-        .get(&ctx.state.db, key, || read_lines(ctx, from, to, source))
-        .await
-}
-
-async fn read_lines(
     ctx: &Ctx,
     from: NaiveDate,
     to: NaiveDate,
@@ -146,18 +132,34 @@ async fn read_lines(
 }
 
 /// Each center's (and the unallocated) share of a month, as a [`Month`] whose scopes are
-/// center ids (and [`UNALLOCATED`]), so budgets' projection applies unchanged.
-fn attribute(start: NaiveDate, lines: &[CostLine], rules: &Rules) -> Month {
-    let scoped = lines
-        .iter()
-        .map(|l| {
-            let scope = rules
-                .attribute(&l.api_key_id, &l.workspace_id, l.person.as_deref())
-                .map_or(UNALLOCATED.to_owned(), |(c, _)| c.to_string());
-            (l.day, scope, String::new(), l.amount)
+/// center ids (and [`UNALLOCATED`]), so budgets' projection applies unchanged. Computed once
+/// per store version and set of rules; only the per-center days are kept, not the lines.
+async fn attributed(
+    ctx: &Ctx,
+    start: NaiveDate,
+    source: Source,
+    rules: &[Rule],
+) -> AppResult<Arc<Month>> {
+    let key = format!("centers {start} {} {rules:?}", source == Source::Analytics);
+    let index = Rules::new(rules);
+    ctx.state
+        .reports
+        .get(&ctx.state.db, key, || async move {
+            let end = next_month(start);
+            let mut days: BTreeMap<(NaiveDate, String), Decimal> = BTreeMap::new();
+            for l in lines(ctx, start, end, source).await? {
+                let scope = index
+                    .attribute(&l.api_key_id, &l.workspace_id, l.person.as_deref())
+                    .map_or(UNALLOCATED.to_owned(), |(c, _)| c.to_string());
+                *days.entry((l.day, scope)).or_default() += l.amount;
+            }
+            let lines = days
+                .into_iter()
+                .map(|((day, scope), amount)| (day, scope, String::new(), amount))
+                .collect();
+            Ok::<_, AppError>(Month::new(start, end, lines))
         })
-        .collect();
-    Month::new(start, next_month(start), scoped)
+        .await
 }
 
 pub struct CenterRow {
@@ -289,7 +291,6 @@ async fn render_page(
     let (source, workspace_only) = source(ctx, refused).await?;
     let list = centers::centers(&ctx.state.db).await?;
     let rule_list = centers::rules(&ctx.state.db).await?;
-    let rules = Rules::new(&rule_list);
     let current = month == month_start(today);
     // This month (or the chosen one) and the three before it.
     let mut starts = vec![month];
@@ -297,11 +298,11 @@ async fn render_page(
         let last = *starts.last().unwrap_or(&month);
         starts.push(month_start(last.pred_opt().unwrap_or(last)));
     }
-    let mut attributed = Vec::new();
+    let mut by_month = Vec::new();
     for start in &starts {
-        let l = lines(ctx, *start, next_month(*start), source).await?;
-        attributed.push(attribute(*start, &l, &rules));
+        by_month.push(attributed(ctx, *start, source, &rule_list).await?);
     }
+    let attributed = by_month;
     let settled = settled_before(&ctx.state, now);
     let spend = |m: &Month, scope: &str| Spend::of(m, scope, settled, today);
     let month_total = |m: &Month| -> Decimal { m.lines.iter().map(|l| l.3).sum() };
@@ -440,7 +441,7 @@ pub async fn csv(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> Ap
     let dir = Directory::of(&ctx.state.org.snapshot());
     type RowKey = (String, &'static str, &'static str, String);
     let mut rows: BTreeMap<RowKey, Decimal> = BTreeMap::new();
-    for l in lines(&ctx, month, next_month(month), source).await?.iter() {
+    for l in lines(&ctx, month, next_month(month), source).await? {
         let key: RowKey = match rules.attribute(&l.api_key_id, &l.workspace_id, l.person.as_deref())
         {
             Some((center, kind)) => {

@@ -811,6 +811,8 @@ pub struct KeyRow {
 #[template(path = "cost/_member.html")]
 struct MemberCost {
     user_id: String,
+    /// Any cost in the last 30 days (else the empty chart is left out).
+    recent: bool,
     chart: chart::ChartView,
     months: Vec<MonthRow>,
     keys: Vec<KeyRow>,
@@ -826,6 +828,7 @@ struct MemberCostPage {
     layout: Layout,
     name: String,
     user_id: String,
+    recent: bool,
     chart: chart::ChartView,
     months: Vec<MonthRow>,
     keys: Vec<KeyRow>,
@@ -926,6 +929,7 @@ pub async fn member_section(
         .collect();
     let section = MemberCost {
         user_id: user_id.clone(),
+        recent: daily.iter().any(|d| !d.is_zero()),
         chart,
         months,
         keys,
@@ -938,6 +942,7 @@ pub async fn member_section(
     }
     let MemberCost {
         user_id,
+        recent,
         chart,
         months,
         keys,
@@ -949,6 +954,7 @@ pub async fn member_section(
         layout: ctx.layout(format!("Cost of {name}"), "members").await,
         name,
         user_id,
+        recent,
         chart,
         months,
         keys,
