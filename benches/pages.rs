@@ -218,13 +218,16 @@ async fn main() {
         key,
         "/usage".into(),
         "/cost".into(),
+        "/cost/people".into(),
+        "/cost/centers".into(),
     ];
     println!(
         "\n{:<44} {:>9} {:>7} {:>9} {:>7}",
         "page (second view)", "ms", "calls", "KB", "status"
     );
     for page in &pages {
-        // The first view of /usage and /cost fills the usage store if the job has not yet.
+        // The first view of /usage, /cost and /cost/people fills its store if the job has not
+        // yet.
         let _ = get(page).await.unwrap().bytes().await;
         simulator.reset_request_count();
         let started = Instant::now();

@@ -118,6 +118,10 @@ pub struct SimulateArgs {
     /// permission_error, as for a key created before the Compliance API was enabled).
     #[arg(long, default_value = "on")]
     pub activity_feed: FeedAccess,
+    /// Whether the Usage and Cost Analytics API (cost per person) answers: on, or off (403
+    /// permission_error, as for an organization it is not enabled for).
+    #[arg(long, default_value = "on")]
+    pub analytics: FeedAccess,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@
 //! Background work lives in `jobs` and calls the same services as the system. The
 //! `simulator` shares no state with the dashboard, only the HTTP contract.
 
+pub mod analytics_store;
 pub mod anthropic;
 pub mod audit;
 pub mod auth;

@@ -1331,7 +1331,141 @@ impl Client {
         })
         .await
     }
+
+    // Usage and cost analytics (§8.6.1)
+
+    fn analytics_query(p: &AnalyticsParams, page: Option<&str>) -> Query {
+        let mut q = Query::default();
+        q.push("starting_at", rfc3339(&p.starting_at))
+            .opt("ending_at", p.ending_at.as_ref().map(rfc3339))
+            .opt(
+                "time_bucket_width",
+                p.time_bucket_width.as_ref().map(BucketWidth::as_str),
+            )
+            .list("group_by[]", &as_strs(&p.group_by))
+            .list("actor_ids[]", &p.actor_ids)
+            .list("actor_types[]", &p.actor_types)
+            .list("api_key_ids[]", &p.api_key_ids)
+            .list("workspace_ids[]", &p.workspace_ids)
+            .opt("limit", p.limit)
+            .opt("page", page);
+        q
+    }
+
+    async fn analytics_page<T: DeserializeOwned>(
+        &self,
+        report: &'static str,
+        p: &AnalyticsParams,
+        page: Option<&str>,
+    ) -> Result<ReportPage<T>, ApiError> {
+        self.call::<_, ()>(
+            Method::GET,
+            &["analytics", report],
+            &Self::analytics_query(p, page),
+            None,
+            Repeat::Safe,
+            Some(ANALYTICS_BETA),
+        )
+        .await
+    }
+
+    /// One page of `GET /v1/organizations/analytics/usage` (uses `params.page`).
+    pub async fn analytics_usage(
+        &self,
+        params: &AnalyticsParams,
+    ) -> Result<ReportPage<AnalyticsUsageRow>, ApiError> {
+        self.analytics_page("usage", params, params.page.as_deref())
+            .await
+    }
+
+    /// One page of `GET /v1/organizations/analytics/cost` (uses `params.page`).
+    pub async fn analytics_cost(
+        &self,
+        params: &AnalyticsParams,
+    ) -> Result<ReportPage<AnalyticsCostRow>, ApiError> {
+        self.analytics_page("cost", params, params.page.as_deref())
+            .await
+    }
+
+    /// Every usage row from `params.page` (or the start) on.
+    pub async fn analytics_usage_all(
+        &self,
+        params: &AnalyticsParams,
+    ) -> Result<Vec<AnalyticsUsageRow>, ApiError> {
+        collect_report_pages(
+            self.max_report_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move {
+                self.analytics_page("usage", params, page.as_deref()).await
+            },
+        )
+        .await
+    }
+
+    /// Every cost row from `params.page` (or the start) on.
+    pub async fn analytics_cost_all(
+        &self,
+        params: &AnalyticsParams,
+    ) -> Result<Vec<AnalyticsCostRow>, ApiError> {
+        collect_report_pages(
+            self.max_report_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move {
+                self.analytics_page("cost", params, page.as_deref()).await
+            },
+        )
+        .await
+    }
+
+    /// Every page of `/analytics/usage`, handed to `take` one page at a time.
+    pub async fn analytics_usage_pages<G, E>(
+        &self,
+        params: &AnalyticsParams,
+        take: impl FnMut(Vec<AnalyticsUsageRow>) -> G,
+    ) -> Result<(), E>
+    where
+        G: std::future::Future<Output = Result<(), E>>,
+        E: From<ApiError>,
+    {
+        each_report_page(
+            self.max_report_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move {
+                self.analytics_page("usage", params, page.as_deref()).await
+            },
+            take,
+        )
+        .await
+    }
+
+    /// Every page of `/analytics/cost`, handed to `take` one page at a time.
+    pub async fn analytics_cost_pages<G, E>(
+        &self,
+        params: &AnalyticsParams,
+        take: impl FnMut(Vec<AnalyticsCostRow>) -> G,
+    ) -> Result<(), E>
+    where
+        G: std::future::Future<Output = Result<(), E>>,
+        E: From<ApiError>,
+    {
+        each_report_page(
+            self.max_report_pages(),
+            params.page.clone(),
+            true,
+            |page: Option<String>| async move {
+                self.analytics_page("cost", params, page.as_deref()).await
+            },
+            take,
+        )
+        .await
+    }
 }
+
+/// The beta header the Usage and Cost Analytics API requires (§8.6.1).
+pub const ANALYTICS_BETA: &str = "analytics-usage-cost-2026-08-24";
 
 /// The beta the spend-limit list requires.
 pub const SPEND_LIMIT_READS_BETA: &str = "spend-limit-reads-2026-09-26";

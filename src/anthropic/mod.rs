@@ -14,7 +14,9 @@ pub mod models;
 pub mod pagination;
 mod secret;
 
-pub use client::{within, Client, ClientConfig, Repeat, ANTHROPIC_VERSION, USER_AGENT};
+pub use client::{
+    within, Client, ClientConfig, Repeat, ANALYTICS_BETA, ANTHROPIC_VERSION, USER_AGENT,
+};
 pub use error::{ApiError, ApiErrorKind};
 pub use models::*;
 pub use pagination::{Page, PageParams, ReportPage};

@@ -1067,6 +1067,216 @@ pub struct ApiKeyFilter {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Usage and cost analytics (§8.6.1), beta `analytics-usage-cost-2026-08-24`
+
+string_enum! {
+    /// `group_by[]` values of `/analytics/usage` and `/analytics/cost` this version asks for
+    /// (the API knows more; see admin-api.md §8.6.1).
+    pub enum AnalyticsGroupBy {
+        Actor => "actor",
+        ActorType => "actor_type",
+        ApiKeyId => "api_key_id",
+        WorkspaceId => "workspace_id",
+        Model => "model",
+        Product => "product",
+        ServiceTier => "service_tier",
+        ContextWindow => "context_window",
+        /// Cost only; does not count toward the five dimensions or `limit`.
+        CostType => "cost_type",
+        /// Cost only; does not count toward the five dimensions or `limit`.
+        TokenType => "token_type",
+    }
+}
+
+impl AsRef<str> for AnalyticsGroupBy {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// Who usage is attributed to: a member, a service account, a cloud identity, or the API key
+/// itself when no one is known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AnalyticsActor {
+    UserActor {
+        user_id: String,
+        /// Null when the account was deleted.
+        #[serde(default)]
+        email_address: Option<String>,
+        /// `"Deleted User"` when deleted or hidden after removal; null when never set.
+        #[serde(default)]
+        name: Option<String>,
+        /// Deleted, or no longer a member.
+        #[serde(default)]
+        deleted: bool,
+    },
+    ServiceAccountActor {
+        service_account_id: String,
+    },
+    /// A cloud platform identity (AWS, Azure, Google Cloud, OIDC); the provider is kept as
+    /// sent.
+    FederatedActor {
+        #[serde(default)]
+        provider: serde_json::Value,
+        #[serde(default)]
+        subject: Option<String>,
+    },
+    ApiActor {
+        api_key_id: String,
+    },
+    /// An actor type this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl AnalyticsActor {
+    /// The `type` value (`user_actor`, …; `unknown` for one this version does not know).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnalyticsActor::UserActor { .. } => "user_actor",
+            AnalyticsActor::ServiceAccountActor { .. } => "service_account_actor",
+            AnalyticsActor::FederatedActor { .. } => "federated_actor",
+            AnalyticsActor::ApiActor { .. } => "api_actor",
+            AnalyticsActor::Unknown => "unknown",
+        }
+    }
+
+    /// A stable id: the user, service account or key id; a federated identity's subject (or
+    /// its provider as sent).
+    pub fn id(&self) -> String {
+        match self {
+            AnalyticsActor::UserActor { user_id, .. } => user_id.clone(),
+            AnalyticsActor::ServiceAccountActor { service_account_id } => {
+                service_account_id.clone()
+            }
+            AnalyticsActor::ApiActor { api_key_id } => api_key_id.clone(),
+            AnalyticsActor::FederatedActor { provider, subject } => {
+                subject.clone().unwrap_or_else(|| provider.to_string())
+            }
+            AnalyticsActor::Unknown => String::new(),
+        }
+    }
+}
+
+/// The dimension values of one row; each is `None` unless grouped by it (and applicable).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalyticsGroup {
+    #[serde(default)]
+    pub actor: Option<AnalyticsActor>,
+    #[serde(default)]
+    pub actor_type: Option<String>,
+    #[serde(default)]
+    pub api_key_id: Option<String>,
+    /// The real id, the default workspace's included.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
+    #[serde(default)]
+    pub service_tier: Option<String>,
+    #[serde(default)]
+    pub context_window: Option<String>,
+    #[serde(default)]
+    pub cost_type: Option<String>,
+    #[serde(default)]
+    pub token_type: Option<String>,
+}
+
+/// Token usage of one row.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalyticsUsage {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub uncached_input_tokens: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cache_creation: CacheCreation,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cache_read_input_tokens: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub output_tokens: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub total_tokens: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub server_tool_use: ServerToolUse,
+    #[serde(default)]
+    pub requests: Option<u64>,
+}
+
+/// Cost of one row, in **cents**, exactly (the API sends decimal strings of minor units).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalyticsCost {
+    /// After discounts, before credits.
+    #[serde(with = "decimal_cents_string")]
+    pub amount: Decimal,
+    /// At list price.
+    #[serde(with = "decimal_cents_string")]
+    pub list_amount: Decimal,
+    #[serde(default = "default_usd")]
+    pub currency: String,
+    /// Null when grouped by `cost_type` or `token_type`.
+    #[serde(default)]
+    pub requests: Option<u64>,
+}
+
+/// One row of `/analytics/usage`: a time bucket (or the whole range) × a group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalyticsUsageRow {
+    pub starting_at: DateTime<Utc>,
+    pub ending_at: DateTime<Utc>,
+    #[serde(default)]
+    pub group: AnalyticsGroup,
+    pub usage: AnalyticsUsage,
+}
+
+/// One row of `/analytics/cost`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalyticsCostRow {
+    pub starting_at: DateTime<Utc>,
+    pub ending_at: DateTime<Utc>,
+    #[serde(default)]
+    pub group: AnalyticsGroup,
+    pub cost: AnalyticsCost,
+}
+
+/// Query of `/analytics/usage` and `/analytics/cost`. Empty vectors and `None`s are not sent;
+/// an empty string in `api_key_ids` is sent as is (it also matches usage without a key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalyticsParams {
+    /// No earlier than 2026-01-01 and within the last 365 days.
+    pub starting_at: DateTime<Utc>,
+    /// Exclusive; at most 31 days after `starting_at`; required with a bucket width.
+    pub ending_at: Option<DateTime<Utc>>,
+    pub time_bucket_width: Option<BucketWidth>,
+    pub group_by: Vec<AnalyticsGroupBy>,
+    /// Rows per page, 1..=1000 (the API's default is 20).
+    pub limit: Option<u32>,
+    pub page: Option<String>,
+    pub actor_ids: Vec<String>,
+    pub actor_types: Vec<String>,
+    pub api_key_ids: Vec<String>,
+    pub workspace_ids: Vec<String>,
+}
+
+impl AnalyticsParams {
+    pub fn new(starting_at: DateTime<Utc>) -> Self {
+        AnalyticsParams {
+            starting_at,
+            ending_at: None,
+            time_bucket_width: None,
+            group_by: Vec::new(),
+            limit: None,
+            page: None,
+            actor_ids: Vec::new(),
+            actor_types: Vec::new(),
+            api_key_ids: Vec::new(),
+            workspace_ids: Vec::new(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Serde helpers
 
 /// Treats an explicit JSON `null` like an absent field.

@@ -112,6 +112,11 @@ actions! {
     LimitRequestCreated = "limit_request.created", "Limits", "Higher spend limit requested";
     LimitRequestApproved = "limit_request.approved", "Limits", "Spend limit request approved";
     LimitRequestDenied = "limit_request.denied", "Limits", "Spend limit request denied";
+    CostCenterCreated = "cost_center.created", "Cost centers", "Cost center created";
+    CostCenterRenamed = "cost_center.renamed", "Cost centers", "Cost center renamed";
+    CostCenterDeleted = "cost_center.deleted", "Cost centers", "Cost center deleted";
+    CostCenterAssigned = "cost_center.assigned", "Cost centers", "Assigned to a cost center";
+    CostCenterUnassigned = "cost_center.unassigned", "Cost centers", "Taken out of a cost center";
 }
 
 impl Action {

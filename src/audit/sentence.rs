@@ -3,6 +3,21 @@
 //! to User").
 
 use super::{Action, Outcome, Record};
+/// "the workspace Research" / "the API key CI pipeline" / "the person ada@…", from a cost
+/// center assignment's details.
+fn assigned(details: &serde_json::Value) -> String {
+    let kind = match details["kind"].as_str() {
+        Some("key") => "the API key",
+        Some("workspace") => "the workspace",
+        Some("person") => "the person",
+        _ => "something",
+    };
+    let name = details["target_name"]
+        .as_str()
+        .or(details["target_id"].as_str())
+        .unwrap_or_default();
+    format!("{kind} {name}")
+}
 
 /// " from Developer to User", from details `before`/`after` (plain values, or `field` inside).
 fn from_to(details: &serde_json::Value, field: &str) -> String {
@@ -306,6 +321,35 @@ impl Record {
                 format!("denied the spend limit request for {t}"),
                 Some(format!("deny the spend limit request for {t}")),
             ),
+            A::CostCenterCreated => (
+                format!("created the cost center {t}"),
+                Some(format!("create the cost center {t}")),
+            ),
+            A::CostCenterRenamed => {
+                let to = d["after"]["name"].as_str().unwrap_or_default();
+                (
+                    format!("renamed the cost center {t} to {to}"),
+                    Some(format!("rename the cost center {t} to {to}")),
+                )
+            }
+            A::CostCenterDeleted => (
+                format!("deleted the cost center {t}"),
+                Some(format!("delete the cost center {t}")),
+            ),
+            A::CostCenterAssigned => {
+                let what = assigned(d);
+                (
+                    format!("assigned {what} to the cost center {t}"),
+                    Some(format!("assign {what} to the cost center {t}")),
+                )
+            }
+            A::CostCenterUnassigned => {
+                let what = assigned(d);
+                (
+                    format!("took {what} out of the cost center {t}"),
+                    Some(format!("take {what} out of the cost center {t}")),
+                )
+            }
             // Recorded by the organization sync or refusals: said with the action's label.
             A::ProxyHeaderRefused
             | A::MemberJoined

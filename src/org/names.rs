@@ -107,3 +107,92 @@ impl ReportNames {
             .map(|(_, ws)| ws.as_deref().map_or(String::new(), |w| self.stored_ws(w)))
     }
 }
+
+/// How the organization model names people, keys and service accounts: built once per
+/// snapshot and shared by every page until the model changes.
+pub struct Directory {
+    /// Members and former members: (name, email, still a member).
+    people: HashMap<String, (String, String, bool)>,
+    keys: HashMap<String, String>,
+    /// Each service account's key names.
+    service_accounts: HashMap<String, Vec<String>>,
+    workspaces: HashMap<String, String>,
+}
+
+impl Directory {
+    pub fn of(snapshot: &Snapshot) -> Arc<Directory> {
+        snapshot.derived(Directory::build)
+    }
+
+    fn build(snapshot: &Snapshot) -> Directory {
+        let mut people: HashMap<String, (String, String, bool)> = snapshot
+            .former
+            .iter()
+            .map(|(id, f)| {
+                (
+                    id.clone(),
+                    (f.user.name.clone(), f.user.email.clone(), false),
+                )
+            })
+            .collect();
+        for u in snapshot.users.iter() {
+            people.insert(u.id.clone(), (u.name.clone(), u.email.clone(), true));
+        }
+        let mut service_accounts: HashMap<String, Vec<String>> = HashMap::new();
+        for k in snapshot.keys.iter() {
+            if let crate::anthropic::KeyKind::ServiceAccount { service_account_id } = k.kind() {
+                service_accounts
+                    .entry(service_account_id.to_owned())
+                    .or_default()
+                    .push(k.name.clone());
+            }
+        }
+        for names in service_accounts.values_mut() {
+            names.sort();
+        }
+        Directory {
+            people,
+            keys: snapshot
+                .keys
+                .iter()
+                .map(|k| (k.id.clone(), k.name.clone()))
+                .collect(),
+            service_accounts,
+            workspaces: snapshot
+                .workspaces
+                .iter()
+                .map(|w| (w.id.clone(), w.name.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn key(&self, id: &str) -> String {
+        if id.is_empty() {
+            return "No API key (Console)".into();
+        }
+        self.keys.get(id).cloned().unwrap_or_else(|| id.to_owned())
+    }
+
+    pub fn workspace(&self, id: &str) -> String {
+        if id.is_empty() {
+            return "(no workspace)".into();
+        }
+        self.workspaces
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    pub fn person(&self, id: &str) -> Option<(&str, &str, bool)> {
+        self.people
+            .get(id)
+            .map(|(n, e, current)| (n.as_str(), e.as_str(), *current))
+    }
+}
+
+impl Directory {
+    /// The names of a service account's keys, sorted.
+    pub fn service_account_keys(&self, id: &str) -> &[String] {
+        self.service_accounts.get(id).map_or(&[], Vec::as_slice)
+    }
+}

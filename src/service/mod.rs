@@ -17,6 +17,8 @@ pub mod activity;
 pub mod alerts;
 pub mod budgets;
 pub mod chain;
+pub mod cost;
+pub mod cost_centers;
 pub mod invites;
 pub mod keys;
 pub mod limits;
@@ -63,6 +65,8 @@ pub struct Services {
     pub alerts: alerts::Alerts,
     /// What pages read of the usage store (usage, cost, budgets): reads only.
     pub usage: crate::usage_store::Store,
+    /// What pages read of cost per person: reads only.
+    pub analytics: crate::analytics_store::Store,
     /// What pages computed from the usage store, until it next changes.
     pub reports: Arc<crate::usage_store::Memo>,
     /// Flood control of the audit records refused anonymous requests leave.
@@ -220,6 +224,7 @@ impl Services {
         Ok(Services {
             audit: AuditLog::new(db.clone()),
             usage: crate::usage_store::Store::new(db.clone()),
+            analytics: crate::analytics_store::Store::new(db.clone()),
             org: Arc::new(Org::load(api, db.clone(), clock.clone()).await?),
             db,
             alerts: alerts::Alerts::new(config.alert_webhook_url.clone())?,

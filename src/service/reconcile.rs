@@ -513,10 +513,88 @@ impl Checker<'_> {
                     None => unknown("The request no longer exists."),
                 }
             }
+            Action::CostCenterCreated
+            | Action::CostCenterRenamed
+            | Action::CostCenterDeleted
+            | Action::CostCenterAssigned
+            | Action::CostCenterUnassigned => {
+                return self.check_cost_center(action, intent).await;
+            }
             other => unknown(format!(
                 "Orgkeeper cannot check afterwards whether “{}” took effect.",
                 other.label()
             )),
+        })
+    }
+
+    /// Cost centers and their assignments (`service::cost_centers`), in this database.
+    async fn check_cost_center(
+        &mut self,
+        action: Action,
+        intent: &Record,
+    ) -> Result<Verdict, Verdict> {
+        let d = &intent.details;
+        let db = &self.services.db;
+        let unreadable = |e: sqlx::Error| unknown(format!("Orgkeeper's database: {e}"));
+        let center: Option<i64> = intent.target_id.as_deref().and_then(|t| t.parse().ok());
+        let name_of = |id: i64| async move {
+            sqlx::query_scalar::<_, String>("SELECT name FROM cost_centers WHERE id = ?")
+                .bind(id)
+                .fetch_optional(db)
+                .await
+        };
+        Ok(match action {
+            Action::CostCenterCreated => {
+                let name = text(d, &["name"])
+                    .ok_or_else(|| unknown("The record does not name the center."))?;
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM cost_centers WHERE name = ?")
+                        .bind(name)
+                        .fetch_optional(db)
+                        .await
+                        .map_err(unreadable)?;
+                match found {
+                    Some(_) => applied(format!("The cost center {name} exists.")),
+                    None => not_applied(format!("There is no cost center {name}.")),
+                }
+            }
+            Action::CostCenterRenamed | Action::CostCenterDeleted => {
+                let id = center.ok_or_else(|| unknown("The record does not name the center."))?;
+                let now = name_of(id).await.map_err(unreadable)?;
+                match (action, now, text(d, &["after", "name"])) {
+                    (Action::CostCenterDeleted, None, _) => applied("The cost center is gone."),
+                    (Action::CostCenterDeleted, Some(_), _) => {
+                        not_applied("The cost center still exists.")
+                    }
+                    (_, Some(now), Some(after)) if now == after => {
+                        applied(format!("The cost center is called {after}."))
+                    }
+                    (_, Some(now), _) => not_applied(format!("The cost center is called {now}.")),
+                    (_, None, _) => unknown("The cost center no longer exists."),
+                }
+            }
+            _ => {
+                let (Some(kind), Some(target)) = (text(d, &["kind"]), text(d, &["target_id"]))
+                else {
+                    return Err(unknown("The record does not say what was assigned."));
+                };
+                let now: Option<i64> = sqlx::query_scalar(
+                    "SELECT center_id FROM cost_center_rules WHERE kind = ? AND target_id = ?",
+                )
+                .bind(kind)
+                .bind(target)
+                .fetch_optional(db)
+                .await
+                .map_err(unreadable)?;
+                match (action, now) {
+                    (Action::CostCenterUnassigned, None) => applied("It is in no cost center now."),
+                    (Action::CostCenterUnassigned, Some(_)) => {
+                        not_applied("It is still in a cost center.")
+                    }
+                    (_, Some(c)) if Some(c) == center => applied("It is in that cost center."),
+                    (_, _) => not_applied("It is not in that cost center."),
+                }
+            }
         })
     }
 }

@@ -89,6 +89,14 @@ pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::
         }
         Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
     }
+    // Cost per person: its own report, so a refusal or failure leaves the others alone.
+    match crate::analytics_store::sync(&api, &services.db, config.usage_settle, now).await {
+        Ok(crate::analytics_store::Synced::Unavailable(message)) => {
+            tracing::info!(%message, "cost per person is not available to this organization")
+        }
+        Ok(_) => tracing::info!("cost per person synced"),
+        Err(error) => tracing::warn!(%error, "cost per person sync failed; will retry"),
+    }
 }
 
 /// Minute buckets, which the store does not keep: read from the Admin API for the page

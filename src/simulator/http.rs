@@ -97,6 +97,28 @@ impl Query {
             .collect()
     }
 
+    /// An array parameter with its empty entries kept (`api_key_ids[]=` means "no key").
+    pub fn all_with_empty(&self, name: &str) -> Vec<String> {
+        let bracketed = format!("{name}[]");
+        self.pairs
+            .iter()
+            .filter(|(k, _)| *k == name || *k == bracketed)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Every parameter but `skip`, in a fixed order: what a page token is bound to.
+    pub fn canonical(&self, skip: &str) -> String {
+        let mut pairs: Vec<&(String, String)> =
+            self.pairs.iter().filter(|(k, _)| k != skip).collect();
+        pairs.sort();
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
     pub fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
         match self.get(name) {
             None => Ok(default),

@@ -16,10 +16,12 @@
 //! ```
 //!
 //! Layout: `state.rs` (seeded organization), `routes.rs` (the HTTP contract), `usage.rs`
-//! (usage/cost/Claude Code/rate-limit reports as pure functions), `faults.rs` (fault injection),
+//! (usage/cost/Claude Code/rate-limit reports as pure functions), `analytics.rs` (usage and
+//! cost per actor, from the same functions), `faults.rs` (fault injection),
 //! `http.rs` (error envelope, query parsing, cursor pagination).
 
 mod activity;
+mod analytics;
 mod control;
 mod faults;
 mod http;
@@ -186,6 +188,12 @@ impl RunningSimulator {
     pub fn set_activity_delay(&self, delay: std::time::Duration) {
         self.lock().activity_delay =
             chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+    }
+
+    /// Whether the Usage and Cost Analytics API answers. Off, it answers 403
+    /// `permission_error`, as for an organization it is not enabled for.
+    pub fn set_analytics_access(&self, enabled: bool) {
+        self.lock().analytics = enabled;
     }
 
     /// How many activities the feed holds (every kind, feed reads included).

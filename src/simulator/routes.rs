@@ -20,7 +20,7 @@ use super::state::{
     ApiKey, Invite, KeyStatus, OrgRole, OrgState, Principal, User, Workspace, WorkspaceRole,
     ENTERPRISE_ROLES, MAX_ACTIVE_WORKSPACES,
 };
-use super::{activity, limits, usage};
+use super::{activity, analytics, limits, usage};
 
 const API_VERSIONS: &[&str] = &["2023-06-01", "2026-10-21"];
 const ORG_ROLES: &[&str] = &[
@@ -392,6 +392,12 @@ fn dispatch(
         } else {
             usage::usage_report(seed, &combos, q, beta, now)
         };
+    }
+    if let (true, ["analytics", report]) = (m_is_get(method), segs.as_slice()) {
+        if let Some(report) = analytics::Report::of(report) {
+            let input = analytics::Input::of(&app.lock());
+            return analytics::report(&input, report, q, beta, now);
+        }
     }
     let mut st = app.lock();
     let st = &mut *st;

@@ -239,6 +239,8 @@ pub(crate) struct Combo {
     /// Typical uncached input tokens per day.
     pub volume: u64,
     pub web_search: bool,
+    /// Whose Console (Workbench) use a combo without a key is: the analytics report's actor.
+    pub console_user: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +285,9 @@ pub(crate) struct OrgState {
     pub activity_feed: bool,
     /// How long an activity takes to appear in the feed (the real one takes about a minute).
     pub activity_delay: chrono::Duration,
+    /// Whether the Usage and Cost Analytics API answers (off: 403, as for an organization it
+    /// is not enabled for).
+    pub analytics: bool,
     pub usage_tier: super::limits::UsageTierLimit,
     /// Seq numbers of deleted users, so a cursor naming one keeps working.
     pub tombstones: HashMap<String, u64>,
@@ -489,6 +494,7 @@ impl OrgState {
             activities: Vec::new(),
             activity_feed: true,
             activity_delay: chrono::Duration::zero(),
+            analytics: true,
             usage_tier: super::limits::UsageTierLimit {
                 id: String::new(),
                 amount_cents: 0,
@@ -698,8 +704,9 @@ impl OrgState {
             });
         }
 
-        // Key types (§5.6): some workspace keys belong to a person (personal one-workspace
-        // keys) or a service account; the rest are legacy workspace keys (no principal). A
+        // Key types (§5.6): most workspace keys belong to a person (personal one-workspace
+        // keys, the usual kind today), some to a service account; the rest are legacy
+        // workspace keys (no principal), whose usage analytics cannot put on anyone. A
         // separate generator keeps the rest of the seeded data as it was.
         let mut kinds = ChaCha8Rng::seed_from_u64(seed ^ 0x6B65_7973);
         let service_accounts: Vec<String> = (0..3).map(|_| tagged_id(&mut kinds, "svac")).collect();
@@ -714,7 +721,10 @@ impl OrgState {
             match (&k.principal, i % 6) {
                 // A personal key of someone who left was archived when they were removed.
                 (Some(Principal::User(u)), _) if gone.contains(u) => k.status = KeyStatus::Archived,
-                (None, 1) if current.is_some() => k.principal = current.map(Principal::User),
+                // Half of the rest stay legacy keys that a current member made.
+                (None, r) if current.is_some() && (r <= 3 || i % 12 == 11) => {
+                    k.principal = current.map(Principal::User)
+                }
                 (None, 4) => {
                     let sa = service_accounts
                         .choose(&mut kinds)
@@ -820,6 +830,7 @@ impl OrgState {
                     end_day,
                     volume: 10u64.pow(rng.gen_range(4..7)) * rng.gen_range(1..10),
                     web_search: rng.gen_bool(0.25),
+                    console_user: None,
                 });
             }
         };
@@ -856,6 +867,13 @@ impl OrgState {
                 history_start,
                 anchor_day + 10_000,
             );
+        }
+
+        // Console use belongs to a member; picked without the generator, so the rest of the
+        // seeded data stays as it was.
+        let n_users = st.users.len();
+        for c in st.combos.iter_mut().filter(|c| c.api_key_id.is_none()) {
+            c.console_user = Some(st.users[(c.id as usize * 7 + 3) % n_users].id.clone());
         }
 
         // Claude Code actors: claude_code_users and some developers, plus one API actor.

@@ -65,14 +65,21 @@ pub(crate) const MODELS: &[Model] = &[
     },
 ];
 
-/// Usage fields, in this order, in every `[u64; 6]`.
-const UNCACHED: usize = 0;
-const CW_1H: usize = 1;
-const CW_5M: usize = 2;
-const CACHE_READ: usize = 3;
-const OUTPUT: usize = 4;
-const WEB_SEARCH: usize = 5;
-type Fields = [u64; 6];
+/// Usage fields, in this order, in every `Fields`. Requests are split like the tokens, so
+/// they add up across minutes, hours and days too; only the analytics report shows them.
+pub(crate) const UNCACHED: usize = 0;
+pub(crate) const CW_1H: usize = 1;
+pub(crate) const CW_5M: usize = 2;
+pub(crate) const CACHE_READ: usize = 3;
+pub(crate) const OUTPUT: usize = 4;
+pub(crate) const WEB_SEARCH: usize = 5;
+pub(crate) const REQUESTS: usize = 6;
+pub(crate) type Fields = [u64; 7];
+
+/// No tokens and no searches (a bucket can hold a stray request from the split alone).
+pub(crate) fn is_idle(f: &Fields) -> bool {
+    f[..REQUESTS].iter().all(|&x| x == 0)
+}
 
 const USAGE_GROUP_BY: &[&str] = &[
     "api_key_id",
@@ -142,7 +149,7 @@ impl UsageCalc {
 
     /// The full-day total (ignoring `now`).
     fn day_total(&self, c: &Combo, day: i64) -> Fields {
-        let mut f = [0u64; 6];
+        let mut f = [0u64; 7];
         if day < c.start_day || day >= c.end_day {
             return f;
         }
@@ -167,6 +174,8 @@ impl UsageCalc {
         } else {
             0
         };
+        // A request carries 1,500 to 9,000 uncached input tokens.
+        f[REQUESTS] = (base / (1_500 + r(8) % 7_500)).max(1);
         f
     }
 
@@ -196,7 +205,7 @@ impl UsageCalc {
             return *m;
         }
         let full = self.hour_full(c, day, hour);
-        let mut out = [[0u64; 6]; 60];
+        let mut out = [[0u64; 7]; 60];
         if full.iter().any(|&x| x != 0) {
             let mut w = [0u64; 60];
             for (m, slot) in w.iter_mut().enumerate() {
@@ -217,7 +226,7 @@ impl UsageCalc {
 
     pub fn minute(&mut self, c: &Combo, minute: i64) -> Fields {
         if minute >= self.now_min {
-            return [0; 6];
+            return [0; 7];
         }
         let day = minute.div_euclid(1440);
         let in_day = minute.rem_euclid(1440);
@@ -229,7 +238,7 @@ impl UsageCalc {
         if start + 60 <= self.now_min {
             self.hour_full(c, day, hour)
         } else if start >= self.now_min {
-            [0; 6]
+            [0; 7]
         } else {
             let mins = self.minutes(c, day, hour);
             sum_fields(mins.iter())
@@ -240,7 +249,7 @@ impl UsageCalc {
         if (day + 1) * 1440 <= self.now_min {
             self.day_total(c, day)
         } else if day * 1440 >= self.now_min {
-            [0; 6]
+            [0; 7]
         } else {
             let hours: Vec<Fields> = (0..24).map(|h| self.hour(c, day, h)).collect();
             sum_fields(hours.iter())
@@ -248,7 +257,7 @@ impl UsageCalc {
     }
 
     /// Usage of combo `c` in the bucket starting at `start` of the given width.
-    fn bucket(&mut self, c: &Combo, start: DateTime<Utc>, width: Width) -> Fields {
+    pub(crate) fn bucket(&mut self, c: &Combo, start: DateTime<Utc>, width: Width) -> Fields {
         let t = start.timestamp();
         match width {
             Width::Day => self.day(c, t.div_euclid(86_400)),
@@ -259,7 +268,7 @@ impl UsageCalc {
 }
 
 fn sum_fields<'a>(it: impl Iterator<Item = &'a Fields>) -> Fields {
-    let mut out = [0u64; 6];
+    let mut out = [0u64; 7];
     for f in it {
         for (o, v) in out.iter_mut().zip(f) {
             *o += v;
@@ -276,7 +285,7 @@ pub(crate) enum Width {
 }
 
 impl Width {
-    fn secs(self) -> i64 {
+    pub(crate) fn secs(self) -> i64 {
         match self {
             Width::Minute => 60,
             Width::Hour => 3600,
@@ -293,7 +302,7 @@ impl Width {
     }
 }
 
-fn parse_time(name: &str, raw: &str) -> ApiResult<DateTime<Utc>> {
+pub(crate) fn parse_time(name: &str, raw: &str) -> ApiResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
@@ -303,7 +312,7 @@ fn parse_time(name: &str, raw: &str) -> ApiResult<DateTime<Utc>> {
         })
 }
 
-fn snap(t: DateTime<Utc>, width: Width) -> DateTime<Utc> {
+pub(crate) fn snap(t: DateTime<Utc>, width: Width) -> DateTime<Utc> {
     let s = t.timestamp().div_euclid(width.secs()) * width.secs();
     Utc.timestamp_opt(s, 0).single().unwrap_or(t)
 }
@@ -439,7 +448,7 @@ pub(crate) fn usage_report(
         let mut groups: BTreeMap<Vec<Option<String>>, Fields> = BTreeMap::new();
         for c in &combos {
             let f = calc.bucket(c, start, width);
-            if f.iter().all(|&x| x == 0) {
+            if is_idle(&f) {
                 continue;
             }
             let key = vec![
@@ -453,7 +462,7 @@ pub(crate) fn usage_report(
                 grouped("service_tier").then(|| c.service_tier.to_string()),
                 grouped("context_window").then(|| c.context_window.to_string()),
             ];
-            let slot = groups.entry(key).or_insert([0; 6]);
+            let slot = groups.entry(key).or_insert([0; 7]);
             for (s, v) in slot.iter_mut().zip(f) {
                 *s += v;
             }
@@ -501,18 +510,18 @@ pub(crate) fn usage_report(
 }
 
 /// One line of the cost breakdown of a combo's day.
-struct CostLine {
-    description: String,
-    cost_type: &'static str,
-    model: Option<&'static str>,
-    service_tier: Option<&'static str>,
-    context_window: Option<&'static str>,
-    token_type: Option<&'static str>,
-    amount: Decimal,
+pub(crate) struct CostLine {
+    pub description: String,
+    pub cost_type: &'static str,
+    pub model: Option<&'static str>,
+    pub service_tier: Option<&'static str>,
+    pub context_window: Option<&'static str>,
+    pub token_type: Option<&'static str>,
+    pub amount: Decimal,
 }
 
 /// Cost lines (cents) for a combo's usage. Priority Tier is not in the cost report.
-fn cost_lines(c: &Combo, f: &Fields) -> Vec<CostLine> {
+pub(crate) fn cost_lines(c: &Combo, f: &Fields) -> Vec<CostLine> {
     if !matches!(c.service_tier, "standard" | "batch") {
         return Vec::new();
     }
@@ -616,7 +625,7 @@ pub(crate) fn cost_report(
         let mut groups: BTreeMap<CostKey, Decimal> = BTreeMap::new();
         for c in combos {
             let f = calc.bucket(c, start, width);
-            if f.iter().all(|&x| x == 0) {
+            if is_idle(&f) {
                 continue;
             }
             let ws = (by_ws && !c.workspace_is_default).then(|| c.workspace_id.clone());

@@ -4,6 +4,8 @@ pub mod accounts;
 pub mod assets;
 pub mod audit;
 pub mod context;
+pub mod cost_centers;
+pub mod cost_people;
 pub mod csrf;
 pub mod error;
 pub mod escape;
@@ -174,6 +176,8 @@ fn page_routes() -> Routes {
         .merge(workspaces::routes())
         .merge(keys::routes())
         .merge(usage::routes())
+        .merge(cost_people::routes())
+        .merge(cost_centers::routes())
         .merge(org::routes())
         // Anthropic's spend and rate limits (issue 13).
         .get("/limits", Needs(ViewUsage), limits::index)

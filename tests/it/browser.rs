@@ -713,6 +713,8 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
         ("usage", "/usage".to_owned()),
         ("usage_hourly", "/usage?range=7d&resolution=hour".to_owned()),
         ("cost", "/cost".to_owned()),
+        ("cost_people", "/cost/people".to_owned()),
+        ("cost_centers", "/cost/centers".to_owned()),
         ("budgets", "/budgets".to_owned()),
         ("claude_code", "/claude-code".to_owned()),
         ("audit", "/audit".to_owned()),
@@ -756,6 +758,28 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
         )
         .await;
     assert_eq!(budget.status(), 303, "a budget for the cost pages");
+    let center = session.post("/cost/centers", &[("name", "Platform")]).await;
+    assert_eq!(
+        center.status(),
+        303,
+        "a cost center for the chargeback page"
+    );
+    let id: i64 = sqlx::query_scalar("SELECT id FROM cost_centers")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let workspaces = app.state.org.workspaces().await.unwrap();
+    let workspace = workspaces
+        .iter()
+        .find(|w| w.archived_at.is_none() && w.name != "Default Workspace")
+        .unwrap();
+    let assigned = session
+        .post(
+            &format!("/cost/centers/{id}/assign"),
+            &[("kind", "workspace"), ("target", workspace.name.as_str())],
+        )
+        .await;
+    assert_eq!(assigned.status(), 303);
     let pages = main_pages(&app).await;
     flow!("page_tour", browser, {
         sign_in(&browser, &app, "tour-owner", PASSWORD).await;
@@ -765,6 +789,8 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
             for (name, path) in &pages {
                 browser.goto(&app.url(path)).await;
                 browser.wait_for("main h1", WAIT).await;
+                // Sections a page loads after it shows (a member's cost) are in the picture.
+                browser.wait_for_gone("[hx-trigger='load']", WAIT).await;
                 browser
                     .save_full_page_screenshot(&format!("pages/{width}/{name}"))
                     .await;

@@ -94,6 +94,7 @@ fn no_lower_layer_imports_a_higher_one() {
             "money",
             "labels",
             "usage_store",
+            "analytics_store",
         ],
         &higher,
     );

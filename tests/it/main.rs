@@ -17,6 +17,7 @@ mod browser_harness;
 mod cli;
 mod client_contract;
 mod confirmations;
+mod cost_people;
 mod crash;
 mod foundation;
 mod hardening;

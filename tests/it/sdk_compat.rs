@@ -222,6 +222,12 @@ async fn official_python_sdk_sees_the_simulator_as_the_real_api() {
         env.push((var, other.base_url()));
         others.push(other);
     }
+    // And one whose admin key may not read the usage and cost analytics.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let no_analytics = start(listener, SimulatorOptions::default()).await.unwrap();
+    no_analytics.set_analytics_access(false);
+    env.push(("ORGKEEPER_SIM_NO_ANALYTICS_URL", no_analytics.base_url()));
+    others.push(no_analytics);
     let (ok, output) = tokio::task::spawn_blocking(move || run_script(&python, &base_url, &env))
         .await
         .unwrap();

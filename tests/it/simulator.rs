@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use orgkeeper::simulator::{
     start, FaultKind, FaultRule, Profile, RunningSimulator, SimulatorOptions,
 };
@@ -1646,4 +1646,442 @@ fn profiles_parse_and_display() {
     assert_eq!(Profile::Large.to_string(), "large");
     let d = SimulatorOptions::default();
     assert_eq!((d.profile, d.seed), (Profile::Demo, 42));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Usage and cost analytics (§8.6.1)
+
+const ANALYTICS_BETA: &str = "analytics-usage-cost-2026-08-24";
+
+impl Harness {
+    /// `GET /v1/organizations/analytics/{path}` with the beta header.
+    async fn analytics(&self, path: &str) -> Reply {
+        self.send(
+            self.authed(self.client.get(self.url(&format!("analytics/{path}"))))
+                .header("anthropic-beta", ANALYTICS_BETA),
+        )
+        .await
+    }
+
+    /// Every row of an analytics query, following `next_page`; checks the cursor envelope.
+    async fn analytics_all(&self, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut page: Option<String> = None;
+        for _ in 0..200 {
+            let cursor = page
+                .as_ref()
+                .map(|p| format!("&page={p}"))
+                .unwrap_or_default();
+            let r = self.analytics(&format!("{path}{cursor}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+            assert!(time(&r.body["data_refreshed_at"]) <= Utc::now());
+            out.extend(r.body["data"].as_array().unwrap().iter().cloned());
+            if r.body["has_more"] == false {
+                assert!(r.body["next_page"].is_null());
+                return out;
+            }
+            page = Some(r.body["next_page"].as_str().unwrap().to_owned());
+        }
+        panic!("{path} never ended");
+    }
+}
+
+/// Last month, which the API has whole: `[first day, first day of this month)`.
+fn last_month() -> (String, String) {
+    let this = Utc::now().date_naive().with_day(1).unwrap();
+    let last = (this - chrono::Duration::days(1)).with_day(1).unwrap();
+    (format!("{last}T00:00:00Z"), format!("{this}T00:00:00Z"))
+}
+
+fn cents(v: &Value) -> Decimal {
+    Decimal::from_str(v.as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn analytics_need_their_beta_header_and_answer_403_where_not_enabled() {
+    let h = demo().await;
+    let start = days_ago(3);
+
+    let without = h.get(&format!("analytics/usage?starting_at={start}")).await;
+    let with = h.analytics(&format!("usage?starting_at={start}")).await;
+    h.sim.set_analytics_access(false);
+    let refused = h.analytics(&format!("cost?starting_at={start}")).await;
+    h.sim.set_analytics_access(true);
+    let again = h.analytics(&format!("cost?starting_at={start}")).await;
+
+    assert_error(&without, 400, "invalid_request_error");
+    assert!(without.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(ANALYTICS_BETA));
+    assert_eq!(with.status, 200, "{}", with.body);
+    // No grouping and no bucket: one row spanning the range, bounds rounded to the hour.
+    let rows = with.body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{}", with.body);
+    assert_eq!(rows[0]["starting_at"], start.as_str());
+    assert!(rows[0]["group"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(Value::is_null));
+    let ending = time(&rows[0]["ending_at"]);
+    assert_eq!(ending.timestamp() % 3600, 0);
+    assert_error(&refused, 403, "permission_error");
+    assert_eq!(again.status, 200);
+}
+
+#[tokio::test]
+async fn analytics_bounds_and_parameters_are_checked() {
+    let h = demo().await;
+    let (start, end) = last_month();
+    for (query, says) in [
+        ("usage?group_by[]=actor".to_owned(), "starting_at"),
+        (
+            "usage?starting_at=2025-12-31T00:00:00Z".to_owned(),
+            "2026-01-01",
+        ),
+        (format!("usage?starting_at={start}&time_bucket_width=1d"), "ending_at"),
+        (
+            format!("usage?starting_at={}&ending_at={end}", days_ago(40)),
+            "31 days",
+        ),
+        (
+            format!(
+                "usage?starting_at={}&ending_at={}&time_bucket_width=1m",
+                days_ago(3),
+                days_ago(1)
+            ),
+            "24 hours",
+        ),
+        (
+            format!("usage?starting_at={start}&group_by[]=actor&group_by[]=model&group_by[]=product&group_by[]=workspace_id&group_by[]=api_key_id&group_by[]=service_tier"),
+            "at most 5",
+        ),
+        (format!("usage?starting_at={start}&group_by[]=cost_type"), "group_by"),
+        (format!("cost?starting_at={start}&group_by[]=colour"), "group_by"),
+        (format!("usage?starting_at={start}&limit=0"), "limit"),
+        (format!("usage?starting_at={start}&limit=1001"), "limit"),
+        (format!("cost?starting_at={start}&order_by=total_tokens"), "order_by"),
+        (format!("usage?starting_at={start}&order=up"), "order"),
+        (format!("usage?starting_at={start}&actor_types[]=robot"), "actor_types"),
+        (format!("usage?starting_at={start}&exclude_deleted_users=true"), "actor"),
+        (format!("usage?starting_at={start}&page=page_bm9wZQ"), "page"),
+    ] {
+        let r = h.analytics(&query).await;
+        assert_error(&r, 400, "invalid_request_error");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    // cost_type and token_type do not count toward the five.
+    let six = h
+        .analytics(&format!("cost?starting_at={start}&ending_at={end}&group_by[]=actor&group_by[]=model&group_by[]=product&group_by[]=workspace_id&group_by[]=api_key_id&group_by[]=cost_type&group_by[]=token_type&limit=1"))
+        .await;
+    assert_eq!(six.status, 200, "{}", six.body);
+    // A minute-bucketed day is allowed; ranges older than 365 days are not.
+    let minutes = h
+        .analytics(&format!(
+            "usage?starting_at={}&ending_at={}&time_bucket_width=1m&limit=5",
+            days_ago(2),
+            days_ago(1)
+        ))
+        .await;
+    assert_eq!(minutes.status, 200, "{}", minutes.body);
+    h.sim.advance_clock(Duration::from_secs(400 * 86_400));
+    let old = h.analytics(&format!("usage?starting_at={start}")).await;
+    assert_error(&old, 400, "invalid_request_error");
+    assert!(old.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("365 days"));
+}
+
+#[tokio::test]
+async fn per_actor_analytics_add_up_to_the_cost_and_usage_reports() {
+    let h = demo().await;
+    let (start, end) = last_month();
+    let cost_report = h
+        .ok(&format!(
+            "cost_report?starting_at={start}&ending_at={end}&limit=31&group_by[]=workspace_id"
+        ))
+        .await;
+    let usage_report = h
+        .ok(&format!(
+            "usage_report/messages?starting_at={start}&ending_at={end}&bucket_width=1d&limit=31"
+        ))
+        .await;
+    assert_eq!(cost_report["has_more"], false);
+    let by_actor = h
+        .analytics_all(&format!(
+            "cost?starting_at={start}&ending_at={end}&group_by[]=actor&limit=1000"
+        ))
+        .await;
+    let usage_by_actor = h
+        .analytics_all(&format!(
+            "usage?starting_at={start}&ending_at={end}&group_by[]=actor&group_by[]=actor_type&limit=1000"
+        ))
+        .await;
+    let daily = h
+        .analytics_all(&format!("cost?starting_at={start}&ending_at={end}&time_bucket_width=1d&group_by[]=workspace_id&limit=1000"))
+        .await;
+
+    let report_total: Decimal = cost_report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["results"].as_array().unwrap())
+        .map(|r| cents(&r["amount"]))
+        .sum();
+    let actor_total: Decimal = by_actor.iter().map(|r| cents(&r["cost"]["amount"])).sum();
+    assert!(report_total > Decimal::ZERO);
+    assert_eq!(actor_total, report_total, "per-actor cost adds up exactly");
+    let field = |v: &Value, f: &str| v[f].as_u64().unwrap();
+    let report_output: u64 = usage_report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["results"].as_array().unwrap())
+        .map(|r| field(r, "output_tokens"))
+        .sum();
+    let actor_output: u64 = usage_by_actor
+        .iter()
+        .map(|r| field(&r["usage"], "output_tokens"))
+        .sum();
+    assert_eq!(actor_output, report_output);
+    // Members, service accounts and keys without a person all hold part of it.
+    let mut kinds: Vec<&str> = usage_by_actor
+        .iter()
+        .map(|r| {
+            let actor = &r["group"]["actor"];
+            assert_eq!(actor["type"], r["group"]["actor_type"]);
+            match actor["type"].as_str().unwrap() {
+                "user_actor" => {
+                    assert!(tagged(actor["user_id"].as_str().unwrap(), "user"));
+                    assert!(actor["deleted"].is_boolean());
+                }
+                "service_account_actor" => {
+                    assert!(tagged(
+                        actor["service_account_id"].as_str().unwrap(),
+                        "svac"
+                    ))
+                }
+                "api_actor" => assert!(tagged(actor["api_key_id"].as_str().unwrap(), "apikey")),
+                other => panic!("unexpected actor {other}"),
+            }
+            let u = &r["usage"];
+            assert_eq!(
+                field(u, "total_tokens"),
+                field(u, "uncached_input_tokens")
+                    + field(u, "cache_read_input_tokens")
+                    + field(u, "output_tokens")
+                    + field(&u["cache_creation"], "ephemeral_1h_input_tokens")
+                    + field(&u["cache_creation"], "ephemeral_5m_input_tokens")
+            );
+            assert!(field(u, "requests") > 0);
+            actor["type"].as_str().unwrap()
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(kinds, ["api_actor", "service_account_actor", "user_actor"]);
+    // Day by day and workspace by workspace too (the cost report names the default workspace
+    // null, analytics by its real id).
+    let named: std::collections::BTreeSet<&str> = cost_report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["results"].as_array().unwrap())
+        .filter_map(|r| r["workspace_id"].as_str())
+        .collect();
+    let default_ws = daily
+        .iter()
+        .filter_map(|d| d["group"]["workspace_id"].as_str())
+        .find(|w| !named.contains(w))
+        .expect("the default workspace has usage")
+        .to_owned();
+    for bucket in cost_report["data"].as_array().unwrap() {
+        for r in bucket["results"].as_array().unwrap() {
+            let ws = r["workspace_id"].as_str().unwrap_or(&default_ws);
+            let analytics: Decimal = daily
+                .iter()
+                .filter(|d| {
+                    d["starting_at"] == bucket["starting_at"] && d["group"]["workspace_id"] == ws
+                })
+                .map(|d| cents(&d["cost"]["amount"]))
+                .sum();
+            assert_eq!(
+                analytics,
+                cents(&r["amount"]),
+                "{} {ws}",
+                bucket["starting_at"]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn analytics_pages_walk_every_combination_once_and_cursors_are_bound_to_the_query() {
+    let h = demo().await;
+    let (start, end) = last_month();
+    let query = format!("usage?starting_at={start}&ending_at={end}&time_bucket_width=1d&group_by[]=actor&group_by[]=workspace_id&group_by[]=api_key_id");
+    let whole = h.analytics(&format!("{query}&limit=1000")).await;
+    let paged = h.analytics_all(&format!("{query}&limit=37")).await;
+    let first = h.analytics(&format!("{query}&limit=37")).await;
+    let token = first.body["next_page"].as_str().unwrap();
+    let other = h
+        .analytics(&format!("{query}&limit=37&order=asc&page={token}"))
+        .await;
+    let by_time = h
+        .analytics_all(&format!("{query}&limit=500&order_by=time&order=asc"))
+        .await;
+
+    assert_eq!(whole.body["has_more"], false);
+    let rows = whole.body["data"].as_array().unwrap();
+    assert!(rows.len() > 37 * 3, "{} rows", rows.len());
+    assert_eq!(&paged, rows, "the pages are the single page cut in pieces");
+    assert_eq!(first.body["has_more"], true);
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 37);
+    assert_error(&other, 400, "invalid_request_error");
+    let key = |r: &Value| {
+        (
+            r["starting_at"].as_str().unwrap().to_owned(),
+            r["group"].to_string(),
+        )
+    };
+    let mut seen: Vec<_> = rows.iter().map(key).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), rows.len(), "no combination twice");
+    // Ranked by total tokens, largest first; by bucket when ordering by time.
+    let totals: Vec<u64> = rows
+        .iter()
+        .map(|r| r["usage"]["total_tokens"].as_u64().unwrap())
+        .collect();
+    assert!(totals.windows(2).all(|w| w[0] >= w[1]));
+    let starts: Vec<DateTime<Utc>> = by_time.iter().map(|r| time(&r["starting_at"])).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(by_time.len(), rows.len());
+    for r in rows {
+        assert_eq!(
+            time(&r["ending_at"]) - time(&r["starting_at"]),
+            chrono::Duration::days(1)
+        );
+        assert!(r["group"]["model"].is_null() && r["group"]["product"].is_null());
+    }
+}
+
+#[tokio::test]
+async fn cost_type_and_token_type_fan_out_rows_without_counting_toward_the_limit() {
+    let h = demo().await;
+    let (start, end) = last_month();
+    let plain = h
+        .analytics_all(&format!(
+            "cost?starting_at={start}&ending_at={end}&group_by[]=actor&limit=1000"
+        ))
+        .await;
+    let page = h
+        .analytics(&format!(
+            "cost?starting_at={start}&ending_at={end}&group_by[]=actor&group_by[]=cost_type&group_by[]=token_type&limit=3"
+        ))
+        .await;
+    let fanned = h
+        .analytics_all(&format!(
+            "cost?starting_at={start}&ending_at={end}&group_by[]=actor&group_by[]=cost_type&group_by[]=token_type&limit=4"
+        ))
+        .await;
+
+    let rows = page.body["data"].as_array().unwrap();
+    let actors: std::collections::BTreeSet<String> = rows
+        .iter()
+        .map(|r| r["group"]["actor"].to_string())
+        .collect();
+    assert_eq!(actors.len(), 3, "three groups, however many rows");
+    assert!(rows.len() > 3);
+    for r in &fanned {
+        assert!(r["cost"]["requests"].is_null(), "{r}");
+        match r["group"]["cost_type"].as_str().unwrap() {
+            "tokens" => assert!(r["group"]["token_type"].is_string()),
+            "web_search" => assert!(r["group"]["token_type"].is_null()),
+            other => panic!("unexpected cost_type {other}"),
+        }
+    }
+    let sum =
+        |rows: &[Value]| -> Decimal { rows.iter().map(|r| cents(&r["cost"]["amount"])).sum() };
+    assert_eq!(sum(&fanned), sum(&plain));
+    assert!(plain.iter().all(|r| r["cost"]["requests"].is_u64()
+        && r["cost"]["currency"] == "USD"
+        && r["cost"]["list_amount"].is_string()));
+}
+
+#[tokio::test]
+async fn analytics_filters_narrow_by_workspace_key_and_actor() {
+    let h = demo().await;
+    let (start, end) = last_month();
+    let base = format!("usage?starting_at={start}&ending_at={end}&limit=1000");
+    let all = h
+        .analytics_all(&format!(
+            "{base}&group_by[]=actor&group_by[]=workspace_id&group_by[]=api_key_id"
+        ))
+        .await;
+    let ws = all
+        .iter()
+        .find_map(|r| r["group"]["workspace_id"].as_str())
+        .unwrap()
+        .to_owned();
+    let in_ws = h
+        .analytics_all(&format!(
+            "{base}&group_by[]=actor&group_by[]=workspace_id&workspace_ids[]={ws}"
+        ))
+        .await;
+    let no_key = h
+        .analytics_all(&format!(
+            "{base}&group_by[]=api_key_id&group_by[]=actor&api_key_ids[]="
+        ))
+        .await;
+    let services = h
+        .analytics_all(&format!(
+            "{base}&group_by[]=actor&actor_types[]=service_account_actor"
+        ))
+        .await;
+    let someone = all
+        .iter()
+        .find(|r| r["group"]["actor"]["type"] == "user_actor")
+        .unwrap()["group"]["actor"]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let theirs = h
+        .analytics_all(&format!("{base}&group_by[]=actor&actor_ids[]={someone}"))
+        .await;
+
+    assert!(
+        !in_ws.is_empty()
+            && in_ws
+                .iter()
+                .all(|r| r["group"]["workspace_id"] == ws.as_str())
+    );
+    // An empty api_key_ids[] entry selects usage no key authenticated: the Console's, a member's.
+    assert!(!no_key.is_empty());
+    assert!(
+        no_key
+            .iter()
+            .all(|r| r["group"]["api_key_id"].is_null()
+                && r["group"]["actor"]["type"] == "user_actor")
+    );
+    assert!(!services.is_empty());
+    assert!(services
+        .iter()
+        .all(|r| r["group"]["actor"]["type"] == "service_account_actor"));
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0]["group"]["actor"]["user_id"], someone.as_str());
+    let tokens = |rows: &[Value]| -> u64 {
+        rows.iter()
+            .map(|r| r["usage"]["total_tokens"].as_u64().unwrap())
+            .sum()
+    };
+    let expected: u64 = all
+        .iter()
+        .filter(|r| r["group"]["actor"]["user_id"] == someone.as_str())
+        .map(|r| r["usage"]["total_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(tokens(&theirs), expected);
 }

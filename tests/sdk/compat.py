@@ -60,6 +60,7 @@ from anthropic.types.beta.organization import (
 )
 from anthropic.types.shared.organization_type_not_supported_error import OrganizationTypeNotSupportedError
 from anthropic.types.beta import BetaOrganization
+from anthropic.types.beta.organization.analytics import BetaAnalyticsCostItem, BetaAnalyticsUsageItem
 from anthropic.types.beta.organization import (
     BetaAPIKey,
     BetaOrganizationRateLimit,
@@ -1112,6 +1113,119 @@ def main() -> int:
     def _() -> None:
         expect_error(anthropic.BadRequestError, lambda: report("/v1/organizations/usage_report/messages", {}),
                      "invalid_request_error", 400)
+
+    # ----------------------------------------------------------------- usage and cost analytics
+    analytics = client.beta.organization.analytics
+    # Last month, whole: within the API's bounds (2026-01-01 on, 31 days at most).
+    this_month = today.replace(day=1)
+    last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+
+    def analytics_pages(method: Any, item_model: Any, **params: Any) -> List[Any]:
+        """Every page through the SDK's raw response, each body validated strictly."""
+        rows: List[Any] = []
+        page: Optional[str] = None
+        for _ in range(200):
+            raw = method.with_raw_response.list(**params, **({"page": page} if page else {}))
+            ensure(raw.http_request.headers.get("anthropic-beta") == "analytics-usage-cost-2026-08-24",
+                   f"beta header sent: {raw.http_request.headers.get('anthropic-beta')!r}")
+            body = raw.json()
+            ensure(isinstance(body.get("data"), list), "data is not a list")
+            ensure(isinstance(body.get("has_more"), bool), f"has_more {body.get('has_more')!r}")
+            ensure(body["next_page"] is None or isinstance(body["next_page"], str), "next_page")
+            aware(dt.datetime.fromisoformat(body["data_refreshed_at"].replace("Z", "+00:00")), "data_refreshed_at")
+            for item in body["data"]:
+                rows.append(validate(item_model, item, f"analytics {item_model.__name__}"))
+            parsed = raw.parse()
+            ensure(len(parsed.data) == len(body["data"]), "the SDK page dropped rows")
+            if not parsed.has_next_page():
+                ensure(body["has_more"] is False, "the SDK stops while has_more is true")
+                return rows
+            page = body["next_page"]
+        raise AssertionError("analytics pages never ended")
+
+    @check("beta analytics.usage.list: rows parse as BetaAnalyticsUsageItem across pages; SDK auto-pagination agrees")
+    def _() -> str:
+        params: Dict[str, Any] = dict(
+            starting_at=last_month, ending_at=this_month, time_bucket_width="1d",
+            group_by=["actor", "workspace_id", "api_key_id"], limit=250,
+        )
+        rows = analytics_pages(analytics.usage, BetaAnalyticsUsageItem, **params)
+        ensure(len(rows) > 250, f"{len(rows)} rows: expected several pages")
+        auto = list(analytics.usage.list(**params))
+        ensure(len(auto) == len(rows), f"auto-pagination saw {len(auto)} rows, pages {len(rows)}")
+        kinds = set()
+        for r in rows:
+            aware(r.starting_at, "starting_at")
+            ensure(r.ending_at - r.starting_at == dt.timedelta(days=1), "1d bucket")
+            ensure(r.group.actor is not None and r.group.workspace_id, "grouped fields are set")
+            ensure(r.group.model is None and r.group.product is None, "ungrouped fields are null")
+            u = r.usage
+            ensure(u.total_tokens == u.uncached_input_tokens + u.cache_read_input_tokens + u.output_tokens
+                   + u.cache_creation.ephemeral_1h_input_tokens + u.cache_creation.ephemeral_5m_input_tokens,
+                   "total_tokens")
+            kinds.add(r.group.actor.type)
+        ensure(kinds == {"user_actor", "service_account_actor", "api_actor"}, f"actor types {kinds}")
+        return f"{len(rows)} rows, actors {sorted(kinds)}"
+
+    @check("beta analytics.cost.list: decimal-string amounts per actor add up to the cost report")
+    def _() -> str:
+        rows = analytics_pages(analytics.cost, BetaAnalyticsCostItem, starting_at=last_month,
+                               ending_at=this_month, group_by=["actor"], limit=1000)
+        total = Decimal(0)
+        for r in rows:
+            ensure(r.cost.currency == "USD", r.cost.currency)
+            ensure(isinstance(r.cost.requests, int), "requests")
+            total += Decimal(r.cost.amount)
+            Decimal(r.cost.list_amount)
+        rep = validate(CostReport, report("/v1/organizations/cost_report", {
+            "starting_at": last_month.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ending_at": this_month.strftime("%Y-%m-%dT%H:%M:%SZ"), "limit": 31,
+        }), "cost_report")
+        expected = sum((Decimal(x.amount) for b in rep.data for x in b.results), Decimal(0))
+        ensure(total == expected, f"analytics {total} != cost report {expected}")
+        return f"{len(rows)} actors, {total} cents"
+
+    @check("beta analytics.cost.list: cost_type and token_type fan-out rows parse, requests null")
+    def _() -> str:
+        rows = analytics_pages(analytics.cost, BetaAnalyticsCostItem, starting_at=last_month,
+                               ending_at=this_month, group_by=["actor_type", "cost_type", "token_type"], limit=2)
+        ensure(rows, "no rows")
+        for r in rows:
+            ensure(r.cost.requests is None, "requests must be null when grouped by cost_type")
+            ensure(r.group.cost_type in ("tokens", "web_search"), f"cost_type {r.group.cost_type}")
+            ensure((r.group.token_type is None) == (r.group.cost_type != "tokens"), "token_type")
+        return f"{len(rows)} rows"
+
+    @check("beta analytics: bounds -> BadRequestError (2026-01-01, 31 days, 1m 24 h, ending_at, 5 groups, limit)")
+    def _() -> str:
+        start = last_month
+        cases = [
+            dict(starting_at=dt.datetime(2025, 12, 31, tzinfo=dt.timezone.utc)),
+            dict(starting_at=today - dt.timedelta(days=40), ending_at=today),
+            dict(starting_at=today - dt.timedelta(days=3), ending_at=today, time_bucket_width="1m"),
+            dict(starting_at=start, time_bucket_width="1d"),
+            dict(starting_at=start, group_by=["actor", "model", "product", "workspace_id", "api_key_id", "speed"]),
+            dict(starting_at=start, limit=0),
+        ]
+        for params in cases:
+            expect_error(anthropic.BadRequestError, lambda: analytics.usage.list(**params),
+                         "invalid_request_error", 400)
+        return f"{len(cases)} refusals"
+
+    @check("analytics without the beta header -> BadRequestError naming it")
+    def _() -> None:
+        e = expect_error(anthropic.BadRequestError, lambda: report("/v1/organizations/analytics/cost", {
+            "starting_at": last_month.strftime("%Y-%m-%dT%H:%M:%SZ")}), "invalid_request_error", 400)
+        ensure("analytics-usage-cost-2026-08-24" in e.api_message, e.api_message)
+
+    no_analytics = os.environ.get("ORGKEEPER_SIM_NO_ANALYTICS_URL")
+    if no_analytics:
+        @check("beta analytics where the organization may not read them -> PermissionDeniedError")
+        def _() -> None:
+            c = anthropic.Anthropic(api_key=ADMIN_KEY, base_url=no_analytics, max_retries=0, timeout=20)
+            expect_error(anthropic.PermissionDeniedError,
+                         lambda: c.beta.organization.analytics.cost.list(starting_at=last_month),
+                         "permission_error", 403)
 
     # ----------------------------------------------------------------- summary
     for n in notes:
