@@ -21,8 +21,8 @@ use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::anthropic::{
-    AnalyticsActor, AnalyticsCostRow, AnalyticsGroup, AnalyticsGroupBy, AnalyticsParams,
-    AnalyticsUsageRow, ApiError, BucketWidth, Client,
+    AnalyticsActor, AnalyticsCost, AnalyticsCostRow, AnalyticsGroup, AnalyticsGroupBy,
+    AnalyticsParams, AnalyticsUsage, AnalyticsUsageRow, ApiError, BucketWidth, Client,
 };
 use crate::db::ts;
 use crate::usage_store::{parse_ts, SyncError, PAGE_REFRESH_AFTER};
@@ -206,12 +206,12 @@ async fn sync_locked(
             AnalyticsGroupBy::ApiKeyId,
         ];
         let fetched = async {
-            api.analytics_usage_pages(&params, |rows| {
+            api.pages(&AnalyticsUsage(&params), |rows| {
                 count += rows.len();
                 stage_usage(db, rows, now)
             })
             .await?;
-            api.analytics_cost_pages(&params, |rows| stage_cost(db, rows))
+            api.pages(&AnalyticsCost(&params), |rows| stage_cost(db, rows))
                 .await
         };
         match fetched.await {

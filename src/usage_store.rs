@@ -364,7 +364,7 @@ async fn sync_kind_locked(
                 .bind(width)
                 .execute(db)
                 .await?;
-            api.usage_report_pages(&params, |buckets| {
+            api.pages(&params, |buckets| {
                 count += buckets.len();
                 stage_usage(db, width, buckets)
             })
@@ -391,7 +391,7 @@ async fn sync_kind_locked(
             params.limit = Some(31);
             params.group_by = vec![CostGroupBy::WorkspaceId, CostGroupBy::Description];
             sqlx::query("DELETE FROM cost_staging").execute(db).await?;
-            api.cost_report_pages(&params, |buckets| {
+            api.pages(&params, |buckets| {
                 count += buckets.len();
                 stage_cost(db, buckets)
             })
@@ -902,9 +902,7 @@ pub async fn claude_code_days(
             let day_end = Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
                 + chrono::Duration::days(1);
             if day_end + chrono::Duration::hours(1) <= now {
-                let records = api
-                    .claude_code_usage_all(&ClaudeCodeUsageParams::new(d))
-                    .await?;
+                let records = api.all(&ClaudeCodeUsageParams::new(d)).await?;
                 if day_end + chrono::Duration::hours(1) + settle <= now {
                     sqlx::query("INSERT OR REPLACE INTO claude_code_days (day, records, fetched_at) VALUES (?, ?, ?)")
                         .bind(&key)

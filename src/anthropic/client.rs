@@ -1005,41 +1005,6 @@ impl Client {
         .await
     }
 
-    /// Every usage bucket from `params.page` (or the start) to the end of the range.
-    pub async fn usage_report_all(
-        &self,
-        params: &UsageReportParams,
-    ) -> Result<Vec<UsageBucket>, ApiError> {
-        collect_report_pages(
-            self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move { self.usage_page(params, page.as_deref()).await },
-        )
-        .await
-    }
-
-    /// Every page of the usage report, handed to `take` one page at a time (a sync stages
-    /// each page instead of holding the whole report).
-    pub async fn usage_report_pages<G, E>(
-        &self,
-        params: &UsageReportParams,
-        take: impl FnMut(Vec<UsageBucket>) -> G,
-    ) -> Result<(), E>
-    where
-        G: std::future::Future<Output = Result<(), E>>,
-        E: From<ApiError>,
-    {
-        each_report_page(
-            self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move { self.usage_page(params, page.as_deref()).await },
-            take,
-        )
-        .await
-    }
-
     // ---------------------------------------------------------------------------------------
     // Cost report
 
@@ -1069,40 +1034,6 @@ impl Client {
         self.cost_page(params, params.page.as_deref()).await
     }
 
-    /// Every cost bucket from `params.page` (or the start) to the end of the range.
-    pub async fn cost_report_all(
-        &self,
-        params: &CostReportParams,
-    ) -> Result<Vec<CostBucket>, ApiError> {
-        collect_report_pages(
-            self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move { self.cost_page(params, page.as_deref()).await },
-        )
-        .await
-    }
-
-    /// Every page of the cost report, handed to `take` one page at a time.
-    pub async fn cost_report_pages<G, E>(
-        &self,
-        params: &CostReportParams,
-        take: impl FnMut(Vec<CostBucket>) -> G,
-    ) -> Result<(), E>
-    where
-        G: std::future::Future<Output = Result<(), E>>,
-        E: From<ApiError>,
-    {
-        each_report_page(
-            self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move { self.cost_page(params, page.as_deref()).await },
-            take,
-        )
-        .await
-    }
-
     // ---------------------------------------------------------------------------------------
     // Claude Code usage report
 
@@ -1124,20 +1055,6 @@ impl Client {
         params: &ClaudeCodeUsageParams,
     ) -> Result<ReportPage<ClaudeCodeRecord>, ApiError> {
         self.claude_code_page(params, params.page.as_deref()).await
-    }
-
-    /// Every Claude Code record of the day.
-    pub async fn claude_code_usage_all(
-        &self,
-        params: &ClaudeCodeUsageParams,
-    ) -> Result<Vec<ClaudeCodeRecord>, ApiError> {
-        collect_report_pages(
-            self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move { self.claude_code_page(params, page.as_deref()).await },
-        )
-        .await
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1166,22 +1083,6 @@ impl Client {
             .await
     }
 
-    /// Every organization rate-limit entry matching `params`.
-    pub async fn list_all_org_rate_limits(
-        &self,
-        params: &OrgRateLimitParams,
-    ) -> Result<Vec<OrgRateLimit>, ApiError> {
-        collect_report_pages(
-            self.max_report_pages(),
-            params.page.clone(),
-            false,
-            |page: Option<String>| async move {
-                self.org_rate_limit_page(params, page.as_deref()).await
-            },
-        )
-        .await
-    }
-
     async fn workspace_rate_limit_page(
         &self,
         workspace_id: &str,
@@ -1205,24 +1106,6 @@ impl Client {
     ) -> Result<ReportPage<WorkspaceRateLimit>, ApiError> {
         self.workspace_rate_limit_page(workspace_id, params, params.page.as_deref())
             .await
-    }
-
-    /// Every rate-limit entry of the workspace matching `params`.
-    pub async fn list_all_workspace_rate_limits(
-        &self,
-        workspace_id: &str,
-        params: &WorkspaceRateLimitParams,
-    ) -> Result<Vec<WorkspaceRateLimit>, ApiError> {
-        collect_report_pages(
-            self.max_report_pages(),
-            params.page.clone(),
-            false,
-            |page: Option<String>| async move {
-                self.workspace_rate_limit_page(workspace_id, params, page.as_deref())
-                    .await
-            },
-        )
-        .await
     }
 
     /// `POST /v1/organizations/workspaces/{workspace_id}/rate_limits/{rate_limit_id}`: sets or
@@ -1387,43 +1270,26 @@ impl Client {
             .await
     }
 
-    /// Every usage row from `params.page` (or the start) on.
-    pub async fn analytics_usage_all(
-        &self,
-        params: &AnalyticsParams,
-    ) -> Result<Vec<AnalyticsUsageRow>, ApiError> {
+    // ---------------------------------------------------------------------------------------
+    // Following a paged report
+
+    /// Every row of a paged report, from its own `page` (or the start) to the end.
+    pub async fn all<R: Paged>(&self, report: &R) -> Result<Vec<R::Row>, ApiError> {
         collect_report_pages(
             self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move {
-                self.analytics_page("usage", params, page.as_deref()).await
-            },
+            report.start(),
+            R::HAS_MORE,
+            |page: Option<String>| async move { report.read(self, page.as_deref()).await },
         )
         .await
     }
 
-    /// Every cost row from `params.page` (or the start) on.
-    pub async fn analytics_cost_all(
+    /// Every page of a report, handed to `take` one page at a time (a sync stages each page
+    /// instead of holding the whole report).
+    pub async fn pages<R: Paged, G, E>(
         &self,
-        params: &AnalyticsParams,
-    ) -> Result<Vec<AnalyticsCostRow>, ApiError> {
-        collect_report_pages(
-            self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move {
-                self.analytics_page("cost", params, page.as_deref()).await
-            },
-        )
-        .await
-    }
-
-    /// Every page of `/analytics/usage`, handed to `take` one page at a time.
-    pub async fn analytics_usage_pages<G, E>(
-        &self,
-        params: &AnalyticsParams,
-        take: impl FnMut(Vec<AnalyticsUsageRow>) -> G,
+        report: &R,
+        take: impl FnMut(Vec<R::Row>) -> G,
     ) -> Result<(), E>
     where
         G: std::future::Future<Output = Result<(), E>>,
@@ -1431,37 +1297,67 @@ impl Client {
     {
         each_report_page(
             self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move {
-                self.analytics_page("usage", params, page.as_deref()).await
-            },
+            report.start(),
+            R::HAS_MORE,
+            |page: Option<String>| async move { report.read(self, page.as_deref()).await },
             take,
         )
         .await
     }
+}
 
-    /// Every page of `/analytics/cost`, handed to `take` one page at a time.
-    pub async fn analytics_cost_pages<G, E>(
+/// A paged report or list that [`Client::all`] and [`Client::pages`] follow page by page:
+/// the usage, cost, Claude Code and analytics reports and the rate-limit lists alike.
+pub trait Paged: Sync {
+    type Row: Send;
+    /// Whether `has_more` ends the walk (reports), or only a missing next-page token (the
+    /// rate-limit lists, which leave `has_more` out).
+    const HAS_MORE: bool = true;
+    /// The page to start from: the query's own `page`.
+    fn start(&self) -> Option<String>;
+    /// Reads one page.
+    fn read(
         &self,
-        params: &AnalyticsParams,
-        take: impl FnMut(Vec<AnalyticsCostRow>) -> G,
-    ) -> Result<(), E>
-    where
-        G: std::future::Future<Output = Result<(), E>>,
-        E: From<ApiError>,
-    {
-        each_report_page(
-            self.max_report_pages(),
-            params.page.clone(),
-            true,
-            |page: Option<String>| async move {
-                self.analytics_page("cost", params, page.as_deref()).await
-            },
-            take,
-        )
-        .await
-    }
+        client: &Client,
+        page: Option<&str>,
+    ) -> impl std::future::Future<Output = Result<ReportPage<Self::Row>, ApiError>> + Send;
+}
+
+/// `/analytics/usage` of a query (the same query shape reads `/analytics/cost`).
+pub struct AnalyticsUsage<'a>(pub &'a AnalyticsParams);
+
+/// `/analytics/cost` of a query.
+pub struct AnalyticsCost<'a>(pub &'a AnalyticsParams);
+
+/// One [`Paged`] impl per line: query => row, whether `has_more` ends the walk, where the
+/// query keeps its starting page, how one page is read.
+macro_rules! paged {
+    ($($query:ty => $row:ty, $has_more:expr, |$q:ident| $start:expr, |$c:ident, $p:ident| $read:expr;)*) => {$(
+        impl Paged for $query {
+            type Row = $row;
+            const HAS_MORE: bool = $has_more;
+            fn start(&self) -> Option<String> {
+                let $q = self;
+                $start.clone()
+            }
+            async fn read(&self, $c: &Client, $p: Option<&str>) -> Result<ReportPage<$row>, ApiError> {
+                let $q = self;
+                $read.await
+            }
+        }
+    )*};
+}
+
+paged! {
+    UsageReportParams => UsageBucket, true, |q| q.page, |c, p| c.usage_page(q, p);
+    CostReportParams => CostBucket, true, |q| q.page, |c, p| c.cost_page(q, p);
+    ClaudeCodeUsageParams => ClaudeCodeRecord, true, |q| q.page, |c, p| c.claude_code_page(q, p);
+    OrgRateLimitParams => OrgRateLimit, false, |q| q.page, |c, p| c.org_rate_limit_page(q, p);
+    // One workspace's: (workspace id, query).
+    (&str, &WorkspaceRateLimitParams) => WorkspaceRateLimit, false, |q| q.1.page,
+        |c, p| c.workspace_rate_limit_page(q.0, q.1, p);
+    AnalyticsUsage<'_> => AnalyticsUsageRow, true, |q| q.0.page, |c, p| c.analytics_page("usage", q.0, p);
+    AnalyticsCost<'_> => AnalyticsCostRow, true, |q| q.0.page, |c, p| c.analytics_page("cost", q.0, p);
 }
 
 /// The beta header the Usage and Cost Analytics API requires (§8.6.1).

@@ -15,7 +15,8 @@ pub mod pagination;
 mod secret;
 
 pub use client::{
-    within, Client, ClientConfig, Repeat, ANALYTICS_BETA, ANTHROPIC_VERSION, USER_AGENT,
+    within, AnalyticsCost, AnalyticsUsage, Client, ClientConfig, Paged, Repeat, ANALYTICS_BETA,
+    ANTHROPIC_VERSION, USER_AGENT,
 };
 pub use error::{ApiError, ApiErrorKind};
 pub use models::*;

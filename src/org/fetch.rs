@@ -50,7 +50,7 @@ async fn workspace_rate_limits(
         include_inherited: true,
         ..Default::default()
     };
-    api.list_all_workspace_rate_limits(workspace, &params).await
+    api.all(&(workspace, &params)).await
 }
 
 pub async fn everything(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
@@ -78,11 +78,7 @@ async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
     let (users_filter, invites_filter) = (UserFilter::default(), InviteFilter::default());
     // Limits the organization may not read are an answer, not a failed sync.
     let spend = async { Ok(spend_limits(api).await) };
-    let org_limits = async {
-        Ok(api
-            .list_all_org_rate_limits(&OrgRateLimitParams::default())
-            .await)
-    };
+    let org_limits = async { Ok(api.all(&OrgRateLimitParams::default()).await) };
     let (organization, users, invites, workspaces, listed, spend_limits, org_rate_limits) = tokio::try_join!(
         api.get_organization(),
         api.list_all_users(&users_filter),

@@ -228,11 +228,7 @@ pub async fn org_rate_limits(services: &Services) -> Result<Vec<OrgRateLimit>, A
     if let Some(read) = &services.org.snapshot().org_rate_limits {
         return (**read).clone();
     }
-    services
-        .org
-        .api()
-        .list_all_org_rate_limits(&OrgRateLimitParams::default())
-        .await
+    services.org.api().all(&OrgRateLimitParams::default()).await
 }
 
 /// A workspace's rate limits, inherited values included.
@@ -246,13 +242,13 @@ pub async fn workspace_rate_limits(
     services
         .org
         .api()
-        .list_all_workspace_rate_limits(
+        .all(&(
             workspace_id,
             &WorkspaceRateLimitParams {
                 include_inherited: true,
                 ..Default::default()
             },
-        )
+        ))
         .await
 }
 

@@ -378,12 +378,7 @@ impl Checker<'_> {
                 let wanted = d["after"]["override"].as_u64();
                 // Without inherited values the list holds only the workspace's overrides.
                 let entries = self
-                    .read(
-                        api.list_all_workspace_rate_limits(
-                            id,
-                            &WorkspaceRateLimitParams::default(),
-                        ),
-                    )
+                    .read(api.all(&(id, &WorkspaceRateLimitParams::default())))
                     .await?
                     .ok_or_else(|| unknown("The workspace no longer exists."))?;
                 let now = entries

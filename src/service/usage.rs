@@ -105,5 +105,5 @@ pub async fn minute_buckets(
     services: &Services,
     params: &UsageReportParams,
 ) -> Result<Vec<UsageBucket>, ServiceError> {
-    Ok(services.org.api().usage_report_all(params).await?)
+    Ok(services.org.api().all(params).await?)
 }

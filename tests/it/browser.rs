@@ -611,7 +611,7 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
             chrono::Utc::now() - chrono::Duration::days(7),
         );
         params.group_by = vec![orgkeeper::anthropic::UsageGroupBy::Model];
-        let buckets = app.state.org.api().usage_report_all(&params).await.unwrap();
+        let buckets = app.state.org.api().all(&params).await.unwrap();
         let mut models: Vec<String> = buckets
             .iter()
             .flat_map(|b| b.results.iter().filter_map(|r| r.model.clone()))

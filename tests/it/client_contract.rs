@@ -672,7 +672,7 @@ async fn the_usage_report_is_followed_over_several_pages_with_groups_and_filters
     assert!(first.has_more);
     assert!(first.next_page.is_some());
 
-    let all = client.usage_report_all(&params).await.unwrap();
+    let all = client.all(&params).await.unwrap();
     assert_eq!(all.len(), 10);
     for (i, b) in all.iter().enumerate() {
         assert_eq!(
@@ -691,7 +691,7 @@ async fn the_usage_report_is_followed_over_several_pages_with_groups_and_filters
     filtered.models = vec![model.clone()];
     filtered.service_tiers = vec!["standard".into(), "batch".into()];
     filtered.context_window = vec!["0-200k".into()];
-    let only = client.usage_report_all(&filtered).await.unwrap();
+    let only = client.all(&filtered).await.unwrap();
     assert_eq!(only.len(), 10);
     assert!(only
         .iter()
@@ -701,7 +701,7 @@ async fn the_usage_report_is_followed_over_several_pages_with_groups_and_filters
     // Continue from a page token taken from the first page.
     let mut rest = params.clone();
     rest.page = first.next_page.clone();
-    assert_eq!(client.usage_report_all(&rest).await.unwrap(), all[3..]);
+    assert_eq!(client.all(&rest).await.unwrap(), all[3..]);
 }
 
 #[tokio::test]
@@ -724,7 +724,7 @@ async fn the_usage_report_in_hours_groups_by_every_dimension_including_speed() {
         UsageGroupBy::InferenceGeo,
         UsageGroupBy::Speed,
     ];
-    let buckets = client.usage_report_all(&params).await.unwrap();
+    let buckets = client.all(&params).await.unwrap();
     assert_eq!(buckets.len(), 6);
     let results: Vec<&UsageResult> = buckets.iter().flat_map(|b| &b.results).collect();
     assert!(!results.is_empty());
@@ -736,7 +736,7 @@ async fn the_usage_report_in_hours_groups_by_every_dimension_including_speed() {
     speed_only.group_by = vec![];
     speed_only.speeds = vec!["standard".into()];
     speed_only.inference_geos = vec!["global".into(), "us".into(), "not_available".into()];
-    client.usage_report_all(&speed_only).await.unwrap();
+    client.all(&speed_only).await.unwrap();
 }
 
 #[tokio::test]
@@ -750,7 +750,7 @@ async fn cost_amounts_are_exact_decimal_cents_and_grouping_keeps_the_total() {
     let mut params = CostReportParams::new(today - ChronoDuration::days(5));
     params.ending_at = Some(today);
     params.limit = Some(2);
-    let plain = client.cost_report_all(&params).await.unwrap();
+    let plain = client.all(&params).await.unwrap();
     assert_eq!(plain.len(), 5);
     let first = client.cost_report(&params).await.unwrap();
     assert!(first.has_more && first.next_page.is_some());
@@ -758,7 +758,7 @@ async fn cost_amounts_are_exact_decimal_cents_and_grouping_keeps_the_total() {
     let mut grouped = params.clone();
     grouped.bucket_width = Some(BucketWidth::Day);
     grouped.group_by = vec![CostGroupBy::WorkspaceId, CostGroupBy::Description];
-    let detailed = client.cost_report_all(&grouped).await.unwrap();
+    let detailed = client.all(&grouped).await.unwrap();
     assert_eq!(detailed.len(), 5);
     let total =
         |b: &[CostBucket]| -> Decimal { b.iter().flat_map(|b| &b.results).map(|r| r.amount).sum() };
@@ -789,7 +789,7 @@ async fn the_claude_code_report_is_read_for_one_day_across_pages() {
     );
 
     params.limit = Some(2);
-    let paged = client.claude_code_usage_all(&params).await.unwrap();
+    let paged = client.all(&params).await.unwrap();
     assert_eq!(paged, everything.data);
     for r in &paged {
         assert_eq!(r.date, day);
@@ -809,7 +809,7 @@ async fn organization_rate_limits_are_listed_paged_and_filtered() {
     assert!(all.next_page.is_none());
     assert!(all.data.len() > 2);
     let paged = client
-        .list_all_org_rate_limits(&OrgRateLimitParams {
+        .all(&OrgRateLimitParams {
             limit: Some(2),
             ..Default::default()
         })
@@ -818,7 +818,7 @@ async fn organization_rate_limits_are_listed_paged_and_filtered() {
     assert_eq!(paged, all.data);
 
     let models = client
-        .list_all_org_rate_limits(&OrgRateLimitParams {
+        .all(&OrgRateLimitParams {
             group_type: Some("model_group".into()),
             ..Default::default()
         })
@@ -827,7 +827,7 @@ async fn organization_rate_limits_are_listed_paged_and_filtered() {
     assert!(models.iter().all(|r| r.group.kind == "model_group"));
     let model = models[0].models.as_ref().unwrap()[0].clone();
     let one = client
-        .list_all_org_rate_limits(&OrgRateLimitParams {
+        .all(&OrgRateLimitParams {
             model: Some(model.clone()),
             ..Default::default()
         })
@@ -851,18 +851,18 @@ async fn workspace_rate_limits_include_inherited_values_on_request() {
     let (_sim, client) = setup().await;
     let ws = some_workspace(&client).await;
     let overrides = client
-        .list_all_workspace_rate_limits(&ws.id, &WorkspaceRateLimitParams::default())
+        .all(&(ws.id.as_str(), &WorkspaceRateLimitParams::default()))
         .await
         .unwrap();
     let inherited = client
-        .list_all_workspace_rate_limits(
-            &ws.id,
+        .all(&(
+            ws.id.as_str(),
             &WorkspaceRateLimitParams {
                 include_inherited: true,
                 limit: Some(2),
                 ..Default::default()
             },
-        )
+        ))
         .await
         .unwrap();
     assert!(inherited.len() >= overrides.len());

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use orgkeeper::anthropic::{
-    ApiKey, ApiKeyStatus, KeyKind, OrgRole, SetSpendLimit, SpendLimitFilter, SpendLimitScope,
-    WorkspaceRateLimitParams,
+    ApiKey, ApiKeyStatus, KeyKind, OrgRateLimitParams, OrgRole, SetSpendLimit, SpendLimitFilter,
+    SpendLimitScope, WorkspaceRateLimitParams,
 };
 use orgkeeper::audit::{Filter, Outcome};
 use orgkeeper::auth::Role;
@@ -282,7 +282,7 @@ async fn overrides(app: &TestApp, ws: &str) -> Vec<(String, String, u64)> {
     app.state
         .org
         .api()
-        .list_all_workspace_rate_limits(ws, &WorkspaceRateLimitParams::default())
+        .all(&(ws, &WorkspaceRateLimitParams::default()))
         .await
         .unwrap()
         .into_iter()
@@ -307,7 +307,7 @@ async fn an_admin_sets_and_clears_a_workspace_rate_limit_and_learns_it_takes_up_
         .state
         .org
         .api()
-        .list_all_org_rate_limits(&Default::default())
+        .all(&OrgRateLimitParams::default())
         .await
         .unwrap();
     let batch = entries.iter().find(|e| e.group.kind == "batch").unwrap();
@@ -395,7 +395,7 @@ async fn an_out_of_range_rate_limit_is_explained_and_the_form_keeps_it() {
         .state
         .org
         .api()
-        .list_all_org_rate_limits(&Default::default())
+        .all(&OrgRateLimitParams::default())
         .await
         .unwrap();
     let batch = entries.iter().find(|e| e.group.kind == "batch").unwrap();
@@ -1228,7 +1228,7 @@ async fn a_workspace_rate_limit_changed_outside_orgkeeper_is_recorded_once_with_
     let ws = app.first_workspace_id().await;
     let api = app.state.org.api().clone();
     let batch = api
-        .list_all_org_rate_limits(&Default::default())
+        .all(&OrgRateLimitParams::default())
         .await
         .unwrap()
         .into_iter()

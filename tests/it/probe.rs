@@ -632,7 +632,7 @@ async fn a_list_whose_pages_never_end_is_stopped_and_called_an_upstream_fault() 
     .unwrap();
     simulator.reset_request_count();
     let error = client
-        .cost_report_all(&CostReportParams::new(
+        .all(&CostReportParams::new(
             "2026-11-01T00:00:00Z".parse().unwrap(),
         ))
         .await

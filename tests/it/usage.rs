@@ -97,7 +97,7 @@ async fn api_output_by_workspace(
     p.group_by = vec![UsageGroupBy::WorkspaceId];
     p.workspace_ids = workspace_ids;
     let mut out = HashMap::new();
-    for b in app.state.org.api().usage_report_all(&p).await.unwrap() {
+    for b in app.state.org.api().all(&p).await.unwrap() {
         for r in b.results {
             let name = match r.workspace_id {
                 None => "Default workspace".to_owned(),
@@ -205,7 +205,7 @@ async fn a_model_filter_and_api_key_grouping_give_the_api_numbers_with_console_u
     p.ending_at = Some(day_start(to) + chrono::Duration::days(1));
     p.bucket_width = Some(BucketWidth::Day);
     p.group_by = vec![UsageGroupBy::Model, UsageGroupBy::ApiKeyId];
-    let buckets = app.state.org.api().usage_report_all(&p).await.unwrap();
+    let buckets = app.state.org.api().all(&p).await.unwrap();
     let mut per_model: HashMap<String, i64> = HashMap::new();
     let mut console = false;
     for r in buckets.iter().flat_map(|b| &b.results) {
@@ -382,7 +382,7 @@ async fn a_month_of_fractional_cents_adds_up_exactly_on_the_cost_page() {
         .state
         .org
         .api()
-        .cost_report_all(&p)
+        .all(&p)
         .await
         .unwrap()
         .iter()
