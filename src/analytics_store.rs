@@ -21,11 +21,11 @@ use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::anthropic::{
-    AnalyticsActor, AnalyticsCost, AnalyticsCostRow, AnalyticsGroup, AnalyticsGroupBy,
-    AnalyticsParams, AnalyticsUsage, AnalyticsUsageRow, ApiError, BucketWidth, Client,
+    AnalyticsActor, AnalyticsCostRow, AnalyticsGroup, AnalyticsGroupBy, AnalyticsParams,
+    AnalyticsUsageRow, ApiError, BucketWidth, Client, CostByActor, UsageByActor,
 };
 use crate::db::ts;
-use crate::usage_store::{parse_ts, SyncError, PAGE_REFRESH_AFTER};
+use crate::usage_store::{parse_ts, progress_of, sync_lock, SyncError, PAGE_REFRESH_AFTER};
 
 /// The progress row in `usage_sync`.
 const PROGRESS: &str = "analytics_1d";
@@ -106,27 +106,7 @@ async fn set_access(
 pub async fn progress(
     db: &SqlitePool,
 ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, sqlx::Error> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT settled_until, refreshed_at FROM usage_sync WHERE kind = ?")
-            .bind(PROGRESS)
-            .fetch_optional(db)
-            .await?;
-    Ok(row.map(|(s, r)| (parse_ts(&s), parse_ts(&r))))
-}
-
-/// One sync at a time per database file (the job and a page may both ask).
-fn sync_lock(db: &SqlitePool) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    type Locks =
-        std::sync::Mutex<HashMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>;
-    static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
-    let file = db.connect_options().get_filename().to_path_buf();
-    LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(file)
-        .or_default()
-        .clone()
+    progress_of(db, PROGRESS).await
 }
 
 /// Brings the store up to `now` (the usage job, and tests).
@@ -136,7 +116,7 @@ pub async fn sync(
     settle: Duration,
     now: DateTime<Utc>,
 ) -> Result<Synced, SyncError> {
-    let lock = sync_lock(db);
+    let lock = sync_lock(db, "analytics");
     let _guard = lock.lock().await;
     sync_locked(api, db, settle, now).await
 }
@@ -149,7 +129,7 @@ pub async fn refresh(
     settle: Duration,
     now: DateTime<Utc>,
 ) -> Result<Synced, SyncError> {
-    let lock = sync_lock(db);
+    let lock = sync_lock(db, "analytics");
     let _guard = lock.lock().await;
     let checked: Option<(i64, String)> =
         sqlx::query_as("SELECT available, checked_at FROM analytics_access WHERE id = 1")
@@ -206,12 +186,12 @@ async fn sync_locked(
             AnalyticsGroupBy::ApiKeyId,
         ];
         let fetched = async {
-            api.pages(&AnalyticsUsage(&params), |rows| {
+            api.pages(&UsageByActor(&params), |rows| {
                 count += rows.len();
                 stage_usage(db, rows, now)
             })
             .await?;
-            api.pages(&AnalyticsCost(&params), |rows| stage_cost(db, rows))
+            api.pages(&CostByActor(&params), |rows| stage_cost(db, rows))
                 .await
         };
         match fetched.await {

@@ -262,7 +262,7 @@ pub async fn refresh(
     hourly_days: u32,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
-    let lock = sync_lock(db);
+    let lock = sync_lock(db, "usage");
     let _guard = lock.lock().await;
     if let Some((_, refreshed_at)) = progress(db, kind).await? {
         if now - refreshed_at < PAGE_REFRESH_AFTER && refreshed_at <= now {
@@ -273,17 +273,22 @@ pub async fn refresh(
     Ok(true)
 }
 
-/// One sync at a time per database: two pages opened together must not fetch twice.
-fn sync_lock(db: &SqlitePool) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    type Locks =
-        std::sync::Mutex<HashMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+/// One sync at a time per database file and store (`"usage"`, `"analytics"`): two pages
+/// opened together, or a page and the job, must not fetch twice.
+pub(crate) fn sync_lock(
+    db: &SqlitePool,
+    store: &'static str,
+) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    type Locks = std::sync::Mutex<
+        HashMap<(std::path::PathBuf, &'static str), std::sync::Arc<tokio::sync::Mutex<()>>>,
+    >;
     static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
     let file = db.connect_options().get_filename().to_path_buf();
     LOCKS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .entry(file)
+        .entry((file, store))
         .or_default()
         .clone()
 }
@@ -293,9 +298,17 @@ pub async fn progress(
     db: &SqlitePool,
     kind: Kind,
 ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, sqlx::Error> {
+    progress_of(db, kind.name()).await
+}
+
+/// The `usage_sync` row named `report` (this store's reports, and the analytics store's).
+pub(crate) async fn progress_of(
+    db: &SqlitePool,
+    report: &str,
+) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, sqlx::Error> {
     let row: Option<(String, String)> =
         sqlx::query_as("SELECT settled_until, refreshed_at FROM usage_sync WHERE kind = ?")
-            .bind(kind.name())
+            .bind(report)
             .fetch_optional(db)
             .await?;
     Ok(row.map(|(s, r)| (parse_ts(&s), parse_ts(&r))))
@@ -309,7 +322,7 @@ async fn sync_kind(
     hourly_days: u32,
     now: DateTime<Utc>,
 ) -> Result<usize, SyncError> {
-    let lock = sync_lock(db);
+    let lock = sync_lock(db, "usage");
     let _guard = lock.lock().await;
     sync_kind_locked(api, db, kind, settle, hourly_days, now).await
 }

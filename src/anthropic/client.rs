@@ -653,15 +653,8 @@ impl Client {
 
     /// Every user matching `filter`, following pagination to the end.
     pub async fn list_all_users(&self, filter: &UserFilter) -> Result<Vec<User>, ApiError> {
-        let base = self.all_pages();
-        collect_id_pages(self.max_pages(), |after: Option<String>| {
-            let page = PageParams {
-                after_id: after,
-                ..base.clone()
-            };
-            async move { self.list_users(filter, &page).await }
-        })
-        .await
+        self.every(|page| async move { self.list_users(filter, &page).await })
+            .await
     }
 
     /// `GET /v1/organizations/users/{user_id}`.
@@ -704,15 +697,8 @@ impl Client {
 
     /// Every invite matching `filter`.
     pub async fn list_all_invites(&self, filter: &InviteFilter) -> Result<Vec<Invite>, ApiError> {
-        let base = self.all_pages();
-        collect_id_pages(self.max_pages(), |after: Option<String>| {
-            let page = PageParams {
-                after_id: after,
-                ..base.clone()
-            };
-            async move { self.list_invites(filter, &page).await }
-        })
-        .await
+        self.every(|page| async move { self.list_invites(filter, &page).await })
+            .await
     }
 
     /// `GET /v1/organizations/invites/{invite_id}`.
@@ -756,15 +742,8 @@ impl Client {
         &self,
         filter: &WorkspaceFilter,
     ) -> Result<Vec<Workspace>, ApiError> {
-        let base = self.all_pages();
-        collect_id_pages(self.max_pages(), |after: Option<String>| {
-            let page = PageParams {
-                after_id: after,
-                ..base.clone()
-            };
-            async move { self.list_workspaces(filter, &page).await }
-        })
-        .await
+        self.every(|page| async move { self.list_workspaces(filter, &page).await })
+            .await
     }
 
     /// `GET /v1/organizations/workspaces/{workspace_id}`.
@@ -832,15 +811,8 @@ impl Client {
         &self,
         workspace_id: &str,
     ) -> Result<Vec<WorkspaceMember>, ApiError> {
-        let base = self.all_pages();
-        collect_id_pages(self.max_pages(), |after: Option<String>| {
-            let page = PageParams {
-                after_id: after,
-                ..base.clone()
-            };
-            async move { self.list_workspace_members(workspace_id, &page).await }
-        })
-        .await
+        self.every(|page| async move { self.list_workspace_members(workspace_id, &page).await })
+            .await
     }
 
     /// `GET /v1/organizations/workspaces/{workspace_id}/members/{user_id}`.
@@ -925,15 +897,8 @@ impl Client {
 
     /// Every API key matching `filter`.
     pub async fn list_all_api_keys(&self, filter: &ApiKeyFilter) -> Result<Vec<ApiKey>, ApiError> {
-        let base = self.all_pages();
-        collect_id_pages(self.max_pages(), |after: Option<String>| {
-            let page = PageParams {
-                after_id: after,
-                ..base.clone()
-            };
-            async move { self.list_api_keys(filter, &page).await }
-        })
-        .await
+        self.every(|page| async move { self.list_api_keys(filter, &page).await })
+            .await
     }
 
     /// `GET /v1/organizations/api_keys/{api_key_id}`.
@@ -1273,6 +1238,22 @@ impl Client {
     // ---------------------------------------------------------------------------------------
     // Following a paged report
 
+    /// Every item of an id-paged list (users, invites, workspaces, members, keys), following
+    /// `after_id` from the first page to the last; `list` reads one page.
+    async fn every<T, F>(&self, mut list: impl FnMut(PageParams) -> F) -> Result<Vec<T>, ApiError>
+    where
+        F: std::future::Future<Output = Result<Page<T>, ApiError>>,
+    {
+        let base = self.all_pages();
+        collect_id_pages(self.max_pages(), |after_id: Option<String>| {
+            list(PageParams {
+                after_id,
+                ..base.clone()
+            })
+        })
+        .await
+    }
+
     /// Every row of a paged report, from its own `page` (or the start) to the end.
     pub async fn all<R: Paged>(&self, report: &R) -> Result<Vec<R::Row>, ApiError> {
         collect_report_pages(
@@ -1324,10 +1305,10 @@ pub trait Paged: Sync {
 }
 
 /// `/analytics/usage` of a query (the same query shape reads `/analytics/cost`).
-pub struct AnalyticsUsage<'a>(pub &'a AnalyticsParams);
+pub struct UsageByActor<'a>(pub &'a AnalyticsParams);
 
 /// `/analytics/cost` of a query.
-pub struct AnalyticsCost<'a>(pub &'a AnalyticsParams);
+pub struct CostByActor<'a>(pub &'a AnalyticsParams);
 
 /// One [`Paged`] impl per line: query => row, whether `has_more` ends the walk, where the
 /// query keeps its starting page, how one page is read.
@@ -1356,8 +1337,8 @@ paged! {
     // One workspace's: (workspace id, query).
     (&str, &WorkspaceRateLimitParams) => WorkspaceRateLimit, false, |q| q.1.page,
         |c, p| c.workspace_rate_limit_page(q.0, q.1, p);
-    AnalyticsUsage<'_> => AnalyticsUsageRow, true, |q| q.0.page, |c, p| c.analytics_page("usage", q.0, p);
-    AnalyticsCost<'_> => AnalyticsCostRow, true, |q| q.0.page, |c, p| c.analytics_page("cost", q.0, p);
+    UsageByActor<'_> => AnalyticsUsageRow, true, |q| q.0.page, |c, p| c.analytics_page("usage", q.0, p);
+    CostByActor<'_> => AnalyticsCostRow, true, |q| q.0.page, |c, p| c.analytics_page("cost", q.0, p);
 }
 
 /// The beta header the Usage and Cost Analytics API requires (§8.6.1).

@@ -15,7 +15,7 @@ pub mod pagination;
 mod secret;
 
 pub use client::{
-    within, AnalyticsCost, AnalyticsUsage, Client, ClientConfig, Paged, Repeat, ANALYTICS_BETA,
+    within, Client, ClientConfig, CostByActor, Paged, Repeat, UsageByActor, ANALYTICS_BETA,
     ANTHROPIC_VERSION, USER_AGENT,
 };
 pub use error::{ApiError, ApiErrorKind};

@@ -589,7 +589,7 @@ impl UsageResult {
 /// Query of `GET /v1/organizations/usage_report/messages`. Empty vectors and `None`s are not
 /// sent. `page`/`limit` select a single page; the `_all` helper starts from `page` and follows
 /// `next_page`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct UsageReportParams {
     pub starting_at: DateTime<Utc>,
     pub ending_at: Option<DateTime<Utc>>,
@@ -615,20 +615,7 @@ impl UsageReportParams {
     pub fn new(starting_at: DateTime<Utc>) -> Self {
         UsageReportParams {
             starting_at,
-            ending_at: None,
-            bucket_width: None,
-            limit: None,
-            page: None,
-            group_by: Vec::new(),
-            models: Vec::new(),
-            api_key_ids: Vec::new(),
-            workspace_ids: Vec::new(),
-            service_tiers: Vec::new(),
-            context_window: Vec::new(),
-            inference_geos: Vec::new(),
-            speeds: Vec::new(),
-            account_ids: Vec::new(),
-            service_account_ids: Vec::new(),
+            ..Default::default()
         }
     }
 }
@@ -674,7 +661,7 @@ pub struct CostResult {
 }
 
 /// Query of `GET /v1/organizations/cost_report`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct CostReportParams {
     pub starting_at: DateTime<Utc>,
     pub ending_at: Option<DateTime<Utc>>,
@@ -689,11 +676,7 @@ impl CostReportParams {
     pub fn new(starting_at: DateTime<Utc>) -> Self {
         CostReportParams {
             starting_at,
-            ending_at: None,
-            bucket_width: None,
-            group_by: Vec::new(),
-            limit: None,
-            page: None,
+            ..Default::default()
         }
     }
 }
@@ -1242,7 +1225,7 @@ pub struct AnalyticsCostRow {
 
 /// Query of `/analytics/usage` and `/analytics/cost`. Empty vectors and `None`s are not sent;
 /// an empty string in `api_key_ids` is sent as is (it also matches usage without a key).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct AnalyticsParams {
     /// No earlier than 2026-01-01 and within the last 365 days.
     pub starting_at: DateTime<Utc>,
@@ -1263,15 +1246,7 @@ impl AnalyticsParams {
     pub fn new(starting_at: DateTime<Utc>) -> Self {
         AnalyticsParams {
             starting_at,
-            ending_at: None,
-            time_bucket_width: None,
-            group_by: Vec::new(),
-            limit: None,
-            page: None,
-            actor_ids: Vec::new(),
-            actor_types: Vec::new(),
-            api_key_ids: Vec::new(),
-            workspace_ids: Vec::new(),
+            ..Default::default()
         }
     }
 }

@@ -800,25 +800,20 @@ fn take_fresh<T: Entity>(
 }
 
 fn unobserve(changes: &mut Changes) {
-    changes.users.iter_mut().for_each(|d| d.observed = false);
-    changes.invites.iter_mut().for_each(|d| d.observed = false);
-    changes
-        .workspaces
-        .iter_mut()
-        .for_each(|d| d.observed = false);
-    changes
-        .memberships
-        .iter_mut()
-        .for_each(|d| d.observed = false);
-    changes.keys.iter_mut().for_each(|d| d.observed = false);
-    changes
-        .spend_limits
-        .iter_mut()
-        .for_each(|d| d.observed = false);
-    changes
-        .rate_limit_overrides
-        .iter_mut()
-        .for_each(|d| d.observed = false);
+    macro_rules! unobserve {
+        ($($list:ident),*) => {$(
+            changes.$list.iter_mut().for_each(|d| d.observed = false);
+        )*};
+    }
+    unobserve!(
+        users,
+        invites,
+        workspaces,
+        memberships,
+        keys,
+        spend_limits,
+        rate_limit_overrides
+    );
 }
 
 /// The former members after `changes`: those removed join, those back leave.

@@ -129,6 +129,31 @@ async fn audited<T>(
         .map_err(ServiceError::from)
 }
 
+/// A change an owner makes to an existing account: the permission check (a refusal is
+/// audited), then the change between its intent and outcome records.
+async fn manage(
+    services: &Services,
+    caller: &Caller,
+    account: &Account,
+    action: Action,
+    details: serde_json::Value,
+    change: impl std::future::Future<Output = Result<(), AccountError>>,
+) -> Result<(), ServiceError> {
+    services
+        .require(caller, Permission::ManageAccounts, target(account))
+        .await?;
+    audited(
+        services,
+        caller,
+        action,
+        target(account),
+        details,
+        change,
+        |_| None,
+    )
+    .await
+}
+
 // ---- Changes ----
 
 /// Creates an account (owners; the command line).
@@ -212,18 +237,14 @@ pub async fn change_role(
     account: &Account,
     role: Role,
 ) -> Result<(), ServiceError> {
-    services
-        .require(caller, Permission::ManageAccounts, target(account))
-        .await?;
     let details = json!({ "before": account.role.as_str(), "after": role.as_str() });
-    audited(
+    manage(
         services,
         caller,
+        account,
         Action::AccountRoleChanged,
-        target(account),
         details,
         accounts::set_role(&services.db, account, role),
-        |_| None,
     )
     .await
 }
@@ -264,9 +285,6 @@ pub async fn set_disabled(
     account: &Account,
     disabled: bool,
 ) -> Result<(), ServiceError> {
-    services
-        .require(caller, Permission::ManageAccounts, target(account))
-        .await?;
     let action = if disabled {
         Action::AccountDisabled
     } else {
@@ -274,14 +292,13 @@ pub async fn set_disabled(
     };
     let details =
         json!({ "before": { "disabled": account.disabled }, "after": { "disabled": disabled } });
-    audited(
+    manage(
         services,
         caller,
+        account,
         action,
-        target(account),
         details,
         accounts::set_disabled(&services.db, account, disabled),
-        |_| None,
     )
     .await
 }
@@ -293,17 +310,13 @@ pub async fn reset_password(
     account: &Account,
     password: &str,
 ) -> Result<(), ServiceError> {
-    services
-        .require(caller, Permission::ManageAccounts, target(account))
-        .await?;
-    audited(
+    manage(
         services,
         caller,
+        account,
         Action::AccountPasswordReset,
-        target(account),
         json!({}),
         accounts::set_password(&services.db, account.id, password),
-        |_| None,
     )
     .await
 }
@@ -313,17 +326,13 @@ pub async fn end_sessions(
     caller: &Caller,
     account: &Account,
 ) -> Result<(), ServiceError> {
-    services
-        .require(caller, Permission::ManageAccounts, target(account))
-        .await?;
-    audited(
+    manage(
         services,
         caller,
+        account,
         Action::AccountSessionsEnded,
-        target(account),
         json!({}),
         accounts::end_sessions(&services.db, account.id),
-        |_| None,
     )
     .await
 }
@@ -334,17 +343,13 @@ pub async fn unlock(
     caller: &Caller,
     account: &Account,
 ) -> Result<(), ServiceError> {
-    services
-        .require(caller, Permission::ManageAccounts, target(account))
-        .await?;
-    audited(
+    manage(
         services,
         caller,
+        account,
         Action::AccountUnlocked,
-        target(account),
         json!({ "before": { "locked_until": account.locked_until } }),
         accounts::clear_lockout(&services.db, account.id),
-        |_| None,
     )
     .await
 }

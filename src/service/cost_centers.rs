@@ -227,8 +227,14 @@ fn center_target(id: i64, name: &str) -> Option<crate::audit::Target> {
     target("cost_center", id.to_string(), Some(name.to_owned()))
 }
 
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+/// A write refused because another center has the name is a refusal, not a failure.
+fn taken(e: sqlx::Error, name: &str) -> CenterError {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            CenterError::Duplicate(name.to_owned())
+        }
+        e => e.into(),
+    }
 }
 
 /// Creates a cost center. `name` has passed [`check_name`].
@@ -249,13 +255,7 @@ pub async fn create(
         .bind(&now)
         .fetch_one(&services.db)
         .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                CenterError::Duplicate(name.to_owned())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| taken(e, name))?;
         Ok(Center {
             id,
             name: name.to_owned(),
@@ -293,13 +293,7 @@ pub async fn rename(
             .bind(id)
             .execute(&services.db)
             .await
-            .map_err(|e| {
-                if unique_violation(&e) {
-                    CenterError::Duplicate(name.to_owned())
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(|e| taken(e, name))?;
         Ok(())
     };
     Ok(services

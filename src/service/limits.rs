@@ -368,27 +368,33 @@ impl super::LocalRefusal for RequestRefusal {
     }
 }
 
-const REQUEST_COLUMNS: &str = "id, workspace_id, workspace_name, amount_cents, reason, requested_by_id, requested_by, requested_at, state, decided_by, decided_at, decision_note";
+/// The requests `condition` selects (SQL after WHERE, with one `?` for `value` if given).
+async fn requests_where(
+    services: &Services,
+    condition: &str,
+    value: Option<i64>,
+) -> Result<Vec<LimitRequest>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, workspace_id, workspace_name, amount_cents, reason, requested_by_id, requested_by, \
+         requested_at, state, decided_by, decided_at, decision_note FROM limit_requests WHERE {condition}"
+    );
+    let mut query = sqlx::query_as(&sql);
+    if let Some(value) = value {
+        query = query.bind(value);
+    }
+    query.fetch_all(&services.db).await
+}
 
 pub async fn find_request(
     services: &Services,
     id: i64,
 ) -> Result<Option<LimitRequest>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {REQUEST_COLUMNS} FROM limit_requests WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(&services.db)
-    .await
+    Ok(requests_where(services, "id = ?", Some(id)).await?.pop())
 }
 
 /// Open requests, oldest first (the order to decide them in).
 pub async fn pending_requests(services: &Services) -> Result<Vec<LimitRequest>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {REQUEST_COLUMNS} FROM limit_requests WHERE state = 'pending' ORDER BY id"
-    ))
-    .fetch_all(&services.db)
-    .await
+    requests_where(services, "state = 'pending' ORDER BY id", None).await
 }
 
 /// One account's requests, newest first, with their decisions.
@@ -396,11 +402,11 @@ pub async fn requests_of(
     services: &Services,
     account_id: i64,
 ) -> Result<Vec<LimitRequest>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {REQUEST_COLUMNS} FROM limit_requests WHERE requested_by_id = ? ORDER BY id DESC LIMIT 50"
-    ))
-    .bind(account_id)
-    .fetch_all(&services.db)
+    requests_where(
+        services,
+        "requested_by_id = ? ORDER BY id DESC LIMIT 50",
+        Some(account_id),
+    )
     .await
 }
 

@@ -73,17 +73,8 @@ const PRODUCTS: &[&str] = &[
     "messages_api",
     "office_agent",
 ];
-const SERVICE_TIERS: &[&str] = &[
-    "standard",
-    "batch",
-    "priority",
-    "priority_on_demand",
-    "flex",
-    "flex_discount",
-];
-const CONTEXT_WINDOWS: &[&str] = &["0-200k", "200k-1M"];
-const INFERENCE_GEOS: &[&str] = &["global", "us", "not_available"];
-const SPEEDS: &[&str] = &["fast", "standard"];
+// The same values as the usage report's filters.
+use super::usage::{CONTEXT_WINDOWS, INFERENCE_GEOS, SERVICE_TIERS, SPEEDS};
 const TAG_CATEGORIES: &[&str] = &["dm", "engaged", "monitoring", "proactive", "scheduled"];
 /// Filters on dimensions this organization's usage never has (managed agents, Slack, RBAC
 /// groups, profiles): accepted, and they match nothing.

@@ -92,7 +92,7 @@ const USAGE_GROUP_BY: &[&str] = &[
     "account_id",
     "service_account_id",
 ];
-const SERVICE_TIERS: &[&str] = &[
+pub(super) const SERVICE_TIERS: &[&str] = &[
     "standard",
     "batch",
     "priority",
@@ -100,9 +100,9 @@ const SERVICE_TIERS: &[&str] = &[
     "flex",
     "flex_discount",
 ];
-const CONTEXT_WINDOWS: &[&str] = &["0-200k", "200k-1M"];
-const INFERENCE_GEOS: &[&str] = &["global", "us", "not_available"];
-const SPEEDS: &[&str] = &["standard", "fast"];
+pub(super) const CONTEXT_WINDOWS: &[&str] = &["0-200k", "200k-1M"];
+pub(super) const INFERENCE_GEOS: &[&str] = &["global", "us", "not_available"];
+pub(super) const SPEEDS: &[&str] = &["standard", "fast"];
 const FAST_MODE_BETA: &str = "fast-mode-2026-02-01";
 
 fn mix(mut z: u64) -> u64 {

@@ -642,7 +642,6 @@ pub struct KeyRow {
 #[derive(Template)]
 #[template(path = "cost/_member.html")]
 struct MemberCost {
-    user_id: String,
     /// Any cost in the last 30 days (else the empty chart is left out).
     recent: bool,
     chart: chart::ChartView,
@@ -653,20 +652,15 @@ struct MemberCost {
     stale: Option<String>,
 }
 
-/// [`MemberCost`] as a page of its own (no JavaScript): the same fields, and the layout.
+/// [`MemberCost`] as a page of its own (no JavaScript): the section, within the layout.
 #[derive(Template)]
 #[template(path = "cost/member.html")]
 struct MemberCostPage {
     layout: Layout,
     name: String,
     user_id: String,
-    recent: bool,
-    chart: chart::ChartView,
-    months: Vec<MonthRow>,
-    keys: Vec<KeyRow>,
-    this_month: String,
-    unavailable: Option<String>,
-    stale: Option<String>,
+    /// Rendered by its own template, which escapes what it shows.
+    section: MemberCost,
 }
 
 /// The member's cost and usage over time: the last 30 days by day, every month since January
@@ -755,7 +749,6 @@ pub async fn member_section(
         })
         .collect();
     let section = MemberCost {
-        user_id: user_id.clone(),
         recent: daily.iter().any(|d| !d.is_zero()),
         chart,
         months,
@@ -767,27 +760,11 @@ pub async fn member_section(
     if super::context::wants_partial(&headers) {
         return render(StatusCode::OK, &section);
     }
-    let MemberCost {
-        user_id,
-        recent,
-        chart,
-        months,
-        keys,
-        this_month,
-        unavailable,
-        stale,
-    } = section;
     let page = MemberCostPage {
         layout: ctx.layout(format!("Cost of {name}"), "members").await,
         name,
         user_id,
-        recent,
-        chart,
-        months,
-        keys,
-        this_month,
-        unavailable,
-        stale,
+        section,
     };
     render(StatusCode::OK, &page)
 }

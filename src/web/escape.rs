@@ -49,6 +49,14 @@ impl askama::filters::Escaper for VisibleHtml {
     }
 }
 
+/// `text` escaped as every template escapes it, for the few fragments built without one.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Writing to a String cannot fail.
+    let _ = askama::filters::Escaper::write_escaped_str(&VisibleHtml, &mut out, text);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

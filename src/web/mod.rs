@@ -340,8 +340,8 @@ async fn htmx_errors(request: Request, next: Next) -> Response {
     let status = response.status();
     let body = format!(
         "<div class=\"notice notice-error\" role=\"alert\"><strong>{}</strong> {}</div>",
-        html_escape(notice.title),
-        html_escape(&notice.message)
+        escape::visible(notice.title),
+        escape::visible(&notice.message)
     );
     let mut response = (
         status,
@@ -378,19 +378,4 @@ async fn audit_csrf_rejections(
         }
     }
     response
-}
-
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

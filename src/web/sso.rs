@@ -22,7 +22,7 @@ use super::login::{safe_next, NextQuery};
 use super::{AppState, Ctx};
 use crate::audit::{Actor, Outcome};
 use crate::auth::accounts::Account;
-use crate::auth::oidc::Callback;
+use crate::auth::oidc::{Callback, OidcError};
 use crate::auth::sso::Identity;
 use crate::auth::{session, Role};
 use crate::service::sign_in::{self, IdentitySignIn};
@@ -145,23 +145,35 @@ pub async fn oidc_start(
             Ok(response)
         }
         Err(error) => {
-            sign_in::record_failure(
-                &state,
-                &client.source(),
-                Actor::named("(unknown)"),
-                json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
-                Outcome::Failed,
-            )
-            .await?;
-            refused(
-                &state,
-                StatusCode::BAD_GATEWAY,
-                "Sign-in could not start",
-                error.to_string(),
-                Vec::new(),
-            )
+            let status = StatusCode::BAD_GATEWAY;
+            oidc_failed(&state, &client, &error, Outcome::Failed, status).await
         }
     }
+}
+
+/// A sign-in through the provider that could not start (502) or was refused (401): recorded
+/// (flood-controlled, as every anonymous failure) and explained.
+async fn oidc_failed(
+    state: &AppState,
+    client: &ClientInfo,
+    error: &OidcError,
+    outcome: Outcome,
+    status: StatusCode,
+) -> AppResult<Response> {
+    sign_in::record_failure(
+        state,
+        &client.source(),
+        Actor::named("(unknown)"),
+        json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
+        outcome,
+    )
+    .await?;
+    let title = if status == StatusCode::BAD_GATEWAY {
+        "Sign-in could not start"
+    } else {
+        "Sign-in failed"
+    };
+    refused(state, status, title, error.to_string(), Vec::new())
 }
 
 /// `GET /auth/oidc/callback`: the provider sends the browser back here.
@@ -181,21 +193,8 @@ pub async fn oidc_callback(
         .await;
     let mut response = match finished {
         Err(error) => {
-            sign_in::record_failure(
-                &state,
-                &client.source(),
-                Actor::named("(unknown)"),
-                json!({ "method": "oidc", "reason": error.reason(), "error": error.to_string() }),
-                Outcome::Denied,
-            )
-            .await?;
-            refused(
-                &state,
-                StatusCode::UNAUTHORIZED,
-                "Sign-in failed",
-                error.to_string(),
-                Vec::new(),
-            )?
+            let status = StatusCode::UNAUTHORIZED;
+            oidc_failed(&state, &client, &error, Outcome::Denied, status).await?
         }
         Ok((identity, next)) => match sign_in_identity(&state, &session, &client, &identity).await?
         {

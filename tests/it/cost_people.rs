@@ -6,8 +6,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use orgkeeper::anthropic::{
-    AnalyticsActor, AnalyticsCost, AnalyticsGroupBy, AnalyticsParams, AnalyticsUsage,
-    CostReportParams,
+    AnalyticsActor, AnalyticsGroupBy, AnalyticsParams, CostByActor, CostReportParams, UsageByActor,
 };
 use orgkeeper::audit::{Filter, Outcome};
 use orgkeeper::auth::Role;
@@ -58,10 +57,10 @@ async fn api_by_actor(
         None => ("unattributed".to_owned(), String::new()),
     };
     let mut out: HashMap<(String, String), (Decimal, u64, u64)> = HashMap::new();
-    for r in api.all(&AnalyticsCost(&p)).await.unwrap() {
+    for r in api.all(&CostByActor(&p)).await.unwrap() {
         out.entry(key(&r.group.actor)).or_default().0 += r.cost.amount;
     }
-    for r in api.all(&AnalyticsUsage(&p)).await.unwrap() {
+    for r in api.all(&UsageByActor(&p)).await.unwrap() {
         let e = out.entry(key(&r.group.actor)).or_default();
         e.1 += r.usage.total_tokens;
         e.2 += r.usage.requests.unwrap_or(0);
@@ -295,7 +294,7 @@ async fn cost_center_totals_and_the_unallocated_rest_equal_the_months_total() {
         AnalyticsGroupBy::ApiKeyId,
     ];
     p.limit = Some(1000);
-    let lines = app.state.org.api().all(&AnalyticsCost(&p)).await.unwrap();
+    let lines = app.state.org.api().all(&CostByActor(&p)).await.unwrap();
     let mut keys_of: HashMap<String, Vec<(String, Decimal)>> = HashMap::new();
     for l in &lines {
         if let (Some(ws), Some(key)) = (&l.group.workspace_id, &l.group.api_key_id) {
