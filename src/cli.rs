@@ -62,6 +62,9 @@ pub enum Command {
     /// Manage dashboard accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage API tokens (the Admin API served by Orgkeeper, and SCIM provisioning).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Check and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -156,6 +159,36 @@ pub enum UserCommand {
     Disable { name: String },
     /// Clear a sign-in lockout.
     Unlock { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is the last line of standard output (shown once).
+    Create {
+        name: String,
+        /// The account it acts as (an API token); its role and workspaces apply at each use.
+        #[arg(long, required_unless_present = "scim", conflicts_with = "scim")]
+        account: Option<String>,
+        /// A SCIM provisioning token for an identity provider (no account).
+        #[arg(long)]
+        scim: bool,
+        /// Reads only: every change is refused.
+        #[arg(long)]
+        read_only: bool,
+        /// Narrow it to a workspace the account may read (repeat for several).
+        #[arg(long = "workspace")]
+        workspaces: Vec<String>,
+        /// Days until it expires (1 to 365; default 90).
+        #[arg(long, conflicts_with = "never_expires")]
+        expires_in_days: Option<u32>,
+        /// Never expires (owners' tokens and SCIM tokens only).
+        #[arg(long)]
+        never_expires: bool,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by name, at once.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]

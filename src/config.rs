@@ -56,6 +56,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_KEY_ROTATION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub key_rotation_days: u32,
 
+    /// Requests a minute each API token may make to Orgkeeper's Admin API (0: no limit).
+    #[arg(long, env = "ORGKEEPER_TOKEN_RATE_LIMIT", default_value_t = 600, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub token_rate_limit: u32,
+
     /// Minutes after which usage and cost buckets are settled and kept locally instead of fetched again.
     #[arg(long, env = "ORGKEEPER_USAGE_SETTLE_MINUTES", default_value_t = 120, value_parser = clap::value_parser!(u64).range(5..=10080))]
     pub usage_settle_minutes: u64,
@@ -426,6 +430,8 @@ pub struct ServerConfig {
     pub session_max: Duration,
     pub public_url: Option<String>,
     pub key_rotation_days: u32,
+    /// Requests a minute per API token (0: no limit).
+    pub token_rate_limit: u32,
     pub usage_settle: Duration,
     pub usage_hourly_days: u32,
     pub alert_webhook_url: Option<String>,
@@ -450,6 +456,7 @@ impl ServerConfig {
             session_max: Duration::from_secs(12 * 3600),
             public_url: None,
             key_rotation_days: 90,
+            token_rate_limit: 600,
             usage_settle: Duration::from_secs(2 * 3600),
             usage_hourly_days: 31,
             alert_webhook_url: None,
@@ -481,6 +488,7 @@ impl ServerConfig {
             session_max: Duration::from_secs(args.session_max_hours * 3600),
             public_url: args.public_url.clone(),
             key_rotation_days: args.key_rotation_days,
+            token_rate_limit: args.token_rate_limit,
             usage_settle: Duration::from_secs(args.usage_settle_minutes * 60),
             usage_hourly_days: args.usage_hourly_days,
             alert_webhook_url: args.alert_webhook_url.clone(),

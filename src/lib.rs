@@ -7,12 +7,14 @@
 
 pub mod analytics_store;
 pub mod anthropic;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod contract;
 pub mod csv;
 pub mod db;
 pub mod jobs;

@@ -4,7 +4,9 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use orgkeeper::audit::{AuditLog, ChainReport, ExportFormat, Filter};
-use orgkeeper::cli::{AuditCommand, Cli, Command, ExportFormatArg, SimulateArgs, UserCommand};
+use orgkeeper::cli::{
+    AuditCommand, Cli, Command, ExportFormatArg, SimulateArgs, TokenCommand, UserCommand,
+};
 use orgkeeper::config::{self, ServeArgs, ServerConfig};
 use orgkeeper::service::{self, Caller, Services};
 use orgkeeper::{db, server, simulator};
@@ -43,6 +45,7 @@ async fn run(database: &std::path::Path, command: Command) -> anyhow::Result<Exi
         Command::Serve(args) => serve(database, args).await,
         Command::Simulate(args) => simulate(args).await,
         Command::User(command) => user(database, command).await,
+        Command::Token(command) => token(database, command).await,
         Command::Audit(command) => audit(database, command).await,
         Command::Backup { file } => backup(database, &file).await,
         Command::Healthcheck { bind } => healthcheck(bind).await,
@@ -223,6 +226,106 @@ async fn user(database: &std::path::Path, command: UserCommand) -> anyhow::Resul
             let account = by_name(name).await?;
             service::accounts::unlock(&services, &CLI, &account).await?;
             println!("Unlocked {}.", account.username);
+        }
+    }
+    pool.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(database: &std::path::Path, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    use orgkeeper::auth::tokens::TokenKind;
+    let pool = db::connect(database).await?;
+    let services = Services::offline(pool.clone()).await?;
+    match command {
+        TokenCommand::Create {
+            name,
+            account,
+            scim,
+            read_only,
+            workspaces,
+            expires_in_days,
+            never_expires,
+        } => {
+            let account = match account {
+                Some(name) => Some(
+                    service::accounts::find_by_name(&services, &name)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("There is no account named {name:?}."))?,
+                ),
+                None => None,
+            };
+            let new = service::tokens::NewToken {
+                name,
+                kind: if scim {
+                    TokenKind::Scim
+                } else {
+                    TokenKind::Api
+                },
+                account,
+                read_only,
+                workspaces,
+                expires_in_days: if never_expires {
+                    None
+                } else {
+                    Some(expires_in_days.unwrap_or(service::tokens::DEFAULT_DAYS))
+                },
+            };
+            let created = service::tokens::create(&services, &CLI, new).await?;
+            let expiry = created
+                .token
+                .expires_at
+                .map_or("never expires".to_owned(), |at| {
+                    format!("expires {}", at.format("%Y-%m-%d"))
+                });
+            println!(
+                "Created the token {} ({expiry}). Keep it now: it is not shown again.",
+                created.token.name
+            );
+            println!("{}", created.secret.expose());
+        }
+        TokenCommand::List => {
+            let now = services.clock.now();
+            println!(
+                "{:<24} {:<5} {:<20} {:<9} {:<11} {:<20} LAST USED",
+                "NAME", "KIND", "ACCOUNT", "ACCESS", "EXPIRES", "STATE"
+            );
+            for (token, account) in service::tokens::all(&services).await? {
+                let state = if token.is_revoked() {
+                    "revoked"
+                } else if token.is_expired(now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<24} {:<5} {:<20} {:<9} {:<11} {:<20} {}",
+                    token.name,
+                    token.kind.as_str(),
+                    account.unwrap_or_else(|| "-".into()),
+                    if token.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    },
+                    token
+                        .expires_at
+                        .map_or("never".into(), |at| at.format("%Y-%m-%d").to_string()),
+                    state,
+                    token.last_used_at.map_or("never".into(), |at| at
+                        .format("%Y-%m-%d %H:%M UTC")
+                        .to_string())
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            let token = service::tokens::find_by_name(&services, &name)
+                .await
+                .map_err(|_| anyhow::anyhow!("There is no live token named {name:?}."))?;
+            service::tokens::revoke(&services, &CLI, &token).await?;
+            println!(
+                "Revoked the token {}: it is refused from now on.",
+                token.name
+            );
         }
     }
     pool.close().await;

@@ -198,6 +198,26 @@ impl Store {
         usage_totals(&self.db, width, from, to, filter).await
     }
 
+    pub async fn report_rows(
+        &self,
+        width: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        group: &[Dim],
+        filter: &UsageFilter,
+    ) -> Result<Vec<ReportRow>, sqlx::Error> {
+        report_rows(&self.db, width, from, to, group, filter).await
+    }
+
+    pub async fn cost_lines(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        workspaces: Option<&[String]>,
+    ) -> Result<Vec<(NaiveDate, String, String, Decimal)>, sqlx::Error> {
+        cost_lines(&self.db, from, to, workspaces).await
+    }
+
     pub async fn group_totals(
         &self,
         series: &Series<'_>,
@@ -818,6 +838,61 @@ pub async fn usage_totals(
         *o = row.get::<i64, _>(i);
     }
     Ok(out)
+}
+
+/// One row of the usage report as the Admin API groups it: a bucket's start, the values of
+/// the grouped dimensions (in the order asked; '' for null), and every token count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportRow {
+    pub start: DateTime<Utc>,
+    pub groups: Vec<String>,
+    pub uncached: i64,
+    pub cache_read: i64,
+    pub cache_write_5m: i64,
+    pub cache_write_1h: i64,
+    pub output: i64,
+    pub web_search: i64,
+}
+
+/// The usage report's rows over `[from, to)`, grouped by bucket and `group`, ordered by time.
+pub async fn report_rows(
+    db: &SqlitePool,
+    width: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    group: &[Dim],
+    filter: &UsageFilter,
+) -> Result<Vec<ReportRow>, sqlx::Error> {
+    let columns: String = group.iter().map(|d| format!("{}, ", d.column())).collect();
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT start, {columns}CAST(SUM(uncached) AS INTEGER), CAST(SUM(cache_read) AS INTEGER), \
+         CAST(SUM(cache_write_5m) AS INTEGER), CAST(SUM(cache_write_1h) AS INTEGER), \
+         CAST(SUM(output) AS INTEGER), CAST(SUM(web_search) AS INTEGER)"
+    ));
+    push_bucket_range(&mut qb, width, from, to, filter);
+    qb.push(format!(
+        " GROUP BY start{}",
+        group
+            .iter()
+            .map(|d| format!(", {}", d.column()))
+            .collect::<String>()
+    ));
+    qb.push(" ORDER BY start");
+    let rows = qb.build().fetch_all(db).await?;
+    let n = group.len();
+    Ok(rows
+        .into_iter()
+        .map(|r| ReportRow {
+            start: parse_ts(r.get::<&str, _>(0)),
+            groups: (0..n).map(|i| r.get::<String, _>(1 + i)).collect(),
+            uncached: r.get(1 + n),
+            cache_read: r.get(2 + n),
+            cache_write_5m: r.get(3 + n),
+            cache_write_1h: r.get(4 + n),
+            output: r.get(5 + n),
+            web_search: r.get(6 + n),
+        })
+        .collect())
 }
 
 /// Distinct values of a dimension seen in the store (for the filter menus).

@@ -117,6 +117,10 @@ actions! {
     CostCenterDeleted = "cost_center.deleted", "Cost centers", "Cost center deleted";
     CostCenterAssigned = "cost_center.assigned", "Cost centers", "Assigned to a cost center";
     CostCenterUnassigned = "cost_center.unassigned", "Cost centers", "Taken out of a cost center";
+    TokenCreated = "token.created", "Tokens", "API token created";
+    TokenRevoked = "token.revoked", "Tokens", "API token revoked";
+    TokenExpired = "token.expired", "Tokens", "API token expired";
+    TokenRejected = "token.rejected", "Security", "Request with an unknown, revoked or expired token refused";
 }
 
 impl Action {

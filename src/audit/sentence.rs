@@ -45,7 +45,11 @@ impl Record {
             .or_else(|| r.target_id.clone())
             .unwrap_or_else(|| "something".into());
         let d = &r.details;
-        let actor = &r.actor_name;
+        // A script's change names its token: "ada (with the token ci-bot) renamed …".
+        let actor = match d["via"].as_str() {
+            Some(via) => format!("{} (with the {via})", r.actor_name),
+            None => r.actor_name.clone(),
+        };
         let Some(action) = Action::from_code(&r.action) else {
             return format!("{actor}: {}", r.action);
         };
@@ -350,6 +354,28 @@ impl Record {
                     Some(format!("take {what} out of the cost center {t}")),
                 )
             }
+            A::TokenCreated => {
+                let whose = d["account"]
+                    .as_str()
+                    .map(|a| format!(" for {a}"))
+                    .unwrap_or_default();
+                (
+                    format!("created the API token {t}{whose}"),
+                    Some(format!("create the API token {t}{whose}")),
+                )
+            }
+            A::TokenRevoked => (
+                format!("revoked the API token {t}"),
+                Some(format!("revoke the API token {t}")),
+            ),
+            A::TokenExpired => (format!("recorded that the API token {t} expired"), None),
+            A::TokenRejected => (
+                format!(
+                    "was refused: {}",
+                    d["reason"].as_str().unwrap_or("the token is not valid")
+                ),
+                None,
+            ),
             // Recorded by the organization sync or refusals: said with the action's label.
             A::ProxyHeaderRefused
             | A::MemberJoined

@@ -7,5 +7,6 @@ pub mod roles;
 pub mod session;
 pub mod sso;
 pub mod throttle;
+pub mod tokens;
 
 pub use roles::{Permission, Role};

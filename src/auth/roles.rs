@@ -32,6 +32,19 @@ pub enum Permission {
 
 use Permission::*;
 
+impl Permission {
+    /// Whether it changes anything (a read-only token never has it).
+    pub fn is_change(self) -> bool {
+        matches!(self, ManageOrganization | ManageAccounts)
+    }
+
+    /// Whether it reaches the whole organization at once, so a caller narrowed to some
+    /// workspaces never has it (their changes are checked against their workspaces).
+    pub fn is_organization_wide(self) -> bool {
+        matches!(self, ViewDirectory | ViewAudit | ManageAccounts)
+    }
+}
+
 /// The single role → permission table.
 const TABLE: &[(Role, &[Permission])] = &[
     (

@@ -31,6 +31,7 @@ pub mod schedules;
 pub mod sign_in;
 pub mod sso;
 pub mod sync;
+pub mod tokens;
 pub mod usage;
 pub mod workspaces;
 
@@ -73,6 +74,8 @@ pub struct Services {
     pub refusals: Arc<refusals::Refusals>,
     /// Sign-in failures per address and unknown name.
     pub throttle: Arc<crate::auth::throttle::LoginThrottle>,
+    /// Requests per API token and minute.
+    pub token_rate: Arc<tokens::RateLimit>,
 }
 
 /// Who asks for a change.
@@ -80,6 +83,21 @@ pub struct Services {
 pub enum Caller {
     /// A signed-in dashboard account, from where it is.
     Person { account: Account, source: Source },
+    /// A script with one of an account's API tokens: the account's role and workspaces (read
+    /// at each use), narrowed by the token (read-only, some workspaces). Audited as the
+    /// account, `via` the token.
+    Token {
+        account: Account,
+        token: Arc<crate::auth::tokens::Token>,
+        /// The workspaces it may reach (`None`: all): the account's, narrowed by the token's.
+        scope: Option<Vec<String>>,
+        source: Source,
+    },
+    /// An identity provider's SCIM client, named in the audit log (`SCIM (okta)`).
+    Scim {
+        token: Arc<crate::auth::tokens::Token>,
+        source: Source,
+    },
     /// A background job or the command line, named in the audit log (`system (scheduler)`).
     System { name: &'static str },
 }
@@ -90,11 +108,47 @@ impl Caller {
     };
     pub const BUDGETS: Caller = Caller::System { name: "system" };
 
+    /// An account's token as a caller: its scope is the account's workspaces (team leads) or
+    /// the whole organization, narrowed to the token's workspaces if it names some.
+    pub fn with_token(
+        account: Account,
+        token: Arc<crate::auth::tokens::Token>,
+        source: Source,
+    ) -> Caller {
+        let account_scope = account
+            .role
+            .is_workspace_scoped()
+            .then(|| account.workspaces.clone());
+        let scope = match (account_scope, &token.workspaces) {
+            (None, None) => None,
+            (Some(own), None) => Some(own),
+            (None, Some(narrowed)) => Some(narrowed.clone()),
+            (Some(own), Some(narrowed)) => Some(
+                narrowed
+                    .iter()
+                    .filter(|w| own.contains(w))
+                    .cloned()
+                    .collect(),
+            ),
+        };
+        Caller::Token {
+            account,
+            token,
+            scope,
+            source,
+        }
+    }
+
     pub fn actor(&self) -> Actor {
         match self {
-            Caller::Person { account, .. } => {
+            Caller::Person { account, .. } | Caller::Token { account, .. } => {
                 Actor::account(account.id, &account.username, account.role.as_str())
             }
+            Caller::Scim { token, .. } => Actor {
+                name: format!("SCIM ({})", token.name),
+                role: Some("scim".into()),
+                ..Actor::system()
+            },
             Caller::System { name } => Actor {
                 name: (*name).to_owned(),
                 ..Actor::system()
@@ -104,7 +158,9 @@ impl Caller {
 
     pub fn source(&self) -> Source {
         match self {
-            Caller::Person { source, .. } => source.clone(),
+            Caller::Person { source, .. }
+            | Caller::Token { source, .. }
+            | Caller::Scim { source, .. } => source.clone(),
             Caller::System { .. } => Source::default(),
         }
     }
@@ -112,15 +168,43 @@ impl Caller {
     /// The name stored beside local rows a caller creates (schedules, runs).
     pub fn name(&self) -> String {
         match self {
-            Caller::Person { account, .. } => account.username.clone(),
+            Caller::Person { account, .. } | Caller::Token { account, .. } => {
+                account.username.clone()
+            }
+            Caller::Scim { token, .. } => format!("SCIM ({})", token.name),
             Caller::System { name } => (*name).to_owned(),
         }
     }
 
-    /// Jobs act with the organization's full authority; people with their role's.
+    /// The means, when it is not the account itself: `token NAME` (recorded as `via`).
+    pub fn via(&self) -> Option<String> {
+        match self {
+            Caller::Token { token, .. } => Some(format!("token {}", token.name)),
+            _ => None,
+        }
+    }
+
+    /// Jobs act with the organization's full authority; people with their role's; a token
+    /// with its account's, less what it is narrowed from; a SCIM client manages members.
     pub fn can(&self, permission: Permission) -> bool {
         match self {
             Caller::Person { account, .. } => account.role.can(permission),
+            Caller::Token {
+                account,
+                token,
+                scope,
+                ..
+            } => {
+                account.role.can(permission)
+                    && !(token.read_only && permission.is_change())
+                    && !(scope.is_some() && permission.is_organization_wide())
+            }
+            Caller::Scim { .. } => matches!(
+                permission,
+                Permission::ManageOrganization
+                    | Permission::ViewDirectory
+                    | Permission::ViewWorkspaces
+            ),
             Caller::System { .. } => true,
         }
     }
@@ -132,7 +216,8 @@ impl Caller {
                 .role
                 .is_workspace_scoped()
                 .then_some(account.workspaces.as_slice()),
-            Caller::System { .. } => None,
+            Caller::Token { scope, .. } => scope.as_deref(),
+            Caller::Scim { .. } | Caller::System { .. } => None,
         }
     }
 
@@ -158,6 +243,10 @@ impl Caller {
         details: Value,
         outcome: Outcome,
     ) -> NewEntry {
+        let details = match self.via() {
+            Some(via) => with_context(details, serde_json::json!({ "via": via })),
+            None => details,
+        };
         NewEntry {
             target,
             details,
@@ -238,6 +327,7 @@ impl Services {
                 5,
                 16_384,
             )),
+            token_rate: Default::default(),
             config: Arc::new(config),
             clock,
             chain: Arc::new(chain::ChainMonitor::default()),
@@ -293,15 +383,22 @@ impl Services {
         if caller.can(permission) {
             return Ok(());
         }
-        self.audit
-            .append(caller.entry(
-                Action::AccessDenied,
-                target,
-                serde_json::json!({ "permission": format!("{permission:?}") }),
-                Outcome::Denied,
-            ))
-            .await?;
-        Err(ServiceError::Forbidden)
+        let details = serde_json::json!({ "permission": format!("{permission:?}") });
+        Err(self.deny(caller, target, details).await)
+    }
+
+    /// Records a refusal (`access.denied`, with why in `details`) and returns `Forbidden`.
+    pub async fn deny(
+        &self,
+        caller: &Caller,
+        target: Option<Target>,
+        details: Value,
+    ) -> ServiceError {
+        let entry = caller.entry(Action::AccessDenied, target, details, Outcome::Denied);
+        match self.audit.append(entry).await {
+            Ok(_) => ServiceError::Forbidden,
+            Err(error) => error.into(),
+        }
     }
 
     /// The one refusal of something outside the caller's workspaces: recorded (one text for
@@ -316,19 +413,7 @@ impl Services {
             "reason": "outside the caller's workspaces",
             "workspace_id": workspace,
         });
-        match self
-            .record(
-                caller,
-                Action::AccessDenied,
-                target,
-                details,
-                Outcome::Denied,
-            )
-            .await
-        {
-            Ok(_) => ServiceError::Forbidden,
-            Err(error) => error.into(),
-        }
+        self.deny(caller, target, details).await
     }
 
     /// Appends one record for a caller.
@@ -398,10 +483,16 @@ impl Services {
         } = change;
         self.require(caller, Permission::ManageOrganization, target.clone())
             .await?;
-        if let Some(workspace) = &workspace {
-            if !caller.may_touch_workspace(workspace) {
-                return Err(self.out_of_scope(caller, target, Some(workspace)).await);
-            }
+        // A caller limited to some workspaces changes only inside them: never the
+        // organization as a whole (members, invites, organization keys and limits).
+        let in_scope = match &workspace {
+            Some(workspace) => caller.may_touch_workspace(workspace),
+            None => caller.workspace_scope().is_none(),
+        };
+        if !in_scope {
+            return Err(self
+                .out_of_scope(caller, target, workspace.as_deref())
+                .await);
         }
         let intent = self.intent(caller, action, &target, &details).await?;
         self.org.mark(&touches);

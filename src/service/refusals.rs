@@ -24,12 +24,15 @@ pub enum Refused {
     Csrf,
     ProxyHeader,
     SignIn,
+    /// A request with an unknown, revoked or expired token (the Admin API and SCIM).
+    Token,
 }
 
 pub struct Refusals {
     csrf: FloodGate,
     proxy_header: FloodGate,
     sign_in: FloodGate,
+    token: FloodGate,
 }
 
 impl Default for Refusals {
@@ -39,6 +42,7 @@ impl Default for Refusals {
             csrf: gate(),
             proxy_header: gate(),
             sign_in: gate(),
+            token: gate(),
         }
     }
 }
@@ -49,6 +53,7 @@ impl Refusals {
             Refused::Csrf => &self.csrf,
             Refused::ProxyHeader => &self.proxy_header,
             Refused::SignIn => &self.sign_in,
+            Refused::Token => &self.token,
         }
     }
 }

@@ -24,7 +24,7 @@ mod activity;
 mod analytics;
 mod control;
 mod faults;
-mod http;
+use crate::contract as http;
 mod limits;
 mod routes;
 mod state;

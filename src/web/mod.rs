@@ -109,7 +109,11 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .layer(middleware::from_fn(htmx_errors))
         .layer(DefaultBodyLimit::max(1024 * 1024));
 
-    open_routes().into_router(&state).merge(pages)
+    open_routes()
+        .into_router(&state)
+        // Orgkeeper's Admin API for tokens: its own layers, no session or CSRF.
+        .merge(crate::api::router(&state))
+        .merge(pages)
         // A panic in a layer outside the pages' own catch still gets a page, without layout.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panicked))
         .layer(middleware::from_fn(security_headers))

@@ -20,6 +20,7 @@ mod confirmations;
 mod cost_people;
 mod crash;
 mod foundation;
+mod gateway;
 mod hardening;
 mod keys;
 mod layers;

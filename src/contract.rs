@@ -1,5 +1,7 @@
-//! HTTP plumbing shared by the simulator's handlers: the error envelope, query-string parsing
-//! (bracketed, repeated array parameters) and ID-cursor pagination.
+//! The Admin API's HTTP contract as a server speaks it, for the two that do: the simulator
+//! (standing in for Anthropic) and Orgkeeper's own Admin API for tokens (`crate::api`). The
+//! error envelope, query-string parsing (bracketed, repeated array parameters) and ID-cursor
+//! pagination (`shared/admin-api.md` §2, §3).
 
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -14,6 +16,8 @@ pub(crate) struct ApiError {
     pub message: String,
     /// Optional `error.details.error_code` (as in the 2.10.0 SDK's typed errors).
     pub error_code: Option<&'static str>,
+    /// Seconds for the `retry-after` header of a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +27,7 @@ impl ApiError {
             kind,
             message: message.into(),
             error_code: None,
+            retry_after: None,
         }
     }
     /// 400 `invalid_request_error`.
