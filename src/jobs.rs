@@ -37,6 +37,9 @@ pub fn spawn_all(services: &Services, sessions: SqliteStore) -> Vec<JoinHandle<(
         if let Err(error) = run_schedules(&s).await {
             tracing::warn!(%error, "scheduled key archives could not run");
         }
+        if let Err(error) = run_token_expiry(&s).await {
+            tracing::warn!(%error, "expired tokens could not be recorded");
+        }
     }));
     handles.push(every(services.clone(), USAGE_EVERY, |s| async move {
         run_usage_sync(&s).await
@@ -98,6 +101,12 @@ async fn session_cleanup(store: SqliteStore) {
 /// One round of the scheduler: archives every key whose schedule is due now.
 pub async fn run_schedules(services: &Services) -> Result<Vec<ScheduleOutcome>, ServiceError> {
     schedules::run_due(services, services.clock.now()).await
+}
+
+/// Records each token that has expired since the last round (a token stops working at its
+/// expiry whether or not this has run; this only writes the audit entry).
+pub async fn run_token_expiry(services: &Services) -> Result<usize, ServiceError> {
+    crate::service::tokens::record_expired(services, services.clock.now()).await
 }
 
 /// One round of the chain check: prune past the retention period, then verify.

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::context::Layout;
 use super::error::{AppError, AppResult};
+use super::tokens;
 use super::Ctx;
 use crate::auth::accounts::Account;
 use crate::auth::{session, Permission, Role};
@@ -231,6 +232,7 @@ struct ShowPage {
     upstream_error: Option<String>,
     is_self: bool,
     error: Option<String>,
+    tokens: super::tokens::TokensSection,
 }
 
 async fn load(ctx: &Ctx, id: i64) -> AppResult<Account> {
@@ -238,6 +240,16 @@ async fn load(ctx: &Ctx, id: i64) -> AppResult<Account> {
 }
 
 async fn render_show(ctx: &Ctx, account: Account, error: Option<String>) -> AppResult<Response> {
+    let tokens = tokens::section(ctx, account.clone(), Default::default(), None, None).await?;
+    render_show_with(ctx, account, error, tokens).await
+}
+
+async fn render_show_with(
+    ctx: &Ctx,
+    account: Account,
+    error: Option<String>,
+    tokens: tokens::TokensSection,
+) -> AppResult<Response> {
     let (choices, upstream_error) = workspace_choices(ctx).await;
     let is_self = account.id == ctx.account.id;
     let page = ShowPage {
@@ -252,8 +264,10 @@ async fn render_show(ctx: &Ctx, account: Account, error: Option<String>) -> AppR
         upstream_error,
         is_self,
         error: error.clone(),
+        tokens,
     };
-    let status = if error.is_some() {
+    let refused = error.is_some() || page.tokens.tokens.error.is_some();
+    let status = if refused {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -265,6 +279,25 @@ pub async fn show(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     ctx.require(Permission::ManageAccounts).await?;
     let account = load(&ctx, id).await?;
     render_show(&ctx, account, None).await
+}
+
+/// An owner makes a token for someone else; the secret is shown once on their page.
+pub async fn create_token(
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    FormBody(body): FormBody,
+) -> AppResult<Response> {
+    let account = load(&ctx, id).await?;
+    let section = match tokens::create_for(&ctx, account.clone(), &body).await? {
+        Ok(created) => {
+            let fresh = load(&ctx, id).await?;
+            tokens::section(&ctx, fresh, Default::default(), None, Some(created)).await?
+        }
+        Err((form, error)) => {
+            tokens::section(&ctx, account.clone(), form, Some(error), None).await?
+        }
+    };
+    render_show_with(&ctx, account, None, section).await
 }
 
 /// Shared ending of every change on the account page: back to the page with a notice, or

@@ -22,6 +22,7 @@ pub mod page;
 pub mod present;
 pub mod routes;
 pub mod sso;
+pub mod tokens;
 pub mod usage;
 pub mod workspaces;
 
@@ -159,6 +160,10 @@ fn page_routes() -> Routes {
         .post("/accounts/{id}/password", owner, accounts::reset_password)
         .post("/accounts/{id}/end-sessions", owner, accounts::end_sessions)
         .post("/accounts/{id}/unlock", owner, accounts::unlock)
+        .post("/accounts/{id}/tokens", owner, accounts::create_token)
+        .get("/tokens", SignedIn, tokens::index)
+        .post("/tokens", SignedIn, tokens::create)
+        .post("/tokens/{id}/revoke", SignedIn, tokens::revoke)
         .get("/audit", Needs(ViewAudit), audit::index)
         .get("/audit/{seq}", Needs(ViewAudit), audit::show)
         .get("/audit/export", Needs(ViewAudit), audit::export)

@@ -553,3 +553,177 @@ async fn the_usage_and_cost_reports_come_from_the_store_and_add_up_to_the_pages_
     assert_eq!((status, error_type(&body)), (400, "invalid_request_error"));
     assert_eq!(app.simulator.request_count(), 0);
 }
+
+/// The official Python SDK, as a script would use it, with tokens instead of the admin key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_works_unchanged_with_a_token() {
+    let python = tokio::task::spawn_blocking(crate::sdk_compat::sdk_python)
+        .await
+        .unwrap()
+        .unwrap_or_else(|msg| panic!("no Python with the official SDK:\n{msg}"));
+    let app = spawn_app().await;
+    let snapshot = app.state.org.snapshot();
+    let mine = app.first_workspace_id().await;
+    let other = snapshot
+        .workspaces
+        .iter()
+        .find(|w| w.id != mine && !w.is_archived())
+        .unwrap()
+        .id
+        .clone();
+    let key = snapshot
+        .keys
+        .iter()
+        .find(|k| k.status.as_str() == "active")
+        .unwrap()
+        .clone();
+    let admin = app.create_account("ada", Role::Admin, &[]).await;
+    let lead = app.create_account("lee", Role::TeamLead, &[&mine]).await;
+    let write = token_for(&app, &admin, "terraform", false, &[]).await;
+    let read_only = token_for(&app, &admin, "dashboards", true, &[]).await;
+    let lead_token = token_for(&app, &lead, "team-report", true, &[]).await;
+    let revoked = token_for(&app, &admin, "old-script", true, &[]).await;
+    let row = tokens::find_by_name(&app.state, "old-script")
+        .await
+        .unwrap();
+    tokens::revoke(&app.state, &TEST_CALLER, &row)
+        .await
+        .unwrap();
+    let expired = tokens::create(
+        &app.state,
+        &TEST_CALLER,
+        NewToken {
+            name: "one-day".into(),
+            kind: TokenKind::Api,
+            account: Some(admin.clone()),
+            read_only: true,
+            workspaces: vec![],
+            expires_in_days: Some(1),
+        },
+    )
+    .await
+    .unwrap()
+    .secret
+    .expose()
+    .to_owned();
+    app.state
+        .clock
+        .advance(std::time::Duration::from_secs(2 * 86_400));
+    app.simulator.reset_request_count();
+
+    let mut script = std::process::Command::new(python);
+    script
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/gateway.py"))
+        .env("ORGKEEPER_URL", &app.address)
+        .env("TOKEN_ADMIN", &write)
+        .env("TOKEN_READ_ONLY", &read_only)
+        .env("TOKEN_TEAM_LEAD", &lead_token)
+        .env("TOKEN_REVOKED", &revoked)
+        .env("TOKEN_EXPIRED", &expired)
+        .env("RENAME_KEY", &key.id)
+        .env("NEW_NAME", "renamed by terraform")
+        .env("OTHER_WORKSPACE", &other)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for var in [
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+    ] {
+        script.env_remove(var);
+    }
+    let output = tokio::task::spawn_blocking(move || run_bounded(script))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+
+    // Auto-pagination over small pages gives exactly the model's lists.
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let users: Vec<String> = snapshot.users.iter().map(|u| u.id.clone()).collect();
+    assert_eq!(ids(&seen["users"]), users);
+    let keys: Vec<String> = snapshot.keys.iter().map(|k| k.id.clone()).collect();
+    assert_eq!(ids(&seen["keys"]), keys);
+    assert_eq!(seen["read_only_lists"], users.len());
+    assert_eq!(ids(&seen["lead_workspaces"]), vec![mine.clone()]);
+
+    // The rename reached the organization, and the audit log names the account and the token.
+    assert_eq!(seen["renamed"]["name"], "renamed by terraform");
+    // Reads never went upstream: the only calls were the rename's.
+    assert_eq!(app.simulator.request_count(), RENAME_CALLS);
+    let upstream = app.state.org.api().get_api_key(&key.id).await.unwrap();
+    assert_eq!(upstream.name, "renamed by terraform");
+    let rename = app
+        .audit_records(Filter {
+            action: Some("key.renamed".into()),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .find(|r| r.outcome == Outcome::Ok)
+        .expect("the rename is audited");
+    assert_eq!(rename.actor_name, "ada");
+    assert_eq!(rename.details["via"], "token terraform");
+
+    // Each refusal is the SDK's own exception class, with a request id.
+    for (case, class, status) in [
+        ("read_only_write", "PermissionDeniedError", 403),
+        ("lead_other_workspace", "NotFoundError", 404),
+        ("revoked", "AuthenticationError", 401),
+        ("expired", "AuthenticationError", 401),
+    ] {
+        assert_eq!(seen[case]["class"], class, "{case}: {seen}");
+        assert_eq!(seen[case]["status"], status, "{case}");
+        assert!(
+            seen[case]["request_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("req_")),
+            "{case}: {seen}"
+        );
+    }
+    let audited = app
+        .audit_records(Filter::default())
+        .await
+        .iter()
+        .filter(|r| r.action == "key.renamed" && r.details["via"] == "token dashboards")
+        .map(|r| r.outcome)
+        .collect::<Vec<_>>();
+    assert!(
+        audited.iter().all(|o| *o == Outcome::Denied),
+        "the read-only token's rename changed nothing: {audited:?}"
+    );
+}
+
+/// Runs a script to its end, killed after 90 s (a hung script fails the test, never hangs it).
+fn run_bounded(mut script: std::process::Command) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = script
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the script did not finish within 90 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Upstream calls a key rename makes, through a page or a token alike: the update, then the
+/// re-read of the key it touched (how the model learns the change at once).
+const RENAME_CALLS: u64 = 2;

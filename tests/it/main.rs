@@ -33,5 +33,6 @@ mod sdk_compat;
 mod services;
 mod simulator;
 mod sso;
+mod tokens;
 mod usage;
 mod workspaces;

@@ -91,7 +91,7 @@ fn create_venv(venv: &Path) -> Result<(), String> {
 }
 
 /// A Python with anthropic==SDK_VERSION, or a message saying how to get one.
-fn sdk_python() -> Result<PathBuf, String> {
+pub fn sdk_python() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("ORGKEEPER_SDK_PYTHON").filter(|p| !p.is_empty()) {
         let python = PathBuf::from(p);
         return match sdk_version(&python) {
