@@ -60,6 +60,24 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_TOKEN_RATE_LIMIT", default_value_t = 600, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub token_rate_limit: u32,
 
+    /// Organization role of a person the identity provider provisions when none of their
+    /// groups maps to one: user, claude_code_user, developer or billing.
+    #[arg(long, env = "ORGKEEPER_SCIM_DEFAULT_ROLE", default_value = "user", value_parser = parse_scim_role)]
+    pub scim_default_role: crate::anthropic::OrgRole,
+
+    /// What happens to the workspace keys a person created when the identity provider
+    /// deprovisions them: deactivate, archive or leave.
+    #[arg(
+        long,
+        env = "ORGKEEPER_SCIM_OFFBOARD_KEYS",
+        default_value = "deactivate"
+    )]
+    pub scim_offboard_keys: ScimKeys,
+
+    /// Record what SCIM provisioning would change without changing the organization.
+    #[arg(long, env = "ORGKEEPER_SCIM_DRY_RUN", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub scim_dry_run: bool,
+
     /// Minutes after which usage and cost buckets are settled and kept locally instead of fetched again.
     #[arg(long, env = "ORGKEEPER_USAGE_SETTLE_MINUTES", default_value_t = 120, value_parser = clap::value_parser!(u64).range(5..=10080))]
     pub usage_settle_minutes: u64,
@@ -149,6 +167,42 @@ pub enum ObservedAlert {
     /// A member was removed from the organization.
     #[value(name = "member_removed")]
     MemberRemoved,
+}
+
+/// The fate of a deprovisioned person's workspace keys (their personal keys stop with them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScimKeys {
+    Deactivate,
+    Archive,
+    Leave,
+}
+
+fn parse_scim_role(value: &str) -> Result<crate::anthropic::OrgRole, String> {
+    let role = crate::anthropic::OrgRole::parse(value.trim());
+    if role.is_assignable_in_console() {
+        Ok(role)
+    } else {
+        Err("one of user, claude_code_user, developer or billing (the roles the Admin API may give)".into())
+    }
+}
+
+/// How SCIM provisioning changes the organization.
+#[derive(Clone, Debug)]
+pub struct ScimConfig {
+    pub default_role: crate::anthropic::OrgRole,
+    pub offboard_keys: ScimKeys,
+    /// Record what would change; change nothing.
+    pub dry_run: bool,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        ScimConfig {
+            default_role: crate::anthropic::OrgRole::User,
+            offboard_keys: ScimKeys::Deactivate,
+            dry_run: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -442,6 +496,8 @@ pub struct ServerConfig {
     pub background_jobs: bool,
     /// Single sign-on and whether local passwords work.
     pub sso: SsoConfig,
+    /// SCIM provisioning.
+    pub scim: ScimConfig,
 }
 
 impl ServerConfig {
@@ -464,6 +520,7 @@ impl ServerConfig {
             audit_retention_days: None,
             background_jobs: true,
             sso: SsoConfig::default(),
+            scim: ScimConfig::default(),
         }
     }
 
@@ -496,6 +553,11 @@ impl ServerConfig {
             audit_retention_days: args.audit_retention_days,
             background_jobs: true,
             sso: SsoConfig::default(),
+            scim: ScimConfig {
+                default_role: args.scim_default_role.clone(),
+                offboard_keys: args.scim_offboard_keys,
+                dry_run: args.scim_dry_run,
+            },
         }
     }
 

@@ -22,6 +22,7 @@ pub mod labels;
 pub mod memory;
 pub mod money;
 pub mod org;
+pub mod scim;
 pub mod server;
 pub mod service;
 pub mod simulator;

@@ -121,6 +121,13 @@ actions! {
     TokenRevoked = "token.revoked", "Tokens", "API token revoked";
     TokenExpired = "token.expired", "Tokens", "API token expired";
     TokenRejected = "token.rejected", "Security", "Request with an unknown, revoked or expired token refused";
+    ScimUserProvisioned = "scim.user_provisioned", "Provisioning", "Person provisioned by the identity provider";
+    ScimUserChanged = "scim.user_changed", "Provisioning", "Provisioned person's details changed";
+    ScimUserDeprovisioned = "scim.user_deprovisioned", "Provisioning", "Person deprovisioned by the identity provider";
+    ScimUserDeleted = "scim.user_deleted", "Provisioning", "Provisioned person deleted";
+    ScimGroupChanged = "scim.group_changed", "Provisioning", "Provisioned group changed";
+    ScimMappingChanged = "scim.mapping_changed", "Provisioning", "Provisioning group mapping changed";
+    ScimDryRun = "scim.dry_run", "Provisioning", "Provisioning dry run: what would have changed";
 }
 
 impl Action {

@@ -354,6 +354,34 @@ impl Record {
                     Some(format!("take {what} out of the cost center {t}")),
                 )
             }
+            A::ScimUserProvisioned => (format!("provisioned {t}"), Some(format!("provision {t}"))),
+            A::ScimUserChanged => (
+                format!("changed the provisioned details of {t}"),
+                Some(format!("change the provisioned details of {t}")),
+            ),
+            A::ScimUserDeprovisioned => (
+                format!("deprovisioned {t}"),
+                Some(format!("deprovision {t}")),
+            ),
+            A::ScimUserDeleted => (
+                format!("deleted the provisioned person {t}"),
+                Some(format!("delete the provisioned person {t}")),
+            ),
+            A::ScimGroupChanged => (
+                format!("changed the provisioned group {t}"),
+                Some(format!("change the provisioned group {t}")),
+            ),
+            A::ScimMappingChanged => (
+                format!("changed what the provisioned group {t} gives"),
+                Some(format!("change what the provisioned group {t} gives")),
+            ),
+            A::ScimDryRun => {
+                let would = d["would"].as_str().unwrap_or("change something");
+                (
+                    format!("would have had to {would} (dry run, nothing changed)"),
+                    None,
+                )
+            }
             A::TokenCreated => {
                 let whose = d["account"]
                     .as_str()

@@ -28,6 +28,7 @@ pub mod offboarding;
 pub mod reconcile;
 pub mod refusals;
 pub mod schedules;
+pub mod scim;
 pub mod sign_in;
 pub mod sso;
 pub mod sync;
@@ -76,6 +77,8 @@ pub struct Services {
     pub throttle: Arc<crate::auth::throttle::LoginThrottle>,
     /// Requests per API token and minute.
     pub token_rate: Arc<tokens::RateLimit>,
+    /// The identity provider's last SCIM requests, for the SCIM page.
+    pub scim_log: Arc<scim::RequestLog>,
 }
 
 /// Who asks for a change.
@@ -328,6 +331,7 @@ impl Services {
                 16_384,
             )),
             token_rate: Default::default(),
+            scim_log: Default::default(),
             config: Arc::new(config),
             clock,
             chain: Arc::new(chain::ChainMonitor::default()),

@@ -114,6 +114,7 @@ pub fn router(state: AppState, session_store: SqliteStore) -> Router {
         .into_router(&state)
         // Orgkeeper's Admin API for tokens: its own layers, no session or CSRF.
         .merge(crate::api::router(&state))
+        .merge(crate::scim::router(&state))
         .merge(pages)
         // A panic in a layer outside the pages' own catch still gets a page, without layout.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panicked))

@@ -29,6 +29,8 @@ mod members_invites;
 mod model;
 mod probe;
 mod reconcile;
+mod scim;
+mod scim_compliance;
 mod sdk_compat;
 mod services;
 mod simulator;
