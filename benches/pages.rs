@@ -9,7 +9,8 @@
 //!   runs it in the request);
 //! * every main page once: upstream calls (must be 0), time and size;
 //! * throughput with 20 concurrent keep-alive clients for `/healthz`, `/members`, `/keys` and
-//!   `/`, each as a share of `/healthz` measured in the same run (this machine is shared, so
+//!   `/` and the token-authenticated Admin API (`/v1/organizations/api_keys?limit=100`), each
+//!   as a share of `/healthz` measured in the same run (this machine is shared, so
 //!   only ratios from one run mean anything);
 //! * Orgkeeper's resident memory after the syncs and the load, and its peak.
 //!
@@ -118,6 +119,19 @@ async fn main() {
         add.wait().unwrap().success(),
         "could not create the account"
     );
+    // A token for the Admin API that Orgkeeper serves (its last line of output is the token).
+    let created = Command::new(bin)
+        .args(["token", "create", "bench", "--account", USER, "--read-only"])
+        .env("ORGKEEPER_DATABASE", &database)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "could not create the token");
+    let token = String::from_utf8_lossy(&created.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -132,6 +146,8 @@ async fn main() {
         .env("ORGKEEPER_BIND", format!("127.0.0.1:{port}"))
         .env("ORGKEEPER_API_BASE_URL", simulator.base_url())
         .env("ANTHROPIC_ADMIN_API_KEY", support::ADMIN_KEY)
+        // The benchmark measures throughput, not the per-token rate limit.
+        .env("ORGKEEPER_TOKEN_RATE_LIMIT", "0")
         // One sync at start and the one this benchmark asks for, none in between.
         .env("ORGKEEPER_SYNC_INTERVAL", "86400")
         .env("ORGKEEPER_LOG", "info,sqlx=warn,tower_sessions=warn")
@@ -254,8 +270,15 @@ async fn main() {
         "/",
         "/keys?status=active&flag=no_expiry",
     ] {
-        rows.push((page.to_owned(), load(&address, page, Some(&cookie)).await));
+        let signed_in = Some(("cookie", cookie.as_str()));
+        rows.push((page.to_owned(), load(&address, page, signed_in).await));
     }
+    let gateway = "/v1/organizations/api_keys?limit=100";
+    let with_token = Some(("x-api-key", token.as_str()));
+    rows.push((
+        format!("{gateway} (token)"),
+        load(&address, gateway, with_token).await,
+    ));
     println!(
         "{:<44} {:>10} {:>10} {:>10}",
         "page", "req/s", "p50 ms", "of healthz"
@@ -349,15 +372,16 @@ struct Load {
     p50_ms: f64,
 }
 
-/// `CLIENTS` clients, each with its own keep-alive connection, ask for `path` for `LOAD_FOR`.
-async fn load(address: &str, path: &str, cookie: Option<&str>) -> Load {
+/// `CLIENTS` clients, each with its own keep-alive connection, ask for `path` for `LOAD_FOR`,
+/// with a credential header (a session cookie or a token) if given.
+async fn load(address: &str, path: &str, credential: Option<(&str, &str)>) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
         let (stop, done) = (stop.clone(), done.clone());
         let url = format!("{address}{path}");
-        let cookie = cookie.map(str::to_owned);
+        let credential = credential.map(|(h, v)| (h.to_owned(), v.to_owned()));
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -367,8 +391,8 @@ async fn load(address: &str, path: &str, cookie: Option<&str>) -> Load {
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
                 let mut request = http.get(&url);
-                if let Some(cookie) = &cookie {
-                    request = request.header("cookie", cookie);
+                if let Some((header, value)) = &credential {
+                    request = request.header(header, value);
                 }
                 let response = request.send().await.unwrap();
                 assert!(

@@ -720,6 +720,7 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
         ("audit", "/audit".to_owned()),
         ("audit_record", format!("/audit/{seq}")),
         ("accounts", "/accounts".to_owned()),
+        ("tokens", "/tokens".to_owned()),
         ("not_found", "/no-such-page".to_owned()),
     ]
     .into_iter()
@@ -780,7 +781,26 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
         )
         .await;
     assert_eq!(assigned.status(), 303);
-    let pages = main_pages(&app).await;
+    let token = session
+        .post("/tokens", &[("name", "terraform"), ("lifetime", "90")])
+        .await;
+    assert_eq!(token.status(), 200, "a token for the tokens page");
+    let mut pages = main_pages(&app).await;
+    let lead = app
+        .create_account("tour-lead", Role::TeamLead, &[workspace.id.as_str()])
+        .await;
+    let made = session
+        .post(
+            &format!("/accounts/{}/tokens", lead.id),
+            &[
+                ("name", "team report"),
+                ("lifetime", "30"),
+                ("read_only", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status(), 200, "a token on an account's page");
+    pages.push(("account".to_owned(), format!("/accounts/{}", lead.id)));
     flow!("page_tour", browser, {
         sign_in(&browser, &app, "tour-owner", PASSWORD).await;
         let mut too_wide = Vec::new();
