@@ -151,6 +151,7 @@ pub enum ObservedAlert {
 pub enum DemoProfile {
     Demo,
     Large,
+    Xlarge,
 }
 
 fn parse_base_url(value: &str) -> Result<String, String> {
