@@ -31,6 +31,7 @@ mod reconcile;
 mod sdk_compat;
 mod services;
 mod simulator;
+mod simulator_pacing;
 mod sso;
 mod usage;
 mod workspaces;
