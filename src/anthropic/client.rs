@@ -1562,6 +1562,43 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_headers_are_read_when_the_limit_and_what_remains_are_there() {
+        let mut h = HeaderMap::new();
+        assert_eq!(RateLimitStatus::from_headers(&h), None);
+        h.insert(
+            "anthropic-ratelimit-requests-limit",
+            HeaderValue::from_static("600"),
+        );
+        assert_eq!(RateLimitStatus::from_headers(&h), None);
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            HeaderValue::from_static("599"),
+        );
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            HeaderValue::from_static("not a time"),
+        );
+        assert_eq!(
+            RateLimitStatus::from_headers(&h),
+            Some(RateLimitStatus {
+                limit: 600,
+                remaining: 599,
+                reset: None
+            })
+        );
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            HeaderValue::from_static("2026-12-03T17:01:00Z"),
+        );
+        assert_eq!(
+            RateLimitStatus::from_headers(&h).unwrap().reset,
+            DateTime::parse_from_rfc3339("2026-12-03T17:01:00Z")
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        );
+    }
+
+    #[test]
     fn the_user_agent_names_orgkeeper_and_its_version() {
         assert_eq!(
             USER_AGENT,
