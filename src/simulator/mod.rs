@@ -17,7 +17,8 @@
 //!
 //! Layout: `state.rs` (seeded organization), `routes.rs` (the HTTP contract), `usage.rs`
 //! (usage/cost/Claude Code/rate-limit reports as pure functions), `analytics.rs` (usage and
-//! cost per actor, from the same functions), `faults.rs` (fault injection),
+//! cost per actor, from the same functions), `faults.rs` (fault injection), `ratelimit.rs`
+//! (request budgets per minute: 429, `retry-after`, `anthropic-ratelimit-requests-*`),
 //! `http.rs` (error envelope, query parsing, cursor pagination).
 
 mod activity;
