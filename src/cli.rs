@@ -125,6 +125,15 @@ pub struct SimulateArgs {
     /// permission_error, as for an organization it is not enabled for).
     #[arg(long, default_value = "on")]
     pub analytics: FeedAccess,
+    /// Seconds after its change that each activity appears in the Activity Feed (the real
+    /// feed's lag is about a minute).
+    #[arg(long, default_value_t = 0)]
+    pub activity_delay_seconds: u64,
+    /// Admin API requests a minute before it answers 429 with retry-after, announced in
+    /// anthropic-ratelimit-requests-* headers (0: no limit and no headers); the Compliance API
+    /// keeps its documented 600 a minute.
+    #[arg(long, default_value_t = 0)]
+    pub rate_limit: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

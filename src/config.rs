@@ -209,6 +209,7 @@ impl Default for ScimConfig {
 pub enum DemoProfile {
     Demo,
     Large,
+    Xlarge,
 }
 
 fn parse_base_url(value: &str) -> Result<String, String> {

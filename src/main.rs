@@ -124,6 +124,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     running.set_spend_limits_access(args.spend_limits);
     running.set_activity_feed(args.activity_feed == orgkeeper::cli::FeedAccess::On);
     running.set_analytics_access(args.analytics == orgkeeper::cli::FeedAccess::On);
+    running.set_activity_delay(std::time::Duration::from_secs(args.activity_delay_seconds));
+    running.set_rate_limit(args.rate_limit);
     let faults = running.faults();
     faults.set_latency(std::time::Duration::from_millis(args.latency_ms));
     faults.set_failure_rate(args.failure_rate);

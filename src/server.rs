@@ -27,6 +27,7 @@ impl From<crate::config::DemoProfile> for crate::simulator::Profile {
         match profile {
             crate::config::DemoProfile::Demo => crate::simulator::Profile::Demo,
             crate::config::DemoProfile::Large => crate::simulator::Profile::Large,
+            crate::config::DemoProfile::Xlarge => crate::simulator::Profile::XLarge,
         }
     }
 }

@@ -68,7 +68,9 @@ pub struct ClientConfig {
     pub base_backoff: Duration,
     /// Upper bound of the exponential delay.
     pub max_backoff: Duration,
-    /// Upper bound applied to a server's `retry-after` when it fits in the deadline.
+    /// The longest `retry-after` the client waits out before trying again (and never longer
+    /// than `request_timeout`, nor than what is left of the deadline). A server that asks for
+    /// longer gets no retry: the call ends with its 429, which says how long it asked for.
     pub max_retry_after: Duration,
     /// `limit` used by the `list_all_*` helpers for ID-cursor lists (1..=1000). The maximum by
     /// default: every page is a round trip, and lists are read whole.
@@ -83,7 +85,8 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// Defaults: connect 5 s, request 30 s, deadline 15 s, 2 retries, backoff 0.5 s doubling up
-    /// to 8 s, `retry-after` capped at 60 s, 1000 items per page, at most 1000 pages of a list
+    /// to 8 s, a `retry-after` waited out up to 60 s (so, with the request timeout, 30 s),
+    /// 1000 items per page, at most 1000 pages of a list
     /// and 200 of a report.
     pub fn new(base_url: impl Into<String>, key: AdminKey) -> Self {
         ClientConfig {
@@ -103,6 +106,41 @@ impl ClientConfig {
     }
 }
 
+/// Which of Anthropic's request budgets an answer spoke of: the Admin API's
+/// (`/v1/organizations/…`) or the Compliance API's (`/v1/compliance/…`, 600 a minute).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    Admin,
+    Compliance,
+}
+
+/// A request budget as the last answer that announced it said
+/// (`anthropic-ratelimit-requests-limit`, `-remaining`, `-reset`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    /// Requests allowed in the window.
+    pub limit: u64,
+    /// Requests left in it when the answer was sent.
+    pub remaining: u64,
+    /// When the window ends (absent if the header was missing or not RFC 3339).
+    pub reset: Option<DateTime<Utc>>,
+}
+
+impl RateLimitStatus {
+    /// The three headers, if the answer carries at least the limit and what remains of it.
+    fn from_headers(headers: &HeaderMap) -> Option<RateLimitStatus> {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let number = |name: &str| get(name).and_then(|v| v.trim().parse::<u64>().ok());
+        Some(RateLimitStatus {
+            limit: number("anthropic-ratelimit-requests-limit")?,
+            remaining: number("anthropic-ratelimit-requests-remaining")?,
+            reset: get("anthropic-ratelimit-requests-reset")
+                .and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok())
+                .map(|t| t.with_timezone(&Utc)),
+        })
+    }
+}
+
 /// Whether a request may be sent again after a transient failure.
 ///
 /// THE RETRY RULE — decided here and only here:
@@ -113,7 +151,8 @@ impl ClientConfig {
 /// * [`Repeat::Safe`]: reads (every GET) and updates that *set* a value, so that applying them
 ///   twice is the same as once: user role update, API key update, workspace update, workspace
 ///   member role update, workspace archive. These are retried up to `max_retries` times with
-///   exponential backoff and jitter, honouring `retry-after` (capped) when the server sends one.
+///   exponential backoff and jitter, honouring `retry-after` when the server sends one and it
+///   is no longer than the client waits (see [`ClientConfig::max_retry_after`]).
 /// * [`Repeat::Never`]: requests that create or remove something: invite creation and deletion,
 ///   workspace creation, workspace member add and remove, user removal. Repeating them could
 ///   create a duplicate or report a spurious "not found"; they are sent exactly once and the
@@ -134,6 +173,9 @@ struct Inner {
     http: reqwest::Client,
     base: Url,
     config: ClientConfig,
+    /// The last rate-limit headers seen, per budget ([`Budget`] order); shared by the
+    /// clients [`Client::with_deadline`] makes, which share the connections too.
+    budgets: Arc<std::sync::Mutex<[Option<RateLimitStatus>; 2]>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -278,7 +320,12 @@ impl Client {
                 )
             })?;
         Ok(Client {
-            inner: Arc::new(Inner { http, base, config }),
+            inner: Arc::new(Inner {
+                http,
+                base,
+                config,
+                budgets: Arc::default(),
+            }),
         })
     }
 
@@ -292,8 +339,15 @@ impl Client {
                 http: self.inner.http.clone(),
                 base: self.inner.base.clone(),
                 config,
+                budgets: self.inner.budgets.clone(),
             }),
         }
+    }
+
+    /// What the last answer that carried `anthropic-ratelimit-requests-*` headers said of
+    /// `budget` (`None` until one did: the Admin API need not send them).
+    pub fn rate_limit(&self, budget: Budget) -> Option<RateLimitStatus> {
+        self.inner.budgets.lock().unwrap_or_else(|e| e.into_inner())[budget as usize].clone()
     }
 
     /// The per-call deadline.
@@ -489,6 +543,16 @@ impl Client {
                         .with_request_id(request_id));
                     }
                     let retry_after = parse_retry_after(resp.headers());
+                    if let Some(status) = RateLimitStatus::from_headers(resp.headers()) {
+                        let budget =
+                            if root.first() == Some(&"v1") && root.get(1) == Some(&"compliance") {
+                                Budget::Compliance
+                            } else {
+                                Budget::Admin
+                            };
+                        self.inner.budgets.lock().unwrap_or_else(|e| e.into_inner())
+                            [budget as usize] = Some(status);
+                    }
                     let Ok(read) = tokio::time::timeout_at(deadline, resp.bytes()).await else {
                         return Err(late(request_id));
                     };
@@ -545,9 +609,18 @@ impl Client {
             if repeat == Repeat::Safe && transient && retry < max_retries {
                 let delay = self.backoff(retry, retry_after);
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                // A wait that does not fit in the deadline is not started: the error says how
-                // long the server asked for (see ApiError::user_message).
-                if retry_after.is_some_and(|asked| asked > left) || delay >= left {
+                // A wait that does not fit in the deadline is not started, nor one longer than
+                // the client ever waits for an answer (`max_retry_after`, `request_timeout`):
+                // waiting less than the server asked would only be refused again. The error
+                // says how long the server asked for and carries the request id (see
+                // ApiError::user_message).
+                let longest = self
+                    .inner
+                    .config
+                    .max_retry_after
+                    .min(self.inner.config.request_timeout);
+                if retry_after.is_some_and(|asked| asked > left || asked > longest) || delay >= left
+                {
                     tracing::debug!(
                         method = %method,
                         path = %path,
@@ -1486,6 +1559,43 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn rate_limit_headers_are_read_when_the_limit_and_what_remains_are_there() {
+        let mut h = HeaderMap::new();
+        assert_eq!(RateLimitStatus::from_headers(&h), None);
+        h.insert(
+            "anthropic-ratelimit-requests-limit",
+            HeaderValue::from_static("600"),
+        );
+        assert_eq!(RateLimitStatus::from_headers(&h), None);
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            HeaderValue::from_static("599"),
+        );
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            HeaderValue::from_static("not a time"),
+        );
+        assert_eq!(
+            RateLimitStatus::from_headers(&h),
+            Some(RateLimitStatus {
+                limit: 600,
+                remaining: 599,
+                reset: None
+            })
+        );
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            HeaderValue::from_static("2026-12-03T17:01:00Z"),
+        );
+        assert_eq!(
+            RateLimitStatus::from_headers(&h).unwrap().reset,
+            DateTime::parse_from_rfc3339("2026-12-03T17:01:00Z")
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ pub mod pagination;
 mod secret;
 
 pub use client::{
-    within, Client, ClientConfig, CostByActor, Paged, Repeat, UsageByActor, ANALYTICS_BETA,
-    ANTHROPIC_VERSION, USER_AGENT,
+    within, Budget, Client, ClientConfig, CostByActor, Paged, RateLimitStatus, Repeat,
+    UsageByActor, ANALYTICS_BETA, ANTHROPIC_VERSION, USER_AGENT,
 };
 pub use error::{ApiError, ApiErrorKind};
 pub use models::*;

@@ -109,6 +109,9 @@ pub(crate) fn append(
     kind: &str,
     fields: Value,
 ) {
+    if !st.recording_activities && kind != "compliance_api_accessed" {
+        return;
+    }
     // Its own sequence: recording activities leaves the organization's seqs as they were.
     let seq = st.activities.len() as u64 + 1;
     let mut rng =

@@ -17,7 +17,8 @@
 //!
 //! Layout: `state.rs` (seeded organization), `routes.rs` (the HTTP contract), `usage.rs`
 //! (usage/cost/Claude Code/rate-limit reports as pure functions), `analytics.rs` (usage and
-//! cost per actor, from the same functions), `faults.rs` (fault injection),
+//! cost per actor, from the same functions), `faults.rs` (fault injection), `ratelimit.rs`
+//! (request budgets per minute: 429, `retry-after`, `anthropic-ratelimit-requests-*`),
 //! `http.rs` (error envelope, query parsing, cursor pagination).
 
 mod activity;
@@ -26,6 +27,7 @@ mod control;
 mod faults;
 use crate::contract as http;
 mod limits;
+mod ratelimit;
 mod routes;
 mod state;
 mod usage;
@@ -39,6 +41,7 @@ use std::sync::{Arc, Mutex};
 pub use activity::CONSOLE_IP;
 pub use faults::{FaultKind, FaultRule, FaultSpec, Faults};
 pub use limits::SpendLimitsAccess;
+pub use ratelimit::COMPLIANCE_PER_MINUTE;
 
 /// Size of the seeded organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,6 +51,8 @@ pub enum Profile {
     Demo,
     /// 5,000 members, 100 workspaces, 20,000 API keys, sparser usage.
     Large,
+    /// 50,000 members, 1,000 workspaces, 200,000 API keys, invites and usage in proportion.
+    XLarge,
 }
 
 impl FromStr for Profile {
@@ -56,8 +61,9 @@ impl FromStr for Profile {
         match s.to_ascii_lowercase().as_str() {
             "demo" => Ok(Profile::Demo),
             "large" => Ok(Profile::Large),
+            "xlarge" => Ok(Profile::XLarge),
             other => Err(format!(
-                "unknown simulator profile '{other}' (expected 'demo' or 'large')"
+                "unknown simulator profile '{other}' (expected 'demo', 'large' or 'xlarge')"
             )),
         }
     }
@@ -68,6 +74,7 @@ impl fmt::Display for Profile {
         f.write_str(match self {
             Profile::Demo => "demo",
             Profile::Large => "large",
+            Profile::XLarge => "xlarge",
         })
     }
 }
@@ -128,6 +135,7 @@ async fn start_serving(
         request_ids: AtomicU64::new(0),
         seed: options.seed,
         clock_offset: AtomicI64::new(0),
+        rate_limits: Mutex::new(ratelimit::RateLimits::default()),
     });
     let mut router = routes::router(app.clone());
     if fault_control {
@@ -196,6 +204,23 @@ impl RunningSimulator {
         self.lock().analytics = enabled;
     }
 
+    /// Off: changes leave no activity in the feed (a gap in its ingestion), so only a full
+    /// read of the organization finds them. On by default.
+    pub fn record_activities(&self, on: bool) {
+        self.lock().recording_activities = on;
+    }
+
+    /// Requests a minute the Admin API takes before answering 429 with `retry-after` (`0`, the
+    /// default: no limit and no rate-limit headers). The Compliance API's budget is its
+    /// documented 600 a minute either way. Windows are whole minutes of the simulator's clock.
+    pub fn set_rate_limit(&self, per_minute: u32) {
+        self.app
+            .rate_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admin_per_minute = per_minute;
+    }
+
     /// How many activities the feed holds (every kind, feed reads included).
     pub fn activity_count(&self) -> usize {
         self.lock().activities.len()
@@ -234,10 +259,17 @@ impl RunningSimulator {
         self.app.requests.store(0, Ordering::Relaxed);
     }
 
-    /// Moves the simulator's clock forward (invite expiry, key expiry, usage "now").
+    /// The simulator's time: the wall clock plus what [`advance_clock`](Self::advance_clock)
+    /// added.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.app.now()
+    }
+
+    /// Moves the simulator's clock forward (invite expiry, key expiry, usage "now", the feed's
+    /// delay, rate-limit windows).
     pub fn advance_clock(&self, by: std::time::Duration) {
-        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX / 2);
-        self.app.clock_offset.fetch_add(secs, Ordering::Relaxed);
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX / 2);
+        self.app.clock_offset.fetch_add(ms, Ordering::Relaxed);
     }
 
     /// What someone does in the Console, which the Admin API cannot do: creates an active

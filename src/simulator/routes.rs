@@ -15,10 +15,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 
 use super::faults::{FaultKind, Faults};
-use super::http::{bad_enum, id_page, ts, ApiError, ApiResult, Query};
+use super::http::{bad_enum, id_page, ts, ts_secs, ApiError, ApiResult, Query};
+use super::ratelimit::Bucket;
 use super::state::{
     ApiKey, Invite, KeyStatus, OrgRole, OrgState, Principal, User, Workspace, WorkspaceRole,
-    ENTERPRISE_ROLES, MAX_ACTIVE_WORKSPACES,
+    ENTERPRISE_ROLES,
 };
 use super::{activity, analytics, limits, usage};
 
@@ -52,8 +53,10 @@ pub(crate) struct App {
     pub requests: AtomicU64,
     pub request_ids: AtomicU64,
     pub seed: u64,
-    /// Seconds added to the wall clock (tests move time forward).
+    /// Milliseconds added to the wall clock (tests move time forward).
     pub clock_offset: AtomicI64,
+    /// The requests-per-minute budgets and their headers.
+    pub rate_limits: Mutex<super::ratelimit::RateLimits>,
 }
 
 impl App {
@@ -61,7 +64,7 @@ impl App {
     // dashboard's (tests move each separately).
     #[allow(clippy::disallowed_methods)]
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::seconds(self.clock_offset.load(Ordering::Relaxed))
+        Utc::now() + Duration::milliseconds(self.clock_offset.load(Ordering::Relaxed))
     }
     fn lock(&self) -> MutexGuard<'_, OrgState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -171,6 +174,59 @@ async fn respond(app: &App, req: Request, request_id: &str) -> Response {
             )
                 .into_response(),
         };
+    }
+    // The budget is spent by every request with an admin key that gets past the faults,
+    // answered or refused; unauthenticated ones spend nothing (§8.5).
+    let bucket = if path.starts_with("/v1/compliance/") {
+        Bucket::Compliance
+    } else {
+        Bucket::Admin
+    };
+    let spent = if credential_of(req.headers()).starts_with("sk-ant-admin") {
+        app.rate_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spend(bucket, app.now())
+    } else {
+        None
+    };
+    let mut resp = answer(app, req, request_id, spent.as_ref()).await;
+    if let Some(spent) = spent {
+        let h = resp.headers_mut();
+        h.insert(
+            "anthropic-ratelimit-requests-limit",
+            HeaderValue::from(spent.limit),
+        );
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            HeaderValue::from(spent.remaining),
+        );
+        if let Ok(v) = HeaderValue::from_str(&ts_secs(spent.reset)) {
+            h.insert("anthropic-ratelimit-requests-reset", v);
+        }
+        if let Some(secs) = spent.retry_after {
+            h.insert("retry-after", HeaderValue::from(secs));
+        }
+    }
+    resp
+}
+
+/// The answer to a request within (or over) its budget.
+async fn answer(
+    app: &App,
+    req: Request,
+    request_id: &str,
+    spent: Option<&super::ratelimit::Spent>,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if spent.is_some_and(|s| s.retry_after.is_some()) {
+        let err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "Number of requests has exceeded your per-minute rate limit. Please try again later.",
+        );
+        return error_response(&err, request_id);
     }
     let headers = req.headers().clone();
     let caller = caller_of(&req);
@@ -613,7 +669,7 @@ pub(crate) fn remove_user(st: &mut OrgState, user: &User) {
         }
     }
     st.users.retain(|u| u.id != id);
-    st.memberships.retain(|(_, u), _| u != id);
+    st.memberships.remove_user(id);
     st.tombstones.insert(id.to_string(), user.seq);
 }
 
@@ -982,9 +1038,10 @@ fn create_workspace(st: &mut OrgState, body: &[u8], now: DateTime<Utc>) -> ApiRe
         .iter()
         .filter(|w| !w.is_default && w.archived_at.is_none())
         .count();
-    if active >= MAX_ACTIVE_WORKSPACES {
+    let max = st.max_active_workspaces;
+    if active >= max {
         return Err(ApiError::invalid(format!(
-            "The organization already has the maximum of {MAX_ACTIVE_WORKSPACES} active workspaces; archive one first"
+            "The organization already has the maximum of {max} active workspaces; archive one first"
         )));
     }
     let seq = st.seq();
@@ -1154,8 +1211,7 @@ fn add_member(st: &mut OrgState, ws: &str, body: &[u8]) -> ApiResult<Value> {
     check_workspace_writable(st, ws)?;
     let user = find_user(st, &uid)?;
     check_privileged(user, Some(role))?;
-    let key = (ws.to_string(), uid.clone());
-    let explicit = st.memberships.get(&key).copied();
+    let explicit = st.memberships.get(ws, &uid);
     if explicit.is_some()
         || (user.role != OrgRole::Billing && st.effective_role(ws, user).is_some())
     {
@@ -1163,7 +1219,7 @@ fn add_member(st: &mut OrgState, ws: &str, body: &[u8]) -> ApiResult<Value> {
             "User {uid} is already a member of workspace {ws}"
         )));
     }
-    st.memberships.insert(key, role);
+    st.memberships.insert(ws, &uid, role);
     Ok(member_json(ws, &uid, role))
 }
 
@@ -1173,8 +1229,7 @@ fn update_member(st: &mut OrgState, ws: &str, uid: &str, body: &[u8]) -> ApiResu
     check_workspace_writable(st, ws)?;
     let (user, _) = find_member(st, ws, uid)?;
     check_privileged(user, Some(role))?;
-    st.memberships
-        .insert((ws.to_string(), uid.to_string()), role);
+    st.memberships.insert(ws, uid, role);
     Ok(member_json(ws, uid, role))
 }
 
@@ -1187,7 +1242,7 @@ fn remove_member(st: &mut OrgState, ws: &str, uid: &str) -> ApiResult<Value> {
             user.role.as_str()
         )));
     }
-    st.memberships.remove(&(ws.to_string(), uid.to_string()));
+    st.memberships.remove(ws, uid);
     Ok(json!({"type": "workspace_member_deleted", "user_id": uid, "workspace_id": ws}))
 }
 

@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use super::Profile;
 
 pub(crate) const INVITE_TTL_DAYS: i64 = 21;
+/// Anthropic's documented cap on active workspaces; the `xlarge` profile has a raised one.
 pub(crate) const MAX_ACTIVE_WORKSPACES: usize = 100;
 pub(crate) const USAGE_HISTORY_DAYS: i64 = 90;
 
@@ -259,6 +260,34 @@ pub(crate) struct WorkspaceLimitOverride {
     pub value: u64,
 }
 
+/// Explicit workspace memberships, by workspace and then user: looking one up allocates
+/// nothing, which a workspace's member list does once per member of the organization.
+#[derive(Debug, Default)]
+pub(crate) struct Memberships(HashMap<String, HashMap<String, WorkspaceRole>>);
+
+impl Memberships {
+    pub fn get(&self, workspace_id: &str, user_id: &str) -> Option<WorkspaceRole> {
+        self.0.get(workspace_id)?.get(user_id).copied()
+    }
+    pub fn insert(&mut self, workspace_id: &str, user_id: &str, role: WorkspaceRole) {
+        self.0
+            .entry(workspace_id.to_owned())
+            .or_default()
+            .insert(user_id.to_owned(), role);
+    }
+    pub fn remove(&mut self, workspace_id: &str, user_id: &str) {
+        if let Some(members) = self.0.get_mut(workspace_id) {
+            members.remove(user_id);
+        }
+    }
+    /// Takes someone out of every workspace.
+    pub fn remove_user(&mut self, user_id: &str) {
+        for members in self.0.values_mut() {
+            members.remove(user_id);
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct OrgState {
     pub seed: u64,
@@ -268,8 +297,8 @@ pub(crate) struct OrgState {
     pub users: Vec<User>,
     pub invites: Vec<Invite>,
     pub workspaces: Vec<Workspace>,
-    /// Explicit memberships: (workspace_id, user_id) → role.
-    pub memberships: HashMap<(String, String), WorkspaceRole>,
+    /// Explicit memberships, by workspace then user.
+    pub memberships: Memberships,
     pub api_keys: Vec<ApiKey>,
     pub combos: Vec<Combo>,
     pub claude_code_actors: Vec<ClaudeCodeActor>,
@@ -285,6 +314,11 @@ pub(crate) struct OrgState {
     pub activity_feed: bool,
     /// How long an activity takes to appear in the feed (the real one takes about a minute).
     pub activity_delay: chrono::Duration,
+    /// Off: changes leave no activity, as in a gap in the feed's ingestion (tests of what the
+    /// feed misses).
+    pub recording_activities: bool,
+    /// Active workspaces the organization may have (Anthropic's 100, raised for `xlarge`).
+    pub max_active_workspaces: usize,
     /// Whether the Usage and Cost Analytics API answers (off: 403, as for an organization it
     /// is not enabled for).
     pub analytics: bool,
@@ -449,10 +483,7 @@ impl OrgState {
     /// Effective workspace role: org admins are implicitly `workspace_admin`; billing members
     /// are `workspace_billing` unless explicitly upgraded to `workspace_admin`.
     pub fn effective_role(&self, workspace_id: &str, user: &User) -> Option<WorkspaceRole> {
-        let explicit = self
-            .memberships
-            .get(&(workspace_id.to_string(), user.id.clone()))
-            .copied();
+        let explicit = self.memberships.get(workspace_id, &user.id);
         match user.role {
             OrgRole::Admin => Some(WorkspaceRole::Admin),
             OrgRole::Billing => match explicit {
@@ -468,11 +499,13 @@ impl OrgState {
         let (n_users, n_workspaces, n_archived, n_keys, n_invites, n_combos) = match profile {
             Profile::Demo => (40usize, 6usize, 1usize, 80usize, 14usize, 30usize),
             Profile::Large => (5_000, 100, 4, 20_000, 200, 300),
+            Profile::XLarge => (50_000, 1_000, 40, 200_000, 2_000, 3_000),
         };
         let org_id = uuid(&mut rng);
         let (org_name, email_domain) = match profile {
             Profile::Demo => ("Acme Robotics".to_string(), "acmerobotics.com".to_string()),
             Profile::Large => ("Globex Corporation".to_string(), "globex.com".to_string()),
+            Profile::XLarge => ("Initech Holdings".to_string(), "initech.com".to_string()),
         };
         let founded = anchor - Duration::days(400);
         let mut st = OrgState {
@@ -483,7 +516,7 @@ impl OrgState {
             users: Vec::with_capacity(n_users),
             invites: Vec::new(),
             workspaces: Vec::new(),
-            memberships: HashMap::new(),
+            memberships: Memberships::default(),
             api_keys: Vec::with_capacity(n_keys),
             combos: Vec::new(),
             claude_code_actors: Vec::new(),
@@ -494,6 +527,11 @@ impl OrgState {
             activities: Vec::new(),
             activity_feed: true,
             activity_delay: chrono::Duration::zero(),
+            recording_activities: true,
+            max_active_workspaces: match profile {
+                Profile::XLarge => n_workspaces + 100,
+                _ => MAX_ACTIVE_WORKSPACES,
+            },
             analytics: true,
             usage_tier: super::limits::UsageTierLimit {
                 id: String::new(),
@@ -516,6 +554,15 @@ impl OrgState {
         for (i, added_at) in added.into_iter().enumerate() {
             let role = if i < 2 {
                 OrgRole::Admin
+            } else if profile == Profile::XLarge {
+                // Billing members hold a membership in every workspace: in a large
+                // organization they are a handful (one in 500 here), not one in ten.
+                match rng.gen_range(0..1000) {
+                    0..=399 => OrgRole::Developer,
+                    400..=649 => OrgRole::User,
+                    650..=651 => OrgRole::Billing,
+                    _ => OrgRole::ClaudeCodeUser,
+                }
             } else {
                 match rng.gen_range(0..20) {
                     0..=7 => OrgRole::Developer,
@@ -567,8 +614,10 @@ impl OrgState {
                 "Default Workspace".to_string()
             } else if profile == Profile::Demo {
                 WORKSPACE_NAMES[(i - 1) % WORKSPACE_NAMES.len()].to_string()
-            } else {
+            } else if profile == Profile::Large {
                 format!("Team {:03}", i)
+            } else {
+                format!("Team {:04}", i)
             };
             let archived_at = (i >= n_workspaces - n_archived && i > 0)
                 .then(|| jitter(&mut rng, anchor - Duration::days(30), 20 * 86_400));
@@ -598,8 +647,7 @@ impl OrgState {
             if matches!(u.role, OrgRole::Admin | OrgRole::Billing) {
                 if u.role == OrgRole::Billing && rng.gen_bool(0.3) {
                     let ws = ws_ids.choose(&mut rng).expect("workspaces").clone();
-                    st.memberships
-                        .insert((ws, u.id.clone()), WorkspaceRole::Admin);
+                    st.memberships.insert(&ws, &u.id, WorkspaceRole::Admin);
                 }
                 continue;
             }
@@ -612,7 +660,7 @@ impl OrgState {
                     (_, 0..=7) => WorkspaceRole::User,
                     _ => WorkspaceRole::Developer,
                 };
-                st.memberships.insert((ws.clone(), u.id.clone()), role);
+                st.memberships.insert(ws, &u.id, role);
             }
         }
 
@@ -943,5 +991,43 @@ impl OrgState {
             });
         }
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_xlarge_profile_is_ten_times_large() {
+        let started = std::time::Instant::now();
+        let st = OrgState::generate(Profile::XLarge, 42, anchor_now());
+        let seeded = started.elapsed();
+        assert_eq!(st.users.len(), 50_000);
+        assert_eq!(st.workspaces.len(), 1_000);
+        assert_eq!(st.api_keys.len(), 200_000);
+        assert_eq!(st.invites.len(), 2_000);
+        // Usage in proportion: ten times `large`'s 300 usage series (keys × model × tier,
+        // some keys with several), plus Console usage.
+        assert!(
+            (3_000..4_000).contains(&st.combos.len()),
+            "{}",
+            st.combos.len()
+        );
+        let emails: std::collections::HashSet<&str> =
+            st.users.iter().map(|u| u.email.as_str()).collect();
+        assert_eq!(emails.len(), 50_000, "emails are unique");
+        let keys: std::collections::HashSet<&str> =
+            st.api_keys.iter().map(|k| k.id.as_str()).collect();
+        assert_eq!(keys.len(), 200_000, "key ids are unique");
+        // Every seeded workspace may be active, and a few more may be created.
+        let active = st
+            .workspaces
+            .iter()
+            .filter(|w| !w.is_default && w.archived_at.is_none())
+            .count();
+        assert!(active > MAX_ACTIVE_WORKSPACES && active < st.max_active_workspaces);
+        // Seeding is quick even unoptimised (a release build takes a fraction of this).
+        assert!(seeded < std::time::Duration::from_secs(20), "{seeded:?}");
     }
 }

@@ -34,6 +34,7 @@ mod scim_compliance;
 mod sdk_compat;
 mod services;
 mod simulator;
+mod simulator_pacing;
 mod sso;
 mod tokens;
 mod usage;
