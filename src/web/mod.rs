@@ -21,6 +21,7 @@ pub mod org;
 pub mod page;
 pub mod present;
 pub mod routes;
+pub mod scim;
 pub mod sso;
 pub mod tokens;
 pub mod usage;
@@ -165,6 +166,10 @@ fn page_routes() -> Routes {
         .get("/tokens", SignedIn, tokens::index)
         .post("/tokens", SignedIn, tokens::create)
         .post("/tokens/{id}/revoke", SignedIn, tokens::revoke)
+        .get("/scim", owner, scim::index)
+        .post("/scim/tokens", owner, scim::create_token)
+        .post("/scim/mappings", owner, scim::add_mapping)
+        .post("/scim/mappings/{id}/delete", owner, scim::remove_mapping)
         .get("/audit", Needs(ViewAudit), audit::index)
         .get("/audit/{seq}", Needs(ViewAudit), audit::show)
         .get("/audit/export", Needs(ViewAudit), audit::export)

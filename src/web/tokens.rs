@@ -259,7 +259,8 @@ pub async fn revoke(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
     let token = token_service::find(&ctx.state, &ctx.caller(), id).await?;
     let back = match token.account_id {
         Some(account) if account != ctx.account.id => format!("/accounts/{account}#tokens"),
-        _ => "/tokens".to_owned(),
+        Some(_) => "/tokens".to_owned(),
+        None => "/scim#tokens".to_owned(),
     };
     match token_service::revoke(&ctx.state, &ctx.caller(), &token).await {
         Ok(()) => {

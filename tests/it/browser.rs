@@ -721,6 +721,7 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
         ("audit_record", format!("/audit/{seq}")),
         ("accounts", "/accounts".to_owned()),
         ("tokens", "/tokens".to_owned()),
+        ("scim", "/scim".to_owned()),
         ("not_found", "/no-such-page".to_owned()),
     ]
     .into_iter()

@@ -53,7 +53,7 @@ fn offending(dirs: &[&str], patterns: &[&str]) -> Vec<String> {
 #[test]
 fn web_only_translates_http() {
     let found = offending(
-        &["web", "api"],
+        &["web", "api", "scim"],
         &[
             "sqlx::query",
             "QueryBuilder",

@@ -664,10 +664,20 @@ async fn entra_creates_with_the_enterprise_extension_finds_by_external_id_rename
             .len(),
         1
     );
-    assert_eq!(records(&app, "scim.user_deleted").await.len(), 1);
+    assert_eq!(
+        ok_records_by(&app, "scim.user_deleted", "SCIM (entra)")
+            .await
+            .len(),
+        1
+    );
     let upstream_deletes = records(&app, "invite.deleted").await.len();
     assert_scim_error(&entra.delete(&format!("/Users/{id}")).await, 404, None);
-    assert_eq!(records(&app, "scim.user_deleted").await.len(), 1);
+    assert_eq!(
+        ok_records_by(&app, "scim.user_deleted", "SCIM (entra)")
+            .await
+            .len(),
+        1
+    );
     assert_eq!(
         records(&app, "invite.deleted").await.len(),
         upstream_deletes,
