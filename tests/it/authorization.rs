@@ -198,12 +198,19 @@ async fn the_route_table_covers_every_area_of_the_dashboard() {
         "/keys/schedules/{schedule_id}/cancel",
         "/members/{user_id}/offboard/start",
         "/members/{user_id}/offboard/runs/{run_id}/resume",
+        "/tokens",
+        "/scim",
+        "/scim/mappings",
     ] {
         assert!(paths.contains(path), "{path} is not in the route table");
     }
-    // Every change needs more than being signed in, except one's own password and sign-out.
+    // Every change needs more than being signed in, except one's own password, sign-out and
+    // one's own API tokens (the token service lets only owners reach others').
     for spec in table.iter().filter(|s| s.method == "POST") {
-        let self_service = matches!(spec.path, "/logout" | "/account/password");
+        let self_service = matches!(
+            spec.path,
+            "/logout" | "/account/password" | "/tokens" | "/tokens/{id}/revoke"
+        );
         let public = matches!(spec.path, "/login" | "/setup");
         assert!(
             self_service || public || matches!(spec.access, Access::Needs(_)),

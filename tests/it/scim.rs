@@ -1336,6 +1336,73 @@ async fn in_dry_run_a_create_and_a_deactivation_are_recorded_but_the_organizatio
 }
 
 // ---------------------------------------------------------------------------------------------
+// Configuration: the default role and what happens to a leaver's workspace keys
+
+#[tokio::test]
+async fn the_configured_default_role_and_archive_policy_apply_and_delete_offboards_a_member() {
+    let simulator = simulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SimulatorOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut config = live_config(&simulator);
+    config.scim.default_role = OrgRole::Developer;
+    config.scim.offboard_keys = orgkeeper::config::ScimKeys::Archive;
+    let app = spawn_app_with(config, simulator, None).await;
+    let okta = Idp::new(&app, "okta", OKTA_AGENT).await;
+
+    // ORGKEEPER_SCIM_DEFAULT_ROLE=developer: the invite carries it.
+    let email = "new.developer@okta.local";
+    okta.create_user(&okta_user(
+        email,
+        "New",
+        "Developer",
+        "00uconfig00000000001",
+    ))
+    .await;
+    let invites = pending_invites(&app, email).await;
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    assert_eq!(invites[0].role, OrgRole::Developer);
+
+    // ORGKEEPER_SCIM_OFFBOARD_KEYS=archive, through a DELETE of an active member (Entra's way).
+    let (member, keys) = member_with_workspace_keys(&app).await;
+    let linked = okta
+        .create_user(&okta_user(
+            &member.email,
+            "Lea",
+            "Ver",
+            "00uconfig00000000002",
+        ))
+        .await;
+    let id = linked["id"].as_str().unwrap().to_owned();
+    let deleted = okta.delete(&format!("/Users/{id}")).await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    assert!(!upstream_users(&app).await.iter().any(|u| u.id == member.id));
+    for key in &keys {
+        let now = app.state.org.api().get_api_key(&key.id).await.unwrap();
+        assert_eq!(now.status, ApiKeyStatus::Archived, "{}", key.id);
+    }
+    assert_eq!(
+        ok_records_by(&app, "key.archived", "SCIM (okta)")
+            .await
+            .len(),
+        keys.len()
+    );
+    assert!(ok_records_by(&app, "key.deactivated", "SCIM (okta)")
+        .await
+        .is_empty());
+    assert_eq!(
+        ok_records_by(&app, "member.removed", "SCIM (okta)")
+            .await
+            .len(),
+        1
+    );
+    assert_scim_error(&okta.get(&format!("/Users/{id}")).await, 404, None);
+    assert!(app.state.audit.verify().await.unwrap().is_intact());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Discovery, refusals of malformed requests
 
 #[tokio::test]
