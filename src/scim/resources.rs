@@ -205,12 +205,10 @@ fn set_user(
             };
         }
         "active" if !remove => fields.active = boolean(value)?,
-        p if p == "emails" || p.starts_with("emails[") || p == "emails.value" => {
-            if !remove {
-                let found = emails(value);
-                if !found.is_empty() {
-                    fields.emails = found;
-                }
+        p if !remove && (p == "emails" || p.starts_with("emails[") || p == "emails.value") => {
+            let found = emails(value);
+            if !found.is_empty() {
+                fields.emails = found;
             }
         }
         _ => {}
