@@ -5,7 +5,7 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// An error answered with the documented envelope
 /// `{"type":"error","error":{"type":..,"message":..},"request_id":..}`.
@@ -221,4 +221,45 @@ pub(crate) fn id_page<T>(
         "first_id": page.first().map(&id_of),
         "last_id": page.last().map(&id_of),
     }))
+}
+
+/// The fields a workspace's create and update bodies may carry.
+pub(crate) const WORKSPACE_FIELDS: &[&str] = &[
+    "name",
+    "display_color",
+    "tags",
+    "data_residency",
+    "external_key_id",
+    "user_profile_id",
+];
+
+/// A JSON body's fields, refusing fields the endpoint does not take (as the API does).
+pub(crate) fn body(bytes: &[u8], allowed: &[&str]) -> ApiResult<Map<String, Value>> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid(format!("The request body is not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::invalid("The request body must be a JSON object."));
+    };
+    if let Some(extra) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "{extra}: Extra inputs are not permitted"
+        )));
+    }
+    Ok(map)
+}
+
+/// A string field of a body (`None` when absent or null).
+pub(crate) fn text<'a>(map: &'a Map<String, Value>, name: &str) -> ApiResult<Option<&'a str>> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::invalid(format!(
+            "{name}: Input should be a valid string"
+        ))),
+    }
+}
+
+/// A string field the body must have.
+pub(crate) fn required<'a>(map: &'a Map<String, Value>, name: &str) -> ApiResult<&'a str> {
+    text(map, name)?.ok_or_else(|| ApiError::invalid(format!("{name}: Field required")))
 }

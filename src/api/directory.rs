@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{body, changed, hidden, model, query, required, text, to_json, Door, Reply};
 use crate::anthropic::{ApiKeyStatus, InviteStatus, OrgRole, WorkspaceRole};
 use crate::auth::Permission;
-use crate::contract::{bad_enum, id_page, ApiError, ApiResult};
+use crate::contract::{bad_enum, id_page, ApiError, ApiResult, WORKSPACE_FIELDS};
 use crate::service;
 
 fn known<T>(values: &[T], as_str: impl Fn(&T) -> &str) -> Vec<&str> {
@@ -293,15 +293,6 @@ fn refuse_unsupported(map: &serde_json::Map<String, Value>) -> ApiResult<()> {
         None => Ok(()),
     }
 }
-
-const WORKSPACE_FIELDS: &[&str] = &[
-    "name",
-    "display_color",
-    "tags",
-    "data_residency",
-    "external_key_id",
-    "user_profile_id",
-];
 
 pub async fn create_workspace(door: Door, bytes: Bytes) -> Reply {
     let result = async {

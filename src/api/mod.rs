@@ -12,7 +12,6 @@ mod directory;
 mod limits;
 mod reports;
 
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -21,11 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rand::Rng;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::auth::tokens::TokenKind;
 use crate::auth::Permission;
-use crate::contract::{ApiError, ApiResult, Query};
+use crate::contract::{body, required, text, ApiError, ApiResult, Query};
 use crate::service::tokens::Rejection;
 use crate::service::{Caller, ServiceError, Services};
 use crate::web::context::ClientInfo;
@@ -358,36 +357,6 @@ fn changed<T: serde::Serialize>(
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-/// A JSON body's fields, refusing fields the endpoint does not take (as the API does).
-fn body(bytes: &Bytes, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid(format!("The request body is not valid JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(ApiError::invalid("The request body must be a JSON object."));
-    };
-    if let Some(extra) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::invalid(format!(
-            "{extra}: Extra inputs are not permitted"
-        )));
-    }
-    Ok(map)
-}
-
-/// A string field of a body (`None` when absent or null).
-fn text<'a>(map: &'a Map<String, Value>, name: &str) -> ApiResult<Option<&'a str>> {
-    match map.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError::invalid(format!(
-            "{name}: Input should be a valid string"
-        ))),
-    }
-}
-
-fn required<'a>(map: &'a Map<String, Value>, name: &str) -> ApiResult<&'a str> {
-    text(map, name)?.ok_or_else(|| ApiError::invalid(format!("{name}: Field required")))
 }
 
 /// The query string, parsed as the Admin API reads it.

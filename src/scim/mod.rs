@@ -10,7 +10,7 @@ mod resources;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -321,7 +321,7 @@ struct ListQuery {
     excluded: Option<String>,
 }
 
-fn list_query(uri: &axum::http::Uri) -> ListQuery {
+fn list_query(uri: &Uri) -> ListQuery {
     let mut q = ListQuery {
         filter: None,
         start: 1,
@@ -364,13 +364,13 @@ fn conditions(q: &ListQuery) -> Result<Vec<filter::Condition>, Refusal> {
     }
 }
 
-fn query_of(uri: &axum::http::Uri, name: &str) -> Option<String> {
+fn query_of(uri: &Uri, name: &str) -> Option<String> {
     url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 
-fn one(door: &Door, uri: &axum::http::Uri, status: StatusCode, resource: Value) -> Response {
+fn one(door: &Door, uri: &Uri, status: StatusCode, resource: Value) -> Response {
     let resource = resources::project(
         resource,
         query_of(uri, "attributes").as_deref(),
@@ -444,7 +444,7 @@ fn user_matches(user: &ScimUser, condition: &filter::Condition) -> bool {
     }
 }
 
-async fn list_users(door: Door, uri: axum::http::Uri) -> Response {
+async fn list_users(door: Door, uri: Uri) -> Response {
     let reply = async {
         let q = list_query(&uri);
         let conditions = conditions(&q)?;
@@ -480,80 +480,53 @@ async fn list_users(door: Door, uri: axum::http::Uri) -> Response {
     door.reply(reply)
 }
 
-async fn get_user(door: Door, Path(id): Path<String>, uri: axum::http::Uri) -> Response {
-    match scim::user(&door.services, &id).await {
-        Ok(user) => one(
-            &door,
-            &uri,
-            StatusCode::OK,
-            resources::user_json(&user, &door.base),
-        ),
-        Err(e) => door.reply(Err(e.into())),
+/// A user in the answer (`status` on success), or the refusal.
+fn user_answer(
+    door: &Door,
+    uri: &Uri,
+    status: StatusCode,
+    result: Result<ScimUser, Refusal>,
+) -> Response {
+    match result {
+        Ok(user) => one(door, uri, status, resources::user_json(&user, &door.base)),
+        Err(refusal) => door.reply(Err(refusal)),
     }
 }
 
-async fn create_user(door: Door, uri: axum::http::Uri, body: Bytes) -> Response {
+async fn get_user(door: Door, Path(id): Path<String>, uri: Uri) -> Response {
+    let found = scim::user(&door.services, &id).await.map_err(Refusal::from);
+    user_answer(&door, &uri, StatusCode::OK, found)
+}
+
+async fn create_user(door: Door, uri: Uri, body: Bytes) -> Response {
     let created = async {
         let fields = resources::user_fields(&json_body(&body)?)?;
-        Ok::<_, Refusal>(scim::create_user(&door.services, &door.caller, fields).await?)
+        Ok(scim::create_user(&door.services, &door.caller, fields).await?)
     }
     .await;
-    match created {
-        Ok(user) => one(
-            &door,
-            &uri,
-            StatusCode::CREATED,
-            resources::user_json(&user, &door.base),
-        ),
-        Err(refusal) => door.reply(Err(refusal)),
-    }
+    user_answer(&door, &uri, StatusCode::CREATED, created)
 }
 
-async fn replace_user(
-    door: Door,
-    Path(id): Path<String>,
-    uri: axum::http::Uri,
-    body: Bytes,
-) -> Response {
+async fn replace_user(door: Door, Path(id): Path<String>, uri: Uri, body: Bytes) -> Response {
     let replaced = async {
         let fields = resources::user_fields(&json_body(&body)?)?;
-        Ok::<_, Refusal>(scim::replace_user(&door.services, &door.caller, &id, fields).await?)
+        Ok(scim::replace_user(&door.services, &door.caller, &id, fields).await?)
     }
     .await;
-    match replaced {
-        Ok(user) => one(
-            &door,
-            &uri,
-            StatusCode::OK,
-            resources::user_json(&user, &door.base),
-        ),
-        Err(refusal) => door.reply(Err(refusal)),
-    }
+    user_answer(&door, &uri, StatusCode::OK, replaced)
 }
 
-async fn patch_user(
-    door: Door,
-    Path(id): Path<String>,
-    uri: axum::http::Uri,
-    body: Bytes,
-) -> Response {
+/// PATCH is the current attributes with the operations applied, then a replacement.
+async fn patch_user(door: Door, Path(id): Path<String>, uri: Uri, body: Bytes) -> Response {
     let patched = async {
         let body = json_body(&body)?;
         let current = scim::user(&door.services, &id).await?;
         let mut fields = scim::UserFields::of(&current);
         resources::patch_user(&mut fields, &body)?;
-        Ok::<_, Refusal>(scim::replace_user(&door.services, &door.caller, &id, fields).await?)
+        Ok(scim::replace_user(&door.services, &door.caller, &id, fields).await?)
     }
     .await;
-    match patched {
-        Ok(user) => one(
-            &door,
-            &uri,
-            StatusCode::OK,
-            resources::user_json(&user, &door.base),
-        ),
-        Err(refusal) => door.reply(Err(refusal)),
-    }
+    user_answer(&door, &uri, StatusCode::OK, patched)
 }
 
 async fn delete_user(door: Door, Path(id): Path<String>) -> Response {
@@ -566,7 +539,7 @@ async fn delete_user(door: Door, Path(id): Path<String>) -> Response {
 
 // ---- Groups ----
 
-async fn list_groups(door: Door, uri: axum::http::Uri) -> Response {
+async fn list_groups(door: Door, uri: Uri) -> Response {
     let reply = async {
         let q = list_query(&uri);
         let conditions = conditions(&q)?;
@@ -593,57 +566,49 @@ async fn list_groups(door: Door, uri: axum::http::Uri) -> Response {
     door.reply(reply)
 }
 
-async fn group_reply(
+/// A group in the answer (`status` on success), or the refusal.
+async fn group_answer(
     door: &Door,
-    uri: &axum::http::Uri,
+    uri: &Uri,
     status: StatusCode,
-    group: &scim::ScimGroup,
+    result: Result<scim::ScimGroup, Refusal>,
 ) -> Response {
-    match scim::users(&door.services).await {
-        Ok(users) => one(
-            door,
-            uri,
-            status,
-            resources::group_json(group, &users, &door.base),
-        ),
-        Err(e) => door.reply(Err(e.into())),
+    let users = match result {
+        Ok(group) => scim::users(&door.services)
+            .await
+            .map(|users| resources::group_json(&group, &users, &door.base))
+            .map_err(Refusal::from),
+        Err(refusal) => Err(refusal),
+    };
+    match users {
+        Ok(json) => one(door, uri, status, json),
+        Err(refusal) => door.reply(Err(refusal)),
     }
 }
 
-async fn get_group(door: Door, Path(id): Path<String>, uri: axum::http::Uri) -> Response {
-    match scim::group(&door.services, &id).await {
-        Ok(group) => group_reply(&door, &uri, StatusCode::OK, &group).await,
-        Err(e) => door.reply(Err(e.into())),
-    }
+async fn get_group(door: Door, Path(id): Path<String>, uri: Uri) -> Response {
+    let found = scim::group(&door.services, &id)
+        .await
+        .map_err(Refusal::from);
+    group_answer(&door, &uri, StatusCode::OK, found).await
 }
 
-async fn create_group(door: Door, uri: axum::http::Uri, body: Bytes) -> Response {
+async fn create_group(door: Door, uri: Uri, body: Bytes) -> Response {
     let created = async {
         let fields = resources::group_fields(&json_body(&body)?)?;
-        Ok::<_, Refusal>(scim::create_group(&door.services, &door.caller, fields).await?)
+        Ok(scim::create_group(&door.services, &door.caller, fields).await?)
     }
     .await;
-    match created {
-        Ok(group) => group_reply(&door, &uri, StatusCode::CREATED, &group).await,
-        Err(refusal) => door.reply(Err(refusal)),
-    }
+    group_answer(&door, &uri, StatusCode::CREATED, created).await
 }
 
-async fn replace_group(
-    door: Door,
-    Path(id): Path<String>,
-    uri: axum::http::Uri,
-    body: Bytes,
-) -> Response {
+async fn replace_group(door: Door, Path(id): Path<String>, uri: Uri, body: Bytes) -> Response {
     let replaced = async {
         let fields = resources::group_fields(&json_body(&body)?)?;
-        Ok::<_, Refusal>(scim::replace_group(&door.services, &door.caller, &id, fields).await?)
+        Ok(scim::replace_group(&door.services, &door.caller, &id, fields).await?)
     }
     .await;
-    match replaced {
-        Ok(group) => group_reply(&door, &uri, StatusCode::OK, &group).await,
-        Err(refusal) => door.reply(Err(refusal)),
-    }
+    group_answer(&door, &uri, StatusCode::OK, replaced).await
 }
 
 /// PATCH answers 204, as Entra ID expects (Okta accepts it too).

@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 
 use super::faults::{FaultKind, Faults};
-use super::http::{bad_enum, id_page, ts, ts_secs, ApiError, ApiResult, Query};
+use super::http::{self, bad_enum, id_page, ts, ts_secs, ApiError, ApiResult, Query};
 use super::ratelimit::Bucket;
 use super::state::{
     ApiKey, Invite, KeyStatus, OrgRole, OrgState, Principal, User, Workspace, WorkspaceRole,
@@ -384,35 +384,6 @@ fn check_headers(headers: &HeaderMap, version_required: bool) -> ApiResult<Vec<S
         .collect())
 }
 
-fn parse_body(body: &[u8], allowed: &[&str]) -> ApiResult<Map<String, Value>> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("The request body is not valid JSON: {e}")))?;
-    let Value::Object(map) = v else {
-        return Err(ApiError::invalid("The request body must be a JSON object"));
-    };
-    if let Some(extra) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::invalid(format!(
-            "{extra}: Extra inputs are not permitted"
-        )));
-    }
-    Ok(map)
-}
-
-/// A string field: `Ok(None)` when absent or null.
-fn str_field<'a>(map: &'a Map<String, Value>, name: &str) -> ApiResult<Option<&'a str>> {
-    match map.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError::invalid(format!(
-            "{name}: Input should be a valid string"
-        ))),
-    }
-}
-
-fn required<'a>(map: &'a Map<String, Value>, name: &str) -> ApiResult<&'a str> {
-    str_field(map, name)?.ok_or_else(|| ApiError::invalid(format!("{name}: Field required")))
-}
-
 fn m_is_get(m: &Method) -> bool {
     m == Method::GET
 }
@@ -536,13 +507,13 @@ fn route(
         ("POST", ["api_keys", id]) => update_key(st, id, body, now),
 
         ("POST", ["workspaces", id, "rate_limits", rid]) => {
-            let map = parse_body(body, &["limits"])?;
+            let map = http::body(body, &["limits"])?;
             limits::update_workspace_rate_limit(st, id, rid, &map)
         }
 
         ("GET", ["spend_limits"]) => limits::list(st, q, beta),
         ("POST", ["spend_limits"]) => {
-            let map = parse_body(body, &["amount", "scope", "period"])?;
+            let map = http::body(body, &["amount", "scope", "period"])?;
             limits::set(st, &map, now)
         }
         ("GET", ["spend_limits", "effective"]) => limits::effective(),
@@ -624,8 +595,8 @@ fn assignable_role(raw: &str) -> ApiResult<OrgRole> {
 }
 
 fn update_user(st: &mut OrgState, id: &str, body: &[u8]) -> ApiResult<Value> {
-    let map = parse_body(body, &["role"])?;
-    let role = assignable_role(required(&map, "role")?)?;
+    let map = http::body(body, &["role"])?;
+    let role = assignable_role(http::required(&map, "role")?)?;
     let user = find_user(st, id)?;
     if user.role == OrgRole::Admin {
         return Err(ApiError::invalid(
@@ -736,14 +707,14 @@ fn valid_email(e: &str) -> bool {
 }
 
 fn create_invite(st: &mut OrgState, body: &[u8], now: DateTime<Utc>) -> ApiResult<Value> {
-    let map = parse_body(body, &["email", "role", "rbac_group_ids"])?;
-    let email = required(&map, "email")?.trim().to_string();
+    let map = http::body(body, &["email", "role", "rbac_group_ids"])?;
+    let email = http::required(&map, "email")?.trim().to_string();
     if !valid_email(&email) {
         return Err(ApiError::invalid(format!(
             "email: '{email}' is not a valid email address"
         )));
     }
-    let role = assignable_role(required(&map, "role")?)?;
+    let role = assignable_role(http::required(&map, "role")?)?;
     match map.get("rbac_group_ids") {
         None | Some(Value::Null) => {}
         Some(Value::Array(a)) if a.is_empty() => {}
@@ -881,7 +852,7 @@ fn check_name(name: &str) -> ApiResult<()> {
 }
 
 fn check_color(map: &Map<String, Value>) -> ApiResult<Option<String>> {
-    match str_field(map, "display_color")? {
+    match http::text(map, "display_color")? {
         None => Ok(None),
         Some(c) if valid_color(c) => Ok(Some(c.to_string())),
         Some(c) => Err(ApiError::invalid(format!(
@@ -1007,18 +978,9 @@ fn apply_residency(w: &mut Workspace, v: Option<&Value>, create: bool) -> ApiRes
     Ok(())
 }
 
-const WORKSPACE_FIELDS: &[&str] = &[
-    "name",
-    "display_color",
-    "tags",
-    "data_residency",
-    "external_key_id",
-    "user_profile_id",
-];
-
 fn reject_cmek(map: &Map<String, Value>) -> ApiResult<()> {
     for f in ["external_key_id", "user_profile_id"] {
-        if str_field(map, f)?.is_some() {
+        if http::text(map, f)?.is_some() {
             return Err(ApiError::invalid(format!(
                 "{f}: customer-managed encryption keys are not enabled for this organization"
             )));
@@ -1028,8 +990,8 @@ fn reject_cmek(map: &Map<String, Value>) -> ApiResult<()> {
 }
 
 fn create_workspace(st: &mut OrgState, body: &[u8], now: DateTime<Utc>) -> ApiResult<Value> {
-    let map = parse_body(body, WORKSPACE_FIELDS)?;
-    let name = required(&map, "name")?.to_string();
+    let map = http::body(body, http::WORKSPACE_FIELDS)?;
+    let name = http::required(&map, "name")?.to_string();
     check_name(&name)?;
     let color = check_color(&map)?;
     reject_cmek(&map)?;
@@ -1070,12 +1032,12 @@ fn create_workspace(st: &mut OrgState, body: &[u8], now: DateTime<Utc>) -> ApiRe
 }
 
 fn update_workspace(st: &mut OrgState, id: &str, body: &[u8]) -> ApiResult<Value> {
-    let map = parse_body(body, WORKSPACE_FIELDS)?;
+    let map = http::body(body, http::WORKSPACE_FIELDS)?;
     let w = find_workspace(st, id)?;
     if w.archived_at.is_some() {
         return Err(ApiError::invalid("Archived workspaces cannot be modified"));
     }
-    let name = str_field(&map, "name")?.map(str::to_string);
+    let name = http::text(&map, "name")?.map(str::to_string);
     if let Some(n) = &name {
         check_name(n)?;
         if w.is_default {
@@ -1173,7 +1135,7 @@ fn get_member(st: &OrgState, ws: &str, uid: &str) -> ApiResult<Value> {
 }
 
 fn workspace_role_field(map: &Map<String, Value>) -> ApiResult<WorkspaceRole> {
-    let raw = required(map, "workspace_role")?;
+    let raw = http::required(map, "workspace_role")?;
     let role = WorkspaceRole::parse(raw)
         .ok_or_else(|| bad_enum("workspace_role", raw, WORKSPACE_ROLES))?;
     if role == WorkspaceRole::Billing {
@@ -1205,8 +1167,8 @@ fn check_privileged(user: &User, role: Option<WorkspaceRole>) -> ApiResult<()> {
 }
 
 fn add_member(st: &mut OrgState, ws: &str, body: &[u8]) -> ApiResult<Value> {
-    let map = parse_body(body, &["user_id", "workspace_role"])?;
-    let uid = required(&map, "user_id")?.to_string();
+    let map = http::body(body, &["user_id", "workspace_role"])?;
+    let uid = http::required(&map, "user_id")?.to_string();
     let role = workspace_role_field(&map)?;
     check_workspace_writable(st, ws)?;
     let user = find_user(st, &uid)?;
@@ -1224,7 +1186,7 @@ fn add_member(st: &mut OrgState, ws: &str, body: &[u8]) -> ApiResult<Value> {
 }
 
 fn update_member(st: &mut OrgState, ws: &str, uid: &str, body: &[u8]) -> ApiResult<Value> {
-    let map = parse_body(body, &["workspace_role"])?;
+    let map = http::body(body, &["workspace_role"])?;
     let role = workspace_role_field(&map)?;
     check_workspace_writable(st, ws)?;
     let (user, _) = find_member(st, ws, uid)?;
@@ -1315,8 +1277,8 @@ fn list_keys(st: &OrgState, q: &Query, now: DateTime<Utc>) -> ApiResult<Value> {
 }
 
 fn update_key(st: &mut OrgState, id: &str, body: &[u8], now: DateTime<Utc>) -> ApiResult<Value> {
-    let map = parse_body(body, &["name", "status"])?;
-    let name = str_field(&map, "name")?.map(str::to_string);
+    let map = http::body(body, &["name", "status"])?;
+    let name = http::text(&map, "name")?.map(str::to_string);
     if let Some(n) = &name {
         if n.trim().is_empty() {
             return Err(ApiError::invalid(
@@ -1329,7 +1291,7 @@ fn update_key(st: &mut OrgState, id: &str, body: &[u8], now: DateTime<Utc>) -> A
             ));
         }
     }
-    let status = match str_field(&map, "status")? {
+    let status = match http::text(&map, "status")? {
         None => None,
         Some("active") => Some(KeyStatus::Active),
         Some("inactive") => Some(KeyStatus::Inactive),

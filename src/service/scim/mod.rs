@@ -393,7 +393,7 @@ pub async fn create_user(
         "active": user.active,
         "in_organization": presence(services, &user),
     });
-    let insert = store::insert_user(&services.db, &user);
+    let insert = store::save_user(&services.db, &user);
     services
         .local_change(
             caller,
@@ -487,7 +487,7 @@ pub async fn replace_user(
         "before": { "email": old.email, "active": old.active, "user_name": old.user_name },
         "after": { "email": new.email, "active": new.active, "user_name": new.user_name },
     });
-    let update = store::update_user(&services.db, &new);
+    let update = store::save_user(&services.db, &new);
     services
         .local_change(caller, action, user_target(&new), details, update, |_| None)
         .await??;

@@ -99,9 +99,11 @@ pub async fn user_by_email(db: &SqlitePool, email: &str) -> Result<Option<ScimUs
         .map(user_from))
 }
 
-pub async fn insert_user(db: &SqlitePool, user: &ScimUser) -> Result<(), sqlx::Error> {
+/// Stores a person, new or changed (a taken address fails: see [`taken`]).
+pub async fn save_user(db: &SqlitePool, user: &ScimUser) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO scim_users (id, user_name, email, external_id, given_name, family_name, display_name, active, created_at, updated_at, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO scim_users (id, user_name, email, external_id, given_name, family_name, display_name, active, created_at, updated_at, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET user_name = excluded.user_name, email = excluded.email, external_id = excluded.external_id, given_name = excluded.given_name, family_name = excluded.family_name, display_name = excluded.display_name, active = excluded.active, updated_at = excluded.updated_at, problem = excluded.problem",
     )
     .bind(&user.id)
     .bind(&user.user_name)
@@ -114,25 +116,6 @@ pub async fn insert_user(db: &SqlitePool, user: &ScimUser) -> Result<(), sqlx::E
     .bind(ts(user.created_at))
     .bind(ts(user.updated_at))
     .bind(&user.problem)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-pub async fn update_user(db: &SqlitePool, user: &ScimUser) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE scim_users SET user_name = ?, email = ?, external_id = ?, given_name = ?, family_name = ?, display_name = ?, active = ?, updated_at = ?, problem = ? WHERE id = ?",
-    )
-    .bind(&user.user_name)
-    .bind(&user.email)
-    .bind(&user.external_id)
-    .bind(&user.given_name)
-    .bind(&user.family_name)
-    .bind(&user.display_name)
-    .bind(user.active)
-    .bind(ts(user.updated_at))
-    .bind(&user.problem)
-    .bind(&user.id)
     .execute(db)
     .await?;
     Ok(())
