@@ -403,6 +403,7 @@ impl Checker<'_> {
         let id = intent.target_id.as_deref().unwrap_or_default();
         let db = &self.services.db;
         let unreadable = |e: &dyn std::fmt::Display| unknown(format!("Orgkeeper's database: {e}"));
+        let missing_token = || unknown("The record does not name a token.");
         // The account named by the target id, read as the dashboard reads accounts.
         let account = || async {
             let id: i64 = id
@@ -515,6 +516,48 @@ impl Checker<'_> {
             | Action::CostCenterUnassigned => {
                 return self.check_cost_center(action, intent).await;
             }
+            Action::TokenCreated => {
+                let name = intent.target_label.as_deref().unwrap_or_default();
+                match crate::auth::tokens::find_live_by_name(db, name).await {
+                    Ok(Some(_)) => applied(format!("A token named {name} exists.")),
+                    Ok(None) => not_applied(format!("No live token is named {name}.")),
+                    Err(e) => return Err(unreadable(&e)),
+                }
+            }
+            Action::TokenRevoked => {
+                let token_id: i64 = id.parse().map_err(|_| missing_token())?;
+                match crate::auth::tokens::find(db, token_id).await {
+                    Ok(Some(t)) if t.is_revoked() => applied("The token is revoked."),
+                    Ok(Some(_)) => not_applied("The token is not revoked."),
+                    Ok(None) => unknown("The token no longer exists."),
+                    Err(e) => return Err(unreadable(&e)),
+                }
+            }
+            Action::ScimUserProvisioned
+            | Action::ScimUserChanged
+            | Action::ScimUserDeprovisioned
+            | Action::ScimUserDeleted => {
+                let found = super::scim::store::user(db, id)
+                    .await
+                    .map_err(|e| unreadable(&e))?;
+                match (action, found) {
+                    (Action::ScimUserDeleted, None) => applied("SCIM no longer holds the person."),
+                    (Action::ScimUserDeleted, Some(_)) => not_applied("SCIM still holds the person."),
+                    (_, None) => not_applied("SCIM does not hold the person."),
+                    (Action::ScimUserDeprovisioned, Some(u)) if !u.active => {
+                        applied("The person is deactivated in SCIM.")
+                    }
+                    (Action::ScimUserDeprovisioned, Some(_)) => {
+                        not_applied("The person is still active in SCIM.")
+                    }
+                    (_, Some(_)) => applied(
+                        "SCIM holds the person; the identity provider's next request settles the details.",
+                    ),
+                }
+            }
+            Action::ScimGroupChanged | Action::ScimMappingChanged | Action::ScimDryRun => unknown(
+                "SCIM's groups and mappings are as the SCIM page shows them; the identity provider's next push settles the groups.",
+            ),
             other => unknown(format!(
                 "Orgkeeper cannot check afterwards whether “{}” took effect.",
                 other.label()

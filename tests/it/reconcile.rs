@@ -366,3 +366,94 @@ async fn an_intent_gets_one_outcome_and_a_newer_intent_is_left_to_its_own_proces
     assert!(unresolved(&app).await.is_empty());
     assert!(app.state.audit.verify().await.unwrap().is_intact());
 }
+
+/// A crash during a token or SCIM change leaves intents that the next start resolves from
+/// Orgkeeper's own tables: a token that exists was created, one still live was not revoked, a
+/// person SCIM still holds was not deleted.
+#[tokio::test]
+async fn interrupted_token_and_scim_changes_are_resolved_from_orgkeepers_tables() {
+    use orgkeeper::auth::tokens::TokenKind;
+    use orgkeeper::service::tokens::{self, NewToken};
+    let app = spawn_app().await;
+    let olga = app.create_account("olga", Role::Owner, &[]).await;
+    let actor = person(&olga);
+    let made = tokens::create(
+        &app.state,
+        &crate::support::TEST_CALLER,
+        NewToken {
+            name: "deploy".into(),
+            kind: TokenKind::Api,
+            account: Some(olga.clone()),
+            read_only: true,
+            workspaces: vec![],
+            expires_in_days: Some(30),
+        },
+    )
+    .await
+    .unwrap();
+    let token_created = orphan(
+        &app,
+        &actor,
+        "token.created",
+        Target::new("token", "new").with_label("deploy"),
+        json!({ "kind": "api" }),
+    )
+    .await;
+    let token_never_made = orphan(
+        &app,
+        &actor,
+        "token.created",
+        Target::new("token", "new").with_label("never-made"),
+        json!({ "kind": "api" }),
+    )
+    .await;
+    let revoke_not_done = orphan(
+        &app,
+        &actor,
+        "token.revoked",
+        Target::new("token", made.token.id.to_string()).with_label("deploy"),
+        json!({ "kind": "api" }),
+    )
+    .await;
+    let scim_delete_not_done = orphan(
+        &app,
+        &actor,
+        "scim.user_deleted",
+        Target::new("scim_user", "no-such-person").with_label("gone@example.com"),
+        json!({ "email": "gone@example.com" }),
+    )
+    .await;
+
+    let app = restart(app).await;
+    for (intent, resolution, reason) in [
+        (
+            token_created,
+            Resolution::Applied,
+            "A token named deploy exists.",
+        ),
+        (
+            token_never_made,
+            Resolution::NotApplied,
+            "No live token is named never-made.",
+        ),
+        (
+            revoke_not_done,
+            Resolution::NotApplied,
+            "The token is not revoked.",
+        ),
+        (
+            scim_delete_not_done,
+            Resolution::Applied,
+            "SCIM no longer holds the person.",
+        ),
+    ] {
+        let record = outcome_of(&app, intent).await;
+        assert_eq!(
+            record.resolution(),
+            Some(resolution),
+            "{intent}: {record:?}"
+        );
+        assert_eq!(record.details["reason"], reason, "{intent}");
+    }
+    assert!(unresolved(&app).await.is_empty());
+}
