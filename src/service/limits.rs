@@ -196,6 +196,131 @@ pub async fn set_spend_limit(
         .await
 }
 
+/// What saving a spend limit puts at stake, decided before anything is changed: this month's
+/// spend of the scope and, when the new limit would stop traffic at once or cut the limit by
+/// more than half, the reasons the person must confirm it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpendLimitStakes {
+    /// This month's spend of the scope so far, in cents.
+    pub spent_cents: Decimal,
+    /// The limit now, in cents (`None`: no limit).
+    pub before_cents: Option<Decimal>,
+    /// The limit asked for, in cents.
+    pub amount_cents: Decimal,
+    /// Why the person must confirm, in plain words (empty: nothing out of the ordinary).
+    pub reasons: Vec<String>,
+}
+
+impl SpendLimitStakes {
+    /// The rule: a limit at or below this month's spend stops the scope's traffic at once; a
+    /// limit below half of the current one is a cut worth a second look.
+    pub fn of(
+        scope: &LimitScope,
+        before_cents: Option<Decimal>,
+        amount_cents: Decimal,
+        spent_cents: Decimal,
+    ) -> SpendLimitStakes {
+        use crate::money::dollars;
+        let mut reasons = Vec::new();
+        if amount_cents <= spent_cents {
+            reasons.push(format!(
+                "{} has already spent {} this month, so a limit of {} is reached at once: Anthropic refuses its requests from the moment it is saved until the next month or a higher limit.",
+                capitalized(scope.name()),
+                dollars(spent_cents),
+                dollars(amount_cents)
+            ));
+        }
+        if let Some(before) = before_cents {
+            if amount_cents * Decimal::from(2) < before {
+                reasons.push(format!(
+                    "{} is less than half of the limit now, {}.",
+                    dollars(amount_cents),
+                    dollars(before)
+                ));
+            }
+        }
+        SpendLimitStakes {
+            spent_cents,
+            before_cents,
+            amount_cents,
+            reasons,
+        }
+    }
+
+    pub fn needs_confirmation(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+}
+
+fn capitalized(name: &str) -> String {
+    let mut out = name.to_owned();
+    if let Some(first) = out.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    out
+}
+
+/// This month's spend of `scope` so far, in cents, from the local cost store (the figure the
+/// Limits page shows beside each limit).
+pub async fn month_spend(services: &Services, scope: &LimitScope) -> Result<Decimal, sqlx::Error> {
+    use super::budgets::{month, settled_before, Spend};
+    let now = services.clock.now();
+    // The decision needs this month's spend as a page shows it: bring the cost store up to
+    // date first (if Anthropic cannot be reached, the stored days decide).
+    if let Err(error) =
+        super::usage::refresh_or_stale(services, crate::usage_store::Kind::CostDay, now).await
+    {
+        tracing::warn!(%error, "this month's spend could not be brought up to date");
+    }
+    let names = crate::org::names::ReportNames::of(&services.org.snapshot());
+    let stored = match scope {
+        LimitScope::Organization => crate::usage_store::ORG_SCOPE.to_owned(),
+        LimitScope::Workspace { id, .. } => names.stored_ws(id),
+    };
+    let start = crate::usage_store::month_start(now.date_naive());
+    let m = month(services, start, None).await?;
+    Ok(Spend::of(&m, &stored, settled_before(services, now), now.date_naive()).total)
+}
+
+/// The answer to a spend limit saved from a page.
+pub enum SpendLimitSave {
+    /// Nothing was changed: the person must first confirm what is at stake.
+    Confirm(SpendLimitStakes),
+    /// The change was made (or the Admin API refused it).
+    Done(Result<SpendLimit, ApiError>),
+}
+
+/// Sets the monthly spend limit of `scope` as a person asked on a page: when the new limit
+/// would stop traffic at once or cut the limit by more than half, nothing is changed unless
+/// `confirmed` names this very amount (in cents) — the person saw the stakes and said yes.
+pub async fn save_spend_limit(
+    services: &Services,
+    caller: &Caller,
+    scope: &LimitScope,
+    before: Option<&SpendLimit>,
+    amount_cents: Decimal,
+    confirmed: Option<Decimal>,
+) -> Result<SpendLimitSave, ServiceError> {
+    let spent = month_spend(services, scope).await?;
+    let stakes = SpendLimitStakes::of(
+        scope,
+        before.and_then(SpendLimit::amount_cents),
+        amount_cents,
+        spent,
+    );
+    if stakes.needs_confirmation() && confirmed != Some(amount_cents) {
+        return Ok(SpendLimitSave::Confirm(stakes));
+    }
+    let context = if stakes.needs_confirmation() {
+        json!({ "confirmed": { "spent_cents": spent.normalize().to_string() } })
+    } else {
+        json!({})
+    };
+    set_spend_limit(services, caller, scope, before, amount_cents, context)
+        .await
+        .map(SpendLimitSave::Done)
+}
+
 /// Removes the spend limit of `scope` (traffic is then capped only by the other limits).
 pub async fn remove_spend_limit(
     services: &Services,
@@ -316,6 +441,63 @@ pub async fn set_workspace_rate_limit(
                 .update_workspace_rate_limit(t.workspace_id, t.rate_limit_id, &body),
         )
         .await
+}
+
+/// Why a workspace value for one limiter needs a confirmation, if it does: a value above the
+/// organization's has no effect (the lower one is enforced).
+pub fn rate_limit_stakes(org_value: Option<u64>, value: Option<u64>) -> Option<String> {
+    let (org, value) = (org_value?, value?);
+    (value > org).then(|| {
+        format!(
+            "{} is above the organization's {}, and the lower of the two is enforced: this workspace would keep the organization's {}. To give it more, the organization's limit must be raised (by Anthropic).",
+            thousands(value),
+            thousands(org),
+            thousands(org)
+        )
+    })
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The answer to a workspace rate limit saved from a page.
+pub enum RateLimitSave {
+    /// Nothing was changed: the person must first confirm the warning.
+    Confirm(String),
+    Done(Result<WorkspaceRateLimit, ApiError>),
+}
+
+/// Sets or clears a workspace's override as a person asked on a page: a value above the
+/// organization's (which would have no effect) is saved only once `confirmed`.
+pub async fn save_workspace_rate_limit(
+    services: &Services,
+    caller: &Caller,
+    t: &RateLimitTarget<'_>,
+    value: Option<u64>,
+    confirmed: bool,
+) -> Result<RateLimitSave, ServiceError> {
+    let org_value = workspace_rate_limits(services, t.workspace_id)
+        .await?
+        .iter()
+        .filter(|e| e.rate_limit_id == t.rate_limit_id)
+        .flat_map(|e| e.limits.iter())
+        .find(|l| l.kind == t.kind)
+        .and_then(|l| l.org_limit);
+    if let Some(warning) = rate_limit_stakes(org_value, value).filter(|_| !confirmed) {
+        return Ok(RateLimitSave::Confirm(warning));
+    }
+    set_workspace_rate_limit(services, caller, t, value)
+        .await
+        .map(RateLimitSave::Done)
 }
 
 // ---------------------------------------------------------------------------------------------

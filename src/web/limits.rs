@@ -60,6 +60,20 @@ pub struct Forms {
     pub request_error: Option<String>,
     /// A decision sent back: (request id, reason typed, error).
     pub decision: Option<(i64, String, String)>,
+    /// A spend limit that needs a confirmation before it is saved.
+    pub question: Option<SpendQuestion>,
+}
+
+/// The confirmation a spend limit needs, as the page asks it.
+pub struct SpendQuestion {
+    pub scope: String,
+    pub name: String,
+    pub amount: String,
+    /// The amount in cents, which the confirmation sends back.
+    pub amount_cents: String,
+    pub spent: String,
+    pub before: Option<String>,
+    pub reasons: Vec<String>,
 }
 
 /// A limit request as the page shows it.
@@ -99,6 +113,7 @@ struct LimitsPage {
     scopes: Vec<Opt>,
     form: SpendForm,
     form_error: Option<String>,
+    question: Option<SpendQuestion>,
     /// People who cannot set limits ask for a higher one on a workspace they can see.
     can_request: bool,
     request_scopes: Vec<Opt>,
@@ -129,6 +144,7 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         request: request_form,
         request_error,
         decision,
+        question,
     } = forms;
     let workspaces = visible_workspaces(ctx).await?;
     let org_visible = ctx.workspace_scope().is_none();
@@ -191,7 +207,14 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         };
         scopes.push(Opt {
             value: scope.key().to_owned(),
-            label: name.clone(),
+            label: format!(
+                "{name} — spent {} this month, {}",
+                dollars(spend),
+                match limit {
+                    Some(l) => format!("limit {}", dollars(l)),
+                    None => "no limit".to_owned(),
+                }
+            ),
             selected: form.scope == scope.key(),
         });
         rows.push(LimitRow {
@@ -293,6 +316,7 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         scopes,
         form,
         form_error,
+        question,
     };
     render(status, &page)
 }
@@ -330,6 +354,9 @@ pub struct SpendInput {
     scope: String,
     #[serde(default)]
     amount: String,
+    /// The amount in cents the person confirmed after seeing what is at stake.
+    #[serde(default)]
+    confirm: String,
 }
 
 /// The scope a form names, if it is the organization or a workspace this person may see.
@@ -382,15 +409,43 @@ pub async fn set(ctx: Ctx, Form(input): Form<SpendInput>) -> AppResult<Response>
         Ok(b) => b,
         Err(e) => return spend_again(&ctx, form, e).await,
     };
-    let result = service::set_spend_limit(
+    let confirmed = input.confirm.trim().parse::<Decimal>().ok();
+    let result = match service::save_spend_limit(
         &ctx.state,
         &ctx.caller(),
         &scope,
         before.as_ref(),
         amount,
-        serde_json::json!({}),
+        confirmed,
     )
-    .await?;
+    .await?
+    {
+        service::SpendLimitSave::Done(result) => result,
+        service::SpendLimitSave::Confirm(stakes) => {
+            let name = match &scope {
+                LimitScope::Organization => "The whole organization".to_owned(),
+                LimitScope::Workspace { name, .. } => name.clone(),
+            };
+            let question = SpendQuestion {
+                scope: scope.key().to_owned(),
+                name,
+                amount: dollars(amount),
+                amount_cents: amount.normalize().to_string(),
+                spent: dollars(stakes.spent_cents),
+                before: stakes.before_cents.map(dollars),
+                reasons: stakes.reasons,
+            };
+            return render_page(
+                &ctx,
+                Forms {
+                    spend: form,
+                    question: Some(question),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+    };
     match result {
         Ok(_) => {
             let what = if before.is_some() { "changed" } else { "set" };
@@ -642,6 +697,8 @@ pub struct RateRow {
     /// This row's form: the value typed and its error.
     pub typed: Option<String>,
     pub error: Option<String>,
+    /// A value that needs a confirmation before it is saved, and why.
+    pub warning: Option<String>,
 }
 
 #[derive(Template)]
@@ -714,6 +771,7 @@ async fn rate_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<RateRow>, ApiErr
                 override_ignored: matches!((l.org_limit, override_value), (Some(org), Some(o)) if o > org),
                 typed: None,
                 error: None,
+                warning: None,
             });
         }
     }
@@ -736,13 +794,17 @@ async fn render_rate(
             )),
         ),
     };
-    if let Some((rid, kind, value, error)) = typed {
+    if let Some((rid, kind, value, message)) = typed {
         if let Some(row) = rows
             .iter_mut()
             .find(|r| r.rate_limit_id == rid && r.kind == kind)
         {
             row.typed = Some(value);
-            row.error = Some(error);
+            if status == StatusCode::OK {
+                row.warning = Some(message);
+            } else {
+                row.error = Some(message);
+            }
         }
     }
     let page = RatePage {
@@ -771,6 +833,9 @@ pub struct RateInput {
     /// Present when the "Use the organization's" button was pressed.
     #[serde(default)]
     clear: Option<String>,
+    /// Present when the person confirmed a value above the organization's.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 /// A whole number from 0 to 2^53 − 1 (thousands separators allowed), or why not.
@@ -846,7 +911,27 @@ pub async fn rate_set(
         kind: &row.kind,
         before: row.override_plain.parse().ok(),
     };
-    match service::set_workspace_rate_limit(&ctx.state, &ctx.caller(), &target, value).await? {
+    let saved = service::save_workspace_rate_limit(
+        &ctx.state,
+        &ctx.caller(),
+        &target,
+        value,
+        input.confirm.is_some(),
+    )
+    .await?;
+    let result = match saved {
+        service::RateLimitSave::Done(result) => result,
+        service::RateLimitSave::Confirm(warning) => {
+            let typed = (
+                input.rate_limit_id.as_str(),
+                input.kind.as_str(),
+                input.value.clone(),
+                warning,
+            );
+            return render_rate(&ctx, w, Some(typed), StatusCode::OK).await;
+        }
+    };
+    match result {
         Ok(_) => {
             let what = match value {
                 Some(v) => format!("set to {} for {}", number(v), w.name),

@@ -233,7 +233,7 @@ async fn an_upstream_failure_is_explained_with_its_request_id_and_audited() {
             .unwrap(),
     );
     let response = admin
-        .post("/limits/spend", &[("scope", &ws), ("amount", "75")])
+        .post("/limits/spend", &[("scope", &ws), ("amount", "2000")])
         .await;
     assert_eq!(response.status(), 502);
     let html = response.text().await.unwrap();
@@ -246,7 +246,7 @@ async fn an_upstream_failure_is_explained_with_its_request_id_and_audited() {
     let request_id = failed.upstream_request_id.clone().unwrap();
     assert!(request_id.starts_with("req_"));
     assert!(html.contains(&request_id), "the page quotes the request id");
-    assert!(html.contains("value=\"75\""), "what was typed is kept");
+    assert!(html.contains("value=\"2000\""), "what was typed is kept");
 }
 
 #[tokio::test]
@@ -1117,13 +1117,13 @@ async fn limits_pages_read_the_model_and_a_change_shows_at_once() {
     assert!(page.contains("Save spend limit"));
 
     let saved = admin
-        .post("/limits/spend", &[("scope", &ws), ("amount", "123.45")])
+        .post("/limits/spend", &[("scope", &ws), ("amount", "1234.56")])
         .await;
     assert!(saved.status().is_redirection(), "{}", saved.status());
     app.simulator.reset_request_count();
     let (_, page) = admin.get_text("/limits").await;
     assert!(
-        page.contains("$123.45"),
+        page.contains("$1,234.56"),
         "the new limit shows without a sync"
     );
     assert_eq!(app.simulator.request_count(), 0);
@@ -1211,7 +1211,7 @@ async fn a_spend_limit_changed_outside_orgkeeper_is_recorded_once_and_ours_is_no
     // Set through Orgkeeper: its own record only, nothing observed by later syncs.
     let (_, admin) = app.signed_in(Role::Admin).await;
     let saved = admin
-        .post("/limits/spend", &[("scope", &ws), ("amount", "123.45")])
+        .post("/limits/spend", &[("scope", &ws), ("amount", "1234.56")])
         .await;
     assert!(saved.status().is_redirection(), "{}", saved.status());
     app.sync().await;
@@ -1278,4 +1278,169 @@ async fn a_workspace_rate_limit_changed_outside_orgkeeper_is_recorded_once_with_
             r.details
         );
     }
+}
+
+#[tokio::test]
+async fn a_spend_limit_that_stops_traffic_at_once_or_halves_the_limit_is_saved_only_once_confirmed()
+{
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    let name = app
+        .state
+        .org
+        .workspaces()
+        .await
+        .unwrap()
+        .iter()
+        .find(|w| w.id == ws)
+        .unwrap()
+        .name
+        .clone();
+    let scope = orgkeeper::service::limits::LimitScope::Workspace {
+        id: ws.clone(),
+        name: name.clone(),
+    };
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    // The page brings the cost store up to date, as a person's first look does.
+    let _ = admin.get_text("/limits").await;
+    let spent = orgkeeper::service::limits::month_spend(&app.state, &scope)
+        .await
+        .unwrap();
+    assert!(spent > rust_decimal::Decimal::ZERO, "the demo has spent");
+    let spent_text = orgkeeper::money::dollars(spent);
+
+    // Before saving, the form shows this month's spend beside each scope.
+    let (_, page) = admin.get_text("/limits").await;
+    assert!(
+        page.contains(&format!("{name} — spent {spent_text} this month")),
+        "the spend beside the choice"
+    );
+
+    // At this month's spend: nothing changes, the page asks with the spend beside the amount.
+    let at_spend = (spent / rust_decimal::Decimal::from(100)).round_dp(2);
+    let asked = admin
+        .post(
+            "/limits/spend",
+            &[("scope", &ws), ("amount", &at_spend.to_string())],
+        )
+        .await;
+    assert_eq!(asked.status(), 200);
+    let page = asked.text().await.unwrap();
+    let question = page
+        .split("id=\"confirm-limit\"")
+        .nth(1)
+        .and_then(|q| q.split("</section>").next())
+        .expect("a confirmation");
+    assert!(question.contains(&spent_text), "{question}");
+    assert!(question.contains("refuses its requests"), "{question}");
+    assert!(question.contains("name=\"confirm\""), "{question}");
+    assert_eq!(
+        limit_cents(&app, &workspace_scope(&ws)).await.as_deref(),
+        Some(SEEDED_CENTS),
+        "nothing changed before the confirmation"
+    );
+
+    // A confirmation of another amount does not count.
+    let other = admin
+        .post(
+            "/limits/spend",
+            &[
+                ("scope", &ws),
+                ("amount", &at_spend.to_string()),
+                ("confirm", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(other.status(), 200);
+    assert_eq!(
+        limit_cents(&app, &workspace_scope(&ws)).await.as_deref(),
+        Some(SEEDED_CENTS)
+    );
+
+    // Confirmed: saved, and the audit record says it was confirmed against the spend.
+    let cents = (at_spend * rust_decimal::Decimal::from(100))
+        .normalize()
+        .to_string();
+    let confirmed = admin
+        .post(
+            "/limits/spend",
+            &[
+                ("scope", &ws),
+                ("amount", &at_spend.to_string()),
+                ("confirm", &cents),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status(), 303);
+    assert_eq!(
+        limit_cents(&app, &workspace_scope(&ws)).await.as_deref(),
+        Some(cents.as_str())
+    );
+    let audit = records(&app, "spend_limit.set").await;
+    let done = audit.iter().find(|r| r.outcome == Outcome::Ok).unwrap();
+    assert!(
+        done.details["confirmed"]["spent_cents"].is_string(),
+        "{done:?}"
+    );
+
+    // Raising it is ordinary; then cutting it by more than half asks again.
+    let raised = admin
+        .post("/limits/spend", &[("scope", &ws), ("amount", "1000000")])
+        .await;
+    assert_eq!(raised.status(), 303);
+    let cut = admin
+        .post("/limits/spend", &[("scope", &ws), ("amount", "400000")])
+        .await;
+    assert_eq!(cut.status(), 200);
+    let page = cut.text().await.unwrap();
+    assert!(
+        page.contains("less than half of the limit now, $1,000,000.00"),
+        "says why"
+    );
+    assert_eq!(
+        limit_cents(&app, &workspace_scope(&ws)).await.as_deref(),
+        Some("100000000")
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_above_the_organizations_is_warned_about_before_it_is_saved() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let entries = app
+        .state
+        .org
+        .api()
+        .all(&OrgRateLimitParams::default())
+        .await
+        .unwrap();
+    let batch = entries.iter().find(|e| e.group.kind == "batch").unwrap();
+    let above = (batch.limits[0].value + 1).to_string();
+    let path = format!("/limits/workspaces/{ws}");
+    let fields = [
+        ("rate_limit_id", batch.id.as_str()),
+        ("type", "requests_per_minute"),
+        ("value", above.as_str()),
+    ];
+    let warned = admin.post(&path, &fields).await;
+    assert_eq!(warned.status(), 200);
+    let page = warned.text().await.unwrap();
+    assert!(page.contains("Not saved yet."), "warns before saving");
+    assert!(page.contains("is above the organization"));
+    assert!(
+        !overrides(&app, &ws)
+            .await
+            .iter()
+            .any(|(id, _, _)| *id == batch.id),
+        "nothing was saved"
+    );
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirm", "1"));
+    let saved = admin.post(&path, &confirmed).await;
+    assert_eq!(saved.status(), 303);
+    assert!(overrides(&app, &ws)
+        .await
+        .iter()
+        .any(|(id, _, v)| *id == batch.id && v.to_string() == above));
 }
