@@ -18,6 +18,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::auth::tokens::TokenKind;
+use crate::service::scim::store::Lookup;
 use crate::service::scim::{self, LoggedRequest, ScimError, ScimUser};
 use crate::service::{Caller, ServiceError, Services};
 use crate::web::context::ClientInfo;
@@ -468,7 +469,18 @@ async fn list_users(door: Door, uri: Uri) -> Response {
                 ),
             ));
         }
-        let matching = scim::users(&door.services)
+        // One indexed condition narrows the read; every condition is then checked.
+        let lookup = conditions.iter().find_map(|c| {
+            let by = match c.attribute.as_str() {
+                "id" => Lookup::Id,
+                "username" => Lookup::UserName,
+                "emails" | "emails.value" => Lookup::Email,
+                "externalid" => Lookup::ExternalId,
+                _ => return None,
+            };
+            Some((by, c.value.as_str()))
+        });
+        let matching = scim::users(&door.services, lookup)
             .await?
             .iter()
             .filter(|u| conditions.iter().all(|c| user_matches(u, c)))
@@ -543,7 +555,7 @@ async fn list_groups(door: Door, uri: Uri) -> Response {
     let reply = async {
         let q = list_query(&uri);
         let conditions = conditions(&q)?;
-        let users = scim::users(&door.services).await?;
+        let users = scim::users(&door.services, None).await?;
         let mut matching = Vec::new();
         for group in scim::groups(&door.services).await? {
             let all = conditions.iter().all(|c| {
@@ -574,7 +586,7 @@ async fn group_answer(
     result: Result<scim::ScimGroup, Refusal>,
 ) -> Response {
     let users = match result {
-        Ok(group) => scim::users(&door.services)
+        Ok(group) => scim::users(&door.services, None)
             .await
             .map(|users| resources::group_json(&group, &users, &door.base))
             .map_err(Refusal::from),

@@ -108,7 +108,7 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, outcome: Outcome) -> AppResult<R
             mapping,
         })
         .collect();
-    let users = scim::users(state).await.map_err(service_error)?;
+    let users = scim::users(state, None).await.map_err(service_error)?;
     let groups = scim::groups(state)
         .await
         .map_err(service_error)?

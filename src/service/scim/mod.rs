@@ -129,8 +129,15 @@ fn is_admin(user: &User) -> bool {
     matches!(user.role.as_str(), "admin" | "owner" | "primary_owner")
 }
 
-pub async fn users(services: &Services) -> Result<Vec<ScimUser>, ScimError> {
-    Ok(store::users(&services.db).await?)
+/// Every provisioned person, or those one indexed attribute matches.
+pub async fn users(
+    services: &Services,
+    lookup: Option<(store::Lookup, &str)>,
+) -> Result<Vec<ScimUser>, ScimError> {
+    Ok(match lookup {
+        Some((by, value)) => store::users_by(&services.db, by, value).await?,
+        None => store::users(&services.db).await?,
+    })
 }
 
 pub async fn user(services: &Services, id: &str) -> Result<ScimUser, ScimError> {
@@ -191,9 +198,10 @@ async fn provision(services: &Services, caller: &Caller, user: &ScimUser) -> Res
     if pending {
         return Ok(());
     }
-    let role = mapped(services, &user.id)
+    let role = Grants::read(services)
         .await?
-        .0
+        .of(&user.id)
+        .role
         .unwrap_or_else(|| services.config.scim.default_role.clone());
     if services.config.scim.dry_run {
         let what = format!("invite {} as {}", user.email, role.as_str());
@@ -724,54 +732,77 @@ fn workspace_rank(role: &WorkspaceRole) -> u8 {
     }
 }
 
-/// What a person's groups give: the strongest mapped role, each mapped workspace with its
-/// strongest role, and every workspace any mapping names (the ones SCIM manages).
-async fn mapped(
-    services: &Services,
-    user_id: &str,
-) -> Result<
-    (
-        Option<OrgRole>,
-        BTreeMap<String, WorkspaceRole>,
-        Vec<String>,
-    ),
-    ScimError,
-> {
-    let mappings = store::mappings(&services.db).await?;
-    let names: Vec<String> = store::groups(&services.db)
-        .await?
-        .into_iter()
-        .filter(|g| g.members.iter().any(|m| m == user_id))
-        .map(|g| g.display_name.to_lowercase())
-        .collect();
-    let mut role: Option<OrgRole> = None;
-    let mut workspaces: BTreeMap<String, WorkspaceRole> = BTreeMap::new();
-    let managed: Vec<String> = mappings
-        .iter()
-        .flat_map(|m| m.workspaces.iter().map(|(w, _)| w.clone()))
-        .collect();
-    for mapping in mappings
-        .iter()
-        .filter(|m| names.contains(&m.group_name.to_lowercase()))
-    {
-        if let Some(r) = &mapping.role {
-            if role
-                .as_ref()
-                .is_none_or(|have| role_rank(r) > role_rank(have))
-            {
-                role = Some(r.clone());
-            }
-        }
-        for (workspace, r) in &mapping.workspaces {
-            let stronger = workspaces
-                .get(workspace)
-                .is_none_or(|have| workspace_rank(r) > workspace_rank(have));
-            if stronger {
-                workspaces.insert(workspace.clone(), r.clone());
-            }
-        }
+/// The mappings and groups, read once for a round of changes (a group push can name
+/// thousands of people).
+struct Grants {
+    mappings: Vec<Mapping>,
+    groups: Vec<ScimGroup>,
+}
+
+/// What a person's groups give: the strongest mapped role, and each mapped workspace with its
+/// strongest role.
+struct Given {
+    role: Option<OrgRole>,
+    workspaces: BTreeMap<String, WorkspaceRole>,
+}
+
+impl Grants {
+    async fn read(services: &Services) -> Result<Grants, ScimError> {
+        Ok(Grants {
+            mappings: store::mappings(&services.db).await?,
+            groups: store::groups(&services.db).await?,
+        })
     }
-    Ok((role, workspaces, managed))
+
+    /// Every workspace a mapping names: the only ones SCIM adds people to or removes them from.
+    fn managed(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .mappings
+            .iter()
+            .flat_map(|m| m.workspaces.iter().map(|(w, _)| w.clone()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    fn of(&self, user_id: &str) -> Given {
+        let names: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m == user_id))
+            .map(|g| g.display_name.to_lowercase())
+            .collect();
+        let mut given = Given {
+            role: None,
+            workspaces: BTreeMap::new(),
+        };
+        for mapping in self
+            .mappings
+            .iter()
+            .filter(|m| names.contains(&m.group_name.to_lowercase()))
+        {
+            if let Some(r) = &mapping.role {
+                if given
+                    .role
+                    .as_ref()
+                    .is_none_or(|have| role_rank(r) > role_rank(have))
+                {
+                    given.role = Some(r.clone());
+                }
+            }
+            for (workspace, r) in &mapping.workspaces {
+                let stronger = given
+                    .workspaces
+                    .get(workspace)
+                    .is_none_or(|have| workspace_rank(r) > workspace_rank(have));
+                if stronger {
+                    given.workspaces.insert(workspace.clone(), r.clone());
+                }
+            }
+        }
+        given
+    }
 }
 
 /// Brings each person's organization role and managed workspaces to what their groups give.
@@ -783,6 +814,8 @@ pub async fn apply_groups(
     caller: &Caller,
     user_ids: &[String],
 ) -> Result<(), ScimError> {
+    let grants = Grants::read(services).await?;
+    let managed = grants.managed();
     let mut seen: Vec<&String> = Vec::new();
     for id in user_ids {
         if seen.contains(&id) {
@@ -798,7 +831,10 @@ pub async fn apply_groups(
         if is_admin(&member) {
             continue;
         }
-        let (role, wanted, managed) = mapped(services, id).await?;
+        let Given {
+            role,
+            workspaces: wanted,
+        } = grants.of(id);
         let mut problems: Vec<String> = Vec::new();
         let person = (member.id.as_str(), member.email.as_str());
         if let Some(role) = role.filter(|r| *r != member.role) {
@@ -816,12 +852,7 @@ pub async fn apply_groups(
             .filter(|m| m.user_id == member.id)
             .map(|m| (m.workspace_id.clone(), m.workspace_role.clone()))
             .collect();
-        let mut done: Vec<&String> = Vec::new();
         for workspace_id in &managed {
-            if done.contains(&workspace_id) {
-                continue;
-            }
-            done.push(workspace_id);
             let Some(workspace) = snapshot
                 .workspaces
                 .iter()

@@ -81,6 +81,38 @@ pub async fn users(db: &SqlitePool) -> Result<Vec<ScimUser>, sqlx::Error> {
     )
 }
 
+/// An indexed way to find people, so a provider's lookup before each create reads one row,
+/// not the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Id,
+    UserName,
+    Email,
+    ExternalId,
+}
+
+/// The people one indexed attribute matches (user names and addresses without regard to case).
+pub async fn users_by(
+    db: &SqlitePool,
+    lookup: Lookup,
+    value: &str,
+) -> Result<Vec<ScimUser>, sqlx::Error> {
+    let condition = match lookup {
+        Lookup::Id => "id = ?",
+        Lookup::UserName => "lower(user_name) = lower(?)",
+        Lookup::Email => "email = lower(?)",
+        Lookup::ExternalId => "external_id = ?",
+    };
+    let sql = format!("SELECT * FROM scim_users WHERE {condition} ORDER BY created_at, rowid");
+    Ok(sqlx::query(&sql)
+        .bind(value)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(user_from)
+        .collect())
+}
+
 pub async fn user(db: &SqlitePool, id: &str) -> Result<Option<ScimUser>, sqlx::Error> {
     Ok(sqlx::query("SELECT * FROM scim_users WHERE id = ?")
         .bind(id)
