@@ -311,3 +311,87 @@ async fn the_command_line_creates_lists_and_revokes_tokens_on_the_running_server
     assert!(actions.contains(&"token.created".to_owned()));
     assert!(actions.contains(&"token.revoked".to_owned()));
 }
+
+#[tokio::test]
+async fn owners_connect_a_provider_and_map_groups_on_the_scim_page() {
+    let app = spawn_app().await;
+    let (_, owner) = app.signed_in(Role::Owner).await;
+
+    let created = owner
+        .post("/scim/tokens", &[("name", "okta"), ("lifetime", "365")])
+        .await;
+    assert_eq!(created.status(), 200);
+    let page = created.text().await.unwrap();
+    let secret = secret_in(&page);
+    assert!(secret.starts_with("orgk_scim_"), "{secret}");
+    assert!(page.contains("/scim/v2</code>"), "the base URL to paste");
+
+    // The provider's requests, accepted and refused, are on the page afterwards.
+    let http = reqwest::Client::new();
+    let ok = http
+        .get(app.url("/scim/v2/Users?count=1"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let refused = http
+        .post(app.url("/scim/v2/Users"))
+        .bearer_auth(&secret)
+        .json(&serde_json::json!({ "displayName": "No Address" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let (_, page) = owner.get_text("/scim").await;
+    assert!(
+        page.contains("<code>POST /scim/v2/Users</code> from SCIM (okta)"),
+        "{page}"
+    );
+    assert!(page.contains("Give the person an e-mail address"), "{page}");
+    assert!(!page.contains(&secret));
+
+    // A mapping that gives nothing is refused with what was typed kept; a real one is listed.
+    let empty = owner
+        .post("/scim/mappings", &[("group", "Engineering"), ("role", "")])
+        .await;
+    assert_eq!(empty.status(), 422);
+    let page = empty.text().await.unwrap();
+    assert!(page.contains("a mapping that gives nothing does nothing"));
+    assert!(page.contains("value=\"Engineering\""));
+    let workspace = app.first_workspace_id().await;
+    let mapped = owner
+        .post(
+            "/scim/mappings",
+            &[
+                ("group", "Engineering"),
+                ("role", "developer"),
+                ("workspace", workspace.as_str()),
+                ("workspace_role", "workspace_developer"),
+            ],
+        )
+        .await;
+    assert_eq!(mapped.status(), 303);
+    let mappings = orgkeeper::service::scim::mappings(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(mappings.len(), 1);
+    assert_eq!(mappings[0].workspaces.len(), 1);
+    let (_, page) = owner.get_text("/scim").await;
+    assert!(page.contains("<code>Engineering</code>"));
+
+    // An admin may not reach the page or map groups.
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    assert_eq!(admin.get("/scim").await.status(), 403);
+    let denied = admin
+        .post("/scim/mappings", &[("group", "Sales"), ("role", "user")])
+        .await;
+    assert_eq!(denied.status(), 403);
+    assert_eq!(
+        orgkeeper::service::scim::mappings(&app.state)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
