@@ -23,6 +23,8 @@ use crate::org::{Changes, Diff, Fetched, Snapshot, Touched};
 pub struct SyncReport {
     pub baseline: bool,
     pub observed: usize,
+    /// Addresses of the people who joined the organization since the last sync.
+    pub joined: Vec<String>,
 }
 
 /// One sync round: read the organization, then the Activity Feed (who made what changed),
@@ -39,6 +41,10 @@ pub async fn run(services: &Services) -> Result<SyncReport, SyncError> {
     // Only now: if the records could not be written, the same activities are read again.
     activity::done(services, &feed).await;
     observed_alerts::send(services).await;
+    // Someone provisioned while invited gets their groups' workspaces once they join.
+    if let Err(error) = super::scim::settle_joined(services, &report.joined).await {
+        tracing::warn!(%error, "the workspaces of people who joined could not be provisioned");
+    }
     Ok(report)
 }
 
@@ -76,6 +82,12 @@ pub async fn take(
             let mut entries = observed_entries(&changes, &org.snapshot());
             // Counted before the late attributions join them: those are not changes.
             report_ref.observed = entries.len();
+            report_ref.joined = changes
+                .users
+                .iter()
+                .filter(|d| d.before.is_none())
+                .filter_map(|d| d.after.as_ref().map(|u| u.email.clone()))
+                .collect();
             let used = activity::attribute(&mut entries, &feed.activities, since, now);
             entries.extend(activity::attribute_late(services, &feed.activities, &used).await?);
             entries

@@ -272,6 +272,31 @@ impl RunningSimulator {
         self.app.clock_offset.fetch_add(ms, Ordering::Relaxed);
     }
 
+    /// The invited person accepts their pending invitation (by following its link, outside
+    /// any API): they become a member with the invite's role. Returns their user id, or
+    /// `None` if no pending invite has that address.
+    pub fn accept_invite(&self, email: &str) -> Option<String> {
+        let now = self.app.now();
+        let mut st = self.lock();
+        let at = st
+            .invites
+            .iter()
+            .position(|i| i.email.eq_ignore_ascii_case(email) && i.status(now) == "pending")?;
+        st.invites[at].accepted_at = Some(now);
+        let (role, email) = (st.invites[at].role, st.invites[at].email.clone());
+        let seq = st.seq();
+        let id = st.new_id("user");
+        st.users.push(state::User {
+            seq,
+            id: id.clone(),
+            email,
+            name: String::new(),
+            role,
+            added_at: now,
+        });
+        Some(id)
+    }
+
     /// What someone does in the Console, which the Admin API cannot do: creates an active
     /// key in `workspace_id`, made by `created_by` (from [`CONSOLE_IP`]), without expiry.
     /// Returns its id.

@@ -1542,3 +1542,68 @@ async fn the_command_line_makes_a_scim_token_that_the_running_server_accepts() {
         response.status()
     );
 }
+
+/// An invitation carries only a role; the workspaces of someone's groups need a member. So
+/// when a person provisioned while invited accepts and the next sync sees them join, their
+/// groups' workspaces are given then, by the provisioning system.
+#[tokio::test]
+async fn someone_invited_gets_their_groups_workspaces_once_they_join() {
+    let app = spawn_app().await;
+    let okta = Idp::new(&app, "okta", OKTA_AGENT).await;
+    let workspace = app.first_workspace_id().await;
+    orgkeeper::service::scim::map_group(
+        &app.state,
+        &TEST_CALLER,
+        orgkeeper::service::scim::NewMapping {
+            group: "Research".into(),
+            role: Some(OrgRole::Developer),
+            workspaces: vec![(workspace.clone(), WorkspaceRole::WorkspaceDeveloper)],
+        },
+    )
+    .await
+    .unwrap();
+    let email = "newcomer@acmerobotics.com";
+    let user = okta
+        .create_user(&okta_user(email, "New", "Comer", "00unewcomer000000001"))
+        .await;
+    let pushed = okta
+        .post(
+            "/Groups",
+            &json!({ "schemas": [GROUP], "displayName": "Research",
+                     "members": [{ "value": user["id"] }] }),
+        )
+        .await;
+    assert_eq!(pushed.status, 201, "{pushed:?}");
+    assert_eq!(pending_invites(&app, email).await.len(), 1);
+    assert!(
+        records(&app, "workspace_member.added").await.is_empty(),
+        "nobody to add while they are only invited"
+    );
+
+    let joined = app
+        .simulator
+        .accept_invite(email)
+        .expect("a pending invite");
+    app.sync().await;
+    let members = app
+        .state
+        .org
+        .api()
+        .list_all_workspace_members(&workspace)
+        .await
+        .unwrap();
+    let membership = members
+        .iter()
+        .find(|m| m.user_id == joined)
+        .expect("added to the mapped workspace after joining");
+    assert_eq!(membership.workspace_role, WorkspaceRole::WorkspaceDeveloper);
+    let added = ok_records_by(&app, "workspace_member.added", "system (SCIM provisioning)").await;
+    assert_eq!(added.len(), 1, "{added:?}");
+    // A second sync finds nothing left to do.
+    app.sync().await;
+    assert_eq!(
+        records(&app, "workspace_member.added").await.len(),
+        2,
+        "intent and outcome, once"
+    );
+}

@@ -927,6 +927,29 @@ pub async fn apply_groups(
     Ok(())
 }
 
+/// Who applies a person's groups when they join after being invited (no request of the
+/// identity provider is in flight then).
+pub const PROVISIONING: Caller = Caller::System {
+    name: "system (SCIM provisioning)",
+};
+
+/// Applies their groups to the provisioned people among those who just joined the
+/// organization (an invitation carries only a role; workspaces need a member).
+pub async fn settle_joined(services: &Services, emails: &[String]) -> Result<(), ScimError> {
+    let mut ids = Vec::new();
+    for email in emails {
+        if let Some(user) = store::user_by_email(&services.db, email).await? {
+            if user.active {
+                ids.push(user.id);
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    apply_groups(services, &PROVISIONING, &ids).await
+}
+
 // ---- Mappings (owners) ----
 
 /// A group mapping to make.
