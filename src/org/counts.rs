@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
 
 use super::Snapshot;
 use crate::anthropic::{ApiKeyStatus, Invite, InviteStatus, OrgRole};
@@ -76,6 +77,28 @@ fn without_workspace(snapshot: &Snapshot) -> Vec<String> {
         .filter(|u| !matches!(u.role, OrgRole::Admin | OrgRole::Billing))
         .filter(|u| !placed.contains(u.id.as_str()))
         .map(|u| u.id.clone())
+        .collect()
+}
+
+/// The keys among `reported` (ids of keys reported as leaked) that still work: the leak was
+/// recorded but the key could not be deactivated, or was reactivated since.
+pub fn leaked_still_active(snapshot: &Snapshot, reported: &[String]) -> Vec<String> {
+    let reported: HashSet<&str> = reported.iter().map(String::as_str).collect();
+    snapshot
+        .keys
+        .iter()
+        .filter(|k| k.status == ApiKeyStatus::Active && reported.contains(k.id.as_str()))
+        .map(|k| k.id.clone())
+        .collect()
+}
+
+/// Among (scope, spent this month, limit) triples, the ones whose limit is reached: Anthropic
+/// refuses that scope's requests until the next month or a higher limit.
+pub fn reached<T: Clone>(spends: &[(T, Decimal, Decimal)]) -> Vec<T> {
+    spends
+        .iter()
+        .filter(|(_, spent, limit)| spent >= limit)
+        .map(|(scope, _, _)| scope.clone())
         .collect()
 }
 

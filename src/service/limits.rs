@@ -261,17 +261,28 @@ fn capitalized(name: &str) -> String {
 }
 
 /// This month's spend of `scope` so far, in cents, from the local cost store (the figure the
-/// Limits page shows beside each limit).
+/// Limits page shows beside each limit), brought up to date first.
 pub async fn month_spend(services: &Services, scope: &LimitScope) -> Result<Decimal, sqlx::Error> {
-    use super::budgets::{month, settled_before, Spend};
+    refresh_costs(services).await;
+    stored_month_spend(services, scope).await
+}
+
+/// Brings the cost store up to date (if Anthropic cannot be reached, the stored days decide).
+async fn refresh_costs(services: &Services) {
     let now = services.clock.now();
-    // The decision needs this month's spend as a page shows it: bring the cost store up to
-    // date first (if Anthropic cannot be reached, the stored days decide).
     if let Err(error) =
         super::usage::refresh_or_stale(services, crate::usage_store::Kind::CostDay, now).await
     {
         tracing::warn!(%error, "this month's spend could not be brought up to date");
     }
+}
+
+async fn stored_month_spend(
+    services: &Services,
+    scope: &LimitScope,
+) -> Result<Decimal, sqlx::Error> {
+    use super::budgets::{month, settled_before, Spend};
+    let now = services.clock.now();
     let names = crate::org::names::ReportNames::of(&services.org.snapshot());
     let stored = match scope {
         LimitScope::Organization => crate::usage_store::ORG_SCOPE.to_owned(),
@@ -280,6 +291,53 @@ pub async fn month_spend(services: &Services, scope: &LimitScope) -> Result<Deci
     let start = crate::usage_store::month_start(now.date_naive());
     let m = month(services, start, None).await?;
     Ok(Spend::of(&m, &stored, settled_before(services, now), now.date_naive()).total)
+}
+
+/// The spend limits already reached this month (spend at or above the limit), among the
+/// organization's and the workspaces' in `workspaces` (ids): Anthropic refuses their
+/// requests now. Read from the model and the local cost store.
+pub async fn reached_limits(
+    services: &Services,
+    workspaces: Option<&[String]>,
+) -> Result<Vec<(LimitScope, Decimal, Decimal)>, ServiceError> {
+    // Only what the model and the cost store hold: the overview makes no Admin API call.
+    let snapshot = services.org.snapshot();
+    let Some(Ok(limits)) = snapshot.spend_limits.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let mut spends = Vec::new();
+    for limit in limits {
+        let (scope, Some(amount)) = (&limit.scope, limit.amount_cents()) else {
+            continue;
+        };
+        if limit.period != "monthly" || !limit.is_enabled {
+            continue;
+        }
+        let scope = match scope {
+            SpendLimitScope::Organization if workspaces.is_none() => LimitScope::Organization,
+            SpendLimitScope::Workspace { workspace_id }
+                if workspaces.is_none_or(|ids| ids.contains(workspace_id)) =>
+            {
+                let name = snapshot
+                    .workspaces
+                    .iter()
+                    .find(|w| &w.id == workspace_id)
+                    .map_or_else(|| workspace_id.clone(), |w| w.name.clone());
+                LimitScope::Workspace {
+                    id: workspace_id.clone(),
+                    name,
+                }
+            }
+            _ => continue,
+        };
+        let spent = stored_month_spend(services, &scope).await?;
+        spends.push((scope, spent, amount));
+    }
+    let reached = crate::org::counts::reached(&spends);
+    Ok(spends
+        .into_iter()
+        .filter(|(scope, _, _)| reached.contains(scope))
+        .collect())
 }
 
 /// The answer to a spend limit saved from a page.

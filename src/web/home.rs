@@ -40,6 +40,13 @@ pub struct Attention {
     pub href: String,
 }
 
+/// One line of the alert strip at the top: something urgent and where it is fixed.
+pub struct Urgent {
+    pub text: String,
+    pub href: String,
+    pub link: String,
+}
+
 pub struct LeadWorkspace {
     pub id: String,
     pub name: Option<String>,
@@ -59,6 +66,8 @@ struct HomePage {
     invites: Card,
     workspaces: Card,
     keys: Card,
+    /// What is urgent, first thing on the page (empty: nothing is).
+    urgent: Vec<Urgent>,
     attention: Vec<Attention>,
     attention_errors: Vec<String>,
     lead_workspaces: Vec<LeadWorkspace>,
@@ -109,7 +118,7 @@ fn invites_card(invites: &[Invite], now: DateTime<Utc>) -> Vec<Count> {
         Count {
             label: format!("Expiring within {SOON_DAYS} days"),
             count: soon,
-            href: "/invites?status=pending".into(),
+            href: "/invites?status=expiring".into(),
         },
     ]
 }
@@ -153,6 +162,7 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
         invites: Ok(Vec::new()),
         workspaces: Ok(Vec::new()),
         keys: Ok(Vec::new()),
+        urgent: Vec::new(),
         attention: Vec::new(),
         attention_errors: Vec::new(),
         lead_workspaces: Vec::new(),
@@ -206,7 +216,93 @@ pub async fn show(ctx: Ctx) -> AppResult<Response> {
             .ok();
         page.spend_scoped = ctx.workspace_scope().is_some();
     }
+    page.urgent = urgent(&ctx, &page).await?;
     crate::web::page::render(axum::http::StatusCode::OK, &page)
+}
+
+/// The alert strip: reached spend limits, exceeded budgets, limit requests waiting for a
+/// decision, keys reported as leaked that still work — each with the page that fixes it.
+async fn urgent(ctx: &Ctx, page: &HomePage) -> AppResult<Vec<Urgent>> {
+    use crate::money::dollars;
+    use crate::service::limits::{self as limits, LimitScope};
+    let mut out = Vec::new();
+    if ctx.can(Permission::ViewUsage) {
+        for (scope, spent, limit) in
+            limits::reached_limits(&ctx.state, ctx.workspace_scope()).await?
+        {
+            let name = match &scope {
+                LimitScope::Organization => "The organization".to_owned(),
+                LimitScope::Workspace { name, .. } => name.clone(),
+            };
+            out.push(Urgent {
+                text: format!(
+                    "{name} has reached its spend limit ({} of {} this month): Anthropic is refusing its requests.",
+                    dollars(spent),
+                    dollars(limit)
+                ),
+                href: "/limits#set-limit".into(),
+                link: "Raise or remove the limit".into(),
+            });
+        }
+        for b in page.budgets.iter().filter(|b| b.exceeded) {
+            out.push(Urgent {
+                text: format!(
+                    "{} is over its budget: {} of {} this month.",
+                    b.name, b.spend, b.budget
+                ),
+                href: "/budgets".into(),
+                link: "See the budget".into(),
+            });
+        }
+    }
+    if ctx.can(Permission::ManageOrganization) {
+        let pending = limits::pending_requests(&ctx.state).await?.len();
+        if pending > 0 {
+            out.push(Urgent {
+                text: if pending == 1 {
+                    "1 request for a higher spend limit is waiting for a decision.".into()
+                } else {
+                    format!(
+                        "{pending} requests for a higher spend limit are waiting for a decision."
+                    )
+                },
+                href: "/limits#requests".into(),
+                link: "Decide".into(),
+            });
+        }
+    }
+    if page.org_wide && ctx.can(Permission::ViewAudit) {
+        if let Ok(snapshot) = ctx.state.org.synced() {
+            let filter = crate::audit::Filter {
+                action: Some("key.leak_reported".into()),
+                ..Default::default()
+            };
+            let reported: Vec<String> = ctx
+                .state
+                .audit
+                .query(&filter, 500, 0)
+                .await?
+                .0
+                .into_iter()
+                .filter_map(|r| r.target_id)
+                .collect();
+            let leaked = crate::org::counts::leaked_still_active(&snapshot, &reported);
+            match leaked.as_slice() {
+                [] => {}
+                [one] => out.push(Urgent {
+                    text: "A key reported as leaked still works.".into(),
+                    href: format!("/keys/{one}"),
+                    link: "Deactivate it".into(),
+                }),
+                many => out.push(Urgent {
+                    text: format!("{} keys reported as leaked still work.", many.len()),
+                    href: "/keys/leaked".into(),
+                    link: "Deactivate them".into(),
+                }),
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_workspace: usize) {
@@ -235,13 +331,13 @@ async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_
             .iter()
             .filter(|i| expiring_within(i, now, SOON_DAYS))
             .count(),
-        href: "/invites?status=pending".into(),
+        href: "/invites?status=expiring".into(),
     });
     page.attention.push(Attention {
         text: "members are in no workspace".into(),
         title: "They can sign in but reach no workspace (admins and billing members are in every workspace).".into(),
         count: without_workspace,
-        href: "/members".into(),
+        href: "/members?workspace=none".into(),
     });
 }
 

@@ -228,7 +228,7 @@ pub struct InvitesQuery {
 impl InvitesQuery {
     fn status_filter(&self) -> Option<InviteStatus> {
         match self.status.as_str() {
-            "pending" => Some(InviteStatus::Pending),
+            "pending" | "expiring" => Some(InviteStatus::Pending),
             "accepted" => Some(InviteStatus::Accepted),
             "expired" => Some(InviteStatus::Expired),
             _ => None,
@@ -241,10 +241,13 @@ impl InvitesQuery {
         } else {
             String::new()
         };
-        let status = self
-            .status_filter()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
+        let status = if self.status == "expiring" {
+            self.status.clone()
+        } else {
+            self.status_filter()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default()
+        };
         present::link(
             "/invites",
             &[("status", &status), ("q", &self.q), ("page", &page)],
@@ -318,6 +321,9 @@ fn build_table(
     let mut found: Vec<&Invite> = invites
         .iter()
         .filter(|i| status.as_ref().is_none_or(|s| &i.status == s))
+        .filter(|i| {
+            query.status != "expiring" || crate::org::counts::expiring_within(i, now, EXPIRING_DAYS)
+        })
         .filter(|i| needle.is_empty() || i.email.to_lowercase().contains(&needle))
         .collect();
     // Newest first.
@@ -374,7 +380,7 @@ struct IndexPage {
     table: InvitesTable,
     roles: Vec<RoleChoice>,
     form: InviteForm,
-    statuses: [(&'static str, &'static str); 3],
+    statuses: [(&'static str, &'static str); 4],
 }
 
 #[derive(Template)]
@@ -383,8 +389,12 @@ struct TablePartial {
     table: InvitesTable,
 }
 
-const STATUSES: [(&str, &str); 3] = [
+/// "Expiring soon", as the overview counts it.
+const EXPIRING_DAYS: i64 = 3;
+
+const STATUSES: [(&str, &str); 4] = [
     ("pending", "Pending"),
+    ("expiring", "Pending, expiring within 3 days"),
     ("accepted", "Accepted"),
     ("expired", "Expired"),
 ];

@@ -75,6 +75,9 @@ pub struct MembersQuery {
     pub q: String,
     #[serde(default)]
     pub role: String,
+    /// `none`: only the members who reach no workspace (as the overview counts them).
+    #[serde(default)]
+    pub workspace: String,
     #[serde(default)]
     pub sort: String,
     #[serde(default)]
@@ -108,6 +111,7 @@ impl MembersQuery {
             &[
                 ("q", &self.q),
                 ("role", &self.role),
+                ("workspace", &self.workspace),
                 ("sort", sort),
                 ("dir", dir),
                 ("page", &page),
@@ -247,7 +251,8 @@ fn build_table(
         }
     })
     .collect();
-    let filtered = !query.q.trim().is_empty() || !query.role.is_empty();
+    let filtered =
+        !query.q.trim().is_empty() || !query.role.is_empty() || query.workspace == "none";
     let requested = query.page.parse().unwrap_or(1);
     let Some(snapshot) = snapshot.filter(|_| error.is_none()) else {
         return MembersTable {
@@ -265,8 +270,17 @@ fn build_table(
     let needle = query.q.trim().to_lowercase();
     let role = query.role.as_str();
     let order = index.order(sort);
+    let counts = (query.workspace == "none").then(|| crate::org::counts::Counts::of(snapshot));
+    let unplaced: Option<std::collections::HashSet<&str>> = counts
+        .as_ref()
+        .map(|c| c.without_workspace.iter().map(String::as_str).collect());
+    let placed = |at: u32| match &unplaced {
+        Some(ids) => ids.contains(users[at as usize].id.as_str()),
+        None => true,
+    };
     let wanted = |&&at: &&u32| {
-        (role.is_empty() || users[at as usize].role.as_str() == role)
+        placed(at)
+            && (role.is_empty() || users[at as usize].role.as_str() == role)
             && (needle.is_empty() || index.haystack[at as usize].contains(&needle))
     };
     let found: Vec<u32> = if descending {

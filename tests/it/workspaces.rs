@@ -160,11 +160,150 @@ async fn the_overview_numbers_match_the_organization_and_link_to_the_filtered_pa
         "the demo data exercises the numbers"
     );
     assert!(body.contains(&format!(
-        "href=\"/invites?status=pending\">{soon}</a> pending invites expire within 3 days"
+        "href=\"/invites?status=expiring\">{soon}</a> pending invites expire within 3 days"
     )));
     assert!(body.contains(&format!(
-        "href=\"/members\">{homeless}</a> members are in no workspace"
+        "href=\"/members?workspace=none\">{homeless}</a> members are in no workspace"
     )));
+    // Each count opens exactly what it counts.
+    let (_, members) = viewer.get_text("/members?workspace=none").await;
+    let shown = if homeless == 1 {
+        format!("of {homeless} member for these filters")
+    } else {
+        format!("of {homeless} members for these filters")
+    };
+    assert!(
+        homeless > 0 && members.contains(&shown),
+        "the members in no workspace, not everyone: {shown}"
+    );
+    let (_, invites) = viewer.get_text("/invites?status=expiring").await;
+    let rows = invites.split("<tbody>").nth(1).map_or(0, |b| {
+        b.split("</tbody>")
+            .next()
+            .unwrap_or("")
+            .matches("<tr")
+            .count()
+    });
+    assert_eq!(
+        rows, soon,
+        "the invites expiring soon, not every pending one"
+    );
+}
+
+#[tokio::test]
+async fn the_overview_opens_with_what_is_urgent_each_linking_to_where_it_is_fixed() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let (_, calm) = admin.get_text("/").await;
+    assert!(
+        !calm.contains("id=\"urgent\""),
+        "nothing urgent in the demo at first"
+    );
+
+    // A reached spend limit: set at this month's spend (confirmed).
+    let _ = admin.get_text("/limits").await;
+    let name = all_workspaces(&app)
+        .await
+        .into_iter()
+        .find(|w| w.id == ws)
+        .unwrap()
+        .name;
+    let scope = orgkeeper::service::limits::LimitScope::Workspace {
+        id: ws.clone(),
+        name: name.clone(),
+    };
+    let spent = orgkeeper::service::limits::month_spend(&app.state, &scope)
+        .await
+        .unwrap();
+    let dollars = (spent / rust_decimal::Decimal::from(100)).floor();
+    let cents = (dollars * rust_decimal::Decimal::from(100))
+        .normalize()
+        .to_string();
+    let set = admin
+        .post(
+            "/limits/spend",
+            &[
+                ("scope", &ws),
+                ("amount", &dollars.to_string()),
+                ("confirm", &cents),
+            ],
+        )
+        .await;
+    assert_eq!(set.status(), 303);
+    // An exceeded budget, a limit request waiting, a leaked key that works again.
+    let budget = admin
+        .post(
+            "/budgets",
+            &[("scope", "org"), ("amount", "1"), ("thresholds", "100")],
+        )
+        .await;
+    assert_eq!(budget.status(), 303);
+    app.create_account("urgent-lead", Role::TeamLead, &[ws.as_str()])
+        .await;
+    let lead = app.login_as("urgent-lead").await;
+    let asked = lead
+        .post(
+            "/limits/requests",
+            &[
+                ("workspace", &ws),
+                ("amount", "999999"),
+                ("reason", "launch"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status(), 303);
+    let key = app
+        .state
+        .org
+        .api()
+        .list_all_api_keys(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.status == ApiKeyStatus::Active)
+        .unwrap();
+    let reported = admin
+        .post(
+            &format!("/keys/leaked/{}", key.id),
+            &[("note", "in a gist")],
+        )
+        .await;
+    assert_eq!(reported.status(), 303);
+    let again = admin
+        .post(&format!("/keys/{}/reactivate", key.id), &[])
+        .await;
+    assert!(again.status().is_redirection(), "{}", again.status());
+
+    let (_, body) = admin.get_text("/").await;
+    let strip = body
+        .split("id=\"urgent\"")
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .expect("an alert strip");
+    assert!(
+        body.find("id=\"urgent\"").unwrap() < body.find("overview").unwrap(),
+        "at the top"
+    );
+    assert!(
+        strip.contains(&format!("{name} has reached its spend limit")),
+        "{strip}"
+    );
+    assert!(strip.contains("href=\"/limits#set-limit\""), "{strip}");
+    assert!(
+        strip.contains("over its budget") && strip.contains("href=\"/budgets\""),
+        "{strip}"
+    );
+    assert!(
+        strip.contains("1 request for a higher spend limit")
+            && strip.contains("href=\"/limits#requests\""),
+        "{strip}"
+    );
+    assert!(
+        strip.contains("reported as leaked still works")
+            && strip.contains(&format!("href=\"/keys/{}\"", key.id)),
+        "{strip}"
+    );
 }
 
 #[tokio::test]

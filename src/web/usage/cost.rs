@@ -41,6 +41,8 @@ pub struct BudgetSummary {
     pub crossed: Vec<u32>,
     /// For the remove form: the scope as a query value.
     pub scope_param: String,
+    /// This month's spend is above the budget.
+    pub exceeded: bool,
 }
 
 /// This month's spend against each budget a person may see. `workspace_scope` is
@@ -93,6 +95,7 @@ pub async fn budget_summaries(
                 .map(|(_, t, _)| *t)
                 .collect(),
             scope_param: scope_param(&b.scope),
+            exceeded: spend.total > b.amount_cents,
             scope: b.scope,
         });
     }
