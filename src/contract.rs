@@ -172,26 +172,23 @@ pub(crate) fn bad_enum(field: &str, value: &str, allowed: &[&str]) -> ApiError {
     ApiError::invalid(format!("{field}: Input should be {list}; got '{value}'"))
 }
 
-/// One page of an ID-cursor list (§3.1).
-///
-/// `items` must already be filtered and in the list's stable order (creation order, oldest
-/// first); `seq_of` gives an item's position key, `cursor_seq` resolves a cursor id (including
-/// ids of objects that disappeared) to a position key.
-pub(crate) fn id_page<T>(
+/// The window of an id-cursor page (§3.1): the items on it, and whether more follow in the
+/// direction read. `items` are filtered and in the list's stable order (creation order);
+/// `seq_of` gives each one's position key and `cursor_seq` a cursor id's (also of objects that
+/// disappeared; unknown: 404).
+pub(crate) fn id_window<'a, T>(
     q: &Query,
-    items: Vec<T>,
+    items: &'a [T],
     seq_of: impl Fn(&T) -> u64,
-    id_of: impl Fn(&T) -> String,
     cursor_seq: impl Fn(&str) -> Option<u64>,
-    render: impl Fn(&T) -> Value,
-) -> ApiResult<Value> {
+) -> ApiResult<(&'a [T], bool)> {
     let limit = q.limit(20, 1000)?;
     let before = q.get("before_id");
     let after = q.get("after_id");
     let resolve = |id: &str| {
         cursor_seq(id).ok_or_else(|| ApiError::not_found(format!("Object not found: {id}")))
     };
-    let (page, has_more): (&[T], bool) = match (before, after) {
+    Ok(match (before, after) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
                 "before_id and after_id cannot be used together",
@@ -214,7 +211,19 @@ pub(crate) fn id_page<T>(
             let start = end.saturating_sub(limit);
             (&items[start..end], start > 0)
         }
-    };
+    })
+}
+
+/// An id-cursor page of `items` as the Admin API answers it (§3.1).
+pub(crate) fn id_page<T>(
+    q: &Query,
+    items: Vec<T>,
+    seq_of: impl Fn(&T) -> u64,
+    id_of: impl Fn(&T) -> String,
+    cursor_seq: impl Fn(&str) -> Option<u64>,
+    render: impl Fn(&T) -> Value,
+) -> ApiResult<Value> {
+    let (page, has_more) = id_window(q, &items, seq_of, cursor_seq)?;
     Ok(json!({
         "data": page.iter().map(&render).collect::<Vec<_>>(),
         "has_more": has_more,

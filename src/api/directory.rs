@@ -6,10 +6,10 @@ use axum::extract::Path;
 use axum::http::Uri;
 use serde_json::{json, Value};
 
-use super::{body, changed, hidden, model, query, required, text, to_json, Door, Reply};
+use super::{body, changed, hidden, model, query, required, text, to_json, Door, Reply, Written};
 use crate::anthropic::{ApiKeyStatus, InviteStatus, OrgRole, WorkspaceRole};
 use crate::auth::Permission;
-use crate::contract::{bad_enum, id_page, ApiError, ApiResult, WORKSPACE_FIELDS};
+use crate::contract::{bad_enum, id_window, ApiError, ApiResult, WORKSPACE_FIELDS};
 use crate::service;
 
 fn known<T>(values: &[T], as_str: impl Fn(&T) -> &str) -> Vec<&str> {
@@ -34,21 +34,33 @@ fn same_email(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())
 }
 
-/// An id-cursor page of `items` (position in the model's list, object), as §3.1 describes.
+/// An id-cursor page of `items` (position in the model's list, object), as §3.1 describes,
+/// written straight from the model.
 fn page_of<T: serde::Serialize>(
     uri: &Uri,
     items: Vec<(usize, &T)>,
     id_of: impl Fn(&T) -> String,
     position_of: impl Fn(&str) -> Option<usize>,
-) -> ApiResult<Value> {
-    id_page(
+) -> ApiResult<Written> {
+    #[derive(serde::Serialize)]
+    struct Page<'a, T> {
+        data: Vec<&'a T>,
+        has_more: bool,
+        first_id: Option<String>,
+        last_id: Option<String>,
+    }
+    let (window, has_more) = id_window(
         &query(uri),
-        items,
+        &items,
         |(at, _)| *at as u64,
-        |(_, item)| id_of(item),
         |id| position_of(id).map(|at| at as u64),
-        |(_, item)| to_json(*item),
-    )
+    )?;
+    Written::of(&Page {
+        data: window.iter().map(|(_, item)| *item).collect(),
+        has_more,
+        first_id: window.first().map(|(_, item)| id_of(item)),
+        last_id: window.last().map(|(_, item)| id_of(item)),
+    })
 }
 
 // ---- The organization ----
@@ -87,7 +99,7 @@ pub async fn list_users(door: Door, uri: Uri) -> Reply {
         )
     }
     .await;
-    door.reply(result)
+    door.reply_written(result)
 }
 
 async fn user(door: &Door, id: &str) -> ApiResult<crate::anthropic::User> {
@@ -172,7 +184,7 @@ pub async fn list_invites(door: Door, uri: Uri) -> Reply {
         )
     }
     .await;
-    door.reply(result)
+    door.reply_written(result)
 }
 
 async fn invite(door: &Door, id: &str) -> ApiResult<crate::anthropic::Invite> {
@@ -262,7 +274,7 @@ pub async fn list_workspaces(door: Door, uri: Uri) -> Reply {
         )
     }
     .await;
-    door.reply(result)
+    door.reply_written(result)
 }
 
 /// A workspace the caller may read (others are not found).
@@ -351,7 +363,7 @@ pub async fn list_members(door: Door, Path(id): Path<String>, uri: Uri) -> Reply
         )
     }
     .await;
-    door.reply(result)
+    door.reply_written(result)
 }
 
 /// A member of a readable workspace: (workspace, membership, label for the audit log).
@@ -500,7 +512,7 @@ pub async fn list_keys(door: Door, uri: Uri) -> Reply {
         )
     }
     .await;
-    door.reply(result)
+    door.reply_written(result)
 }
 
 /// A key the caller may reach (others are not found).

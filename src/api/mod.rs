@@ -131,13 +131,45 @@ async fn one_deadline(State(state): State<AppState>, request: Request, next: Nex
 /// An answer in the Admin API's shape: the object, or the error envelope with the request id.
 pub struct Reply {
     request_id: String,
-    result: ApiResult<Value>,
+    result: ApiResult<Body>,
+}
+
+/// What a successful answer carries.
+enum Body {
+    Value(Value),
+    /// Already written: a list's page is serialised straight from the model, not built as
+    /// JSON values first (a page holds up to 1,000 objects).
+    Written(Written),
+}
+
+/// JSON written from the model.
+pub(crate) struct Written(String);
+
+impl Written {
+    pub(crate) fn of(value: &impl serde::Serialize) -> ApiResult<Written> {
+        serde_json::to_string(value).map(Written).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                format!("Internal server error: {e}"),
+            )
+        })
+    }
 }
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         match self.result {
-            Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
+            Ok(Body::Value(value)) => (StatusCode::OK, axum::Json(value)).into_response(),
+            Ok(Body::Written(Written(json))) => (
+                StatusCode::OK,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                json,
+            )
+                .into_response(),
             Err(error) => refusal(&error, &self.request_id),
         }
     }
@@ -180,7 +212,15 @@ impl Door {
     fn reply(&self, result: ApiResult<Value>) -> Reply {
         Reply {
             request_id: self.request_id.clone(),
-            result,
+            result: result.map(Body::Value),
+        }
+    }
+
+    /// Wraps a handler's already written answer in the reply.
+    fn reply_written(&self, result: ApiResult<Written>) -> Reply {
+        Reply {
+            request_id: self.request_id.clone(),
+            result: result.map(Body::Written),
         }
     }
 
