@@ -12,6 +12,48 @@ pub fn member_target(user_id: &str, label: &str) -> Option<Target> {
     target("member", user_id.to_owned(), Some(label.to_owned()))
 }
 
+/// What an organization role lets a person do, in plain words (the Console's role table).
+fn powers(role: &OrgRole) -> &'static [&'static str] {
+    match role {
+        OrgRole::User => &["use the Workbench and playground"],
+        OrgRole::ClaudeCodeUser => &["use the Workbench and playground", "use Claude Code"],
+        OrgRole::Developer => &[
+            "use the Workbench and playground",
+            "create and manage API keys",
+        ],
+        OrgRole::Billing => &[
+            "use the Workbench and playground",
+            "create and manage API keys",
+            "see and manage billing",
+        ],
+        OrgRole::Admin => &[
+            "use the Workbench and playground",
+            "create and manage API keys",
+            "see and manage billing",
+            "manage members, workspaces and settings",
+        ],
+        _ => &[],
+    }
+}
+
+/// What changing someone's organization role from `from` to `to` gives them and takes away,
+/// so a person sees it before the change is applied: (gains, loses).
+pub fn role_change_effects(from: &OrgRole, to: &OrgRole) -> (Vec<&'static str>, Vec<&'static str>) {
+    let (before, after) = (powers(from), powers(to));
+    (
+        after
+            .iter()
+            .filter(|p| !before.contains(p))
+            .copied()
+            .collect(),
+        before
+            .iter()
+            .filter(|p| !after.contains(p))
+            .copied()
+            .collect(),
+    )
+}
+
 /// Changes a member's organization role.
 pub async fn change_role(
     services: &Services,

@@ -519,6 +519,31 @@ struct ShowPage {
     can_audit: bool,
     error: Option<String>,
     chosen_role: String,
+    /// What each other role would give and take away, before anything is changed.
+    role_effects: Vec<RoleEffect>,
+}
+
+/// A role change in plain words: what the person would gain and lose.
+pub struct RoleEffect {
+    pub role: String,
+    pub gains: String,
+    pub loses: String,
+}
+
+fn role_effects(user: &User) -> Vec<RoleEffect> {
+    present::org_role_choices()
+        .into_iter()
+        .filter(|c| c.value != user.role.as_str())
+        .filter_map(|c| {
+            let to: OrgRole = c.value.parse().ok()?;
+            let (gains, loses) = crate::service::members::role_change_effects(&user.role, &to);
+            Some(RoleEffect {
+                role: c.label,
+                gains: gains.join(", "),
+                loses: loses.join(", "),
+            })
+        })
+        .collect()
 }
 
 async fn render_show(
@@ -554,6 +579,7 @@ async fn render_show(
         memberships,
         keys,
         roles: present::org_role_choices(),
+        role_effects: role_effects(user),
         can_manage: ctx.can(Permission::ManageOrganization),
         can_audit: ctx.can(Permission::ViewAudit),
         error,

@@ -623,3 +623,44 @@ async fn when_the_admin_api_fails_the_list_still_shows_and_says_why_it_may_be_ol
     assert!(body.contains("request id req_"), "{body}");
     assert!(body.contains("value=\"a\""), "the search form stays usable");
 }
+
+#[tokio::test]
+async fn the_role_form_says_what_each_change_gives_and_takes_away_before_it_is_applied() {
+    let app = spawn_app().await;
+    let (_, session) = app.signed_in(Role::Admin).await;
+    let developer = user_with_role(&users(&app).await, OrgRole::Developer);
+    let (status, page) = session
+        .get_text(&format!("/members/{}", developer.id))
+        .await;
+    assert_eq!(status, 200);
+    let effects = page
+        .split("id=\"role-effects\"")
+        .nth(1)
+        .and_then(|s| s.split("</div>").next())
+        .expect("the effects beside the role choice");
+    let line = |role: &str| {
+        effects
+            .split("<li>")
+            .find(|l| l.contains(&format!("<strong>{role}</strong>")))
+            .unwrap_or_else(|| panic!("a line for {role}: {effects}"))
+            .to_owned()
+    };
+    assert!(
+        line("User").contains("can no longer create and manage API keys"),
+        "{effects}"
+    );
+    let code = line("Claude Code user");
+    assert!(
+        code.contains("can also use Claude Code")
+            && code.contains("can no longer create and manage API keys"),
+        "{code}"
+    );
+    assert!(
+        line("Billing").contains("can also see and manage billing"),
+        "{effects}"
+    );
+    assert!(
+        !effects.contains("<strong>Developer</strong>"),
+        "not the role they have"
+    );
+}
