@@ -164,6 +164,24 @@ impl Store {
         progress(&self.db, kind).await
     }
 
+    /// Every key's tokens (input and output) since `since`, by key id: one query for a page
+    /// that shows the recent use of many keys.
+    pub async fn key_tokens_since(
+        &self,
+        since: NaiveDate,
+    ) -> Result<HashMap<String, i64>, sqlx::Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT api_key_id, \
+                    SUM(uncached + cache_read + cache_write_5m + cache_write_1h + output) \
+             FROM usage_buckets WHERE width = '1d' AND api_key_id <> '' AND start >= ? \
+             GROUP BY api_key_id",
+        )
+        .bind(since.format("%Y-%m-%d").to_string())
+        .fetch_all(&self.db)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// One key's daily input and output tokens since `since`, oldest first.
     pub async fn key_days(
         &self,

@@ -950,3 +950,101 @@ async fn the_inventory_of_the_large_organization_is_fast_once_cached() {
     eprintln!("large profile, cached filtered page: {elapsed:?}");
     assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
 }
+
+#[tokio::test]
+async fn every_confirmation_that_stops_a_key_shows_its_recent_use_highlighted_when_recent() {
+    let app = spawn_app().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    orgkeeper::jobs::run_usage_sync(&app.state).await;
+    let today = app.state.clock.now().date_naive();
+    let last_used = orgkeeper::usage_store::key_last_used(&app.db)
+        .await
+        .unwrap();
+    let tokens = app
+        .state
+        .usage
+        .key_tokens_since(today - Duration::days(6))
+        .await
+        .unwrap();
+    let members: HashSet<String> = app
+        .state
+        .org
+        .users()
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id.clone())
+        .collect();
+    let keys = all_keys(&app).await;
+    let busy = keys
+        .iter()
+        .filter(|k| k.status == ApiKeyStatus::Active)
+        .filter(|k| {
+            last_used
+                .get(&k.id)
+                .is_some_and(|d| (today - *d).num_days() <= 1)
+        })
+        .find(|k| {
+            k.created_by
+                .as_ref()
+                .is_some_and(|c| members.contains(&c.id))
+        })
+        .expect("the demo has a key used today or yesterday, created by a member");
+    let idle = keys
+        .iter()
+        .find(|k| k.status == ApiKeyStatus::Active && !last_used.contains_key(&k.id))
+        .expect("an active key with no use");
+    let amount = orgkeeper::web::usage::thousands(tokens[&busy.id]);
+    assert!(tokens[&busy.id] > 0);
+    let shown = |page: &str, id: &str| -> String {
+        page.split(&format!("data-key-use=\"{id}\""))
+            .next()
+            .and_then(|before| before.rsplit("<p class=\"").next())
+            .map(|class| class.to_owned())
+            .unwrap_or_default()
+            + page
+                .split(&format!("data-key-use=\"{id}\""))
+                .nth(1)
+                .and_then(|s| s.split("</p>").next())
+                .unwrap_or_else(|| panic!("the recent use of {id} is shown"))
+    };
+    let check = |page: &str, what: &str| {
+        let busy_use = shown(page, &busy.id);
+        assert!(busy_use.contains("key-use-recent"), "{what}: {busy_use}");
+        assert!(
+            busy_use.contains("Last used today") || busy_use.contains("Last used yesterday"),
+            "{what}: {busy_use}"
+        );
+        assert!(
+            busy_use.contains(&format!("{amount} tokens in the last 7 days")),
+            "{what}: {busy_use}"
+        );
+    };
+    let (_, page) = admin.get_text(&format!("/keys/{}", busy.id)).await;
+    check(&page, "key page");
+    assert!(
+        page.contains(&format!(
+            "{amount} tokens in the last 7 days. Requests using it"
+        )),
+        "the deactivation question says it too"
+    );
+    let (_, page) = admin.get_text(&format!("/keys/{}/archive", busy.id)).await;
+    check(&page, "archive confirmation");
+    let (_, page) = admin
+        .get_text(&format!(
+            "/keys/bulk?action=archive&key={}&key={}",
+            busy.id, idle.id
+        ))
+        .await;
+    check(&page, "bulk preview");
+    let idle_use = shown(&page, &idle.id);
+    assert!(
+        !idle_use.contains("key-use-recent") && idle_use.contains("Not used"),
+        "{idle_use}"
+    );
+    let creator = &busy.created_by.as_ref().unwrap().id;
+    let (_, page) = admin
+        .get_text(&format!("/members/{creator}/offboard"))
+        .await;
+    check(&page, "offboarding key choices");
+}

@@ -46,6 +46,8 @@ pub struct PlannedKey {
     pub workspace: String,
     pub status: String,
     pub skip: Option<&'static str>,
+    /// Its recent use, shown before it is stopped.
+    pub key_use: super::KeyUse,
 }
 
 #[derive(Template)]
@@ -68,6 +70,11 @@ async fn render_preview(
     error: Option<String>,
 ) -> AppResult<Response> {
     let names = names(&ctx.state);
+    let recent = super::RecentUse::read(
+        &ctx.state,
+        &keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+    )
+    .await;
     let (changes, skipped): (Vec<PlannedKey>, Vec<PlannedKey>) = keys
         .iter()
         .map(|k| PlannedKey {
@@ -77,6 +84,7 @@ async fn render_preview(
             workspace: names.workspace(k),
             status: k.status.as_str().to_owned(),
             skip: action.skip_reason(k),
+            key_use: recent.of(&k.id),
         })
         .partition(|p| p.skip.is_none());
     let page = PreviewPage {

@@ -95,6 +95,97 @@ pub(crate) async fn hygiene(state: &AppState) -> Hygiene {
     state.org.hygiene(state.config.key_rotation_days).await
 }
 
+/// "Recent" use, which a confirmation highlights: today or yesterday.
+const RECENT_USE_DAYS: i64 = 1;
+/// The tokens a confirmation shows are those of the last this many days.
+pub const USE_WINDOW_DAYS: i64 = 7;
+
+/// A key's recent use as a confirmation shows it before the key is stopped.
+#[derive(Clone)]
+pub struct KeyUse {
+    /// "Last used yesterday (Dec 2) · 26,104,000 tokens in the last 7 days".
+    pub text: String,
+    /// Used today or yesterday: whatever uses it will break.
+    pub recent: bool,
+}
+
+/// The recent use of every key, read once per request (two reads of the local usage store,
+/// whatever the number of keys shown).
+pub struct RecentUse {
+    today: chrono::NaiveDate,
+    last_used: Arc<std::collections::HashMap<String, chrono::NaiveDate>>,
+    tokens: std::collections::HashMap<String, i64>,
+    /// `None` until the usage store has synced once.
+    synced: bool,
+}
+
+impl RecentUse {
+    /// The recent use of the keys `ids` (one key: its own days; more: one query for all).
+    pub async fn read(state: &AppState, ids: &[&str]) -> RecentUse {
+        let today = state.clock.now().date_naive();
+        let synced = matches!(
+            state
+                .usage
+                .progress(crate::usage_store::Kind::UsageDay)
+                .await,
+            Ok(Some(_))
+        );
+        let since = today - Duration::days(USE_WINDOW_DAYS - 1);
+        let tokens = match ids {
+            [one] => state.usage.key_days(one, since).await.map(|days| {
+                std::iter::once((
+                    (*one).to_owned(),
+                    days.iter().map(|(_, input, output)| input + output).sum(),
+                ))
+                .collect()
+            }),
+            _ => state.usage.key_tokens_since(since).await,
+        }
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "recent key use could not be read");
+            Default::default()
+        });
+        RecentUse {
+            today,
+            last_used: hygiene(state).await.last_used,
+            tokens,
+            synced,
+        }
+    }
+
+    pub fn of(&self, key_id: &str) -> KeyUse {
+        if !self.synced {
+            return KeyUse {
+                text: "Recent use unknown: usage has not been read from Anthropic yet".into(),
+                recent: false,
+            };
+        }
+        let tokens = self.tokens.get(key_id).copied().unwrap_or(0);
+        let tokens = format!(
+            "{} tokens in the last {USE_WINDOW_DAYS} days",
+            crate::web::usage::thousands(tokens)
+        );
+        match self.last_used.get(key_id) {
+            None => KeyUse {
+                text: format!("Not used in the usage data Orgkeeper holds · {tokens}"),
+                recent: false,
+            },
+            Some(day) => {
+                let ago = (self.today - *day).num_days();
+                let when = match ago {
+                    0 => "today".to_owned(),
+                    1 => "yesterday".to_owned(),
+                    n => format!("{n} days ago"),
+                };
+                KeyUse {
+                    text: format!("Last used {when} ({}) · {tokens}", day.format("%b %-d, %Y")),
+                    recent: ago <= RECENT_USE_DAYS,
+                }
+            }
+        }
+    }
+}
+
 /// The names that describe keys, from the current snapshot.
 pub(crate) fn names(state: &AppState) -> Arc<Names> {
     Names::of(&state.org.snapshot())
@@ -491,6 +582,7 @@ struct ShowPage {
     rename_value: String,
     console_url: &'static str,
     status: String,
+    key_use: KeyUse,
 }
 
 async fn render_show(
@@ -528,6 +620,7 @@ async fn render_show(
         rename_value: rename_value.unwrap_or_else(|| key.name.clone()),
         console_url: CONSOLE_KEYS_URL,
         status: key.status.as_str().to_owned(),
+        key_use: RecentUse::read(&ctx.state, &[&key.id]).await.of(&key.id),
     };
     render(status, &page)
 }
@@ -615,6 +708,7 @@ struct ArchivePage {
     unchecked: Option<String>,
     /// Why there is nothing to archive any more.
     gone: Option<String>,
+    key_use: KeyUse,
 }
 
 async fn render_archive(
@@ -644,6 +738,7 @@ async fn render_archive_checked(
         error,
         unchecked,
         gone,
+        key_use: RecentUse::read(&ctx.state, &[&key.id]).await.of(&key.id),
     };
     render(status, &page)
 }

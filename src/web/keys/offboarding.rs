@@ -77,6 +77,8 @@ pub struct KeyChoice {
     pub fate: &'static str,
     /// The choice preselected.
     pub default: &'static str,
+    /// Its recent use, so nobody stops a key that was busy yesterday without seeing it.
+    pub key_use: super::KeyUse,
 }
 
 #[derive(Template)]
@@ -106,6 +108,15 @@ async fn render_plan(
         return Err(AppError::NotFound);
     }
     let names = names(&ctx.state);
+    let recent = super::RecentUse::read(
+        &ctx.state,
+        &holdings
+            .keys
+            .iter()
+            .map(|k| k.id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let removable = holdings.removable();
     let page = PlanPage {
         layout: ctx
@@ -130,6 +141,7 @@ async fn render_plan(
                     whose: names.whose(k),
                     fate,
                     default,
+                    key_use: recent.of(&k.id),
                 }
             })
             .collect(),
