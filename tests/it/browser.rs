@@ -694,7 +694,14 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
 /// Every main page of the console, for the screenshot tour: (file name, path).
 async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
     let api = app.state.org.api();
-    let member = api.list_all_users(&Default::default()).await.unwrap()[0]
+    let users = api.list_all_users(&Default::default()).await.unwrap();
+    let member = users[0].id.clone();
+    // A member whose role can be changed here (the first is an admin): the role choices
+    // with what each gives and takes away, and the offboarding key choices.
+    let developer = users
+        .iter()
+        .find(|u| u.role == orgkeeper::anthropic::OrgRole::Developer)
+        .unwrap()
         .id
         .clone();
     let workspace = app.first_workspace_id().await;
@@ -709,6 +716,17 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
         ("workspace", format!("/workspaces/{workspace}")),
         ("keys", "/keys".to_owned()),
         ("key", format!("/keys/{key}")),
+        ("key_archive", format!("/keys/{key}/archive")),
+        (
+            "keys_bulk_archive",
+            format!("/keys/bulk?action=archive&key={key}"),
+        ),
+        ("member_developer", format!("/members/{developer}")),
+        ("offboard", format!("/members/{developer}/offboard")),
+        ("members_no_workspace", "/members?workspace=none".to_owned()),
+        ("invites_expiring", "/invites?status=expiring".to_owned()),
+        ("limits", "/limits".to_owned()),
+        ("rate_limits", format!("/limits/workspaces/{workspace}")),
         ("leaked_key", "/keys/leaked".to_owned()),
         ("usage", "/usage".to_owned()),
         ("usage_hourly", "/usage?range=7d&resolution=hour".to_owned()),
@@ -906,5 +924,294 @@ async fn a_pasted_invite_list_is_parsed_and_previewed_before_sending() {
             "previewing sends nothing"
         );
         browser.save_full_page_screenshot("invite_preview").await;
+    });
+}
+
+/// Saves `name` at 1440 px and on a 390 px phone (under pages/1440 and pages/390, like the
+/// tour) and fails if the page is wider than the screen at either.
+async fn screenshot_both_widths(browser: &Browser, name: &str) {
+    for (width, height, mobile) in [(1440, 900, false), (390, 844, true)] {
+        browser.set_viewport(width, height, mobile).await;
+        browser
+            .save_full_page_screenshot(&format!("pages/{width}/{name}"))
+            .await;
+        let page_width = browser
+            .execute("return document.documentElement.scrollWidth;", vec![])
+            .await
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        let culprits = browser.execute(WIDER_THAN_SCREEN, vec![]).await;
+        assert!(
+            page_width <= u64::from(width),
+            "{name} is {page_width} px wide at {width} px (widest: {culprits})"
+        );
+    }
+    browser.set_viewport(1440, 900, false).await;
+}
+
+#[tokio::test]
+async fn a_spend_limit_below_this_months_spend_shows_the_spend_and_is_saved_only_once_confirmed() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    app.create_account("stakes-admin", Role::Admin, &[]).await;
+    flow!("spend_limit_confirmation", browser, {
+        sign_in(&browser, &app, "stakes-admin", PASSWORD).await;
+        open_from_nav(&browser, "/limits", "Limits").await;
+        let option = browser
+            .find(&format!(
+                "#set-limit select[name=scope] option[value='{ws}']"
+            ))
+            .await
+            .text()
+            .await;
+        assert!(
+            option.contains("spent $"),
+            "the spend beside the choice: {option}"
+        );
+        browser
+            .execute(
+                "document.querySelector('#set-limit select[name=scope]').value = arguments[0];",
+                vec![serde_json::json!(ws)],
+            )
+            .await;
+        browser
+            .find("#set-limit input[name=amount]")
+            .await
+            .send_keys("1")
+            .await;
+        browser
+            .find("#set-limit button[type=submit]")
+            .await
+            .click()
+            .await;
+        let question = browser.wait_for("#confirm-limit", WAIT).await;
+        let text = question.text().await;
+        assert!(text.contains("Spent this month"), "{text}");
+        assert!(text.contains("refuses its requests"), "{text}");
+        assert!(text.contains("less than half"), "{text}");
+        assert!(browser.alert_text().await.is_none(), "asked in the page");
+        screenshot_both_widths(&browser, "limits_confirm_spend_limit").await;
+        let row = browser
+            .find(&format!("tr[data-scope='{ws}']"))
+            .await
+            .text()
+            .await;
+        assert!(row.contains("$1,500.00 a month"), "not saved yet: {row}");
+        browser
+            .find("#confirm-limit button[type=submit]")
+            .await
+            .click()
+            .await;
+        browser
+            .wait_for_text("#flash", "to $1.00 a month", WAIT)
+            .await;
+    });
+}
+
+#[tokio::test]
+async fn a_rate_limit_above_the_organizations_is_warned_about_in_the_page_before_saving() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    app.create_account("rate-admin", Role::Admin, &[]).await;
+    let entries = app
+        .state
+        .org
+        .api()
+        .all(&orgkeeper::anthropic::OrgRateLimitParams::default())
+        .await
+        .unwrap();
+    let batch = entries.iter().find(|e| e.group.kind == "batch").unwrap();
+    flow!("rate_limit_warning", browser, {
+        sign_in(&browser, &app, "rate-admin", PASSWORD).await;
+        browser
+            .goto(&app.url(&format!("/limits/workspaces/{ws}")))
+            .await;
+        let row = browser
+            .find(&format!(
+                "tr[data-limit='{}:requests_per_minute']",
+                batch.id
+            ))
+            .await;
+        let input = row.find("input[name=value]").await;
+        input.clear().await;
+        input.send_keys("9000000000000").await;
+        row.find("button[type=submit]:not([name])")
+            .await
+            .click()
+            .await;
+        let warning = browser.wait_for(".rate-warning", WAIT).await;
+        assert!(
+            warning.text().await.contains("above the organization"),
+            "warned before saving"
+        );
+        screenshot_both_widths(&browser, "limits_rate_warning").await;
+        browser
+            .find(".rate-warning button[name=confirm]")
+            .await
+            .click()
+            .await;
+        browser.wait_for_text("#flash", "up to an hour", WAIT).await;
+    });
+}
+
+#[tokio::test]
+async fn stopping_a_busy_key_shows_its_recent_use_highlighted() {
+    let app = spawn_app().await;
+    app.create_account("use-admin", Role::Admin, &[]).await;
+    orgkeeper::jobs::run_usage_sync(&app.state).await;
+    let today = app.state.clock.now().date_naive();
+    let last_used = orgkeeper::usage_store::key_last_used(&app.db)
+        .await
+        .unwrap();
+    let keys = app
+        .state
+        .org
+        .api()
+        .list_all_api_keys(&Default::default())
+        .await
+        .unwrap();
+    let busy = keys
+        .iter()
+        .find(|k| {
+            k.status == orgkeeper::anthropic::ApiKeyStatus::Active
+                && last_used
+                    .get(&k.id)
+                    .is_some_and(|d| (today - *d).num_days() <= 1)
+        })
+        .expect("a key used today or yesterday");
+    flow!("key_recent_use", browser, {
+        sign_in(&browser, &app, "use-admin", PASSWORD).await;
+        browser
+            .goto(&app.url(&format!("/keys/{}/archive", busy.id)))
+            .await;
+        let shown = browser.wait_for(".key-use-recent", WAIT).await;
+        assert!(shown.text().await.contains("tokens in the last 7 days"));
+        screenshot_both_widths(&browser, "keys_archive_recent_use").await;
+        browser.goto(&app.url(&format!("/keys/{}", busy.id))).await;
+        browser.find("button[name=deactivate]").await.click().await;
+        let question = browser.wait_for("dialog.confirm-dialog[open]", WAIT).await;
+        let text = question.text().await;
+        assert!(text.contains("Last used"), "{text}");
+        assert!(text.contains("tokens in the last 7 days"), "{text}");
+        question.find(".confirm-cancel").await.click().await;
+    });
+}
+
+#[tokio::test]
+async fn the_overview_leads_with_what_is_urgent_and_its_counts_open_what_they_count() {
+    let app = spawn_app().await;
+    app.create_account("urgent-owner", Role::Owner, &[]).await;
+    let session = app.login_as("urgent-owner").await;
+    let budget = session
+        .post(
+            "/budgets",
+            &[("scope", "org"), ("amount", "1"), ("thresholds", "100")],
+        )
+        .await;
+    assert_eq!(budget.status(), 303);
+    // This month's spend in the stores, as the usage job keeps it.
+    orgkeeper::jobs::run_usage_sync(&app.state).await;
+    flow!("overview_urgent", browser, {
+        sign_in(&browser, &app, "urgent-owner", PASSWORD).await;
+        browser.goto(&app.url("/")).await;
+        let strip = browser.wait_for("#urgent", WAIT).await;
+        assert!(strip.text().await.contains("over its budget"));
+        let first = browser
+            .execute(
+                "return document.querySelector('main').querySelectorAll('section')[0].id;",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            first,
+            serde_json::json!("urgent"),
+            "the first thing on the page"
+        );
+        screenshot_both_widths(&browser, "home_urgent").await;
+        browser
+            .find("a[href='/members?workspace=none']")
+            .await
+            .click()
+            .await;
+        browser.wait_for_url("workspace=none", WAIT).await;
+        let summary = browser.wait_for("#members-table p.muted", WAIT).await;
+        assert!(
+            summary.text().await.contains("for these filters"),
+            "filtered, not everyone"
+        );
+    });
+}
+
+/// The contrast of every `button.link` on the page against what is drawn behind it, as
+/// `[text, ratio]` pairs.
+const LINK_BUTTON_CONTRAST: &str = "
+function lum(c) {
+  var m = c.match(/[\\d.]+/g).map(Number);
+  var a = m.length > 3 ? m[3] : 1;
+  var ch = m.slice(0, 3).map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return [0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2], a];
+}
+function background(el) {
+  for (; el; el = el.parentElement) {
+    var bg = getComputedStyle(el).backgroundColor;
+    if (bg && lum(bg)[1] > 0) return bg;
+  }
+  return 'rgb(255, 255, 255)';
+}
+return Array.from(document.querySelectorAll('button.link')).map(function (b) {
+  var f = lum(getComputedStyle(b).color)[0], g = lum(background(b))[0];
+  var ratio = (Math.max(f, g) + 0.05) / (Math.min(f, g) + 0.05);
+  return [b.textContent.trim(), Math.round(ratio * 100) / 100];
+});";
+
+#[tokio::test]
+async fn buttons_drawn_as_links_meet_wcag_aa_contrast() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    app.create_account("contrast-admin", Role::Admin, &[]).await;
+    let session = app.login_as("contrast-admin").await;
+    // A workspace override, so the rate-limit page offers "Use the organization's".
+    let entries = app
+        .state
+        .org
+        .api()
+        .all(&orgkeeper::anthropic::OrgRateLimitParams::default())
+        .await
+        .unwrap();
+    let batch = entries.iter().find(|e| e.group.kind == "batch").unwrap();
+    let set = session
+        .post(
+            &format!("/limits/workspaces/{ws}"),
+            &[
+                ("rate_limit_id", batch.id.as_str()),
+                ("type", "requests_per_minute"),
+                ("value", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(set.status(), 303);
+    flow!("link_button_contrast", browser, {
+        sign_in(&browser, &app, "contrast-admin", PASSWORD).await;
+        let mut seen = Vec::new();
+        for path in [
+            "/".to_owned(),
+            "/members".to_owned(),
+            format!("/limits/workspaces/{ws}"),
+        ] {
+            browser.goto(&app.url(&path)).await;
+            browser.wait_for("main h1", WAIT).await;
+            let pairs = browser.execute(LINK_BUTTON_CONTRAST, vec![]).await;
+            for pair in pairs.as_array().unwrap() {
+                let (text, ratio) = (pair[0].as_str().unwrap(), pair[1].as_f64().unwrap());
+                seen.push(text.to_owned());
+                assert!(ratio >= 4.5, "{path}: \"{text}\" is drawn at {ratio}:1");
+            }
+        }
+        for wanted in ["Refresh now", "Use the organization's", "Sign out"] {
+            assert!(
+                seen.iter().any(|s| s == wanted),
+                "{wanted} checked: {seen:?}"
+            );
+        }
     });
 }

@@ -156,7 +156,7 @@ impl RecentUse {
     pub fn of(&self, key_id: &str) -> KeyUse {
         if !self.synced {
             return KeyUse {
-                text: "Recent use unknown: usage has not been read from Anthropic yet".into(),
+                text: "Recent use not known yet: usage has not been read from Anthropic".into(),
                 recent: false,
             };
         }
