@@ -1048,3 +1048,36 @@ async fn every_confirmation_that_stops_a_key_shows_its_recent_use_highlighted_wh
         .await;
     check(&page, "offboarding key choices");
 }
+
+#[tokio::test]
+async fn a_keys_history_shows_each_change_once_by_its_outcome() {
+    let app = spawn_app().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let key = all_keys(&app)
+        .await
+        .into_iter()
+        .find(|k| k.status == ApiKeyStatus::Active)
+        .unwrap();
+    let off = admin
+        .post(&format!("/keys/{}/deactivate", key.id), &[])
+        .await;
+    assert!(off.status().is_redirection(), "{}", off.status());
+    assert_eq!(
+        records(&app, "key.deactivated").await.len(),
+        2,
+        "the audit log keeps the intent and the outcome"
+    );
+    let (_, page) = admin.get_text(&format!("/keys/{}", key.id)).await;
+    let history = page
+        .split("id=\"key-history\"")
+        .nth(1)
+        .and_then(|h| h.split("</table>").next())
+        .unwrap();
+    assert_eq!(
+        history.matches("key.deactivated").count(),
+        1,
+        "one row for the one change: {history}"
+    );
+    assert!(history.contains("outcome-ok"), "{history}");
+    assert!(!history.contains("outcome-pending"), "{history}");
+}

@@ -585,6 +585,15 @@ struct ShowPage {
     key_use: KeyUse,
 }
 
+/// The newest `limit` changes among `records` (newest first), one row each: an intent whose
+/// outcome is listed is left out (the outcome says what happened), one still unanswered stays.
+fn one_row_per_change(mut records: Vec<Record>, limit: usize) -> Vec<Record> {
+    let answered: HashSet<i64> = records.iter().filter_map(|r| r.intent_seq).collect();
+    records.retain(|r| !answered.contains(&r.seq));
+    records.truncate(limit);
+    records
+}
+
 async fn render_show(
     ctx: &Ctx,
     key: &ApiKey,
@@ -602,7 +611,10 @@ async fn render_show(
             target: Some(key.id.clone()),
             ..Default::default()
         };
-        Some(ctx.state.audit.query(&filter, 20, 0).await?.0)
+        Some(one_row_per_change(
+            ctx.state.audit.query(&filter, 40, 0).await?.0,
+            20,
+        ))
     } else {
         None
     };
