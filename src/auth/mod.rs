@@ -1,5 +1,6 @@
 //! Local accounts, passwords, sessions, roles, sign-in throttles and single sign-on.
 
+pub mod account_cache;
 pub mod accounts;
 pub mod oidc;
 pub mod password;
