@@ -6,6 +6,7 @@ pub mod oidc;
 pub mod password;
 pub mod roles;
 pub mod session;
+pub mod session_store;
 pub mod sso;
 pub mod throttle;
 pub mod tokens;
