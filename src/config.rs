@@ -48,6 +48,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_SESSION_MAX_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=720))]
     pub session_max_hours: u64,
 
+    /// Milliseconds within which an account change made by another process on the same
+    /// database (`orgkeeper user disable`) reaches the running server (0: checked on every request).
+    #[arg(long, env = "ORGKEEPER_ACCOUNTS_RECHECK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub accounts_recheck_ms: u64,
+
     /// Public URL people use to reach Orgkeeper, used in the printed first-run setup link.
     #[arg(long, env = "ORGKEEPER_PUBLIC_URL", value_parser = parse_base_url)]
     pub public_url: Option<String>,
@@ -483,6 +488,9 @@ pub struct ServerConfig {
     pub sync_interval: Duration,
     pub session_idle: Duration,
     pub session_max: Duration,
+    /// How often the server reads `accounts_version` to notice an account change made by
+    /// another process (the command line); zero reads it on every request.
+    pub accounts_recheck: Duration,
     pub public_url: Option<String>,
     pub key_rotation_days: u32,
     /// Requests a minute per API token (0: no limit).
@@ -511,6 +519,7 @@ impl ServerConfig {
             sync_interval: Duration::from_secs(60),
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
+            accounts_recheck: Duration::from_secs(1),
             public_url: None,
             key_rotation_days: 90,
             token_rate_limit: 600,
@@ -544,6 +553,7 @@ impl ServerConfig {
             sync_interval: Duration::from_secs(args.sync_interval),
             session_idle: Duration::from_secs(args.session_idle_minutes * 60),
             session_max: Duration::from_secs(args.session_max_hours * 3600),
+            accounts_recheck: Duration::from_millis(args.accounts_recheck_ms),
             public_url: args.public_url.clone(),
             key_rotation_days: args.key_rotation_days,
             token_rate_limit: args.token_rate_limit,

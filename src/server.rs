@@ -11,6 +11,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::anthropic::{AdminKey, Client, ClientConfig, WorkspaceFilter};
 use crate::auth::session::random_token;
+use crate::auth::session_store::CachedSessions;
 use crate::auth::Role;
 use crate::clock::Clock;
 use crate::config::{ServerConfig, Upstream};
@@ -19,6 +20,8 @@ use crate::simulator::{self, RunningSimulator, SimulatorOptions};
 use crate::web::{self, AppState, SetupToken};
 
 /// How long the printed first-run link stays valid.
+/// Sessions kept in memory at most (a few MB); the rest are read from SQLite as they come.
+const SESSIONS_IN_MEMORY: usize = 10_000;
 const SETUP_LINK_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
 
 /// The organization the demo runs on.
@@ -78,8 +81,9 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
 
     // One deadline per Admin API call for pages and actions (jobs may use `with_deadline`).
     let api = api.with_deadline(config.api_deadline);
-    let session_store = SqliteStore::new(db.clone());
-    session_store.migrate().await?;
+    let sqlite_sessions = SqliteStore::new(db.clone());
+    sqlite_sessions.migrate().await?;
+    let session_store = CachedSessions::new(sqlite_sessions, SESSIONS_IN_MEMORY);
     let clock = Clock::default();
     let started_at = clock.now();
     let services = Services::new(db, config, api, clock).await?;
@@ -114,7 +118,7 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         tracing::error!(%error, "interrupted changes could not be resolved; they stay unresolved in the audit log");
     }
 
-    let background = crate::jobs::spawn_all(&state.services, session_store.clone());
+    let background = crate::jobs::spawn_all(&state.services, session_store.sqlite().clone());
     Ok(Server {
         router: web::router(state.clone(), session_store),
         state,

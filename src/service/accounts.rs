@@ -70,9 +70,23 @@ pub async fn find_by_name(
     Ok(accounts::find_by_username(&services.db, username).await?)
 }
 
-/// The account a session names, if it still exists.
+/// The account a session names, if it still exists: from memory, as every change through
+/// this module left it (and, for a change by another process such as the command line, as
+/// `accounts_version` said at most `ServerConfig::accounts_recheck` ago).
 pub async fn of_session(services: &Services, id: i64) -> Result<Option<Account>, ServiceError> {
-    Ok(accounts::find_by_id(&services.db, id).await?)
+    Ok(services.account_cache.get(&services.db, id).await?)
+}
+
+/// Runs a change to one or more accounts, then forgets the accounts kept in memory, whatever
+/// came of it: the next request reads its account as the change left it. Every change to an
+/// account in this layer goes through here.
+pub(super) async fn then_forget<T>(
+    services: &Services,
+    change: impl std::future::Future<Output = T>,
+) -> T {
+    let result = change.await;
+    services.account_cache.forget_all();
+    result
 }
 
 pub async fn exist(services: &Services) -> Result<bool, ServiceError> {
@@ -124,7 +138,14 @@ async fn audited<T>(
     created: impl FnOnce(&T) -> Option<Target>,
 ) -> Result<T, ServiceError> {
     services
-        .local_change(caller, action, target, details, change, created)
+        .local_change(
+            caller,
+            action,
+            target,
+            details,
+            then_forget(services, change),
+            created,
+        )
         .await?
         .map_err(ServiceError::from)
 }
@@ -206,13 +227,16 @@ pub async fn create_first_owner(
     if exist(services).await? {
         return Err(ServiceError::Forbidden);
     }
-    let account = accounts::create(
-        &services.db,
-        username.trim(),
-        Role::Owner,
-        password,
-        &[],
-        services.clock.now(),
+    let account = then_forget(
+        services,
+        accounts::create(
+            &services.db,
+            username.trim(),
+            Role::Owner,
+            password,
+            &[],
+            services.clock.now(),
+        ),
     )
     .await?;
     let caller = Caller::Person {

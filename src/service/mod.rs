@@ -56,6 +56,10 @@ pub struct Services {
     /// Private to the service layer: pages and the API read the model and the usage store,
     /// and change anything only through a service function.
     pub(in crate::service) db: SqlitePool,
+    /// The accounts signed-in sessions name, in memory; every account change in this module
+    /// forgets them, and a change by another process is seen within
+    /// `ServerConfig::accounts_recheck`.
+    pub(in crate::service) account_cache: Arc<crate::auth::account_cache::AccountCache>,
     pub audit: AuditLog,
     /// The organization as read from the Admin API (cached), and the client for changes.
     pub org: Arc<Org>,
@@ -318,6 +322,9 @@ impl Services {
             usage: crate::usage_store::Store::new(db.clone()),
             analytics: crate::analytics_store::Store::new(db.clone()),
             org: Arc::new(Org::load(api, db.clone(), clock.clone()).await?),
+            account_cache: Arc::new(crate::auth::account_cache::AccountCache::new(
+                config.accounts_recheck,
+            )),
             db,
             alerts: alerts::Alerts::new(config.alert_webhook_url.clone())?,
             reports: Default::default(),

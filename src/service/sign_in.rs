@@ -136,7 +136,11 @@ pub async fn with_password(
                 Outcome::Ok,
             ))
             .await?;
-        accounts::record_login(&services.db, account.id, now).await?;
+        super::accounts::then_forget(
+            services,
+            accounts::record_login(&services.db, account.id, now),
+        )
+        .await?;
         return Ok(Ok(account));
     }
 
@@ -165,12 +169,15 @@ pub async fn with_password(
         throttle.record_failure(address, account.is_none().then_some(username), now);
     }
     if let (Some(account), false, false) = (&account, throttled, passwords_off) {
-        let locked = accounts::record_failed_login(
-            &services.db,
-            account.id,
-            MAX_FAILURES,
-            chrono::Duration::minutes(LOCK_MINUTES),
-            now,
+        let locked = super::accounts::then_forget(
+            services,
+            accounts::record_failed_login(
+                &services.db,
+                account.id,
+                MAX_FAILURES,
+                chrono::Duration::minutes(LOCK_MINUTES),
+                now,
+            ),
         )
         .await?;
         if locked {
@@ -213,7 +220,13 @@ pub async fn with_identity(
     let groups = crate::auth::sso::groups_for_audit(&identity.groups);
     let failed = |reason: &str| json!({ "method": method, "reason": reason, "subject": identity.subject, "groups": groups });
     let now = services.clock.now();
-    match crate::auth::sso::provision(&services.db, identity, now).await? {
+    // Provisioning may change the account (its groups, role and workspaces).
+    let provisioned = super::accounts::then_forget(
+        services,
+        crate::auth::sso::provision(&services.db, identity, now),
+    )
+    .await?;
+    match provisioned {
         Provisioned::Ready {
             account,
             created,
@@ -249,7 +262,11 @@ pub async fn with_identity(
                     Outcome::Ok,
                 )
                 .await?;
-            accounts::record_login(&services.db, account.id, now).await?;
+            super::accounts::then_forget(
+                services,
+                accounts::record_login(&services.db, account.id, now),
+            )
+            .await?;
             Ok(IdentitySignIn::SignedIn(account))
         }
         Provisioned::NoAccess { lapsed } => {

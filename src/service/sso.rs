@@ -77,7 +77,14 @@ where
 {
     let target = super::target("sso_group", group.to_owned(), Some(group.to_owned()));
     let changes = services
-        .local_change(caller, action, target, details, change, |_| None)
+        .local_change(
+            caller,
+            action,
+            target,
+            details,
+            super::accounts::then_forget(services, change),
+            |_| None,
+        )
         .await??;
     record_access_changes(
         services,

@@ -39,8 +39,8 @@ use chrono::{DateTime, Utc};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
+use crate::auth::session_store::CachedSessions;
 use crate::auth::Permission;
 use crate::service::Services;
 pub use context::Ctx;
@@ -73,7 +73,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// Builds the whole application. `session_store` must already be migrated.
-pub fn router(state: AppState, session_store: SqliteStore) -> Router {
+pub fn router(state: AppState, session_store: CachedSessions) -> Router {
     let sessions = SessionManagerLayer::new(session_store)
         .with_name("orgkeeper_session")
         .with_http_only(true)

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod account_cache;
 mod activity;
 mod audit_chain;
 mod audit_review;
