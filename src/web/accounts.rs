@@ -167,36 +167,12 @@ pub async fn index(ctx: Ctx) -> AppResult<Response> {
     .await
 }
 
-/// Forms with repeated fields (workspace checkboxes) are parsed by hand: serde_urlencoded
-/// cannot collect repeated keys.
-fn parse_form(body: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect()
-}
-
-fn field(fields: &[(String, String)], name: &str) -> String {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default()
-}
-
-fn workspaces_of(fields: &[(String, String)]) -> Vec<String> {
-    fields
-        .iter()
-        .filter(|(k, _)| k == "workspace")
-        .map(|(_, v)| v.clone())
-        .collect()
-}
-
-pub async fn create(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
-    let fields = parse_form(&body);
+pub async fn create(ctx: Ctx, body: FormBody) -> AppResult<Response> {
+    let fields = body.fields();
     let form = NewAccountForm {
-        username: field(&fields, "username").trim().to_owned(),
-        role: field(&fields, "role"),
-        workspaces: workspaces_of(&fields),
+        username: fields.get("username").trim().to_owned(),
+        role: fields.get("role"),
+        workspaces: fields.all("workspace"),
     };
     let role = match form.role.parse::<Role>() {
         Ok(role) => role,
@@ -205,7 +181,7 @@ pub async fn create(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
     let new = service::accounts::NewAccount {
         username: form.username.clone(),
         role: Some(role),
-        password: field(&fields, "password"),
+        password: fields.get("password"),
         workspaces: form.workspaces.clone(),
     };
     match service::accounts::create(&ctx.state, &ctx.caller(), new).await {
@@ -282,11 +258,7 @@ pub async fn show(ctx: Ctx, Path(id): Path<i64>) -> AppResult<Response> {
 }
 
 /// An owner makes a token for someone else; the secret is shown once on their page.
-pub async fn create_token(
-    ctx: Ctx,
-    Path(id): Path<i64>,
-    FormBody(body): FormBody,
-) -> AppResult<Response> {
+pub async fn create_token(ctx: Ctx, Path(id): Path<i64>, body: FormBody) -> AppResult<Response> {
     let account = load(&ctx, id).await?;
     let section = match tokens::create_for(&ctx, account.clone(), &body).await? {
         Ok(created) => {
@@ -345,10 +317,10 @@ pub async fn change_role(
 pub async fn change_workspaces(
     ctx: Ctx,
     Path(id): Path<i64>,
-    FormBody(body): FormBody,
+    body: FormBody,
 ) -> AppResult<Response> {
     let account = load(&ctx, id).await?;
-    let workspaces = workspaces_of(&parse_form(&body));
+    let workspaces = body.fields().all("workspace");
     let result =
         service::accounts::change_workspaces(&ctx.state, &ctx.caller(), &account, workspaces).await;
     if let Err(ServiceError::Invalid(message)) = &result {

@@ -73,6 +73,40 @@ impl<S: Send + Sync> FromRequest<S> for FormBody {
     }
 }
 
+impl FormBody {
+    /// The fields in order, repeated ones included (serde_urlencoded cannot collect those).
+    pub fn fields(&self) -> FormFields {
+        FormFields(
+            url::form_urlencoded::parse(self.0.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+}
+
+/// A form's fields, read by name.
+pub struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    /// The first value of a field, as typed (empty when absent).
+    pub fn get(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every value of a repeated field (checkboxes), in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
 /// The name of the first field whose name or value does not decode to UTF-8.
 fn field_not_text(body: &[u8]) -> Option<String> {
     body.split(|b| *b == b'&').find_map(|pair| {

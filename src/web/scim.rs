@@ -173,29 +173,11 @@ pub async fn index(ctx: Ctx, headers: HeaderMap) -> AppResult<Response> {
     render(&ctx, &headers, Outcome::default()).await
 }
 
-fn fields(body: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect()
-}
-
-fn field(fields: &[(String, String)], name: &str) -> String {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_default()
-}
-
 /// A token for the identity provider; the secret is shown once, on this answer.
-pub async fn create_token(
-    ctx: Ctx,
-    headers: HeaderMap,
-    FormBody(body): FormBody,
-) -> AppResult<Response> {
-    let form = fields(&body);
-    let name = field(&form, "name");
-    let expires_in_days = match field(&form, "lifetime").as_str() {
+pub async fn create_token(ctx: Ctx, headers: HeaderMap, body: FormBody) -> AppResult<Response> {
+    let form = body.fields();
+    let name = form.get("name").trim().to_owned();
+    let expires_in_days = match form.get("lifetime").trim() {
         "never" => None,
         days => days
             .parse::<u32>()
@@ -225,21 +207,13 @@ pub async fn create_token(
     render(&ctx, &headers, outcome).await
 }
 
-pub async fn add_mapping(
-    ctx: Ctx,
-    headers: HeaderMap,
-    FormBody(body): FormBody,
-) -> AppResult<Response> {
-    let form = fields(&body);
+pub async fn add_mapping(ctx: Ctx, headers: HeaderMap, body: FormBody) -> AppResult<Response> {
+    let form = body.fields();
     let typed = MappingForm {
-        group: field(&form, "group"),
-        role: field(&form, "role"),
-        workspace_role: field(&form, "workspace_role"),
-        workspaces: form
-            .iter()
-            .filter(|(k, _)| k == "workspace")
-            .map(|(_, v)| v.clone())
-            .collect(),
+        group: form.get("group").trim().to_owned(),
+        role: form.get("role").trim().to_owned(),
+        workspace_role: form.get("workspace_role").trim().to_owned(),
+        workspaces: form.all("workspace"),
     };
     let workspace_role = WorkspaceRole::parse(if typed.workspace_role.is_empty() {
         "workspace_user"

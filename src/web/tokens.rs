@@ -198,28 +198,21 @@ pub async fn index(ctx: Ctx) -> AppResult<Response> {
     render_index(&ctx, TokenForm::default(), None, None).await
 }
 
-fn parse(body: &str) -> TokenForm {
-    let mut form = TokenForm {
-        lifetime: String::new(),
-        ..TokenForm::default()
-    };
-    for (key, value) in url::form_urlencoded::parse(body.as_bytes()) {
-        match key.as_ref() {
-            "name" => form.name = value.trim().to_owned(),
-            "lifetime" => form.lifetime = value.into_owned(),
-            "read_only" => form.read_only = true,
-            "workspace" => form.workspaces.push(value.into_owned()),
-            _ => {}
-        }
+fn parse(body: &FormBody) -> TokenForm {
+    let fields = body.fields();
+    TokenForm {
+        name: fields.get("name").trim().to_owned(),
+        lifetime: fields.get("lifetime"),
+        read_only: !fields.all("read_only").is_empty(),
+        workspaces: fields.all("workspace"),
     }
-    form
 }
 
 /// Creates a token for `account` from the form; the secret, or the refusal, on the page.
 pub async fn create_for(
     ctx: &Ctx,
     account: Account,
-    body: &str,
+    body: &FormBody,
 ) -> AppResult<Result<(String, String), (TokenForm, String)>> {
     let form = parse(body);
     let expires_in_days = match form.lifetime.as_str() {
@@ -247,7 +240,7 @@ pub async fn create_for(
     }
 }
 
-pub async fn create(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Response> {
+pub async fn create(ctx: Ctx, body: FormBody) -> AppResult<Response> {
     match create_for(&ctx, ctx.account.clone(), &body).await? {
         Ok(created) => render_index(&ctx, TokenForm::default(), None, Some(created)).await,
         Err((form, error)) => render_index(&ctx, form, Some(error), None).await,
