@@ -1215,3 +1215,50 @@ async fn buttons_drawn_as_links_meet_wcag_aa_contrast() {
         }
     });
 }
+
+/// On a phone the token lists read as stacked rows: every value and the Revoke button are on
+/// the screen, not behind a sideways scroll.
+#[tokio::test]
+async fn on_a_phone_every_token_can_be_read_and_revoked_without_scrolling_sideways() {
+    let app = spawn_app().await;
+    app.create_account("phone-owner", Role::Owner, &[]).await;
+    let session = app.login_as("phone-owner").await;
+    for name in ["terraform-production", "nightly-cost-report"] {
+        let made = session
+            .post("/tokens", &[("name", name), ("lifetime", "90")])
+            .await;
+        assert_eq!(made.status(), 200);
+    }
+    let scim = session
+        .post("/scim/tokens", &[("name", "okta"), ("lifetime", "365")])
+        .await;
+    assert_eq!(scim.status(), 200);
+    flow!("phone_tokens", browser, {
+        sign_in(&browser, &app, "phone-owner", PASSWORD).await;
+        browser.set_viewport(390, 844, true).await;
+        for (path, buttons) in [("/tokens", 2), ("/scim", 1)] {
+            browser.goto(&app.url(path)).await;
+            browser.wait_for("main h1", WAIT).await;
+            let outside = browser
+                .execute(
+                    "var w = window.innerWidth; return Array.from(document.querySelectorAll('#tokens table button.danger, #tokens table td')).filter(function (e) { var r = e.getBoundingClientRect(); return r.width > 0 && (r.right > w + 1 || r.left < -1); }).length;",
+                    vec![],
+                )
+                .await;
+            assert_eq!(outside, 0, "{path}: cells or buttons outside the screen");
+            let revoke = browser
+                .execute(
+                    "return document.querySelectorAll('#tokens table button.danger').length;",
+                    vec![],
+                )
+                .await;
+            assert_eq!(revoke, buttons, "{path}");
+            browser
+                .save_full_page_screenshot(&format!(
+                    "pages/390/{}_stacked",
+                    path.trim_start_matches('/')
+                ))
+                .await;
+        }
+    });
+}
