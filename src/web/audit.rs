@@ -306,8 +306,13 @@ pub async fn index(ctx: Ctx, Query(query): Query<AuditQuery>) -> AppResult<Respo
         ChainReport::Intact { last_seq, .. } => last_seq.unwrap_or(0),
         ChainReport::Broken { .. } => 0,
     };
-    // Seqs are contiguous (no deletes; pruning takes only the oldest), so this is a count.
+    // Seqs are contiguous (no deletes; pruning takes only the oldest), so this is a count. The
+    // record a re-check writes of itself comes right after what it verified: not news.
+    let only_the_check_itself = newest.first().is_some_and(|r| {
+        r.seq == verified_up_to + 1 && r.action == crate::audit::Action::AuditVerified.code()
+    });
     let unverified = match (&chain.report, newest_seq) {
+        (ChainReport::Intact { .. }, _) if only_the_check_itself => 0,
         (ChainReport::Intact { .. }, Some(n)) => n.saturating_sub(verified_up_to).max(0) as u64,
         _ => 0,
     };

@@ -196,3 +196,23 @@ async fn retention_prunes_old_records_and_keeps_the_chain_verifiable() {
         "the pruned chain still verifies"
     );
 }
+
+/// The normal state is calm: right after a re-check, the audit page says the chain is verified
+/// and nothing about newer records (the re-check's own record is not news); records written
+/// later are mentioned plainly, not as a warning.
+#[tokio::test]
+async fn right_after_a_recheck_the_audit_page_is_calm() {
+    let app = spawn_app().await;
+    let (_, auditor) = app.signed_in(Role::Auditor).await;
+    let recheck = auditor.post("/audit/verify", &[]).await;
+    assert_eq!(recheck.status(), 303);
+    let (_, page) = auditor.get_text("/audit").await;
+    assert!(page.contains("Chain verified"), "{page}");
+    assert!(!page.contains("id=\"chain-newer\""), "{page}");
+
+    app.create_account("later", Role::Viewer, &[]).await;
+    let (_, page) = auditor.get_text("/audit").await;
+    assert!(page.contains("id=\"chain-newer\""), "{page}");
+    assert!(page.contains("written since"));
+    assert!(!page.contains("not verified"));
+}
