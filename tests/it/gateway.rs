@@ -622,25 +622,15 @@ async fn the_official_python_sdk_works_unchanged_with_a_token() {
         .env("TOKEN_EXPIRED", &expired)
         .env("RENAME_KEY", &key.id)
         .env("NEW_NAME", "renamed by terraform")
-        .env("OTHER_WORKSPACE", &other)
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    for var in [
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "ANTHROPIC_BASE_URL",
-    ] {
-        script.env_remove(var);
-    }
-    let output = tokio::task::spawn_blocking(move || run_bounded(script))
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        .env("OTHER_WORKSPACE", &other);
+    crate::sdk_compat::without_sdk_settings(&mut script);
+    let timeout = std::time::Duration::from_secs(90);
+    let ran =
+        tokio::task::spawn_blocking(move || crate::support::python::run_bounded(script, timeout))
+            .await
+            .unwrap();
+    assert!(ran.succeeded(), "{}", ran.output("gateway.py", timeout));
+    let seen: Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
 
     // Auto-pagination over small pages gives exactly the model's lists.
     let ids = |v: &Value| -> Vec<String> {
@@ -702,26 +692,6 @@ async fn the_official_python_sdk_works_unchanged_with_a_token() {
         audited.iter().all(|o| *o == Outcome::Denied),
         "the read-only token's rename changed nothing: {audited:?}"
     );
-}
-
-/// Runs a script to its end, killed after 90 s (a hung script fails the test, never hangs it).
-fn run_bounded(mut script: std::process::Command) -> std::process::Output {
-    use std::process::Stdio;
-    let mut child = script
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the script did not finish within 90 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// Upstream calls a key rename makes, through a page or a token alike: the update, then the

@@ -9,152 +9,31 @@
 //! The test fails, never skips, when no such Python can be had.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use orgkeeper::anthropic::{InviteFilter, InviteStatus};
 use orgkeeper::auth::tokens::TokenKind;
 use orgkeeper::service::tokens::{self, NewToken};
 
+use crate::support::python::{run_bounded, PythonEnv};
 use crate::support::{spawn_app, TEST_CALLER};
 
-const TESTER_VERSION: &str = "0.5.2";
-/// The pinned set: the checker, its HTTP engine, and the models both are built on.
-const PACKAGES: [&str; 3] = [
-    "scim2-tester[httpx2]==0.5.2",
-    "scim2-client==0.13.2",
-    "scim2-models==0.12.3",
-];
+/// The checker, its HTTP engine and the models both are built on, pinned.
+const CHECKER: PythonEnv = PythonEnv {
+    dir: "scim-venv",
+    override_var: "ORGKEEPER_SCIM_PYTHON",
+    packages: &[
+        "scim2-tester[httpx2]==0.5.2",
+        "scim2-client==0.13.2",
+        "scim2-models==0.12.3",
+    ],
+    version_check: "import importlib.metadata as m; import httpx2; \
+         import scim2_client.engines.httpx2; import scim2_tester; \
+         print(m.version('scim2-tester'))",
+    version: "0.5.2",
+};
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn setup_help() -> String {
-    format!(
-        "To set it up by hand:\n  python3 -m venv target/scim-venv\n  \
-         target/scim-venv/bin/pip install {}\n\
-         or point ORGKEEPER_SCIM_PYTHON at a python (3.11 or later) that has \
-         scim2-tester=={TESTER_VERSION} with the httpx2 engine.",
-        PACKAGES
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
-}
-
-/// Runs a command to completion, returning its combined output or a description of the failure.
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let shown = format!("{cmd:?}");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("could not run {shown}: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{shown} failed ({}):\n{text}", out.status))
-    }
-}
-
-/// The scim2-tester version importable by `python` (with the httpx2 engine), if any.
-fn tester_version(python: &Path) -> Option<String> {
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import importlib.metadata as m; import httpx2; \
-             import scim2_client.engines.httpx2; import scim2_tester; \
-             print(m.version('scim2-tester'))",
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Creates `venv` (built aside, then renamed into place so concurrent runs don't see a
-/// half-made one) with the pinned packages installed.
-fn create_venv(venv: &Path) -> Result<(), String> {
-    let staging = venv.with_file_name(format!("scim-venv.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    if let Some(parent) = staging.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    let result = (|| {
-        run(Command::new("python3").arg("-m").arg("venv").arg(&staging))?;
-        run(Command::new(staging.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(PACKAGES))?;
-        if venv.exists() {
-            // Another run finished first, or a broken venv is in the way.
-            if tester_version(&venv.join("bin/python")).as_deref() == Some(TESTER_VERSION) {
-                return Ok(());
-            }
-            std::fs::remove_dir_all(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
-        }
-        std::fs::rename(&staging, venv)
-            .map_err(|e| format!("renaming {} to {}: {e}", staging.display(), venv.display()))
-    })();
-    let _ = std::fs::remove_dir_all(&staging);
-    result
-}
-
-/// A Python with scim2-tester==TESTER_VERSION, or a message saying how to get one.
-pub fn scim_python() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("ORGKEEPER_SCIM_PYTHON").filter(|p| !p.is_empty()) {
-        let python = PathBuf::from(p);
-        return match tester_version(&python) {
-            Some(v) if v == TESTER_VERSION => Ok(python),
-            found => Err(format!(
-                "ORGKEEPER_SCIM_PYTHON={} does not have scim2-tester=={TESTER_VERSION} with \
-                 httpx2 (found {found:?}).\n{}",
-                python.display(),
-                setup_help()
-            )),
-        };
-    }
-    let venv = manifest_dir().join("target").join("scim-venv");
-    let python = venv.join("bin").join("python");
-    if tester_version(&python).as_deref() == Some(TESTER_VERSION) {
-        return Ok(python);
-    }
-    eprintln!(
-        "creating {} with {} (python3 -m venv, pip install)...",
-        venv.display(),
-        PACKAGES.join(" ")
-    );
-    create_venv(&venv).map_err(|e| {
-        format!(
-            "could not create {} with scim2-tester=={TESTER_VERSION}:\n{e}\n{}",
-            venv.display(),
-            setup_help()
-        )
-    })?;
-    match tester_version(&python) {
-        Some(v) if v == TESTER_VERSION => Ok(python),
-        found => Err(format!(
-            "{} still lacks scim2-tester=={TESTER_VERSION} (found {found:?}).\n{}",
-            python.display(),
-            setup_help()
-        )),
-    }
-}
 
 /// (passed, failed) from the summary line "N passed, M failed, K skipped", if it is there.
 fn summary(output: &str) -> Option<(u32, u32)> {
@@ -169,57 +48,28 @@ fn summary(output: &str) -> Option<(u32, u32)> {
 /// Runs check.py against `base_url` with `token`, killed after SCRIPT_TIMEOUT; returns
 /// (exit success, summary, output).
 fn run_check(python: &Path, base_url: &str, token: &str) -> (bool, Option<(u32, u32)>, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out_path = dir.path().join("check.out");
-    let out = std::fs::File::create(&out_path).expect("output file");
-    let err = out.try_clone().expect("output file");
     let mut cmd = Command::new(python);
-    cmd.arg(manifest_dir().join("tests").join("scim").join("check.py"))
+    cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scim/check.py"))
         .arg(base_url)
         .arg(token)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
         // The checker talks to loopback only.
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("ALL_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("all_proxy")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let mut child = cmd.spawn().expect("spawning check.py");
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        match child.try_wait().expect("waiting for check.py") {
-            Some(status) => break Some(status),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    let mut output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    match status {
-        None => {
-            output.push_str(&format!(
-                "\ncheck.py killed after {}s",
-                SCRIPT_TIMEOUT.as_secs()
-            ));
-            (false, None, output)
-        }
-        Some(status) => {
-            if !status.success() {
-                output.push_str(&format!("\ncheck.py exited with {status}"));
-            }
-            let summary = summary(&output);
-            (status.success(), summary, output)
-        }
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
     }
+    let ran = run_bounded(cmd, SCRIPT_TIMEOUT);
+    (
+        ran.succeeded(),
+        summary(&ran.stdout),
+        ran.output("check.py", SCRIPT_TIMEOUT),
+    )
 }
 
 /// Whether an address is one scim2-tester makes up: a UUID before the `@`.
@@ -232,7 +82,10 @@ fn looks_generated(email: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_independent_scim_checker_passes_discovery_and_user_create_read_replace_delete() {
-    let python = match tokio::task::spawn_blocking(scim_python).await.unwrap() {
+    let python = match tokio::task::spawn_blocking(|| CHECKER.python())
+        .await
+        .unwrap()
+    {
         Ok(p) => p,
         Err(msg) => panic!("no Python with scim2-tester for tests/scim/check.py:\n{msg}"),
     };

@@ -1,6 +1,7 @@
 //! Test harness: the real server on a loopback port 0, a fresh SQLite file, the simulator over
 //! real HTTP behind it, and an HTTP client with a cookie jar.
 
+pub mod python;
 pub mod webdriver;
 
 use std::sync::{Arc, Mutex, OnceLock};
