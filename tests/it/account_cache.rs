@@ -4,8 +4,6 @@
 //! request reads `accounts_version`; the in-process tests set an hour, so only the service
 //! layer's own forgetting can explain what they see).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use orgkeeper::auth::Role;
@@ -28,33 +26,8 @@ async fn app_rechecking_every(recheck: Duration) -> TestApp {
 
 /// `orgkeeper ARGS` as a separate process on the running server's database file.
 fn orgkeeper(app: &TestApp, args: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
-        .args(args)
-        .env("ORGKEEPER_DATABASE", app.dir.path().join("orgkeeper.db"))
-        .env_remove("ANTHROPIC_ADMIN_API_KEY")
-        .env_remove("ANTHROPIC_ADMIN_KEY")
-        .env_remove("ANTHROPIC_ADMIN_KEY_FILE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "orgkeeper {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (ok, out, err) = app.orgkeeper(args, stdin);
+    assert!(ok, "orgkeeper {args:?}: {out}{err}");
 }
 
 async fn is_signed_in(session: &Session) -> bool {

@@ -1,32 +1,9 @@
 //! The `orgkeeper` command itself: account management and audit verification, run as a
 //! separate process on a real database file.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn orgkeeper(db: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
-        .args(args)
-        .env("ORGKEEPER_DATABASE", db)
-        .env_remove("ANTHROPIC_ADMIN_API_KEY")
-        .env_remove("ANTHROPIC_ADMIN_KEY")
-        .env_remove("ANTHROPIC_ADMIN_KEY_FILE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
+use crate::support::run_orgkeeper as orgkeeper;
 
 fn text(output: &Output) -> String {
     format!(

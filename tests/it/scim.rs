@@ -6,8 +6,6 @@
 //! The contract is /work/scim-contract.md; the IdP request shapes are from Okta's and
 //! Microsoft's SCIM documentation (see research notes A6/A7).
 
-use std::process::Command;
-
 use orgkeeper::anthropic::{
     ApiKey, ApiKeyStatus, InviteFilter, InviteStatus, KeyKind, OrgRole, User, UserFilter,
     WorkspaceRole,
@@ -1489,24 +1487,10 @@ async fn unsupported_filters_and_users_without_an_address_are_refused_with_scim_
 // ---------------------------------------------------------------------------------------------
 // The command line
 
-fn orgkeeper(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
-        .args(args)
-        .env("ORGKEEPER_DATABASE", app.dir.path().join("orgkeeper.db"))
-        .env_remove("ANTHROPIC_ADMIN_API_KEY")
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn the_command_line_makes_a_scim_token_that_the_running_server_accepts() {
     let app = spawn_app().await;
-    let (ok, out, err) = orgkeeper(&app, &["token", "create", "okta", "--scim"]);
+    let (ok, out, err) = app.orgkeeper(&["token", "create", "okta", "--scim"], None);
     assert!(ok, "{out}{err}");
     let token = out
         .lines()

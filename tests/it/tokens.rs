@@ -2,8 +2,6 @@
 //! section of an account's page, the `orgkeeper token` commands on the server's own database
 //! file, and the expiry record — each checked against the gateway the token opens.
 
-use std::process::Command;
-
 use orgkeeper::audit::Filter;
 use orgkeeper::auth::Role;
 
@@ -239,27 +237,12 @@ async fn an_expired_token_stops_at_its_expiry_and_the_scheduler_records_it_once(
     assert_eq!(expired[0].target_label.as_deref(), Some("short lived"));
 }
 
-fn orgkeeper(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
-        .args(args)
-        .env("ORGKEEPER_DATABASE", app.dir.path().join("orgkeeper.db"))
-        .env_remove("ANTHROPIC_ADMIN_API_KEY")
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn the_command_line_creates_lists_and_revokes_tokens_on_the_running_servers_database() {
     let app = spawn_app().await;
     app.create_account("deployer", Role::Admin, &[]).await;
 
-    let (ok, out, err) = orgkeeper(
-        &app,
+    let (ok, out, err) = app.orgkeeper(
         &[
             "token",
             "create",
@@ -268,6 +251,7 @@ async fn the_command_line_creates_lists_and_revokes_tokens_on_the_running_server
             "deployer",
             "--read-only",
         ],
+        None,
     );
     assert!(ok, "{out}{err}");
     let secret = out.lines().last().unwrap().trim().to_owned();
@@ -275,14 +259,13 @@ async fn the_command_line_creates_lists_and_revokes_tokens_on_the_running_server
     assert_eq!(list_users(&app, &secret).await.0, 200);
 
     // Refusals are explained and change nothing.
-    let (ok, out, err) = orgkeeper(&app, &["token", "create", "ci", "--account", "deployer"]);
+    let (ok, out, err) = app.orgkeeper(&["token", "create", "ci", "--account", "deployer"], None);
     assert!(!ok);
     assert!(
         format!("{out}{err}").contains("already exists"),
         "{out}{err}"
     );
-    let (ok, _, err) = orgkeeper(
-        &app,
+    let (ok, _, err) = app.orgkeeper(
         &[
             "token",
             "create",
@@ -291,11 +274,12 @@ async fn the_command_line_creates_lists_and_revokes_tokens_on_the_running_server
             "deployer",
             "--never-expires",
         ],
+        None,
     );
     assert!(!ok);
     assert!(err.contains("Only owners"), "{err}");
 
-    let (ok, listed, err) = orgkeeper(&app, &["token", "list"]);
+    let (ok, listed, err) = app.orgkeeper(&["token", "list"], None);
     assert!(ok, "{err}");
     assert!(
         listed.contains("ci") && listed.contains("deployer"),
@@ -304,7 +288,7 @@ async fn the_command_line_creates_lists_and_revokes_tokens_on_the_running_server
     assert!(listed.contains("read-only"), "{listed}");
     assert!(!listed.contains(&secret));
 
-    let (ok, out, err) = orgkeeper(&app, &["token", "revoke", "ci"]);
+    let (ok, out, err) = app.orgkeeper(&["token", "revoke", "ci"], None);
     assert!(ok, "{out}{err}");
     assert_eq!(list_users(&app, &secret).await.0, 401);
     let actions = app.audit_actions().await;

@@ -148,7 +148,50 @@ pub async fn spawn_app_on(
     app
 }
 
+/// Runs the `orgkeeper` command on a database file, as a separate process without an admin
+/// key, with `stdin` as its input.
+pub fn run_orgkeeper(
+    db: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orgkeeper"))
+        .args(args)
+        .env("ORGKEEPER_DATABASE", db)
+        .env_remove("ANTHROPIC_ADMIN_API_KEY")
+        .env_remove("ANTHROPIC_ADMIN_KEY")
+        .env_remove("ANTHROPIC_ADMIN_KEY_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
 impl TestApp {
+    /// The `orgkeeper` command on this server's own database file while it runs: (success,
+    /// standard output, standard error).
+    pub fn orgkeeper(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let output = run_orgkeeper(&self.dir.path().join("orgkeeper.db"), args, stdin);
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// One round of the organization sync, as the background job does it.
     pub async fn sync(&self) {
         orgkeeper::jobs::run_org_sync(&self.state).await;
