@@ -147,13 +147,7 @@ pub(crate) struct Written(String);
 
 impl Written {
     pub(crate) fn of(value: &impl serde::Serialize) -> ApiResult<Written> {
-        serde_json::to_string(value).map(Written).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                format!("Internal server error: {e}"),
-            )
-        })
+        serde_json::to_string(value).map(Written).map_err(internal)
     }
 }
 
@@ -339,12 +333,19 @@ fn from_service(error: ServiceError, caller: &Caller) -> ApiError {
             "api_error",
             "Orgkeeper could not write its audit log, so nothing was changed. Try again later.",
         ),
-        ServiceError::Database(_) | ServiceError::Internal(_) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "Internal server error",
-        ),
+        ServiceError::Database(e) => internal(e),
+        ServiceError::Internal(e) => internal(e),
     }
+}
+
+/// 500 `api_error`: what went wrong goes to the log, not to the caller.
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "Orgkeeper's Admin API could not answer");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "api_error",
+        "Internal server error",
+    )
 }
 
 /// Anthropic's own refusal or failure, passed on with its status, type and request id; the

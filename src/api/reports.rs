@@ -8,7 +8,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use super::{model, query, Door, Reply};
+use super::{internal, model, query, Door, Reply};
 use crate::auth::Permission;
 use crate::contract::{bad_enum, ts_secs, ApiError, ApiResult, Query};
 use crate::org::names::ReportNames;
@@ -52,6 +52,22 @@ fn time(q: &Query, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
                 })
         })
         .transpose()
+}
+
+/// A report's page: one bucket per step of the window, each with the results `results_before`
+/// gives for it (called in order, with the bucket's end).
+fn report_page(w: &Window, mut results_before: impl FnMut(DateTime<Utc>) -> Vec<Value>) -> Value {
+    let mut data = Vec::new();
+    let mut at = w.start;
+    while at < w.end {
+        data.push(json!({
+            "starting_at": ts_secs(at),
+            "ending_at": ts_secs(at + w.step),
+            "results": results_before(at + w.step),
+        }));
+        at += w.step;
+    }
+    json!({ "data": data, "has_more": w.next.is_some(), "next_page": page_token(w.next) })
 }
 
 /// The buckets a page covers: from the page token (or `starting_at`, snapped down) for at
@@ -172,13 +188,11 @@ pub async fn usage(door: Door, uri: Uri) -> Reply {
             .usage
             .report_rows(width, w.start, w.end, &groups, &filter)
             .await
-            .map_err(|_| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "api_error", "Internal server error"))?;
-        let mut data = Vec::new();
-        let mut at = w.start;
+            .map_err(internal)?;
         let mut rows = rows.into_iter().peekable();
-        while at < w.end {
+        Ok(report_page(&w, |end| {
             let mut results = Vec::new();
-            while let Some(row) = rows.next_if(|r| r.start < at + w.step) {
+            while let Some(row) = rows.next_if(|r| r.start < end) {
                 let value = |dim: Dim| -> Value {
                     match groups.iter().position(|d| *d == dim) {
                         Some(i) if !row.groups[i].is_empty() => json!(row.groups[i]),
@@ -201,14 +215,8 @@ pub async fn usage(door: Door, uri: Uri) -> Reply {
                     "context_window": value(Dim::ContextWindow),
                 }));
             }
-            data.push(json!({
-                "starting_at": ts_secs(at),
-                "ending_at": ts_secs(at + w.step),
-                "results": results,
-            }));
-            at += w.step;
-        }
-        Ok(json!({ "data": data, "has_more": w.next.is_some(), "next_page": page_token(w.next) }))
+            results
+        }))
     }
     .await;
     door.reply(result)
@@ -237,38 +245,30 @@ pub async fn cost(door: Door, uri: Uri) -> Reply {
                 scope.as_deref(),
             )
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "api_error",
-                    "Internal server error",
-                )
-            })?;
-        let mut data = Vec::new();
-        let mut at = w.start;
-        while at < w.end {
+            .map_err(internal)?;
+        // The lines come ordered by day: each bucket takes its day's lines off the front.
+        let mut lines = lines.into_iter().peekable();
+        Ok(report_page(&w, |end| {
             let mut sums: std::collections::BTreeMap<(String, String), rust_decimal::Decimal> =
                 Default::default();
-            for (d, workspace, description, amount) in &lines {
-                if *d != day(at) {
-                    continue;
-                }
+            while let Some((_, workspace, description, amount)) =
+                lines.next_if(|(d, ..)| *d < day(end))
+            {
                 let key = (
                     if by_workspace {
-                        workspace.clone()
+                        workspace
                     } else {
                         String::new()
                     },
                     if by_description {
-                        description.clone()
+                        description
                     } else {
                         String::new()
                     },
                 );
-                *sums.entry(key).or_default() += *amount;
+                *sums.entry(key).or_default() += amount;
             }
-            let results: Vec<Value> = sums
-                .into_iter()
+            sums.into_iter()
                 .map(|((workspace, description), amount)| {
                     json!({
                         "currency": "USD",
@@ -277,15 +277,8 @@ pub async fn cost(door: Door, uri: Uri) -> Reply {
                         "description": (!description.is_empty()).then_some(description),
                     })
                 })
-                .collect();
-            data.push(json!({
-                "starting_at": ts_secs(at),
-                "ending_at": ts_secs(at + w.step),
-                "results": results,
-            }));
-            at += w.step;
-        }
-        Ok(json!({ "data": data, "has_more": w.next.is_some(), "next_page": page_token(w.next) }))
+                .collect()
+        }))
     }
     .await;
     door.reply(result)
