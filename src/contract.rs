@@ -272,3 +272,23 @@ pub(crate) fn text<'a>(map: &'a Map<String, Value>, name: &str) -> ApiResult<Opt
 pub(crate) fn required<'a>(map: &'a Map<String, Value>, name: &str) -> ApiResult<&'a str> {
     text(map, name)?.ok_or_else(|| ApiError::invalid(format!("{name}: Field required")))
 }
+
+/// The token of an `Authorization: Bearer …` header (the scheme in any case, RFC 7235).
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The credential as the SDKs send it: `x-api-key`, else a bearer token.
+pub(crate) fn credential(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| bearer(headers))
+}

@@ -14,7 +14,7 @@ mod reports;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::auth::tokens::TokenKind;
 use crate::auth::Permission;
-use crate::contract::{body, required, text, ApiError, ApiResult, Query};
+use crate::contract::{body, credential, required, text, ApiError, ApiResult, Query};
 use crate::service::tokens::Rejection;
 use crate::service::{Caller, ServiceError, Services};
 use crate::web::context::ClientInfo;
@@ -280,22 +280,6 @@ impl FromRequestParts<AppState> for Door {
             request_id,
         })
     }
-}
-
-/// The credential as the SDKs send it: `x-api-key`, else `Authorization: Bearer`.
-fn credential(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-        })
 }
 
 /// 401 `authentication_error`, as Anthropic answers a missing, revoked or expired key.

@@ -261,14 +261,7 @@ impl FromRequestParts<AppState> for Door {
             user_agent: client.user_agent,
         };
         let services = state.services.clone();
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(token)
-            });
+        let presented = crate::contract::bearer(&parts.headers);
         let caller = match crate::service::tokens::authenticate(
             &services,
             presented,

@@ -260,18 +260,9 @@ async fn answer(
     }
 }
 
-/// The credential a request carries: `x-api-key`, else a bearer token.
+/// The credential a request carries (empty when none).
 fn credential_of(headers: &axum::http::HeaderMap) -> &str {
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        })
-        .unwrap_or_default()
+    http::credential(headers).unwrap_or_default()
 }
 
 /// Who sent a request (for the Activity Feed): their admin key's id, address and user agent.
