@@ -736,7 +736,8 @@ fn workspace_rank(role: &WorkspaceRole) -> u8 {
 /// thousands of people).
 struct Grants {
     mappings: Vec<Mapping>,
-    groups: Vec<ScimGroup>,
+    /// Each person's groups, by lower-cased name, as the mappings name them.
+    groups_of: HashMap<String, Vec<String>>,
 }
 
 /// What a person's groups give: the strongest mapped role, and each mapped workspace with its
@@ -748,9 +749,16 @@ struct Given {
 
 impl Grants {
     async fn read(services: &Services) -> Result<Grants, ScimError> {
+        let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
+        for group in store::groups(&services.db).await? {
+            let name = group.display_name.to_lowercase();
+            for member in group.members {
+                groups_of.entry(member).or_default().push(name.clone());
+            }
+        }
         Ok(Grants {
             mappings: store::mappings(&services.db).await?,
-            groups: store::groups(&services.db).await?,
+            groups_of,
         })
     }
 
@@ -767,12 +775,11 @@ impl Grants {
     }
 
     fn of(&self, user_id: &str) -> Given {
-        let names: Vec<String> = self
-            .groups
-            .iter()
-            .filter(|g| g.members.iter().any(|m| m == user_id))
-            .map(|g| g.display_name.to_lowercase())
-            .collect();
+        let names = self
+            .groups_of
+            .get(user_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let mut given = Given {
             role: None,
             workspaces: BTreeMap::new(),
