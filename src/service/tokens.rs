@@ -185,10 +185,7 @@ pub async fn create(
             token_target,
         )
         .await?
-        .map_err(|refusal| match refusal {
-            TokenRefusal::Database(e) => ServiceError::Database(e),
-            refusal => ServiceError::Invalid(refusal.to_string()),
-        })?;
+        .map_err(ServiceError::from)?;
     Ok(Created { token, secret })
 }
 
@@ -201,6 +198,16 @@ enum TokenRefusal {
     AlreadyRevoked,
     #[error(transparent)]
     Database(sqlx::Error),
+}
+
+impl From<TokenRefusal> for ServiceError {
+    /// A rule's refusal is a sentence for the person; the database's failure stays one.
+    fn from(refusal: TokenRefusal) -> ServiceError {
+        match refusal {
+            TokenRefusal::Database(e) => ServiceError::Database(e),
+            refusal => ServiceError::Invalid(refusal.to_string()),
+        }
+    }
 }
 
 impl super::LocalRefusal for TokenRefusal {
@@ -245,10 +252,7 @@ pub async fn revoke(
             |_| None,
         )
         .await?
-        .map_err(|refusal| match refusal {
-            TokenRefusal::Database(e) => ServiceError::Database(e),
-            refusal => ServiceError::Invalid(refusal.to_string()),
-        })
+        .map_err(ServiceError::from)
 }
 
 // ---- Reads ----
