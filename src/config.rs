@@ -36,9 +36,24 @@ pub struct ServeArgs {
     #[arg(long, env = "ORGKEEPER_API_DEADLINE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub api_deadline_seconds: u64,
 
-    /// Seconds between two syncs of the local organization model with the Admin API.
+    /// Seconds over which the whole organization is re-read when the Activity Feed cannot be
+    /// read (when it can, the feed names what to re-read and `--sweep-minutes` applies).
     #[arg(long, env = "ORGKEEPER_SYNC_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=86400))]
     pub sync_interval: u64,
+
+    /// Seconds between two reads of the Compliance API's Activity Feed.
+    #[arg(long, env = "ORGKEEPER_FEED_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub feed_interval: u64,
+
+    /// Minutes over which the sweep re-reads the whole organization, at a flat number of calls
+    /// a minute, to catch what the Activity Feed did not announce.
+    #[arg(long, env = "ORGKEEPER_SWEEP_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=10080))]
+    pub sweep_minutes: u64,
+
+    /// The largest share (percent) of the Admin API's announced request budget that background
+    /// reads may use; the rest is left to people and to the organization's own scripts.
+    #[arg(long, env = "ORGKEEPER_API_SHARE_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub api_share_percent: u64,
 
     /// Minutes of inactivity after which a session ends.
     #[arg(long, env = "ORGKEEPER_SESSION_IDLE_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1440))]
@@ -485,7 +500,14 @@ pub struct ServerConfig {
     pub api_deadline: Duration,
     pub secure_cookies: bool,
     pub trust_proxy: bool,
+    /// Without the Activity Feed: the whole organization is re-read once per this period.
     pub sync_interval: Duration,
+    /// How often the Activity Feed is read.
+    pub feed_interval: Duration,
+    /// With the Activity Feed: the sweep re-reads the whole organization once per this period.
+    pub sweep_period: Duration,
+    /// The share of the Admin API's announced budget background reads may use (0–1].
+    pub api_share: f64,
     pub session_idle: Duration,
     pub session_max: Duration,
     /// How often the server reads `accounts_version` to notice an account change made by
@@ -517,6 +539,9 @@ impl ServerConfig {
             secure_cookies: false,
             trust_proxy: false,
             sync_interval: Duration::from_secs(60),
+            feed_interval: Duration::from_secs(5),
+            sweep_period: Duration::from_secs(3600),
+            api_share: 0.5,
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
             accounts_recheck: Duration::from_secs(1),
@@ -551,6 +576,9 @@ impl ServerConfig {
             secure_cookies: args.secure_cookies,
             trust_proxy: args.trust_proxy,
             sync_interval: Duration::from_secs(args.sync_interval),
+            feed_interval: Duration::from_secs(args.feed_interval),
+            sweep_period: Duration::from_secs(args.sweep_minutes * 60),
+            api_share: args.api_share_percent as f64 / 100.0,
             session_idle: Duration::from_secs(args.session_idle_minutes * 60),
             session_max: Duration::from_secs(args.session_max_hours * 3600),
             accounts_recheck: Duration::from_millis(args.accounts_recheck_ms),

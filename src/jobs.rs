@@ -29,6 +29,9 @@ pub fn spawn_all(services: &Services, sessions: SqliteStore) -> Vec<JoinHandle<(
         return handles;
     }
     handles.push(tokio::spawn(org_sync(services.clone())));
+    handles.push(every(services.clone(), SWEEP_EVERY, |s| async move {
+        run_sweep_round(&s).await
+    }));
     handles.push(every(services.clone(), CHAIN_EVERY, |s| async move {
         run_chain_check(&s).await
     }));
@@ -62,15 +65,67 @@ where
     })
 }
 
-/// Keeps the organization model current: a sync at start-up, then one per interval, or
-/// sooner when someone asks for a refresh.
+/// Keeps the organization model current. Until a complete read succeeded (the baseline) it
+/// reads the whole organization every interval; then it follows the Activity Feed every
+/// `feed_interval`, while the sweep re-reads the organization slice by slice. Someone asking
+/// for a refresh gets a complete read at once.
 async fn org_sync(services: Services) {
-    loop {
+    while services.org.snapshot().synced_at.is_none() {
         run_org_sync(&services).await;
+        if services.org.snapshot().synced_at.is_some() {
+            break;
+        }
         tokio::select! {
             _ = tokio::time::sleep(services.config.sync_interval) => {}
             _ = services.org.wake.notified() => {}
         }
+    }
+    loop {
+        run_feed_round(&services).await;
+        tokio::select! {
+            _ = tokio::time::sleep(services.config.feed_interval) => {}
+            _ = services.org.wake.notified() => run_org_sync(&services).await,
+        }
+    }
+}
+
+/// How often the sweep spends what its pace earned.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// One round that follows the Activity Feed.
+pub async fn run_feed_round(services: &Services) {
+    match crate::service::follow::round(services).await {
+        Ok(round) if round.observed > 0 => {
+            tracing::info!(
+                observed = round.observed,
+                activities = round.activities,
+                "the activity feed named changes"
+            )
+        }
+        Ok(round) => {
+            if let Some(reason) = round.failed {
+                tracing::warn!(%reason, "the activity feed could not be read; trying again");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "what the activity feed named could not be re-read; trying again")
+        }
+    }
+}
+
+/// One round of the sweep.
+pub async fn run_sweep_round(services: &Services) {
+    match crate::service::sweep::round(services).await {
+        Ok(round) => {
+            if let Some(pass) = round.finished {
+                tracing::info!(
+                    calls = pass.calls,
+                    observed = pass.observed,
+                    "the sweep read the whole organization"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "the sweep could not re-read a slice; trying again"),
     }
 }
 

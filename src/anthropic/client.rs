@@ -176,6 +176,8 @@ struct Inner {
     /// The last rate-limit headers seen, per budget ([`Budget`] order); shared by the
     /// clients [`Client::with_deadline`] makes, which share the connections too.
     budgets: Arc<std::sync::Mutex<[Option<RateLimitStatus>; 2]>>,
+    /// Requests sent, attempts included (see [`Client::counting`]).
+    sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Client {
@@ -325,6 +327,7 @@ impl Client {
                 base,
                 config,
                 budgets: Arc::default(),
+                sent: Arc::default(),
             }),
         })
     }
@@ -340,8 +343,34 @@ impl Client {
                 base: self.inner.base.clone(),
                 config,
                 budgets: self.inner.budgets.clone(),
+                sent: self.inner.sent.clone(),
             }),
         }
+    }
+
+    /// The same client with its own count of requests sent ([`Client::sent`]): for work
+    /// that is paced by the calls it makes.
+    pub fn counting(&self) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base: self.inner.base.clone(),
+                config: self.inner.config.clone(),
+                budgets: self.inner.budgets.clone(),
+                sent: Arc::default(),
+            }),
+        }
+    }
+
+    /// Requests this client (and the clients made from it by [`Client::with_deadline`]) sent,
+    /// retries included.
+    pub fn sent(&self) -> u64 {
+        self.inner.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Objects asked for per page of an ID-cursor list.
+    pub fn page_size(&self) -> u32 {
+        self.inner.config.page_size.clamp(1, 1000)
     }
 
     /// What the last answer that carried `anthropic-ratelimit-requests-*` headers said of
@@ -507,6 +536,9 @@ impl Client {
         let mut retry = 0u32;
         loop {
             let started = Instant::now();
+            self.inner
+                .sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut req = self.inner.http.request(method.clone(), url.clone());
             if let Some(b) = &body {
                 req = req.header(CONTENT_TYPE, "application/json").body(b.clone());

@@ -69,7 +69,18 @@ impl Record {
                 let seq = d["record"].as_i64().unwrap_or_default();
                 return format!("Activity Feed: record {seq} ({earlier} — {t}) was made{by}");
             }
-            return format!("Seen outside Orgkeeper: {} — {t}{by}", action.label());
+            // Found by the sweep rather than named by the feed (service::sweep).
+            let found = match (d["found_by"].as_str(), d["announced_by_feed"].as_bool()) {
+                (Some("sweep"), Some(false)) if by.is_empty() => {
+                    " (found by Orgkeeper's periodic check; the Activity Feed had not announced it)"
+                }
+                (Some("sweep"), _) => " (found by Orgkeeper's periodic check)",
+                _ => "",
+            };
+            return format!(
+                "Seen outside Orgkeeper: {} — {t}{by}{found}",
+                action.label()
+            );
         }
         if d["summary"] == true {
             // A flood-control summary (see service::refusals): how many, from how many addresses.

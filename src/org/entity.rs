@@ -33,6 +33,16 @@ pub enum Touched {
     SpendLimits,
     /// One workspace's rate limits.
     RateLimitsOf(String),
+    /// The invites sent to one address (the Activity Feed names a new invite by its address).
+    InvitesFor(String),
+    /// The organization's own rate limits.
+    OrgRateLimits,
+    // Whole lists, for the sweep that re-reads the organization slice by slice.
+    AllUsers,
+    AllInvites,
+    /// Every workspace, archived ones and the default workspace included.
+    AllWorkspaces,
+    AllKeys,
 }
 
 /// One kind of object in the model.
@@ -51,7 +61,11 @@ impl Entity for User {
         self.id.clone()
     }
     fn touched_by(&self, t: &Touched) -> bool {
-        matches!(t, Touched::User(id) if *id == self.id)
+        match t {
+            Touched::User(id) => *id == self.id,
+            Touched::AllUsers => true,
+            _ => false,
+        }
     }
 }
 
@@ -61,7 +75,12 @@ impl Entity for Invite {
         self.id.clone()
     }
     fn touched_by(&self, t: &Touched) -> bool {
-        matches!(t, Touched::Invite(id) if *id == self.id)
+        match t {
+            Touched::Invite(id) => *id == self.id,
+            Touched::InvitesFor(email) => self.email.eq_ignore_ascii_case(email),
+            Touched::AllInvites => true,
+            _ => false,
+        }
     }
 }
 
@@ -71,7 +90,11 @@ impl Entity for Workspace {
         self.id.clone()
     }
     fn touched_by(&self, t: &Touched) -> bool {
-        matches!(t, Touched::Workspace(id) if *id == self.id)
+        match t {
+            Touched::Workspace(id) => *id == self.id,
+            Touched::AllWorkspaces => true,
+            _ => false,
+        }
     }
 }
 
@@ -100,6 +123,7 @@ impl Entity for ApiKey {
     fn touched_by(&self, t: &Touched) -> bool {
         match t {
             Touched::Key(id) => *id == self.id,
+            Touched::AllKeys => true,
             Touched::KeysOfWorkspace(workspace) => self.workspace_id() == Some(workspace.as_str()),
             Touched::KeysOfUser(user) => {
                 self.created_by.as_ref().is_some_and(|c| c.id == *user)
@@ -193,9 +217,16 @@ pub fn merge<T: Entity>(
     (merged, diffs)
 }
 
-/// Replaces the objects `scope` covers by `fresh` (a targeted re-read after a change made
-/// through Orgkeeper; none of its differences are observed).
-pub fn replace<T: Entity>(current: &[T], scope: &Touched, fresh: Vec<T>) -> (Vec<T>, Vec<Diff<T>>) {
+/// Replaces the objects `scope` covers by `fresh` (a targeted re-read; the caller decides
+/// which differences are observed). Objects `keep` touches were re-read or changed since this
+/// read began: the model's newer version stays.
+pub fn replace<T: Entity>(
+    current: &[T],
+    scope: &Touched,
+    fresh: Vec<T>,
+    keep: &[Touched],
+) -> (Vec<T>, Vec<Diff<T>>) {
+    let kept = |item: &T| keep.iter().any(|t| item.touched_by(t));
     let mut fresh_by_key: HashMap<String, T> =
         fresh.into_iter().map(|item| (item.key(), item)).collect();
     let mut seen = HashSet::new();
@@ -205,6 +236,7 @@ pub fn replace<T: Entity>(current: &[T], scope: &Touched, fresh: Vec<T>) -> (Vec
         let key = item.key();
         seen.insert(key.clone());
         match fresh_by_key.remove(&key) {
+            Some(new) if kept(item) || kept(&new) => out.push(item.clone()),
             Some(new) => {
                 if new != *item {
                     diffs.push(Diff {
@@ -215,7 +247,7 @@ pub fn replace<T: Entity>(current: &[T], scope: &Touched, fresh: Vec<T>) -> (Vec
                 }
                 out.push(new);
             }
-            None if item.touched_by(scope) => diffs.push(Diff {
+            None if item.touched_by(scope) && !kept(item) => diffs.push(Diff {
                 before: Some(item.clone()),
                 after: None,
                 observed: false,
@@ -223,7 +255,7 @@ pub fn replace<T: Entity>(current: &[T], scope: &Touched, fresh: Vec<T>) -> (Vec
             None => out.push(item.clone()),
         }
     }
-    let mut added: Vec<T> = fresh_by_key.into_values().collect();
+    let mut added: Vec<T> = fresh_by_key.into_values().filter(|n| !kept(n)).collect();
     added.sort_by_key(|item| item.key());
     for new in added {
         diffs.push(Diff {
@@ -302,7 +334,7 @@ mod tests {
     #[test]
     fn a_targeted_reread_replaces_only_what_it_covers() {
         let current = vec![user("a", OrgRole::User), user("b", OrgRole::User)];
-        let (out, diffs) = replace(&current, &Touched::User("a".into()), Vec::new());
+        let (out, diffs) = replace(&current, &Touched::User("a".into()), Vec::new(), &[]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].id, "b");
         assert_eq!(diffs.len(), 1);

@@ -88,11 +88,7 @@ async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
         spend,
         org_limits,
     )?;
-    // The API marks the default workspace only by leaving it out of the plain list.
-    let default_workspace_id = workspaces
-        .iter()
-        .find(|w| !listed.iter().any(|p| p.id == w.id))
-        .map(|w| w.id.clone());
+    let default_workspace_id = default_of(&workspaces, &listed);
 
     let total = workspaces.len();
     org.progress(Progress::counting("workspace members", 0, total));
@@ -148,6 +144,15 @@ async fn directory(org: &Org, api: &Client) -> Result<Fetched, ApiError> {
     })
 }
 
+/// The API marks the default workspace only by leaving it out of the plain list.
+fn default_of(every: &[Workspace], plain: &[Workspace]) -> Option<String> {
+    let listed: HashSet<&str> = plain.iter().map(|w| w.id.as_str()).collect();
+    every
+        .iter()
+        .find(|w| !listed.contains(w.id.as_str()))
+        .map(|w| w.id.clone())
+}
+
 /// What a targeted re-read found, per kind; `None` when `touched` is not of that kind.
 #[derive(Default)]
 pub struct Reread {
@@ -160,6 +165,9 @@ pub struct Reread {
     pub spend_limits: Option<Result<Vec<SpendLimit>, ApiError>>,
     /// One workspace's rate limits, or why they could not be read.
     pub rate_limits: Option<(String, Result<Vec<WorkspaceRateLimit>, String>)>,
+    pub org_rate_limits: Option<Result<Vec<OrgRateLimit>, ApiError>>,
+    /// With every workspace: which one is the default (`Some(None)`: none is).
+    pub default_workspace_id: Option<Option<String>>,
 }
 
 /// A missing object is an empty answer, not an error.
@@ -191,6 +199,37 @@ pub async fn reread(
         }
         Touched::Workspace(id) => out.workspaces = Some(present(api.get_workspace(id).await)?),
         Touched::Key(id) => out.keys = Some(present(api.get_api_key(id).await)?),
+        Touched::InvitesFor(email) => {
+            let filter = InviteFilter {
+                email: Some(email.clone()),
+                ..InviteFilter::default()
+            };
+            let mut found = api.list_all_invites(&filter).await?;
+            found.retain(|i| i.status != InviteStatus::Deleted);
+            out.invites = Some(found);
+        }
+        Touched::AllUsers => out.users = Some(api.list_all_users(&UserFilter::default()).await?),
+        Touched::AllInvites => {
+            out.invites = Some(api.list_all_invites(&InviteFilter::default()).await?)
+        }
+        Touched::AllWorkspaces => {
+            let (every, plain) = tokio::try_join!(
+                api.list_all_workspaces(&WorkspaceFilter {
+                    include_archived: true,
+                    include_default: true,
+                }),
+                api.list_all_workspaces(&WorkspaceFilter {
+                    include_archived: true,
+                    include_default: false,
+                }),
+            )?;
+            out.default_workspace_id = Some(default_of(&every, &plain));
+            out.workspaces = Some(every);
+        }
+        Touched::AllKeys => out.keys = Some(api.list_all_api_keys(&ApiKeyFilter::default()).await?),
+        Touched::OrgRateLimits => {
+            out.org_rate_limits = Some(api.all(&OrgRateLimitParams::default()).await)
+        }
         Touched::Membership { workspace, user } => {
             out.memberships = Some(present(api.get_workspace_member(workspace, user).await)?)
         }

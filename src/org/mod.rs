@@ -306,6 +306,8 @@ struct Mark {
     touched: Touched,
     at: DateTime<Utc>,
     own: bool,
+    /// Order of marking: a re-read keeps what was marked after it began reading.
+    seq: u64,
 }
 
 /// The organization model. Reads are cheap clones of `Arc`s; changes go through
@@ -321,6 +323,7 @@ pub struct Org {
     /// whether it was Orgkeeper's own change (`false` for a confirmation's re-read): see
     /// [`entity::Marks`].
     marks: Mutex<Vec<Mark>>,
+    marked: std::sync::atomic::AtomicU64,
     freshness: Mutex<Freshness>,
     /// Wakes the sync job when someone asks for a refresh.
     pub wake: tokio::sync::Notify,
@@ -387,6 +390,7 @@ impl Org {
             current: RwLock::new(Arc::new(snapshot)),
             writer: tokio::sync::Mutex::new(()),
             marks: Mutex::new(Vec::new()),
+            marked: std::sync::atomic::AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -417,6 +421,14 @@ impl Org {
 
     fn progress(&self, progress: Progress) {
         self.freshness.lock().expect("freshness lock").running = Some(progress);
+    }
+
+    /// The model is known current at `at` without a complete read: the Activity Feed was read
+    /// to its end and what it named was re-read. The line every page shows says so.
+    pub fn current_at(&self, at: DateTime<Utc>) {
+        let mut freshness = self.freshness.lock().expect("freshness lock");
+        freshness.synced_at = Some(at);
+        freshness.failing = None;
     }
 
     /// Records that a sync failed; the model keeps what it had.
@@ -560,8 +572,13 @@ impl Org {
         self.mark_as(touched, true);
     }
 
-    fn mark_as(&self, touched: &[Touched], own: bool) {
+    /// Returns the sequence number of these marks.
+    fn mark_as(&self, touched: &[Touched], own: bool) -> u64 {
         let at = self.clock.now();
+        let seq = self
+            .marked
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         self.marks
             .lock()
             .expect("marks lock")
@@ -569,13 +586,26 @@ impl Org {
                 touched: t.clone(),
                 at,
                 own,
+                seq,
             }));
+        seq
+    }
+
+    /// What was marked after `seq`: re-read or changed since a read that began then.
+    fn marked_since(&self, seq: u64) -> Vec<Touched> {
+        self.marks
+            .lock()
+            .expect("marks lock")
+            .iter()
+            .filter(|m| m.seq > seq)
+            .map(|m| m.touched.clone())
+            .collect()
     }
 
     /// Re-reads what a change touched and takes it into the model at once. A failure leaves
     /// the model to the next sync.
     pub async fn reread(&self, touched: &[Touched]) -> Result<Changes, ApiError> {
-        self.reread_as(touched, true, |changes| async {
+        self.reread_as(&self.api, touched, true, |changes| async {
             Ok::<_, ApiError>(changes)
         })
         .await
@@ -597,11 +627,29 @@ impl Org {
         Fut: Future<Output = Result<Changes, E>>,
         E: From<ApiError>,
     {
-        self.reread_as(touched, false, record).await
+        self.reread_as(&self.api, touched, false, record).await
+    }
+
+    /// Re-reads what the Activity Feed names, or one slice of the sweep, with `api` (which may
+    /// count its calls): like [`Org::reread_current`], every difference no change of
+    /// Orgkeeper's own explains is observed, limits included, and `record` writes it first.
+    pub async fn reread_observed<F, Fut, E>(
+        &self,
+        api: &Client,
+        touched: &[Touched],
+        record: F,
+    ) -> Result<Changes, E>
+    where
+        F: FnOnce(Changes) -> Fut,
+        Fut: Future<Output = Result<Changes, E>>,
+        E: From<ApiError>,
+    {
+        self.reread_as(api, touched, false, record).await
     }
 
     async fn reread_as<F, Fut, E>(
         &self,
+        api: &Client,
         touched: &[Touched],
         own: bool,
         record: F,
@@ -611,7 +659,7 @@ impl Org {
         Fut: Future<Output = Result<Changes, E>>,
         E: From<ApiError>,
     {
-        self.mark_as(touched, own);
+        let began = self.mark_as(touched, own);
         let workspaces: Vec<String> = self
             .snapshot()
             .workspaces
@@ -624,7 +672,7 @@ impl Org {
         let workspaces = Arc::new(workspaces);
         let fresh: Vec<fetch::Reread> = stream::iter(touched.to_vec())
             .map(|t| {
-                let (api, workspaces) = (self.api.clone(), Arc::clone(&workspaces));
+                let (api, workspaces) = (api.clone(), Arc::clone(&workspaces));
                 async move { fetch::reread(&api, &t, &workspaces).await }
             })
             .buffered(fetch::PARALLEL)
@@ -633,40 +681,73 @@ impl Org {
         let reads = touched.iter().zip(fresh);
         let _writer = self.writer.lock().await;
         let current = self.snapshot();
+        let keep = self.marked_since(began);
         let mut next = current.lists();
         let mut changes = Changes::default();
-        // A re-read only replaces limits; the sync compares them (a change of ours is marked,
-        // so the next sync does not take it for an outside one).
-        let (mut spend_read, mut rates_read) = (false, false);
+        // After a change of Orgkeeper's own, limits are only replaced (the change records
+        // itself); an observing re-read compares them as a sync does.
+        let (mut spend_read, mut rates_read, mut org_limits_read) = (false, false, false);
+        let mut organization_read = false;
+        let mut rates_fresh = RateLimits::new();
         for (scope, read) in reads {
             if let Some(organization) = read.organization {
                 next.organization = Some(organization);
+                organization_read = true;
             }
             if let Some(fresh) = read.spend_limits {
+                if let (false, Some(Ok(old)), Ok(new)) =
+                    (own, current.spend_limits.as_deref(), &fresh)
+                {
+                    let (_, diffs) = entity::replace(old, scope, new.clone(), &[]);
+                    changes.spend_limits.extend(diffs);
+                }
                 next.spend_limits = Some(Arc::new(fresh));
                 spend_read = true;
             }
             if let Some((workspace, fresh)) = read.rate_limits {
                 let mut all = (*next.rate_limits).clone();
-                all.insert(workspace, fresh);
+                all.insert(workspace.clone(), fresh.clone());
                 next.rate_limits = Arc::new(all);
+                rates_fresh.insert(workspace, fresh);
                 rates_read = true;
             }
-            take_fresh(&mut next.users, &mut changes.users, scope, read.users);
-            take_fresh(&mut next.invites, &mut changes.invites, scope, read.invites);
+            if let Some(fresh) = read.org_rate_limits {
+                next.org_rate_limits = Some(Arc::new(fresh));
+                org_limits_read = true;
+            }
+            if let Some(default) = read.default_workspace_id {
+                next.default_workspace_id = default;
+                organization_read = true;
+            }
+            take_fresh(
+                &mut next.users,
+                &mut changes.users,
+                scope,
+                read.users,
+                &keep,
+            );
+            take_fresh(
+                &mut next.invites,
+                &mut changes.invites,
+                scope,
+                read.invites,
+                &keep,
+            );
             take_fresh(
                 &mut next.workspaces,
                 &mut changes.workspaces,
                 scope,
                 read.workspaces,
+                &keep,
             );
             take_fresh(
                 &mut next.memberships,
                 &mut changes.memberships,
                 scope,
                 read.memberships,
+                &keep,
             );
-            take_fresh(&mut next.keys, &mut changes.keys, scope, read.keys);
+            take_fresh(&mut next.keys, &mut changes.keys, scope, read.keys, &keep);
         }
         if !own {
             // Someone who left the organization left its workspaces too (the sync sees both
@@ -679,19 +760,32 @@ impl Org {
                 .collect();
             for user in gone {
                 let scope = Touched::MembershipsOfUser(user);
-                let (list, diffs) = entity::replace(&next.memberships, &scope, Vec::new());
+                let (list, diffs) = entity::replace(&next.memberships, &scope, Vec::new(), &keep);
                 next.memberships = Arc::new(list);
                 changes.memberships.extend(diffs);
             }
-            self.observe(&mut changes);
+            let own_marks = self.observe(&mut changes);
+            changes.rate_limit_overrides =
+                override_changes(&current.rate_limits, &rates_fresh, &own_marks);
         }
         let now = self.clock.now();
         // Before the first sync the model is not complete: keep it empty rather than partial.
-        let limits_read = spend_read || rates_read;
-        let changes = if current.synced_at.is_some() && (!changes.is_empty() || limits_read) {
+        let read_more = spend_read || rates_read || org_limits_read || organization_read;
+        let changes = if current.synced_at.is_some() && (!changes.is_empty() || read_more) {
             let changes = record(changes).await?;
-            if let Err(error) = store::save(&self.db, &changes, None, now).await {
+            // The organization's name and default workspace, kept for a restart.
+            let organization = next
+                .organization
+                .as_ref()
+                .filter(|_| organization_read)
+                .map(|o| (o, next.default_workspace_id.as_deref(), false));
+            if let Err(error) = store::save(&self.db, &changes, organization, now).await {
                 tracing::warn!(%error, "a change could not be written into the stored model");
+            }
+            if let (true, Some(limits)) = (org_limits_read, &next.org_rate_limits) {
+                if let Err(error) = store::save_limits(&self.db, ORG_RATE_LIMITS, limits).await {
+                    tracing::warn!(%error, "rate limits could not be written into the stored model");
+                }
             }
             if let (true, Some(spend)) = (spend_read, &next.spend_limits) {
                 if let Err(error) = store::save_limits(&self.db, SPEND_LIMITS, spend).await {
@@ -714,8 +808,9 @@ impl Org {
         Ok(changes)
     }
 
-    /// Marks as observed every difference that no change of Orgkeeper's own touched.
-    fn observe(&self, changes: &mut Changes) {
+    /// Marks as observed every difference that no change of Orgkeeper's own touched; returns
+    /// what those changes touched.
+    fn observe(&self, changes: &mut Changes) -> Vec<Touched> {
         let own: Vec<Touched> = self
             .marks
             .lock()
@@ -738,6 +833,8 @@ impl Org {
         set(&mut changes.workspaces, &own);
         set(&mut changes.memberships, &own);
         set(&mut changes.keys, &own);
+        set(&mut changes.spend_limits, &own);
+        own
     }
 
     // Reads for pages. Before the first sync finished they answer `not_synced`, which the
@@ -791,9 +888,10 @@ fn take_fresh<T: Entity>(
     diffs: &mut Vec<Diff<T>>,
     scope: &Touched,
     fresh: Option<Vec<T>>,
+    keep: &[Touched],
 ) {
     if let Some(fresh) = fresh {
-        let (next, found) = entity::replace(list, scope, fresh);
+        let (next, found) = entity::replace(list, scope, fresh, keep);
         *list = Arc::new(next);
         diffs.extend(found);
     }

@@ -21,6 +21,7 @@ use sqlx::{Row, SqlitePool};
 use super::Services;
 use crate::anthropic::{Activity, ActivityOrder, ActivityParams, ApiError, PageParams};
 use crate::audit::{Action, NewEntry};
+use crate::org::Touched;
 
 /// Activities asked for per page (the feed's default).
 pub const PAGE_SIZE: u32 = 100;
@@ -53,6 +54,12 @@ pub struct Read {
     pub activities: Vec<Activity>,
     /// The cursor to store once the observed records are written (`None`: keep the old one).
     cursor: Option<String>,
+    /// The feed is refused to this admin key (asked again after [`RECHECK`]).
+    pub refused: bool,
+    /// The feed could not be read this time (it is read again from the same cursor).
+    pub failed: Option<String>,
+    /// More activities are waiting than one read takes.
+    pub more: bool,
 }
 
 fn parse(at: Option<String>) -> Option<DateTime<Utc>> {
@@ -99,22 +106,36 @@ fn refused(error: &ApiError) -> bool {
 }
 
 /// Reads what arrived since the cursor. Never fails the sync: a refusal is remembered, any
-/// other failure is logged and the next sync tries again from the same cursor.
+/// other failure is logged and the next sync tries again from the same cursor. The cursor to
+/// store stops before `started`, when the sync began reading the organization: a change made
+/// while it read may only be seen by the next one.
 pub async fn read(services: &Services, started: DateTime<Utc>) -> Read {
     match read_inner(services, started).await {
         Ok(read) => read,
         Err(error) => {
             tracing::warn!(%error, "the activity feed's state could not be read or saved");
-            Read::default()
+            Read {
+                failed: Some(format!("Orgkeeper's database: {error}")),
+                ..Read::default()
+            }
         }
     }
+}
+
+/// Reads what arrived since the cursor, to re-read what it names afterwards: the cursor to
+/// store is the last activity read.
+pub async fn read_to_end(services: &Services) -> Read {
+    read(services, DateTime::<Utc>::MAX_UTC).await
 }
 
 async fn read_inner(services: &Services, started: DateTime<Utc>) -> Result<Read, sqlx::Error> {
     let now = services.clock.now();
     let mut stored = state(&services.db).await?;
     if stored.unavailable.is_some() && stored.checked_at.is_some_and(|at| now - at < RECHECK) {
-        return Ok(Read::default());
+        return Ok(Read {
+            refused: true,
+            ..Read::default()
+        });
     }
     let api = services.org.api();
     let mut after = stored.cursor.clone();
@@ -142,6 +163,7 @@ async fn read_inner(services: &Services, started: DateTime<Utc>) -> Result<Read,
                     }
                     out.activities.push(a);
                 }
+                out.more = page.has_more;
                 if !page.has_more {
                     break;
                 }
@@ -155,10 +177,12 @@ async fn read_inner(services: &Services, started: DateTime<Utc>) -> Result<Read,
                     tracing::info!(%error, "the Compliance API's activity feed is not available to this admin key");
                     stored.unavailable = Some((now, error.user_message()));
                 }
+                out.refused = true;
                 break;
             }
             Err(error) => {
                 tracing::warn!(%error, "the activity feed could not be read; trying again at the next sync");
+                out.failed = Some(error.user_message());
                 break;
             }
         }
@@ -179,6 +203,65 @@ pub async fn done(services: &Services, read: &Read) {
     .await;
     if let Err(error) = result {
         tracing::warn!(%error, "the activity feed's cursor could not be saved; it is read again next time");
+    }
+}
+
+/// What to re-read to see the change an activity names (nothing for activities that change
+/// nothing the model holds).
+pub fn touches(a: &Activity) -> Vec<Touched> {
+    let id = |name: &str| a.field(name).filter(|v| !v.is_empty()).map(str::to_owned);
+    let one = |name: &str, scope: fn(String) -> Touched| id(name).map(scope).into_iter().collect();
+    let membership = || match (id("workspace_id"), id("user_id")) {
+        (Some(workspace), Some(user)) => vec![Touched::Membership { workspace, user }],
+        _ => Vec::new(),
+    };
+    // Someone who left: their membership rows and personal keys go with them.
+    let person_left = |user: Option<String>| match user {
+        Some(user) => vec![Touched::User(user.clone()), Touched::KeysOfUser(user)],
+        None => Vec::new(),
+    };
+    match a.kind.as_str() {
+        "platform_api_key_created" | "api_key_created" | "platform_api_key_updated" => {
+            one("api_key_id", Touched::Key)
+        }
+        // Also used when someone joins or leaves the organization.
+        "claude_user_role_updated" => one("user_id", Touched::User),
+        "org_user_deleted" => person_left(id("deleted_user_id")),
+        "org_user_left" => person_left(a.actor.user_id.clone()),
+        "org_user_invite_sent" => one("invited_email", Touched::InvitesFor),
+        "org_user_invite_deleted" => one("invite_id", Touched::Invite),
+        "org_user_invite_accepted" => {
+            let mut out: Vec<Touched> = one("invite_id", Touched::Invite);
+            out.extend(id("user_id").map(Touched::User));
+            out
+        }
+        "platform_workspace_updated" => one("workspace_id", Touched::Workspace),
+        // A new workspace comes with its limits and perhaps its creator as a member.
+        "platform_workspace_created" => id("workspace_id")
+            .map(|w| {
+                vec![
+                    Touched::Workspace(w.clone()),
+                    Touched::MembersOfWorkspace(w.clone()),
+                    Touched::RateLimitsOf(w),
+                ]
+            })
+            .unwrap_or_default(),
+        // Archiving a workspace archives its keys.
+        "platform_workspace_archived" => id("workspace_id")
+            .map(|w| vec![Touched::Workspace(w.clone()), Touched::KeysOfWorkspace(w)])
+            .unwrap_or_default(),
+        "platform_workspace_member_added"
+        | "platform_workspace_member_updated"
+        | "platform_workspace_member_removed" => membership(),
+        "platform_spend_limit_created"
+        | "platform_spend_limit_updated"
+        | "platform_spend_limit_deleted"
+        | "workspace_spend_limit_created"
+        | "workspace_spend_limit_deleted" => vec![Touched::SpendLimits],
+        "platform_workspace_rate_limit_updated" | "platform_workspace_rate_limit_deleted" => {
+            one("workspace_id", Touched::RateLimitsOf)
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod budgets;
 pub mod chain;
 pub mod cost;
 pub mod cost_centers;
+pub mod follow;
 pub mod invites;
 pub mod keys;
 pub mod limits;
@@ -31,6 +32,7 @@ pub mod schedules;
 pub mod scim;
 pub mod sign_in;
 pub mod sso;
+pub mod sweep;
 pub mod sync;
 pub mod tokens;
 pub mod usage;
@@ -83,6 +85,10 @@ pub struct Services {
     pub token_rate: Arc<tokens::RateLimit>,
     /// The identity provider's last SCIM requests, for the SCIM page.
     pub scim_log: Arc<scim::RequestLog>,
+    /// Held by a full sync and by a round that follows the Activity Feed: one at a time.
+    pub following: Arc<tokio::sync::Mutex<()>>,
+    /// Where the sweep is in its pass over the organization.
+    pub sweep: Arc<sweep::Sweep>,
 }
 
 /// Who asks for a change.
@@ -339,6 +345,8 @@ impl Services {
             )),
             token_rate: Default::default(),
             scim_log: Default::default(),
+            following: Default::default(),
+            sweep: Default::default(),
             config: Arc::new(config),
             clock,
             chain: Arc::new(chain::ChainMonitor::default()),

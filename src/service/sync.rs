@@ -30,6 +30,8 @@ pub struct SyncReport {
 /// One sync round: read the organization, then the Activity Feed (who made what changed),
 /// record the observed changes with their attribution, then send the alerts they call for.
 pub async fn run(services: &Services) -> Result<SyncReport, SyncError> {
+    // Never beside a round that follows the feed: both read it and attribute from it.
+    let _alone = services.following.lock().await;
     let started = services.clock.now();
     // Each call has the configured deadline, like a page's; the client backs off on 429.
     let fetched = services.org.fetch(services.org.api()).await?;
@@ -79,17 +81,10 @@ pub async fn take(
         let entries = if baseline {
             vec![baseline_entry(&organization.name, counts)]
         } else {
-            let mut entries = observed_entries(&changes, &org.snapshot());
-            // Counted before the late attributions join them: those are not changes.
-            report_ref.observed = entries.len();
-            report_ref.joined = changes
-                .users
-                .iter()
-                .filter(|d| d.before.is_none())
-                .filter_map(|d| d.after.as_ref().map(|u| u.email.clone()))
-                .collect();
-            let used = activity::attribute(&mut entries, &feed.activities, since, now);
-            entries.extend(activity::attribute_late(services, &feed.activities, &used).await?);
+            let (entries, observed, joined) =
+                named_by_feed(services, &changes, &feed.activities, since, now).await?;
+            report_ref.observed = observed;
+            report_ref.joined = joined;
             entries
         };
         report_ref.baseline = baseline;
@@ -100,6 +95,30 @@ pub async fn take(
     })
     .await?;
     Ok(report)
+}
+
+/// The records for what a read observed, each named by the feed's activity that explains it
+/// (made between `since` and `now`), followed by late attributions: activities that explain
+/// records written earlier without a name. Also says how many changes were observed (the
+/// attributions are not changes) and the addresses of the people who joined.
+pub(super) async fn named_by_feed(
+    services: &Services,
+    changes: &Changes,
+    activities: &[crate::anthropic::Activity],
+    since: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<NewEntry>, usize, Vec<String>), SyncError> {
+    let mut entries = observed_entries(changes, &services.org.snapshot());
+    let observed = entries.len();
+    let joined = changes
+        .users
+        .iter()
+        .filter(|d| d.before.is_none())
+        .filter_map(|d| d.after.as_ref().map(|u| u.email.clone()))
+        .collect();
+    let used = activity::attribute(&mut entries, activities, since, now);
+    entries.extend(activity::attribute_late(services, activities, &used).await?);
+    Ok((entries, observed, joined))
 }
 
 /// Re-reads an irreversible action's target before its confirmation is shown (each call

@@ -20,6 +20,7 @@ mod client_contract;
 mod confirmations;
 mod cost_people;
 mod crash;
+mod follow;
 mod foundation;
 mod gateway;
 mod hardening;
