@@ -685,39 +685,51 @@ impl Org {
         let mut next = current.lists();
         let mut changes = Changes::default();
         // After a change of Orgkeeper's own, limits are only replaced (the change records
-        // itself); an observing re-read compares them as a sync does.
+        // itself); an observing re-read compares them as a sync does. Each flag says the read
+        // found something different: an unchanged answer keeps the snapshot (and everything
+        // pages derived from it), which matters when the sweep re-reads all day.
         let (mut spend_read, mut rates_read, mut org_limits_read) = (false, false, false);
         let mut organization_read = false;
         let mut rates_fresh = RateLimits::new();
         for (scope, read) in reads {
             if let Some(organization) = read.organization {
-                next.organization = Some(organization);
-                organization_read = true;
+                if next.organization.as_ref() != Some(&organization) {
+                    next.organization = Some(organization);
+                    organization_read = true;
+                }
             }
             if let Some(fresh) = read.spend_limits {
-                if let (false, Some(Ok(old)), Ok(new)) =
-                    (own, current.spend_limits.as_deref(), &fresh)
-                {
-                    let (_, diffs) = entity::replace(old, scope, new.clone(), &[]);
-                    changes.spend_limits.extend(diffs);
+                if !same_answer(current.spend_limits.as_deref(), &fresh) {
+                    if let (false, Some(Ok(old)), Ok(new)) =
+                        (own, current.spend_limits.as_deref(), &fresh)
+                    {
+                        let (_, diffs) = entity::replace(old, scope, new.clone(), &[]);
+                        changes.spend_limits.extend(diffs);
+                    }
+                    next.spend_limits = Some(Arc::new(fresh));
+                    spend_read = true;
                 }
-                next.spend_limits = Some(Arc::new(fresh));
-                spend_read = true;
             }
             if let Some((workspace, fresh)) = read.rate_limits {
-                let mut all = (*next.rate_limits).clone();
-                all.insert(workspace.clone(), fresh.clone());
-                next.rate_limits = Arc::new(all);
-                rates_fresh.insert(workspace, fresh);
-                rates_read = true;
+                if current.rate_limits.get(&workspace) != Some(&fresh) {
+                    let mut all = (*next.rate_limits).clone();
+                    all.insert(workspace.clone(), fresh.clone());
+                    next.rate_limits = Arc::new(all);
+                    rates_fresh.insert(workspace, fresh);
+                    rates_read = true;
+                }
             }
             if let Some(fresh) = read.org_rate_limits {
-                next.org_rate_limits = Some(Arc::new(fresh));
-                org_limits_read = true;
+                if !same_answer(current.org_rate_limits.as_deref(), &fresh) {
+                    next.org_rate_limits = Some(Arc::new(fresh));
+                    org_limits_read = true;
+                }
             }
             if let Some(default) = read.default_workspace_id {
-                next.default_workspace_id = default;
-                organization_read = true;
+                if next.default_workspace_id != default {
+                    next.default_workspace_id = default;
+                    organization_read = true;
+                }
             }
             take_fresh(
                 &mut next.users,
@@ -879,6 +891,18 @@ impl Org {
     /// Every API key of the organization.
     pub async fn api_keys(&self) -> Result<Arc<Vec<ApiKey>>, ApiError> {
         Ok(self.synced()?.keys.clone())
+    }
+}
+
+/// Whether a list read again says what the model holds: the same objects, or a refusal again.
+fn same_answer<T: PartialEq>(
+    held: Option<&Result<Vec<T>, ApiError>>,
+    read: &Result<Vec<T>, ApiError>,
+) -> bool {
+    match (held, read) {
+        (Some(Ok(held)), Ok(read)) => held == read,
+        (Some(Err(_)), Err(_)) => true,
+        _ => false,
     }
 }
 

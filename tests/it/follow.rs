@@ -350,3 +350,16 @@ fn the_pace_is_the_pass_over_its_period_within_the_budget_share() {
     assert_eq!(sweep::pace(240, hour, Some(&budget), 0.5), 2.0);
     assert_eq!(sweep::pace(60, Duration::from_secs(30), None, 0.5), 120.0);
 }
+
+#[tokio::test]
+async fn a_sweep_over_an_unchanged_organization_keeps_the_model_pages_derived_from() {
+    let app = app_sweeping_in(10).await;
+    // Pages derive their lists from the snapshot once; a new snapshot would rebuild them all.
+    let before = app.state.org.snapshot();
+    let pass = sweep_a_pass(&app).await;
+    assert_eq!(pass.last().unwrap().finished.as_ref().unwrap().observed, 0);
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &app.state.org.snapshot()),
+        "an unchanged organization replaced the model"
+    );
+}
