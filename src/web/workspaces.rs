@@ -200,6 +200,38 @@ fn check_color(color: &str) -> Result<(), String> {
 pub struct IndexQuery {
     #[serde(default)]
     include_archived: Option<String>,
+    /// Part of a name or id.
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: String,
+}
+
+impl IndexQuery {
+    fn include_archived(&self) -> bool {
+        matches!(
+            self.include_archived.as_deref(),
+            Some("1" | "true" | "on" | "yes")
+        )
+    }
+
+    /// The list's address with these filters, on `page`.
+    fn link(&self, page: usize) -> String {
+        let page = if page > 1 {
+            page.to_string()
+        } else {
+            String::new()
+        };
+        let archived = if self.include_archived() { "1" } else { "" };
+        present::link(
+            "/workspaces",
+            &[
+                ("include_archived", archived),
+                ("q", &self.q),
+                ("page", &page),
+            ],
+        )
+    }
 }
 
 #[derive(Template)]
@@ -209,6 +241,8 @@ struct IndexPage {
     rows: Vec<WorkspaceRow>,
     include_archived: bool,
     archived_hidden: usize,
+    search: String,
+    pager: Pager,
     load_error: Option<String>,
     can_manage: bool,
     form: WorkspaceForm,
@@ -217,7 +251,7 @@ struct IndexPage {
 
 async fn render_index(
     ctx: &Ctx,
-    include_archived: bool,
+    query: &IndexQuery,
     form: WorkspaceForm,
     form_error: Option<String>,
     status: StatusCode,
@@ -231,7 +265,10 @@ async fn render_index(
             .map(|id| (all, id)),
         Err(error) => Err(error),
     };
-    let (rows, archived_hidden, load_error) = match workspaces {
+    let include_archived = query.include_archived();
+    let search = query.q.trim().to_lowercase();
+    let requested = query.page.parse().unwrap_or(1);
+    let (rows, archived_hidden, pager, load_error) = match workspaces {
         Ok((all, default_id)) => {
             let default_id = default_id.as_deref();
             let readable: Vec<&Workspace> = all
@@ -239,20 +276,32 @@ async fn render_index(
                 .filter(|w| ctx.may_read_workspace(&w.id))
                 .collect();
             let hidden = readable.iter().filter(|w| w.is_archived()).count();
-            let rows = readable
+            // A page at a time, so the list costs the rows it shows, whatever the size.
+            let found: Vec<&Workspace> = readable
                 .into_iter()
                 .filter(|w| include_archived || !w.is_archived())
+                .filter(|w| {
+                    search.is_empty()
+                        || w.name.to_lowercase().contains(&search)
+                        || w.id.to_lowercase().contains(&search)
+                })
+                .collect();
+            let pager = Pager::new(found.len(), requested, |page| query.link(page));
+            let rows = found[pager.range()]
+                .iter()
                 .map(|w| WorkspaceRow::of(w, default_id == Some(w.id.as_str())))
                 .collect();
-            (rows, if include_archived { 0 } else { hidden }, None)
+            (rows, if include_archived { 0 } else { hidden }, pager, None)
         }
-        Err(error) => (Vec::new(), 0, Some(error.user_message())),
+        Err(error) => (Vec::new(), 0, Pager::empty(), Some(error.user_message())),
     };
     let page = IndexPage {
         layout: ctx.layout("Workspaces", "workspaces").await,
         rows,
         include_archived,
         archived_hidden,
+        search: query.q.trim().to_owned(),
+        pager,
         load_error,
         can_manage: ctx.can(Permission::ManageOrganization),
         form,
@@ -263,18 +312,7 @@ async fn render_index(
 
 pub async fn index(ctx: Ctx, Query(query): Query<IndexQuery>) -> AppResult<Response> {
     ctx.require(Permission::ViewWorkspaces).await?;
-    let include_archived = matches!(
-        query.include_archived.as_deref(),
-        Some("1" | "true" | "on" | "yes")
-    );
-    render_index(
-        &ctx,
-        include_archived,
-        WorkspaceForm::default(),
-        None,
-        StatusCode::OK,
-    )
-    .await
+    render_index(&ctx, &query, WorkspaceForm::default(), None, StatusCode::OK).await
 }
 
 pub async fn create(ctx: Ctx, Form(raw): Form<RawWorkspaceForm>) -> AppResult<Response> {
@@ -289,7 +327,7 @@ pub async fn create(ctx: Ctx, Form(raw): Form<RawWorkspaceForm>) -> AppResult<Re
     if let Err(message) = check {
         return render_index(
             &ctx,
-            false,
+            &IndexQuery::default(),
             form,
             Some(message),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -327,7 +365,7 @@ pub async fn create(ctx: Ctx, Form(raw): Form<RawWorkspaceForm>) -> AppResult<Re
             } else {
                 format!("The workspace was not created. {}", error.user_message())
             };
-            render_index(&ctx, false, form, Some(message), status).await
+            render_index(&ctx, &IndexQuery::default(), form, Some(message), status).await
         }
     }
 }
