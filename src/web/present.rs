@@ -97,6 +97,10 @@ pub fn link(path: &str, pairs: &[(&str, &str)]) -> String {
     }
 }
 
+/// The most choices a select lists: beyond this (workspaces or keys of a large organization)
+/// a page would grow with the organization, so the filter becomes a field to type in.
+pub const MOST_CHOICES: usize = 200;
+
 /// Rows per page of every list.
 pub const PAGE_SIZE: usize = 50;
 

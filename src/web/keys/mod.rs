@@ -413,6 +413,8 @@ struct IndexPage {
     results: Results,
     flags: Vec<FlagView>,
     workspaces: Vec<Choice>,
+    /// Too many workspaces to list: the filter is a field for a name or id.
+    workspaces_typed: bool,
     usage_synced: bool,
     console_url: &'static str,
 }
@@ -423,12 +425,23 @@ struct ResultsPartial<'a> {
     results: &'a Results,
 }
 
-pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Response> {
+pub async fn index(ctx: Ctx, Query(mut query): Query<ListQuery>) -> AppResult<Response> {
     let (snapshot, index) = ctx
         .state
         .org
         .key_index(ctx.state.config.key_rotation_days)
         .await?;
+    // Where the workspace is typed (too many to list), its name is as good as its id.
+    let typed = query.workspace.trim();
+    if !typed.is_empty() && !index.workspaces.iter().any(|(id, _)| id == typed) {
+        if let Some(w) = snapshot
+            .workspaces
+            .iter()
+            .find(|w| w.name.eq_ignore_ascii_case(typed))
+        {
+            query.workspace = w.id.clone();
+        }
+    }
     let (hygiene, names) = (hygiene(&ctx.state).await, Names::of(&snapshot));
     let scoped = ctx.workspace_scope().is_some();
     let creators =
@@ -513,10 +526,15 @@ pub async fn index(ctx: Ctx, Query(query): Query<ListQuery>) -> AppResult<Respon
                 count,
             })
             .collect(),
-        workspaces: workspace_ids
-            .into_iter()
-            .map(|(value, label)| Choice { value, label })
-            .collect(),
+        workspaces_typed: workspace_ids.len() > present::MOST_CHOICES,
+        workspaces: if workspace_ids.len() > present::MOST_CHOICES {
+            Vec::new()
+        } else {
+            workspace_ids
+                .into_iter()
+                .map(|(value, label)| Choice { value, label })
+                .collect()
+        },
         usage_synced: !hygiene.last_used.is_empty(),
         console_url: CONSOLE_KEYS_URL,
     };

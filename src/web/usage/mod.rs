@@ -619,6 +619,9 @@ pub struct FilterView {
     pub name: &'static str,
     pub label: &'static str,
     pub options: Vec<Opt>,
+    /// Too many values for a list (every key of a large organization): a field for one id
+    /// instead, holding the current choice.
+    pub typed: Option<String>,
 }
 
 pub struct TotalView {
@@ -920,10 +923,15 @@ async fn filter_views(ctx: &Ctx, names: &Names, q: &UsageQuery) -> AppResult<Vec
                 value,
             });
         }
+        let typed = (options.len() > super::present::MOST_CHOICES + 1).then(|| current.clone());
+        if typed.is_some() {
+            options.clear();
+        }
         out.push(FilterView {
             name: dim.param(),
             label: dim.label(),
             options,
+            typed,
         });
     }
     Ok(out)
