@@ -12,18 +12,25 @@
 //!   `/` and the token-authenticated Admin API (`/v1/organizations/api_keys?limit=100`), each
 //!   as a share of `/healthz` measured in the same run (this machine is shared, so
 //!   only ratios from one run mean anything);
-//! * Orgkeeper's resident memory after the syncs and the load, and its peak.
+//! * Orgkeeper's resident memory after the syncs and the load, and its peak;
+//! * a restart on the same database: how soon it serves, and each page's first view from the
+//!   model it loaded (no read of the organization first).
+//!
+//! `ORGKEEPER_BENCH_PROFILE=xlarge` runs it on the ten-times larger organization (50,000
+//! members, 1,000 workspaces, 200,000 keys).
 //!
 //! Run: `cargo bench --bench pages` (release build). A measurement, not a test: it prints
 //! numbers and asserts nothing about time.
 
 // The integration tests' harness; the benchmark uses its constants and CSRF helper.
+mod common;
 #[allow(dead_code)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use common::{memory_mb, sign_in, sync_times};
+
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,45 +41,6 @@ const LATENCY: Duration = Duration::from_millis(100);
 const CLIENTS: usize = 20;
 const LOAD_FOR: Duration = Duration::from_secs(4);
 const USER: &str = "bench-owner";
-
-/// (resident, peak) memory of a process in MB, from `/proc/<pid>/status`.
-fn memory_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Orgkeeper's own account of each sync: the seconds of every "organization synced" line.
-/// Each "organization synced" (`true`) or "usage store synced" (`false`) line, with its seconds.
-fn sync_times(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<(bool, f64)> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let stderr = child.stderr.take().expect("piped stderr");
-    // A thread, not a task: reading the pipe blocks.
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
-            let Ok(line) = line else { break };
-            let org = line.contains("organization synced");
-            if org || line.contains("usage store synced") {
-                // `ORGKEEPER_LOG_FORMAT=json`: `…"seconds":8.31,…`.
-                let seconds = line
-                    .split_once("\"seconds\":")
-                    .and_then(|(_, rest)| rest.split([',', '}']).next())
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(f64::NAN);
-                let _ = tx.send((org, seconds));
-            } else if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
-                eprintln!("orgkeeper: {line}");
-            }
-        }
-    });
-    rx
-}
 
 /// The first `/{prefix}…` id linked from `html` (`/members/user_…`).
 fn first_link(html: &str, prefix: &str) -> String {
@@ -87,19 +55,18 @@ fn first_link(html: &str, prefix: &str) -> String {
 
 #[tokio::main]
 async fn main() {
+    // `ORGKEEPER_BENCH_PROFILE=xlarge` measures the ten-times larger organization.
+    let profile = match std::env::var("ORGKEEPER_BENCH_PROFILE").as_deref() {
+        Ok("xlarge") => Profile::XLarge,
+        _ => Profile::Large,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let simulator = simulator::start(
-        listener,
-        SimulatorOptions {
-            profile: Profile::Large,
-            seed: 42,
-        },
-    )
-    .await
-    .unwrap();
+    let simulator = simulator::start(listener, SimulatorOptions { profile, seed: 42 })
+        .await
+        .unwrap();
     simulator.faults().set_latency(LATENCY);
     println!(
-        "Orgkeeper organization-model benchmark: large profile, {} ms per upstream call, debug={}",
+        "Orgkeeper organization-model benchmark: {profile:?} profile, {} ms per upstream call, debug={}",
         LATENCY.as_millis(),
         cfg!(debug_assertions)
     );
@@ -107,18 +74,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("orgkeeper.db");
     let bin = env!("CARGO_BIN_EXE_orgkeeper");
-    let mut add = Command::new(bin)
-        .args(["user", "add", USER, "--role", "owner", "--password-stdin"])
-        .env("ORGKEEPER_DATABASE", &database)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "{}", support::PASSWORD).unwrap();
-    assert!(
-        add.wait().unwrap().success(),
-        "could not create the account"
-    );
+    common::add_owner(&database, USER);
     // A token for the Admin API that Orgkeeper serves (its last line of output is the token).
     let created = Command::new(bin)
         .args(["token", "create", "bench", "--account", USER, "--read-only"])
@@ -133,32 +89,22 @@ async fn main() {
         .trim()
         .to_owned();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let mut child = Command::new(bin)
-        .arg("serve")
-        .env("ORGKEEPER_DATABASE", &database)
-        .env("ORGKEEPER_BIND", format!("127.0.0.1:{port}"))
-        .env("ORGKEEPER_API_BASE_URL", simulator.base_url())
-        .env("ANTHROPIC_ADMIN_API_KEY", support::ADMIN_KEY)
-        // The benchmark measures throughput, not the per-token rate limit.
-        .env("ORGKEEPER_TOKEN_RATE_LIMIT", "0")
-        // One sync at start and the one this benchmark asks for, none in between.
-        .env("ORGKEEPER_SYNC_INTERVAL", "86400")
-        .env("ORGKEEPER_LOG", "info,sqlx=warn,tower_sessions=warn")
-        .env("ORGKEEPER_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut syncs = sync_times(&mut child);
-    let child = KillOnDrop(child);
+    let mut child = common::serve(
+        &database,
+        &simulator.base_url(),
+        &[
+            // The benchmark measures throughput, not the per-token rate limit.
+            ("ORGKEEPER_TOKEN_RATE_LIMIT", "0"),
+            // The complete reads are the first and the one this benchmark asks for; the feed
+            // and the sweep stay quiet while pages are measured (each view must make 0 calls).
+            ("ORGKEEPER_FEED_INTERVAL", "3600"),
+            ("ORGKEEPER_SWEEP_MINUTES", "10080"),
+        ],
+    );
+    let address = child.address.clone();
+    let pid = child.process.0.id();
+    let mut syncs = sync_times(&mut child.process.0);
     // The usage job starts beside the first sync; its first round reads 31 days of hours.
     let (mut first, mut usage) = (None, None);
     while first.is_none() || usage.is_none() {
@@ -184,7 +130,7 @@ async fn main() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let cookie = sign_in(&http, &address).await;
+    let cookie = sign_in(&http, &address, USER).await;
     let get = |path: &str| {
         http.get(format!("{address}{path}"))
             .header("cookie", &cookie)
@@ -296,7 +242,47 @@ async fn main() {
         "\nOrgkeeper's resident memory: {rss_synced:.0} MB after the first sync, {rss:.0} MB after \
          the later sync, the pages and the load (peak {peak:.0} MB)"
     );
+
+    // A restart on the same database: the model comes back from SQLite, so pages answer from
+    // it at once, before any read of the organization.
     drop(child);
+    let restarted = Instant::now();
+    let child = common::serve(
+        &database,
+        &simulator.base_url(),
+        &[
+            ("ORGKEEPER_FEED_INTERVAL", "3600"),
+            ("ORGKEEPER_SWEEP_MINUTES", "10080"),
+        ],
+    );
+    let address = child.address.clone();
+    while http.get(format!("{address}/healthz")).send().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ready = restarted.elapsed().as_secs_f64();
+    let cookie = sign_in(&http, &address, USER).await;
+    println!(
+        "\nafter a restart: serving in {ready:.1} s; each page's first view\n{:<44} {:>9} {:>9} {:>7}",
+        "page", "ms", "KB", "status"
+    );
+    for page in &pages {
+        let started = Instant::now();
+        let response = http
+            .get(format!("{address}{page}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap();
+        println!(
+            "{page:<44} {:>9.1} {:>9.1} {status:>7}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            body.len() as f64 / 1024.0
+        );
+    }
+    let (rss, _) = memory_mb(child.process.0.id());
+    println!("Orgkeeper's resident memory after the restart and those pages: {rss:.0} MB");
 }
 
 /// Space SQLite keeps free inside the file (reused before the file grows again).
@@ -319,51 +305,6 @@ async fn free_pages_mb(database: &std::path::Path) -> f64 {
     let free = pragma("PRAGMA freelist_count").await * pragma("PRAGMA page_size").await;
     pool.close().await;
     free as f64 / 1e6
-}
-
-/// Ends the Orgkeeper process when the benchmark ends, also on a panic.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Signs in through the form, as a browser does, and returns the session cookie.
-async fn sign_in(http: &reqwest::Client, address: &str) -> String {
-    let cookies = |response: &reqwest::Response| {
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").to_owned())
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let page = http.get(format!("{address}/login")).send().await.unwrap();
-    let first = cookies(&page);
-    let body = page.text().await.unwrap();
-    let csrf = support::extract_csrf(&body).unwrap();
-    let response = http
-        .post(format!("{address}/login"))
-        .header("cookie", &first)
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("username", USER),
-            ("password", support::PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_redirection(),
-        "sign-in failed: {}",
-        response.status()
-    );
-    cookies(&response)
 }
 
 #[derive(Clone, Copy)]

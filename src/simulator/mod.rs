@@ -132,6 +132,7 @@ async fn start_serving(
         state: Mutex::new(state),
         faults: Arc::new(Faults::new(options.seed)),
         requests: AtomicU64::new(0),
+        requests_by_area: Mutex::default(),
         request_ids: AtomicU64::new(0),
         seed: options.seed,
         clock_offset: AtomicI64::new(0),
@@ -257,6 +258,21 @@ impl RunningSimulator {
 
     pub fn reset_request_count(&self) {
         self.app.requests.store(0, Ordering::Relaxed);
+        self.app
+            .requests_by_area
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Requests since the last reset, per area of the API (`compliance`, `users`, `api_keys`,
+    /// `usage_report`, …).
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.app
+            .requests_by_area
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The simulator's time: the wall clock plus what [`advance_clock`](Self::advance_clock)

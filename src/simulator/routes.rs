@@ -51,6 +51,8 @@ pub(crate) struct App {
     pub state: Mutex<OrgState>,
     pub faults: Arc<Faults>,
     pub requests: AtomicU64,
+    /// Requests per area of the API (see [`area`]), for benchmarks that say where calls went.
+    pub requests_by_area: Mutex<std::collections::BTreeMap<String, u64>>,
     pub request_ids: AtomicU64,
     pub seed: u64,
     /// Milliseconds added to the wall clock (tests move time forward).
@@ -86,6 +88,11 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 
 async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     app.requests.fetch_add(1, Ordering::Relaxed);
+    *app.requests_by_area
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(area(req.uri().path()))
+        .or_default() += 1;
     let request_id = app.request_id();
     let mut resp = respond(&app, req, &request_id).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -93,6 +100,17 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         resp.headers_mut().entry("request-id").or_insert(v);
     }
     resp
+}
+
+/// The part of the API a path belongs to: `compliance` for the Activity Feed, otherwise the
+/// first segment under `/v1/organizations/` (`users`, `api_keys`, `usage_report`, …).
+fn area(path: &str) -> String {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("v1"), Some("compliance"), _) => "compliance".to_owned(),
+        (Some("v1"), Some("organizations"), Some(area)) => area.to_owned(),
+        _ => "other".to_owned(),
+    }
 }
 
 fn error_response(err: &ApiError, request_id: &str) -> Response {
