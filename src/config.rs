@@ -42,7 +42,7 @@ pub struct ServeArgs {
     pub sync_interval: u64,
 
     /// Seconds between two reads of the Compliance API's Activity Feed.
-    #[arg(long, env = "ORGKEEPER_FEED_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "ORGKEEPER_FEED_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub feed_interval: u64,
 
     /// Minutes over which the sweep re-reads the whole organization, at a flat number of calls
@@ -539,7 +539,7 @@ impl ServerConfig {
             secure_cookies: false,
             trust_proxy: false,
             sync_interval: Duration::from_secs(60),
-            feed_interval: Duration::from_secs(5),
+            feed_interval: Duration::from_secs(10),
             sweep_period: Duration::from_secs(3600),
             api_share: 0.5,
             session_idle: Duration::from_secs(30 * 60),

@@ -62,6 +62,10 @@ pub async fn claude_code_days(
     })
 }
 
+/// How often the usage job refreshes cost per person (the Admin API's usage and cost reports
+/// every round, about once a minute).
+const ANALYTICS_EVERY: chrono::Duration = chrono::Duration::minutes(5);
+
 /// One round of the usage job: the store brought up to `now` (the job's longer deadline),
 /// then the budget thresholds checked.
 pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::Duration) {
@@ -89,7 +93,15 @@ pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::
         }
         Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
     }
-    // Cost per person: its own report, so a refusal or failure leaves the others alone.
+    // Cost per person: its own report, so a refusal or failure leaves the others alone. It
+    // settles by the day, so every few minutes is enough: each refresh is several calls.
+    let recent = match crate::analytics_store::progress(&services.db).await {
+        Ok(Some((_, at))) => at <= now && now - at < ANALYTICS_EVERY,
+        _ => false,
+    };
+    if recent {
+        return;
+    }
     match crate::analytics_store::sync(&api, &services.db, config.usage_settle, now).await {
         Ok(crate::analytics_store::Synced::Unavailable(message)) => {
             tracing::info!(%message, "cost per person is not available to this organization")

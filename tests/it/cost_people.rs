@@ -826,3 +826,33 @@ async fn when_the_analytics_api_fails_the_people_page_shows_the_stored_numbers_a
     let table = |html: &str| html[html.find("id=\"people-table\"").unwrap()..].to_owned();
     assert_eq!(table(&before), table(&after), "nothing stored was lost");
 }
+
+#[tokio::test]
+async fn the_usage_job_refreshes_cost_per_person_every_five_minutes_not_every_round() {
+    let app = synced().await;
+    let analytics = |app: &TestApp| {
+        app.simulator
+            .request_counts()
+            .get("analytics")
+            .copied()
+            .unwrap_or(0)
+    };
+    app.simulator.reset_request_count();
+    app.state.clock.advance(std::time::Duration::from_secs(60));
+    orgkeeper::jobs::run_usage_sync(&app.state).await;
+    assert_eq!(analytics(&app), 0, "refreshed a minute ago");
+    assert!(
+        app.simulator
+            .request_counts()
+            .get("usage_report")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "the usage report is still read every round"
+    );
+    app.state
+        .clock
+        .advance(std::time::Duration::from_secs(5 * 60));
+    orgkeeper::jobs::run_usage_sync(&app.state).await;
+    assert!(analytics(&app) > 0, "five minutes later it is refreshed");
+}
