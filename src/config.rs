@@ -510,7 +510,7 @@ pub struct ServerConfig {
     pub api_share: f64,
     pub session_idle: Duration,
     pub session_max: Duration,
-    /// How often the server reads `accounts_version` to notice an account change made by
+    /// How often the server reads `account_changes` to notice an account change made by
     /// another process (the command line); zero reads it on every request.
     pub accounts_recheck: Duration,
     pub public_url: Option<String>,

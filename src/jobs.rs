@@ -43,6 +43,9 @@ pub fn spawn_all(services: &Services, sessions: SqliteStore) -> Vec<JoinHandle<(
         if let Err(error) = run_token_expiry(&s).await {
             tracing::warn!(%error, "expired tokens could not be recorded");
         }
+        if let Err(error) = crate::service::accounts::prune_changes(&s).await {
+            tracing::warn!(%error, "the log of account changes could not be pruned");
+        }
     }));
     handles.push(every(services.clone(), USAGE_EVERY, |s| async move {
         run_usage_sync(&s).await

@@ -72,21 +72,41 @@ pub async fn find_by_name(
 
 /// The account a session names, if it still exists: from memory, as every change through
 /// this module left it (and, for a change by another process such as the command line, as
-/// `accounts_version` said at most `ServerConfig::accounts_recheck` ago).
+/// `account_changes` said at most `ServerConfig::accounts_recheck` ago).
 pub async fn of_session(services: &Services, id: i64) -> Result<Option<Account>, ServiceError> {
     Ok(services.account_cache.get(&services.db, id).await?)
 }
 
-/// Runs a change to one or more accounts, then forgets the accounts kept in memory, whatever
-/// came of it: the next request reads its account as the change left it. Every change to an
-/// account in this layer goes through here.
+/// Which accounts in memory a change makes stale.
+pub(super) enum Stale {
+    /// The one it changed.
+    Account(i64),
+    /// None: it creates an account, which nobody's session names yet.
+    Nobody,
+    /// Any: it may change accounts it cannot name (provisioning, group mappings).
+    Everyone,
+}
+
+/// Runs a change to accounts, then forgets what it made stale from memory, whatever came of
+/// it: the next request reads it as the change left it. Every change to an account in this
+/// layer goes through here.
 pub(super) async fn then_forget<T>(
     services: &Services,
+    stale: Stale,
     change: impl std::future::Future<Output = T>,
 ) -> T {
     let result = change.await;
-    services.account_cache.forget_all();
+    match stale {
+        Stale::Account(id) => services.account_cache.forget(id),
+        Stale::Nobody => {}
+        Stale::Everyone => services.account_cache.forget_all(),
+    }
     result
+}
+
+/// Keeps the log of account changes short (the running server reads what it has not seen).
+pub async fn prune_changes(services: &Services) -> Result<u64, ServiceError> {
+    Ok(crate::auth::account_cache::prune(&services.db).await?)
 }
 
 pub async fn exist(services: &Services) -> Result<bool, ServiceError> {
@@ -137,13 +157,19 @@ async fn audited<T>(
     change: impl std::future::Future<Output = Result<T, AccountError>>,
     created: impl FnOnce(&T) -> Option<Target>,
 ) -> Result<T, ServiceError> {
+    // A change names its account; one without a target creates it.
+    let stale = match target.as_ref().map(|t| t.id.parse::<i64>()) {
+        Some(Ok(id)) => Stale::Account(id),
+        Some(Err(_)) => Stale::Everyone,
+        None => Stale::Nobody,
+    };
     services
         .local_change(
             caller,
             action,
             target,
             details,
-            then_forget(services, change),
+            then_forget(services, stale, change),
             created,
         )
         .await?
@@ -229,6 +255,7 @@ pub async fn create_first_owner(
     }
     let account = then_forget(
         services,
+        Stale::Nobody,
         accounts::create(
             &services.db,
             username.trim(),

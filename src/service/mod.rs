@@ -315,6 +315,11 @@ pub struct OrgChange {
 }
 
 impl Services {
+    /// How many accounts signed-in sessions name are in memory now.
+    pub fn accounts_in_memory(&self) -> usize {
+        self.account_cache.len()
+    }
+
     /// Everything the dashboard runs on, over this database, configuration and Admin API
     /// client. The organization model starts from what the database holds.
     pub async fn new(

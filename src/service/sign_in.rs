@@ -138,6 +138,7 @@ pub async fn with_password(
             .await?;
         super::accounts::then_forget(
             services,
+            super::accounts::Stale::Account(account.id),
             accounts::record_login(&services.db, account.id, now),
         )
         .await?;
@@ -171,6 +172,7 @@ pub async fn with_password(
     if let (Some(account), false, false) = (&account, throttled, passwords_off) {
         let locked = super::accounts::then_forget(
             services,
+            super::accounts::Stale::Account(account.id),
             accounts::record_failed_login(
                 &services.db,
                 account.id,
@@ -223,6 +225,7 @@ pub async fn with_identity(
     // Provisioning may change the account (its groups, role and workspaces).
     let provisioned = super::accounts::then_forget(
         services,
+        super::accounts::Stale::Everyone,
         crate::auth::sso::provision(&services.db, identity, now),
     )
     .await?;
@@ -264,6 +267,7 @@ pub async fn with_identity(
                 .await?;
             super::accounts::then_forget(
                 services,
+                super::accounts::Stale::Account(account.id),
                 accounts::record_login(&services.db, account.id, now),
             )
             .await?;

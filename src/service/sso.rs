@@ -82,7 +82,7 @@ where
             action,
             target,
             details,
-            super::accounts::then_forget(services, change),
+            super::accounts::then_forget(services, super::accounts::Stale::Everyone, change),
             |_| None,
         )
         .await??;

@@ -1,7 +1,7 @@
 //! Accounts and sessions are kept in memory by the running server; every change to an
 //! account reaches it at once when made through the server, and within
 //! `accounts_recheck` when made by another process on the same database file (here 0: every
-//! request reads `accounts_version`; the in-process tests set an hour, so only the service
+//! request reads `account_changes`; the in-process tests set an hour, so only the service
 //! layer's own forgetting can explain what they see).
 
 use std::time::Duration;
@@ -172,4 +172,37 @@ async fn a_password_reset_or_ending_sessions_on_the_page_signs_the_person_out_at
         .await;
     assert_eq!(response.status(), 303);
     assert!(!is_signed_in(&viewer).await, "disabling ends sessions");
+}
+
+#[tokio::test]
+async fn a_sign_in_forgets_only_the_account_that_signed_in() {
+    // The change log is read at every request, so nothing is missed, and nothing more is
+    // forgotten than it names.
+    let app = app_rechecking_every(Duration::ZERO).await;
+    let (_, first) = app.signed_in(Role::Admin).await;
+    let (second_account, second) = app.signed_in(Role::Viewer).await;
+    assert!(is_signed_in(&first).await && is_signed_in(&second).await);
+    assert_eq!(app.state.accounts_in_memory(), 2);
+
+    // Someone else signs in (their row is written), then fails a sign-in: the others stay.
+    let (third_account, _third) = app.signed_in(Role::Auditor).await;
+    let _ = reqwest::Client::new()
+        .post(format!("{}/login", app.address))
+        .form(&[
+            ("username", third_account.username.as_str()),
+            ("password", "not the password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        app.state.accounts_in_memory() >= 2,
+        "a sign-in emptied the cache: {}",
+        app.state.accounts_in_memory()
+    );
+
+    // A command-line change to one account forgets that one, and it applies at once.
+    orgkeeper(&app, &["user", "disable", &second_account.username], None);
+    assert!(!is_signed_in(&second).await);
+    assert!(is_signed_in(&first).await);
 }
