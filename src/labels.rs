@@ -87,9 +87,31 @@ pub fn code(code: &str) -> String {
     }
 }
 
+/// Someone the organization no longer lists and whose name Orgkeeper never saw, by the id a
+/// key or a record keeps: "a former member (id user_015oNMsu…)", never the bare id. The id is
+/// cut after 13 characters, enough to tell two apart at a glance; pages that need the whole
+/// id put it in a title.
+pub fn former_member(id: &str) -> String {
+    let short: String = id.chars().take(13).collect();
+    if short.len() < id.len() {
+        format!("a former member (id {short}…)")
+    } else {
+        format!("a former member (id {id})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_person_known_only_by_id_reads_as_a_former_member() {
+        assert_eq!(
+            former_member("user_015oNMsuv2TJznQYqVJmkHwx"),
+            "a former member (id user_015oNMsu…)"
+        );
+        assert_eq!(former_member("user_1"), "a former member (id user_1)");
+    }
 
     #[test]
     fn every_code_reads_as_its_label_says() {

@@ -25,6 +25,7 @@ fn user_with_role(users: &[User], role: OrgRole) -> User {
 
 /// The email addresses in the member table, in order.
 fn listed_emails(body: &str) -> Vec<String> {
+    let body = without_data_labels(body);
     let table = body
         .split("<tbody>")
         .nth(1)

@@ -251,8 +251,11 @@ pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
             }
             None => match names.former.get(&by.id) {
                 // Removed members keep their name.
-                Some(name) => (name.clone(), by.id.clone(), true),
-                None => (by.id.clone(), by.id.clone(), names.users_known),
+                Some(name) => (format!("{name} (former member)"), by.id.clone(), true),
+                None if names.users_known => {
+                    (crate::labels::former_member(&by.id), by.id.clone(), true)
+                }
+                None => (by.id.clone(), by.id.clone(), false),
             },
         },
     };
