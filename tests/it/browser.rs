@@ -1361,6 +1361,7 @@ async fn on_a_phone_every_table_and_chart_fits_the_screen_with_readable_labels()
             "/claude-code".to_owned(),
             "/audit".to_owned(),
             "/accounts".to_owned(),
+            "/access-review".to_owned(),
         ] {
             browser.goto(&app.url(&path)).await;
             browser.wait_for("main h1", WAIT).await;
@@ -1434,5 +1435,73 @@ async fn at_1440_px_keys_limits_and_claude_code_show_every_column_without_scroll
             tallest <= 84.0,
             "a key's row is {tallest} px tall: {tall_row}"
         );
+    });
+}
+
+/// The access review is one click from the audit log, the members and the workspaces, looks
+/// like the other pages, and speaks plainly: role labels, the app's dates, and "unknown"
+/// before Orgkeeper's history began.
+#[tokio::test]
+async fn the_access_review_is_linked_from_audit_members_and_workspaces_and_reads_plainly() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    app.create_account("review-owner", Role::Owner, &[]).await;
+    flow!("access_review", browser, {
+        sign_in(&browser, &app, "review-owner", PASSWORD).await;
+        for path in [
+            "/audit".to_owned(),
+            "/members".to_owned(),
+            "/workspaces".to_owned(),
+            format!("/workspaces/{ws}"),
+        ] {
+            browser.goto(&app.url(&path)).await;
+            browser.wait_for("main h1", WAIT).await;
+            browser
+                .find("main a[href^='/access-review']")
+                .await
+                .click()
+                .await;
+            browser.wait_for_url("/access-review", WAIT).await;
+            browser
+                .wait_for_text("main h1", "Access review", WAIT)
+                .await;
+        }
+        // From a workspace's page, the review is of that workspace.
+        assert!(
+            browser.current_url().await.contains(&ws),
+            "the workspace's own review"
+        );
+        let styled = browser
+            .execute(
+                "return Array.from(document.querySelectorAll('main table')).every(function (t) { return t.classList.contains('table'); }) && document.querySelectorAll('main table').length > 0;",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            styled, true,
+            "the review's tables look like every other table"
+        );
+        let text = browser.find("main").await.text().await;
+        for code in ["workspace_admin", "workspace_developer", "workspace_user"] {
+            assert!(!text.contains(code), "a role code on the page: {code}");
+        }
+        let iso = browser
+            .execute(
+                "return /\\d{4}-\\d{2}-\\d{2}T\\d{2}:/.test(document.querySelector('main').innerText);",
+                vec![],
+            )
+            .await;
+        assert_eq!(iso, false, "no ISO timestamps: {text}");
+        screenshot_both_widths(&browser, "access_review").await;
+        assert_nothing_sideways(&browser, "access review at 1440 px").await;
+
+        // Before the history began: unknown, not "nobody".
+        browser
+            .goto(&app.url(&format!("/access-review?workspace={ws}&at=2020-01-01")))
+            .await;
+        let people = browser.wait_for("#review-people", WAIT).await.text().await;
+        assert!(people.contains("Unknown: history starts on"), "{people}");
+        assert!(!people.contains("Nobody held a role"), "{people}");
+        screenshot_both_widths(&browser, "access_review_before_history").await;
     });
 }

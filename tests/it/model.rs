@@ -371,7 +371,11 @@ async fn the_access_review_says_who_could_use_a_workspace_and_which_keys_were_ac
         .split("<tr>")
         .find(|row| row.contains(&person))
         .unwrap_or_else(|| panic!("{person} missing on {baseline_day}: {page}"));
-    assert!(row.contains("workspace_developer"), "{row}");
+    assert!(
+        row.contains("Workspace developer"),
+        "plain role labels: {row}"
+    );
+    assert!(!row.contains("workspace_developer"), "no role codes: {row}");
     assert!(page.contains(&key.name), "the key was active then");
 
     let now = format!("/access-review?workspace={}", membership.workspace_id);
@@ -380,7 +384,7 @@ async fn the_access_review_says_who_could_use_a_workspace_and_which_keys_were_ac
         .split("<tr>")
         .find(|row| row.contains(&person))
         .unwrap();
-    assert!(row.contains("workspace_user"), "{row}");
+    assert!(row.contains("Workspace user"), "{row}");
     assert!(
         !page.contains(&format!("/keys/{}\"", key.id)),
         "the key is inactive now"
@@ -400,6 +404,25 @@ async fn the_access_review_says_who_could_use_a_workspace_and_which_keys_were_ac
     assert!(csv
         .lines()
         .any(|l| l.contains(&key.id) && l.contains("active")));
+
+    // Before the history began nobody knows who held a role: the page says so instead of
+    // "nobody".
+    let (status, page) = auditor
+        .get_text(&format!(
+            "/access-review?workspace={}&at=2020-01-01",
+            membership.workspace_id
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Unknown: history starts on <time"), "{page}");
+    assert!(!page.contains("Nobody held a role"), "{page}");
+    // Roles held when the history began are held since then at least.
+    let (_, page) = auditor.get_text(&then).await;
+    let row = page
+        .split("<tr>")
+        .find(|row| row.contains(&person))
+        .unwrap();
+    assert!(row.contains("unknown: history starts on <time"), "{row}");
 
     // A bad date keeps what was typed and says how to write one.
     let (status, page) = auditor
