@@ -143,9 +143,62 @@ impl Pager {
     }
 }
 
+/// The name of a field an audit record keeps (before and after a change), in plain words:
+/// `amount_cents` → "Amount", `workspace_role` → "Workspace role".
+pub fn field_name(name: &str) -> String {
+    crate::labels::code(name.strip_suffix("_cents").unwrap_or(name))
+}
+
+/// A value an audit record keeps, as people read it: cents as dollars (`150000` → "$1,500.00"),
+/// role codes as their labels, whole numbers with thousands separators, yes or no, and "—"
+/// for nothing. Ids stay as they are.
+pub fn field_value(name: &str, value: Option<&serde_json::Value>) -> String {
+    use serde_json::Value;
+    let text = match value {
+        None | Some(Value::Null) => return "—".to_owned(),
+        Some(Value::Bool(yes)) => return if *yes { "yes" } else { "no" }.to_owned(),
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => return other.to_string(),
+    };
+    if name.ends_with("_cents") {
+        if let Ok(cents) = text.parse::<rust_decimal::Decimal>() {
+            return crate::money::dollars(cents);
+        }
+    }
+    if name == "role" || name.ends_with("_role") {
+        return crate::labels::code(&text);
+    }
+    if name != "id" && !name.ends_with("_id") {
+        if let Ok(n) = text.parse::<i64>() {
+            return super::usage::thousands(n);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_fields_read_as_plain_words_dollars_and_grouped_numbers() {
+        use serde_json::json;
+        assert_eq!(field_name("amount_cents"), "Amount");
+        assert_eq!(field_name("workspace_role"), "Workspace role");
+        assert_eq!(
+            field_value("amount_cents", Some(&json!("150000"))),
+            "$1,500.00"
+        );
+        assert_eq!(
+            field_value("role", Some(&json!("workspace_developer"))),
+            "Workspace developer"
+        );
+        assert_eq!(field_value("value", Some(&json!(11242))), "11,242");
+        assert_eq!(field_value("user_id", Some(&json!("11242"))), "11242");
+        assert_eq!(field_value("enabled", Some(&json!(true))), "yes");
+        assert_eq!(field_value("amount_cents", None), "—");
+    }
 
     #[test]
     fn dates_are_read_within_a_range_that_date_arithmetic_can_reach() {
