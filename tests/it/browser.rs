@@ -748,6 +748,10 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
         ("claude_code", "/claude-code".to_owned()),
         ("audit", "/audit".to_owned()),
         ("audit_record", format!("/audit/{seq}")),
+        (
+            "access_review",
+            format!("/access-review?workspace={workspace}"),
+        ),
         ("accounts", "/accounts".to_owned()),
         ("tokens", "/tokens".to_owned()),
         ("scim", "/scim".to_owned()),
@@ -772,7 +776,8 @@ const WIDER_THAN_SCREEN: &str = "var w = window.innerWidth, out = [];
 
 /// Saves a full-page screenshot of every main page at 1440 and 390 px wide under
 /// target/browser-screenshots/pages/ (on every run, for anyone to look at), and checks that
-/// on a phone no page is wider than the screen.
+/// at both widths no page is wider than the screen and nothing inside it (a table, a scroll
+/// box, a chart) scrolls or is cut sideways.
 #[tokio::test]
 async fn every_main_page_is_screenshotted_and_fits_a_phone() {
     let app = spawn_app().await;
@@ -854,6 +859,11 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
                     too_wide.push(format!(
                         "{path} is {page_width} px wide at {width} px (widest: {culprits})"
                     ));
+                }
+                // Nor does anything scroll or get cut sideways inside the page.
+                let inside = browser.execute(SIDEWAYS_INSIDE, vec![]).await;
+                if inside.as_array().is_some_and(|found| !found.is_empty()) {
+                    too_wide.push(format!("{path} at {width} px: {inside}"));
                 }
             }
         }
