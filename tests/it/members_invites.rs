@@ -665,3 +665,59 @@ async fn the_role_form_says_what_each_change_gives_and_takes_away_before_it_is_a
         "not the role they have"
     );
 }
+
+/// Checking a pasted list flags the addresses that would get no new invite: a member's, and
+/// one with a pending invite; the summary counts them apart from the new addresses.
+#[tokio::test]
+async fn checking_a_pasted_list_flags_members_and_pending_invites() {
+    let app = spawn_app().await;
+    let (_, session) = app.signed_in(Role::Admin).await;
+    let member = users(&app).await.remove(0);
+    let pending = app
+        .state
+        .org
+        .api()
+        .list_all_invites(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.status == InviteStatus::Pending && i.expires_at > app.state.clock.now())
+        .expect("the demo organization has a pending invite");
+    let pasted = format!(
+        "new.person@example.com, {}\n{}",
+        member.email.to_uppercase(),
+        pending.email
+    );
+
+    let checked = session
+        .post(
+            "/invites",
+            &[
+                ("emails", pasted.as_str()),
+                ("role", "user"),
+                ("preview", "1"),
+            ],
+        )
+        .await;
+
+    assert_eq!(checked.status(), 200);
+    let page = checked.text().await.unwrap();
+    assert!(
+        page.contains("1 address, 2 already in the organization or invited"),
+        "{page}"
+    );
+    assert!(page.contains("already a member: no new invite"), "{page}");
+    assert!(
+        page.contains("already has a pending invite: no new invite"),
+        "{page}"
+    );
+    assert!(
+        app.audit_records(Filter {
+            action: Some("invite.created".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty(),
+        "checking sends nothing"
+    );
+}
