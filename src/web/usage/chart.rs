@@ -15,6 +15,8 @@ pub struct Series {
     pub name: String,
     pub values: Vec<f64>,
     pub labels: Vec<String>,
+    /// Its own colour (a workspace's), drawn when every series has a distinct one.
+    pub color: Option<String>,
 }
 
 pub struct Bar {
@@ -27,7 +29,7 @@ pub struct Bar {
 
 pub struct SeriesView {
     pub name: String,
-    pub color: &'static str,
+    pub color: String,
     pub bars: Vec<Bar>,
     /// Stacked area outline, used instead of bars when there are many periods.
     pub area: Option<String>,
@@ -71,7 +73,7 @@ pub struct ChartView {
     pub title: String,
     pub plots: Vec<Plot>,
     /// Each series' name and colour, in drawing order.
-    pub legend: Vec<(String, &'static str)>,
+    pub legend: Vec<(String, String)>,
     /// What the y axis counts ("tokens", "US dollars"), shown above it.
     pub unit: String,
     pub empty: bool,
@@ -83,6 +85,26 @@ const PALETTE: &[&str] = &[
 ];
 /// Colour of the "Other" series.
 pub const OTHER_COLOR: &str = "#adb5bd";
+
+/// The colour of every series: their own (workspace colours) when each has one and no two are
+/// the same, else the palette's, so series always stay apart.
+fn colors(series: &[Series]) -> Vec<String> {
+    let own: Vec<String> = series
+        .iter()
+        .filter_map(|s| s.color.as_ref().map(|c| c.to_ascii_lowercase()))
+        .collect();
+    let distinct: std::collections::HashSet<&String> = own.iter().collect();
+    let usable = own.len() == series.iter().filter(|s| s.name != super::OTHER).count()
+        && distinct.len() == own.len();
+    series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match (&s.color, usable) {
+            (Some(own), true) => own.clone(),
+            _ => color(i, &s.name).to_owned(),
+        })
+        .collect()
+}
 
 pub fn color(i: usize, name: &str) -> &'static str {
     if name == super::OTHER {
@@ -165,8 +187,8 @@ pub fn build(
         plots,
         legend: series
             .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), color(i, &s.name)))
+            .zip(colors(series))
+            .map(|(s, c)| (s.name.clone(), c))
             .collect(),
         unit: String::new(),
         empty: max <= 0.0,
@@ -180,6 +202,7 @@ fn plot(
     y_format: &impl Fn(f64) -> String,
 ) -> Plot {
     let (w, left, bottom, top) = (frame.w, frame.left, frame.bottom, frame.top);
+    let palette = colors(series);
     let n = periods.len().max(1);
     let totals: Vec<f64> = (0..periods.len())
         .map(|i| {
@@ -249,7 +272,7 @@ fn plot(
         });
         views.push(SeriesView {
             name: s.name.clone(),
-            color: color(si, &s.name),
+            color: palette[si].clone(),
             bars,
             area,
         });
@@ -288,7 +311,7 @@ fn plot(
             for (si, s) in series.iter().enumerate() {
                 lines.push(format!(
                     "{}|{}|{}",
-                    color(si, &s.name),
+                    palette[si],
                     s.name,
                     s.labels.get(i).map(String::as_str).unwrap_or("0")
                 ));
@@ -473,11 +496,13 @@ mod tests {
                 name: "x".into(),
                 values: vec![1.0, 0.0],
                 labels: vec!["1".into(), "0".into()],
+                color: None,
             },
             Series {
                 name: "y".into(),
                 values: vec![2.0, 3.0],
                 labels: vec!["2".into(), "3".into()],
+                color: None,
             },
         ];
         let view = build("t", &periods, &series, |v| format!("{v}"));
@@ -502,5 +527,21 @@ mod tests {
         assert!(narrow.font > wide.font);
         let labels: Vec<&str> = narrow.x_ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["1 Dec", "2", "3", "4", "5", "6", "7"]);
+    }
+
+    #[test]
+    fn workspace_colours_are_used_only_when_they_tell_every_series_apart() {
+        let s = |name: &str, color: Option<&str>| Series {
+            name: name.into(),
+            values: vec![1.0],
+            labels: vec!["1".into()],
+            color: color.map(str::to_owned),
+        };
+        let own = colors(&[s("a", Some("#FF0000")), s("b", Some("#00ff00"))]);
+        assert_eq!(own, ["#FF0000", "#00ff00"]);
+        let same = colors(&[s("a", Some("#6C5BB9")), s("b", Some("#6c5bb9"))]);
+        assert_eq!(same, [PALETTE[0], PALETTE[1]]);
+        let missing = colors(&[s("a", Some("#ff0000")), s("b", None)]);
+        assert_eq!(missing, [PALETTE[0], PALETTE[1]]);
     }
 }

@@ -743,13 +743,19 @@ async fn usage_page(
         .iter()
         .map(|p| q.resolution.format(*p))
         .collect();
+    // Series that are workspaces are drawn in the workspace's colour.
+    let snapshot = ctx.state.org.snapshot();
     let series: Vec<chart::Series> = labels
         .iter()
         .zip(&data.values)
-        .map(|(name, vals)| chart::Series {
+        .zip(&data.keys)
+        .map(|((name, vals), key)| chart::Series {
             name: name.clone(),
             values: vals.iter().map(|v| *v as f64).collect(),
             labels: vals.iter().map(|v| thousands(*v)).collect(),
+            color: crate::web::workspaces::chart_color(
+                snapshot.workspaces.iter().find(|w| &w.id == key),
+            ),
         })
         .collect();
     let mut chart = chart::build(
