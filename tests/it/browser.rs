@@ -718,6 +718,17 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
     let workspace = app.first_workspace_id().await;
     let key = an_active_key(app).await.id;
     let seq = app.audit_records(Default::default()).await[0].seq;
+    let archivable = app
+        .state
+        .org
+        .workspaces()
+        .await
+        .unwrap()
+        .iter()
+        .find(|w| w.archived_at.is_none() && w.name != "Default Workspace")
+        .unwrap()
+        .id
+        .clone();
     [
         ("overview", "/".to_owned()),
         ("members", "/members".to_owned()),
@@ -725,6 +736,10 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
         ("invites", "/invites".to_owned()),
         ("workspaces", "/workspaces".to_owned()),
         ("workspace", format!("/workspaces/{workspace}")),
+        (
+            "workspace_archive",
+            format!("/workspaces/{archivable}/archive"),
+        ),
         ("keys", "/keys".to_owned()),
         ("key", format!("/keys/{key}")),
         ("key_archive", format!("/keys/{key}/archive")),
