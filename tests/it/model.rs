@@ -463,6 +463,15 @@ async fn a_removed_member_keeps_their_name_on_their_page_and_on_the_keys_they_ma
     assert!(page.contains(&leaver.email));
     assert!(page.contains("removed"));
     assert!(page.contains(&format!("/audit?target={}", leaver.id)));
+    // Their keys are still listed (some keep working after they left), and the page does not
+    // claim what it cannot know.
+    let keys = page
+        .split("id=\"former-keys\"")
+        .nth(1)
+        .expect("a section of their keys");
+    assert!(keys.contains(&format!("/keys/{}", key.id)), "{keys}");
+    assert!(!page.contains("Removed (seen)"), "{page}");
+    assert!(!page.contains("not offboarded through Orgkeeper"), "{page}");
 
     let (_, key_page) = admin.get_text(&format!("/keys/{}", key.id)).await;
     let name = if leaver.name.is_empty() {
