@@ -111,7 +111,45 @@ pub struct Pager {
     pub next_link: Option<String>,
 }
 
+/// A count as pages write it, with thousands separators: 11242 → "11,242".
+pub fn count(n: impl Count) -> String {
+    super::usage::thousands(n.value())
+}
+
+/// What [`count`] takes: the unsigned counts pages hold, by value or by reference.
+pub trait Count {
+    fn value(&self) -> i64;
+}
+
+impl Count for usize {
+    fn value(&self) -> i64 {
+        i64::try_from(*self).unwrap_or(i64::MAX)
+    }
+}
+
+impl Count for u64 {
+    fn value(&self) -> i64 {
+        i64::try_from(*self).unwrap_or(i64::MAX)
+    }
+}
+
+impl<T: Count> Count for &T {
+    fn value(&self) -> i64 {
+        (**self).value()
+    }
+}
+
 impl Pager {
+    /// "101–150 of 11,242": the rows shown and how many there are.
+    pub fn shown(&self) -> String {
+        format!(
+            "{}–{} of {}",
+            count(self.first),
+            count(self.last),
+            count(self.total)
+        )
+    }
+
     /// Page `requested` (brought within range) of `total` rows; `link(page)` builds the address
     /// of a page with the current filters.
     pub fn new(total: usize, requested: usize, link: impl Fn(usize) -> String) -> Self {
@@ -239,6 +277,14 @@ mod tests {
             "Workspace limited developer"
         );
         assert!(org_role_choices().iter().all(|c| c.value != "admin"));
+    }
+
+    #[test]
+    fn counts_are_written_with_thousands_separators() {
+        assert_eq!(count(11242usize), "11,242");
+        assert_eq!(count(7u64), "7");
+        let pager = Pager::new(11242, 3, |p| format!("/x?page={p}"));
+        assert_eq!(pager.shown(), "101–150 of 11,242");
     }
 
     #[test]

@@ -28,7 +28,13 @@ async fn key_status(app: &TestApp, id: &str) -> ApiKeyStatus {
 fn total(body: &str) -> usize {
     let marker = "id=\"key-total\">";
     let start = body.find(marker).expect("the list shows its total") + marker.len();
-    body[start..].split(' ').next().unwrap().parse().unwrap()
+    body[start..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap()
 }
 
 fn flag_count(body: &str, code: &str) -> usize {

@@ -95,6 +95,16 @@ async fn a_large_organization_is_paged_by_fifty_and_member_pages_load_workspaces
     assert_eq!(status, 200);
     assert_eq!(listed_emails(&page_3).len(), 50);
     assert!(page_3.contains("Showing 101–150 of"), "paging summary");
+    let (_, everyone) = session.get_text("/members").await;
+    let total = everyone
+        .split("Showing 1–50 of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the summary of the first page");
+    assert!(
+        total.len() > 3 && total.contains(','),
+        "a count in the thousands has its separator: {total}"
+    );
     assert!(
         page_3.contains("/members?role=developer&#38;sort=added&#38;dir=desc&#38;page=4"),
         "the next link keeps the filters"
