@@ -87,9 +87,51 @@ pub fn code(code: &str) -> String {
     }
 }
 
+/// An audit action code in plain words (`key.deactivated` → "Key deactivated"), legacy codes
+/// included; a code no release wrote reads with its dots and underscores as spaces.
+pub fn action(code: &str) -> String {
+    match crate::audit::Action::from_code(code) {
+        Some(action) => action.label().to_owned(),
+        None => self::code(&code.replace('.', " ")),
+    }
+}
+
+/// Someone the organization no longer lists and whose name Orgkeeper never saw, by the id a
+/// key or a record keeps: "a former member (id user_015oNMsu…)", never the bare id. The id is
+/// cut after 13 characters, enough to tell two apart at a glance; pages that need the whole
+/// id put it in a title.
+pub fn former_member(id: &str) -> String {
+    let short: String = id.chars().take(13).collect();
+    if short.len() < id.len() {
+        format!("a former member (id {short}…)")
+    } else {
+        format!("a former member (id {id})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_action_code_reads_as_its_label() {
+        assert_eq!(action("key.deactivated"), "Key deactivated");
+        assert_eq!(action("spend_limit.set"), "Anthropic spend limit set");
+        assert_eq!(
+            action("workspace.member_removed"),
+            "Removed from a workspace"
+        );
+        assert_eq!(action("made_up.thing"), "Made up thing");
+    }
+
+    #[test]
+    fn a_person_known_only_by_id_reads_as_a_former_member() {
+        assert_eq!(
+            former_member("user_015oNMsuv2TJznQYqVJmkHwx"),
+            "a former member (id user_015oNMsu…)"
+        );
+        assert_eq!(former_member("user_1"), "a former member (id user_1)");
+    }
 
     #[test]
     fn every_code_reads_as_its_label_says() {

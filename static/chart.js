@@ -50,8 +50,9 @@
     root.querySelectorAll("figure.chart-figure").forEach(function (fig) {
       if (fig.dataset.enhanced) return;
       fig.dataset.enhanced = "1";
-      var svg = fig.querySelector("svg.chart");
-      if (!svg) return;
+      // A wide and a narrow drawing of the same chart; the stylesheet shows one of them.
+      var svgs = Array.prototype.slice.call(fig.querySelectorAll("svg.chart"));
+      if (!svgs.length) return;
       var hidden = {};
       fig.querySelectorAll("[data-legend]").forEach(function (item) {
         var name = item.dataset.legend;
@@ -66,48 +67,53 @@
           var shown = button.getAttribute("aria-pressed") === "true";
           button.setAttribute("aria-pressed", shown ? "false" : "true");
           hidden[name] = shown;
-          svg.querySelectorAll("g[data-series]").forEach(function (g) {
+          fig.querySelectorAll("svg.chart g[data-series]").forEach(function (g) {
             if (g.dataset.series === name) g.classList.toggle("series-hidden", shown);
           });
         });
       });
-      var columns = Array.prototype.slice.call(svg.querySelectorAll(".bar-hit"));
-      // The script's tooltip replaces the browser's own title box.
-      columns.forEach(function (c) {
-        var t = c.querySelector("title");
-        if (t) t.remove();
-      });
       var tip = tooltipFor(fig);
-      svg.addEventListener("mousemove", function (event) {
-        var column = event.target.closest && event.target.closest(".bar-hit");
-        if (!column) { tip.hidden = true; return; }
-        fill(tip, column, hidden);
-        var box = fig.getBoundingClientRect();
-        place(fig, tip, event.clientX - box.left, event.clientY - box.top);
-      });
-      svg.addEventListener("mouseleave", function () { tip.hidden = true; });
-      function show(column) {
-        fill(tip, column, hidden);
-        var box = fig.getBoundingClientRect();
-        var r = column.getBoundingClientRect();
-        place(fig, tip, r.left + r.width / 2 - box.left, r.top + r.height / 3 - box.top);
-      }
-      columns.forEach(function (column, i) {
-        column.addEventListener("focus", function () { show(column); });
-        column.addEventListener("blur", function () { tip.hidden = true; });
-        column.addEventListener("keydown", function (event) {
-          var next = null;
-          if (event.key === "ArrowRight" || event.key === "ArrowDown") next = columns[i + 1];
-          if (event.key === "ArrowLeft" || event.key === "ArrowUp") next = columns[i - 1];
-          if (event.key === "Home") next = columns[0];
-          if (event.key === "End") next = columns[columns.length - 1];
-          if (event.key === "Escape") { tip.hidden = true; return; }
-          if (!next) return;
-          event.preventDefault();
-          column.setAttribute("tabindex", "-1");
-          next.setAttribute("tabindex", "0");
-          next.focus();
-        });
+      svgs.forEach(function (svg) { periods(fig, svg, tip, hidden); });
+    });
+  }
+
+  // The tooltip and keyboard steps over one drawing's periods.
+  function periods(fig, svg, tip, hidden) {
+    var columns = Array.prototype.slice.call(svg.querySelectorAll(".bar-hit"));
+    // The script's tooltip replaces the browser's own title box.
+    columns.forEach(function (c) {
+      var t = c.querySelector("title");
+      if (t) t.remove();
+    });
+    svg.addEventListener("mousemove", function (event) {
+      var column = event.target.closest && event.target.closest(".bar-hit");
+      if (!column) { tip.hidden = true; return; }
+      fill(tip, column, hidden);
+      var box = fig.getBoundingClientRect();
+      place(fig, tip, event.clientX - box.left, event.clientY - box.top);
+    });
+    svg.addEventListener("mouseleave", function () { tip.hidden = true; });
+    function show(column) {
+      fill(tip, column, hidden);
+      var box = fig.getBoundingClientRect();
+      var r = column.getBoundingClientRect();
+      place(fig, tip, r.left + r.width / 2 - box.left, r.top + r.height / 3 - box.top);
+    }
+    columns.forEach(function (column, i) {
+      column.addEventListener("focus", function () { show(column); });
+      column.addEventListener("blur", function () { tip.hidden = true; });
+      column.addEventListener("keydown", function (event) {
+        var next = null;
+        if (event.key === "ArrowRight" || event.key === "ArrowDown") next = columns[i + 1];
+        if (event.key === "ArrowLeft" || event.key === "ArrowUp") next = columns[i - 1];
+        if (event.key === "Home") next = columns[0];
+        if (event.key === "End") next = columns[columns.length - 1];
+        if (event.key === "Escape") { tip.hidden = true; return; }
+        if (!next) return;
+        event.preventDefault();
+        column.setAttribute("tabindex", "-1");
+        next.setAttribute("tabindex", "0");
+        next.focus();
       });
     });
   }

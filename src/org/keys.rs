@@ -289,7 +289,12 @@ impl Names {
         };
         match key.kind() {
             KeyKind::Personal { user_id } => {
-                let name = self.users.get(user_id).map_or(user_id, String::as_str);
+                let name = match (self.users.get(user_id), self.former.get(user_id)) {
+                    (Some(name), _) => name.clone(),
+                    (None, Some(name)) => format!("{name} (former member)"),
+                    (None, None) if self.users_known => crate::labels::former_member(user_id),
+                    (None, None) => user_id.to_string(),
+                };
                 format!("Personal key of {name}{reach}")
             }
             KeyKind::ServiceAccount { service_account_id } => {

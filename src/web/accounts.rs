@@ -94,8 +94,18 @@ struct IndexPage {
     form_error: Option<String>,
     mappings: Vec<MappingRow>,
     sso_enabled: bool,
-    /// The group form's workspace picker starts empty.
-    no_selection: Vec<String>,
+    /// What the group form holds: empty, or what was typed when it was refused.
+    mapping_form: MappingForm,
+    /// Why the group form was refused, shown above it.
+    mapping_error: Option<String>,
+}
+
+/// The single sign-on group form as typed.
+#[derive(Default)]
+pub struct MappingForm {
+    pub group: String,
+    pub role: String,
+    pub workspaces: Vec<String>,
 }
 
 /// A group mapping with its workspaces by name.
@@ -117,6 +127,33 @@ async fn render_index(
     form: NewAccountForm,
     form_error: Option<String>,
 ) -> AppResult<Response> {
+    render_page(ctx, form, form_error, MappingForm::default(), None).await
+}
+
+/// The accounts page with the group form refused: what was typed stays, with why, next to
+/// the form.
+pub async fn render_mapping_error(
+    ctx: &Ctx,
+    mapping_form: MappingForm,
+    error: String,
+) -> AppResult<Response> {
+    render_page(
+        ctx,
+        NewAccountForm::default(),
+        None,
+        mapping_form,
+        Some(error),
+    )
+    .await
+}
+
+async fn render_page(
+    ctx: &Ctx,
+    form: NewAccountForm,
+    form_error: Option<String>,
+    mapping_form: MappingForm,
+    mapping_error: Option<String>,
+) -> AppResult<Response> {
     let (choices, upstream_error) = workspace_choices(ctx).await;
     let mappings = service::sso::list_mappings(&ctx.state)
         .await?
@@ -130,9 +167,11 @@ async fn render_index(
             mapping,
         })
         .collect();
+    let refused = form_error.is_some() || mapping_error.is_some();
     let page = IndexPage {
         mappings,
-        no_selection: Vec::new(),
+        mapping_form,
+        mapping_error,
         sso_enabled: ctx.state.oidc.is_some() || ctx.state.config.sso.proxy.is_some(),
         layout: ctx.layout("Accounts", "accounts").await,
         rows: rows(
@@ -146,7 +185,7 @@ async fn render_index(
         form,
         form_error: form_error.clone(),
     };
-    let status = if form_error.is_some() {
+    let status = if refused {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::context::Layout;
 use super::error::{AppError, AppResult};
+use super::present;
 use super::Ctx;
 use crate::audit::{Action, ChainReport, ExportFormat, Filter, Outcome, Record, Resolution};
 
@@ -224,7 +225,7 @@ fn fold_rows(records: &[Record], outcomes: &HashMap<i64, Record>) -> Vec<AuditRo
             seq: r.intent_seq.unwrap_or(r.seq),
             time: r.time,
             actor: r.actor_name.clone(),
-            actor_role: r.actor_role.clone(),
+            actor_role: r.actor_role.as_deref().map(crate::labels::code),
             sentence: r.sentence(final_record.outcome, no_outcome_yet),
             code: r.action.clone(),
             outcome: if no_outcome_yet {
@@ -375,41 +376,54 @@ pub struct DiffRow {
     pub changed: bool,
 }
 
-fn show_value(value: Option<&serde_json::Value>) -> String {
-    match value {
-        None | Some(serde_json::Value::Null) => "—".to_owned(),
-        Some(serde_json::Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// Before and after side by side, field by field when both are objects.
-fn diff_rows(details: &serde_json::Value) -> Vec<DiffRow> {
+/// Before and after side by side in plain words (`amount_cents 150000 → 40000` reads
+/// "Amount $1,500.00 → $400.00"), field by field when either is an object.
+/// `action` names a lone value: a role change's before and after are roles.
+fn diff_rows(details: &serde_json::Value, action: &str) -> Vec<DiffRow> {
+    use serde_json::{Map, Value};
     let (before, after) = (details.get("before"), details.get("after"));
     if before.is_none() && after.is_none() {
         return Vec::new();
     }
-    match (before, after) {
-        (Some(serde_json::Value::Object(b)), Some(serde_json::Value::Object(a))) => {
+    let empty = Map::new();
+    fn object<'a>(
+        v: Option<&'a Value>,
+        empty: &'a Map<String, Value>,
+    ) -> Option<&'a Map<String, Value>> {
+        match v {
+            Some(Value::Object(o)) => Some(o),
+            None | Some(Value::Null) => Some(empty),
+            Some(_) => None,
+        }
+    }
+    match (object(before, &empty), object(after, &empty)) {
+        (Some(b), Some(a)) if !(b.is_empty() && a.is_empty()) => {
             let mut fields: Vec<&String> = b.keys().chain(a.keys()).collect();
             fields.sort();
             fields.dedup();
             fields
                 .into_iter()
                 .map(|field| DiffRow {
-                    field: field.clone(),
-                    before: show_value(b.get(field)),
-                    after: show_value(a.get(field)),
+                    field: present::field_name(field),
+                    before: present::field_value(field, b.get(field)),
+                    after: present::field_value(field, a.get(field)),
                     changed: b.get(field) != a.get(field),
                 })
                 .collect()
         }
-        _ => vec![DiffRow {
-            field: "value".into(),
-            before: show_value(before),
-            after: show_value(after),
-            changed: before != after,
-        }],
+        _ => {
+            let field = if action.ends_with("role_changed") {
+                "role"
+            } else {
+                "value"
+            };
+            vec![DiffRow {
+                field: present::field_name(field),
+                before: present::field_value(field, before),
+                after: present::field_value(field, after),
+                changed: before != after,
+            }]
+        }
     }
 }
 
@@ -418,6 +432,9 @@ fn diff_rows(details: &serde_json::Value) -> Vec<DiffRow> {
 struct ShowPage {
     layout: Layout,
     record: Record,
+    /// The action and the actor's role in plain words.
+    action_label: String,
+    actor_role: Option<String>,
     /// For an intent: its outcome record, if it has one.
     outcome: Option<Record>,
     details: String,
@@ -472,9 +489,11 @@ pub async fn show(ctx: Ctx, Path(seq): Path<i64>) -> AppResult<Response> {
         .then(|| record.details["record"].as_i64())
         .flatten();
     let page = ShowPage {
+        action_label: crate::labels::action(&record.action),
+        actor_role: record.actor_role.as_deref().map(crate::labels::code),
         outcome,
         layout: ctx.layout(format!("Audit record {seq}"), "audit").await,
-        diff: diff_rows(&record.details),
+        diff: diff_rows(&record.details, &record.action),
         seen_in_feed: seen,
         attributed_in,
         attributes,
@@ -542,23 +561,61 @@ mod tests {
     fn before_and_after_objects_are_compared_field_by_field() {
         let rows = diff_rows(
             &json!({ "before": { "role": "user", "name": "A" }, "after": { "role": "developer", "name": "A" } }),
+            "member.role_changed",
         );
         let changed: Vec<_> = rows
             .iter()
             .filter(|r| r.changed)
             .map(|r| r.field.as_str())
             .collect();
-        assert_eq!(changed, vec!["role"]);
+        assert_eq!(changed, vec!["Role"]);
         assert_eq!(rows.len(), 2);
     }
 
     #[test]
-    fn plain_before_and_after_values_make_one_row() {
-        let rows = diff_rows(&json!({ "before": "viewer", "after": "admin" }));
+    fn a_spend_limit_reads_in_dollars_even_when_there_was_none_before() {
+        let rows = diff_rows(
+            &json!({ "before": null, "after": { "amount_cents": "40000" } }),
+            "spend_limit.set",
+        );
         assert_eq!(rows.len(), 1);
         assert_eq!(
-            (rows[0].before.as_str(), rows[0].after.as_str()),
-            ("viewer", "admin")
+            (
+                rows[0].field.as_str(),
+                rows[0].before.as_str(),
+                rows[0].after.as_str()
+            ),
+            ("Amount", "—", "$400.00")
         );
+        let rows = diff_rows(
+            &json!({ "before": { "amount_cents": "150000" }, "after": { "amount_cents": "40000" } }),
+            "spend_limit.set",
+        );
+        assert_eq!(
+            (rows[0].before.as_str(), rows[0].after.as_str()),
+            ("$1,500.00", "$400.00")
+        );
+    }
+
+    #[test]
+    fn plain_before_and_after_values_make_one_row() {
+        let rows = diff_rows(
+            &json!({ "before": "viewer", "after": "admin" }),
+            "account.role_changed",
+        );
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (
+                rows[0].field.as_str(),
+                rows[0].before.as_str(),
+                rows[0].after.as_str()
+            ),
+            ("Role", "Viewer", "Admin")
+        );
+        let rows = diff_rows(
+            &json!({ "before": "old name", "after": "new name" }),
+            "key.renamed",
+        );
+        assert_eq!(rows[0].after, "new name");
     }
 }

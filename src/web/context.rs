@@ -318,6 +318,12 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Whether the signed-in person may read the audit log and the access review (its link
+    /// is in their navigation), for pages that point to them.
+    pub fn can_audit(&self) -> bool {
+        self.nav.iter().any(|link| link.href == "/audit")
+    }
+
     /// The layout of pages seen before signing in.
     pub fn anonymous(state: &AppState, title: impl Into<String>, csrf: String) -> Self {
         Layout {

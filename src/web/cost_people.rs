@@ -712,6 +712,7 @@ pub async fn member_section(
         .map(|i| (start + chrono::Duration::days(i)).to_string())
         .collect();
     let series = vec![chart::Series {
+        color: None,
         name: "Cost".into(),
         values: daily
             .iter()

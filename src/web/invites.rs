@@ -140,33 +140,53 @@ fn clean_address(raw: &str) -> String {
 /// What the pasted box holds, before anything is sent: "6 addresses, 1 invalid".
 pub struct PastePreview {
     pub entries: Vec<Pasted>,
+    /// For each entry, why it would get no new invite ("already a member"), if so.
+    pub notes: Vec<Option<&'static str>>,
+    /// New addresses: the ones that will be invited.
     pub valid: usize,
     pub invalid: usize,
     pub repeated: usize,
+    /// Addresses of members or of pending invites.
+    pub taken: usize,
 }
 
 impl PastePreview {
     pub fn of(text: &str) -> PastePreview {
+        Self::checked(text, |_| None)
+    }
+
+    /// Like [`PastePreview::of`], with `taken` saying why an address (lowercased) gets no new
+    /// invite: "already a member", "already invited".
+    pub fn checked(text: &str, taken: impl Fn(&str) -> Option<&'static str>) -> PastePreview {
         let entries = parse_pasted(text);
         let mut seen = std::collections::HashSet::new();
-        let (mut valid, mut invalid, mut repeated) = (0, 0, 0);
+        let (mut valid, mut invalid, mut repeated, mut known) = (0, 0, 0, 0);
+        let mut notes = Vec::with_capacity(entries.len());
         for e in &entries {
+            let mut note = None;
             match &e.email {
                 Some(email) if valid_email(email) => {
-                    if seen.insert(email.to_lowercase()) {
-                        valid += 1;
-                    } else {
+                    let lower = email.to_lowercase();
+                    if !seen.insert(lower.clone()) {
                         repeated += 1;
+                    } else if let Some(why) = taken(&lower) {
+                        note = Some(why);
+                        known += 1;
+                    } else {
+                        valid += 1;
                     }
                 }
                 _ => invalid += 1,
             }
+            notes.push(note);
         }
         PastePreview {
             entries,
+            notes,
             valid,
             invalid,
             repeated,
+            taken: known,
         }
     }
 
@@ -182,6 +202,12 @@ impl PastePreview {
         }
         if self.repeated > 0 {
             parts.push(format!("{} listed twice", self.repeated));
+        }
+        if self.taken > 0 {
+            parts.push(format!(
+                "{} already in the organization or invited",
+                self.taken
+            ));
         }
         parts.join(", ")
     }
@@ -491,7 +517,28 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         ..Default::default()
     };
     if bulk && input.preview.is_some() {
-        let preview = PastePreview::of(&form.emails);
+        let snapshot = ctx.state.org.snapshot();
+        let now = ctx.state.clock.now();
+        let members: std::collections::HashSet<String> = snapshot
+            .users
+            .iter()
+            .map(|u| u.email.to_lowercase())
+            .collect();
+        let invited: std::collections::HashSet<String> = snapshot
+            .invites
+            .iter()
+            .filter(|i| i.status == InviteStatus::Pending && i.expires_at > now)
+            .map(|i| i.email.to_lowercase())
+            .collect();
+        let preview = PastePreview::checked(&form.emails, |email| {
+            if members.contains(email) {
+                Some("already a member")
+            } else if invited.contains(email) {
+                Some("already has a pending invite")
+            } else {
+                None
+            }
+        });
         if ctx.client.htmx {
             return render(StatusCode::OK, &PreviewPartial { preview: &preview });
         }
@@ -803,6 +850,24 @@ mod tests {
             PastePreview::of("a@x.com, b@x.com; c@x.com\nd@x.com e@x.com, Carol <f@x.com>, oops");
         assert_eq!((preview.valid, preview.invalid), (6, 1));
         assert_eq!(preview.summary(), "6 addresses, 1 invalid");
+        let taken = PastePreview::checked("a@x.com, member@x.com, Invited@x.com", |e| match e {
+            "member@x.com" => Some("already a member"),
+            "invited@x.com" => Some("already has a pending invite"),
+            _ => None,
+        });
+        assert_eq!((taken.valid, taken.taken), (1, 2));
+        assert_eq!(
+            taken.notes,
+            vec![
+                None,
+                Some("already a member"),
+                Some("already has a pending invite")
+            ]
+        );
+        assert_eq!(
+            taken.summary(),
+            "1 address, 2 already in the organization or invited"
+        );
         let repeated = PastePreview::of("a@x.com, A@x.com");
         assert_eq!(repeated.summary(), "1 address, 1 listed twice");
     }

@@ -662,6 +662,8 @@ struct FormerPage {
     runs: Vec<(i64, String, String)>,
     can_audit: bool,
     can_manage: bool,
+    /// Keys they created, some still active after they left.
+    keys: Result<Vec<KeyRow>, String>,
 }
 
 /// Someone who left the organization keeps a page: who they were, when they left, and where
@@ -683,6 +685,7 @@ async fn show_former(ctx: &Ctx, user_id: &str) -> AppResult<Response> {
         runs,
         can_audit: ctx.can(Permission::ViewAudit),
         can_manage: ctx.can(Permission::ManageOrganization),
+        keys: keys_of(ctx, user_id).await,
     };
     render(StatusCode::OK, &page)
 }

@@ -86,15 +86,59 @@ pub struct Holder {
     pub name: String,
     pub email: String,
     pub removed: bool,
+    /// Role codes, as the CSV gives them (`workspace_developer`).
     pub workspace_role: String,
     pub org_role: String,
+    /// As stored (RFC 3339), for the CSV.
     pub since: String,
+    pub held_since: Since,
+}
+
+impl Holder {
+    /// The roles in plain words, as the page shows them ("Workspace developer").
+    pub fn workspace_role_label(&self) -> String {
+        crate::labels::code(&self.workspace_role)
+    }
+
+    pub fn org_role_label(&self) -> String {
+        if self.org_role.is_empty() {
+            String::new()
+        } else {
+            crate::labels::code(&self.org_role)
+        }
+    }
 }
 
 pub struct ActiveKey {
     pub id: String,
     pub name: String,
     pub since: String,
+    pub held_since: Since,
+}
+
+/// Since when a role or key status held, as the page says it.
+pub enum Since {
+    /// A moment after Orgkeeper's history began.
+    At(DateTime<Utc>),
+    /// Held when the history began: since then at least, before then nobody knows.
+    HistoryStart(DateTime<Utc>),
+    /// A stored value that is not a moment (shown as stored).
+    Text(String),
+}
+
+impl Since {
+    fn read(stored: &str, baseline: Option<DateTime<Utc>>) -> Self {
+        match DateTime::parse_from_rfc3339(stored) {
+            Ok(at) => {
+                let at = at.with_timezone(&Utc);
+                match baseline {
+                    Some(start) if at <= start => Since::HistoryStart(start),
+                    _ => Since::At(at),
+                }
+            }
+            Err(_) => Since::Text(stored.to_owned()),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -105,9 +149,11 @@ struct ReviewPage {
     workspace: String,
     workspace_name: String,
     at_input: String,
-    at_label: String,
+    /// The moment reviewed.
+    at: Option<DateTime<Utc>>,
     error: Option<String>,
-    before_baseline: Option<String>,
+    /// When Orgkeeper's history starts, if the moment reviewed is before it.
+    before_baseline: Option<DateTime<Utc>>,
     people: Vec<Holder>,
     keys: Vec<ActiveKey>,
     csv_query: String,
@@ -140,6 +186,7 @@ struct Review {
 
 async fn build(ctx: &Ctx, workspace: &str, at: DateTime<Utc>) -> AppResult<Review> {
     let held = ctx.state.org.held_at(workspace, at).await?;
+    let baseline = ctx.state.org.baseline_at().await?;
     let snapshot = ctx.state.org.snapshot();
     let org_role = |user: &str| {
         held.iter()
@@ -162,6 +209,7 @@ async fn build(ctx: &Ctx, workspace: &str, at: DateTime<Utc>) -> AppResult<Revie
                 workspace_role: h.value.clone(),
                 org_role: org_role(&h.subject),
                 since: h.since.clone(),
+                held_since: Since::read(&h.since, baseline),
             }
         })
         .collect();
@@ -178,6 +226,7 @@ async fn build(ctx: &Ctx, workspace: &str, at: DateTime<Utc>) -> AppResult<Revie
                 .unwrap_or_default(),
             id: h.subject.clone(),
             since: h.since.clone(),
+            held_since: Since::read(&h.since, baseline),
         })
         .collect();
     keys.sort_by(|a, b| a.name.cmp(&b.name));
@@ -208,13 +257,10 @@ async fn review(ctx: Ctx, Query(query): Query<ReviewQuery>) -> AppResult<Respons
     };
     let baseline = ctx.state.org.baseline_at().await?;
     let before_baseline = match (&review, baseline) {
-        (Some(r), Some(b)) if r.at < b => Some(b.format("%Y-%m-%d %H:%M UTC").to_string()),
+        (Some(r), Some(b)) if r.at < b => Some(b),
         _ => None,
     };
-    let at_label = review
-        .as_ref()
-        .map(|r| r.at.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default();
+    let at = review.as_ref().map(|r| r.at);
     let csv_query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("workspace", &workspace)
         .append_pair("at", &query.at)
@@ -226,7 +272,7 @@ async fn review(ctx: Ctx, Query(query): Query<ReviewQuery>) -> AppResult<Respons
         workspace,
         workspace_name,
         at_input: query.at.clone(),
-        at_label,
+        at,
         error,
         before_baseline,
         people,

@@ -115,7 +115,45 @@ pub struct Pager {
     pub next_link: Option<String>,
 }
 
+/// A count as pages write it, with thousands separators: 11242 → "11,242".
+pub fn count(n: impl Count) -> String {
+    super::usage::thousands(n.value())
+}
+
+/// What [`count`] takes: the unsigned counts pages hold, by value or by reference.
+pub trait Count {
+    fn value(&self) -> i64;
+}
+
+impl Count for usize {
+    fn value(&self) -> i64 {
+        i64::try_from(*self).unwrap_or(i64::MAX)
+    }
+}
+
+impl Count for u64 {
+    fn value(&self) -> i64 {
+        i64::try_from(*self).unwrap_or(i64::MAX)
+    }
+}
+
+impl<T: Count> Count for &T {
+    fn value(&self) -> i64 {
+        (**self).value()
+    }
+}
+
 impl Pager {
+    /// "101–150 of 11,242": the rows shown and how many there are.
+    pub fn shown(&self) -> String {
+        format!(
+            "{}–{} of {}",
+            count(self.first),
+            count(self.last),
+            count(self.total)
+        )
+    }
+
     /// Page `requested` (brought within range) of `total` rows; `link(page)` builds the address
     /// of a page with the current filters.
     pub fn new(total: usize, requested: usize, link: impl Fn(usize) -> String) -> Self {
@@ -147,9 +185,62 @@ impl Pager {
     }
 }
 
+/// The name of a field an audit record keeps (before and after a change), in plain words:
+/// `amount_cents` → "Amount", `workspace_role` → "Workspace role".
+pub fn field_name(name: &str) -> String {
+    crate::labels::code(name.strip_suffix("_cents").unwrap_or(name))
+}
+
+/// A value an audit record keeps, as people read it: cents as dollars (`150000` → "$1,500.00"),
+/// role codes as their labels, whole numbers with thousands separators, yes or no, and "—"
+/// for nothing. Ids stay as they are.
+pub fn field_value(name: &str, value: Option<&serde_json::Value>) -> String {
+    use serde_json::Value;
+    let text = match value {
+        None | Some(Value::Null) => return "—".to_owned(),
+        Some(Value::Bool(yes)) => return if *yes { "yes" } else { "no" }.to_owned(),
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => return other.to_string(),
+    };
+    if name.ends_with("_cents") {
+        if let Ok(cents) = text.parse::<rust_decimal::Decimal>() {
+            return crate::money::dollars(cents);
+        }
+    }
+    if name == "role" || name.ends_with("_role") {
+        return crate::labels::code(&text);
+    }
+    if name != "id" && !name.ends_with("_id") {
+        if let Ok(n) = text.parse::<i64>() {
+            return super::usage::thousands(n);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_fields_read_as_plain_words_dollars_and_grouped_numbers() {
+        use serde_json::json;
+        assert_eq!(field_name("amount_cents"), "Amount");
+        assert_eq!(field_name("workspace_role"), "Workspace role");
+        assert_eq!(
+            field_value("amount_cents", Some(&json!("150000"))),
+            "$1,500.00"
+        );
+        assert_eq!(
+            field_value("role", Some(&json!("workspace_developer"))),
+            "Workspace developer"
+        );
+        assert_eq!(field_value("value", Some(&json!(11242))), "11,242");
+        assert_eq!(field_value("user_id", Some(&json!("11242"))), "11242");
+        assert_eq!(field_value("enabled", Some(&json!(true))), "yes");
+        assert_eq!(field_value("amount_cents", None), "—");
+    }
 
     #[test]
     fn dates_are_read_within_a_range_that_date_arithmetic_can_reach() {
@@ -190,6 +281,14 @@ mod tests {
             "Workspace limited developer"
         );
         assert!(org_role_choices().iter().all(|c| c.value != "admin"));
+    }
+
+    #[test]
+    fn counts_are_written_with_thousands_separators() {
+        assert_eq!(count(11242usize), "11,242");
+        assert_eq!(count(7u64), "7");
+        let pager = Pager::new(11242, 3, |p| format!("/x?page={p}"));
+        assert_eq!(pager.shown(), "101–150 of 11,242");
     }
 
     #[test]

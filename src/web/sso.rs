@@ -356,19 +356,26 @@ pub async fn add_mapping(ctx: Ctx, FormBody(body): FormBody) -> AppResult<Respon
             .unwrap_or_default()
     };
     let group = field("group");
-    let role: Role = match field("role").parse() {
-        Ok(role) => role,
-        Err(message) => {
-            return done(&ctx, Err(ServiceError::Invalid(message)), String::new()).await
-        }
-    };
     let workspaces: Vec<String> = fields
         .iter()
         .filter(|(k, _)| k == "workspace")
         .map(|(_, v)| v.clone())
         .collect();
+    // A refusal shows the page again with what was typed, the reason beside the form.
+    let typed = super::accounts::MappingForm {
+        group: group.clone(),
+        role: field("role"),
+        workspaces: workspaces.clone(),
+    };
+    let role: Role = match field("role").parse() {
+        Ok(role) => role,
+        Err(message) => return super::accounts::render_mapping_error(&ctx, typed, message).await,
+    };
     let result =
         service::sso::add_mapping(&ctx.state, &ctx.caller(), &group, role, workspaces).await;
+    if let Err(ServiceError::Invalid(message)) = result {
+        return super::accounts::render_mapping_error(&ctx, typed, message).await;
+    }
     done(
         &ctx,
         result,

@@ -66,6 +66,13 @@ pub fn valid_color(color: &str) -> bool {
     color.len() == 7 && color.starts_with('#') && color[1..].chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// A workspace's own colour for a chart series, when it is a valid one.
+pub fn chart_color(workspace: Option<&Workspace>) -> Option<String> {
+    workspace
+        .map(|w| w.display_color.clone())
+        .filter(|c| valid_color(c))
+}
+
 /// A colour safe to put in an SVG attribute; anything unexpected from upstream becomes grey.
 fn swatch_color(color: &str) -> String {
     if valid_color(color) {

@@ -123,8 +123,15 @@ async fn a_record_page_shows_before_and_after_side_by_side() {
     let (_, page) = owner.get_text(&format!("/audit/{}", change.seq)).await;
 
     assert!(page.contains("Before and after"));
-    let diff = page.split("class=\"diff\"").nth(1).unwrap();
-    assert!(diff.contains("viewer") && diff.contains("auditor"));
+    let diff = page.split("class=\"table diff\"").nth(1).unwrap();
+    assert!(
+        diff.contains("Viewer") && diff.contains("Auditor"),
+        "roles by their labels: {diff}"
+    );
+    assert!(
+        page.contains("<h1>Record") && page.contains("Account role changed</h1>"),
+        "titled by what happened, not its code"
+    );
     assert!(
         page.contains(&format!("/audit/{}", change.intent_seq.unwrap())),
         "links to its intent record"

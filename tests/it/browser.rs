@@ -191,7 +191,7 @@ async fn the_audit_page_filters_to_the_sign_ins_of_one_person() {
         let rows = browser.find_all(".audit-table tbody tr").await;
         let mut actions = Vec::new();
         for row in &rows {
-            actions.push(row.find("code.action-code").await.text().await);
+            actions.push(row.attr("data-action").await.unwrap_or_default());
         }
         actions.sort();
         assert_eq!(actions, vec!["auth.login", "auth.login_failed"]);
@@ -596,7 +596,7 @@ async fn an_admin_invites_changes_a_role_and_archives_a_workspace_without_a_full
 /// The names of the series drawn in the chart on the page.
 async fn chart_series(browser: &Browser) -> Vec<String> {
     let mut names = Vec::new();
-    for group in browser.find_all("svg.chart g[data-series]").await {
+    for group in browser.find_all("svg.chart-wide g[data-series]").await {
         names.push(group.attr("data-series").await.unwrap_or_default());
     }
     names
@@ -623,7 +623,7 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
     flow!("usage_and_cost_charts", browser, {
         sign_in(&browser, &app, "finance", PASSWORD).await;
         open_from_nav(&browser, "/usage", "Usage").await;
-        browser.wait_for("svg.chart", WAIT).await;
+        browser.wait_for("svg.chart-wide", WAIT).await;
         let by_workspace = chart_series(&browser).await;
         assert!(!by_workspace.is_empty(), "the chart draws series");
 
@@ -639,7 +639,10 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
             .await;
         browser.wait_for_url("group_by=model", WAIT).await;
         browser
-            .wait_for(&format!("svg.chart g[data-series='{}']", models[0]), WAIT)
+            .wait_for(
+                &format!("svg.chart-wide g[data-series='{}']", models[0]),
+                WAIT,
+            )
             .await;
         let by_model = chart_series(&browser).await;
         assert!(
@@ -652,7 +655,7 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
         );
 
         // Every period is reachable from the keyboard, with a tooltip listing every series.
-        let first = browser.find("svg.chart .bar-hit[tabindex='0']").await;
+        let first = browser.find("svg.chart-wide .bar-hit[tabindex='0']").await;
         browser
             .execute("arguments[0].focus(); return null;", vec![first.as_arg()])
             .await;
@@ -678,10 +681,18 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
 
         // The legend hides a series (progressive enhancement).
         browser.wait_for(".legend-toggle", WAIT).await.click().await;
-        assert_eq!(browser.find_all("svg.chart g.series-hidden").await.len(), 1);
+        assert_eq!(
+            browser
+                .find_all("svg.chart-wide g.series-hidden")
+                .await
+                .len(),
+            1
+        );
 
         open_from_nav(&browser, "/cost", "Cost").await;
-        browser.wait_for("svg.chart g[data-series]", WAIT).await;
+        browser
+            .wait_for("svg.chart-wide g[data-series]", WAIT)
+            .await;
         let text = browser.find("main").await.text().await;
         assert!(
             text.contains('$'),
@@ -707,6 +718,17 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
     let workspace = app.first_workspace_id().await;
     let key = an_active_key(app).await.id;
     let seq = app.audit_records(Default::default()).await[0].seq;
+    let archivable = app
+        .state
+        .org
+        .workspaces()
+        .await
+        .unwrap()
+        .iter()
+        .find(|w| w.archived_at.is_none() && w.name != "Default Workspace")
+        .unwrap()
+        .id
+        .clone();
     [
         ("overview", "/".to_owned()),
         ("members", "/members".to_owned()),
@@ -714,6 +736,10 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
         ("invites", "/invites".to_owned()),
         ("workspaces", "/workspaces".to_owned()),
         ("workspace", format!("/workspaces/{workspace}")),
+        (
+            "workspace_archive",
+            format!("/workspaces/{archivable}/archive"),
+        ),
         ("keys", "/keys".to_owned()),
         ("key", format!("/keys/{key}")),
         ("key_archive", format!("/keys/{key}/archive")),
@@ -737,6 +763,10 @@ async fn main_pages(app: &TestApp) -> Vec<(String, String)> {
         ("claude_code", "/claude-code".to_owned()),
         ("audit", "/audit".to_owned()),
         ("audit_record", format!("/audit/{seq}")),
+        (
+            "access_review",
+            format!("/access-review?workspace={workspace}"),
+        ),
         ("accounts", "/accounts".to_owned()),
         ("tokens", "/tokens".to_owned()),
         ("scim", "/scim".to_owned()),
@@ -761,7 +791,8 @@ const WIDER_THAN_SCREEN: &str = "var w = window.innerWidth, out = [];
 
 /// Saves a full-page screenshot of every main page at 1440 and 390 px wide under
 /// target/browser-screenshots/pages/ (on every run, for anyone to look at), and checks that
-/// on a phone no page is wider than the screen.
+/// at both widths no page is wider than the screen and nothing inside it (a table, a scroll
+/// box, a chart) scrolls or is cut sideways.
 #[tokio::test]
 async fn every_main_page_is_screenshotted_and_fits_a_phone() {
     let app = spawn_app().await;
@@ -843,6 +874,11 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
                     too_wide.push(format!(
                         "{path} is {page_width} px wide at {width} px (widest: {culprits})"
                     ));
+                }
+                // Nor does anything scroll or get cut sideways inside the page.
+                let inside = browser.execute(SIDEWAYS_INSIDE, vec![]).await;
+                if inside.as_array().is_some_and(|found| !found.is_empty()) {
+                    too_wide.push(format!("{path} at {width} px: {inside}"));
                 }
             }
         }
@@ -1260,5 +1296,237 @@ async fn on_a_phone_every_token_can_be_read_and_revoked_without_scrolling_sidewa
                 ))
                 .await;
         }
+    });
+}
+
+/// What scrolls or is cut sideways inside the page, not only the page itself: a table, scroll
+/// box or chart figure wider than its box, a cell whose text is clipped (an ellipsis), a cell,
+/// button or link outside the screen, and a chart label drawn smaller than 10 px or outside
+/// its chart. At most a dozen descriptions, empty when everything fits.
+const SIDEWAYS_INSIDE: &str = "var w = document.documentElement.clientWidth, out = [];
+  function name(e) { var c = e.getAttribute('class'); return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (c ? '.' + c.trim().split(/ +/).join('.') : ''); }
+  function shown(e) { var r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && !e.closest('.visually-hidden'); }
+  function add(s) { if (out.length < 12 && out.indexOf(s) < 0) out.push(s); }
+  document.querySelectorAll('main table, main .table-scroll, main .table-wrap, main figure, main td, main tbody th').forEach(function (e) {
+    if (shown(e) && e.scrollWidth > e.clientWidth + 1)
+      add(name(e) + ' is wider than its box (' + e.scrollWidth + ' > ' + e.clientWidth + ' px): ' + e.textContent.trim().slice(0, 40));
+  });
+  document.querySelectorAll('main td, main th, main button, main a, main input, main select, main svg.chart').forEach(function (e) {
+    if (!shown(e)) return; var r = e.getBoundingClientRect();
+    if (r.right > w + 1 || r.left < -1) add(name(e) + ' is outside the screen (' + Math.round(r.left) + ' to ' + Math.round(r.right) + ' px): ' + e.textContent.trim().slice(0, 40));
+  });
+  document.querySelectorAll('main svg.chart').forEach(function (svg) {
+    if (!shown(svg)) return; var scale = svg.getScreenCTM().a, box = svg.getBoundingClientRect();
+    svg.querySelectorAll('text').forEach(function (t) {
+      var px = parseFloat(t.getAttribute('font-size') || getComputedStyle(t).fontSize) * scale, r = t.getBoundingClientRect();
+      if (px < 10) add('chart label \"' + t.textContent + '\" is ' + px.toFixed(1) + ' px');
+      if (r.width > 0 && (r.right > box.right + 1 || r.left < box.left - 1)) add('chart label \"' + t.textContent + '\" is outside its chart');
+    });
+    var xs = Array.from(svg.querySelectorAll('.chart-x text')).map(function (t) { return [t.textContent, t.getBoundingClientRect()]; });
+    for (var i = 1; i < xs.length; i++)
+      if (xs[i - 1][1].right + 2 > xs[i][1].left) add('chart labels \"' + xs[i - 1][0] + '\" and \"' + xs[i][0] + '\" run into each other');
+  });
+  return out;";
+
+/// Saves the page under fit/`name` (to look at), then fails with every place on it where
+/// something scrolls or is cut sideways.
+async fn assert_nothing_sideways(browser: &Browser, what: &str) {
+    let name: String = what
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    browser
+        .save_full_page_screenshot(&format!("fit/{}", name.trim_matches('_')))
+        .await;
+    let found = browser.execute(SIDEWAYS_INSIDE, vec![]).await;
+    assert_eq!(
+        found,
+        serde_json::json!([]),
+        "{what}: sideways scrolling or clipping inside the page"
+    );
+}
+
+/// A workspace whose spend limit is below this month's spend, so /limits has a "reached" row.
+async fn a_reached_spend_limit(session: &Session, workspace: &str) {
+    let set = session
+        .post(
+            "/limits/spend",
+            &[("scope", workspace), ("amount", "1"), ("confirm", "100")],
+        )
+        .await;
+    assert_eq!(set.status(), 303, "a spend limit of $1");
+    let (_, page) = session.get_text("/limits").await;
+    assert!(page.contains("reached"), "the limit reads as reached");
+}
+
+/// On a 390 px phone every table reads as stacked rows and every chart fits the screen with
+/// labels of at least 10 px: nothing scrolls sideways, inside a box or outside.
+#[tokio::test]
+async fn on_a_phone_every_table_and_chart_fits_the_screen_with_readable_labels() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    app.create_account("phone-admin", Role::Owner, &[]).await;
+    let session = app.login_as("phone-admin").await;
+    a_reached_spend_limit(&session, &ws).await;
+    flow!("phone_tables", browser, {
+        sign_in(&browser, &app, "phone-admin", PASSWORD).await;
+        browser.set_viewport(390, 844, true).await;
+        for path in [
+            "/members".to_owned(),
+            "/invites".to_owned(),
+            "/workspaces".to_owned(),
+            format!("/workspaces/{ws}"),
+            "/keys".to_owned(),
+            "/limits".to_owned(),
+            format!("/limits/workspaces/{ws}"),
+            "/usage".to_owned(),
+            "/usage?range=7d&resolution=hour".to_owned(),
+            "/cost".to_owned(),
+            "/cost/people".to_owned(),
+            "/claude-code".to_owned(),
+            "/audit".to_owned(),
+            "/accounts".to_owned(),
+            "/access-review".to_owned(),
+        ] {
+            browser.goto(&app.url(&path)).await;
+            browser.wait_for("main h1", WAIT).await;
+            browser.wait_for_gone("[hx-trigger='load']", WAIT).await;
+            assert_nothing_sideways(&browser, &format!("{path} at 390 px")).await;
+        }
+        // The week's chart shows all seven days, each labelled.
+        browser.goto(&app.url("/usage?range=7d")).await;
+        browser.wait_for("main h1", WAIT).await;
+        let labels = browser
+            .execute(
+                "var s = Array.from(document.querySelectorAll('main svg.chart')).filter(function (e) { return e.getBoundingClientRect().width > 0; })[0]; return s.querySelectorAll('.chart-x text').length;",
+                vec![],
+            )
+            .await;
+        assert_eq!(labels, 7, "one label per day of the week");
+    });
+}
+
+/// At 1440 px the tables a person works in show every column without a sideways scroll: the
+/// keys (Status and Flags visible, "Belongs to" whole, flags on one line), the limits once a
+/// row says "reached" (Remove buttons visible) and Claude Code's "By model".
+#[tokio::test]
+async fn at_1440_px_keys_limits_and_claude_code_show_every_column_without_scrolling() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    app.create_account("wide-admin", Role::Owner, &[]).await;
+    let session = app.login_as("wide-admin").await;
+    a_reached_spend_limit(&session, &ws).await;
+    flow!("wide_tables", browser, {
+        sign_in(&browser, &app, "wide-admin", PASSWORD).await;
+        browser.set_viewport(1440, 900, false).await;
+        for path in ["/keys", "/limits", "/claude-code"] {
+            browser.goto(&app.url(path)).await;
+            browser.wait_for("main h1", WAIT).await;
+            assert_nothing_sideways(&browser, &format!("{path} at 1440 px")).await;
+        }
+        browser.goto(&app.url("/limits")).await;
+        browser.wait_for("main h1", WAIT).await;
+        assert!(
+            browser
+                .find(".limits-table button.danger")
+                .await
+                .is_displayed()
+                .await,
+            "a Remove button is shown"
+        );
+        browser.goto(&app.url("/keys")).await;
+        browser.wait_for("main h1", WAIT).await;
+        // Flags sit side by side (at most two lines of them), and no row grows past three
+        // lines of text.
+        let (tallest, flag_lines) = {
+            let measured = browser
+                .execute(
+                    "var rows = Array.from(document.querySelectorAll('.key-table tbody tr'));
+                     return [Math.max.apply(null, rows.map(function (r) { return r.getBoundingClientRect().height; })),
+                             Math.max.apply(null, rows.map(function (r) { var tops = {}; r.querySelectorAll('.flag').forEach(function (f) { tops[Math.round(f.getBoundingClientRect().top)] = 1; }); return Object.keys(tops).length; }))];",
+                    vec![],
+                )
+                .await;
+            (measured[0].as_f64().unwrap(), measured[1].as_u64().unwrap())
+        };
+        assert!(flag_lines <= 2, "a key's flags stack on {flag_lines} lines");
+        let tall_row = browser
+            .execute(
+                "var rows = Array.from(document.querySelectorAll('.key-table tbody tr')); rows.sort(function (a, b) { return b.getBoundingClientRect().height - a.getBoundingClientRect().height; }); return Array.from(rows[0].cells).map(function (c) { return Math.round(c.getBoundingClientRect().width) + ':' + c.innerText; }).join(' | ');",
+                vec![],
+            )
+            .await;
+        assert!(
+            tallest <= 84.0,
+            "a key's row is {tallest} px tall: {tall_row}"
+        );
+    });
+}
+
+/// The access review is one click from the audit log, the members and the workspaces, looks
+/// like the other pages, and speaks plainly: role labels, the app's dates, and "unknown"
+/// before Orgkeeper's history began.
+#[tokio::test]
+async fn the_access_review_is_linked_from_audit_members_and_workspaces_and_reads_plainly() {
+    let app = spawn_app().await;
+    let ws = app.first_workspace_id().await;
+    app.create_account("review-owner", Role::Owner, &[]).await;
+    flow!("access_review", browser, {
+        sign_in(&browser, &app, "review-owner", PASSWORD).await;
+        for path in [
+            "/audit".to_owned(),
+            "/members".to_owned(),
+            "/workspaces".to_owned(),
+            format!("/workspaces/{ws}"),
+        ] {
+            browser.goto(&app.url(&path)).await;
+            browser.wait_for("main h1", WAIT).await;
+            browser
+                .find("main a[href^='/access-review']")
+                .await
+                .click()
+                .await;
+            browser.wait_for_url("/access-review", WAIT).await;
+            browser
+                .wait_for_text("main h1", "Access review", WAIT)
+                .await;
+        }
+        // From a workspace's page, the review is of that workspace.
+        assert!(
+            browser.current_url().await.contains(&ws),
+            "the workspace's own review"
+        );
+        let styled = browser
+            .execute(
+                "return Array.from(document.querySelectorAll('main table')).every(function (t) { return t.classList.contains('table'); }) && document.querySelectorAll('main table').length > 0;",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            styled, true,
+            "the review's tables look like every other table"
+        );
+        let text = browser.find("main").await.text().await;
+        for code in ["workspace_admin", "workspace_developer", "workspace_user"] {
+            assert!(!text.contains(code), "a role code on the page: {code}");
+        }
+        let iso = browser
+            .execute(
+                "return /\\d{4}-\\d{2}-\\d{2}T\\d{2}:/.test(document.querySelector('main').innerText);",
+                vec![],
+            )
+            .await;
+        assert_eq!(iso, false, "no ISO timestamps: {text}");
+        screenshot_both_widths(&browser, "access_review").await;
+        assert_nothing_sideways(&browser, "access review at 1440 px").await;
+
+        // Before the history began: unknown, not "nobody".
+        browser
+            .goto(&app.url(&format!("/access-review?workspace={ws}&at=2020-01-01")))
+            .await;
+        let people = browser.wait_for("#review-people", WAIT).await.text().await;
+        assert!(people.contains("Unknown: history starts on"), "{people}");
+        assert!(!people.contains("Nobody held a role"), "{people}");
+        screenshot_both_widths(&browser, "access_review_before_history").await;
     });
 }

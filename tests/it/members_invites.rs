@@ -25,6 +25,7 @@ fn user_with_role(users: &[User], role: OrgRole) -> User {
 
 /// The email addresses in the member table, in order.
 fn listed_emails(body: &str) -> Vec<String> {
+    let body = without_data_labels(body);
     let table = body
         .split("<tbody>")
         .nth(1)
@@ -94,6 +95,16 @@ async fn a_large_organization_is_paged_by_fifty_and_member_pages_load_workspaces
     assert_eq!(status, 200);
     assert_eq!(listed_emails(&page_3).len(), 50);
     assert!(page_3.contains("Showing 101–150 of"), "paging summary");
+    let (_, everyone) = session.get_text("/members").await;
+    let total = everyone
+        .split("Showing 1–50 of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the summary of the first page");
+    assert!(
+        total.len() > 3 && total.contains(','),
+        "a count in the thousands has its separator: {total}"
+    );
     assert!(
         page_3.contains("/members?role=developer&#38;sort=added&#38;dir=desc&#38;page=4"),
         "the next link keeps the filters"
@@ -662,5 +673,61 @@ async fn the_role_form_says_what_each_change_gives_and_takes_away_before_it_is_a
     assert!(
         !effects.contains("<strong>Developer</strong>"),
         "not the role they have"
+    );
+}
+
+/// Checking a pasted list flags the addresses that would get no new invite: a member's, and
+/// one with a pending invite; the summary counts them apart from the new addresses.
+#[tokio::test]
+async fn checking_a_pasted_list_flags_members_and_pending_invites() {
+    let app = spawn_app().await;
+    let (_, session) = app.signed_in(Role::Admin).await;
+    let member = users(&app).await.remove(0);
+    let pending = app
+        .state
+        .org
+        .api()
+        .list_all_invites(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.status == InviteStatus::Pending && i.expires_at > app.state.clock.now())
+        .expect("the demo organization has a pending invite");
+    let pasted = format!(
+        "new.person@example.com, {}\n{}",
+        member.email.to_uppercase(),
+        pending.email
+    );
+
+    let checked = session
+        .post(
+            "/invites",
+            &[
+                ("emails", pasted.as_str()),
+                ("role", "user"),
+                ("preview", "1"),
+            ],
+        )
+        .await;
+
+    assert_eq!(checked.status(), 200);
+    let page = checked.text().await.unwrap();
+    assert!(
+        page.contains("1 address, 2 already in the organization or invited"),
+        "{page}"
+    );
+    assert!(page.contains("already a member: no new invite"), "{page}");
+    assert!(
+        page.contains("already has a pending invite: no new invite"),
+        "{page}"
+    );
+    assert!(
+        app.audit_records(Filter {
+            action: Some("invite.created".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty(),
+        "checking sends nothing"
     );
 }

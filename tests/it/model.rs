@@ -371,7 +371,11 @@ async fn the_access_review_says_who_could_use_a_workspace_and_which_keys_were_ac
         .split("<tr>")
         .find(|row| row.contains(&person))
         .unwrap_or_else(|| panic!("{person} missing on {baseline_day}: {page}"));
-    assert!(row.contains("workspace_developer"), "{row}");
+    assert!(
+        row.contains("Workspace developer"),
+        "plain role labels: {row}"
+    );
+    assert!(!row.contains("workspace_developer"), "no role codes: {row}");
     assert!(page.contains(&key.name), "the key was active then");
 
     let now = format!("/access-review?workspace={}", membership.workspace_id);
@@ -380,7 +384,7 @@ async fn the_access_review_says_who_could_use_a_workspace_and_which_keys_were_ac
         .split("<tr>")
         .find(|row| row.contains(&person))
         .unwrap();
-    assert!(row.contains("workspace_user"), "{row}");
+    assert!(row.contains("Workspace user"), "{row}");
     assert!(
         !page.contains(&format!("/keys/{}\"", key.id)),
         "the key is inactive now"
@@ -400,6 +404,25 @@ async fn the_access_review_says_who_could_use_a_workspace_and_which_keys_were_ac
     assert!(csv
         .lines()
         .any(|l| l.contains(&key.id) && l.contains("active")));
+
+    // Before the history began nobody knows who held a role: the page says so instead of
+    // "nobody".
+    let (status, page) = auditor
+        .get_text(&format!(
+            "/access-review?workspace={}&at=2020-01-01",
+            membership.workspace_id
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Unknown: history starts on <time"), "{page}");
+    assert!(!page.contains("Nobody held a role"), "{page}");
+    // Roles held when the history began are held since then at least.
+    let (_, page) = auditor.get_text(&then).await;
+    let row = page
+        .split("<tr>")
+        .find(|row| row.contains(&person))
+        .unwrap();
+    assert!(row.contains("unknown: history starts on <time"), "{row}");
 
     // A bad date keeps what was typed and says how to write one.
     let (status, page) = auditor
@@ -440,6 +463,15 @@ async fn a_removed_member_keeps_their_name_on_their_page_and_on_the_keys_they_ma
     assert!(page.contains(&leaver.email));
     assert!(page.contains("removed"));
     assert!(page.contains(&format!("/audit?target={}", leaver.id)));
+    // Their keys are still listed (some keep working after they left), and the page does not
+    // claim what it cannot know.
+    let keys = page
+        .split("id=\"former-keys\"")
+        .nth(1)
+        .expect("a section of their keys");
+    assert!(keys.contains(&format!("/keys/{}", key.id)), "{keys}");
+    assert!(!page.contains("Removed (seen)"), "{page}");
+    assert!(!page.contains("not offboarded through Orgkeeper"), "{page}");
 
     let (_, key_page) = admin.get_text(&format!("/keys/{}", key.id)).await;
     let name = if leaver.name.is_empty() {

@@ -543,15 +543,29 @@ async fn owners_add_and_remove_mappings_on_the_accounts_page_with_before_and_aft
     let Sso { app, idp: _idp } = spawn_sso(|_| {}).await;
     let (owner, _) = sign_in(&app, "olivia").await;
 
-    // A team lead mapping without a workspace is refused and explained; nothing is added.
+    // A team lead mapping without a workspace is refused and explained beside the form,
+    // which keeps what was typed; nothing is added.
     let refused = owner
         .post("/sso/groups", &[("group", "leads"), ("role", "team_lead")])
         .await;
-    assert_eq!(refused.status(), 303);
-    let (_, page) = owner.get_text("/accounts").await;
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    let form = page
+        .split("id=\"map-group\"")
+        .nth(1)
+        .expect("the group form")
+        .split("</details>")
+        .next()
+        .unwrap();
     assert!(
-        page.contains("A team lead needs at least one workspace"),
-        "{page}"
+        form.contains("id=\"mapping-error\"")
+            && form.contains("A team lead needs at least one workspace"),
+        "the reason is next to the form: {form}"
+    );
+    assert!(form.contains("value=\"leads\""), "the group stays: {form}");
+    assert!(
+        form.contains("value=\"team_lead\" selected"),
+        "the role stays: {form}"
     );
     assert_eq!(sso::list_mappings(&app.db).await.unwrap().len(), 2);
 
@@ -889,4 +903,23 @@ async fn anonymous_callbacks_leave_a_few_records_and_a_count() {
         .expect("a summary");
     assert_eq!(summary.details["suppressed"], 295);
     assert_eq!(failed.len(), 7);
+}
+
+/// While single sign-on is off the group form stays folded (a mapping would do nothing yet)
+/// and says when it takes effect; with it on, the form is open.
+#[tokio::test]
+async fn the_group_form_is_folded_while_single_sign_on_is_off() {
+    let app = spawn_app().await;
+    let (_, owner) = app.signed_in(Role::Owner).await;
+
+    let (status, page) = owner.get_text("/accounts").await;
+
+    assert_eq!(status, 200);
+    assert!(page.contains("<details id=\"map-group\">"), "{page}");
+    assert!(page.contains("takes effect once single sign-on is set up"));
+
+    let Sso { app, idp: _idp } = spawn_sso(|_| {}).await;
+    let (owner, _) = sign_in(&app, "olivia").await;
+    let (_, page) = owner.get_text("/accounts").await;
+    assert!(page.contains("<details id=\"map-group\" open>"), "{page}");
 }

@@ -132,6 +132,7 @@ async fn usage_grouped_by_workspace_matches_the_admin_api_report_and_the_csv_mat
 
     let (status, csv) = session.get_text(&format!("/usage.csv?{query}")).await;
     let (page_status, html) = session.get_text(&format!("/usage?{query}")).await;
+    let html = without_data_labels(&html);
 
     assert_eq!(status, 200, "{csv}");
     assert_eq!(page_status, 200);
@@ -174,8 +175,12 @@ async fn usage_grouped_by_workspace_matches_the_admin_api_report_and_the_csv_mat
         );
     }
     // A chart series per CSV column, and names instead of ids.
-    assert!(html.contains("<svg class=\"chart\""));
-    assert_eq!(html.matches("<g data-series=").count(), rows[0].len() - 2);
+    assert!(html.contains("<svg class=\"chart chart-wide\""));
+    assert_eq!(
+        html.matches("<g data-series=").count(),
+        2 * (rows[0].len() - 2),
+        "in the wide and the narrow drawing"
+    );
     assert!(html.contains("<select name=\"group_by\">"));
     assert!(
         !html.contains("data-series=\"wrkspc_"),
@@ -253,7 +258,7 @@ async fn opening_the_usage_page_again_makes_at_most_one_upstream_request() {
         "{} requests",
         app.simulator.request_count()
     );
-    assert!(body.contains("<svg class=\"chart\""));
+    assert!(body.contains("<svg class=\"chart chart-wide\""));
 }
 
 #[tokio::test]
@@ -352,7 +357,7 @@ async fn a_30_day_hourly_export_streams_one_row_per_hour_and_htmx_gets_only_the_
     );
     assert_eq!(rows[1][0], first.format("%Y-%m-%dT%H:%MZ").to_string());
     assert!(rows[1..].iter().all(|r| r.len() == rows[0].len()));
-    assert!(partial.contains("<svg class=\"chart\""));
+    assert!(partial.contains("<svg class=\"chart chart-wide\""));
     assert!(
         !partial.contains("<html"),
         "htmx requests get the results only"

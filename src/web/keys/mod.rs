@@ -234,6 +234,8 @@ pub struct KeyRow {
     pub created: String,
     pub created_full: String,
     pub expires: String,
+    /// When it expires (RFC 3339), for the page's `<time>`.
+    pub expires_at: Option<String>,
     pub age_days: i64,
     pub status: String,
     pub live: bool,
@@ -251,8 +253,11 @@ pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
             }
             None => match names.former.get(&by.id) {
                 // Removed members keep their name.
-                Some(name) => (name.clone(), by.id.clone(), true),
-                None => (by.id.clone(), by.id.clone(), names.users_known),
+                Some(name) => (format!("{name} (former member)"), by.id.clone(), true),
+                None if names.users_known => {
+                    (crate::labels::former_member(&by.id), by.id.clone(), true)
+                }
+                None => (by.id.clone(), by.id.clone(), false),
             },
         },
     };
@@ -273,6 +278,7 @@ pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
             .as_ref()
             .map(day)
             .unwrap_or_else(|| "never".into()),
+        expires_at: key.expires_at.as_ref().map(|at| at.to_rfc3339()),
         age_days: (hygiene.now - key.created_at).num_days(),
         status: key.status.as_str().to_owned(),
         live: is_live(key),

@@ -15,6 +15,8 @@ pub struct Series {
     pub name: String,
     pub values: Vec<f64>,
     pub labels: Vec<String>,
+    /// Its own colour (a workspace's), drawn when every series has a distinct one.
+    pub color: Option<String>,
 }
 
 pub struct Bar {
@@ -27,7 +29,7 @@ pub struct Bar {
 
 pub struct SeriesView {
     pub name: String,
-    pub color: &'static str,
+    pub color: String,
     pub bars: Vec<Bar>,
     /// Stacked area outline, used instead of bars when there are many periods.
     pub area: Option<String>,
@@ -48,17 +50,30 @@ pub struct Column {
     pub lines: String,
 }
 
-/// Everything `usage/_chart.html` draws.
-pub struct ChartView {
-    pub title: String,
+/// One drawing of the chart at one size: `usage/_chart.html` draws a wide one for screens and
+/// a narrow one for phones (the CSS shows one), each scaled to its figure's width by its
+/// viewBox, so labels stay readable at 1440 px and at 390 px instead of shrinking to 4 px.
+pub struct Plot {
+    /// `chart-wide` or `chart-narrow`.
+    pub class: &'static str,
     pub width: u32,
     pub height: u32,
     pub plot_left: u32,
     pub plot_bottom: u32,
+    /// Font size of the labels, in viewBox units.
+    pub font: u32,
     pub series: Vec<SeriesView>,
     pub y_ticks: Vec<Tick>,
     pub x_ticks: Vec<Tick>,
     pub columns: Vec<Column>,
+}
+
+/// Everything `usage/_chart.html` draws.
+pub struct ChartView {
+    pub title: String,
+    pub plots: Vec<Plot>,
+    /// Each series' name and colour, in drawing order.
+    pub legend: Vec<(String, String)>,
     /// What the y axis counts ("tokens", "US dollars"), shown above it.
     pub unit: String,
     pub empty: bool,
@@ -71,6 +86,26 @@ const PALETTE: &[&str] = &[
 /// Colour of the "Other" series.
 pub const OTHER_COLOR: &str = "#adb5bd";
 
+/// The colour of every series: their own (workspace colours) when each has one and no two are
+/// the same, else the palette's, so series always stay apart.
+fn colors(series: &[Series]) -> Vec<String> {
+    let own: Vec<String> = series
+        .iter()
+        .filter_map(|s| s.color.as_ref().map(|c| c.to_ascii_lowercase()))
+        .collect();
+    let distinct: std::collections::HashSet<&String> = own.iter().collect();
+    let usable = own.len() == series.iter().filter(|s| s.name != super::OTHER).count()
+        && distinct.len() == own.len();
+    series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match (&s.color, usable) {
+            (Some(own), true) => own.clone(),
+            _ => color(i, &s.name).to_owned(),
+        })
+        .collect()
+}
+
 pub fn color(i: usize, name: &str) -> &'static str {
     if name == super::OTHER {
         OTHER_COLOR
@@ -79,12 +114,48 @@ pub fn color(i: usize, name: &str) -> &'static str {
     }
 }
 
-const W: f64 = 900.0;
-const H: f64 = 300.0;
-const LEFT: f64 = 70.0;
-const BOTTOM: f64 = 270.0;
-/// Room above the plot for the unit label.
-const TOP: f64 = 24.0;
+/// A drawing's size and margins, in viewBox units.
+struct Frame {
+    class: &'static str,
+    w: f64,
+    h: f64,
+    left: f64,
+    bottom: f64,
+    /// Room above the plot for the unit label.
+    top: f64,
+    font: u32,
+    /// At most this many x labels.
+    x_labels: usize,
+    /// Days labelled by their number alone ("27 Nov", "28", "29"), the month only at the first
+    /// label and where it changes, so a week's labels do not run into each other.
+    short_days: bool,
+}
+
+/// On a screen: about as wide as the page's main column, so 11 units read as 11-12 px.
+const WIDE: Frame = Frame {
+    class: "chart-wide",
+    w: 900.0,
+    h: 300.0,
+    left: 70.0,
+    bottom: 270.0,
+    top: 24.0,
+    font: 11,
+    x_labels: 8,
+    short_days: false,
+};
+/// On a phone (a 320-360 px figure): 12 units read as 10.5-12 px, and a week keeps a label
+/// per day.
+const NARROW: Frame = Frame {
+    class: "chart-narrow",
+    w: 360.0,
+    h: 240.0,
+    left: 48.0,
+    bottom: 214.0,
+    top: 22.0,
+    font: 12,
+    x_labels: 7,
+    short_days: true,
+};
 /// Above this many periods bars get thinner than a few pixels: draw areas instead.
 const MAX_BARS: usize = 240;
 
@@ -99,6 +170,39 @@ pub fn build(
     series: &[Series],
     y_format: impl Fn(f64) -> String,
 ) -> ChartView {
+    let plots: Vec<Plot> = [WIDE, NARROW]
+        .iter()
+        .map(|frame| plot(frame, periods, series, &y_format))
+        .collect();
+    let max = (0..periods.len())
+        .map(|i| {
+            series
+                .iter()
+                .map(|s| s.values.get(i).copied().unwrap_or(0.0))
+                .sum::<f64>()
+        })
+        .fold(0.0, f64::max);
+    ChartView {
+        title: title.to_owned(),
+        plots,
+        legend: series
+            .iter()
+            .zip(colors(series))
+            .map(|(s, c)| (s.name.clone(), c))
+            .collect(),
+        unit: String::new(),
+        empty: max <= 0.0,
+    }
+}
+
+fn plot(
+    frame: &Frame,
+    periods: &[String],
+    series: &[Series],
+    y_format: &impl Fn(f64) -> String,
+) -> Plot {
+    let (w, left, bottom, top) = (frame.w, frame.left, frame.bottom, frame.top);
+    let palette = colors(series);
     let n = periods.len().max(1);
     let totals: Vec<f64> = (0..periods.len())
         .map(|i| {
@@ -111,11 +215,11 @@ pub fn build(
     let max = totals.iter().cloned().fold(0.0, f64::max);
     let (tick_step, ticks) = nice_ticks(max);
     let scale_max = tick_step * ticks as f64;
-    let plot_w = W - LEFT - 10.0;
-    let plot_h = BOTTOM - TOP;
+    let plot_w = w - left - 10.0;
+    let plot_h = bottom - top;
     let step = plot_w / n as f64;
     let y = |v: f64| {
-        BOTTOM
+        bottom
             - if scale_max > 0.0 {
                 v / scale_max * plot_h
             } else {
@@ -136,7 +240,7 @@ pub fn build(
             upper.push(y1);
             if periods.len() <= MAX_BARS && v > 0.0 {
                 bars.push(Bar {
-                    x: px(LEFT + i as f64 * step + step * 0.1),
+                    x: px(left + i as f64 * step + step * 0.1),
                     y: px(y1),
                     w: px((step * 0.8).max(0.5)),
                     h: px((y0 - y1).max(0.5)),
@@ -151,7 +255,7 @@ pub fn build(
         let area = (periods.len() > MAX_BARS).then(|| {
             let mut d = String::new();
             for (i, yv) in upper.iter().enumerate() {
-                let x = LEFT + (i as f64 + 0.5) * step;
+                let x = left + (i as f64 + 0.5) * step;
                 d.push_str(&format!(
                     "{}{:.1},{:.1} ",
                     if i == 0 { "M" } else { "L" },
@@ -160,7 +264,7 @@ pub fn build(
                 ));
             }
             for (i, yv) in lower.iter().enumerate().rev() {
-                let x = LEFT + (i as f64 + 0.5) * step;
+                let x = left + (i as f64 + 0.5) * step;
                 d.push_str(&format!("L{:.1},{:.1} ", x, y(*yv)));
             }
             d.push('Z');
@@ -168,7 +272,7 @@ pub fn build(
         });
         views.push(SeriesView {
             name: s.name.clone(),
-            color: color(si, &s.name),
+            color: palette[si].clone(),
             bars,
             area,
         });
@@ -182,10 +286,10 @@ pub fn build(
             }
         })
         .collect();
-    let x_ticks = x_ticks(periods)
+    let x_ticks = x_ticks(periods, frame.x_labels, frame.short_days)
         .into_iter()
         .map(|(i, label)| Tick {
-            pos: px(LEFT + (i as f64 + 0.5) * step),
+            pos: px(left + (i as f64 + 0.5) * step),
             label,
         })
         .collect();
@@ -207,31 +311,30 @@ pub fn build(
             for (si, s) in series.iter().enumerate() {
                 lines.push(format!(
                     "{}|{}|{}",
-                    color(si, &s.name),
+                    palette[si],
                     s.name,
                     s.labels.get(i).map(String::as_str).unwrap_or("0")
                 ));
             }
             Column {
-                x: px(LEFT + i as f64 * step),
+                x: px(left + i as f64 * step),
                 w: px(step.max(0.5)),
                 aria: format!("{}: {}", long_label(p), parts.join(", ")),
                 lines: lines.join("\n"),
             }
         })
         .collect();
-    ChartView {
-        title: title.to_owned(),
-        width: W as u32,
-        height: H as u32,
-        plot_left: LEFT as u32,
-        plot_bottom: BOTTOM as u32,
+    Plot {
+        class: frame.class,
+        width: w as u32,
+        height: frame.h as u32,
+        plot_left: left as u32,
+        plot_bottom: bottom as u32,
+        font: frame.font,
         series: views,
         y_ticks,
         x_ticks,
         columns,
-        unit: String::new(),
-        empty: max <= 0.0,
     }
 }
 
@@ -262,11 +365,10 @@ fn long_label(period: &str) -> String {
     }
 }
 
-/// Which periods get an x label, and the label: at most about 8, on round steps (every 1, 2,
+/// Which periods get an x label, and the label: at most about `max` (8 on a screen), on round steps (every 1, 2,
 /// 7 or 14 days; every 1, 2, 3, 6 or 12 hours; every 5, 10, 15, 30 or 60 minutes), short
 /// ("14:00", "1 Dec"), with the date at the first tick of each day for times.
-fn x_ticks(periods: &[String]) -> Vec<(usize, String)> {
-    const MAX: usize = 8;
+fn x_ticks(periods: &[String], max: usize, short_days: bool) -> Vec<(usize, String)> {
     let days: Option<Vec<chrono::NaiveDate>> = periods
         .iter()
         .map(|p| chrono::NaiveDate::parse_from_str(p, "%Y-%m-%d").ok())
@@ -274,13 +376,23 @@ fn x_ticks(periods: &[String]) -> Vec<(usize, String)> {
     if let Some(days) = days {
         let every = [1, 2, 7, 14, 28, 56]
             .into_iter()
-            .find(|k| days.len().div_ceil(*k) <= MAX)
-            .unwrap_or(days.len().div_ceil(MAX).max(1));
+            .find(|k| days.len().div_ceil(*k) <= max)
+            .unwrap_or(days.len().div_ceil(max).max(1));
+        let mut month = None;
         return days
             .iter()
             .enumerate()
             .filter(|(i, _)| i % every == 0)
-            .map(|(i, d)| (i, d.format("%-d %b").to_string()))
+            .map(|(i, d)| {
+                let same_month = month == Some(d.format("%Y-%m").to_string());
+                month = Some(d.format("%Y-%m").to_string());
+                let format = if short_days && same_month {
+                    "%-d"
+                } else {
+                    "%-d %b"
+                };
+                (i, d.format(format).to_string())
+            })
             .collect();
     }
     let times: Option<Vec<chrono::NaiveDateTime>> = periods
@@ -288,7 +400,7 @@ fn x_ticks(periods: &[String]) -> Vec<(usize, String)> {
         .map(|p| chrono::NaiveDateTime::parse_from_str(p, "%Y-%m-%dT%H:%MZ").ok())
         .collect();
     let Some(times) = times else {
-        let every = periods.len().div_ceil(MAX).max(1);
+        let every = periods.len().div_ceil(max).max(1);
         return periods
             .iter()
             .enumerate()
@@ -307,7 +419,7 @@ fn x_ticks(periods: &[String]) -> Vec<(usize, String)> {
     let step = steps
         .into_iter()
         .filter(|s| s % minutes_per_period == 0)
-        .find(|s| (span as i64 * minutes_per_period).div_euclid(*s) <= MAX as i64)
+        .find(|s| (span as i64 * minutes_per_period).div_euclid(*s) <= max as i64)
         .unwrap_or(10080);
     let mut last_day = None;
     times
@@ -326,7 +438,12 @@ fn x_ticks(periods: &[String]) -> Vec<(usize, String)> {
             let label = if last_day != Some(day)
                 && (last_day.is_some() || t.hour() == 0 && t.minute() == 0)
             {
-                t.format("%-d %b").to_string()
+                let same_month = last_day.is_some_and(|d| d.month() == day.month());
+                if short_days && same_month {
+                    t.format("%-d").to_string()
+                } else {
+                    t.format("%-d %b").to_string()
+                }
             } else {
                 t.format("%H:%M").to_string()
             };
@@ -353,7 +470,7 @@ mod tests {
         let periods: Vec<String> = (0..48)
             .map(|h| format!("2026-12-0{}T{:02}:00Z", 1 + h / 24, h % 24))
             .collect();
-        let ticks = x_ticks(&periods);
+        let ticks = x_ticks(&periods, 8, false);
         let labels: Vec<&str> = ticks.iter().map(|(_, l)| l.as_str()).collect();
         assert_eq!(
             labels,
@@ -365,7 +482,7 @@ mod tests {
     #[test]
     fn daily_x_labels_are_short_and_evenly_spaced() {
         let periods: Vec<String> = (1..=31).map(|d| format!("2026-12-{d:02}")).collect();
-        let ticks = x_ticks(&periods);
+        let ticks = x_ticks(&periods, 8, false);
         assert_eq!(ticks[0], (0, "1 Dec".to_owned()));
         assert_eq!(ticks[1], (7, "8 Dec".to_owned()));
         assert!(ticks.len() <= 8);
@@ -379,16 +496,52 @@ mod tests {
                 name: "x".into(),
                 values: vec![1.0, 0.0],
                 labels: vec!["1".into(), "0".into()],
+                color: None,
             },
             Series {
                 name: "y".into(),
                 values: vec![2.0, 3.0],
                 labels: vec!["2".into(), "3".into()],
+                color: None,
             },
         ];
         let view = build("t", &periods, &series, |v| format!("{v}"));
-        assert_eq!(view.series.len(), 2);
-        assert_eq!(view.series[0].bars.len(), 1);
-        assert_eq!(view.series[1].bars.len(), 2);
+        for plot in &view.plots {
+            assert_eq!(plot.series.len(), 2);
+            assert_eq!(plot.series[0].bars.len(), 1);
+            assert_eq!(plot.series[1].bars.len(), 2);
+        }
+    }
+
+    #[test]
+    fn the_phone_drawing_is_narrow_with_larger_labels_and_names_every_day_of_a_week() {
+        let periods: Vec<String> = (1..=7).map(|d| format!("2026-12-{d:02}")).collect();
+        let view = build("t", &periods, &[], |v| format!("{v}"));
+        let wide = view.plots.iter().find(|p| p.class == "chart-wide").unwrap();
+        let narrow = view
+            .plots
+            .iter()
+            .find(|p| p.class == "chart-narrow")
+            .unwrap();
+        assert!(narrow.width <= 400 && wide.width >= 800);
+        assert!(narrow.font > wide.font);
+        let labels: Vec<&str> = narrow.x_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["1 Dec", "2", "3", "4", "5", "6", "7"]);
+    }
+
+    #[test]
+    fn workspace_colours_are_used_only_when_they_tell_every_series_apart() {
+        let s = |name: &str, color: Option<&str>| Series {
+            name: name.into(),
+            values: vec![1.0],
+            labels: vec!["1".into()],
+            color: color.map(str::to_owned),
+        };
+        let own = colors(&[s("a", Some("#FF0000")), s("b", Some("#00ff00"))]);
+        assert_eq!(own, ["#FF0000", "#00ff00"]);
+        let same = colors(&[s("a", Some("#6C5BB9")), s("b", Some("#6c5bb9"))]);
+        assert_eq!(same, [PALETTE[0], PALETTE[1]]);
+        let missing = colors(&[s("a", Some("#ff0000")), s("b", None)]);
+        assert_eq!(missing, [PALETTE[0], PALETTE[1]]);
     }
 }

@@ -26,7 +26,8 @@ pub struct Row {
     pub accept_rate: String,
     pub reject_rate: String,
     pub cost: String,
-    pub cost_by_model: String,
+    /// "claude-sonnet-4-20250514: $6.96", one line per model.
+    pub cost_by_model: Vec<String>,
 }
 
 #[derive(Template)]
@@ -100,8 +101,7 @@ impl Acc {
                 .by_model
                 .iter()
                 .map(|(m, c)| format!("{m}: {}", dollars(*c)))
-                .collect::<Vec<_>>()
-                .join("; "),
+                .collect(),
         }
     }
 }

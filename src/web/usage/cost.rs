@@ -327,11 +327,20 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         .take_while(|d| *d < data.current.end)
         .map(|d| d.to_string())
         .collect();
+    // By workspace (not by description), each series in its workspace's colour.
+    let by_workspace = params.get("group_by").is_none_or(|g| g != "description");
+    let snapshot = ctx.state.org.snapshot();
     let series: Vec<chart::Series> = data
         .labels
         .iter()
         .zip(&data.values)
         .map(|(name, vals)| chart::Series {
+            color: crate::web::workspaces::chart_color(
+                snapshot
+                    .workspaces
+                    .iter()
+                    .find(|w| by_workspace && &w.name == name),
+            ),
             name: name.clone(),
             values: vals
                 .iter()

@@ -108,6 +108,25 @@ pub fn compact(v: f64) -> String {
     }
 }
 
+/// The period a range is compared with: the one just before it, of the same length. A range
+/// still running (today) by the hour is compared with the same hours of the previous period
+/// (today until 14:00 with yesterday until 14:00), not with a whole period, which would read
+/// "-88%" every morning. The flag says which.
+pub fn comparison_window(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    width: &str,
+) -> (DateTime<Utc>, DateTime<Utc>, bool) {
+    let len = to - from;
+    let through = store::floor(now, 3_600) + chrono::Duration::hours(1);
+    if width == "1h" && through < to && through > from {
+        (from - len, through - len, true)
+    } else {
+        (from - len, from, false)
+    }
+}
+
 /// Change against the previous range, in words.
 pub fn change(now: i128, before: i128) -> String {
     if before == 0 {
@@ -375,6 +394,9 @@ pub struct UsageData {
     pub totals: [i64; 5],
     /// `None` when the previous range is older than the API keeps.
     pub previous: Option<[i64; 5]>,
+    /// `previous` covers only the hours of it that have passed in this range (a range still
+    /// running); see [`comparison_window`].
+    pub same_hours: bool,
     /// Set when the refresh failed and stored data is shown.
     pub stale: Option<String>,
 }
@@ -490,18 +512,19 @@ async fn read_usage(
             values[s][p] += v;
         }
     }
-    let len = q.range.to - q.range.from;
     let totals = state
         .usage
         .usage_totals(width, q.range.from, q.range.to, &q.filter)
         .await?;
     // Comparing with days the API no longer keeps would show made-up growth.
     let kept_since = store::floor(now, 86_400) - chrono::Duration::days(store::API_HISTORY_DAYS);
-    let previous = if q.range.from - len >= kept_since {
+    let (before_from, before_to, same_hours) =
+        comparison_window(q.range.from, q.range.to, now, width);
+    let previous = if before_from >= kept_since {
         Some(
             state
                 .usage
-                .usage_totals(width, q.range.from - len, q.range.from, &q.filter)
+                .usage_totals(width, before_from, before_to, &q.filter)
                 .await?,
         )
     } else {
@@ -513,6 +536,7 @@ async fn read_usage(
         values,
         totals,
         previous,
+        same_hours,
         stale: None,
     })
 }
@@ -746,13 +770,19 @@ async fn usage_page(
         .iter()
         .map(|p| q.resolution.format(*p))
         .collect();
+    // Series that are workspaces are drawn in the workspace's colour.
+    let snapshot = ctx.state.org.snapshot();
     let series: Vec<chart::Series> = labels
         .iter()
         .zip(&data.values)
-        .map(|(name, vals)| chart::Series {
+        .zip(&data.keys)
+        .map(|((name, vals), key)| chart::Series {
             name: name.clone(),
             values: vals.iter().map(|v| *v as f64).collect(),
             labels: vals.iter().map(|v| thousands(*v)).collect(),
+            color: crate::web::workspaces::chart_color(
+                snapshot.workspaces.iter().find(|w| &w.id == key),
+            ),
         })
         .collect();
     let mut chart = chart::build(
@@ -805,6 +835,10 @@ async fn usage_page(
             label: m.label(),
             value: thousands(data.totals[i]),
             change: match data.previous {
+                Some(p) if data.same_hours => change(data.totals[i] as i128, p[i] as i128).replace(
+                    "vs previous period",
+                    "vs the same hours of the previous period",
+                ),
                 Some(p) => change(data.totals[i] as i128, p[i] as i128),
                 None => {
                     "no comparison: the previous period is older than the Admin API keeps".into()
@@ -963,6 +997,27 @@ mod tests {
         assert_eq!(dollars(Decimal::new(12250, 3)), "$0.12"); // 12.25 cents = $0.1225
         assert_eq!(dollars(Decimal::from(123_456_789)), "$1,234,567.89");
         assert_eq!(dollars(Decimal::ZERO), "$0.00");
+    }
+
+    #[test]
+    fn a_running_day_is_compared_with_the_same_hours_of_the_day_before() {
+        let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        // Today at 14:20, by the hour: today 00:00-15:00 against yesterday 00:00-15:00.
+        assert_eq!(
+            comparison_window(at(3, 0, 0), at(4, 0, 0), at(3, 14, 20), "1h"),
+            (at(2, 0, 0), at(2, 15, 0), true)
+        );
+        // A range that is over compares whole periods.
+        assert_eq!(
+            comparison_window(at(1, 0, 0), at(3, 0, 0), at(3, 14, 20), "1h"),
+            (
+                Utc.with_ymd_and_hms(2026, 11, 29, 0, 0, 0).unwrap(),
+                at(1, 0, 0),
+                false
+            )
+        );
+        // By the day, whole periods too.
+        assert!(!comparison_window(at(3, 0, 0), at(4, 0, 0), at(3, 14, 20), "1d").2);
     }
 
     #[test]

@@ -395,6 +395,20 @@ impl Session {
     }
 }
 
+/// `html` without its `data-label="…"` attributes (the column names a stacked table shows on a
+/// phone), for tests that compare table cells as written.
+pub fn without_data_labels(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(at) = rest.find(" data-label=\"") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + " data-label=\"".len()..];
+        rest = after.find('"').map_or("", |end| &after[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 pub fn extract_csrf(html: &str) -> Option<String> {
     let marker = "name=\"_csrf\" value=\"";
     let start = html.find(marker)? + marker.len();
