@@ -968,3 +968,44 @@ async fn a_workspace_page_finds_its_members_by_name_or_email_and_says_how_many_m
         "the search keeps what was typed"
     );
 }
+
+#[tokio::test]
+async fn the_workspace_list_shows_fifty_at_a_time_and_finds_one_by_name() {
+    let app = spawn_app().await;
+    let api = app.state.org.api().clone();
+    let before = all_workspaces(&app)
+        .await
+        .iter()
+        .filter(|w| w.archived_at.is_none())
+        .count();
+    // More than a page of live workspaces.
+    for n in 0..(60 - before.min(60)) {
+        api.create_workspace(&format!("Team {n:02}"), None)
+            .await
+            .unwrap();
+    }
+    app.sync().await;
+    let live = all_workspaces(&app)
+        .await
+        .iter()
+        .filter(|w| w.archived_at.is_none())
+        .count();
+    assert!(live > 50, "{live}");
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+
+    let (_, first) = viewer.get_text("/workspaces").await;
+    let rows = |page: &str| page.matches("href=\"/workspaces/wrkspc_").count();
+    assert_eq!(rows(&first), 50, "one page of 50");
+    assert!(
+        first.contains(&format!("Showing 1–50 of {live} workspaces")),
+        "{first}"
+    );
+    assert!(first.contains("href=\"/workspaces?page=2\""), "{first}");
+    let (_, second) = viewer.get_text("/workspaces?page=2").await;
+    assert_eq!(rows(&second), live - 50);
+
+    let (_, found) = viewer.get_text("/workspaces?q=team+07").await;
+    assert_eq!(rows(&found), 1, "{found}");
+    assert!(found.contains("Team 07"));
+    assert!(found.contains("Showing 1–1 of 1 workspace matching “team 07”"));
+}
