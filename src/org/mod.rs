@@ -627,7 +627,7 @@ impl Org {
         Fut: Future<Output = Result<Changes, E>>,
         E: From<ApiError>,
     {
-        self.reread_as(&self.api, touched, false, record).await
+        self.reread_observed(&self.api, touched, record).await
     }
 
     /// Re-reads what the Activity Feed names, or one slice of the sweep, with `api` (which may

@@ -6,21 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orgkeeper::anthropic::{OrgRole, User};
-use orgkeeper::audit::{ChainReport, Filter, Record};
+use orgkeeper::audit::{ChainReport, Filter};
 use orgkeeper::auth::Role;
 use orgkeeper::config::ObservedAlert;
 
 use crate::support::{live_config, spawn_app, spawn_app_with, TestApp};
 
 const ADDRESS: &str = "203.0.113.9";
-
-async fn observed(app: &TestApp, action: &str) -> Vec<Record> {
-    app.audit_records(Filter::default())
-        .await
-        .into_iter()
-        .filter(|r| r.actor_role.as_deref() == Some("observed") && r.action == action)
-        .collect()
-}
 
 /// Plain members (the Admin API may change them), in model order.
 fn members(app: &TestApp) -> Vec<User> {
@@ -72,7 +64,7 @@ async fn a_console_change_is_one_observed_record_that_names_the_console_user_and
 
     app.sync().await;
 
-    let created = observed(&app, "key.created").await;
+    let created = app.observed("key.created").await;
     assert_eq!(created.len(), 1, "{created:?}");
     let seen = &created[0].details["seen_in_feed"];
     assert_eq!(created[0].target_id.as_deref(), Some(key.as_str()));
@@ -80,11 +72,11 @@ async fn a_console_change_is_one_observed_record_that_names_the_console_user_and
     assert_eq!(seen["ip"], ADDRESS);
     assert_eq!(seen["actor_type"], "user_actor");
     assert_eq!(seen["activity_type"], "platform_api_key_created");
-    let role = observed(&app, "member.role_changed").await;
+    let role = app.observed("member.role_changed").await;
     assert_eq!(role.len(), 1);
     assert_eq!(role[0].details["after"], "admin");
     assert_eq!(role[0].details["seen_in_feed"]["actor"], ada.email.as_str());
-    let renamed = observed(&app, "workspace.updated").await;
+    let renamed = app.observed("workspace.updated").await;
     assert_eq!(renamed.len(), 1);
     assert_eq!(
         renamed[0].details["seen_in_feed"]["actor_type"],
@@ -133,18 +125,18 @@ async fn an_activity_that_reaches_the_feed_after_its_change_was_recorded_names_t
         .create_key("late-in-the-feed", &ws);
 
     app.sync().await;
-    let created = observed(&app, "key.created").await;
+    let created = app.observed("key.created").await;
     assert_eq!(created.len(), 1);
     assert!(
         created[0].details.get("seen_in_feed").is_none(),
         "the feed has nothing yet"
     );
-    assert!(observed(&app, "observed.attributed").await.is_empty());
+    assert!(app.observed("observed.attributed").await.is_empty());
 
     app.state.clock.advance(Duration::from_secs(61));
     app.simulator.advance_clock(Duration::from_secs(61));
     app.sync().await;
-    let later = observed(&app, "observed.attributed").await;
+    let later = app.observed("observed.attributed").await;
     assert_eq!(later.len(), 1, "{later:?}");
     assert_eq!(later[0].details["record"], created[0].seq);
     assert_eq!(later[0].details["action"], "key.created");
@@ -162,8 +154,8 @@ async fn an_activity_that_reaches_the_feed_after_its_change_was_recorded_names_t
         .unwrap();
     app.sync().await;
     app.sync().await;
-    assert_eq!(observed(&app, "observed.attributed").await.len(), 1);
-    assert_eq!(observed(&app, "key.created").await.len(), 1);
+    assert_eq!(app.observed("observed.attributed").await.len(), 1);
+    assert_eq!(app.observed("key.created").await.len(), 1);
 
     // The audit page says who made it, and the first record's page points at the later one.
     let (_, auditor) = app.signed_in(Role::Auditor).await;
@@ -213,7 +205,7 @@ async fn with_the_feed_refused_the_audit_page_says_so_once_and_observed_records_
 
     app.sync().await;
 
-    let created = observed(&app, "key.created").await;
+    let created = app.observed("key.created").await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].target_id.as_deref(), Some(key.as_str()));
     assert!(created[0].details.get("seen_in_feed").is_none());
@@ -271,7 +263,7 @@ async fn the_feed_cursor_survives_a_restart_without_rereading_or_attributing_twi
         .create_key("after-restart", &ws);
     app.sync().await;
 
-    let created = observed(&app, "key.created").await;
+    let created = app.observed("key.created").await;
     assert_eq!(created.len(), 2, "{created:?}");
     let by_key = |id: &str| {
         created
@@ -321,7 +313,7 @@ async fn a_feed_longer_than_one_page_is_followed() {
         app.simulator.feed_requests().len() >= reads + 2,
         "more than one page was asked for"
     );
-    let created = observed(&app, "key.created").await;
+    let created = app.observed("key.created").await;
     assert_eq!(created.len(), n);
     for key in &keys {
         let record = created

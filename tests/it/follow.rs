@@ -14,14 +14,6 @@ use crate::support::{live_config, spawn_app, spawn_app_with, TestApp, TEST_CALLE
 
 const ADDRESS: &str = "203.0.113.7";
 
-async fn observed(app: &TestApp, action: &str) -> Vec<Record> {
-    app.audit_records(Filter::default())
-        .await
-        .into_iter()
-        .filter(|r| r.actor_role.as_deref() == Some("observed") && r.action == action)
-        .collect()
-}
-
 fn plain_member(app: &TestApp) -> User {
     app.state
         .org
@@ -83,7 +75,7 @@ async fn a_change_the_feed_announces_is_reread_alone_and_recorded_once_named_by_
         round.reread.is_empty(),
         "the feed has nothing yet: {round:?}"
     );
-    assert!(observed(&app, "key.created").await.is_empty());
+    assert!(app.observed("key.created").await.is_empty());
     assert!(!app.state.org.snapshot().keys.iter().any(|k| k.id == key));
 
     advance(&app, Duration::from_secs(61));
@@ -93,7 +85,7 @@ async fn a_change_the_feed_announces_is_reread_alone_and_recorded_once_named_by_
     assert_eq!(round.reread, [Touched::Key(key.clone())]);
     // One read of the feed, one of the key: nothing else of the organization.
     assert_eq!(calls, 2, "{round:?}");
-    let created = observed(&app, "key.created").await;
+    let created = app.observed("key.created").await;
     assert_eq!(created.len(), 1, "{created:?}");
     assert_eq!(created[0].target_id.as_deref(), Some(key.as_str()));
     let seen = &created[0].details["seen_in_feed"];
@@ -111,8 +103,8 @@ async fn a_change_the_feed_announces_is_reread_alone_and_recorded_once_named_by_
         .await
         .unwrap();
     follow::round(&app.state).await.unwrap();
-    assert_eq!(observed(&app, "key.created").await.len(), 1);
-    assert!(observed(&app, "observed.attributed").await.is_empty());
+    assert_eq!(app.observed("key.created").await.len(), 1);
+    assert!(app.observed("observed.attributed").await.is_empty());
     assert!(matches!(
         app.state.audit.verify().await.unwrap(),
         ChainReport::Intact { .. }
@@ -130,7 +122,7 @@ async fn orgkeepers_own_change_announced_by_the_feed_is_not_recorded_again() {
     let round = follow::round(&app.state).await.unwrap();
     assert_eq!(round.reread, [Touched::Key(key.id.clone())]);
     assert_eq!(round.observed, 0);
-    assert!(observed(&app, "key.renamed").await.is_empty());
+    assert!(app.observed("key.renamed").await.is_empty());
     let ours: Vec<Record> = app
         .audit_records(Filter::default())
         .await
@@ -171,14 +163,14 @@ async fn what_a_script_changes_is_reread_by_what_the_feed_names_and_recorded_lik
         ]
     );
     assert_eq!(app.simulator.request_count() - before, 3);
-    let role = observed(&app, "member.role_changed").await;
+    let role = app.observed("member.role_changed").await;
     assert_eq!(role.len(), 1, "{role:?}");
     assert_eq!(role[0].details["before"], person.role.as_str());
     assert_eq!(
         role[0].details["seen_in_feed"]["activity_type"],
         "claude_user_role_updated"
     );
-    let renamed = observed(&app, "workspace.updated").await;
+    let renamed = app.observed("workspace.updated").await;
     assert_eq!(renamed.len(), 1);
     assert_eq!(renamed[0].details["after"]["name"], "Renamed by a script");
     let snapshot = app.state.org.snapshot();
@@ -211,12 +203,12 @@ async fn a_change_the_feed_misses_is_found_by_the_sweep_at_a_flat_pace_and_said_
     app.simulator.record_activities(true);
     let round = follow::round(&app.state).await.unwrap();
     assert!(round.reread.is_empty());
-    assert!(observed(&app, "workspace.updated").await.is_empty());
+    assert!(app.observed("workspace.updated").await.is_empty());
 
     let rounds = sweep_a_pass(&app).await;
     let pass = rounds.last().unwrap().finished.clone().unwrap();
     assert_eq!(pass.observed, 1, "{pass:?}");
-    let found = observed(&app, "workspace.updated").await;
+    let found = app.observed("workspace.updated").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].details["after"]["name"], "Missed by the feed");
     assert_eq!(found[0].details["found_by"], "sweep");
@@ -260,7 +252,7 @@ async fn a_change_the_feed_misses_is_found_by_the_sweep_at_a_flat_pace_and_said_
     advance(&app, Duration::from_secs(60));
     let again = sweep_a_pass(&app).await;
     assert_eq!(again.last().unwrap().finished.as_ref().unwrap().observed, 0);
-    assert_eq!(observed(&app, "workspace.updated").await.len(), 1);
+    assert_eq!(app.observed("workspace.updated").await.len(), 1);
 }
 
 #[tokio::test]
@@ -275,7 +267,7 @@ async fn a_change_the_sweep_found_first_is_named_when_its_activity_arrives() {
         .console(&person.id, ADDRESS)
         .create_key("swept-before-announced", &workspace);
     sweep_a_pass(&app).await;
-    let created = observed(&app, "key.created").await;
+    let created = app.observed("key.created").await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].details["found_by"], "sweep");
 
@@ -283,14 +275,14 @@ async fn a_change_the_sweep_found_first_is_named_when_its_activity_arrives() {
     let round = follow::round(&app.state).await.unwrap();
     assert_eq!(round.reread, [Touched::Key(key.clone())]);
     assert_eq!(round.observed, 0, "the model already holds it");
-    let named = observed(&app, "observed.attributed").await;
+    let named = app.observed("observed.attributed").await;
     assert_eq!(named.len(), 1, "{named:?}");
     assert_eq!(named[0].details["record"], created[0].seq);
     assert_eq!(
         named[0].details["seen_in_feed"]["actor"],
         person.email.as_str()
     );
-    assert_eq!(observed(&app, "key.created").await.len(), 1);
+    assert_eq!(app.observed("key.created").await.len(), 1);
 }
 
 #[tokio::test]
@@ -314,7 +306,7 @@ async fn without_the_feed_the_sweep_rereads_everything_over_the_sync_interval() 
         "{} for {pass:?}",
         rounds[0].per_minute
     );
-    let found = observed(&app, "workspace.updated").await;
+    let found = app.observed("workspace.updated").await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].details["found_by"], "sweep");
     assert!(found[0].details.get("announced_by_feed").is_none());

@@ -314,6 +314,15 @@ impl TestApp {
         self.state.audit.query(&filter, 1000, 0).await.unwrap().0
     }
 
+    /// The records of changes observed outside Orgkeeper with this action code.
+    pub async fn observed(&self, action: &str) -> Vec<Record> {
+        self.audit_records(Filter::default())
+            .await
+            .into_iter()
+            .filter(|r| r.actor_role.as_deref() == Some("observed") && r.action == action)
+            .collect()
+    }
+
     pub async fn audit_actions(&self) -> Vec<String> {
         self.audit_records(Filter::default())
             .await
