@@ -310,6 +310,12 @@ async fn without_the_feed_the_sweep_rereads_everything_over_the_sync_interval() 
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].details["found_by"], "sweep");
     assert!(found[0].details.get("announced_by_feed").is_none());
+    // Pages say how current the model is: as of the pass's start, not the first read.
+    assert_eq!(
+        app.state.org.freshness().synced_at,
+        Some(pass.started_at),
+        "{pass:?}"
+    );
 }
 
 #[tokio::test]
