@@ -296,6 +296,9 @@ pub struct Freshness {
     pub failing: Option<(DateTime<Utc>, String)>,
 }
 
+/// How long a mark of what a change or a re-read touched is kept at most.
+const MARK_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
+
 /// `org_objects` kinds of the organization-wide limit lists (kept so pages need no read after
 /// a restart).
 const SPEND_LIMITS: &str = "spend_limits";
@@ -572,23 +575,33 @@ impl Org {
         self.mark_as(touched, true);
     }
 
-    /// Returns the sequence number of these marks.
+    /// Returns the sequence number of these marks. Marks older than [`MARK_LIFETIME`] go: no
+    /// read in flight is that old, and a change of ours is read back long before.
     fn mark_as(&self, touched: &[Touched], own: bool) -> u64 {
         let at = self.clock.now();
         let seq = self
             .marked
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
+        let mut marks = self.marks.lock().expect("marks lock");
+        marks.retain(|m| at - m.at < MARK_LIFETIME);
+        marks.extend(touched.iter().map(|t| Mark {
+            touched: t.clone(),
+            at,
+            own,
+            seq,
+        }));
+        seq
+    }
+
+    /// A read of `touched` that began at mark `began` has taken the upstream state: the marks
+    /// on those scopes up to then have explained what they could, and from now on a
+    /// difference there is somebody else's.
+    fn read_back(&self, touched: &[Touched], began: u64) {
         self.marks
             .lock()
             .expect("marks lock")
-            .extend(touched.iter().map(|t| Mark {
-                touched: t.clone(),
-                at,
-                own,
-                seq,
-            }));
-        seq
+            .retain(|m| m.seq > began || !touched.contains(&m.touched));
     }
 
     /// What was marked after `seq`: re-read or changed since a read that began then.
@@ -815,8 +828,11 @@ impl Org {
         } else {
             changes
         };
+        self.read_back(touched, began);
         drop(_writer);
-        self.mark_as(touched, own);
+        // Not Orgkeeper's own: this mark only keeps a read that overlapped this one from
+        // undoing it, and never makes a later difference look like ours.
+        self.mark_as(touched, false);
         Ok(changes)
     }
 

@@ -361,3 +361,34 @@ async fn a_sweep_over_an_unchanged_organization_keeps_the_model_pages_derived_fr
         "an unchanged organization replaced the model"
     );
 }
+
+#[tokio::test]
+async fn an_outside_change_after_orgkeepers_own_change_to_the_same_key_is_still_recorded() {
+    let app = spawn_app().await;
+    let key = app.live_key_in(&app.first_workspace_id().await);
+    orgkeeper::service::keys::rename(&app.state, &TEST_CALLER, &key, "renamed through Orgkeeper")
+        .await
+        .unwrap()
+        .unwrap();
+    follow::round(&app.state).await.unwrap();
+    assert!(app.observed("key.renamed").await.is_empty());
+
+    // Later, a script renames the same key: that one is not Orgkeeper's.
+    app.state
+        .org
+        .api()
+        .update_api_key(
+            &key.id,
+            &orgkeeper::anthropic::UpdateApiKey {
+                name: Some("renamed by a script".into()),
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+    let round = follow::round(&app.state).await.unwrap();
+    assert_eq!(round.observed, 1, "{round:?}");
+    let renamed = app.observed("key.renamed").await;
+    assert_eq!(renamed.len(), 1, "{renamed:?}");
+    assert_eq!(renamed[0].details["after"]["name"], "renamed by a script");
+}
