@@ -70,25 +70,19 @@ where
 
 /// Keeps the organization model current. Until a complete read succeeded (the baseline) it
 /// reads the whole organization every interval; then it follows the Activity Feed every
-/// `feed_interval`, while the sweep re-reads the organization slice by slice. Someone asking
-/// for a refresh gets a complete read at once.
+/// `feed_interval`, while the sweep re-reads the organization slice by slice. (Someone asking
+/// for a refresh gets a complete read in their own request: `web::org`.)
 async fn org_sync(services: Services) {
     while services.org.snapshot().synced_at.is_none() {
         run_org_sync(&services).await;
         if services.org.snapshot().synced_at.is_some() {
             break;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(services.config.sync_interval) => {}
-            _ = services.org.wake.notified() => {}
-        }
+        tokio::time::sleep(services.config.sync_interval).await;
     }
     loop {
         run_feed_round(&services).await;
-        tokio::select! {
-            _ = tokio::time::sleep(services.config.feed_interval) => {}
-            _ = services.org.wake.notified() => run_org_sync(&services).await,
-        }
+        tokio::time::sleep(services.config.feed_interval).await;
     }
 }
 

@@ -328,8 +328,6 @@ pub struct Org {
     marks: Mutex<Vec<Mark>>,
     marked: std::sync::atomic::AtomicU64,
     freshness: Mutex<Freshness>,
-    /// Wakes the sync job when someone asks for a refresh.
-    pub wake: tokio::sync::Notify,
 }
 
 impl Org {
@@ -394,7 +392,6 @@ impl Org {
             writer: tokio::sync::Mutex::new(()),
             marks: Mutex::new(Vec::new()),
             marked: std::sync::atomic::AtomicU64::new(0),
-            wake: tokio::sync::Notify::new(),
         })
     }
 

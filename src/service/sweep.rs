@@ -25,7 +25,7 @@ use super::{activity, Services};
 use crate::anthropic::{Budget, Client, RateLimitStatus};
 use crate::org::{Snapshot, Touched};
 
-/// The sweep's place in its pass, shared by the job and the pages that report it.
+/// The sweep's place in its pass, kept between the job's rounds.
 #[derive(Default)]
 pub struct Sweep {
     state: Mutex<State>,
@@ -40,7 +40,6 @@ struct State {
     credit: f64,
     refilled_at: Option<DateTime<Utc>>,
     pass: Option<Pass>,
-    last: Option<Pass>,
 }
 
 /// One pass over the organization.
@@ -68,18 +67,6 @@ pub struct Round {
     pub yielded: bool,
     /// The pass this round completed.
     pub finished: Option<Pass>,
-}
-
-impl Sweep {
-    /// The pass under way, if any.
-    pub fn current(&self) -> Option<Pass> {
-        self.state.lock().expect("sweep lock").pass.clone()
-    }
-
-    /// The last complete pass.
-    pub fn last(&self) -> Option<Pass> {
-        self.state.lock().expect("sweep lock").last.clone()
-    }
 }
 
 /// The slices of one pass, and the calls they are expected to take.
@@ -222,8 +209,7 @@ pub async fn round(services: &Services) -> Result<Round, SyncError> {
             if !feed_readable {
                 services.org.current_at(pass.started_at);
             }
-            round.finished = Some(pass.clone());
-            st.last = Some(pass);
+            round.finished = Some(pass);
         }
     }
     Ok(round)
