@@ -516,15 +516,7 @@ pub fn rate_limit_stakes(org_value: Option<u64>, value: Option<u64>) -> Option<S
 }
 
 fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::money::group_digits(&n.to_string())
 }
 
 /// The answer to a workspace rate limit saved from a page.
