@@ -2,8 +2,10 @@
 //! workspace, which the reports call null and the store keeps as ''. Derived once per
 //! snapshot.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use super::Snapshot;
 use crate::anthropic::ApiError;
@@ -194,5 +196,46 @@ impl Directory {
     /// The names of a service account's keys, sorted.
     pub fn service_account_keys(&self, id: &str) -> &[String] {
         self.service_accounts.get(id).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Who an address already belongs to: a member, or a pending invite (until it expires).
+/// Built once per snapshot, so checking a pasted list costs the list, not the organization.
+pub struct Addresses {
+    members: HashSet<String>,
+    /// Lowercased address of each pending invite, with its latest expiry.
+    invited: HashMap<String, DateTime<Utc>>,
+}
+
+impl Addresses {
+    pub fn of(snapshot: &Snapshot) -> Arc<Addresses> {
+        snapshot.derived(|s| {
+            let mut invited: HashMap<String, DateTime<Utc>> = HashMap::new();
+            for i in s
+                .invites
+                .iter()
+                .filter(|i| i.status == crate::anthropic::InviteStatus::Pending)
+            {
+                let until = invited
+                    .entry(i.email.to_lowercase())
+                    .or_insert(i.expires_at);
+                *until = (*until).max(i.expires_at);
+            }
+            Addresses {
+                members: s.users.iter().map(|u| u.email.to_lowercase()).collect(),
+                invited,
+            }
+        })
+    }
+
+    /// Why `email` (lowercased) would get no new invite at `now`, if so.
+    pub fn taken(&self, email: &str, now: DateTime<Utc>) -> Option<&'static str> {
+        if self.members.contains(email) {
+            Some("already a member")
+        } else if self.invited.get(email).is_some_and(|until| *until > now) {
+            Some("already has a pending invite")
+        } else {
+            None
+        }
     }
 }

@@ -517,28 +517,9 @@ pub async fn create(ctx: Ctx, Form(input): Form<CreateForm>) -> AppResult<Respon
         ..Default::default()
     };
     if bulk && input.preview.is_some() {
-        let snapshot = ctx.state.org.snapshot();
+        let addresses = crate::org::names::Addresses::of(&ctx.state.org.snapshot());
         let now = ctx.state.clock.now();
-        let members: std::collections::HashSet<String> = snapshot
-            .users
-            .iter()
-            .map(|u| u.email.to_lowercase())
-            .collect();
-        let invited: std::collections::HashSet<String> = snapshot
-            .invites
-            .iter()
-            .filter(|i| i.status == InviteStatus::Pending && i.expires_at > now)
-            .map(|i| i.email.to_lowercase())
-            .collect();
-        let preview = PastePreview::checked(&form.emails, |email| {
-            if members.contains(email) {
-                Some("already a member")
-            } else if invited.contains(email) {
-                Some("already has a pending invite")
-            } else {
-                None
-            }
-        });
+        let preview = PastePreview::checked(&form.emails, |email| addresses.taken(email, now));
         if ctx.client.htmx {
             return render(StatusCode::OK, &PreviewPartial { preview: &preview });
         }
