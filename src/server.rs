@@ -2,7 +2,7 @@
 //! in-process simulator in demo mode), first-run setup.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use sqlx::SqlitePool;
@@ -91,11 +91,7 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
         Some(settings) => Some(Arc::new(crate::auth::oidc::Oidc::new(settings.clone())?)),
         None => None,
     };
-    let state = AppState {
-        services,
-        oidc,
-        setup: Arc::new(Mutex::new(None)),
-    };
+    let state = AppState::new(services, oidc);
 
     let mut demo_accounts = Vec::new();
     let mut setup_token = None;
