@@ -283,16 +283,22 @@ fn build_table(
             && (role.is_empty() || users[at as usize].role.as_str() == role)
             && (needle.is_empty() || index.haystack[at as usize].contains(&needle))
     };
-    let found: Vec<u32> = if descending {
-        order.iter().rev().filter(wanted).copied().collect()
+    // Unfiltered, the page is a slice of the index: nothing is collected per view.
+    let everyone = unplaced.is_none() && role.is_empty() && needle.is_empty();
+    let found: std::borrow::Cow<'_, [u32]> = if everyone {
+        order.into()
     } else {
-        order.iter().filter(wanted).copied().collect()
+        order.iter().filter(wanted).copied().collect::<Vec<_>>().into()
     };
     let dir = if descending { "desc" } else { "asc" };
     let pager = Pager::new(found.len(), requested, |page| query.link(sort, dir, page));
-    let rows = found[pager.range()]
-        .iter()
-        .map(|&at| MemberRow::of(&users[at as usize]))
+    let rows = pager
+        .range()
+        .map(|i| match descending {
+            true => found[found.len() - 1 - i],
+            false => found[i],
+        })
+        .map(|at| MemberRow::of(&users[at as usize]))
         .collect();
     MembersTable {
         rows,
