@@ -318,6 +318,25 @@ pub struct KeyIndex {
     pub workspaces: Vec<(String, String)>,
 }
 
+impl KeyIndex {
+    pub(super) fn build(snapshot: &Snapshot, hygiene: &Hygiene) -> KeyIndex {
+        let names = Names::of(snapshot);
+        let mut sorted: Vec<u32> = (0..snapshot.keys.len() as u32).collect();
+        sorted.sort_by_key(|&at| std::cmp::Reverse(snapshot.keys[at as usize].created_at));
+        let keys: Vec<(u32, Vec<Flag>)> = sorted
+            .into_iter()
+            .map(|at| (at, hygiene.flags(&snapshot.keys[at as usize])))
+            .collect();
+        let counts = count_flags(keys.iter().map(|(_, flags)| flags));
+        let workspaces = workspace_choices(snapshot.keys.iter(), &names);
+        KeyIndex {
+            keys,
+            counts,
+            workspaces,
+        }
+    }
+}
+
 impl Org {
     /// The model and its key index (one snapshot for both: the positions are into its keys).
     pub async fn key_index(
@@ -329,20 +348,7 @@ impl Org {
             return Ok((snapshot, index));
         }
         let hygiene = self.hygiene(rotation_days).await;
-        let names = Names::of(&snapshot);
-        let mut sorted: Vec<u32> = (0..snapshot.keys.len() as u32).collect();
-        sorted.sort_by_key(|&at| std::cmp::Reverse(snapshot.keys[at as usize].created_at));
-        let keys: Vec<(u32, Vec<Flag>)> = sorted
-            .into_iter()
-            .map(|at| (at, hygiene.flags(&snapshot.keys[at as usize])))
-            .collect();
-        let counts = count_flags(keys.iter().map(|(_, flags)| flags));
-        let workspaces = workspace_choices(snapshot.keys.iter(), &names);
-        let index = snapshot.keep(KeyIndex {
-            keys,
-            counts,
-            workspaces,
-        });
+        let index = snapshot.keep(KeyIndex::build(&snapshot, &hygiene));
         Ok((snapshot, index))
     }
 }

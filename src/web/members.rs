@@ -25,6 +25,7 @@ use super::present::{self, Pager, RoleChoice};
 use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, OrgRole, User, WorkspaceRole};
 use crate::auth::Permission;
+use crate::org::members::MemberIndex;
 use crate::org::{Snapshot, Touched};
 use crate::service;
 
@@ -162,67 +163,6 @@ pub struct MembersTable {
     pub dir: String,
 }
 
-/// The member list's search text and its four orders, derived once per snapshot: a page then
-/// costs a pass over small integers and the rows it shows, not a sort of every member.
-pub struct MemberIndex {
-    /// Each member's lower-cased "name\0email", by position in `Snapshot::users`.
-    haystack: Vec<String>,
-    /// Positions sorted by name, email, role and date added (ascending; ties by id).
-    by_name: Vec<u32>,
-    by_email: Vec<u32>,
-    by_role: Vec<u32>,
-    by_added: Vec<u32>,
-    /// Every role present, for the filter.
-    roles: Vec<OrgRole>,
-}
-
-impl MemberIndex {
-    fn build(snapshot: &Snapshot) -> Self {
-        let users = &snapshot.users;
-        let lower: Vec<(String, String)> = users
-            .iter()
-            .map(|u| (u.name.to_lowercase(), u.email.to_lowercase()))
-            .collect();
-        let order = |key: &dyn Fn(usize) -> String| {
-            let mut keyed: Vec<(String, u32)> =
-                (0..users.len()).map(|i| (key(i), i as u32)).collect();
-            keyed.sort_by(|a, b| {
-                a.0.cmp(&b.0)
-                    .then_with(|| users[a.1 as usize].id.cmp(&users[b.1 as usize].id))
-            });
-            keyed.into_iter().map(|(_, i)| i).collect::<Vec<u32>>()
-        };
-        let mut roles: Vec<OrgRole> = Vec::new();
-        for user in users.iter() {
-            if !roles.contains(&user.role) {
-                roles.push(user.role.clone());
-            }
-        }
-        MemberIndex {
-            by_name: order(&|i| format!("{}\u{0}{}", lower[i].0, lower[i].1)),
-            by_email: order(&|i| lower[i].1.clone()),
-            by_role: order(&|i| {
-                format!("{}\u{0}{}", present::org_role(&users[i].role), lower[i].0)
-            }),
-            by_added: order(&|i| users[i].added_at.to_rfc3339()),
-            haystack: lower
-                .into_iter()
-                .map(|(name, email)| format!("{name}\u{0}{email}"))
-                .collect(),
-            roles,
-        }
-    }
-
-    fn order(&self, sort: &str) -> &[u32] {
-        match sort {
-            "email" => &self.by_email,
-            "role" => &self.by_role,
-            "added" => &self.by_added,
-            _ => &self.by_name,
-        }
-    }
-}
-
 fn build_table(
     snapshot: Option<&Snapshot>,
     error: Option<String>,
@@ -265,7 +205,7 @@ fn build_table(
             dir: String::new(),
         };
     };
-    let index = snapshot.derived(MemberIndex::build);
+    let index = MemberIndex::of(snapshot);
     let users = &snapshot.users;
     let needle = query.q.trim().to_lowercase();
     let role = query.role.as_str();
@@ -380,7 +320,7 @@ pub async fn index(
     }
     let present = snapshot
         .as_ref()
-        .map(|s| s.derived(MemberIndex::build).roles.clone())
+        .map(|s| MemberIndex::of(s).roles.clone())
         .unwrap_or_default();
     let page = IndexPage {
         layout: ctx.layout("Members", "members").await,

@@ -3,7 +3,7 @@
 //! workspaces assigned to their account; every change needs ManageOrganization and goes
 //! through `ctx.org_action`, so it is audited around the Admin API call.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::web::extract::Form;
 use crate::web::extract::{Path, Query};
@@ -21,6 +21,7 @@ use super::present::{self, Pager};
 use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, OrgRole, Workspace, WorkspaceMember, WorkspaceRole};
 use crate::auth::Permission;
+use crate::org::members::WorkspaceMemberOrder;
 use crate::org::{Snapshot, Touched};
 use crate::service;
 use crate::web::page::{failure_status, render};
@@ -429,33 +430,6 @@ pub struct MembersView {
     pub add_role: String,
 }
 
-/// Each workspace's members sorted by name (positions in `Snapshot::members_in`), with their
-/// lower-cased "name\0email" for the search: derived once per snapshot, so a workspace page
-/// costs the rows it shows.
-struct MemberOrder(HashMap<String, (Vec<u32>, Vec<String>)>);
-
-impl MemberOrder {
-    fn build(snapshot: &Snapshot) -> Self {
-        let mut out = HashMap::new();
-        for workspace in snapshot.workspaces.iter() {
-            let members = snapshot.members_in(&workspace.id);
-            let text: Vec<String> = members
-                .iter()
-                .map(|m| match snapshot.person(&m.user_id) {
-                    Some((u, _)) => {
-                        format!("{}\u{0}{}", u.name.to_lowercase(), u.email.to_lowercase())
-                    }
-                    None => format!("\u{0}{}", m.user_id.to_lowercase()),
-                })
-                .collect();
-            let mut order: Vec<u32> = (0..members.len() as u32).collect();
-            order.sort_by(|&a, &b| text[a as usize].cmp(&text[b as usize]));
-            out.insert(workspace.id.clone(), (order, text));
-        }
-        MemberOrder(out)
-    }
-}
-
 async fn members_view(ctx: &Ctx, workspace: &Workspace, query: &MemberQuery) -> MembersView {
     let mut view = MembersView {
         workspace_id: workspace.id.clone(),
@@ -481,7 +455,7 @@ async fn members_view(ctx: &Ctx, workspace: &Workspace, query: &MemberQuery) -> 
         }
     };
     let members = snapshot.members_in(&workspace.id);
-    let order = snapshot.derived(MemberOrder::build);
+    let order = WorkspaceMemberOrder::of(&snapshot);
     let (sorted, text) = order
         .0
         .get(&workspace.id)
