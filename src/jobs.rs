@@ -29,6 +29,7 @@ pub fn spawn_all(services: &Services, sessions: SqliteStore) -> Vec<JoinHandle<(
         return handles;
     }
     handles.push(tokio::spawn(org_sync(services.clone())));
+    handles.push(tokio::spawn(warm_views(services.clone())));
     handles.push(every(services.clone(), SWEEP_EVERY, |s| async move {
         run_sweep_round(&s).await
     }));
@@ -66,6 +67,16 @@ where
             round(services.clone()).await;
         }
     })
+}
+
+/// Builds the pages' views of each new model as soon as it replaces the last, so the first
+/// page view after a change does not wait for them (the server builds them once before it
+/// serves: `server::run`).
+async fn warm_views(services: Services) {
+    loop {
+        services.org.replaced().await;
+        services.org.warm(services.config.key_rotation_days).await;
+    }
 }
 
 /// Keeps the organization model current. Until a complete read succeeded (the baseline) it
@@ -170,5 +181,8 @@ pub async fn run_chain_check(services: &Services) {
 /// person.
 pub async fn run_usage_sync(services: &Services) {
     crate::service::usage::sync(services, services.clock.now(), JOB_DEADLINE).await;
+    if let Err(error) = crate::service::usage::warm_reports(services).await {
+        tracing::warn!(%error, "the cost pages' figures could not be built ahead; pages build them");
+    }
     crate::memory::release();
 }

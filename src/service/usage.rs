@@ -111,6 +111,24 @@ pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::
     }
 }
 
+/// Builds the cost pages' monthly figures ahead: the organization's spend this month and the
+/// last (`/cost`, budgets), and the cost centers' chargeback for the four months their page
+/// shows. Run before serving and after each usage round, so the first view of those pages
+/// after a restart or a sync reads them from memory instead of a month of cost rows.
+pub async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
+    let source = super::cost_centers::source(services, None).await?;
+    let rules = super::cost_centers::rules(services).await?;
+    let mut start = store::month_start(services.clock.now().date_naive());
+    for months_back in 0..4 {
+        if months_back < 2 {
+            super::budgets::month(services, start, None).await?;
+        }
+        super::cost_centers::attributed(services, start, &source, &rules).await?;
+        start = store::month_start(start.pred_opt().unwrap_or(start));
+    }
+    Ok(())
+}
+
 /// Minute buckets, which the store does not keep: read from the Admin API for the page
 /// (ranges of at most a day: one request).
 pub async fn minute_buckets(

@@ -121,6 +121,60 @@ async fn the_first_sync_is_one_baseline_and_no_main_page_calls_the_admin_api_eve
     assert!(!limits.contains("request id"), "no failed read: {limits}");
 }
 
+/// The pages' views of a model are built when it replaces the last (the job waits on
+/// `replaced`), not by the first page view. (`server::start` builds them the same way before it
+/// serves; the `pages` benchmark times first views after a restart.)
+#[tokio::test]
+async fn each_new_model_is_announced_and_its_views_are_built_ahead_of_the_first_page_view() {
+    use futures_util::FutureExt;
+    use orgkeeper::org::keys::KeyIndex;
+    use orgkeeper::org::members::{MemberIndex, WorkspaceMemberOrder};
+
+    let app = spawn_app().await;
+    // The first read replaced the empty model: that was announced once.
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.state.org.replaced())
+        .await
+        .expect("the first read was announced");
+    assert!(
+        app.state.org.replaced().now_or_never().is_none(),
+        "nothing new since"
+    );
+
+    let member = plain_member(&app);
+    let to = if member.role == OrgRole::User {
+        OrgRole::Developer
+    } else {
+        OrgRole::User
+    };
+    app.state
+        .org
+        .api()
+        .update_user_role(&member.id, to)
+        .await
+        .unwrap();
+    app.sync().await;
+    assert!(
+        app.state.org.replaced().now_or_never().is_some(),
+        "a changed model is announced"
+    );
+    let snapshot = app.state.org.synced().unwrap();
+    assert!(snapshot.cached::<KeyIndex>().is_none(), "nothing built yet");
+    app.state.org.warm(app.state.config.key_rotation_days).await;
+    let index = snapshot.cached::<MemberIndex>().expect("members' index built");
+    assert_eq!(index.order("name").len(), snapshot.users.len());
+    assert!(snapshot.cached::<KeyIndex>().is_some());
+    assert!(snapshot.cached::<WorkspaceMemberOrder>().is_some());
+    // The page reads the very index that was built ahead.
+    let (_, owner) = app.signed_in(Role::Owner).await;
+    let (status, _) = owner.get_text("/members?sort=email").await;
+    assert_eq!(status, 200);
+    assert!(std::sync::Arc::ptr_eq(
+        &index,
+        &app.state.org.synced().unwrap().cached::<MemberIndex>().unwrap()
+    ));
+
+}
+
 #[tokio::test]
 async fn changes_made_outside_orgkeeper_are_recorded_once_each_with_before_and_after() {
     let app = spawn_app().await;
