@@ -492,7 +492,7 @@ async fn a_scheduled_archive_survives_a_restart_retries_after_a_failure_and_runs
     // Eight days on, the old session has long timed out.
     let admin = app.login_as(&admin_name(&app).await).await;
     let (_, page) = admin.get_text("/keys/schedules").await;
-    assert!(page.contains("outcome-failed") && page.contains("req_"));
+    assert!(page.contains("Label--danger\">failed<") && page.contains("req_"));
 
     app.state
         .clock

@@ -818,7 +818,7 @@ async fn a_member_change_over_htmx_returns_the_updated_members_card() {
 
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
-    assert!(body.starts_with("<section class=\"card\" id=\"members\">"));
+    assert!(body.starts_with("<section class=\"Box p-3 mb-3\" id=\"members\">"));
     assert!(!body.contains("<html"));
     assert!(body.contains("was added to"));
     assert!(
