@@ -278,6 +278,26 @@ async fn a_leaked_key_is_found_by_name_and_deactivated_in_one_step() {
             .text()
             .await
             .contains("inactive"));
+        // Step 3 reads "or after [7] days" on one line, the field as wide as its two digits
+        // (issue 21: a huge number input, "days" on its own line).
+        let layout = browser
+            .execute(
+                "var l = document.querySelector('#leak-schedule label'), i = l.querySelector('input');
+                 return [Math.round(i.getBoundingClientRect().width), Math.round(l.getBoundingClientRect().height), Math.round(i.getBoundingClientRect().height)];",
+                vec![],
+            )
+            .await;
+        let [input_width, label_height, input_height] =
+            [0, 1, 2].map(|i| layout[i].as_u64().unwrap());
+        assert!(
+            input_width <= 100,
+            "the days field is {input_width} px wide"
+        );
+        assert!(
+            label_height < input_height * 3 / 2,
+            "\"days\" wraps: the label is {label_height} px tall, its field {input_height} px"
+        );
+        screenshot_both_widths(&browser, "leaked_key_next_steps").await;
         let upstream = app.state.org.api().get_api_key(&key.id).await.unwrap();
         assert_eq!(
             upstream.status,

@@ -519,7 +519,7 @@ async fn a_pasted_list_reports_each_line_and_keeps_the_failures_for_correction()
     assert_eq!(response.status(), 422);
     let body = response.text().await.unwrap();
     let textarea = body
-        .split("<textarea name=\"emails\"")
+        .split("<textarea class=\"form-control\" name=\"emails\"")
         .nth(1)
         .and_then(|rest| rest.split('>').nth(1))
         .and_then(|rest| rest.split("</textarea").next())
