@@ -872,6 +872,10 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
     assert_eq!(made.status(), 200, "a token on an account's page");
     pages.push(("account".to_owned(), format!("/accounts/{}", lead.id)));
     flow!("page_tour", browser, {
+        // The sign-in page, before signing in.
+        browser.goto(&app.url("/login")).await;
+        browser.wait_for("main h1", WAIT).await;
+        screenshot_both_widths(&browser, "login").await;
         sign_in(&browser, &app, "tour-owner", PASSWORD).await;
         let mut too_wide = Vec::new();
         for (width, height, mobile) in [(1440, 900, false), (390, 844, true)] {
