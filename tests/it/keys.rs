@@ -1057,6 +1057,11 @@ async fn every_confirmation_that_stops_a_key_shows_its_recent_use_highlighted_wh
         .get_text(&format!("/members/{creator}/offboard"))
         .await;
     check(&page, "offboarding key choices");
+    // Workspace roles in plain words, not their codes (issue 21, item 9).
+    assert!(
+        !page.contains("(workspace_"),
+        "role codes on the offboarding plan"
+    );
 }
 
 #[tokio::test]
