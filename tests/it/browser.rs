@@ -1307,6 +1307,9 @@ function lum(c) {
 }
 function background(el) {
   for (; el; el = el.parentElement) {
+    // Primer's flashes paint their tint as a one-colour gradient, not a background colour.
+    var tint = getComputedStyle(el).backgroundImage.match(/^linear-gradient\\((rgba?\\([^)]*\\))/);
+    if (tint && lum(tint[1])[1] > 0) return tint[1];
     var bg = getComputedStyle(el).backgroundColor;
     if (bg && lum(bg)[1] > 0) return bg;
   }
