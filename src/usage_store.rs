@@ -1042,7 +1042,7 @@ pub struct Budget {
 pub const ORG_SCOPE: &str = "org";
 /// How people read the organization scope and the default workspace ('' in the store).
 pub const ORG_SCOPE_LABEL: &str = "Whole organization";
-pub const DEFAULT_WORKSPACE: &str = "Default workspace";
+pub const DEFAULT_WORKSPACE: &str = "Default Workspace";
 
 pub async fn budgets(db: &SqlitePool) -> Result<Vec<Budget>, sqlx::Error> {
     let rows: Vec<(String, String, String)> =

@@ -18,11 +18,11 @@ function askInPage(question, onConfirm) {
   var cancel = document.createElement("button");
   cancel.type = "button";
   cancel.textContent = "Cancel";
-  cancel.className = "confirm-cancel";
+  cancel.className = "btn confirm-cancel";
   var ok = document.createElement("button");
   ok.type = "button";
   ok.textContent = "Yes, go ahead";
-  ok.className = "primary confirm-ok";
+  ok.className = "btn btn-primary confirm-ok";
   actions.appendChild(cancel);
   actions.appendChild(ok);
   dialog.appendChild(text);
@@ -110,7 +110,7 @@ document.addEventListener("click", function (event) {
   if (!toggle) return;
   var open = toggle.getAttribute("aria-expanded") !== "true";
   toggle.setAttribute("aria-expanded", open ? "true" : "false");
-  document.querySelector(".topbar").classList.toggle("menu-open", open);
+  document.querySelector(".site-header").classList.toggle("menu-open", open);
 });
 
 function enhancePage(root) {
@@ -122,7 +122,7 @@ document.addEventListener("DOMContentLoaded", function () { enhancePage(document
 document.addEventListener("htmx:afterSwap", function (event) { enhancePage(event.target); });
 // Boosted navigation keeps the header: close the phone menu after following a link.
 document.addEventListener("htmx:afterSettle", function () {
-  var bar = document.querySelector(".topbar.menu-open");
+  var bar = document.querySelector(".site-header.menu-open");
   if (bar) {
     bar.classList.remove("menu-open");
     var toggle = bar.querySelector(".nav-toggle");

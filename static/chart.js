@@ -58,7 +58,7 @@
         var name = item.dataset.legend;
         var button = document.createElement("button");
         button.type = "button";
-        button.className = "legend-toggle";
+        button.className = "btn btn-sm btn-invisible legend-toggle";
         button.setAttribute("aria-pressed", "true");
         button.title = "Show or hide " + name;
         while (item.firstChild) button.appendChild(item.firstChild);

@@ -33,12 +33,22 @@ pub fn version() -> &'static str {
 /// The path of the vendored htmx file, whatever its pinned version.
 pub fn htmx_path() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        Assets::iter()
-            .find(|name| name.starts_with("vendor/htmx") && name.ends_with(".js"))
-            .map(|name| format!("/static/{name}"))
-            .unwrap_or_else(|| "/static/vendor/htmx.min.js".into())
-    })
+    PATH.get_or_init(|| vendored("vendor/htmx", ".js"))
+}
+
+/// The path of the vendored Primer stylesheet (static-src/primer builds it), whatever its
+/// pinned version.
+pub fn primer_path() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| vendored("vendor/primer", ".css"))
+}
+
+/// The versioned file name is the cache-busting name: `/static/vendor/<name>-<version>.<ext>`.
+fn vendored(prefix: &str, ext: &str) -> String {
+    Assets::iter()
+        .find(|name| name.starts_with(prefix) && name.ends_with(ext))
+        .map(|name| format!("/static/{name}"))
+        .unwrap_or_else(|| format!("/static/{prefix}{ext}"))
 }
 
 pub async fn serve(Path(path): Path<String>) -> Response {

@@ -92,6 +92,18 @@ pub struct Flash {
     pub message: String,
 }
 
+impl Flash {
+    /// The Primer flash classes for this kind ("success", "error", "warning", "info").
+    pub fn class(&self) -> &'static str {
+        match self.kind.as_str() {
+            "success" => "flash flash-success",
+            "error" => "flash flash-error",
+            "warning" => "flash flash-warn",
+            _ => "flash",
+        }
+    }
+}
+
 const FLASH_KEY: &str = "flash";
 
 /// A signed-in, active account with a valid session. Extracting it is the authentication
@@ -237,6 +249,7 @@ impl Ctx {
             demo: self.state.config.is_demo(),
             asset_version: super::assets::version(),
             htmx_path: super::assets::htmx_path(),
+            primer_path: super::assets::primer_path(),
             flash,
             chain_alert,
             freshness: ORG_SECTIONS
@@ -310,6 +323,8 @@ pub struct Layout {
     pub demo: bool,
     pub asset_version: &'static str,
     pub htmx_path: &'static str,
+    /// The vendored Primer stylesheet, linked before app.css.
+    pub primer_path: &'static str,
     pub flash: Option<Flash>,
     /// A broken audit chain nobody has acknowledged yet: (first bad record, reason).
     pub chain_alert: Option<(i64, String)>,
@@ -335,6 +350,7 @@ impl Layout {
             demo: state.config.is_demo(),
             asset_version: super::assets::version(),
             htmx_path: super::assets::htmx_path(),
+            primer_path: super::assets::primer_path(),
             flash: None,
             chain_alert: None,
             freshness: None,

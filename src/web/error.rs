@@ -96,6 +96,7 @@ struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
     asset_version: &'static str,
+    primer_path: &'static str,
 }
 
 impl AppError {
@@ -195,6 +196,7 @@ impl IntoResponse for AppError {
             title,
             message: &message,
             asset_version: crate::web::assets::version(),
+            primer_path: crate::web::assets::primer_path(),
         };
         let body = page.render().unwrap_or_else(|_| message.clone());
         let mut response = (

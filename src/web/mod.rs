@@ -376,7 +376,7 @@ async fn htmx_errors(request: Request, next: Next) -> Response {
     }
     let status = response.status();
     let body = format!(
-        "<div class=\"notice notice-error\" role=\"alert\"><strong>{}</strong> {}</div>",
+        "<div class=\"flash flash-error mb-3\" role=\"alert\"><strong>{}</strong> {}</div>",
         escape::visible(notice.title),
         escape::visible(&notice.message)
     );

@@ -9,6 +9,18 @@ use crate::anthropic::OrgRole;
 #[cfg(test)]
 use crate::anthropic::WorkspaceRole;
 
+/// The Primer `Label` modifier for a status or outcome word, the same colour on every page:
+/// green when it worked or is live, yellow when it waits or has stopped, red when it failed,
+/// grey when it is over.
+pub fn label_class(status: impl std::fmt::Display) -> &'static str {
+    match status.to_string().as_str() {
+        "active" | "ok" | "accepted" | "done" => "Label--success",
+        "inactive" | "expired" | "pending" | "no outcome yet" => "Label--attention",
+        "denied" | "failed" => "Label--danger",
+        _ => "Label--secondary",
+    }
+}
+
 /// The first and last day any date field accepts. Far wider than any data Orgkeeper holds,
 /// and far inside what date arithmetic can reach (chrono ends at year 262,143).
 pub const FIRST_DAY: NaiveDate = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");

@@ -129,7 +129,8 @@ async fn a_record_page_shows_before_and_after_side_by_side() {
         "roles by their labels: {diff}"
     );
     assert!(
-        page.contains("<h1>Record") && page.contains("Account role changed</h1>"),
+        page.contains("<h1 class=\"Subhead-heading Subhead-heading--large\">Record")
+            && page.contains("Account role changed</h1>"),
         "titled by what happened, not its code"
     );
     assert!(

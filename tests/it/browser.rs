@@ -278,6 +278,26 @@ async fn a_leaked_key_is_found_by_name_and_deactivated_in_one_step() {
             .text()
             .await
             .contains("inactive"));
+        // Step 3 reads "or after [7] days" on one line, the field as wide as its two digits
+        // (issue 21: a huge number input, "days" on its own line).
+        let layout = browser
+            .execute(
+                "var l = document.querySelector('#leak-schedule label'), i = l.querySelector('input');
+                 return [Math.round(i.getBoundingClientRect().width), Math.round(l.getBoundingClientRect().height), Math.round(i.getBoundingClientRect().height)];",
+                vec![],
+            )
+            .await;
+        let [input_width, label_height, input_height] =
+            [0, 1, 2].map(|i| layout[i].as_u64().unwrap());
+        assert!(
+            input_width <= 100,
+            "the days field is {input_width} px wide"
+        );
+        assert!(
+            label_height < input_height * 3 / 2,
+            "\"days\" wraps: the label is {label_height} px tall, its field {input_height} px"
+        );
+        screenshot_both_widths(&browser, "leaked_key_next_steps").await;
         let upstream = app.state.org.api().get_api_key(&key.id).await.unwrap();
         assert_eq!(
             upstream.status,
@@ -852,6 +872,10 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
     assert_eq!(made.status(), 200, "a token on an account's page");
     pages.push(("account".to_owned(), format!("/accounts/{}", lead.id)));
     flow!("page_tour", browser, {
+        // The sign-in page, before signing in.
+        browser.goto(&app.url("/login")).await;
+        browser.wait_for("main h1", WAIT).await;
+        screenshot_both_widths(&browser, "login").await;
         sign_in(&browser, &app, "tour-owner", PASSWORD).await;
         let mut too_wide = Vec::new();
         for (width, height, mobile) in [(1440, 900, false), (390, 844, true)] {
@@ -885,6 +909,98 @@ async fn every_main_page_is_screenshotted_and_fits_a_phone() {
         assert!(
             too_wide.is_empty(),
             "pages wider than the screen: {too_wide:?}"
+        );
+    });
+}
+
+/// What on a page is not built from Primer: a missing or unapplied Primer stylesheet, a class
+/// of the retired hand-written design (cards, notices, badges, muted text…), a button that is
+/// not a Primer `btn` (or `btn-link` / `btn-invisible`), a field that is not a Primer
+/// `form-control` / `form-select`. A list of findings, empty when the page is all Primer.
+const NOT_PRIMER: &str = "var out = [];
+  var sheet = document.querySelector(\"link[rel=stylesheet][href^='/static/vendor/primer-']\");
+  if (!sheet) out.push('no vendored Primer stylesheet');
+  var root = getComputedStyle(document.documentElement);
+  if (!root.getPropertyValue('--fgColor-default').trim()) out.push('Primer light theme tokens not applied');
+  var retired = ['card', 'notice', 'notice-error', 'notice-warning', 'notice-info', 'notice-success',
+    'badge', 'badge-ok', 'badge-warn', 'badge-muted', 'muted', 'hint', 'lead', 'visually-hidden',
+    'topbar', 'pager', 'button', 'primary', 'danger', 'link'];
+  document.querySelectorAll('[class]').forEach(function (e) {
+    if (typeof e.className !== 'string') return;
+    e.className.split(/\\s+/).forEach(function (c) {
+      if (retired.indexOf(c) >= 0) out.push(e.tagName.toLowerCase() + '.' + c);
+    });
+  });
+  document.querySelectorAll('button').forEach(function (b) {
+    if (!/(^|\\s)(btn|btn-link|btn-invisible)(\\s|$)/.test(b.className))
+      out.push('button not a Primer btn: ' + b.textContent.trim());
+  });
+  document.querySelectorAll('input:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([type=color]), select, textarea').forEach(function (f) {
+    if (!f.classList.contains('form-control') && !f.classList.contains('form-select'))
+      out.push('field not a Primer form control: ' + (f.name || f.id));
+  });
+  return out.slice(0, 10);";
+
+/// Issue 21's How: every page is built from the one design system, Primer. Each page of the
+/// tour loads the vendored Primer stylesheet with its light theme, uses none of the retired
+/// hand-written classes, and its buttons and fields are Primer's; the primary and dangerous
+/// actions are `btn-primary` / `btn-danger` drawn by Primer (a filled green button, a red one).
+#[tokio::test]
+async fn every_page_is_built_from_primer() {
+    let app = spawn_app().await;
+    app.create_account("primer-owner", Role::Owner, &[]).await;
+    let pages = main_pages(&app).await;
+    flow!("primer_pages", browser, {
+        sign_in(&browser, &app, "primer-owner", PASSWORD).await;
+        let mut findings = Vec::new();
+        let (mut primary, mut danger) = (0, 0);
+        for (_, path) in &pages {
+            browser.goto(&app.url(path)).await;
+            browser.wait_for("main h1", WAIT).await;
+            browser.wait_for_gone("[hx-trigger='load']", WAIT).await;
+            let found = browser.execute(NOT_PRIMER, vec![]).await;
+            if found.as_array().is_some_and(|f| !f.is_empty()) {
+                findings.push(format!("{path}: {found}"));
+            }
+            let drawn = browser
+                .execute(
+                    "return ['.btn-primary:not(:disabled)', '.btn-danger:not(:disabled)'].map(function (s) {
+                       var b = document.querySelector(s);
+                       return b ? getComputedStyle(b).backgroundColor + '|' + getComputedStyle(b).color : '';
+                     });",
+                    vec![],
+                )
+                .await;
+            let drawn: Vec<&str> = drawn
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            // Primer's primary button is filled (green, white text); its danger button is red
+            // text on the default button background.
+            if !drawn[0].is_empty() {
+                primary += 1;
+                assert!(
+                    drawn[0].ends_with("|rgb(255, 255, 255)")
+                        && !drawn[0].starts_with("rgba(0, 0, 0, 0)"),
+                    "{path}: .btn-primary drawn as {}",
+                    drawn[0]
+                );
+            }
+            if !drawn[1].is_empty() {
+                danger += 1;
+                assert!(
+                    drawn[1].ends_with("|rgb(209, 36, 47)"),
+                    "{path}: .btn-danger drawn as {}",
+                    drawn[1]
+                );
+            }
+        }
+        assert!(findings.is_empty(), "not built from Primer: {findings:#?}");
+        assert!(
+            primary > 5 && danger > 2,
+            "primary {primary}, danger {danger}"
         );
     });
 }
@@ -1170,7 +1286,9 @@ async fn the_overview_leads_with_what_is_urgent_and_its_counts_open_what_they_co
             .click()
             .await;
         browser.wait_for_url("workspace=none", WAIT).await;
-        let summary = browser.wait_for("#members-table p.muted", WAIT).await;
+        let summary = browser
+            .wait_for("#members-table p.color-fg-muted", WAIT)
+            .await;
         assert!(
             summary.text().await.contains("for these filters"),
             "filtered, not everyone"
@@ -1178,7 +1296,7 @@ async fn the_overview_leads_with_what_is_urgent_and_its_counts_open_what_they_co
     });
 }
 
-/// The contrast of every `button.link` on the page against what is drawn behind it, as
+/// The contrast of every button drawn as a link (Primer's `btn-link`, `btn-invisible`) on the page against what is drawn behind it, as
 /// `[text, ratio]` pairs.
 const LINK_BUTTON_CONTRAST: &str = "
 function lum(c) {
@@ -1189,12 +1307,15 @@ function lum(c) {
 }
 function background(el) {
   for (; el; el = el.parentElement) {
+    // Primer's flashes paint their tint as a one-colour gradient, not a background colour.
+    var tint = getComputedStyle(el).backgroundImage.match(/^linear-gradient\\((rgba?\\([^)]*\\))/);
+    if (tint && lum(tint[1])[1] > 0) return tint[1];
     var bg = getComputedStyle(el).backgroundColor;
     if (bg && lum(bg)[1] > 0) return bg;
   }
   return 'rgb(255, 255, 255)';
 }
-return Array.from(document.querySelectorAll('button.link')).map(function (b) {
+return Array.from(document.querySelectorAll('button.btn-link, button.btn-invisible')).map(function (b) {
   var f = lum(getComputedStyle(b).color)[0], g = lum(background(b))[0];
   var ratio = (Math.max(f, g) + 0.05) / (Math.min(f, g) + 0.05);
   return [b.textContent.trim(), Math.round(ratio * 100) / 100];
@@ -1277,14 +1398,14 @@ async fn on_a_phone_every_token_can_be_read_and_revoked_without_scrolling_sidewa
             browser.wait_for("main h1", WAIT).await;
             let outside = browser
                 .execute(
-                    "var w = window.innerWidth; return Array.from(document.querySelectorAll('#tokens table button.danger, #tokens table td')).filter(function (e) { var r = e.getBoundingClientRect(); return r.width > 0 && (r.right > w + 1 || r.left < -1); }).length;",
+                    "var w = window.innerWidth; return Array.from(document.querySelectorAll('#tokens table button.btn-danger, #tokens table td')).filter(function (e) { var r = e.getBoundingClientRect(); return r.width > 0 && (r.right > w + 1 || r.left < -1); }).length;",
                     vec![],
                 )
                 .await;
             assert_eq!(outside, 0, "{path}: cells or buttons outside the screen");
             let revoke = browser
                 .execute(
-                    "return document.querySelectorAll('#tokens table button.danger').length;",
+                    "return document.querySelectorAll('#tokens table button.btn-danger').length;",
                     vec![],
                 )
                 .await;
@@ -1428,7 +1549,7 @@ async fn at_1440_px_keys_limits_and_claude_code_show_every_column_without_scroll
         browser.wait_for("main h1", WAIT).await;
         assert!(
             browser
-                .find(".limits-table button.danger")
+                .find(".limits-table button.btn-danger")
                 .await
                 .is_displayed()
                 .await,

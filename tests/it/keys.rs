@@ -492,7 +492,7 @@ async fn a_scheduled_archive_survives_a_restart_retries_after_a_failure_and_runs
     // Eight days on, the old session has long timed out.
     let admin = app.login_as(&admin_name(&app).await).await;
     let (_, page) = admin.get_text("/keys/schedules").await;
-    assert!(page.contains("outcome-failed") && page.contains("req_"));
+    assert!(page.contains("Label--danger\">failed<") && page.contains("req_"));
 
     app.state
         .clock
@@ -1057,6 +1057,11 @@ async fn every_confirmation_that_stops_a_key_shows_its_recent_use_highlighted_wh
         .get_text(&format!("/members/{creator}/offboard"))
         .await;
     check(&page, "offboarding key choices");
+    // Workspace roles in plain words, not their codes (issue 21, item 9).
+    assert!(
+        !page.contains("(workspace_"),
+        "role codes on the offboarding plan"
+    );
 }
 
 #[tokio::test]

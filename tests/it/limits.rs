@@ -818,7 +818,7 @@ async fn the_key_pages_say_whose_each_key_is() {
     );
     let (_, html) = viewer.get_text(&format!("/keys/{}", expired.id)).await;
     assert!(
-        html.contains("key-status-expired"),
+        html.contains("class=\"Label Label--attention\" id=\"key-status\">expired<"),
         "the expired status is shown"
     );
     let (_, list) = viewer.get_text("/keys?status=expired").await;

@@ -318,7 +318,7 @@ async fn an_admin_cannot_be_removed_and_the_page_says_so_before_trying() {
     assert_eq!(status, 200);
     assert!(confirm.contains("cannot be removed through the Admin API"));
     assert!(
-        !confirm.contains("class=\"danger\""),
+        !confirm.contains("btn-danger"),
         "no remove button for an admin"
     );
     assert_eq!(response.status(), 422);
@@ -519,7 +519,7 @@ async fn a_pasted_list_reports_each_line_and_keeps_the_failures_for_correction()
     assert_eq!(response.status(), 422);
     let body = response.text().await.unwrap();
     let textarea = body
-        .split("<textarea name=\"emails\"")
+        .split("<textarea class=\"form-control\" name=\"emails\"")
         .nth(1)
         .and_then(|rest| rest.split('>').nth(1))
         .and_then(|rest| rest.split("</textarea").next())

@@ -759,7 +759,7 @@ async fn bad_bodies_wrong_methods_and_long_addresses_get_pages_in_the_layout() {
         &page[..page.len().min(300)]
     );
     assert!(
-        page.contains("Address too long") && page.contains("class=\"topbar\""),
+        page.contains("Address too long") && page.contains("class=\"Header site-header\""),
         "{}",
         &page[..page.len().min(300)]
     );

@@ -152,7 +152,7 @@ async fn owners_make_and_revoke_tokens_for_others_on_their_page_and_nobody_else_
     assert_eq!(created.status(), 200);
     let page = created.text().await.unwrap();
     let secret = secret_in(&page);
-    assert!(page.contains("<h1>lead-tokens</h1>"));
+    assert!(page.contains("<h1 class=\"Subhead-heading Subhead-heading--large\">lead-tokens</h1>"));
 
     // The team lead's token lists their one workspace, not the organization's.
     let response = reqwest::Client::new()

@@ -100,7 +100,7 @@ async fn api_output_by_workspace(
     for b in app.state.org.api().all(&p).await.unwrap() {
         for r in b.results {
             let name = match r.workspace_id {
-                None => "Default workspace".to_owned(),
+                None => "Default Workspace".to_owned(),
                 Some(id) => names.get(&id).cloned().unwrap_or(id),
             };
             *out.entry(name).or_default() += r.output_tokens as i64;
@@ -181,7 +181,7 @@ async fn usage_grouped_by_workspace_matches_the_admin_api_report_and_the_csv_mat
         2 * (rows[0].len() - 2),
         "in the wide and the narrow drawing"
     );
-    assert!(html.contains("<select name=\"group_by\">"));
+    assert!(html.contains("<select class=\"form-select\" name=\"group_by\">"));
     assert!(
         !html.contains("data-series=\"wrkspc_"),
         "workspaces are shown by name"

@@ -143,7 +143,9 @@ async fn the_overview_numbers_match_the_organization_and_link_to_the_filtered_pa
     let (status, body) = viewer.get_text("/").await;
 
     assert_eq!(status, 200);
-    assert!(body.contains("<h1>Acme Robotics</h1>"));
+    assert!(
+        body.contains("<h1 class=\"Subhead-heading Subhead-heading--large\">Acme Robotics</h1>")
+    );
     for (href, n) in [
         ("/members", users.len()),
         ("/members?role=developer", developers),
@@ -454,7 +456,9 @@ async fn the_include_archived_toggle_shows_archived_workspaces() {
     assert!(without.contains("href=\"/workspaces?include_archived=1\""));
     assert!(with.contains(&archived.name));
     assert!(with.contains("Archived "));
-    assert!(with.contains("Default workspace"));
+    assert!(
+        with.contains("Default Workspace") && with.contains("default workspace\">default</span>")
+    );
 }
 
 #[tokio::test]
@@ -670,7 +674,7 @@ async fn the_default_workspace_offers_no_rename_or_archive_and_a_forced_archive_
     let (_, page) = admin.get_text(&format!("/workspaces/{id}")).await;
     let response = admin.post(&format!("/workspaces/{id}/archive"), &[]).await;
 
-    assert!(page.contains("Default workspace"));
+    assert!(page.contains("default workspace\">default</span>"));
     assert!(page.contains("cannot be renamed or archived"));
     assert!(!page.contains(&format!("href=\"/workspaces/{id}/archive\"")));
     assert!(!page.contains("name=\"name\""));
@@ -818,7 +822,7 @@ async fn a_member_change_over_htmx_returns_the_updated_members_card() {
 
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
-    assert!(body.starts_with("<section class=\"card\" id=\"members\">"));
+    assert!(body.starts_with("<section class=\"Box p-3 mb-3\" id=\"members\">"));
     assert!(!body.contains("<html"));
     assert!(body.contains("was added to"));
     assert!(

@@ -79,12 +79,14 @@ pub struct ChartView {
     pub empty: bool,
 }
 
+/// Primer's data-visualisation colours (`--data-<hue>-color-emphasis` of the light theme in
+/// @primer/primitives), as values because SVG attributes and the tooltip's swatch take them.
 const PALETTE: &[&str] = &[
-    "#4c6ef5", "#f08c00", "#2f9e44", "#e03131", "#7048e8", "#1098ad", "#d6336c", "#5c940d",
-    "#ae3ec9", "#495057",
+    "#006edb", "#eb670f", "#30a147", "#df0c24", "#894ceb", "#179b9b", "#ce2c85", "#527a29",
+    "#a830e8", "#856d4c",
 ];
-/// Colour of the "Other" series.
-pub const OTHER_COLOR: &str = "#adb5bd";
+/// Colour of the "Other" series (`--data-gray-color-emphasis`).
+pub const OTHER_COLOR: &str = "#808fa3";
 
 /// The colour of every series: their own (workspace colours) when each has one and no two are
 /// the same, else the palette's, so series always stay apart.

@@ -466,6 +466,8 @@ struct BudgetsPage {
     budgets: Vec<(BudgetSummary, Option<String>)>,
     scopes: Vec<Opt>,
     can_manage: bool,
+    /// The cost views' navigation offers cost centers (as the cost page does: not when scoped).
+    can_see_centers: bool,
     form: BudgetForm,
     form_error: Option<String>,
 }
@@ -532,6 +534,7 @@ async fn render_budgets(
         budgets,
         scopes,
         can_manage: ctx.can(Permission::ManageOrganization),
+        can_see_centers: scope.is_none(),
         form,
         form_error,
     };
