@@ -276,7 +276,7 @@ impl Names {
                 .get(id)
                 .cloned()
                 .unwrap_or_else(|| id.to_owned()),
-            (_, None) => "Default workspace".into(),
+            (_, None) => "Default Workspace".into(),
         }
     }
 
