@@ -272,13 +272,19 @@ pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
         creator_id,
         creator_gone,
         created: day(&key.created_at),
-        created_full: key.created_at.to_rfc3339(),
+        // To the second, as UTC (`…Z`): the page lists fifty of them.
+        created_full: key
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         expires: key
             .expires_at
             .as_ref()
             .map(day)
             .unwrap_or_else(|| "never".into()),
-        expires_at: key.expires_at.as_ref().map(|at| at.to_rfc3339()),
+        expires_at: key
+            .expires_at
+            .as_ref()
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         age_days: (hygiene.now - key.created_at).num_days(),
         status: key.status.as_str().to_owned(),
         live: is_live(key),
