@@ -110,17 +110,13 @@ pub fn who(
             }
         }
         "service_account_actor" => {
-            let keys = dir.service_account_keys(actor_id).join(", ");
+            let keys = dir.service_account_keys(actor_id);
             Who {
                 kind,
                 name: format!("Service account {actor_id}"),
                 email: String::new(),
                 href: None,
-                detail: if keys.is_empty() {
-                    String::new()
-                } else {
-                    format!("keys: {keys}")
-                },
+                detail: key_list(&keys),
             }
         }
         "api_actor" => Who {
@@ -283,6 +279,21 @@ fn share(part: Decimal, total: Decimal) -> String {
         return "—".into();
     }
     format!("{}%", (part * Decimal::from(100) / total).round_dp(1))
+}
+
+/// A service account's keys in a row: a few by name, then how many more, so that a row (and
+/// the page) does not grow with an account that holds thousands of keys.
+fn key_list(keys: &[String]) -> String {
+    const NAMED: usize = 5;
+    match keys.len() {
+        0 => String::new(),
+        n if n <= NAMED => format!("keys: {}", keys.join(", ")),
+        n => format!(
+            "keys: {} and {} more",
+            keys[..NAMED].join(", "),
+            crate::web::present::count(n - NAMED)
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -768,4 +779,20 @@ pub async fn member_section(
         section,
     };
     render(StatusCode::OK, &page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_list;
+
+    #[test]
+    fn a_service_accounts_keys_are_named_up_to_five_then_counted() {
+        let keys: Vec<String> = (1..=1234).map(|i| format!("ETL {i}")).collect();
+        assert_eq!(key_list(&keys[..0]), "");
+        assert_eq!(key_list(&keys[..2]), "keys: ETL 1, ETL 2");
+        assert_eq!(
+            key_list(&keys),
+            "keys: ETL 1, ETL 2, ETL 3, ETL 4, ETL 5 and 1,229 more"
+        );
+    }
 }
