@@ -48,9 +48,7 @@ pub fn spawn_all(services: &Services, sessions: SqliteStore) -> Vec<JoinHandle<(
             tracing::warn!(%error, "the log of account changes could not be pruned");
         }
     }));
-    handles.push(every(services.clone(), USAGE_EVERY, |s| async move {
-        run_usage_sync(&s).await
-    }));
+    handles.push(tokio::spawn(usage_rounds(services.clone())));
     handles
 }
 
@@ -67,6 +65,20 @@ where
             round(services.clone()).await;
         }
     })
+}
+
+/// The usage job. Its first round waits until the store's reports are a round old: a restart
+/// does not read again what was read seconds before, and the cost pages' figures built before
+/// serving (`server::run`) stay valid until then instead of being rebuilt by the first view.
+async fn usage_rounds(services: Services) {
+    let due = crate::service::usage::round_due_in(&services, USAGE_EVERY).await;
+    tokio::time::sleep(due).await;
+    let mut ticks = tokio::time::interval(USAGE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        run_usage_sync(&services).await;
+    }
 }
 
 /// Builds the pages' views of each new model as soon as it replaces the last, so the first

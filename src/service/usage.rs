@@ -111,6 +111,25 @@ pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::
     }
 }
 
+/// How long until the least recently refreshed report is `round` old: zero when one was never
+/// synced or its progress cannot be read.
+pub async fn round_due_in(services: &Services, round: std::time::Duration) -> std::time::Duration {
+    let now = services.clock.now();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for kind in Kind::ALL {
+        match store::progress(&services.db, kind).await {
+            Ok(Some((_, refreshed_at))) if refreshed_at <= now => {
+                oldest = Some(oldest.map_or(refreshed_at, |o| o.min(refreshed_at)));
+            }
+            _ => return std::time::Duration::ZERO,
+        }
+    }
+    let age = oldest.map_or(std::time::Duration::MAX, |at| {
+        (now - at).to_std().unwrap_or_default()
+    });
+    round.saturating_sub(age)
+}
+
 /// Builds the cost pages' monthly figures ahead: the organization's spend this month and the
 /// last (`/cost`, budgets), and the cost centers' chargeback for the four months their page
 /// shows. Run before serving and after each usage round, so the first view of those pages

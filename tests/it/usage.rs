@@ -693,3 +693,38 @@ async fn when_the_api_fails_the_usage_page_shows_the_stored_numbers_and_says_so(
     let table = |html: &str| html[html.find("<tbody>").unwrap()..].to_owned();
     assert_eq!(table(&before), table(&after), "nothing stored was lost");
 }
+
+/// The usage job's first round after a start waits until the store is a round old, so a
+/// restart does not read again what was just read (nor invalidate the figures built before
+/// serving); a store never synced is read at once.
+#[tokio::test]
+async fn the_usage_jobs_first_round_waits_until_the_store_is_a_round_old() {
+    use orgkeeper::service::usage::round_due_in;
+
+    let app = spawn().await;
+    let round = Duration::from_secs(60);
+    assert_eq!(
+        round_due_in(&app.state, round).await,
+        Duration::ZERO,
+        "never synced"
+    );
+    orgkeeper::jobs::run_usage_sync(&app.state).await;
+    // The test clock moves with real time too: a busy machine may take seconds per step.
+    let due = round_due_in(&app.state, round).await;
+    assert!(
+        due <= round && due > Duration::from_secs(45),
+        "just synced: {due:?}"
+    );
+    app.state.clock.advance(Duration::from_secs(20));
+    let due = round_due_in(&app.state, round).await;
+    assert!(
+        due <= Duration::from_secs(40) && due > Duration::from_secs(25),
+        "{due:?}"
+    );
+    app.state.clock.advance(Duration::from_secs(50));
+    assert_eq!(
+        round_due_in(&app.state, round).await,
+        Duration::ZERO,
+        "overdue"
+    );
+}
