@@ -121,7 +121,10 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
     if let Err(error) = crate::service::usage::warm_reports(&state.services).await {
         tracing::warn!(%error, "the cost pages' figures could not be built ahead; pages build them");
     }
-    tracing::info!(seconds = warming.elapsed().as_secs_f64(), "pages' views built");
+    tracing::info!(
+        seconds = warming.elapsed().as_secs_f64(),
+        "pages' views built"
+    );
 
     let background = crate::jobs::spawn_all(&state.services, session_store.sqlite().clone());
     Ok(Server {

@@ -53,7 +53,11 @@ impl MemberIndex {
             by_name: order(&|i| format!("{}\u{0}{}", lower[i].0, lower[i].1)),
             by_email: order(&|i| lower[i].1.clone()),
             by_role: order(&|i| {
-                format!("{}\u{0}{}", crate::labels::org_role(&users[i].role), lower[i].0)
+                format!(
+                    "{}\u{0}{}",
+                    crate::labels::org_role(&users[i].role),
+                    lower[i].0
+                )
             }),
             by_added: order(&|i| users[i].added_at.to_rfc3339()),
             haystack: lower
@@ -106,4 +110,3 @@ impl WorkspaceMemberOrder {
         WorkspaceMemberOrder(out)
     }
 }
-

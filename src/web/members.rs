@@ -228,7 +228,12 @@ fn build_table(
     let found: std::borrow::Cow<'_, [u32]> = if everyone {
         order.into()
     } else {
-        order.iter().filter(wanted).copied().collect::<Vec<_>>().into()
+        order
+            .iter()
+            .filter(wanted)
+            .copied()
+            .collect::<Vec<_>>()
+            .into()
     };
     let dir = if descending { "desc" } else { "asc" };
     let pager = Pager::new(found.len(), requested, |page| query.link(sort, dir, page));

@@ -160,7 +160,9 @@ async fn each_new_model_is_announced_and_its_views_are_built_ahead_of_the_first_
     let snapshot = app.state.org.synced().unwrap();
     assert!(snapshot.cached::<KeyIndex>().is_none(), "nothing built yet");
     app.state.org.warm(app.state.config.key_rotation_days).await;
-    let index = snapshot.cached::<MemberIndex>().expect("members' index built");
+    let index = snapshot
+        .cached::<MemberIndex>()
+        .expect("members' index built");
     assert_eq!(index.order("name").len(), snapshot.users.len());
     assert!(snapshot.cached::<KeyIndex>().is_some());
     assert!(snapshot.cached::<WorkspaceMemberOrder>().is_some());
@@ -170,9 +172,13 @@ async fn each_new_model_is_announced_and_its_views_are_built_ahead_of_the_first_
     assert_eq!(status, 200);
     assert!(std::sync::Arc::ptr_eq(
         &index,
-        &app.state.org.synced().unwrap().cached::<MemberIndex>().unwrap()
+        &app.state
+            .org
+            .synced()
+            .unwrap()
+            .cached::<MemberIndex>()
+            .unwrap()
     ));
-
 }
 
 #[tokio::test]
