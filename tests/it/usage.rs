@@ -664,6 +664,60 @@ async fn claude_code_shows_people_and_is_withheld_from_team_leads() {
     assert!(lead_html.contains("not shown to team leads"));
 }
 
+/// Both Claude Code tables are paged (they grow with the organization and the range): every
+/// person-day appears on exactly one page, fifty at most to a page, in the same order.
+#[tokio::test]
+async fn claude_codes_tables_are_paged_and_every_row_is_on_exactly_one_page() {
+    let app = spawn().await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let days_rows = |html: &str| -> Vec<String> {
+        let table = &html[html.find("claude-code-days").unwrap()..];
+        let body = &table[table.find("<tbody>").unwrap()..table.find("</tbody>").unwrap()];
+        body.split("<tr>").skip(1).map(|r| r.to_owned()).collect()
+    };
+    let (status, first) = viewer.get_text("/claude-code?days=30").await;
+    assert_eq!(status, 200);
+    let mut seen = days_rows(&first);
+    assert_eq!(seen.len(), 50, "a full first page");
+    let mut page = first;
+    let mut pages = 1;
+    while let Some(at) = page.find("aria-label=\"Pages of the days\"") {
+        let nav = &page[at..];
+        let Some(next) = nav.find("class=\"next_page\" href=\"") else {
+            break;
+        };
+        let href = &nav[next + 24..];
+        let href = href[..href.find('"').unwrap()].replace("&#38;", "&");
+        assert!(href.contains("days=30"), "the range is kept: {href}");
+        let (status, html) = viewer.get_text(&href).await;
+        assert_eq!(status, 200);
+        let rows = days_rows(&html);
+        assert!(!rows.is_empty() && rows.len() <= 50);
+        seen.extend(rows);
+        page = html;
+        pages += 1;
+    }
+    assert!(
+        pages > 1,
+        "thirty days of the demo hold more than fifty person-days"
+    );
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no row on two pages");
+    let last_page_text = page
+        .split("Pages of the days")
+        .nth(1)
+        .map(|nav| nav.to_owned())
+        .unwrap_or_default();
+    assert!(
+        last_page_text.contains(&format!(
+            "of {}",
+            orgkeeper::web::present::count(seen.len())
+        )),
+        "the pager counts every row: {} rows seen",
+        seen.len()
+    );
+}
+
 #[tokio::test]
 async fn when_the_api_fails_the_usage_page_shows_the_stored_numbers_and_says_so() {
     let app = spawn().await;

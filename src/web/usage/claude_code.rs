@@ -14,6 +14,7 @@ use crate::anthropic::{ClaudeCodeActor, ClaudeCodeRecord};
 use crate::auth::Permission;
 use crate::web::context::Layout;
 use crate::web::error::AppResult;
+use crate::web::present::{query_string, Pager};
 
 pub struct Row {
     pub day: String,
@@ -37,7 +38,11 @@ struct Page {
     scoped: bool,
     ranges: Vec<Opt>,
     rows: Vec<Row>,
+    /// Pages of the per-person-and-day table and of the per-person one: both grow with the
+    /// organization (and the first with the range).
+    rows_pager: Pager,
     people: Vec<Row>,
+    people_pager: Pager,
     total_cost: String,
 }
 
@@ -129,7 +134,9 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
             scoped: true,
             ranges,
             rows: Vec::new(),
+            rows_pager: Pager::empty(),
             people: Vec::new(),
+            people_pager: Pager::empty(),
             total_cost: dollars(Decimal::ZERO),
         };
         return crate::web::page::render(axum::http::StatusCode::OK, &page);
@@ -151,13 +158,34 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         per_person.entry(p).or_default().add(r);
         total.add(r);
     }
+    // Links keep the range and the other table's page.
+    let number = |key: &str| params.get(key).and_then(|p| p.parse().ok()).unwrap_or(1);
+    let (days_page, people_page) = (number("page"), number("people_page"));
+    let link = |page: usize, people: usize| {
+        let (page, people, days) = (page.to_string(), people.to_string(), days.to_string());
+        let pairs = [
+            ("days", days.as_str()),
+            ("page", if page == "1" { "" } else { page.as_str() }),
+            (
+                "people_page",
+                if people == "1" { "" } else { people.as_str() },
+            ),
+        ];
+        format!("/claude-code?{}", query_string(&pairs))
+    };
+    let people_pager = Pager::new(per_person.len(), people_page, |p| link(days_page, p));
+    let rows_pager = Pager::new(per_day.len(), days_page, |p| link(p, people_pager.page));
     let rows = per_day
         .iter()
         .rev()
+        .skip(rows_pager.range().start)
+        .take(rows_pager.range().len())
         .map(|((d, p), a)| a.row(d.to_string(), p.clone()))
         .collect();
     let people = per_person
         .iter()
+        .skip(people_pager.range().start)
+        .take(people_pager.range().len())
         .map(|(p, a)| a.row(String::new(), p.clone()))
         .collect();
     let page = Page {
@@ -165,7 +193,9 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         scoped: false,
         ranges,
         rows,
+        rows_pager,
         people,
+        people_pager,
         total_cost: dollars(total.cost),
     };
     crate::web::page::render(axum::http::StatusCode::OK, &page)
