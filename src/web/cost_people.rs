@@ -116,7 +116,7 @@ pub fn who(
                 name: format!("Service account {actor_id}"),
                 email: String::new(),
                 href: None,
-                detail: key_list(&keys),
+                detail: key_list(keys),
             }
         }
         "api_actor" => Who {
