@@ -782,3 +782,67 @@ async fn the_usage_jobs_first_round_waits_until_the_store_is_a_round_old() {
         "overdue"
     );
 }
+
+/// The report memo: a result is rebuilt when the store changes, but while one caller builds the
+/// newer result (the usage job, right after a round), others get the previous one at once
+/// instead of building it again — and once it is built, everyone gets the new one.
+#[tokio::test]
+async fn while_one_caller_builds_a_newer_report_others_get_the_previous_one() {
+    let app = spawn().await;
+    let (memo, store) = (&app.state.reports, &app.state.usage);
+    let change_store = |at: &'static str| {
+        sqlx::query(
+            "INSERT INTO usage_sync (kind, settled_until, refreshed_at) VALUES ('memo-test', '', ?) \
+             ON CONFLICT (kind) DO UPDATE SET refreshed_at = excluded.refreshed_at",
+        )
+        .bind(at)
+        .execute(&app.db)
+    };
+    change_store("1").await.unwrap();
+    let first = memo
+        .get(store, "k".into(), || async { Ok::<_, sqlx::Error>(1u32) })
+        .await
+        .unwrap();
+    assert_eq!(*first, 1);
+    change_store("2").await.unwrap();
+
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let second_built = std::sync::atomic::AtomicBool::new(false);
+    let builder = memo.get(store, "k".into(), || async move {
+        started_tx.send(()).unwrap();
+        released.await.unwrap();
+        Ok::<_, sqlx::Error>(2u32)
+    });
+    let meanwhile = async {
+        started.await.unwrap();
+        let got = memo
+            .get(store, "k".into(), || async {
+                second_built.store(true, Ordering::SeqCst);
+                Ok::<_, sqlx::Error>(3u32)
+            })
+            .await
+            .unwrap();
+        release.send(()).unwrap();
+        got
+    };
+    let (built, meanwhile) = tokio::join!(builder, meanwhile);
+    assert_eq!(
+        *meanwhile, 1,
+        "the previous result while the newer one is built"
+    );
+    assert!(!second_built.load(Ordering::SeqCst), "not built twice");
+    assert_eq!(*built.unwrap(), 2);
+    let after = memo
+        .get(store, "k".into(), || async { Ok::<_, sqlx::Error>(4u32) })
+        .await
+        .unwrap();
+    assert_eq!(*after, 2, "the newer result once built");
+    // With nobody building, a changed store is never answered from the past.
+    change_store("3").await.unwrap();
+    let fresh = memo
+        .get(store, "k".into(), || async { Ok::<_, sqlx::Error>(5u32) })
+        .await
+        .unwrap();
+    assert_eq!(*fresh, 5);
+}
