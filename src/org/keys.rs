@@ -319,7 +319,12 @@ pub struct KeyIndex {
 }
 
 impl KeyIndex {
-    pub(super) fn build(snapshot: &Snapshot, hygiene: &Hygiene) -> KeyIndex {
+    /// Built once per snapshot (with `hygiene` of that snapshot), shared until the next change.
+    pub(super) fn of(snapshot: &Snapshot, hygiene: &Hygiene) -> Arc<KeyIndex> {
+        snapshot.derived(|s| KeyIndex::build(s, hygiene))
+    }
+
+    fn build(snapshot: &Snapshot, hygiene: &Hygiene) -> KeyIndex {
         let names = Names::of(snapshot);
         let mut sorted: Vec<u32> = (0..snapshot.keys.len() as u32).collect();
         sorted.sort_by_key(|&at| std::cmp::Reverse(snapshot.keys[at as usize].created_at));
@@ -348,7 +353,7 @@ impl Org {
             return Ok((snapshot, index));
         }
         let hygiene = self.hygiene(rotation_days).await;
-        let index = snapshot.keep(KeyIndex::build(&snapshot, &hygiene));
+        let index = KeyIndex::of(&snapshot, &hygiene);
         Ok((snapshot, index))
     }
 }

@@ -350,9 +350,7 @@ impl Org {
             counts::Counts::of(&snapshot);
             members::MemberIndex::of(&snapshot);
             members::WorkspaceMemberOrder::of(&snapshot);
-            if snapshot.cached::<keys::KeyIndex>().is_none() {
-                snapshot.keep(keys::KeyIndex::build(&snapshot, &hygiene));
-            }
+            keys::KeyIndex::of(&snapshot, &hygiene);
         })
         .await;
         if let Err(error) = built {
