@@ -162,14 +162,12 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     let number = |key: &str| params.get(key).and_then(|p| p.parse().ok()).unwrap_or(1);
     let (days_page, people_page) = (number("page"), number("people_page"));
     let link = |page: usize, people: usize| {
-        let (page, people, days) = (page.to_string(), people.to_string(), days.to_string());
+        let beyond_first = |n: usize| if n > 1 { n.to_string() } else { String::new() };
+        let (page, people, days) = (beyond_first(page), beyond_first(people), days.to_string());
         let pairs = [
             ("days", days.as_str()),
-            ("page", if page == "1" { "" } else { page.as_str() }),
-            (
-                "people_page",
-                if people == "1" { "" } else { people.as_str() },
-            ),
+            ("page", &page),
+            ("people_page", &people),
         ];
         format!("/claude-code?{}", query_string(&pairs))
     };
