@@ -111,14 +111,20 @@ async fn a_change_the_feed_announces_is_reread_alone_and_recorded_once_named_by_
     ));
 }
 
-#[tokio::test]
-async fn orgkeepers_own_change_announced_by_the_feed_is_not_recorded_again() {
+/// An app whose first workspace has a live key that Orgkeeper has just renamed.
+async fn app_with_a_key_renamed_through_orgkeeper() -> (TestApp, orgkeeper::anthropic::ApiKey) {
     let app = spawn_app().await;
     let key = app.live_key_in(&app.first_workspace_id().await);
     orgkeeper::service::keys::rename(&app.state, &TEST_CALLER, &key, "renamed through Orgkeeper")
         .await
         .unwrap()
         .unwrap();
+    (app, key)
+}
+
+#[tokio::test]
+async fn orgkeepers_own_change_announced_by_the_feed_is_not_recorded_again() {
+    let (app, key) = app_with_a_key_renamed_through_orgkeeper().await;
     let round = follow::round(&app.state).await.unwrap();
     assert_eq!(round.reread, [Touched::Key(key.id.clone())]);
     assert_eq!(round.observed, 0);
@@ -364,12 +370,7 @@ async fn a_sweep_over_an_unchanged_organization_keeps_the_model_pages_derived_fr
 
 #[tokio::test]
 async fn an_outside_change_after_orgkeepers_own_change_to_the_same_key_is_still_recorded() {
-    let app = spawn_app().await;
-    let key = app.live_key_in(&app.first_workspace_id().await);
-    orgkeeper::service::keys::rename(&app.state, &TEST_CALLER, &key, "renamed through Orgkeeper")
-        .await
-        .unwrap()
-        .unwrap();
+    let (app, key) = app_with_a_key_renamed_through_orgkeeper().await;
     follow::round(&app.state).await.unwrap();
     assert!(app.observed("key.renamed").await.is_empty());
 
