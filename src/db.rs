@@ -23,7 +23,10 @@ pub async fn connect(path: &Path) -> anyhow::Result<SqlitePool> {
         // the last transactions, which is the usual trade-off for a dashboard.
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+        // A writer waits for the one before it rather than failing: the first save of a
+        // 250,000-object organization holds the write lock for several seconds, and a usage
+        // sync that gave up after 5 s ("database is locked") lost its whole pass.
+        .busy_timeout(Duration::from_secs(30));
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)
