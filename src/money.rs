@@ -33,23 +33,21 @@ pub fn parse_dollars(raw: &str, what: &str) -> Result<Decimal, String> {
     }
     let Ok(d) = cleaned.parse::<Decimal>() else {
         // Digits and a dot that do not make a number of this size.
-        return Err(format!("{} must be {range}.", capitalised(what)));
+        return Err(format!(
+            "{} must be {range}.",
+            crate::labels::capitalised(what)
+        ));
     };
     if d <= Decimal::ZERO || d > Decimal::from(MAX_DOLLARS) {
-        return Err(format!("{} must be {range}.", capitalised(what)));
+        return Err(format!(
+            "{} must be {range}.",
+            crate::labels::capitalised(what)
+        ));
     }
     if d.normalize().scale() > 2 {
         return Err("Use at most two decimals (cents).".into());
     }
     Ok(d * Decimal::from(100))
-}
-
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// `$1,234.56` from cents, rounded half to even.
@@ -78,6 +76,14 @@ pub fn group_digits(int: &str) -> String {
     out
 }
 
+/// A share as pages write it, to one decimal with thousands separators: 100763.14 → "100,763.1%".
+pub fn percent(p: Decimal) -> String {
+    let s = format!("{:.1}", p.round_dp(1).abs());
+    let (int, frac) = s.split_once('.').unwrap_or((&s, "0"));
+    let sign = if p < Decimal::ZERO { "−" } else { "" };
+    format!("{sign}{}.{frac}%", group_digits(int))
+}
+
 /// `2026-12` for a day in December 2026.
 pub fn month_key(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
@@ -86,6 +92,14 @@ pub fn month_key(d: NaiveDate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_percent_has_one_decimal_and_thousands_separators() {
+        assert_eq!(percent(Decimal::new(10_076_314, 2)), "100,763.1%");
+        assert_eq!(percent(Decimal::new(3359, 1)), "335.9%");
+        assert_eq!(percent(Decimal::ZERO), "0.0%");
+        assert_eq!(percent(Decimal::new(-885, 1)), "−88.5%");
+    }
 
     #[test]
     fn dollars_as_typed_become_exact_cents_within_the_range() {

@@ -200,7 +200,7 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         let limit = service::limit_of(&limits, &scope).and_then(SpendLimit::amount_cents);
         let percent = limit
             .and_then(|l| crate::service::budgets::percent_of(spend, l))
-            .map(|p| format!("{}%", p.round_dp(1)));
+            .map(crate::money::percent);
         let name = match &scope {
             LimitScope::Organization => "Whole organization".to_owned(),
             LimitScope::Workspace { name, .. } => name.clone(),
@@ -259,13 +259,10 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
             workspace_name: r.workspace_name,
             reason: r.reason,
             requested_by: r.requested_by,
-            requested_at: r.requested_at.replace('T', " ").replace('Z', " UTC"),
+            requested_at: r.requested_at,
             state: r.state,
             decided_by: r.decided_by.unwrap_or_default(),
-            decided_at: r
-                .decided_at
-                .map(|t| t.replace('T', " ").replace('Z', " UTC"))
-                .unwrap_or_default(),
+            decided_at: r.decided_at.unwrap_or_default(),
             note: r.decision_note.unwrap_or_default(),
             typed,
             error,
@@ -712,7 +709,7 @@ struct RatePage {
 }
 
 /// A limiter type as people read it.
-fn limiter_label(kind: &str) -> String {
+pub fn limiter_label(kind: &str) -> String {
     match kind {
         "requests_per_minute" => "Requests per minute".into(),
         "input_tokens_per_minute" => "Input tokens per minute".into(),

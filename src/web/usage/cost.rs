@@ -72,14 +72,14 @@ pub async fn budget_summaries(
         }
         let spend = Spend::of(&m, &b.scope, settled, now.date_naive());
         let percent = crate::service::budgets::percent_of(spend.total, b.amount_cents)
-            .map_or(Decimal::ZERO, |p| p.round_dp(1));
+            .unwrap_or(Decimal::ZERO);
         let crossing = spend.crossing(start, b.amount_cents).describe();
         let estimate = matches!(spend.basis(), Basis::Pace(_));
         out.push(BudgetSummary {
             name: scope_name(&names, &b.scope),
             budget: dollars(b.amount_cents),
             spend: dollars(spend.total),
-            percent: format!("{percent}%"),
+            percent: crate::money::percent(percent),
             projected: spend.projected().map(dollars),
             crossing,
             estimate,
@@ -308,15 +308,16 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
     } else {
         Vec::new()
     };
+    // The banner states where spend is now (335.9 %), not the highest alert threshold it
+    // crossed (100 %), which understates an overrun.
     let banners = budgets
         .iter()
-        .filter_map(|b| {
-            b.crossed.iter().max().map(|t| {
-                format!(
-                    "{} has reached {t}% of its monthly budget: {} spent of {}.",
-                    b.name, b.spend, b.budget
-                )
-            })
+        .filter(|b| !b.crossed.is_empty())
+        .map(|b| {
+            format!(
+                "{} has used {} of its monthly budget: {} spent of {}.",
+                b.name, b.percent, b.spend, b.budget
+            )
         })
         .collect();
     // The chart spans the whole month (days still to come are empty), so the 1st is one
@@ -371,7 +372,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         .iter()
         .enumerate()
         .map(|(i, d)| CostRow {
-            day: d.to_string(),
+            day: crate::labels::calendar_day(*d),
             cells: data.values.iter().map(|s| dollars(s[i])).collect(),
             total: dollars(data.values.iter().map(|s| s[i]).sum()),
         })
