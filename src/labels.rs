@@ -3,6 +3,85 @@
 
 use crate::anthropic::{OrgRole, WorkspaceRole};
 use crate::auth::Role;
+use chrono::{DateTime, Utc};
+
+/// A day as every page writes it, "Nov 24, 2026" (app.js keeps it a date in the reader's
+/// language; the server's form is the one shown without JavaScript).
+pub fn day_label(at: &DateTime<Utc>) -> String {
+    at.format("%b %-d, %Y").to_string()
+}
+
+/// A moment as every page writes it, "Nov 24, 2026, 14:05 UTC"; app.js shows it in the reader's
+/// own time zone, with the UTC value on hover.
+pub fn moment_label(at: &DateTime<Utc>) -> String {
+    at.format("%b %-d, %Y, %H:%M UTC").to_string()
+}
+
+/// A calendar day (a UTC period of usage or cost) in the same form: "Nov 28, 2026".
+pub fn calendar_day(day: chrono::NaiveDate) -> String {
+    day.format("%b %-d, %Y").to_string()
+}
+
+/// A stored RFC 3339 timestamp as a `<time>` element written as [`moment_label`], for templates
+/// (`|safe`): every character comes from the parsed date, so nothing needs escaping; a value
+/// that does not parse is written as "unknown time".
+pub fn time_tag(raw: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(raw) {
+        Ok(at) => {
+            let at = at.with_timezone(&Utc);
+            format!(
+                "<time datetime=\"{}\">{}</time>",
+                at.to_rfc3339(),
+                moment_label(&at)
+            )
+        }
+        Err(_) => "unknown time".to_owned(),
+    }
+}
+
+/// A model as people name it: "claude-sonnet-4-20250514" → "Claude Sonnet 4",
+/// "claude-3-5-haiku-20241022" → "Claude 3.5 Haiku". The snapshot date is dropped (the id stays
+/// on hover where a page needs it); an id that is not a Claude model's is kept as it is.
+pub fn model(id: &str) -> String {
+    let mut parts = id.split('-').peekable();
+    if parts.next() != Some("claude") {
+        return id.to_owned();
+    }
+    let mut words: Vec<String> = vec!["Claude".into()];
+    let mut version: Vec<&str> = Vec::new();
+    for part in parts {
+        let numeric = !part.is_empty() && part.chars().all(|c| c.is_ascii_digit());
+        if numeric && part.len() == 8 {
+            continue; // the snapshot date
+        }
+        if numeric {
+            version.push(part);
+            continue;
+        }
+        if !version.is_empty() {
+            words.push(version.join("."));
+            version.clear();
+        }
+        let mut chars = part.chars();
+        match chars.next() {
+            Some(first) => words.push(first.to_uppercase().chain(chars).collect()),
+            None => return id.to_owned(),
+        }
+    }
+    if !version.is_empty() {
+        words.push(version.join("."));
+    }
+    words.join(" ")
+}
+
+/// The text with its first letter upper case, for a phrase that starts a sentence.
+pub fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
 
 /// An organization role.
 pub fn org_role(role: &OrgRole) -> String {
@@ -101,17 +180,38 @@ pub fn action(code: &str) -> String {
 /// cut after 13 characters, enough to tell two apart at a glance; pages that need the whole
 /// id put it in a title.
 pub fn former_member(id: &str) -> String {
+    format!("a former member (id {})", short_id(id))
+}
+
+/// A service account, which an Admin key cannot read the name of (only OAuth can list them):
+/// "service account (id svac_01AbCd…)".
+pub fn service_account(id: &str) -> String {
+    format!("service account (id {})", short_id(id))
+}
+
+/// An id cut to its prefix and a few characters, enough to tell two apart on a page; the full
+/// id stays on the object's own page and in the audit log.
+fn short_id(id: &str) -> String {
     let short: String = id.chars().take(13).collect();
     if short.len() < id.len() {
-        format!("a former member (id {short}…)")
+        format!("{short}…")
     } else {
-        format!("a former member (id {id})")
+        id.to_owned()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_ids_read_as_their_names() {
+        assert_eq!(model("claude-sonnet-4-20250514"), "Claude Sonnet 4");
+        assert_eq!(model("claude-3-5-haiku-20241022"), "Claude 3.5 Haiku");
+        assert_eq!(model("claude-opus-4-1-20250805"), "Claude Opus 4.1");
+        assert_eq!(model("claude-sonnet-4-5"), "Claude Sonnet 4.5");
+        assert_eq!(model("gpt-x"), "gpt-x");
+    }
 
     #[test]
     fn an_action_code_reads_as_its_label() {

@@ -98,6 +98,7 @@ impl ReportNames {
                 .map(|(n, _)| n.clone())
                 .unwrap_or_else(|| value.to_owned()),
             Some(_) if value.is_empty() => "(not reported)".to_owned(),
+            Some(Dim::Model) => crate::labels::model(value),
             Some(_) => value.to_owned(),
         }
     }

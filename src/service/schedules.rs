@@ -40,7 +40,7 @@ impl Schedule {
     /// The run time as people read it.
     pub fn run_at_label(&self) -> String {
         parse_ts(&self.run_at)
-            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .map(|t| crate::labels::moment_label(&t))
             .unwrap_or_else(|| self.run_at.clone())
     }
 }

@@ -6,6 +6,7 @@
 //! only the rows of their workspaces, so their totals add up within that scope. Amounts stay
 //! exact decimal cents until they are shown.
 
+use crate::labels::calendar_day;
 use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
@@ -113,7 +114,7 @@ pub fn who(
             let keys = dir.service_account_keys(actor_id);
             Who {
                 kind,
-                name: format!("Service account {actor_id}"),
+                name: crate::labels::capitalised(&crate::labels::service_account(actor_id)),
                 email: String::new(),
                 href: None,
                 detail: key_list(keys),
@@ -186,8 +187,12 @@ pub fn period(params: &BTreeMap<String, String>, today: NaiveDate) -> Result<Per
             from,
             to: end,
             previous: (from - len, from),
-            label: format!("{from} to {to}"),
-            previous_label: format!("{} to {}", from - len, from.pred_opt().unwrap_or(from)),
+            label: format!("{} to {}", calendar_day(from), calendar_day(to)),
+            previous_label: format!(
+                "{} to {}",
+                calendar_day(from - len),
+                calendar_day(from.pred_opt().unwrap_or(from))
+            ),
             month: None,
         });
     }
@@ -218,8 +223,8 @@ pub fn period(params: &BTreeMap<String, String>, today: NaiveDate) -> Result<Per
             label: format!("{} to date", first.format("%B %Y")),
             previous_label: format!(
                 "{} to {}",
-                previous_start,
-                prev_end.pred_opt().unwrap_or(prev_end)
+                calendar_day(previous_start),
+                calendar_day(prev_end.pred_opt().unwrap_or(prev_end))
             ),
             month: Some(first),
         });

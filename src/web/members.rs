@@ -815,7 +815,8 @@ pub async fn confirm_remove(ctx: Ctx, Path(user_id): Path<String>) -> AppResult<
             let when = snapshot
                 .former
                 .get(&user_id)
-                .map(|f| f.removed_at.get(..10).unwrap_or(&f.removed_at).to_owned())
+                .and_then(|f| crate::service::schedules::parse_ts(&f.removed_at))
+                .map(|at| crate::labels::day_label(&at))
                 .unwrap_or_default();
             let gone = format!(
                 "{} is no longer a member of the organization: they were removed outside Orgkeeper (noticed {when}, and recorded in the audit log), so there is nothing to remove.",

@@ -15,7 +15,7 @@ use crate::anthropic::WorkspaceRole;
 pub fn label_class(status: impl std::fmt::Display) -> &'static str {
     match status.to_string().as_str() {
         "active" | "ok" | "accepted" | "done" => "Label--success",
-        "inactive" | "expired" | "pending" | "no outcome yet" => "Label--attention",
+        "inactive" | "pending" | "no outcome yet" => "Label--attention",
         "denied" | "failed" => "Label--danger",
         _ => "Label--secondary",
     }

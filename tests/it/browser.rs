@@ -634,7 +634,9 @@ async fn usage_and_cost_charts_render_their_series_and_follow_the_grouping() {
         let buckets = app.state.org.api().all(&params).await.unwrap();
         let mut models: Vec<String> = buckets
             .iter()
-            .flat_map(|b| b.results.iter().filter_map(|r| r.model.clone()))
+            .flat_map(|b| b.results.iter().filter_map(|r| r.model.as_deref()))
+            // Series are named as people name models ("Claude 3.5 Haiku"), not by their ids.
+            .map(orgkeeper::labels::model)
             .collect();
         models.sort();
         models.dedup();

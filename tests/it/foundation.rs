@@ -879,3 +879,94 @@ async fn one_address_guessing_many_names_is_throttled() {
         "the attempt after the minute is recorded, as throttled"
     );
 }
+
+/// Pages write dates, periods and models as people read them: no ISO timestamps, periods or
+/// model ids in the text a person reads (they stay in `datetime` attributes, URLs and exports).
+#[tokio::test]
+async fn pages_write_dates_periods_and_models_as_people_read_them() {
+    let app = spawn_app().await;
+    let (_, owner) = app.signed_in(Role::Owner).await;
+    let snapshot = app.state.org.snapshot();
+    let workspace = &snapshot.workspaces[0].id;
+    let key = &snapshot.keys[0].id;
+    let member = &snapshot.users[0].id;
+    for path in [
+        "/".to_owned(),
+        "/members".to_owned(),
+        format!("/members/{member}"),
+        "/invites".to_owned(),
+        "/workspaces?include_archived=1".to_owned(),
+        format!("/workspaces/{workspace}"),
+        "/keys".to_owned(),
+        format!("/keys/{key}"),
+        format!("/keys/{key}/archive"),
+        "/limits".to_owned(),
+        "/usage?range=7d&resolution=hour".to_owned(),
+        "/usage?group_by=model".to_owned(),
+        "/cost".to_owned(),
+        "/cost/people".to_owned(),
+        "/cost/centers".to_owned(),
+        "/budgets".to_owned(),
+        format!("/limits/workspaces/{workspace}"),
+        "/keys/schedules".to_owned(),
+        "/access-review".to_owned(),
+        "/claude-code".to_owned(),
+        "/audit".to_owned(),
+        "/tokens".to_owned(),
+        "/scim".to_owned(),
+        "/accounts".to_owned(),
+    ] {
+        let (status, html) = owner.get_text(&path).await;
+        assert_eq!(status, 200, "{path}");
+        for text in visible_text(&html) {
+            assert!(
+                !has_iso_date(text),
+                "{path}: an ISO date in the text: {text:?}"
+            );
+            assert!(
+                !text.contains("claude-"),
+                "{path}: a model id in the text: {text:?}"
+            );
+        }
+    }
+}
+
+/// The text between tags, outside `<script>`, `<style>` and `<code>` (where ids are meant).
+fn visible_text(html: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut skip: Option<&str> = None;
+    for piece in html.split('<').skip(1) {
+        let (tag, text) = piece.split_once('>').unwrap_or((piece, ""));
+        let name = tag.split_whitespace().next().unwrap_or("");
+        match skip {
+            Some(until) if name == until => skip = None,
+            Some(_) => continue,
+            None => {}
+        }
+        if matches!(name, "script" | "style" | "code" | "textarea" | "option") {
+            skip = Some(match name {
+                "script" => "/script",
+                "style" => "/style",
+                "code" => "/code",
+                "textarea" => "/textarea",
+                _ => "/option",
+            });
+            continue;
+        }
+        if !text.trim().is_empty() {
+            out.push(text);
+        }
+    }
+    out
+}
+
+fn has_iso_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.windows(10).any(|w| {
+        w[..4].iter().all(u8::is_ascii_digit)
+            && w[4] == b'-'
+            && w[5..7].iter().all(u8::is_ascii_digit)
+            && w[7] == b'-'
+            && w[8..10].iter().all(u8::is_ascii_digit)
+    })
+}

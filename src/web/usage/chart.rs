@@ -247,7 +247,8 @@ fn plot(
                     w: px((step * 0.8).max(0.5)),
                     h: px((y0 - y1).max(0.5)),
                     title: format!(
-                        "{period} · {}: {}",
+                        "{} · {}: {}",
+                        long_label(period),
                         s.name,
                         s.labels.get(i).map(String::as_str).unwrap_or("0")
                     ),

@@ -105,7 +105,7 @@ impl Acc {
             cost_by_model: self
                 .by_model
                 .iter()
-                .map(|(m, c)| format!("{m}: {}", dollars(*c)))
+                .map(|(m, c)| format!("{}: {}", crate::labels::model(m), dollars(*c)))
                 .collect(),
         }
     }
@@ -178,7 +178,7 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         .rev()
         .skip(rows_pager.range().start)
         .take(rows_pager.range().len())
-        .map(|((d, p), a)| a.row(d.to_string(), p.clone()))
+        .map(|((d, p), a)| a.row(crate::labels::calendar_day(*d), p.clone()))
         .collect();
     let people = per_person
         .iter()

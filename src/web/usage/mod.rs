@@ -235,7 +235,11 @@ pub fn parse_range(q: &BTreeMap<String, String>, now: DateTime<Utc>) -> Result<R
         .unwrap_or_default();
     let last = (to - chrono::Duration::days(1)).date_naive();
     Ok(Range {
-        label: format!("{label}: {} to {last} (UTC)", from.date_naive()),
+        label: format!(
+            "{label}: {} to {} (UTC)",
+            crate::labels::calendar_day(from.date_naive()),
+            crate::labels::calendar_day(last)
+        ),
         key,
         from,
         to,
@@ -269,6 +273,14 @@ impl Resolution {
         match self {
             Resolution::Day => t.format("%Y-%m-%d").to_string(),
             _ => t.format("%Y-%m-%dT%H:%MZ").to_string(),
+        }
+    }
+    /// How a period reads in the table, in the form of every page's dates ("Nov 28, 2026" or
+    /// "Nov 28, 2026, 14:00"); the column's heading says these are UTC periods.
+    pub fn label(self, t: DateTime<Utc>) -> String {
+        match self {
+            Resolution::Day => t.format("%b %-d, %Y").to_string(),
+            _ => t.format("%b %-d, %Y, %H:%M").to_string(),
         }
     }
 }
@@ -823,7 +835,7 @@ async fn usage_page(
     let rows = order
         .iter()
         .map(|&p| TableRow {
-            period: period_labels[p].clone(),
+            period: q.resolution.label(data.periods[p]),
             cells: data.values.iter().map(|s| thousands(s[p])).collect(),
             total: thousands(data.values.iter().map(|s| s[p]).sum()),
         })
