@@ -818,9 +818,17 @@ pub struct RateLimitGroup {
 impl RateLimitGroup {
     /// The group as people read it ("Claude Sonnet 4.x", "batch").
     pub fn label(&self) -> String {
-        self.display_name
-            .clone()
-            .unwrap_or_else(|| self.kind.replace('_', " "))
+        if let Some(name) = &self.display_name {
+            return name.clone();
+        }
+        match self.kind.as_str() {
+            "batch" => "Message Batches".into(),
+            "token_count" => "Token counting".into(),
+            "files" => "Files".into(),
+            "skills" => "Skills".into(),
+            "web_search" => "Web search".into(),
+            other => other.replace('_', " "),
+        }
     }
 }
 

@@ -298,7 +298,8 @@ impl Names {
                 format!("Personal key of {name}{reach}")
             }
             KeyKind::ServiceAccount { service_account_id } => {
-                format!("Service account {service_account_id}{reach}")
+                let name = crate::labels::service_account(service_account_id);
+                format!("Key of a {name}{reach}")
             }
             KeyKind::Workspace => "Workspace key (nobody's)".into(),
             KeyKind::Unknown => "Unknown owner".into(),

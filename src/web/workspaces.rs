@@ -638,11 +638,7 @@ async fn limit_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<LimitRow>, Stri
     Ok(entries
         .iter()
         .map(|entry| LimitRow {
-            group: entry
-                .group
-                .display_name
-                .clone()
-                .unwrap_or_else(|| entry.group.kind.replace('_', " ")),
+            group: entry.group.label(),
             limits: entry
                 .limits
                 .iter()
@@ -652,7 +648,11 @@ async fn limit_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<LimitRow>, Stri
                         Some("organization") => " (organization limit)",
                         _ => "",
                     };
-                    format!("{}: {}{source}", l.kind.replace('_', " "), l.value)
+                    format!(
+                        "{}: {}{source}",
+                        super::limits::limiter_label(&l.kind),
+                        crate::web::present::count(l.value)
+                    )
                 })
                 .collect(),
         })

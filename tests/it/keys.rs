@@ -1093,6 +1093,6 @@ async fn a_keys_history_shows_each_change_once_by_its_outcome() {
         1,
         "one row for the one change: {history}"
     );
-    assert!(history.contains("outcome-ok"), "{history}");
-    assert!(!history.contains("outcome-pending"), "{history}");
+    assert!(history.contains("Label--success\">ok<"), "{history}");
+    assert!(!history.contains(">pending<"), "{history}");
 }

@@ -806,7 +806,7 @@ async fn the_key_pages_say_whose_each_key_is() {
     );
     let (_, html) = viewer.get_text(&format!("/keys/{}", service.id)).await;
     assert!(
-        whose(&html).starts_with("Service account svac_"),
+        whose(&html).starts_with("Key of a service account (id svac_"),
         "{}",
         whose(&html)
     );
@@ -818,7 +818,7 @@ async fn the_key_pages_say_whose_each_key_is() {
     );
     let (_, html) = viewer.get_text(&format!("/keys/{}", expired.id)).await;
     assert!(
-        html.contains("class=\"Label Label--attention\" id=\"key-status\">expired<"),
+        html.contains("class=\"Label Label--secondary\" id=\"key-status\">expired<"),
         "the expired status is shown"
     );
     let (_, list) = viewer.get_text("/keys?status=expired").await;

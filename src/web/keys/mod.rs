@@ -20,7 +20,7 @@ use crate::web::routes::{Access::Needs, Routes};
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -214,10 +214,6 @@ pub(crate) async fn set_status(
     Ok(service::keys::set_status(&ctx.state, &ctx.caller(), key.into(), to, context).await?)
 }
 
-pub(crate) fn day(at: &DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d").to_string()
-}
-
 /// A key as the pages show it.
 pub struct KeyRow {
     pub id: String,
@@ -249,7 +245,7 @@ pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
         Some(by) => match names.users.get(&by.id) {
             Some(name) => (name.clone(), by.id.clone(), false),
             None if by.kind == "service_account" => {
-                (format!("service account {}", by.id), by.id.clone(), false)
+                (crate::labels::service_account(&by.id), by.id.clone(), false)
             }
             None => match names.former.get(&by.id) {
                 // Removed members keep their name.
@@ -271,7 +267,7 @@ pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
         creator,
         creator_id,
         creator_gone,
-        created: day(&key.created_at),
+        created: crate::labels::day_label(&key.created_at),
         // To the second, as UTC (`…Z`): the page lists fifty of them.
         created_full: key
             .created_at
@@ -279,7 +275,7 @@ pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
         expires: key
             .expires_at
             .as_ref()
-            .map(day)
+            .map(crate::labels::day_label)
             .unwrap_or_else(|| "never".into()),
         expires_at: key
             .expires_at
@@ -571,14 +567,15 @@ impl UsageDay {
 
 /// The key's last 30 days from the local usage store (kept current by the usage job), so the
 /// page waits on no upstream call. `Err` before the store has ever synced.
-async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, String> {
+/// The key's days of use, or `None` before the first usage sync (a normal state, not an error).
+async fn key_usage(state: &AppState, key_id: &str) -> Result<Option<Vec<UsageDay>>, String> {
     let synced = state
         .usage
         .progress(crate::usage_store::Kind::UsageDay)
         .await
         .map_err(|e| e.to_string())?;
     if synced.is_none() {
-        return Err("Usage has not been read from Anthropic yet; it appears here after the first usage sync, within a minute or two of start-up.".into());
+        return Ok(None);
     }
     let since = state.clock.now().date_naive() - Duration::days(29);
     let days = state
@@ -586,14 +583,16 @@ async fn key_usage(state: &AppState, key_id: &str) -> Result<Vec<UsageDay>, Stri
         .key_days(key_id, since)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(days
-        .into_iter()
-        .map(|(day, input, output)| UsageDay {
-            day,
-            input: u64::try_from(input).unwrap_or(0),
-            output: u64::try_from(output).unwrap_or(0),
-        })
-        .collect())
+    Ok(Some(
+        days.into_iter()
+            .map(|(day, input, output)| UsageDay {
+                day: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                    .map_or(day, crate::labels::calendar_day),
+                input: u64::try_from(input).unwrap_or(0),
+                output: u64::try_from(output).unwrap_or(0),
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Template)]
@@ -604,6 +603,7 @@ struct ShowPage {
     usage: Vec<UsageDay>,
     usage_total_input: u64,
     usage_total_output: u64,
+    usage_pending: bool,
     usage_error: Option<String>,
     history: Option<Vec<Record>>,
     schedule: Option<service::schedules::Schedule>,
@@ -632,9 +632,10 @@ async fn render_show(
     rename_value: Option<String>,
 ) -> AppResult<Response> {
     let (hygiene, names) = (hygiene(&ctx.state).await, names(&ctx.state));
-    let (usage, usage_error) = match key_usage(&ctx.state, &key.id).await {
-        Ok(usage) => (usage, None),
-        Err(error) => (Vec::new(), Some(error)),
+    let (usage, usage_pending, usage_error) = match key_usage(&ctx.state, &key.id).await {
+        Ok(Some(usage)) => (usage, false, None),
+        Ok(None) => (Vec::new(), true, None),
+        Err(error) => (Vec::new(), false, Some(error)),
     };
     let history = if ctx.can(Permission::ViewAudit) {
         let filter = Filter {
@@ -654,6 +655,7 @@ async fn render_show(
         usage_total_input: usage.iter().map(|u| u.input).sum(),
         usage_total_output: usage.iter().map(|u| u.output).sum(),
         usage,
+        usage_pending,
         usage_error,
         history,
         schedule: service::schedules::pending_for(&ctx.state, &key.id).await?,
