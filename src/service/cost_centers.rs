@@ -183,13 +183,28 @@ pub fn resolve(services: &Services, kind: RuleKind, raw: &str) -> Result<Target,
     let typed = raw.trim();
     if typed.is_empty() {
         return Err(match kind {
-            RuleKind::Key => "Enter the API key's id (apikey_…).",
+            RuleKind::Key => "Enter the API key's name or id (apikey_…).",
             RuleKind::Workspace => "Choose a workspace.",
             RuleKind::Person => "Enter the person's email address.",
         }
         .into());
     }
     let snapshot = services.org.snapshot();
+    if kind == RuleKind::Key && !snapshot.keys.iter().any(|k| k.id == typed) {
+        // A key's name is enough when no other key has it; names are not unique, ids are.
+        let mut named = snapshot.keys.iter().filter(|k| k.name == typed);
+        return match (named.next(), named.next()) {
+            (Some(k), None) => Ok(Target {
+                kind,
+                id: k.id.clone(),
+                label: k.name.clone(),
+            }),
+            (Some(_), Some(_)) => Err(format!(
+                "Several API keys are named \"{typed}\": enter the one you mean by its id (apikey_…), shown on the key's page."
+            )),
+            (None, _) => Err(format!("No API key has the id or name \"{typed}\".")),
+        };
+    }
     let found = match kind {
         RuleKind::Key => snapshot
             .keys

@@ -412,20 +412,12 @@ async fn finish(
             refuse(
                 ctx,
                 Typed {
-                    error: capitalised(&refusal.to_string()),
+                    error: crate::labels::capitalised(&refusal.to_string()) + ".",
                     ..typed
                 },
             )
             .await
         }
-    }
-}
-
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
-        None => String::new(),
     }
 }
 
