@@ -339,6 +339,8 @@ async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_
         count: without_workspace,
         href: "/members?workspace=none".into(),
     });
+    // A check that found nothing is not listed: a column of zeros reads as alarms.
+    page.attention.retain(|item| item.count != 0);
 }
 
 async fn lead_workspaces(
