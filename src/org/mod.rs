@@ -58,13 +58,32 @@ pub struct Snapshot {
     pub former: Arc<HashMap<String, Former>>,
     /// When the model was last complete; `None` until the first sync finished.
     pub synced_at: Option<DateTime<Utc>>,
-    /// Derived: each workspace's memberships.
-    by_workspace: HashMap<String, Arc<Vec<WorkspaceMember>>>,
+    /// Derived: where each workspace's memberships lie in `memberships`, which are kept
+    /// grouped by workspace so that a workspace's members are a slice, not a second copy.
+    by_workspace: HashMap<String, std::ops::Range<usize>>,
     /// Derived: each member's position in `users`.
     user_at: HashMap<String, usize>,
     /// What pages derive from this snapshot (name maps, hygiene sets), built by the first page
     /// that needs it and shared until the next change replaces the snapshot.
     derived: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+/// Where each workspace's memberships lie, if every workspace's are contiguous.
+fn runs(memberships: &[WorkspaceMember]) -> Option<HashMap<String, std::ops::Range<usize>>> {
+    let mut runs: HashMap<String, std::ops::Range<usize>> = HashMap::new();
+    let mut start = 0;
+    for at in 1..=memberships.len() {
+        let ends = at == memberships.len()
+            || memberships[at].workspace_id != memberships[start].workspace_id;
+        if ends {
+            let id = memberships[start].workspace_id.clone();
+            if runs.insert(id, start..at).is_some() {
+                return None;
+            }
+            start = at;
+        }
+    }
+    Some(runs)
 }
 
 /// A person who was a member of the organization.
@@ -76,17 +95,17 @@ pub struct Former {
 
 impl Snapshot {
     fn indexed(mut self) -> Self {
-        let mut by_workspace: HashMap<String, Vec<WorkspaceMember>> = HashMap::new();
-        for m in self.memberships.iter() {
-            by_workspace
-                .entry(m.workspace_id.clone())
-                .or_default()
-                .push(m.clone());
-        }
-        self.by_workspace = by_workspace
-            .into_iter()
-            .map(|(id, list)| (id, Arc::new(list)))
-            .collect();
+        self.by_workspace = match runs(&self.memberships) {
+            Some(runs) => runs,
+            None => {
+                // Lists arrive a workspace at a time; only a merge can interleave them. A
+                // stable sort keeps each workspace's members in the order the API gave them.
+                let mut grouped = self.memberships.as_ref().clone();
+                grouped.sort_by(|a, b| a.workspace_id.cmp(&b.workspace_id));
+                self.memberships = Arc::new(grouped);
+                runs(&self.memberships).expect("sorted memberships are grouped")
+            }
+        };
         self.user_at = self
             .users
             .iter()
@@ -149,17 +168,14 @@ impl Snapshot {
 
     /// One workspace's members (none for an unknown workspace).
     pub fn members_of(&self, workspace_id: &str) -> Arc<Vec<WorkspaceMember>> {
-        self.by_workspace
-            .get(workspace_id)
-            .cloned()
-            .unwrap_or_default()
+        Arc::new(self.members_in(workspace_id).to_vec())
     }
 
     /// One workspace's members, borrowed (none for an unknown workspace).
     pub fn members_in(&self, workspace_id: &str) -> &[WorkspaceMember] {
         self.by_workspace
             .get(workspace_id)
-            .map_or(&[], |list| list.as_slice())
+            .map_or(&[], |run| &self.memberships[run.clone()])
     }
 
     /// Anyone who is or was a member, by id: (name or email, still a member).
@@ -1015,4 +1031,46 @@ fn with_former(
         }
     }
     Arc::new(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anthropic::WorkspaceRole;
+
+    fn member(user: &str, workspace: &str) -> WorkspaceMember {
+        WorkspaceMember {
+            object_type: "workspace_member".into(),
+            user_id: user.into(),
+            workspace_id: workspace.into(),
+            workspace_role: WorkspaceRole::WorkspaceUser,
+        }
+    }
+
+    #[test]
+    fn a_workspaces_members_are_a_slice_of_the_memberships_in_the_apis_order() {
+        // Interleaved (as a merge can leave them): grouped by a stable sort.
+        let snapshot = Snapshot {
+            memberships: Arc::new(vec![
+                member("u2", "wb"),
+                member("u1", "wa"),
+                member("u3", "wb"),
+                member("u4", "wa"),
+            ]),
+            ..Default::default()
+        }
+        .indexed();
+        let users = |ws: &str| -> Vec<String> {
+            snapshot
+                .members_in(ws)
+                .iter()
+                .map(|m| m.user_id.clone())
+                .collect()
+        };
+        assert_eq!(users("wa"), ["u1", "u4"]);
+        assert_eq!(users("wb"), ["u2", "u3"]);
+        assert!(snapshot.members_in("wc").is_empty());
+        assert_eq!(snapshot.memberships.len(), 4, "nothing is copied twice");
+        assert!(runs(&[]).is_some_and(|r| r.is_empty()));
+    }
 }
