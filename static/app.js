@@ -68,7 +68,7 @@ document.addEventListener("htmx:configRequest", function (event) {
 // One date format everywhere: the reader's local time ("1 Dec 2026, 14:05"), with the UTC
 // value on hover. Dates without a time of day ("2026-12-01") stay dates.
 var DATE_ONLY = { day: "numeric", month: "short", year: "numeric" };
-var DATE_TIME = { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" };
+var DATE_TIME = { day: "numeric", month: "short", year: "numeric", hour: "numeric", minute: "2-digit" };
 function utcLabel(date) {
   return date.toISOString().slice(0, 16).replace("T", " ") + " UTC";
 }

@@ -102,6 +102,9 @@ pub fn reached<T: Clone>(spends: &[(T, Decimal, Decimal)]) -> Vec<T> {
         .collect()
 }
 
+/// Days before its expiry at which a pending invite is flagged (overview, invites list).
+pub const INVITE_EXPIRING_DAYS: i64 = 3;
+
 /// A pending invite that expires within `days` of `now` (an expired invite cannot be re-sent).
 pub fn expiring_within(invite: &Invite, now: DateTime<Utc>, days: i64) -> bool {
     invite.status == InviteStatus::Pending

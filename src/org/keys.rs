@@ -292,14 +292,13 @@ impl Names {
                 let name = match (self.users.get(user_id), self.former.get(user_id)) {
                     (Some(name), _) => name.clone(),
                     (None, Some(name)) => format!("{name} (former member)"),
-                    (None, None) if self.users_known => crate::labels::former_member(user_id),
+                    (None, None) if self.users_known => crate::labels::FORMER_MEMBER.to_owned(),
                     (None, None) => user_id.to_string(),
                 };
                 format!("Personal key of {name}{reach}")
             }
-            KeyKind::ServiceAccount { service_account_id } => {
-                let name = crate::labels::service_account(service_account_id);
-                format!("Key of a {name}{reach}")
+            KeyKind::ServiceAccount { .. } => {
+                format!("Key of {}{reach}", crate::labels::SERVICE_ACCOUNT)
             }
             KeyKind::Workspace => "Workspace key (nobody's)".into(),
             KeyKind::Unknown => "Unknown owner".into(),

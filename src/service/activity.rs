@@ -468,7 +468,7 @@ pub async fn notice(db: &SqlitePool) -> Option<String> {
              Console under Settings → Security, then create a new admin key and give it to \
              Orgkeeper: keys created before the Compliance API was enabled cannot read the \
              feed. Orgkeeper asks again every hour. ({reason})",
-            since.format("%Y-%m-%d %H:%M UTC")
+            crate::labels::moment_label(&since)
         )),
         Ok(_) => None,
         Err(error) => {

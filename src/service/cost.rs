@@ -42,7 +42,7 @@ pub async fn refresh(services: &Services, now: DateTime<Utc>) -> Result<Freshnes
             let stale = match services.analytics.progress().await? {
                 Some((_, at)) => format!(
                     "Showing stored data from {}: the latest numbers could not be fetched. {}",
-                    at.format("%Y-%m-%d %H:%M UTC"),
+                    crate::labels::moment_label(&at),
                     e.user_message()
                 ),
                 None => format!(

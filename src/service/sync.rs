@@ -136,7 +136,7 @@ pub async fn check_current(services: &Services, touched: &[Touched]) -> Result<C
         }
     };
     let when = match services.org.snapshot().synced_at {
-        Some(at) => format!(" (last read {} UTC)", at.format("%Y-%m-%d %H:%M")),
+        Some(at) => format!(" (last read {})", crate::labels::moment_label(&at)),
         None => String::new(),
     };
     Err(format!(

@@ -32,7 +32,7 @@ pub async fn refresh_or_stale(
         Err(store::SyncError::Api(e)) => match services.usage.progress(kind).await? {
             Some((_, at)) => Ok(Some(format!(
                 "Showing stored data from {}: the latest numbers could not be fetched. {}",
-                at.format("%Y-%m-%d %H:%M UTC"),
+                crate::labels::moment_label(&at),
                 e.user_message()
             ))),
             None => Err(e.into()),

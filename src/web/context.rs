@@ -280,7 +280,7 @@ impl Freshness {
             age: f.synced_at.map(|at| age(now - at)),
             at: f
                 .synced_at
-                .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .map(|at| crate::labels::moment_label(&at))
                 .unwrap_or_default(),
             failing: f.failing.map(|(_, message)| message),
             can_refresh,

@@ -114,7 +114,7 @@ pub fn who(
             let keys = dir.service_account_keys(actor_id);
             Who {
                 kind,
-                name: crate::labels::capitalised(&crate::labels::service_account(actor_id)),
+                name: "Service account".into(),
                 email: String::new(),
                 href: None,
                 detail: key_list(keys),

@@ -15,11 +15,10 @@ use super::error::AppResult;
 use super::Ctx;
 use crate::anthropic::{ApiError, ApiKey, Invite, InviteStatus, Workspace};
 use crate::auth::Permission;
-use crate::org::counts::{expiring_within, Counts};
+use crate::org::counts::{expiring_within, Counts, INVITE_EXPIRING_DAYS};
 use crate::org::Snapshot;
 
 /// "Expiring soon" for invites.
-const SOON_DAYS: i64 = 3;
 
 /// One linked number.
 #[derive(Clone)]
@@ -107,7 +106,7 @@ fn invites_card(invites: &[Invite], now: DateTime<Utc>) -> Vec<Count> {
         .count();
     let soon = invites
         .iter()
-        .filter(|i| expiring_within(i, now, SOON_DAYS))
+        .filter(|i| expiring_within(i, now, INVITE_EXPIRING_DAYS))
         .count();
     vec![
         Count {
@@ -116,7 +115,7 @@ fn invites_card(invites: &[Invite], now: DateTime<Utc>) -> Vec<Count> {
             href: "/invites?status=pending".into(),
         },
         Count {
-            label: format!("Expiring within {SOON_DAYS} days"),
+            label: format!("Expiring within {INVITE_EXPIRING_DAYS} days"),
             count: soon,
             href: "/invites?status=expiring".into(),
         },
@@ -324,12 +323,12 @@ async fn attention(ctx: &Ctx, page: &mut HomePage, snapshot: &Snapshot, without_
             .push(format!("API keys: {}", message(&error))),
     }
     page.attention.push(Attention {
-        text: format!("pending invites expire within {SOON_DAYS} days"),
+        text: format!("pending invites expire within {INVITE_EXPIRING_DAYS} days"),
         title: "An expired invite cannot be re-sent: delete it and invite the person again.".into(),
         count: snapshot
             .invites
             .iter()
-            .filter(|i| expiring_within(i, now, SOON_DAYS))
+            .filter(|i| expiring_within(i, now, INVITE_EXPIRING_DAYS))
             .count(),
         href: "/invites?status=expiring".into(),
     });

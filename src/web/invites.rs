@@ -292,6 +292,8 @@ pub struct InviteRow {
     pub accepted_at: Option<DateTime<Utc>>,
     /// Time left for pending invites, empty otherwise.
     pub time_left: String,
+    /// Pending and expiring within the days the overview warns about: highlighted.
+    pub expiring_soon: bool,
 }
 
 impl InviteRow {
@@ -311,6 +313,11 @@ impl InviteRow {
             } else {
                 String::new()
             },
+            expiring_soon: crate::org::counts::expiring_within(
+                invite,
+                now,
+                crate::org::counts::INVITE_EXPIRING_DAYS,
+            ),
         }
     }
 }
@@ -348,7 +355,12 @@ fn build_table(
         .iter()
         .filter(|i| status.as_ref().is_none_or(|s| &i.status == s))
         .filter(|i| {
-            query.status != "expiring" || crate::org::counts::expiring_within(i, now, EXPIRING_DAYS)
+            query.status != "expiring"
+                || crate::org::counts::expiring_within(
+                    i,
+                    now,
+                    crate::org::counts::INVITE_EXPIRING_DAYS,
+                )
         })
         .filter(|i| needle.is_empty() || i.email.to_lowercase().contains(&needle))
         .collect();
@@ -416,7 +428,6 @@ struct TablePartial {
 }
 
 /// "Expiring soon", as the overview counts it.
-const EXPIRING_DAYS: i64 = 3;
 
 const STATUSES: [(&str, &str); 4] = [
     ("pending", "Pending"),
@@ -709,9 +720,9 @@ pub async fn confirm_delete(ctx: Ctx, Path(invite_id): Path<String>) -> AppResul
         Ok(invite) if invite.status != InviteStatus::Deleted => (invite, None),
         Ok(_) | Err(AppError::NotFound) => {
             let gone = format!(
-                "The invite to {} was deleted outside Orgkeeper (noticed {} UTC, and recorded in the audit log), so there is nothing to delete.",
+                "The invite to {} was deleted outside Orgkeeper (noticed {}, and recorded in the audit log), so there is nothing to delete.",
                 last_read.email,
-                ctx.state.clock.now().format("%Y-%m-%d %H:%M")
+                crate::labels::moment_label(&ctx.state.clock.now())
             );
             (last_read, Some(gone))
         }

@@ -910,9 +910,9 @@ pub async fn archive_confirm(ctx: Ctx, Path(id): Path<String>) -> AppResult<Resp
         .is_ok_and(|c| c.workspaces.iter().any(|d| d.observed));
     let gone = (outside && workspace.is_archived()).then(|| {
         format!(
-            "{} was already archived outside Orgkeeper (noticed {} UTC, and recorded in the audit log), so there is nothing to archive.",
+            "{} was already archived outside Orgkeeper (noticed {}, and recorded in the audit log), so there is nothing to archive.",
             workspace.name,
-            ctx.state.clock.now().format("%Y-%m-%d %H:%M")
+            crate::labels::moment_label(&ctx.state.clock.now())
         )
     });
     let unchecked = checked.err();

@@ -806,7 +806,7 @@ async fn the_key_pages_say_whose_each_key_is() {
     );
     let (_, html) = viewer.get_text(&format!("/keys/{}", service.id)).await;
     assert!(
-        whose(&html).starts_with("Key of a service account (id svac_"),
+        whose(&html).starts_with("Key of a service account"),
         "{}",
         whose(&html)
     );

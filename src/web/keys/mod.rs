@@ -244,14 +244,16 @@ pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
         None => ("unknown".to_owned(), String::new(), false),
         Some(by) => match names.users.get(&by.id) {
             Some(name) => (name.clone(), by.id.clone(), false),
-            None if by.kind == "service_account" => {
-                (crate::labels::service_account(&by.id), by.id.clone(), false)
-            }
+            None if by.kind == "service_account" => (
+                crate::labels::SERVICE_ACCOUNT.to_owned(),
+                by.id.clone(),
+                false,
+            ),
             None => match names.former.get(&by.id) {
                 // Removed members keep their name.
                 Some(name) => (format!("{name} (former member)"), by.id.clone(), true),
                 None if names.users_known => {
-                    (crate::labels::former_member(&by.id), by.id.clone(), true)
+                    (crate::labels::FORMER_MEMBER.to_owned(), by.id.clone(), true)
                 }
                 None => (by.id.clone(), by.id.clone(), false),
             },
@@ -799,8 +801,8 @@ pub async fn archive_form(ctx: Ctx, Path(key_id): Path<String>) -> AppResult<Res
             .is_ok_and(|c| c.keys.iter().any(|d| d.observed));
         if outside {
             format!(
-                "This key was already archived outside Orgkeeper (noticed {} UTC, and recorded in the audit log), so there is nothing to archive.",
-                ctx.state.clock.now().format("%Y-%m-%d %H:%M")
+                "This key was already archived outside Orgkeeper (noticed {}, and recorded in the audit log), so there is nothing to archive.",
+                crate::labels::moment_label(&ctx.state.clock.now())
             )
         } else {
             "This key is already archived, so there is nothing to archive.".to_owned()

@@ -64,7 +64,7 @@ pub async fn schedule_archive(
                 format!(
                     "{} is deactivated and will be archived on {}. You can cancel this on the scheduled archives page.",
                     key.name,
-                    run_at.format("%Y-%m-%d %H:%M UTC")
+                    crate::labels::moment_label(&run_at)
                 ),
             )
             .await;

@@ -89,7 +89,7 @@ impl Acc {
         let actions = self.accepted + self.rejected;
         let rate = |n: u64| match (n * 1000).checked_div(actions) {
             None => "–".to_owned(),
-            Some(permille) => format!("{}%", Decimal::from(permille) / Decimal::from(10)),
+            Some(permille) => crate::money::percent(Decimal::from(permille) / Decimal::from(10)),
         };
         Row {
             day,

@@ -159,7 +159,7 @@ struct CostPage {
     projection_method: String,
     projection_estimate: bool,
     budgets: Vec<BudgetSummary>,
-    banners: Vec<String>,
+    banners: Vec<(String, bool)>,
     stale: Option<String>,
     csv_href: String,
     can_manage: bool,
@@ -314,10 +314,11 @@ pub async fn page(ctx: Ctx, Query(params): Query<BTreeMap<String, String>>) -> A
         .iter()
         .filter(|b| !b.crossed.is_empty())
         .map(|b| {
-            format!(
+            let text = format!(
                 "{} has used {} of its monthly budget: {} spent of {}.",
                 b.name, b.percent, b.spend, b.budget
-            )
+            );
+            (text, b.exceeded)
         })
         .collect();
     // The chart spans the whole month (days still to come are empty), so the 1st is one

@@ -675,7 +675,8 @@ pub struct HeaderCell {
 pub struct TableRow {
     pub period: String,
     pub cells: Vec<String>,
-    pub total: String,
+    /// `None` with a single series, whose own column is already the total.
+    pub total: Option<String>,
 }
 
 /// What `usage/_results.html` shows.
@@ -831,13 +832,16 @@ async fn usage_page(
     for (i, l) in labels.iter().enumerate() {
         header.push(header_cell(format!("s{i}"), l.clone()));
     }
-    header.push(header_cell("total".into(), "Total".into()));
+    let several = labels.len() > 1;
+    if several {
+        header.push(header_cell("total".into(), "Total".into()));
+    }
     let rows = order
         .iter()
         .map(|&p| TableRow {
             period: q.resolution.label(data.periods[p]),
             cells: data.values.iter().map(|s| thousands(s[p])).collect(),
-            total: thousands(data.values.iter().map(|s| s[p]).sum()),
+            total: several.then(|| thousands(data.values.iter().map(|s| s[p]).sum())),
         })
         .collect();
     let totals = Measure::ALL
