@@ -18,8 +18,6 @@ use crate::auth::Permission;
 use crate::org::counts::{expiring_within, Counts, INVITE_EXPIRING_DAYS};
 use crate::org::Snapshot;
 
-/// "Expiring soon" for invites.
-
 /// One linked number.
 #[derive(Clone)]
 pub struct Count {

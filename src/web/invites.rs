@@ -427,8 +427,6 @@ struct TablePartial {
     table: InvitesTable,
 }
 
-/// "Expiring soon", as the overview counts it.
-
 const STATUSES: [(&str, &str); 4] = [
     ("pending", "Pending"),
     ("expiring", "Pending, expiring within 3 days"),
