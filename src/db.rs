@@ -14,6 +14,17 @@ pub fn ts(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// A transaction that writes: it takes SQLite's write lock when it begins (`BEGIN IMMEDIATE`),
+/// waiting up to the busy timeout for it. A deferred transaction that reads first would instead
+/// fail at its first write with "database is locked" (SQLITE_BUSY_SNAPSHOT, no waiting) whenever
+/// another writer committed in between — as the usage and cost syncs did beside the sync of
+/// a large organization.
+pub async fn write_tx(
+    db: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    db.begin_with("BEGIN IMMEDIATE").await
+}
+
 /// Opens (creating if needed) the database file and applies every pending migration.
 pub async fn connect(path: &Path) -> anyhow::Result<SqlitePool> {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?

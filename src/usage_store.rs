@@ -39,6 +39,10 @@ pub enum SyncError {
     Api(#[from] ApiError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A page's refresh found another sync of the store running (the job's first read of a
+    /// large organization takes minutes) and did not wait past the page's deadline.
+    #[error("another sync of the store is running")]
+    Busy,
 }
 
 /// One stored report.
@@ -333,7 +337,7 @@ pub async fn refresh(
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
     let lock = sync_lock(db, "usage");
-    let _guard = lock.lock().await;
+    let _guard = lock_for_page(&lock).await?;
     if let Some((_, refreshed_at)) = progress(db, kind).await? {
         if now - refreshed_at < PAGE_REFRESH_AFTER && refreshed_at <= now {
             return Ok(false);
@@ -341,6 +345,19 @@ pub async fn refresh(
     }
     sync_kind_locked(api, db, kind, settle, hourly_days, now).await?;
     Ok(true)
+}
+
+/// The store's sync lock for a page's refresh: waited for no longer than the page's deadline
+/// (without one, as long as it takes), so a page never hangs behind a long sync.
+pub(crate) async fn lock_for_page(
+    lock: &std::sync::Arc<tokio::sync::Mutex<()>>,
+) -> Result<tokio::sync::MutexGuard<'_, ()>, SyncError> {
+    match crate::anthropic::scope_deadline() {
+        None => Ok(lock.lock().await),
+        Some(end) => tokio::time::timeout_at(end, lock.lock())
+            .await
+            .map_err(|_| SyncError::Busy),
+    }
 }
 
 /// One sync at a time per database file and store (`"usage"`, `"analytics"`): two pages
@@ -460,12 +477,12 @@ async fn sync_kind_locked(
             let today = floor(now, 86_400);
             while day < today {
                 let next = floor(day, 86_400) + chrono::Duration::days(1);
-                let mut chunk = db.begin().await?;
+                let mut chunk = crate::db::write_tx(&db).await?;
                 move_staged(&mut chunk, width, day, Some(next)).await?;
                 chunk.commit().await?;
                 day = next;
             }
-            tx = db.begin().await?;
+            tx = crate::db::write_tx(&db).await?;
             move_staged(&mut tx, width, day, None).await?;
         }
         Kind::CostDay => {
@@ -479,7 +496,7 @@ async fn sync_kind_locked(
                 stage_cost(db, buckets)
             })
             .await?;
-            tx = db.begin().await?;
+            tx = crate::db::write_tx(&db).await?;
             sqlx::query("DELETE FROM cost_buckets WHERE day >= ?")
                 .bind(ts(from))
                 .execute(&mut *tx)
@@ -558,7 +575,7 @@ async fn stage_usage(
             b.results.into_iter().map(move |r| (start.clone(), r))
         })
         .collect();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::write_tx(&db).await?;
     // Many rows per statement: one statement per row is slow for 90 days of hours.
     for chunk in rows.chunks(500) {
         let mut qb = QueryBuilder::<Sqlite>::new(
@@ -596,7 +613,7 @@ async fn stage_cost(
     db: &SqlitePool,
     buckets: Vec<crate::anthropic::CostBucket>,
 ) -> Result<(), SyncError> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::write_tx(&db).await?;
     for b in buckets {
         // Lines of one day and group are added up exactly before they are stored.
         let mut lines: HashMap<(String, String), Decimal> = HashMap::new();

@@ -342,7 +342,7 @@ pub async fn delete(
         if before.is_none() {
             return Err(CenterError::NotFound);
         }
-        let mut tx = services.db.begin().await?;
+        let mut tx = crate::db::write_tx(&services.db).await?;
         sqlx::query("DELETE FROM cost_center_rules WHERE center_id = ?")
             .bind(id)
             .execute(&mut *tx)

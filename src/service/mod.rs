@@ -377,7 +377,7 @@ impl Services {
     /// writable without changing it; then the Admin API answers `/me`.
     pub async fn probe(&self) -> (Result<(), sqlx::Error>, Result<(), ApiError>) {
         let database = async {
-            let mut tx = self.db.begin().await?;
+            let mut tx = crate::db::write_tx(&self.db).await?;
             sqlx::query("CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x INTEGER)")
                 .execute(&mut *tx)
                 .await?;

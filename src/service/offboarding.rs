@@ -488,7 +488,7 @@ pub async fn start(
     }
     let label = holdings.label(user_id);
     let now = ts(services.clock.now());
-    let mut tx = services.db.begin().await?;
+    let mut tx = crate::db::write_tx(&services.db).await?;
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO offboarding_runs (user_id, user_label, created_at, created_by, state, updated_at) VALUES (?, ?, ?, ?, 'running', ?) RETURNING id",
     )
