@@ -47,6 +47,12 @@ pub async fn within<F: std::future::Future>(limit: Duration, work: F) -> F::Outp
         .await
 }
 
+/// The end of the page view or action being served ([`within`]), if this runs in one: what
+/// else it waits for (another sync of the same store) must end by then too.
+pub fn scope_deadline() -> Option<tokio::time::Instant> {
+    SCOPE_DEADLINE.try_with(|scope| scope.0).ok()
+}
+
 /// How the client talks to the Admin API.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {

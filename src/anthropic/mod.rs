@@ -15,8 +15,8 @@ pub mod pagination;
 mod secret;
 
 pub use client::{
-    within, Budget, Client, ClientConfig, CostByActor, Paged, RateLimitStatus, Repeat,
-    UsageByActor, ANALYTICS_BETA, ANTHROPIC_VERSION, USER_AGENT,
+    scope_deadline, within, Budget, Client, ClientConfig, CostByActor, Paged, RateLimitStatus,
+    Repeat, UsageByActor, ANALYTICS_BETA, ANTHROPIC_VERSION, USER_AGENT,
 };
 pub use error::{ApiError, ApiErrorKind};
 pub use models::*;

@@ -38,6 +38,16 @@ pub async fn refresh(services: &Services, now: DateTime<Utc>) -> Result<Freshnes
         }),
         Ok(_) => Ok(Freshness::default()),
         Err(SyncError::Db(e)) => Err(e.into()),
+        Err(SyncError::Busy) => Ok(Freshness {
+            stale: Some(match services.analytics.progress().await? {
+                Some((_, at)) => format!(
+                    "Showing stored data from {}: newer numbers are being read from Anthropic in the background; reload in a minute.",
+                    crate::labels::moment_label(&at)
+                ),
+                None => super::usage::FIRST_READ.to_owned(),
+            }),
+            refused: refusal(services).await?,
+        }),
         Err(SyncError::Api(e)) => {
             let stale = match services.analytics.progress().await? {
                 Some((_, at)) => format!(

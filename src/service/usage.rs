@@ -9,6 +9,9 @@ use super::{ServiceError, Services};
 use crate::anthropic::ClaudeCodeRecord;
 use crate::usage_store::{self as store, Kind};
 
+/// What a page says while the first read of a store is still running.
+pub const FIRST_READ: &str = "Orgkeeper is reading these numbers from Anthropic for the first time (a few minutes for a large organization); this page fills in when that is done.";
+
 /// Refreshes one report (at most about once a minute, the store decides); on failure, pages
 /// fall back to stored data with a warning, which this returns, or fail when nothing is stored
 /// yet.
@@ -29,6 +32,15 @@ pub async fn refresh_or_stale(
     match refreshed {
         Ok(_) => Ok(None),
         Err(store::SyncError::Db(e)) => Err(e.into()),
+        Err(store::SyncError::Busy) => Ok(Some(
+            match services.usage.progress(kind).await? {
+                Some((_, at)) => format!(
+                    "Showing stored data from {}: newer numbers are being read from Anthropic in the background; reload in a minute.",
+                    crate::labels::moment_label(&at)
+                ),
+                None => FIRST_READ.to_owned(),
+            },
+        )),
         Err(store::SyncError::Api(e)) => match services.usage.progress(kind).await? {
             Some((_, at)) => Ok(Some(format!(
                 "Showing stored data from {}: the latest numbers could not be fetched. {}",
@@ -59,6 +71,11 @@ pub async fn claude_code_days(
     .map_err(|e| match e {
         store::SyncError::Api(e) => e.into(),
         store::SyncError::Db(e) => e.into(),
+        store::SyncError::Busy => crate::anthropic::ApiError::new(
+            crate::anthropic::ApiErrorKind::Timeout,
+            "another read of the usage reports is running; try again in a minute",
+        )
+        .into(),
     })
 }
 

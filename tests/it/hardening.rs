@@ -377,6 +377,59 @@ async fn a_hanging_admin_api_is_cut_off_at_the_deadline_with_a_plain_message() {
     assert!(body.contains("did not answer within 2 s"), "{body}");
 }
 
+/// A page does not wait behind the usage job: while the job's read of the usage report hangs
+/// (the first read of a large organization takes minutes), the usage page answers within its
+/// deadline with the stored numbers and says newer ones are being read.
+#[tokio::test]
+async fn a_page_answers_within_its_deadline_while_the_usage_job_is_still_reading() {
+    let simulator = orgkeeper::simulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut config = live_config(&simulator);
+    config.api_deadline = std::time::Duration::from_secs(2);
+    let app = spawn_app_with(config, simulator, None).await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let (status, _) = viewer.get_text("/usage").await;
+    assert_eq!(status, 200, "the first view reads and stores the usage");
+
+    app.simulator.faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: Some("/usage_report/messages".into()),
+        kind: FaultKind::Hang,
+        times: 1000,
+    });
+    // The job's next read hangs, holding the store's sync lock.
+    app.simulator.reset_request_count();
+    let services = app.state.services.clone();
+    let job = tokio::spawn(async move {
+        let now = services.clock.now();
+        orgkeeper::service::usage::sync(&services, now, std::time::Duration::from_secs(3600)).await;
+    });
+    // Until the job's request has reached the simulator (and so the job holds the lock).
+    while !app.simulator.request_counts().contains_key("usage_report") {
+        tokio::task::yield_now().await;
+    }
+
+    let started = std::time::Instant::now();
+    let (status, body) = viewer.get_text("/usage").await;
+    let waited = started.elapsed();
+    job.abort();
+
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "the page waited {waited:?}"
+    );
+    assert!(
+        body.contains("newer numbers are being read from Anthropic in the background"),
+        "{body}"
+    );
+    assert!(body.contains("usage-table"), "the stored numbers are shown");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Refused forms are audited without letting anyone flood the log.
 
