@@ -211,12 +211,12 @@ async fn sync_locked(
     // with the progress: a sync stopped half-way is redone from the old progress.
     let mut day = from;
     while day < today {
-        let mut tx = crate::db::write_tx(&db).await?;
+        let mut tx = crate::db::write_tx(db).await?;
         move_day(&mut tx, day).await?;
         tx.commit().await?;
         day = day.succ_opt().unwrap_or(today);
     }
-    let mut tx = crate::db::write_tx(&db).await?;
+    let mut tx = crate::db::write_tx(db).await?;
     move_day(&mut tx, today).await?;
     sqlx::query(
         "INSERT INTO usage_sync (kind, settled_until, refreshed_at) VALUES (?, ?, ?) \
@@ -265,7 +265,7 @@ fn staged(
 }
 
 async fn insert_staged(db: &SqlitePool, rows: Vec<(String, StagedRow)>) -> Result<(), sqlx::Error> {
-    let mut tx = crate::db::write_tx(&db).await?;
+    let mut tx = crate::db::write_tx(db).await?;
     for chunk in rows.chunks(400) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO analytics_staging (report, day, actor_type, actor_id, workspace_id, api_key_id, \

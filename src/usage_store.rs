@@ -477,12 +477,12 @@ async fn sync_kind_locked(
             let today = floor(now, 86_400);
             while day < today {
                 let next = floor(day, 86_400) + chrono::Duration::days(1);
-                let mut chunk = crate::db::write_tx(&db).await?;
+                let mut chunk = crate::db::write_tx(db).await?;
                 move_staged(&mut chunk, width, day, Some(next)).await?;
                 chunk.commit().await?;
                 day = next;
             }
-            tx = crate::db::write_tx(&db).await?;
+            tx = crate::db::write_tx(db).await?;
             move_staged(&mut tx, width, day, None).await?;
         }
         Kind::CostDay => {
@@ -496,7 +496,7 @@ async fn sync_kind_locked(
                 stage_cost(db, buckets)
             })
             .await?;
-            tx = crate::db::write_tx(&db).await?;
+            tx = crate::db::write_tx(db).await?;
             sqlx::query("DELETE FROM cost_buckets WHERE day >= ?")
                 .bind(ts(from))
                 .execute(&mut *tx)
@@ -575,7 +575,7 @@ async fn stage_usage(
             b.results.into_iter().map(move |r| (start.clone(), r))
         })
         .collect();
-    let mut tx = crate::db::write_tx(&db).await?;
+    let mut tx = crate::db::write_tx(db).await?;
     // Many rows per statement: one statement per row is slow for 90 days of hours.
     for chunk in rows.chunks(500) {
         let mut qb = QueryBuilder::<Sqlite>::new(
@@ -613,7 +613,7 @@ async fn stage_cost(
     db: &SqlitePool,
     buckets: Vec<crate::anthropic::CostBucket>,
 ) -> Result<(), SyncError> {
-    let mut tx = crate::db::write_tx(&db).await?;
+    let mut tx = crate::db::write_tx(db).await?;
     for b in buckets {
         // Lines of one day and group are added up exactly before they are stored.
         let mut lines: HashMap<(String, String), Decimal> = HashMap::new();

@@ -198,7 +198,7 @@ pub async fn create(
         return Err(AccountError::Duplicate(username.to_owned()));
     }
     let hash = password::hash(password.to_owned()).await?;
-    let mut tx = crate::db::write_tx(&pool).await?;
+    let mut tx = crate::db::write_tx(pool).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO accounts (username, role, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
     )
@@ -259,7 +259,7 @@ pub async fn set_role(
     {
         return Err(AccountError::LastOwner);
     }
-    let mut tx = crate::db::write_tx(&pool).await?;
+    let mut tx = crate::db::write_tx(pool).await?;
     // A role change ends the account's sessions, so open pages do not keep the old powers.
     sqlx::query("UPDATE accounts SET role = ?, session_epoch = session_epoch + 1 WHERE id = ?")
         .bind(role.as_str())
@@ -282,7 +282,7 @@ pub async fn set_workspaces(
     workspaces: &[String],
 ) -> Result<(), AccountError> {
     check_workspace_ids(workspaces)?;
-    let mut tx = crate::db::write_tx(&pool).await?;
+    let mut tx = crate::db::write_tx(pool).await?;
     sqlx::query("DELETE FROM account_workspaces WHERE account_id = ?")
         .bind(id)
         .execute(&mut *tx)

@@ -254,7 +254,7 @@ async fn apply_grant(
     if unchanged {
         return Ok(None);
     }
-    let mut tx = crate::db::write_tx(&pool).await?;
+    let mut tx = crate::db::write_tx(pool).await?;
     match grant {
         None => {
             sqlx::query("UPDATE accounts SET disabled = 1, access_lapsed = 1, session_epoch = session_epoch + 1 WHERE id = ?")
@@ -365,7 +365,7 @@ pub async fn provision(
                 message: format!("An Orgkeeper account named {username} already exists and does not belong to single sign-on. Ask an owner to rename or remove it."),
             });
         }
-        let mut tx = crate::db::write_tx(&pool).await?;
+        let mut tx = crate::db::write_tx(pool).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (username, role, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
         )

@@ -82,7 +82,7 @@ pub async fn save_rate_limits(
     db: &SqlitePool,
     limits: &HashMap<String, Result<Vec<WorkspaceRateLimit>, String>>,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = crate::db::write_tx(&db).await?;
+    let mut tx = crate::db::write_tx(db).await?;
     sqlx::query("DELETE FROM org_objects WHERE kind = 'rate_limits'")
         .execute(&mut *tx)
         .await?;
@@ -198,7 +198,7 @@ pub async fn save(
         );
     }
 
-    let mut tx = crate::db::write_tx(&db).await?;
+    let mut tx = crate::db::write_tx(db).await?;
     for chunk in rows.upserts.chunks(CHUNK) {
         let mut qb =
             QueryBuilder::<Sqlite>::new("INSERT INTO org_objects (kind, id, body, first_seen) ");

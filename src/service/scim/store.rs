@@ -209,7 +209,7 @@ pub async fn group(db: &SqlitePool, id: &str) -> Result<Option<ScimGroup>, sqlx:
 
 /// Stores a group and its members as given (a new group, or a replacement).
 pub async fn save_group(db: &SqlitePool, group: &ScimGroup) -> Result<(), sqlx::Error> {
-    let mut tx = crate::db::write_tx(&db).await?;
+    let mut tx = crate::db::write_tx(db).await?;
     sqlx::query(
         "INSERT INTO scim_groups (id, display_name, external_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, external_id = excluded.external_id, updated_at = excluded.updated_at",
