@@ -519,9 +519,8 @@ pub async fn list_keys(door: Door, uri: Uri) -> Reply {
 async fn key(door: &Door, id: &str) -> ApiResult<crate::anthropic::ApiKey> {
     door.require(Permission::ViewWorkspaces).await?;
     let m = model(door)?;
-    m.keys
-        .iter()
-        .find(|k| k.id == id && door.caller.may_reach_key(k))
+    m.key(id)
+        .filter(|k| door.caller.may_reach_key(k))
         .cloned()
         .ok_or_else(|| hidden(id))
 }

@@ -61,12 +61,69 @@ pub struct Snapshot {
     /// Derived: where each workspace's memberships lie in `memberships`, which are kept
     /// grouped by workspace so that a workspace's members are a slice, not a second copy.
     by_workspace: HashMap<String, std::ops::Range<usize>>,
+    /// Derived: each key by its id, without a second copy of the ids.
+    key_at: Arc<KeyLookup>,
     /// Derived: each member's position in `users`.
     user_at: HashMap<String, usize>,
     /// What pages derive from this snapshot (name maps, hygiene sets), built by the first page
     /// that needs it and shared until the next change replaces the snapshot.
     derived: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
+
+/// The organization's keys by id. Each entry is the shared list and a position (16 bytes),
+/// not a copy of the id: with 200,000 keys, maps of id → name held 40–70 MB each.
+#[derive(Default)]
+pub struct KeyLookup(std::collections::HashSet<KeyAt>);
+
+impl KeyLookup {
+    fn of(keys: &Arc<Vec<ApiKey>>) -> KeyLookup {
+        KeyLookup(
+            (0..keys.len())
+                .map(|at| KeyAt {
+                    keys: keys.clone(),
+                    at,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ApiKey> {
+        self.0.get(id).map(KeyAt::key)
+    }
+}
+
+/// One key: its list and its position there, hashed and compared as the key's id.
+struct KeyAt {
+    keys: Arc<Vec<ApiKey>>,
+    at: usize,
+}
+
+impl KeyAt {
+    fn key(&self) -> &ApiKey {
+        &self.keys[self.at]
+    }
+}
+
+impl std::borrow::Borrow<str> for KeyAt {
+    fn borrow(&self) -> &str {
+        &self.key().id
+    }
+}
+
+impl std::hash::Hash for KeyAt {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As the id's own hash, so a lookup by `&str` finds it.
+        self.key().id.as_str().hash(state);
+    }
+}
+
+impl PartialEq for KeyAt {
+    fn eq(&self, other: &Self) -> bool {
+        self.key().id == other.key().id
+    }
+}
+
+impl Eq for KeyAt {}
 
 /// Where each workspace's memberships lie, if every workspace's are contiguous.
 fn runs(memberships: &[WorkspaceMember]) -> Option<HashMap<String, std::ops::Range<usize>>> {
@@ -106,6 +163,7 @@ impl Snapshot {
                 runs(&self.memberships).expect("sorted memberships are grouped")
             }
         };
+        self.key_at = Arc::new(KeyLookup::of(&self.keys));
         self.user_at = self
             .users
             .iter()
@@ -132,6 +190,7 @@ impl Snapshot {
             former: self.former.clone(),
             synced_at: self.synced_at,
             by_workspace: HashMap::new(),
+            key_at: Arc::default(),
             user_at: HashMap::new(),
             derived: Mutex::default(),
         }
@@ -164,6 +223,16 @@ impl Snapshot {
             .expect("derived lock")
             .insert(TypeId::of::<T>(), stored);
         value
+    }
+
+    /// The key with this id, if the organization has it.
+    pub fn key(&self, id: &str) -> Option<&ApiKey> {
+        self.key_at.get(id)
+    }
+
+    /// The keys by id, for what is derived from this snapshot and outlives a borrow of it.
+    pub fn key_lookup(&self) -> Arc<KeyLookup> {
+        self.key_at.clone()
     }
 
     /// One workspace's members (none for an unknown workspace).
@@ -425,6 +494,7 @@ impl Org {
             former: Arc::new(former),
             synced_at: stored.baseline_at.and(stored.synced_at),
             by_workspace: HashMap::new(),
+            key_at: Arc::default(),
             user_at: HashMap::new(),
             derived: Mutex::default(),
         }
@@ -600,6 +670,7 @@ impl Org {
             former,
             synced_at: Some(now),
             by_workspace: HashMap::new(),
+            key_at: Arc::default(),
             user_at: HashMap::new(),
             derived: Mutex::default(),
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::Snapshot;
+use super::{KeyLookup, Snapshot};
 use crate::anthropic::ApiError;
 use crate::usage_store::{Dim, DEFAULT_WORKSPACE};
 
@@ -17,7 +17,7 @@ pub const NO_KEY: &str = "Console / Workbench (no API key)";
 /// Workspace and key names, and the default workspace's real id (reports call it null).
 pub struct ReportNames {
     pub workspaces: HashMap<String, String>,
-    keys: HashMap<String, (String, Option<String>)>,
+    keys: Arc<KeyLookup>,
     default_ws: Option<String>,
     /// Set when names could not be read: ids are shown instead.
     pub error: Option<String>,
@@ -33,7 +33,7 @@ impl ReportNames {
         if snapshot.synced_at.is_none() {
             return ReportNames {
                 workspaces: HashMap::new(),
-                keys: HashMap::new(),
+                keys: Arc::default(),
                 default_ws: None,
                 error: Some(ApiError::not_synced(None).user_message()),
             };
@@ -44,16 +44,7 @@ impl ReportNames {
                 .iter()
                 .map(|w| (w.id.clone(), w.name.clone()))
                 .collect(),
-            keys: snapshot
-                .keys
-                .iter()
-                .map(|k| {
-                    (
-                        k.id.clone(),
-                        (k.name.clone(), k.workspace_id().map(str::to_owned)),
-                    )
-                })
-                .collect(),
+            keys: snapshot.key_lookup(),
             default_ws: snapshot.default_workspace_id.clone(),
             error: None,
         }
@@ -95,8 +86,7 @@ impl ReportNames {
             Some(Dim::ApiKey) => self
                 .keys
                 .get(value)
-                .map(|(n, _)| n.clone())
-                .unwrap_or_else(|| value.to_owned()),
+                .map_or_else(|| value.to_owned(), |k| k.name.clone()),
             Some(_) if value.is_empty() => "(not reported)".to_owned(),
             Some(Dim::Model) => crate::labels::model(value),
             Some(_) => value.to_owned(),
@@ -105,9 +95,10 @@ impl ReportNames {
 
     /// Stored workspace id of a key ('' = default workspace), if known.
     pub fn key_workspace(&self, key: &str) -> Option<String> {
-        self.keys
-            .get(key)
-            .map(|(_, ws)| ws.as_deref().map_or(String::new(), |w| self.stored_ws(w)))
+        self.keys.get(key).map(|k| {
+            k.workspace_id()
+                .map_or(String::new(), |w| self.stored_ws(w))
+        })
     }
 }
 
@@ -116,7 +107,7 @@ impl ReportNames {
 pub struct Directory {
     /// Members and former members: (name, email, still a member).
     people: HashMap<String, (String, String, bool)>,
-    keys: HashMap<String, String>,
+    keys: Arc<KeyLookup>,
     /// Each service account's key names.
     service_accounts: HashMap<String, Vec<String>>,
     workspaces: HashMap<String, String>,
@@ -155,11 +146,7 @@ impl Directory {
         }
         Directory {
             people,
-            keys: snapshot
-                .keys
-                .iter()
-                .map(|k| (k.id.clone(), k.name.clone()))
-                .collect(),
+            keys: snapshot.key_lookup(),
             service_accounts,
             workspaces: snapshot
                 .workspaces
@@ -173,7 +160,9 @@ impl Directory {
         if id.is_empty() {
             return "No API key (Console)".into();
         }
-        self.keys.get(id).cloned().unwrap_or_else(|| id.to_owned())
+        self.keys
+            .get(id)
+            .map_or_else(|| id.to_owned(), |k| k.name.clone())
     }
 
     pub fn workspace(&self, id: &str) -> String {

@@ -190,7 +190,7 @@ pub fn resolve(services: &Services, kind: RuleKind, raw: &str) -> Result<Target,
         .into());
     }
     let snapshot = services.org.snapshot();
-    if kind == RuleKind::Key && !snapshot.keys.iter().any(|k| k.id == typed) {
+    if kind == RuleKind::Key && snapshot.key(typed).is_none() {
         // A key's name is enough when no other key has it; names are not unique, ids are.
         let mut named = snapshot.keys.iter().filter(|k| k.name == typed);
         return match (named.next(), named.next()) {
@@ -206,11 +206,7 @@ pub fn resolve(services: &Services, kind: RuleKind, raw: &str) -> Result<Target,
         };
     }
     let found = match kind {
-        RuleKind::Key => snapshot
-            .keys
-            .iter()
-            .find(|k| k.id == typed)
-            .map(|k| (k.id.clone(), k.name.clone())),
+        RuleKind::Key => snapshot.key(typed).map(|k| (k.id.clone(), k.name.clone())),
         RuleKind::Workspace => snapshot
             .workspaces
             .iter()

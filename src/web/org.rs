@@ -219,9 +219,7 @@ async fn build(ctx: &Ctx, workspace: &str, at: DateTime<Utc>) -> AppResult<Revie
         .filter(|h| h.kind == "key_status" && h.scope == workspace && h.value == "active")
         .map(|h| ActiveKey {
             name: snapshot
-                .keys
-                .iter()
-                .find(|k| k.id == h.subject)
+                .key(&h.subject)
                 .map(|k| k.name.clone())
                 .unwrap_or_default(),
             id: h.subject.clone(),
