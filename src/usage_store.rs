@@ -452,7 +452,10 @@ async fn sync_kind_locked(
             } else {
                 BucketWidth::Hour
             });
-            params.limit = Some(if kind == Kind::UsageDay { 31 } else { 168 });
+            // A page holds every group of each of its buckets: on `xlarge` (3,000 series) a
+            // week of hours was 375,000 rows, 170 MB live while it was staged, so a page is a
+            // day of hours or a week of days (more calls only on the first sync).
+            params.limit = Some(if kind == Kind::UsageDay { 7 } else { 24 });
             params.group_by = vec![
                 UsageGroupBy::Model,
                 UsageGroupBy::WorkspaceId,
@@ -488,7 +491,7 @@ async fn sync_kind_locked(
         Kind::CostDay => {
             let mut params = CostReportParams::new(from);
             params.bucket_width = Some(BucketWidth::Day);
-            params.limit = Some(31);
+            params.limit = Some(7); // a week of days a page, as for usage (see above)
             params.group_by = vec![CostGroupBy::WorkspaceId, CostGroupBy::Description];
             sqlx::query("DELETE FROM cost_staging").execute(db).await?;
             api.pages(&params, |buckets| {

@@ -302,8 +302,9 @@ async fn the_store_keeps_history_and_after_a_restart_fetches_only_what_is_missin
 
     assert_eq!(
         app.simulator.request_count(),
-        3,
-        "one request per report covers the three missing days"
+        6,
+        "the three missing days and today: one request of days, one of cost, and one of \
+         hours per day (a page of hours is a day, so an xlarge page stays small)"
     );
     let newest: String =
         sqlx::query_scalar("SELECT MAX(start) FROM usage_buckets WHERE width = '1d'")
