@@ -44,7 +44,7 @@ pub struct Tick {
 pub struct Column {
     pub x: String,
     pub w: String,
-    /// "1 Dec 2026: Research $169.47, Staging $98.36; total $280.20" for screen readers.
+    /// "Dec 1, 2026: Research $169.47, Staging $98.36; total $280.20" for screen readers.
     pub aria: String,
     /// Tooltip lines, `colour|name|value`, newline separated; the first is the period.
     pub lines: String,
@@ -128,7 +128,7 @@ struct Frame {
     font: u32,
     /// At most this many x labels.
     x_labels: usize,
-    /// Days labelled by their number alone ("27 Nov", "28", "29"), the month only at the first
+    /// Days labelled by their number alone ("Nov 27", "28", "29"), the month only at the first
     /// label and where it changes, so a week's labels do not run into each other.
     short_days: bool,
 }
@@ -357,20 +357,20 @@ fn nice_ticks(v: f64) -> (f64, u32) {
     (step, ((v / step).ceil() as u32).max(1))
 }
 
-/// A period as the tooltip and screen readers say it: "1 Dec 2026", "1 Dec 2026 14:00 UTC".
+/// A period as the tooltip and screen readers say it: "Dec 1, 2026", "Dec 1, 2026, 14:00 UTC".
 fn long_label(period: &str) -> String {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(period, "%Y-%m-%d") {
-        return d.format("%-d %b %Y").to_string();
+        return d.format("%b %-d, %Y").to_string();
     }
     match chrono::NaiveDateTime::parse_from_str(period, "%Y-%m-%dT%H:%MZ") {
-        Ok(t) => t.format("%-d %b %Y %H:%M UTC").to_string(),
+        Ok(t) => t.format("%b %-d, %Y, %H:%M UTC").to_string(),
         Err(_) => period.to_owned(),
     }
 }
 
 /// Which periods get an x label, and the label: at most about `max` (8 on a screen), on round steps (every 1, 2,
 /// 7 or 14 days; every 1, 2, 3, 6 or 12 hours; every 5, 10, 15, 30 or 60 minutes), short
-/// ("14:00", "1 Dec"), with the date at the first tick of each day for times.
+/// ("14:00", "Dec 1"), with the date at the first tick of each day for times.
 fn x_ticks(periods: &[String], max: usize, short_days: bool) -> Vec<(usize, String)> {
     let days: Option<Vec<chrono::NaiveDate>> = periods
         .iter()
@@ -392,7 +392,7 @@ fn x_ticks(periods: &[String], max: usize, short_days: bool) -> Vec<(usize, Stri
                 let format = if short_days && same_month {
                     "%-d"
                 } else {
-                    "%-d %b"
+                    "%b %-d"
                 };
                 (i, d.format(format).to_string())
             })
@@ -445,7 +445,7 @@ fn x_ticks(periods: &[String], max: usize, short_days: bool) -> Vec<(usize, Stri
                 if short_days && same_month {
                     t.format("%-d").to_string()
                 } else {
-                    t.format("%-d %b").to_string()
+                    t.format("%b %-d").to_string()
                 }
             } else {
                 t.format("%H:%M").to_string()
@@ -477,7 +477,7 @@ mod tests {
         let labels: Vec<&str> = ticks.iter().map(|(_, l)| l.as_str()).collect();
         assert_eq!(
             labels,
-            vec!["1 Dec", "06:00", "12:00", "18:00", "2 Dec", "06:00", "12:00", "18:00"]
+            vec!["Dec 1", "06:00", "12:00", "18:00", "Dec 2", "06:00", "12:00", "18:00"]
         );
         assert!(ticks.len() <= 8);
     }
@@ -486,8 +486,8 @@ mod tests {
     fn daily_x_labels_are_short_and_evenly_spaced() {
         let periods: Vec<String> = (1..=31).map(|d| format!("2026-12-{d:02}")).collect();
         let ticks = x_ticks(&periods, 8, false);
-        assert_eq!(ticks[0], (0, "1 Dec".to_owned()));
-        assert_eq!(ticks[1], (7, "8 Dec".to_owned()));
+        assert_eq!(ticks[0], (0, "Dec 1".to_owned()));
+        assert_eq!(ticks[1], (7, "Dec 8".to_owned()));
         assert!(ticks.len() <= 8);
     }
 
@@ -529,7 +529,7 @@ mod tests {
         assert!(narrow.width <= 400 && wide.width >= 800);
         assert!(narrow.font > wide.font);
         let labels: Vec<&str> = narrow.x_ticks.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["1 Dec", "2", "3", "4", "5", "6", "7"]);
+        assert_eq!(labels, ["Dec 1", "2", "3", "4", "5", "6", "7"]);
     }
 
     #[test]
