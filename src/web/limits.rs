@@ -3,6 +3,8 @@
 //! (`/limits/workspaces/{id}`). Unlike Orgkeeper's budgets, which only alert, these stop traffic
 //! at Anthropic. Changes go through `service::limits`.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,6 +13,7 @@ use serde::Deserialize;
 
 use super::context::Layout;
 use super::error::{AppError, AppResult};
+use super::present::Pager;
 use super::usage::{names, Opt};
 use super::Ctx;
 use crate::anthropic::{ApiError, SpendLimit, SpendLimitScope, Workspace};
@@ -62,6 +65,8 @@ pub struct Forms {
     pub decision: Option<(i64, String, String)>,
     /// A spend limit that needs a confirmation before it is saved.
     pub question: Option<SpendQuestion>,
+    /// The page of the limits table asked for (the first when 0).
+    pub page: usize,
 }
 
 /// The confirmation a spend limit needs, as the page asks it.
@@ -100,6 +105,10 @@ pub struct RequestView {
 struct LimitsPage {
     layout: Layout,
     rows: Vec<LimitRow>,
+    pager: Pager,
+    /// Above `MOST_CHOICES` workspaces, the spend form's place is typed (a name, an id or
+    /// "organization"), holding the current one.
+    scope_typed: Option<String>,
     /// Anthropic's own cap from the usage tier, when listed.
     usage_tier: Option<String>,
     /// Set when the organization cannot use spend limits through the Admin API.
@@ -145,6 +154,7 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         request_error,
         decision,
         question,
+        page: requested_page,
     } = forms;
     let workspaces = visible_workspaces(ctx).await?;
     let org_visible = ctx.workspace_scope().is_none();
@@ -290,6 +300,17 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
             selected: request_form.workspace == w.id,
         })
         .collect();
+    // A large organization's limits are pages of the table, and its spend-limit form takes a
+    // typed workspace instead of a choice among every one of them.
+    let pager = Pager::new(rows.len(), requested_page, |page| {
+        crate::web::present::link("/limits", &[("page", &page.to_string())])
+    });
+    let rows: Vec<LimitRow> = rows.drain(pager.range()).collect();
+    let scope_typed =
+        (scopes.len() > crate::web::present::MOST_CHOICES).then(|| form.scope.clone());
+    if scope_typed.is_some() {
+        scopes.clear();
+    }
     let status = if form_error.is_some() || request_error.is_some() || decision.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -304,6 +325,8 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         mine,
         layout: ctx.layout("Limits", "limits").await,
         rows,
+        pager,
+        scope_typed,
         usage_tier,
         no_access,
         load_error,
@@ -318,7 +341,10 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
     render(status, &page)
 }
 
-pub async fn index(ctx: Ctx) -> AppResult<Response> {
+pub async fn index(
+    ctx: Ctx,
+    axum::extract::Query(params): axum::extract::Query<BTreeMap<String, String>>,
+) -> AppResult<Response> {
     render_page(
         &ctx,
         Forms {
@@ -326,6 +352,7 @@ pub async fn index(ctx: Ctx) -> AppResult<Response> {
                 scope: "organization".into(),
                 ..Default::default()
             },
+            page: params.get("page").and_then(|p| p.parse().ok()).unwrap_or(1),
             ..Default::default()
         },
     )
@@ -358,16 +385,18 @@ pub struct SpendInput {
 
 /// The scope a form names, if it is the organization or a workspace this person may see.
 async fn scope_from(ctx: &Ctx, key: &str) -> AppResult<Option<LimitScope>> {
-    if key == "organization" {
+    if key == "organization" || key.trim().eq_ignore_ascii_case("whole organization") {
         return Ok(ctx
             .workspace_scope()
             .is_none()
             .then_some(LimitScope::Organization));
     }
+    // Where the workspace is typed (too many to list), its name is as good as its id.
+    let key = key.trim();
     Ok(visible_workspaces(ctx)
         .await?
         .into_iter()
-        .find(|w| w.id == key)
+        .find(|w| w.id == key || w.name.eq_ignore_ascii_case(key))
         .map(|w| LimitScope::Workspace {
             id: w.id,
             name: w.name,

@@ -1444,3 +1444,72 @@ async fn a_rate_limit_above_the_organizations_is_warned_about_before_it_is_saved
         .iter()
         .any(|(id, _, v)| *id == batch.id && v.to_string() == above));
 }
+
+/// A large organization's limits are pages of fifty, every workspace on one of them, and a
+/// spend limit's place may be typed by the workspace's name.
+#[tokio::test]
+async fn a_large_organizations_limits_come_in_pages_and_a_workspace_may_be_named() {
+    let simulator = orgkeeper::simulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        orgkeeper::simulator::SimulatorOptions {
+            profile: orgkeeper::simulator::Profile::Large,
+            seed: 7,
+        },
+    )
+    .await
+    .unwrap();
+    let config = live_config(&simulator);
+    let app = spawn_app_with(config, simulator, None).await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let workspaces: Vec<(String, String)> = app
+        .state
+        .org
+        .snapshot()
+        .workspaces
+        .iter()
+        .filter(|w| !w.is_archived())
+        .map(|w| (w.id.clone(), w.name.clone()))
+        .collect();
+    let rows = workspaces.len() + 1; // and the whole organization
+    assert!(rows > 50, "more rows than a page: {rows}");
+
+    let mut seen = 0;
+    let mut page = 1;
+    loop {
+        let (status, html) = admin.get_text(&format!("/limits?page={page}")).await;
+        assert_eq!(status, 200);
+        let here = html.matches("<tr data-scope=").count();
+        assert!(here <= 50, "page {page}: {here} rows");
+        seen += here;
+        if !html.contains("rel=\"next\"") {
+            assert!(html.contains(&format!("of {rows}")), "page {page}");
+            break;
+        }
+        page += 1;
+    }
+    assert_eq!(seen, rows, "every workspace is on one page");
+
+    // The form accepts a workspace by its name, as it is typed when there are too many to list.
+    let (_, name) = &workspaces[workspaces.len() / 2];
+    let typed = name.to_uppercase();
+    let response = admin
+        .post(
+            "/limits/spend",
+            &[("scope", typed.as_str()), ("amount", "123456")],
+        )
+        .await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert!(
+        status == 303 || !body.contains("Choose the organization or a workspace."),
+        "the name is understood: {body}"
+    );
+    let response = admin
+        .post(
+            "/limits/spend",
+            &[("scope", "no such workspace"), ("amount", "123456")],
+        )
+        .await;
+    let body = response.text().await.unwrap();
+    assert!(body.contains("Choose the organization or a workspace."));
+}
