@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 /// A day as every page writes it, "Nov 24, 2026" (app.js keeps it a date in the reader's
 /// language; the server's form is the one shown without JavaScript).
 pub fn day_label(at: &DateTime<Utc>) -> String {
-    at.format("%b %-d, %Y").to_string()
+    calendar_day(at.date_naive())
 }
 
 /// A moment as every page writes it, "Nov 24, 2026, 14:05 UTC"; app.js shows it in the reader's
@@ -43,7 +43,7 @@ pub fn time_tag(raw: &str) -> String {
 /// "claude-3-5-haiku-20241022" → "Claude 3.5 Haiku". The snapshot date is dropped (the id stays
 /// on hover where a page needs it); an id that is not a Claude model's is kept as it is.
 pub fn model(id: &str) -> String {
-    let mut parts = id.split('-').peekable();
+    let mut parts = id.split('-');
     if parts.next() != Some("claude") {
         return id.to_owned();
     }
@@ -62,11 +62,10 @@ pub fn model(id: &str) -> String {
             words.push(version.join("."));
             version.clear();
         }
-        let mut chars = part.chars();
-        match chars.next() {
-            Some(first) => words.push(first.to_uppercase().chain(chars).collect()),
-            None => return id.to_owned(),
+        if part.is_empty() {
+            return id.to_owned();
         }
+        words.push(capitalised(part));
     }
     if !version.is_empty() {
         words.push(version.join("."));
@@ -80,6 +79,22 @@ pub fn capitalised(text: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+/// A rate limiter's type as people read it ("Requests per minute").
+pub fn limiter(kind: &str) -> String {
+    match kind {
+        "requests_per_minute" => "Requests per minute".into(),
+        "input_tokens_per_minute" => "Input tokens per minute".into(),
+        "input_tokens_per_minute_cache_aware" => {
+            "Input tokens per minute (cache reads not counted)".into()
+        }
+        "output_tokens_per_minute" => "Output tokens per minute".into(),
+        "tokens_per_minute" => "Tokens per minute".into(),
+        "tokens_per_day" => "Tokens per day".into(),
+        "tool_uses_per_second" => "Tool uses per second".into(),
+        other => capitalised(&other.replace('_', " ")),
     }
 }
 

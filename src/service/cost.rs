@@ -39,13 +39,9 @@ pub async fn refresh(services: &Services, now: DateTime<Utc>) -> Result<Freshnes
         Ok(_) => Ok(Freshness::default()),
         Err(SyncError::Db(e)) => Err(e.into()),
         Err(SyncError::Busy) => Ok(Freshness {
-            stale: Some(match services.analytics.progress().await? {
-                Some((_, at)) => format!(
-                    "Showing stored data from {}: newer numbers are being read from Anthropic in the background; reload in a minute.",
-                    crate::labels::moment_label(&at)
-                ),
-                None => super::usage::FIRST_READ.to_owned(),
-            }),
+            stale: Some(super::usage::busy_note(
+                services.analytics.progress().await?.map(|(_, at)| at),
+            )),
             refused: refusal(services).await?,
         }),
         Err(SyncError::Api(e)) => {

@@ -9,8 +9,17 @@ use super::{ServiceError, Services};
 use crate::anthropic::ClaudeCodeRecord;
 use crate::usage_store::{self as store, Kind};
 
-/// What a page says while the first read of a store is still running.
-pub const FIRST_READ: &str = "Orgkeeper is reading these numbers from Anthropic for the first time (a few minutes for a large organization); this page fills in when that is done.";
+/// What a page says when it did not wait for a store's running read: the stored numbers of
+/// `stored_at` are shown, or none while the first read is still running.
+pub fn busy_note(stored_at: Option<DateTime<Utc>>) -> String {
+    match stored_at {
+        Some(at) => format!(
+            "Showing stored data from {}: newer numbers are being read from Anthropic in the background; reload in a minute.",
+            crate::labels::moment_label(&at)
+        ),
+        None => "Orgkeeper is reading these numbers from Anthropic for the first time (a few minutes for a large organization); this page fills in when that is done.".to_owned(),
+    }
+}
 
 /// Refreshes one report (at most about once a minute, the store decides); on failure, pages
 /// fall back to stored data with a warning, which this returns, or fail when nothing is stored
@@ -32,15 +41,9 @@ pub async fn refresh_or_stale(
     match refreshed {
         Ok(_) => Ok(None),
         Err(store::SyncError::Db(e)) => Err(e.into()),
-        Err(store::SyncError::Busy) => Ok(Some(
-            match services.usage.progress(kind).await? {
-                Some((_, at)) => format!(
-                    "Showing stored data from {}: newer numbers are being read from Anthropic in the background; reload in a minute.",
-                    crate::labels::moment_label(&at)
-                ),
-                None => FIRST_READ.to_owned(),
-            },
-        )),
+        Err(store::SyncError::Busy) => Ok(Some(busy_note(
+            services.usage.progress(kind).await?.map(|(_, at)| at),
+        ))),
         Err(store::SyncError::Api(e)) => match services.usage.progress(kind).await? {
             Some((_, at)) => Ok(Some(format!(
                 "Showing stored data from {}: the latest numbers could not be fetched. {}",

@@ -203,6 +203,8 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
             names.stored_ws(&w.id),
         ));
     }
+    // Above `MOST_CHOICES` places the spend form's place is typed, not chosen from a list.
+    let typed_place = scopes_list.len() > crate::web::present::MOST_CHOICES;
     let mut rows = Vec::new();
     let mut scopes = Vec::new();
     for (scope, stored) in scopes_list {
@@ -215,18 +217,20 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
             LimitScope::Organization => "Whole organization".to_owned(),
             LimitScope::Workspace { name, .. } => name.clone(),
         };
-        scopes.push(Opt {
-            value: scope.key().to_owned(),
-            label: format!(
-                "{name} — spent {} this month, {}",
-                dollars(spend),
-                match limit {
-                    Some(l) => format!("limit {}", dollars(l)),
-                    None => "no limit".to_owned(),
-                }
-            ),
-            selected: form.scope == scope.key(),
-        });
+        if !typed_place {
+            scopes.push(Opt {
+                value: scope.key().to_owned(),
+                label: format!(
+                    "{name} — spent {} this month, {}",
+                    dollars(spend),
+                    match limit {
+                        Some(l) => format!("limit {}", dollars(l)),
+                        None => "no limit".to_owned(),
+                    }
+                ),
+                selected: form.scope == scope.key(),
+            });
+        }
         rows.push(LimitRow {
             key: scope.key().to_owned(),
             workspace_id: match &scope {
@@ -306,11 +310,7 @@ async fn render_page(ctx: &Ctx, forms: Forms) -> AppResult<Response> {
         crate::web::present::link("/limits", &[("page", &page.to_string())])
     });
     let rows: Vec<LimitRow> = rows.drain(pager.range()).collect();
-    let scope_typed =
-        (scopes.len() > crate::web::present::MOST_CHOICES).then(|| form.scope.clone());
-    if scope_typed.is_some() {
-        scopes.clear();
-    }
+    let scope_typed = typed_place.then(|| form.scope.clone());
     let status = if form_error.is_some() || request_error.is_some() || decision.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -737,28 +737,6 @@ struct RatePage {
     can_manage: bool,
 }
 
-/// A limiter type as people read it.
-pub fn limiter_label(kind: &str) -> String {
-    match kind {
-        "requests_per_minute" => "Requests per minute".into(),
-        "input_tokens_per_minute" => "Input tokens per minute".into(),
-        "input_tokens_per_minute_cache_aware" => {
-            "Input tokens per minute (cache reads not counted)".into()
-        }
-        "output_tokens_per_minute" => "Output tokens per minute".into(),
-        "tokens_per_minute" => "Tokens per minute".into(),
-        "tokens_per_day" => "Tokens per day".into(),
-        "tool_uses_per_second" => "Tool uses per second".into(),
-        other => {
-            let mut s = other.replace('_', " ");
-            if let Some(first) = s.get_mut(0..1) {
-                first.make_ascii_uppercase();
-            }
-            s
-        }
-    }
-}
-
 fn number(n: u64) -> String {
     super::usage::thousands(i64::try_from(n).unwrap_or(i64::MAX))
 }
@@ -789,7 +767,7 @@ async fn rate_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<RateRow>, ApiErr
                 rate_limit_id: e.rate_limit_id.clone(),
                 group: group.clone(),
                 kind: l.kind.clone(),
-                label: limiter_label(&l.kind),
+                label: crate::labels::limiter(&l.kind),
                 org_value: l.org_limit.map(number),
                 override_value: override_value.map(number),
                 override_plain: override_value.map(|v| v.to_string()).unwrap_or_default(),

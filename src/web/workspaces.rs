@@ -650,7 +650,7 @@ async fn limit_rows(ctx: &Ctx, workspace_id: &str) -> Result<Vec<LimitRow>, Stri
                     };
                     format!(
                         "{}: {}{source}",
-                        super::limits::limiter_label(&l.kind),
+                        crate::labels::limiter(&l.kind),
                         crate::web::present::count(l.value)
                     )
                 })

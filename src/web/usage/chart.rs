@@ -360,10 +360,10 @@ fn nice_ticks(v: f64) -> (f64, u32) {
 /// A period as the tooltip and screen readers say it: "Dec 1, 2026", "Dec 1, 2026, 14:00 UTC".
 fn long_label(period: &str) -> String {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(period, "%Y-%m-%d") {
-        return d.format("%b %-d, %Y").to_string();
+        return crate::labels::calendar_day(d);
     }
     match chrono::NaiveDateTime::parse_from_str(period, "%Y-%m-%dT%H:%MZ") {
-        Ok(t) => t.format("%b %-d, %Y, %H:%M UTC").to_string(),
+        Ok(t) => crate::labels::moment_label(&t.and_utc()),
         Err(_) => period.to_owned(),
     }
 }

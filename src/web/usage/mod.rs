@@ -279,7 +279,7 @@ impl Resolution {
     /// "Nov 28, 2026, 14:00"); the column's heading says these are UTC periods.
     pub fn label(self, t: DateTime<Utc>) -> String {
         match self {
-            Resolution::Day => t.format("%b %-d, %Y").to_string(),
+            Resolution::Day => crate::labels::calendar_day(t.date_naive()),
             _ => t.format("%b %-d, %Y, %H:%M").to_string(),
         }
     }
