@@ -73,22 +73,32 @@ pub struct Snapshot {
 /// The organization's keys by id. Each entry is the shared list and a position (16 bytes),
 /// not a copy of the id: with 200,000 keys, maps of id → name held 40–70 MB each.
 #[derive(Default)]
-pub struct KeyLookup(std::collections::HashSet<KeyAt>);
+pub struct KeyLookup {
+    /// The list it indexes: a snapshot whose keys did not change keeps its lookup.
+    keys: Arc<Vec<ApiKey>>,
+    by_id: std::collections::HashSet<KeyAt>,
+}
 
 impl KeyLookup {
     fn of(keys: &Arc<Vec<ApiKey>>) -> KeyLookup {
-        KeyLookup(
-            (0..keys.len())
+        KeyLookup {
+            keys: keys.clone(),
+            by_id: (0..keys.len())
                 .map(|at| KeyAt {
                     keys: keys.clone(),
                     at,
                 })
                 .collect(),
-        )
+        }
+    }
+
+    /// Whether this lookup indexes exactly `keys` (the same list, not an equal one).
+    fn indexes(&self, keys: &Arc<Vec<ApiKey>>) -> bool {
+        Arc::ptr_eq(&self.keys, keys)
     }
 
     pub fn get(&self, id: &str) -> Option<&ApiKey> {
-        self.0.get(id).map(KeyAt::key)
+        self.by_id.get(id).map(KeyAt::key)
     }
 }
 
@@ -163,7 +173,10 @@ impl Snapshot {
                 runs(&self.memberships).expect("sorted memberships are grouped")
             }
         };
-        self.key_at = Arc::new(KeyLookup::of(&self.keys));
+        // A re-read of a member or a workspace keeps the keys' list, and so their lookup.
+        if !self.key_at.indexes(&self.keys) {
+            self.key_at = Arc::new(KeyLookup::of(&self.keys));
+        }
         self.user_at = self
             .users
             .iter()
@@ -173,7 +186,7 @@ impl Snapshot {
         self
     }
 
-    /// The same objects (shared, not copied) with nothing derived yet: the start of the
+    /// The same objects (shared, not copied) with nothing else derived yet: the start of the
     /// snapshot that replaces this one after a re-read.
     fn lists(&self) -> Snapshot {
         Snapshot {
@@ -190,7 +203,8 @@ impl Snapshot {
             former: self.former.clone(),
             synced_at: self.synced_at,
             by_workspace: HashMap::new(),
-            key_at: Arc::default(),
+            // Rebuilt by `indexed` only if the re-read replaces the keys' list.
+            key_at: self.key_at.clone(),
             user_at: HashMap::new(),
             derived: Mutex::default(),
         }
@@ -1143,5 +1157,36 @@ mod tests {
         assert!(snapshot.members_in("wc").is_empty());
         assert_eq!(snapshot.memberships.len(), 4, "nothing is copied twice");
         assert!(runs(&[]).is_some_and(|r| r.is_empty()));
+    }
+
+    fn key(id: &str) -> ApiKey {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "type": "api_key", "name": format!("name of {id}"),
+            "status": "active", "created_at": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_are_found_by_id_and_a_re_read_that_keeps_them_keeps_their_lookup() {
+        let snapshot = Snapshot {
+            keys: Arc::new(vec![key("apikey_a"), key("apikey_b")]),
+            ..Default::default()
+        }
+        .indexed();
+        assert_eq!(snapshot.key("apikey_b").unwrap().name, "name of apikey_b");
+        assert!(snapshot.key("apikey_c").is_none());
+
+        let same_keys = snapshot.lists().indexed();
+        assert!(Arc::ptr_eq(&snapshot.key_lookup(), &same_keys.key_lookup()));
+
+        let mut new_keys = snapshot.lists();
+        new_keys.keys = Arc::new(vec![key("apikey_c")]);
+        let new_keys = new_keys.indexed();
+        assert!(new_keys.key("apikey_c").is_some());
+        assert!(
+            new_keys.key("apikey_a").is_none(),
+            "not the old list's lookup"
+        );
     }
 }
