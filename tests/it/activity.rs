@@ -10,7 +10,7 @@ use orgkeeper::audit::{ChainReport, Filter};
 use orgkeeper::auth::Role;
 use orgkeeper::config::ObservedAlert;
 
-use crate::support::{live_config, spawn_app, spawn_app_with, TestApp};
+use crate::support::{spawn_app, spawn_app_configured, spawn_app_with, TestApp};
 
 const ADDRESS: &str = "203.0.113.9";
 
@@ -372,21 +372,16 @@ async fn posted(bodies: &Mutex<Vec<String>>, n: usize) -> Vec<String> {
 #[tokio::test]
 async fn chosen_kinds_of_observed_change_are_posted_to_the_webhook_once_each() {
     let (url, bodies) = webhook().await;
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.alert_webhook_url = Some(url);
-    config.public_url = Some("https://orgkeeper.example.com".into());
-    config.alert_observed = vec![
-        ObservedAlert::NewAdmin,
-        ObservedAlert::KeyWithoutExpiry,
-        ObservedAlert::MemberRemoved,
-    ];
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.alert_webhook_url = Some(url);
+        config.public_url = Some("https://orgkeeper.example.com".into());
+        config.alert_observed = vec![
+            ObservedAlert::NewAdmin,
+            ObservedAlert::KeyWithoutExpiry,
+            ObservedAlert::MemberRemoved,
+        ];
+    })
+    .await;
     let people = members(&app);
     let ws = workspace(&app);
     let console = app.simulator.console(&people[0].id, ADDRESS);

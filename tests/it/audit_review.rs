@@ -165,15 +165,10 @@ async fn the_export_contains_exactly_the_filtered_records() {
 
 #[tokio::test]
 async fn retention_prunes_old_records_and_keeps_the_chain_verifiable() {
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.audit_retention_days = Some(30);
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.audit_retention_days = Some(30);
+    })
+    .await;
     app.signed_in(Role::Viewer).await;
     let before = app.audit_records(Filter::default()).await;
     assert!(!before.is_empty());

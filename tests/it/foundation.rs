@@ -432,15 +432,10 @@ async fn changing_your_own_password_keeps_this_session_and_ends_the_others() {
 
 #[tokio::test]
 async fn a_session_ends_after_its_absolute_lifetime() {
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.session_max = std::time::Duration::from_secs(12 * 3600);
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.session_max = std::time::Duration::from_secs(12 * 3600);
+    })
+    .await;
     let (_, session) = app.signed_in(Role::Viewer).await;
     let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
 
@@ -809,15 +804,10 @@ async fn the_admin_key_never_appears_in_a_response_or_a_log_line() {
 
 #[tokio::test]
 async fn a_session_ends_after_its_idle_timeout() {
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.session_idle = std::time::Duration::from_secs(30 * 60);
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.session_idle = std::time::Duration::from_secs(30 * 60);
+    })
+    .await;
     let (_, session) = app.signed_in(Role::Viewer).await;
     let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
 

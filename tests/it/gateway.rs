@@ -9,7 +9,7 @@ use orgkeeper::auth::Role;
 use orgkeeper::service::tokens::{self, NewToken};
 use serde_json::{json, Value};
 
-use crate::support::{live_config, spawn_app, spawn_app_with, TestApp, ADMIN_KEY, TEST_CALLER};
+use crate::support::{spawn_app, spawn_app_configured, TestApp, ADMIN_KEY, TEST_CALLER};
 
 /// A token for `account`, made through the service as the command line makes one.
 pub async fn token_for(
@@ -409,15 +409,10 @@ async fn read_only_team_lead_narrowed_revoked_and_expired_tokens_get_the_admin_a
 
 #[tokio::test]
 async fn a_token_over_its_rate_gets_429_with_retry_after_until_the_minute_passes() {
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.token_rate_limit = 3;
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.token_rate_limit = 3;
+    })
+    .await;
     let admin = app.create_account("ada", Role::Admin, &[]).await;
     let token = token_for(&app, &admin, "busy", true, &[]).await;
     for _ in 0..3 {

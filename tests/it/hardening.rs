@@ -382,15 +382,10 @@ async fn a_hanging_admin_api_is_cut_off_at_the_deadline_with_a_plain_message() {
 /// deadline with the stored numbers and says newer ones are being read.
 #[tokio::test]
 async fn a_page_answers_within_its_deadline_while_the_usage_job_is_still_reading() {
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.api_deadline = std::time::Duration::from_secs(2);
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.api_deadline = std::time::Duration::from_secs(2);
+    })
+    .await;
     let (_, viewer) = app.signed_in(Role::Viewer).await;
     let (status, _) = viewer.get_text("/usage").await;
     assert_eq!(status, 200, "the first view reads and stores the usage");

@@ -929,17 +929,14 @@ async fn a_viewer_reads_keys_but_every_change_is_refused() {
 
 #[tokio::test]
 async fn the_inventory_of_the_large_organization_is_fast_once_cached() {
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    let app = spawn_app_configured(
         orgkeeper::simulator::SimulatorOptions {
             profile: orgkeeper::simulator::Profile::Large,
             seed: 7,
         },
+        |_| {},
     )
-    .await
-    .unwrap();
-    let config = live_config(&simulator);
-    let app = spawn_app_with(config, simulator, None).await;
+    .await;
     let (_, admin) = app.signed_in(Role::Admin).await;
 
     let (status, first) = admin.get_text("/keys").await;

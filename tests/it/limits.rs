@@ -457,15 +457,11 @@ async fn posted(bodies: &std::sync::Mutex<Vec<String>>, n: usize) -> Vec<String>
 
 async fn spawn_with_webhook() -> (TestApp, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let (url, bodies) = webhook().await;
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.alert_webhook_url = Some(url);
-    (spawn_app_with(config, simulator, None).await, bodies)
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.alert_webhook_url = Some(url);
+    })
+    .await;
+    (app, bodies)
 }
 
 /// The id of the only open request.
@@ -1449,17 +1445,14 @@ async fn a_rate_limit_above_the_organizations_is_warned_about_before_it_is_saved
 /// spend limit's place may be typed by the workspace's name.
 #[tokio::test]
 async fn a_large_organizations_limits_come_in_pages_and_a_workspace_may_be_named() {
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    let app = spawn_app_configured(
         orgkeeper::simulator::SimulatorOptions {
             profile: orgkeeper::simulator::Profile::Large,
             seed: 7,
         },
+        |_| {},
     )
-    .await
-    .unwrap();
-    let config = live_config(&simulator);
-    let app = spawn_app_with(config, simulator, None).await;
+    .await;
     let (_, admin) = app.signed_in(Role::Admin).await;
     let workspaces: Vec<(String, String)> = app
         .state

@@ -451,15 +451,10 @@ async fn bad_passwords_leave_a_few_records_and_a_throttled_address_costs_no_pass
 
 #[tokio::test]
 async fn refusals_from_many_addresses_are_capped_per_minute_in_all() {
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.trust_proxy = true;
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.trust_proxy = true;
+    })
+    .await;
     let http = reqwest::Client::new();
     for address in 0..200 {
         for _ in 0..5 {
@@ -510,16 +505,11 @@ async fn refusals_from_many_addresses_are_capped_per_minute_in_all() {
 async fn slack_markup_in_a_reason_or_a_key_name_does_not_reach_the_webhook_as_markup() {
     use orgkeeper::config::ObservedAlert;
     let hook = Webhook::start(0).await;
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.alert_webhook_url = Some(hook.url.clone());
-    config.alert_observed = vec![ObservedAlert::KeyCreated];
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.alert_webhook_url = Some(hook.url.clone());
+        config.alert_observed = vec![ObservedAlert::KeyCreated];
+    })
+    .await;
     let ws = app.first_workspace_id().await;
     let (_, lead) = app.signed_in(Role::TeamLead).await;
     let asked = lead
@@ -563,15 +553,10 @@ async fn slack_markup_in_a_reason_or_a_key_name_does_not_reach_the_webhook_as_ma
 #[tokio::test]
 async fn a_hung_rename_waits_one_deadline_in_all_not_one_per_call() {
     use orgkeeper::simulator::{FaultKind, FaultRule};
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.api_deadline = std::time::Duration::from_secs(1);
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.api_deadline = std::time::Duration::from_secs(1);
+    })
+    .await;
     let (_, owner) = app.signed_in(Role::Owner).await;
     let key = app
         .state
@@ -655,19 +640,14 @@ async fn a_list_whose_pages_never_end_is_stopped_and_called_an_upstream_fault() 
 
 async fn spawn_behind_proxy() -> TestApp {
     use orgkeeper::config::{parse_networks, ProxySettings};
-    let simulator = orgkeeper::simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.sso.proxy = Some(ProxySettings {
-        header: "x-forwarded-email".into(),
-        groups_header: Some("x-forwarded-groups".into()),
-        trusted: parse_networks("127.0.0.1/32").unwrap(),
-    });
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.sso.proxy = Some(ProxySettings {
+            header: "x-forwarded-email".into(),
+            groups_header: Some("x-forwarded-groups".into()),
+            trusted: parse_networks("127.0.0.1/32").unwrap(),
+        });
+    })
+    .await;
     app.map_group("staff", Role::Viewer, &[]).await;
     app
 }

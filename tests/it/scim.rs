@@ -14,11 +14,10 @@ use orgkeeper::audit::{Filter, Outcome, Record};
 use orgkeeper::auth::tokens::TokenKind;
 use orgkeeper::auth::Role;
 use orgkeeper::service::tokens::{self, NewToken};
-use orgkeeper::simulator::{self, SimulatorOptions};
 use serde_json::{json, Value};
 
 use crate::support::{
-    captured_logs, live_config, spawn_app, spawn_app_with, TestApp, ADMIN_KEY, TEST_CALLER,
+    captured_logs, spawn_app, spawn_app_configured, TestApp, ADMIN_KEY, TEST_CALLER,
 };
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -1248,15 +1247,10 @@ async fn only_a_live_scim_token_reaches_scim_and_every_refusal_is_a_scim_401() {
 
 #[tokio::test]
 async fn in_dry_run_a_create_and_a_deactivation_are_recorded_but_the_organization_is_untouched() {
-    let simulator = simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        SimulatorOptions::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.scim.dry_run = true;
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.scim.dry_run = true;
+    })
+    .await;
     let okta = Idp::new(&app, "okta", OKTA_AGENT).await;
     let email = "dry.run@okta.local";
     let invites_before: Vec<String> = app
@@ -1338,16 +1332,11 @@ async fn in_dry_run_a_create_and_a_deactivation_are_recorded_but_the_organizatio
 
 #[tokio::test]
 async fn the_configured_default_role_and_archive_policy_apply_and_delete_offboards_a_member() {
-    let simulator = simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        SimulatorOptions::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.scim.default_role = OrgRole::Developer;
-    config.scim.offboard_keys = orgkeeper::config::ScimKeys::Archive;
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.scim.default_role = OrgRole::Developer;
+        config.scim.offboard_keys = orgkeeper::config::ScimKeys::Archive;
+    })
+    .await;
     let okta = Idp::new(&app, "okta", OKTA_AGENT).await;
 
     // ORGKEEPER_SCIM_DEFAULT_ROLE=developer: the invite carries it.

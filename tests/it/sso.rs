@@ -669,19 +669,14 @@ fn client_from(ip: &str) -> reqwest::Client {
 
 #[tokio::test]
 async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
-    let simulator = simulator::start(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        SimulatorOptions::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.sso.proxy = Some(ProxySettings {
-        header: "x-forwarded-email".into(),
-        groups_header: Some("x-forwarded-groups".into()),
-        trusted: parse_networks("127.0.0.1/32").unwrap(),
-    });
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.sso.proxy = Some(ProxySettings {
+            header: "x-forwarded-email".into(),
+            groups_header: Some("x-forwarded-groups".into()),
+            trusted: parse_networks("127.0.0.1/32").unwrap(),
+        });
+    })
+    .await;
     app.map_group("staff", Role::Viewer, &[]).await;
     let workspace = app.first_workspace_id().await;
     app.map_group("leads", Role::TeamLead, &[workspace]).await;
@@ -825,23 +820,18 @@ async fn a_provider_that_redirects_is_not_followed() {
         axum::serve(redirecting, app).await.unwrap();
     });
 
-    let simulator = simulator::start(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        SimulatorOptions::default(),
-    )
-    .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.sso.oidc = Some(OidcSettings {
-        issuer,
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(orgkeeper::config::ClientSecret::new(CLIENT_SECRET)),
-        scopes: vec!["openid".into()],
-        groups_claim: "groups".into(),
-        display_name: "Example SSO".into(),
-        redirect_url: "http://127.0.0.1:1/auth/oidc/callback".into(),
-    });
-    let app = spawn_app_with(config, simulator, None).await;
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.sso.oidc = Some(OidcSettings {
+            issuer,
+            client_id: CLIENT_ID.into(),
+            client_secret: Some(orgkeeper::config::ClientSecret::new(CLIENT_SECRET)),
+            scopes: vec!["openid".into()],
+            groups_claim: "groups".into(),
+            display_name: "Example SSO".into(),
+            redirect_url: "http://127.0.0.1:1/auth/oidc/callback".into(),
+        });
+    })
+    .await;
 
     let response = app.client().get("/auth/oidc/start").await;
     assert_eq!(response.status(), 502);

@@ -13,7 +13,7 @@ use orgkeeper::anthropic::{
 use orgkeeper::audit::Filter;
 use orgkeeper::auth::Role;
 use orgkeeper::config::ServerConfig;
-use orgkeeper::simulator::{self, SimulatorOptions};
+use orgkeeper::simulator::SimulatorOptions;
 use orgkeeper::usage_store;
 use rust_decimal::Decimal;
 
@@ -23,16 +23,11 @@ async fn spawn() -> TestApp {
 }
 
 async fn spawn_with(change: impl FnOnce(&mut ServerConfig)) -> TestApp {
-    let simulator = simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        SimulatorOptions::default(),
-    )
+    spawn_app_configured(SimulatorOptions::default(), |config| {
+        config.background_jobs = false;
+        change(config);
+    })
     .await
-    .unwrap();
-    let mut config = live_config(&simulator);
-    config.background_jobs = false;
-    change(&mut config);
-    spawn_app_with(config, simulator, None).await
 }
 
 /// The last seven complete days: settled, so the numbers cannot move during a test.

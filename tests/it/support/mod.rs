@@ -82,13 +82,20 @@ pub fn live_config(simulator: &RunningSimulator) -> ServerConfig {
 
 /// A server in production mode (admin key set) pointed at a fresh demo simulator.
 pub async fn spawn_app() -> TestApp {
-    let simulator = simulator::start(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        SimulatorOptions::default(),
-    )
-    .await
-    .unwrap();
-    let config = live_config(&simulator);
+    spawn_app_configured(SimulatorOptions::default(), |_| {}).await
+}
+
+/// A server pointed at a fresh simulator of `options`, with `change` made to its
+/// configuration (from [`live_config`]) before it starts.
+pub async fn spawn_app_configured(
+    options: SimulatorOptions,
+    change: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
+    let simulator = simulator::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), options)
+        .await
+        .unwrap();
+    let mut config = live_config(&simulator);
+    change(&mut config);
     spawn_app_with(config, simulator, None).await
 }
 
