@@ -30,6 +30,7 @@ pub fn configure() {
 /// over for a moment (the read, the merge, the rows to store) and glibc keeps what is freed in
 /// per-thread arenas, so without this the process would keep its peak size for good.
 pub fn release() {
+    crate::anthropic::shared::purge();
     // SAFETY: mi_collect frees and purges only what mimalloc holds unused.
     unsafe {
         libmimalloc_sys::mi_collect(true);

@@ -13,6 +13,7 @@ pub mod error;
 pub mod models;
 pub mod pagination;
 mod secret;
+pub mod shared;
 
 pub use client::{
     scope_deadline, within, Budget, Client, ClientConfig, CostByActor, Paged, RateLimitStatus,
@@ -22,3 +23,4 @@ pub use error::{ApiError, ApiErrorKind};
 pub use models::*;
 pub use pagination::{Page, PageParams, ReportPage};
 pub use secret::AdminKey;
+pub use shared::Shared;

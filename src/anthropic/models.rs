@@ -14,6 +14,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::shared::{self, Shared};
+
 /// Declares a string enum with a catch-all `Other(String)` variant that (de)serializes as the
 /// bare string.
 macro_rules! string_enum {
@@ -188,14 +190,14 @@ fn default_invite_deleted() -> String {
 fn default_workspace() -> String {
     "workspace".into()
 }
-fn default_workspace_member() -> String {
-    "workspace_member".into()
+fn default_workspace_member() -> Shared {
+    shared::intern("workspace_member")
 }
 fn default_workspace_member_deleted() -> String {
     "workspace_member_deleted".into()
 }
-fn default_api_key() -> String {
-    "api_key".into()
+fn default_api_key() -> Shared {
+    shared::intern("api_key")
 }
 fn default_rate_limit() -> String {
     "rate_limit".into()
@@ -346,10 +348,16 @@ pub struct UpdateWorkspace {
 /// A user's membership in a workspace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkspaceMember {
-    #[serde(rename = "type", default = "default_workspace_member")]
-    pub object_type: String,
-    pub user_id: String,
-    pub workspace_id: String,
+    #[serde(
+        rename = "type",
+        default = "default_workspace_member",
+        deserialize_with = "shared::de"
+    )]
+    pub object_type: Shared,
+    #[serde(deserialize_with = "shared::de")]
+    pub user_id: Shared,
+    #[serde(deserialize_with = "shared::de")]
+    pub workspace_id: Shared,
     pub workspace_role: WorkspaceRole,
 }
 
@@ -384,10 +392,15 @@ pub struct UpdateUser {
 /// Who created an API key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyCreatedBy {
-    pub id: String,
+    #[serde(deserialize_with = "shared::de")]
+    pub id: Shared,
     /// `user` or `service_account` (kept as a string: the set may grow).
-    #[serde(rename = "type", default)]
-    pub kind: String,
+    #[serde(rename = "type", default = "no_kind", deserialize_with = "shared::de")]
+    pub kind: Shared,
+}
+
+fn no_kind() -> Shared {
+    shared::intern("")
 }
 
 /// The identity an API key acts as.
@@ -395,14 +408,17 @@ pub struct ApiKeyCreatedBy {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ApiKeyPrincipal {
     UserActor {
-        user_id: String,
+        #[serde(deserialize_with = "shared::de")]
+        user_id: Shared,
     },
     ServiceAccountActor {
-        service_account_id: String,
+        #[serde(deserialize_with = "shared::de")]
+        service_account_id: Shared,
     },
     /// Intermediate documentation shape `{"id": "user_…", "type": "user"}`.
     User {
-        id: String,
+        #[serde(deserialize_with = "shared::de")]
+        id: Shared,
     },
     /// A principal type this version does not know.
     #[serde(other)]
@@ -414,7 +430,10 @@ pub enum ApiKeyPrincipal {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ApiKeyScope {
     /// The key belongs to one workspace (the real ID, even for the Default Workspace).
-    Workspace { workspace_id: String },
+    Workspace {
+        #[serde(deserialize_with = "shared::de")]
+        workspace_id: Shared,
+    },
     /// A principal-bound key with no workspace.
     Organization,
     /// A scope type this version does not know.
@@ -429,8 +448,12 @@ pub enum ApiKeyScope {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
     pub id: String,
-    #[serde(rename = "type", default = "default_api_key")]
-    pub object_type: String,
+    #[serde(
+        rename = "type",
+        default = "default_api_key",
+        deserialize_with = "shared::de"
+    )]
+    pub object_type: Shared,
     pub name: String,
     pub status: ApiKeyStatus,
     pub created_at: DateTime<Utc>,
@@ -448,9 +471,10 @@ pub struct ApiKey {
     #[serde(
         rename = "workspace_id",
         default,
+        deserialize_with = "shared::de_opt",
         skip_serializing_if = "Option::is_none"
     )]
-    pub legacy_workspace_id: Option<String>,
+    pub legacy_workspace_id: Option<Shared>,
 }
 
 impl ApiKey {
@@ -1534,7 +1558,7 @@ mod tests {
         assert_eq!(key.workspace_id(), Some("wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ"));
         assert_eq!(key.status, ApiKeyStatus::Active);
         assert_eq!(key.scope, None);
-        assert_eq!(key.created_by.as_ref().unwrap().kind, "user");
+        assert_eq!(&*key.created_by.as_ref().unwrap().kind, "user");
     }
 
     #[test]

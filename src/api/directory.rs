@@ -358,8 +358,12 @@ pub async fn list_members(door: Door, Path(id): Path<String>, uri: Uri) -> Reply
         page_of(
             &uri,
             members.iter().enumerate().collect(),
-            |member| member.user_id.clone(),
-            |user_id| members.iter().position(|member| member.user_id == user_id),
+            |member| member.user_id.to_string(),
+            |user_id| {
+                members
+                    .iter()
+                    .position(|member| *member.user_id == *user_id)
+            },
         )
     }
     .await;
@@ -381,7 +385,7 @@ async fn membership(
     let member = m
         .members_in(&workspace.id)
         .iter()
-        .find(|member| member.user_id == user_id)
+        .find(|member| &*member.user_id == user_id)
         .cloned()
         .ok_or_else(|| hidden(user_id))?;
     Ok((workspace, member, label_of(&m, user_id)))
@@ -501,7 +505,7 @@ pub async fn list_keys(door: Door, uri: Uri) -> Reply {
             .filter(|(_, k)| status.is_none_or(|s| k.status.as_str() == s))
             .filter(|(_, k)| workspace.is_none_or(|w| k.workspace_id() == Some(w)))
             .filter(|(_, k)| {
-                creator.is_none_or(|c| k.created_by.as_ref().is_some_and(|by| by.id == c))
+                creator.is_none_or(|c| k.created_by.as_ref().is_some_and(|by| &*by.id == c))
             })
             .collect();
         page_of(

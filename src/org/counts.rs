@@ -68,7 +68,7 @@ fn without_workspace(snapshot: &Snapshot) -> Vec<String> {
             snapshot
                 .members_in(&workspace.id)
                 .iter()
-                .map(|m| m.user_id.as_str()),
+                .map(|m| &*m.user_id),
         );
     }
     snapshot

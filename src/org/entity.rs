@@ -106,10 +106,10 @@ impl Entity for WorkspaceMember {
     fn touched_by(&self, t: &Touched) -> bool {
         match t {
             Touched::Membership { workspace, user } => {
-                *workspace == self.workspace_id && *user == self.user_id
+                **workspace == *self.workspace_id && **user == *self.user_id
             }
-            Touched::MembersOfWorkspace(workspace) => *workspace == self.workspace_id,
-            Touched::MembershipsOfUser(user) => *user == self.user_id,
+            Touched::MembersOfWorkspace(workspace) => **workspace == *self.workspace_id,
+            Touched::MembershipsOfUser(user) => **user == *self.user_id,
             _ => false,
         }
     }
@@ -126,7 +126,7 @@ impl Entity for ApiKey {
             Touched::AllKeys => true,
             Touched::KeysOfWorkspace(workspace) => self.workspace_id() == Some(workspace.as_str()),
             Touched::KeysOfUser(user) => {
-                self.created_by.as_ref().is_some_and(|c| c.id == *user)
+                self.created_by.as_ref().is_some_and(|c| *c.id == **user)
                     || self.principal_user_id() == Some(user.as_str())
             }
             _ => false,

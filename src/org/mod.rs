@@ -60,7 +60,7 @@ pub struct Snapshot {
     pub synced_at: Option<DateTime<Utc>>,
     /// Derived: where each workspace's memberships lie in `memberships`, which are kept
     /// grouped by workspace so that a workspace's members are a slice, not a second copy.
-    by_workspace: HashMap<String, std::ops::Range<usize>>,
+    by_workspace: HashMap<crate::anthropic::Shared, std::ops::Range<usize>>,
     /// Derived: each key by its id, without a second copy of the ids.
     key_at: Arc<KeyLookup>,
     /// Derived: each member's position in `users`.
@@ -136,8 +136,10 @@ impl PartialEq for KeyAt {
 impl Eq for KeyAt {}
 
 /// Where each workspace's memberships lie, if every workspace's are contiguous.
-fn runs(memberships: &[WorkspaceMember]) -> Option<HashMap<String, std::ops::Range<usize>>> {
-    let mut runs: HashMap<String, std::ops::Range<usize>> = HashMap::new();
+fn runs(
+    memberships: &[WorkspaceMember],
+) -> Option<HashMap<crate::anthropic::Shared, std::ops::Range<usize>>> {
+    let mut runs: HashMap<crate::anthropic::Shared, std::ops::Range<usize>> = HashMap::new();
     let mut start = 0;
     for at in 1..=memberships.len() {
         let ends = at == memberships.len()
@@ -1149,7 +1151,7 @@ mod tests {
             snapshot
                 .members_in(ws)
                 .iter()
-                .map(|m| m.user_id.clone())
+                .map(|m| m.user_id.to_string())
                 .collect()
         };
         assert_eq!(users("wa"), ["u1", "u4"]);

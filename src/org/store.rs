@@ -176,8 +176,8 @@ pub async fn save(
         let role = |m: &WorkspaceMember| m.workspace_role.as_str().to_owned();
         rows.history(
             "workspace_role",
-            m.user_id.clone(),
-            m.workspace_id.clone(),
+            m.user_id.to_string(),
+            m.workspace_id.to_string(),
             diff.before.as_ref().map(role),
             diff.after.as_ref().map(role),
         );

@@ -60,7 +60,7 @@ impl Holdings {
 
 /// Keys the member created or that act as them.
 fn belongs_to(key: &ApiKey, user_id: &str) -> bool {
-    key.created_by.as_ref().is_some_and(|c| c.id == user_id)
+    key.created_by.as_ref().is_some_and(|c| &*c.id == user_id)
         || key.principal_user_id() == Some(user_id)
 }
 
@@ -96,7 +96,7 @@ pub async fn holdings(
         .try_collect()
         .await?;
         for (workspace, members) in live.iter().zip(lists) {
-            if let Some(m) = members.iter().find(|m| m.user_id == user.id) {
+            if let Some(m) = members.iter().find(|m| *m.user_id == *user.id) {
                 memberships.push((
                     workspace.id.clone(),
                     workspace.name.clone(),

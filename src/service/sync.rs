@@ -258,7 +258,7 @@ pub fn observed_entries(changes: &Changes, model: &Snapshot) -> Vec<NewEntry> {
             .filter(|d| {
                 !d.before
                     .as_ref()
-                    .is_some_and(|m| removed.contains(m.user_id.as_str()))
+                    .is_some_and(|m| removed.contains(&*m.user_id))
             })
             .filter_map(|d| membership(d, changes)),
     );
@@ -387,12 +387,12 @@ fn membership(d: &Diff<WorkspaceMember>, changes: &Changes) -> Option<NewEntry> 
         .users
         .iter()
         .filter_map(|u| u.after.as_ref().or(u.before.as_ref()))
-        .find(|u| u.id == m.user_id)
+        .find(|u| *u.id == *m.user_id)
         .map(|u| u.email.clone());
     let t = target(
         "member",
-        m.user_id.clone(),
-        label.or(Some(m.user_id.clone())),
+        m.user_id.to_string(),
+        label.or(Some(m.user_id.to_string())),
     );
     let role = |m: &Option<WorkspaceMember>| {
         m.as_ref()

@@ -400,7 +400,7 @@ async fn memberships(ctx: &Ctx, user: &User) -> Result<Vec<Membership>, String> 
     let mut out = Vec::new();
     for (workspace, members) in workspaces.iter().zip(listed) {
         let members = members.map_err(|e| e.user_message())?;
-        if let Some(member) = members.iter().find(|m| m.user_id == user.id) {
+        if let Some(member) = members.iter().find(|m| *m.user_id == *user.id) {
             out.push(Membership {
                 workspace_id: workspace.id.clone(),
                 workspace_name: workspace.name.clone(),
@@ -427,7 +427,7 @@ async fn keys_of(ctx: &Ctx, user_id: &str) -> Result<Vec<KeyRow>, String> {
         Err(_) => HashMap::new(),
     };
     let mine = |k: &&ApiKey| {
-        k.created_by.as_ref().is_some_and(|c| c.id == user_id)
+        k.created_by.as_ref().is_some_and(|c| &*c.id == user_id)
             || k.principal_user_id() == Some(user_id)
     };
     let mut rows: Vec<KeyRow> = keys

@@ -481,7 +481,7 @@ async fn members_view(ctx: &Ctx, workspace: &Workspace, query: &MemberQuery) -> 
         .iter()
         .map(|&at| member_row(&members[at as usize], &snapshot))
         .collect();
-    let here: HashSet<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+    let here: HashSet<&str> = members.iter().map(|m| &*m.user_id).collect();
     view.everyone_here = snapshot.users.iter().all(|u| here.contains(u.id.as_str()));
     view
 }
@@ -489,7 +489,7 @@ async fn members_view(ctx: &Ctx, workspace: &Workspace, query: &MemberQuery) -> 
 fn member_row(m: &WorkspaceMember, snapshot: &Snapshot) -> MemberRow {
     let user = snapshot.person(&m.user_id).map(|(u, _)| u);
     MemberRow {
-        user_id: m.user_id.clone(),
+        user_id: m.user_id.to_string(),
         name: user.map(|u| u.name.clone()).unwrap_or_default(),
         email: user.map(|u| u.email.clone()).unwrap_or_default(),
         role: m.workspace_role.as_str().to_owned(),
@@ -508,7 +508,7 @@ fn candidates(snapshot: &Snapshot, workspace_id: &str, text: &str) -> Vec<Candid
     let here: HashSet<&str> = snapshot
         .members_in(workspace_id)
         .iter()
-        .map(|m| m.user_id.as_str())
+        .map(|m| &*m.user_id)
         .collect();
     snapshot
         .users
@@ -1106,7 +1106,7 @@ async fn current_role(ctx: &Ctx, workspace_id: &str, user_id: &str) -> Option<St
         .await
         .ok()?
         .iter()
-        .find(|m| m.user_id == user_id)
+        .find(|m| &*m.user_id == user_id)
         .map(|m| m.workspace_role.as_str().to_owned())
 }
 

@@ -368,7 +368,7 @@ async fn the_offboarding_wizard_runs_every_chosen_step() {
         .find(|u| {
             u.role == orgkeeper::anthropic::OrgRole::Developer
                 && keys.iter().any(|k| {
-                    k.created_by.as_ref().is_some_and(|c| c.id == u.id)
+                    k.created_by.as_ref().is_some_and(|c| *c.id == *u.id)
                         && k.status == orgkeeper::anthropic::ApiKeyStatus::Active
                 })
         })

@@ -64,7 +64,7 @@ async fn outsider(client: &Client, workspace_id: &str) -> User {
         .await
         .unwrap()
         .into_iter()
-        .map(|m| m.user_id)
+        .map(|m| m.user_id.to_string())
         .collect();
     let filter = UserFilter {
         roles: vec![OrgRole::Developer, OrgRole::User],
@@ -458,7 +458,7 @@ async fn workspace_members_are_listed_across_pages() {
     let small = client_with(&sim, |c| c.page_size = 2);
     let paged = small.list_all_workspace_members(&ws.id).await.unwrap();
     assert_eq!(paged, one_page.data);
-    assert!(paged.iter().all(|m| m.workspace_id == ws.id));
+    assert!(paged.iter().all(|m| *m.workspace_id == *ws.id));
 }
 
 #[tokio::test]
@@ -566,7 +566,7 @@ async fn api_keys_are_listed_across_pages_and_by_every_filter() {
         .find_map(|k| k.created_by.as_ref())
         .expect("a key with a creator")
         .id
-        .clone();
+        .to_string();
     let by_creator = small
         .list_all_api_keys(&ApiKeyFilter {
             created_by_user_id: Some(creator.clone()),
@@ -577,7 +577,7 @@ async fn api_keys_are_listed_across_pages_and_by_every_filter() {
     assert!(!by_creator.is_empty());
     assert!(by_creator
         .iter()
-        .all(|k| k.created_by.as_ref().map(|c| c.id.as_str()) == Some(creator.as_str())));
+        .all(|k| k.created_by.as_ref().map(|c| &*c.id) == Some(creator.as_str())));
 }
 
 #[tokio::test]
@@ -590,7 +590,7 @@ async fn every_api_key_reports_its_workspace_from_scope() {
     for k in &keys {
         match &k.scope {
             Some(ApiKeyScope::Workspace { workspace_id }) => {
-                assert_eq!(k.workspace_id(), Some(workspace_id.as_str()))
+                assert_eq!(k.workspace_id(), Some(&**workspace_id))
             }
             Some(ApiKeyScope::Organization) => assert_eq!(k.workspace_id(), None),
             other => panic!("unexpected scope {other:?}"),

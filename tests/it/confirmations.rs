@@ -231,7 +231,7 @@ async fn workspace_confirmations_show_a_role_changed_and_an_archive_made_outside
 
     app.sync().await;
     let after = observed(&app).await;
-    let id = member.user_id.as_str();
+    let id = &*member.user_id;
     assert_eq!(
         count(&after, "workspace_member.role_changed", id),
         1,
@@ -344,7 +344,7 @@ async fn the_offboarding_preview_drops_a_step_whose_key_was_archived_outside() {
                 .iter()
                 .filter(|k| {
                     k.status == ApiKeyStatus::Active
-                        && k.created_by.as_ref().is_some_and(|c| c.id == u.id)
+                        && k.created_by.as_ref().is_some_and(|c| *c.id == *u.id)
                 })
                 .cloned()
                 .collect();

@@ -211,7 +211,7 @@ async fn each_hygiene_flag_counts_what_the_simulator_data_says() {
     let gone = count(&|k| {
         k.created_by
             .as_ref()
-            .is_some_and(|c| !members.contains(&c.id))
+            .is_some_and(|c| !members.contains(&*c.id))
     });
     assert_eq!(last_used.len(), 2, "the store knows the two keys' last use");
     let cutoff = today - Duration::days(30);
@@ -642,7 +642,7 @@ async fn offboarding_stops_at_a_failed_step_and_a_resume_completes_it() {
     for user in users.iter().filter(|u| u.role == OrgRole::Developer) {
         let user_keys: Vec<&ApiKey> = keys
             .iter()
-            .filter(|k| live(k) && k.created_by.as_ref().is_some_and(|c| c.id == user.id))
+            .filter(|k| live(k) && k.created_by.as_ref().is_some_and(|c| *c.id == *user.id))
             .collect();
         if user_keys.is_empty() {
             continue;
@@ -656,7 +656,7 @@ async fn offboarding_stops_at_a_failed_step_and_a_resume_completes_it() {
                 .list_all_workspace_members(&w.id)
                 .await
                 .unwrap();
-            if members.iter().any(|m| m.user_id == user.id) {
+            if members.iter().any(|m| *m.user_id == *user.id) {
                 memberships.push(w.id.clone());
             }
         }
@@ -841,7 +841,7 @@ async fn the_created_by_filter_searches_people_by_name_instead_of_listing_everyo
             let user = snapshot
                 .users
                 .iter()
-                .find(|u| u.id == by.id && !u.name.is_empty())?;
+                .find(|u| *u.id == *by.id && !u.name.is_empty())?;
             Some((k.clone(), user.clone()))
         })
         .next()
@@ -994,7 +994,7 @@ async fn every_confirmation_that_stops_a_key_shows_its_recent_use_highlighted_wh
         .find(|k| {
             k.created_by
                 .as_ref()
-                .is_some_and(|c| members.contains(&c.id))
+                .is_some_and(|c| members.contains(&*c.id))
         })
         .expect("the demo has a key used today or yesterday, created by a member");
     let idle = keys

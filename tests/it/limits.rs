@@ -844,7 +844,7 @@ async fn offboarding_leaves_personal_keys_to_anthropic_and_stops_the_workspace_k
             let ws = keys.iter().find(|k| {
                 k.status == ApiKeyStatus::Active
                     && k.kind() == KeyKind::Workspace
-                    && k.created_by.as_ref().is_some_and(|c| c.id == u.id)
+                    && k.created_by.as_ref().is_some_and(|c| *c.id == *u.id)
             })?;
             Some((u.clone(), personal.clone(), ws.clone()))
         })

@@ -182,12 +182,16 @@ async fn a_member_page_shows_their_workspaces_keys_and_audit_link() {
             u.role == OrgRole::Developer
                 && keys
                     .iter()
-                    .any(|k| k.created_by.as_ref().is_some_and(|c| c.id == u.id))
+                    .any(|k| k.created_by.as_ref().is_some_and(|c| *c.id == *u.id))
         })
         .expect("a developer who created keys");
     let their_key = keys
         .iter()
-        .find(|k| k.created_by.as_ref().is_some_and(|c| c.id == developer.id))
+        .find(|k| {
+            k.created_by
+                .as_ref()
+                .is_some_and(|c| *c.id == *developer.id)
+        })
         .unwrap();
     let workspaces = app
         .state
@@ -205,7 +209,7 @@ async fn a_member_page_shows_their_workspaces_keys_and_audit_link() {
             .list_all_workspace_members(&w.id)
             .await
             .unwrap();
-        if members.iter().any(|m| m.user_id == developer.id) {
+        if members.iter().any(|m| *m.user_id == *developer.id) {
             their_workspace = Some(w.name.clone());
         }
     }
@@ -344,7 +348,7 @@ async fn removing_a_member_after_the_confirmation_page_takes_them_off_the_list()
             u.role == OrgRole::Developer
                 && keys
                     .iter()
-                    .any(|k| k.created_by.as_ref().is_some_and(|c| c.id == u.id))
+                    .any(|k| k.created_by.as_ref().is_some_and(|c| *c.id == *u.id))
         })
         .expect("a developer who created keys");
     session.get_text("/members").await; // cache the list

@@ -380,18 +380,17 @@ async fn the_access_review_says_who_could_use_a_workspace_and_which_keys_were_ac
         .find(|m| {
             m.workspace_role == WorkspaceRole::WorkspaceDeveloper
                 && users
-                    .get(&m.user_id)
+                    .get(&*m.user_id)
                     .is_some_and(|u| matches!(u.role, OrgRole::User | OrgRole::Developer))
         })
         .expect("a developer in some workspace")
         .clone();
-    let person = users[&membership.user_id].email.clone();
+    let person = users[&*membership.user_id].email.clone();
     let key = snapshot
         .keys
         .iter()
         .find(|k| {
-            k.status == ApiKeyStatus::Active
-                && k.workspace_id() == Some(membership.workspace_id.as_str())
+            k.status == ApiKeyStatus::Active && k.workspace_id() == Some(&*membership.workspace_id)
         })
         .expect("an active key in that workspace")
         .clone();
@@ -508,7 +507,7 @@ async fn a_removed_member_keeps_their_name_on_their_page_and_on_the_keys_they_ma
         .iter()
         .filter_map(|k| {
             let by = k.created_by.as_ref()?;
-            let user = snapshot.users.iter().find(|u| u.id == by.id)?;
+            let user = snapshot.users.iter().find(|u| *u.id == *by.id)?;
             matches!(user.role, OrgRole::User | OrgRole::Developer)
                 .then(|| (k.clone(), user.clone()))
         })

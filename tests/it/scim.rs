@@ -372,7 +372,7 @@ async fn member_with_workspace_keys(app: &TestApp) -> (User, Vec<ApiKey>) {
                     k.status == ApiKeyStatus::Active
                         && k.kind() == KeyKind::Workspace
                         && k.workspace_id().is_some_and(live_workspace)
-                        && k.created_by.as_ref().is_some_and(|c| c.id == u.id)
+                        && k.created_by.as_ref().is_some_and(|c| *c.id == *u.id)
                 })
                 .cloned()
                 .collect();
@@ -933,8 +933,8 @@ async fn a_mapped_group_push_sets_the_role_and_workspace_and_a_removal_takes_the
     let before: Vec<(String, WorkspaceRole)> = snapshot
         .memberships
         .iter()
-        .filter(|m| m.user_id == member.id)
-        .map(|m| (m.workspace_id.clone(), m.workspace_role.clone()))
+        .filter(|m| *m.user_id == *member.id)
+        .map(|m| (m.workspace_id.to_string(), m.workspace_role.clone()))
         .collect();
     let workspace = snapshot
         .workspaces
@@ -1567,7 +1567,7 @@ async fn someone_invited_gets_their_groups_workspaces_once_they_join() {
         .unwrap();
     let membership = members
         .iter()
-        .find(|m| m.user_id == joined)
+        .find(|m| *m.user_id == *joined)
         .expect("added to the mapped workspace after joining");
     assert_eq!(membership.workspace_role, WorkspaceRole::WorkspaceDeveloper);
     let added = ok_records_by(&app, "workspace_member.added", "system (SCIM provisioning)").await;

@@ -121,9 +121,9 @@ async fn removing_someone_from_a_workspace_has_one_code_and_the_filter_finds_old
     let codes: Vec<&str> = found.iter().map(|r| r.action.as_str()).collect();
     assert!(codes.contains(&"workspace_member.removed"), "{codes:?}");
     assert!(codes.contains(&"workspace.member_removed"), "{codes:?}");
-    assert!(found.iter().any(
-        |r| r.target_id.as_deref() == Some(member.user_id.as_str()) && r.outcome == Outcome::Ok
-    ));
+    assert!(found
+        .iter()
+        .any(|r| r.target_id.as_deref() == Some(&*member.user_id) && r.outcome == Outcome::Ok));
     // The same on the audit page, and the area prefix finds both too.
     for action in ["workspace_member.removed", "workspace_member"] {
         let (status, page) = admin.get_text(&format!("/audit?action={action}")).await;

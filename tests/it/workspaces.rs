@@ -79,7 +79,7 @@ async fn outsider(app: &TestApp, workspace_id: &str) -> String {
         .await
         .unwrap()
         .into_iter()
-        .map(|m| m.user_id)
+        .map(|m| m.user_id.to_string())
         .collect();
     app.state
         .org
@@ -137,7 +137,9 @@ async fn the_overview_numbers_match_the_organization_and_link_to_the_filtered_pa
     }
     let homeless = users
         .iter()
-        .filter(|u| !matches!(u.role, OrgRole::Admin | OrgRole::Billing) && !placed.contains(&u.id))
+        .filter(|u| {
+            !matches!(u.role, OrgRole::Admin | OrgRole::Billing) && !placed.contains(u.id.as_str())
+        })
         .count();
 
     let (status, body) = viewer.get_text("/").await;
@@ -421,7 +423,7 @@ async fn a_team_lead_opening_another_workspace_by_url_is_refused_and_sees_none_o
     let (status, body) = lead.get_text(&format!("/workspaces/{}", other.id)).await;
 
     assert_eq!(status, 403);
-    assert!(!body.contains(&other.name) && !body.contains(&member_id));
+    assert!(!body.contains(&other.name) && !body.contains(&*member_id));
     assert_eq!(
         app.simulator.request_count(),
         before,

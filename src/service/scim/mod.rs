@@ -856,8 +856,8 @@ pub async fn apply_groups(
         let current: HashMap<String, WorkspaceRole> = snapshot
             .memberships
             .iter()
-            .filter(|m| m.user_id == member.id)
-            .map(|m| (m.workspace_id.clone(), m.workspace_role.clone()))
+            .filter(|m| *m.user_id == *member.id)
+            .map(|m| (m.workspace_id.to_string(), m.workspace_role.clone()))
             .collect();
         for workspace_id in &managed {
             let Some(workspace) = snapshot

@@ -242,20 +242,22 @@ pub struct KeyRow {
 pub(crate) fn row(names: &Names, key: &ApiKey, hygiene: &Hygiene) -> KeyRow {
     let (creator, creator_id, creator_gone) = match &key.created_by {
         None => ("unknown".to_owned(), String::new(), false),
-        Some(by) => match names.users.get(&by.id) {
-            Some(name) => (name.clone(), by.id.clone(), false),
-            None if by.kind == "service_account" => (
+        Some(by) => match names.users.get(&*by.id) {
+            Some(name) => (name.clone(), by.id.to_string(), false),
+            None if &*by.kind == "service_account" => (
                 crate::labels::SERVICE_ACCOUNT.to_owned(),
-                by.id.clone(),
+                by.id.to_string(),
                 false,
             ),
-            None => match names.former.get(&by.id) {
+            None => match names.former.get(&*by.id) {
                 // Removed members keep their name.
-                Some(name) => (format!("{name} (former member)"), by.id.clone(), true),
-                None if names.users_known => {
-                    (crate::labels::FORMER_MEMBER.to_owned(), by.id.clone(), true)
-                }
-                None => (by.id.clone(), by.id.clone(), false),
+                Some(name) => (format!("{name} (former member)"), by.id.to_string(), true),
+                None if names.users_known => (
+                    crate::labels::FORMER_MEMBER.to_owned(),
+                    by.id.to_string(),
+                    true,
+                ),
+                None => (by.id.to_string(), by.id.to_string(), false),
             },
         },
     };
@@ -376,7 +378,7 @@ impl ListQuery {
                 }
             }
             if !creator.is_empty() {
-                let by = key.created_by.as_ref().map(|c| c.id.as_str());
+                let by = key.created_by.as_ref().map(|c| &*c.id);
                 let found = by == Some(creator)
                     || creators.is_some_and(|ids| by.is_some_and(|id| ids.contains(id)));
                 if !found {
