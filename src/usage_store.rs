@@ -17,6 +17,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+use crate::anthropic::shared::{Interner, Shared};
 use crate::anthropic::{
     ApiError, BucketWidth, ClaudeCodeRecord, ClaudeCodeUsageParams, Client, CostGroupBy,
     CostReportParams, UsageGroupBy, UsageReportParams,
@@ -268,7 +269,7 @@ impl Store {
         from: NaiveDate,
         to: NaiveDate,
         workspaces: Option<&[String]>,
-    ) -> Result<Vec<(NaiveDate, String, String, Decimal)>, sqlx::Error> {
+    ) -> Result<Vec<CostRow>, sqlx::Error> {
         cost_lines(&self.db, from, to, workspaces).await
     }
 
@@ -979,14 +980,18 @@ pub async fn dim_values(db: &SqlitePool, dim: Dim) -> Result<Vec<String>, sqlx::
 // ---------------------------------------------------------------------------------------------
 // Reading cost
 
-/// Daily cost lines `(day, workspace id, description, cents)` in `[from, to)`, exact.
-/// `workspaces` limits them (team leads); ids as stored ('' = default workspace).
+/// A day's cost of one workspace and description: (day, workspace id as stored ('' = default
+/// workspace), description, exact cents). The ids and descriptions repeat on every day, so
+/// each is one shared copy (a month of `xlarge` is 170,000 lines).
+pub type CostRow = (NaiveDate, Shared, Shared, Decimal);
+
+/// Daily cost lines in `[from, to)`. `workspaces` limits them (team leads).
 pub async fn cost_lines(
     db: &SqlitePool,
     from: NaiveDate,
     to: NaiveDate,
     workspaces: Option<&[String]>,
-) -> Result<Vec<(NaiveDate, String, String, Decimal)>, sqlx::Error> {
+) -> Result<Vec<CostRow>, sqlx::Error> {
     let day = |d: NaiveDate| ts(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()));
     let mut qb = QueryBuilder::<Sqlite>::new(
         "SELECT day, workspace_id, description, amount FROM cost_buckets WHERE day >= ",
@@ -1003,13 +1008,14 @@ pub async fn cost_lines(
     );
     qb.push(" ORDER BY day");
     let rows = qb.build().fetch_all(db).await?;
+    let mut shared = Interner::default();
     Ok(rows
         .into_iter()
         .map(|r| {
             (
                 parse_ts(r.get::<&str, _>(0)).date_naive(),
-                r.get::<String, _>(1),
-                r.get::<String, _>(2),
+                shared.get(r.get::<&str, _>(1)),
+                shared.get(r.get::<&str, _>(2)),
                 r.get::<&str, _>(3).parse::<Decimal>().unwrap_or_default(),
             )
         })

@@ -256,12 +256,12 @@ pub async fn cost(door: Door, uri: Uri) -> Reply {
             {
                 let key = (
                     if by_workspace {
-                        workspace
+                        workspace.to_string()
                     } else {
                         String::new()
                     },
                     if by_description {
-                        description
+                        description.to_string()
                     } else {
                         String::new()
                     },

@@ -26,21 +26,17 @@ use crate::usage_store::{self as store, ORG_SCOPE};
 pub struct Month {
     pub start: NaiveDate,
     pub end: NaiveDate,
-    pub lines: Vec<(NaiveDate, String, String, Decimal)>,
+    pub lines: Vec<store::CostRow>,
     /// Each scope's spend per day (`ORG_SCOPE`: all the lines), in day order: a budget's
     /// spend is a sum over at most 31 days, not over every line.
     daily: HashMap<String, Vec<(NaiveDate, Decimal)>>,
 }
 
 impl Month {
-    pub fn new(
-        start: NaiveDate,
-        end: NaiveDate,
-        lines: Vec<(NaiveDate, String, String, Decimal)>,
-    ) -> Self {
+    pub fn new(start: NaiveDate, end: NaiveDate, lines: Vec<store::CostRow>) -> Self {
         let mut by_day: HashMap<String, BTreeMap<NaiveDate, Decimal>> = HashMap::new();
         for (day, ws, _, amount) in &lines {
-            for scope in [ORG_SCOPE, ws.as_str()] {
+            for scope in [ORG_SCOPE, &**ws] {
                 *by_day
                     .entry(scope.to_owned())
                     .or_default()
@@ -470,7 +466,7 @@ mod tests {
             NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
             lines
                 .iter()
-                .map(|&(d, c)| (day(d), "ws".to_owned(), String::new(), Decimal::from(c)))
+                .map(|&(d, c)| (day(d), "ws".into(), "".into(), Decimal::from(c)))
                 .collect(),
         )
     }

@@ -541,7 +541,7 @@ async fn lines(
                 .into_iter()
                 .map(|(day, ws, _, amount)| CostLine {
                     day,
-                    workspace_id: names.real_ws(&ws).unwrap_or(ws),
+                    workspace_id: names.real_ws(&ws).unwrap_or_else(|| ws.to_string()),
                     api_key_id: String::new(),
                     person: None,
                     amount,
@@ -576,7 +576,7 @@ pub async fn attributed(
             }
             let lines = days
                 .into_iter()
-                .map(|((day, scope), amount)| (day, scope, String::new(), amount))
+                .map(|((day, scope), amount)| (day, scope.into(), "".into(), amount))
                 .collect();
             Ok::<_, ServiceError>(Month::new(start, end, lines))
         })

@@ -236,7 +236,7 @@ async fn render_page(
         attributed[0]
             .lines
             .iter()
-            .map(|l| (l.0, "all".to_owned(), String::new(), l.3))
+            .map(|l| (l.0, "all".into(), "".into(), l.3))
             .collect(),
     );
     let total_projected = current

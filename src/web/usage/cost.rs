@@ -248,7 +248,11 @@ fn cost_series(
     let mut sums: HashMap<String, Decimal> = HashMap::new();
     for (_, ws, desc, amount) in &current.lines {
         *sums
-            .entry(if by_desc { desc.clone() } else { ws.clone() })
+            .entry(if by_desc {
+                desc.to_string()
+            } else {
+                ws.to_string()
+            })
             .or_default() += amount;
     }
     let mut by: Vec<(String, Decimal)> = sums.into_iter().collect();
@@ -266,7 +270,7 @@ fn cost_series(
     let mut values = vec![vec![Decimal::ZERO; days]; keys.len()];
     for (day, ws, desc, amount) in &current.lines {
         let g = if by_desc { desc } else { ws };
-        let s = index.get(g.as_str()).or_else(|| index.get(OTHER)).copied();
+        let s = index.get(&**g).or_else(|| index.get(OTHER)).copied();
         let d = day.signed_duration_since(month_start).num_days() as usize;
         if let Some(s) = s {
             if d < days {
