@@ -129,8 +129,7 @@ pub async fn refresh(
     settle: Duration,
     now: DateTime<Utc>,
 ) -> Result<Synced, SyncError> {
-    let lock = sync_lock(db, "analytics");
-    let _guard = crate::usage_store::lock_for_page(&lock).await?;
+    let guard = crate::usage_store::lock_for_page(sync_lock(db, "analytics")).await?;
     let checked: Option<(i64, String)> =
         sqlx::query_as("SELECT available, checked_at FROM analytics_access WHERE id = 1")
             .fetch_optional(db)
@@ -150,7 +149,22 @@ pub async fn refresh(
             return Ok(Synced::Fresh);
         }
     }
-    sync_locked(api, db, settle, now).await
+    // The read goes on when the page stops waiting for it: a first read of a large
+    // organization takes minutes, longer than any page waits, and one cut off at the page's
+    // deadline would keep nothing (it is stored when complete). Its calls keep their own
+    // per-call deadline.
+    let (api, db) = (api.clone(), db.clone());
+    let read = tokio::spawn(async move {
+        let _guard = guard;
+        sync_locked(&api, &db, settle, now).await
+    });
+    let joined = match crate::anthropic::scope_deadline() {
+        None => read.await,
+        Some(end) => tokio::time::timeout_at(end, read)
+            .await
+            .map_err(|_| SyncError::Busy)?,
+    };
+    joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 async fn sync_locked(

@@ -337,8 +337,7 @@ pub async fn refresh(
     hourly_days: u32,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
-    let lock = sync_lock(db, "usage");
-    let _guard = lock_for_page(&lock).await?;
+    let _guard = lock_for_page(sync_lock(db, "usage")).await?;
     if let Some((_, refreshed_at)) = progress(db, kind).await? {
         if now - refreshed_at < PAGE_REFRESH_AFTER && refreshed_at <= now {
             return Ok(false);
@@ -348,16 +347,26 @@ pub async fn refresh(
     Ok(true)
 }
 
-/// The store's sync lock for a page's refresh: waited for no longer than the page's deadline
-/// (without one, as long as it takes), so a page never hangs behind a long sync.
+/// How long a page waits for another read of the same store before it shows what is stored:
+/// long enough for a page opened alongside another to share its read, short enough that a
+/// long read (the usage job's first, minutes on a large organization) does not hold the page.
+const PAGE_LOCK_PATIENCE: Duration = Duration::from_secs(3);
+
+/// The store's sync lock for a page's refresh: waited for no longer than
+/// [`PAGE_LOCK_PATIENCE`] and the page's deadline (without a deadline, as long as it takes: the
+/// job and tests), so a page never hangs behind a long sync nor starts its own read with no
+/// time left to make it.
 pub(crate) async fn lock_for_page(
-    lock: &std::sync::Arc<tokio::sync::Mutex<()>>,
-) -> Result<tokio::sync::MutexGuard<'_, ()>, SyncError> {
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+) -> Result<tokio::sync::OwnedMutexGuard<()>, SyncError> {
     match crate::anthropic::scope_deadline() {
-        None => Ok(lock.lock().await),
-        Some(end) => tokio::time::timeout_at(end, lock.lock())
-            .await
-            .map_err(|_| SyncError::Busy),
+        None => Ok(lock.lock_owned().await),
+        Some(end) => {
+            let patience = tokio::time::Instant::now() + PAGE_LOCK_PATIENCE;
+            tokio::time::timeout_at(end.min(patience), lock.lock_owned())
+                .await
+                .map_err(|_| SyncError::Busy)
+        }
     }
 }
 

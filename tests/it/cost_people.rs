@@ -858,3 +858,57 @@ async fn the_usage_job_refreshes_cost_per_person_every_five_minutes_not_every_ro
     orgkeeper::jobs::run_usage_sync(&app.state).await;
     assert!(analytics(&app) > 0, "five minutes later it is refreshed");
 }
+
+/// A page that starts the first read of cost per person stops waiting at its deadline and says
+/// the numbers are being read; the read goes on, and what it stored is there on the next view.
+/// (A read cut off with the page kept nothing, so on a large organization no view ever got
+/// further than the first.)
+#[tokio::test]
+async fn a_read_of_cost_per_person_outlasting_its_page_goes_on_and_is_kept() {
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.api_deadline = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    // Each call answers well within its own deadline; a year of windows takes far longer.
+    app.simulator
+        .faults()
+        .set_latency(std::time::Duration::from_millis(600));
+
+    let started = std::time::Instant::now();
+    let (status, first) = viewer.get_text("/cost/people").await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{first}");
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "the page waited {waited:?}"
+    );
+    assert!(
+        first.contains("reading these numbers from Anthropic for the first time"),
+        "{first}"
+    );
+    assert_eq!(app.state.analytics.progress().await.unwrap(), None);
+
+    app.simulator
+        .faults()
+        .set_latency(std::time::Duration::ZERO);
+    let stored = async {
+        while app.state.analytics.progress().await.unwrap().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), stored)
+        .await
+        .expect("the read the page started finished and was stored");
+
+    let (status, second) = viewer.get_text("/cost/people").await;
+    assert_eq!(status, 200);
+    assert!(!second.contains("for the first time"), "{second}");
+    let actors: u32 = second
+        .split(" people, service accounts and keys")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of people in {second}"));
+    assert!(actors > 0, "the stored read's people are shown");
+}
