@@ -1075,7 +1075,13 @@ pub async fn claude_code_days(
             let day_end = Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
                 + chrono::Duration::days(1);
             if day_end + chrono::Duration::hours(1) <= now {
-                let records = api.all(&ClaudeCodeUsageParams::new(d)).await?;
+                // The most the API gives a page (its default is 20): a day of a large
+                // organization is then a few calls, not hundreds.
+                let params = ClaudeCodeUsageParams {
+                    limit: Some(1000),
+                    ..ClaudeCodeUsageParams::new(d)
+                };
+                let records = api.all(&params).await?;
                 if day_end + chrono::Duration::hours(1) + settle <= now {
                     sqlx::query("INSERT OR REPLACE INTO claude_code_days (day, records, fetched_at) VALUES (?, ?, ?)")
                         .bind(&key)

@@ -705,9 +705,12 @@ pub(crate) fn claude_code_report(st: &OrgState, q: &Query, now: DateTime<Utc>) -
     };
     let available = day_start + Duration::days(1) + Duration::hours(1) <= now
         && day >= now.timestamp().div_euclid(86_400) - USAGE_HISTORY_DAYS;
+    // A page token names the actor the page starts at, so a page costs its own records, not
+    // every actor before it (`xlarge` has thousands of Claude Code users).
     let mut records = Vec::new();
+    let mut next_actor = None;
     if available {
-        for (i, a) in st.claude_code_actors.iter().enumerate() {
+        for (i, a) in st.claude_code_actors.iter().enumerate().skip(offset) {
             let r = |k: u64| hash(st.seed, &[0xC0DE, i as u64, day as u64, k]);
             let weekday = (day + 3).rem_euclid(7);
             if r(0) % 10 < if weekday >= 5 { 7 } else { 3 } {
@@ -734,6 +737,10 @@ pub(crate) fn claude_code_report(st: &OrgState, q: &Query, now: DateTime<Utc>) -
                 (None, Some(k)) => json!({ "type": "api_actor", "api_key_name": k }),
                 _ => continue,
             };
+            if records.len() == limit {
+                next_actor = Some(i);
+                break;
+            }
             let tool =
                 |k: u64| json!({ "accepted": r(k) % (10 * n), "rejected": r(k + 1) % (2 * n) });
             records.push(json!({
@@ -766,19 +773,13 @@ pub(crate) fn claude_code_report(st: &OrgState, q: &Query, now: DateTime<Utc>) -
             }));
         }
     }
-    let end = (offset + limit).min(records.len());
-    let page: Vec<Value> = records
-        .get(offset.min(end)..end)
-        .unwrap_or_default()
-        .to_vec();
-    let has_more = end < records.len();
-    let next = has_more.then(|| {
+    let next = next_actor.map(|at| {
         format!(
             "page_{}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{date}#{end}"))
+            base64::engine::general_purpose::STANDARD.encode(format!("{date}#{at}"))
         )
     });
-    Ok(json!({ "data": page, "has_more": has_more, "next_page": next }))
+    Ok(json!({ "data": records, "has_more": next.is_some(), "next_page": next }))
 }
 
 pub(crate) struct RateLimitGroup {
