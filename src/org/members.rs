@@ -82,7 +82,7 @@ impl MemberIndex {
 /// Each workspace's members sorted by name (positions in `Snapshot::members_in`), with their
 /// lower-cased "name\0email" for the search: derived once per snapshot, so a workspace page
 /// costs the rows it shows.
-pub struct WorkspaceMemberOrder(pub HashMap<String, (Vec<u32>, Vec<String>)>);
+pub struct WorkspaceMemberOrder(pub HashMap<String, (Vec<u32>, Vec<Arc<str>>)>);
 
 impl WorkspaceMemberOrder {
     /// Built once per snapshot, shared until the next change.
@@ -92,15 +92,24 @@ impl WorkspaceMemberOrder {
 
     fn build(snapshot: &Snapshot) -> Self {
         let mut out = HashMap::new();
+        // One search text per person, shared by every workspace they are in: `xlarge` has
+        // 250,000 memberships of 50,000 people.
+        let mut texts: HashMap<&str, Arc<str>> = HashMap::new();
         for workspace in snapshot.workspaces.iter() {
             let members = snapshot.members_in(&workspace.id);
-            let text: Vec<String> = members
+            let text: Vec<Arc<str>> = members
                 .iter()
-                .map(|m| match snapshot.person(&m.user_id) {
-                    Some((u, _)) => {
-                        format!("{}\u{0}{}", u.name.to_lowercase(), u.email.to_lowercase())
-                    }
-                    None => format!("\u{0}{}", m.user_id.to_lowercase()),
+                .map(|m| {
+                    let text = texts.entry(&m.user_id).or_insert_with(|| {
+                        match snapshot.person(&m.user_id) {
+                            Some((u, _)) => {
+                                format!("{}\u{0}{}", u.name.to_lowercase(), u.email.to_lowercase())
+                            }
+                            None => format!("\u{0}{}", m.user_id.to_lowercase()),
+                        }
+                        .into()
+                    });
+                    text.clone()
                 })
                 .collect();
             let mut order: Vec<u32> = (0..members.len() as u32).collect();
