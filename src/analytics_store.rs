@@ -31,6 +31,9 @@ use crate::usage_store::{parse_ts, progress_of, sync_lock, SyncError, PAGE_REFRE
 const PROGRESS: &str = "analytics_1d";
 /// The longest range one request may cover.
 const WINDOW_DAYS: i64 = 31;
+/// Rows per statement of the staging and storing inserts (13 values each, within SQLite's
+/// limit on bound values).
+const BULK_ROWS: usize = 400;
 
 /// The first day the analytics API reports.
 pub fn epoch() -> NaiveDate {
@@ -280,7 +283,7 @@ fn staged(
 
 async fn insert_staged(db: &SqlitePool, rows: Vec<(String, StagedRow)>) -> Result<(), sqlx::Error> {
     let mut tx = crate::db::write_tx(db).await?;
-    for chunk in rows.chunks(400) {
+    for chunk in rows.chunks(BULK_ROWS) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO analytics_staging (report, day, actor_type, actor_id, workspace_id, api_key_id, \
              uncached, cache_read, cache_write, output, web_search, requests, amount) ",
@@ -300,7 +303,9 @@ async fn insert_staged(db: &SqlitePool, rows: Vec<(String, StagedRow)>) -> Resul
                 b.push_bind(amount.clone());
             },
         );
-        qb.build().execute(&mut *tx).await?;
+        crate::db::bulk(&mut qb, chunk.len(), BULK_ROWS)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await
 }
@@ -422,7 +427,7 @@ async fn move_day(
         .execute(&mut **tx)
         .await?;
     let rows: Vec<_> = sums.into_iter().collect();
-    for chunk in rows.chunks(400) {
+    for chunk in rows.chunks(BULK_ROWS) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO analytics_days (day, actor_type, actor_id, workspace_id, api_key_id, \
              uncached, cache_read, cache_write, output, web_search, requests, amount) ",
@@ -438,7 +443,9 @@ async fn move_day(
             }
             b.push_bind(amount.normalize().to_string());
         });
-        qb.build().execute(&mut **tx).await?;
+        crate::db::bulk(&mut qb, chunk.len(), BULK_ROWS)
+            .execute(&mut **tx)
+            .await?;
     }
     sqlx::query("DELETE FROM analytics_staging WHERE day = ?")
         .bind(&key)

@@ -116,6 +116,9 @@ pub struct Memo {
 /// Enough for every page's default view and a few filters per person; beyond it, results of
 /// older versions go first, then everything.
 const MEMO_ENTRIES: usize = 256;
+/// Rows per statement of the staging insert: one statement per row is slow for 90 days of
+/// hours.
+const BULK_ROWS: usize = 500;
 
 /// Clears a key's "being built" mark however its build ends (also when the request that
 /// started it is dropped).
@@ -589,8 +592,7 @@ async fn stage_usage(
         })
         .collect();
     let mut tx = crate::db::write_tx(db).await?;
-    // Many rows per statement: one statement per row is slow for 90 days of hours.
-    for chunk in rows.chunks(500) {
+    for chunk in rows.chunks(BULK_ROWS) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO usage_staging (width, start, model, workspace_id, api_key_id, service_tier, context_window, uncached, cache_read, cache_write_5m, cache_write_1h, output, web_search) ",
         );
@@ -615,7 +617,9 @@ async fn stage_usage(
              cache_write_5m = cache_write_5m + excluded.cache_write_5m, cache_write_1h = cache_write_1h + excluded.cache_write_1h, \
              output = output + excluded.output, web_search = web_search + excluded.web_search",
         );
-        qb.build().execute(&mut *tx).await?;
+        crate::db::bulk(&mut qb, chunk.len(), BULK_ROWS)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())

@@ -209,7 +209,9 @@ pub async fn save(
                 .push_bind(at.clone());
         });
         qb.push(" ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, gone_at = NULL");
-        qb.build().execute(&mut *tx).await?;
+        crate::db::bulk(&mut qb, chunk.len(), CHUNK)
+            .execute(&mut *tx)
+            .await?;
     }
     for (kind, id) in &rows.gone {
         sqlx::query("UPDATE org_objects SET gone_at = ? WHERE kind = ? AND id = ?")
@@ -273,7 +275,9 @@ async fn open_intervals(
                 .push_bind(value.clone())
                 .push_bind(at.to_owned());
         });
-        qb.build().execute(&mut **tx).await?;
+        crate::db::bulk(&mut qb, chunk.len(), CHUNK)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
