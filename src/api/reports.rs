@@ -248,22 +248,22 @@ pub async fn cost(door: Door, uri: Uri) -> Reply {
             .map_err(internal)?;
         // The lines come ordered by day: each bucket takes its day's lines off the front.
         let mut lines = lines.into_iter().peekable();
+        let ungrouped = crate::anthropic::Shared::from("");
         Ok(report_page(&w, |end| {
-            let mut sums: std::collections::BTreeMap<(String, String), rust_decimal::Decimal> =
-                Default::default();
+            let mut sums: std::collections::BTreeMap<_, rust_decimal::Decimal> = Default::default();
             while let Some((_, workspace, description, amount)) =
                 lines.next_if(|(d, ..)| *d < day(end))
             {
                 let key = (
                     if by_workspace {
-                        workspace.to_string()
+                        workspace
                     } else {
-                        String::new()
+                        ungrouped.clone()
                     },
                     if by_description {
-                        description.to_string()
+                        description
                     } else {
-                        String::new()
+                        ungrouped.clone()
                     },
                 );
                 *sums.entry(key).or_default() += amount;

@@ -34,19 +34,15 @@ pub struct Month {
 
 impl Month {
     pub fn new(start: NaiveDate, end: NaiveDate, lines: Vec<store::CostRow>) -> Self {
-        let mut by_day: HashMap<String, BTreeMap<NaiveDate, Decimal>> = HashMap::new();
+        let mut by_day: HashMap<&str, BTreeMap<NaiveDate, Decimal>> = HashMap::new();
         for (day, ws, _, amount) in &lines {
-            for scope in [ORG_SCOPE, &**ws] {
-                *by_day
-                    .entry(scope.to_owned())
-                    .or_default()
-                    .entry(*day)
-                    .or_default() += amount;
+            for scope in [ORG_SCOPE, ws] {
+                *by_day.entry(scope).or_default().entry(*day).or_default() += amount;
             }
         }
         let daily = by_day
             .into_iter()
-            .map(|(scope, days)| (scope, days.into_iter().collect()))
+            .map(|(scope, days)| (scope.to_owned(), days.into_iter().collect()))
             .collect();
         Month {
             start,

@@ -245,17 +245,14 @@ fn cost_series(
     days: usize,
     by_desc: bool,
 ) -> (Vec<String>, Vec<Vec<Decimal>>) {
-    let mut sums: HashMap<String, Decimal> = HashMap::new();
+    let mut sums: HashMap<&str, Decimal> = HashMap::new();
     for (_, ws, desc, amount) in &current.lines {
-        *sums
-            .entry(if by_desc {
-                desc.to_string()
-            } else {
-                ws.to_string()
-            })
-            .or_default() += amount;
+        *sums.entry(if by_desc { desc } else { ws }).or_default() += amount;
     }
-    let mut by: Vec<(String, Decimal)> = sums.into_iter().collect();
+    let mut by: Vec<(String, Decimal)> = sums
+        .into_iter()
+        .map(|(group, sum)| (group.to_owned(), sum))
+        .collect();
     by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let keys = super::series_keys(
         &by.iter()
