@@ -929,14 +929,7 @@ async fn a_viewer_reads_keys_but_every_change_is_refused() {
 
 #[tokio::test]
 async fn the_inventory_of_the_large_organization_is_fast_once_cached() {
-    let app = spawn_app_configured(
-        orgkeeper::simulator::SimulatorOptions {
-            profile: orgkeeper::simulator::Profile::Large,
-            seed: 7,
-        },
-        |_| {},
-    )
-    .await;
+    let app = spawn_large_app().await;
     let (_, admin) = app.signed_in(Role::Admin).await;
 
     let (status, first) = admin.get_text("/keys").await;

@@ -1445,14 +1445,7 @@ async fn a_rate_limit_above_the_organizations_is_warned_about_before_it_is_saved
 /// spend limit's place may be typed by the workspace's name.
 #[tokio::test]
 async fn a_large_organizations_limits_come_in_pages_and_a_workspace_may_be_named() {
-    let app = spawn_app_configured(
-        orgkeeper::simulator::SimulatorOptions {
-            profile: orgkeeper::simulator::Profile::Large,
-            seed: 7,
-        },
-        |_| {},
-    )
-    .await;
+    let app = spawn_large_app().await;
     let (_, admin) = app.signed_in(Role::Admin).await;
     let workspaces: Vec<(String, String)> = app
         .state

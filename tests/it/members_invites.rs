@@ -4,7 +4,7 @@ use crate::support::*;
 use orgkeeper::anthropic::{InviteStatus, OrgRole, User};
 use orgkeeper::audit::{Filter, Outcome};
 use orgkeeper::auth::Role;
-use orgkeeper::simulator::{self, FaultKind, FaultRule, Profile, SimulatorOptions};
+use orgkeeper::simulator::{FaultKind, FaultRule};
 
 async fn users(app: &TestApp) -> Vec<User> {
     app.state
@@ -73,16 +73,7 @@ async fn members_can_be_searched_filtered_and_sorted() {
 
 #[tokio::test]
 async fn a_large_organization_is_paged_by_fifty_and_member_pages_load_workspaces_afterwards() {
-    let simulator = simulator::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        SimulatorOptions {
-            profile: Profile::Large,
-            seed: 7,
-        },
-    )
-    .await
-    .unwrap();
-    let app = spawn_app_with(live_config(&simulator), simulator, None).await;
+    let app = spawn_large_app().await;
     let (_, session) = app.signed_in(Role::Viewer).await;
     session.get_text("/members").await; // fills the cache
 

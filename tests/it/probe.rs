@@ -638,20 +638,6 @@ async fn a_list_whose_pages_never_end_is_stopped_and_called_an_upstream_fault() 
 // ---------------------------------------------------------------------------------------------
 // 7. Two identity headers from the trusted proxy: refused.
 
-async fn spawn_behind_proxy() -> TestApp {
-    use orgkeeper::config::{parse_networks, ProxySettings};
-    let app = spawn_app_configured(Default::default(), |config| {
-        config.sso.proxy = Some(ProxySettings {
-            header: "x-forwarded-email".into(),
-            groups_header: Some("x-forwarded-groups".into()),
-            trusted: parse_networks("127.0.0.1/32").unwrap(),
-        });
-    })
-    .await;
-    app.map_group("staff", Role::Viewer, &[]).await;
-    app
-}
-
 #[tokio::test]
 async fn a_request_with_two_identity_or_group_headers_is_refused_and_audited() {
     let app = spawn_behind_proxy().await;

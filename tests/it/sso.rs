@@ -12,7 +12,7 @@ use crate::support::webdriver::Browser;
 use crate::support::*;
 use orgkeeper::audit::{Filter, Outcome, Record};
 use orgkeeper::auth::{accounts, sso, Role};
-use orgkeeper::config::{parse_networks, OidcSettings, ProxySettings};
+use orgkeeper::config::OidcSettings;
 use orgkeeper::simulator::{self, SimulatorOptions};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -669,15 +669,7 @@ fn client_from(ip: &str) -> reqwest::Client {
 
 #[tokio::test]
 async fn the_proxy_header_is_believed_from_the_trusted_proxy_only() {
-    let app = spawn_app_configured(Default::default(), |config| {
-        config.sso.proxy = Some(ProxySettings {
-            header: "x-forwarded-email".into(),
-            groups_header: Some("x-forwarded-groups".into()),
-            trusted: parse_networks("127.0.0.1/32").unwrap(),
-        });
-    })
-    .await;
-    app.map_group("staff", Role::Viewer, &[]).await;
+    let app = spawn_behind_proxy().await;
     let workspace = app.first_workspace_id().await;
     app.map_group("leads", Role::TeamLead, &[workspace]).await;
 

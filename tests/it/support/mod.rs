@@ -99,6 +99,32 @@ pub async fn spawn_app_configured(
     spawn_app_with(config, simulator, None).await
 }
 
+/// A server pointed at the `large` simulated organization (5,000 members, 100 workspaces,
+/// 20,000 keys), always the same one (seed 7).
+pub async fn spawn_large_app() -> TestApp {
+    let options = SimulatorOptions {
+        profile: simulator::Profile::Large,
+        seed: 7,
+    };
+    spawn_app_configured(options, |_| {}).await
+}
+
+/// A server behind a trusted sign-in proxy on 127.0.0.1 (identity in `x-forwarded-email`,
+/// groups in `x-forwarded-groups`), where the group `staff` makes viewers.
+pub async fn spawn_behind_proxy() -> TestApp {
+    use orgkeeper::config::{parse_networks, ProxySettings};
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.sso.proxy = Some(ProxySettings {
+            header: "x-forwarded-email".into(),
+            groups_header: Some("x-forwarded-groups".into()),
+            trusted: parse_networks("127.0.0.1/32").unwrap(),
+        });
+    })
+    .await;
+    app.map_group("staff", Role::Viewer, &[]).await;
+    app
+}
+
 /// Starts a server with this configuration; `dir` reuses an existing database (restart).
 pub async fn spawn_app_with(
     config: ServerConfig,
