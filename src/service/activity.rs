@@ -180,6 +180,17 @@ async fn read_inner(services: &Services, started: DateTime<Utc>) -> Result<Read,
                 out.refused = true;
                 break;
             }
+            // The feed no longer knows the stored cursor (the admin key now belongs to
+            // another organization, or the activity is gone): kept, every round would fail
+            // the same way for good. Read the last hour instead, as on the first read; the
+            // sweep finds what changed in the gap.
+            Err(error)
+                if error.status() == Some(400) && after.is_some() && after == stored.cursor =>
+            {
+                tracing::warn!(%error, "the activity feed refused Orgkeeper's place in it; reading it again from the last hour");
+                stored.cursor = None;
+                after = None;
+            }
             Err(error) => {
                 tracing::warn!(%error, "the activity feed could not be read; trying again at the next sync");
                 out.failed = Some(error.user_message());

@@ -111,6 +111,51 @@ async fn a_change_the_feed_announces_is_reread_alone_and_recorded_once_named_by_
     ));
 }
 
+#[tokio::test]
+async fn a_cursor_the_feed_no_longer_knows_is_dropped_and_the_last_hour_read_again() {
+    let app = spawn_app().await;
+    let person = plain_member(&app);
+    let workspace = app.first_workspace_id().await;
+    // Orgkeeper's place in the feed, as a feed of another organization (the admin key was
+    // replaced) would not know it: 400 "Invalid cursor" on every read.
+    sqlx::query(
+        "INSERT INTO activity_feed (id, cursor) VALUES (1, 'activity_0unknown') \
+         ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let key = app
+        .simulator
+        .console(&person.id, ADDRESS)
+        .create_key("made-while-lost", &workspace);
+
+    let round = follow::round(&app.state).await.unwrap();
+    assert_eq!(round.failed, None, "{round:?}");
+    assert!(
+        round.reread.contains(&Touched::Key(key.clone())),
+        "{round:?}"
+    );
+    let created = app.observed("key.created").await;
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(
+        created[0].details["seen_in_feed"]["activity_type"],
+        "platform_api_key_created"
+    );
+    let cursor: Option<String> = sqlx::query_scalar("SELECT cursor FROM activity_feed")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(
+        cursor.as_deref().is_some_and(|c| c != "activity_0unknown"),
+        "{cursor:?}"
+    );
+    // The next round goes on from the new place.
+    let round = follow::round(&app.state).await.unwrap();
+    assert_eq!(round.failed, None);
+    assert!(round.reread.is_empty(), "{round:?}");
+}
+
 /// An app whose first workspace has a live key that Orgkeeper has just renamed.
 async fn app_with_a_key_renamed_through_orgkeeper() -> (TestApp, orgkeeper::anthropic::ApiKey) {
     let app = spawn_app().await;
