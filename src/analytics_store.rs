@@ -25,7 +25,9 @@ use crate::anthropic::{
     AnalyticsUsageRow, ApiError, BucketWidth, Client, CostByActor, UsageByActor,
 };
 use crate::db::ts;
-use crate::usage_store::{parse_ts, progress_of, sync_lock, SyncError, PAGE_REFRESH_AFTER};
+use crate::usage_store::{
+    parse_ts, progress_of, sync_lock, SyncError, PAGE_LOCK_PATIENCE, PAGE_REFRESH_AFTER,
+};
 
 /// The progress row in `usage_sync`.
 const PROGRESS: &str = "analytics_1d";
@@ -132,7 +134,17 @@ pub async fn refresh(
     settle: Duration,
     now: DateTime<Utc>,
 ) -> Result<Synced, SyncError> {
-    let guard = crate::usage_store::lock_for_page(sync_lock(db, "analytics")).await?;
+    // With numbers stored, a page never waits long for a read: one takes minutes on a large
+    // organization (the job's first after a restart, say), so the page shows what is stored
+    // at once when another read is running, and waits for its own no longer than for a lock.
+    // Only with nothing to show does it wait for a read, up to its deadline.
+    let stored = progress(db).await?;
+    let lock = sync_lock(db, "analytics");
+    let guard = match lock.clone().try_lock_owned() {
+        Ok(guard) => guard,
+        Err(_) if stored.is_some() => return Err(SyncError::Busy),
+        Err(_) => crate::usage_store::lock_for_page(lock).await?,
+    };
     let checked: Option<(i64, String)> =
         sqlx::query_as("SELECT available, checked_at FROM analytics_access WHERE id = 1")
             .fetch_optional(db)
@@ -147,7 +159,7 @@ pub async fn refresh(
         }
         _ => {}
     }
-    if let Some((_, refreshed_at)) = progress(db).await? {
+    if let Some((_, refreshed_at)) = stored {
         if recent(refreshed_at) {
             return Ok(Synced::Fresh);
         }
@@ -163,9 +175,15 @@ pub async fn refresh(
     });
     let joined = match crate::anthropic::scope_deadline() {
         None => read.await,
-        Some(end) => tokio::time::timeout_at(end, read)
-            .await
-            .map_err(|_| SyncError::Busy)?,
+        Some(end) => {
+            let end = match stored {
+                Some(_) => end.min(tokio::time::Instant::now() + PAGE_LOCK_PATIENCE),
+                None => end,
+            };
+            tokio::time::timeout_at(end, read)
+                .await
+                .map_err(|_| SyncError::Busy)?
+        }
     };
     joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }

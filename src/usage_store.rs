@@ -353,7 +353,7 @@ pub async fn refresh(
 /// How long a page waits for another read of the same store before it shows what is stored:
 /// long enough for a page opened alongside another to share its read, short enough that a
 /// long read (the usage job's first, minutes on a large organization) does not hold the page.
-const PAGE_LOCK_PATIENCE: Duration = Duration::from_secs(3);
+pub(crate) const PAGE_LOCK_PATIENCE: Duration = Duration::from_secs(3);
 
 /// The store's sync lock for a page's refresh: waited for no longer than
 /// [`PAGE_LOCK_PATIENCE`] and the page's deadline (without a deadline, as long as it takes: the

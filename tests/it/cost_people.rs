@@ -912,3 +912,56 @@ async fn a_read_of_cost_per_person_outlasting_its_page_goes_on_and_is_kept() {
         .unwrap_or_else(|| panic!("no count of people in {second}"));
     assert!(actors > 0, "the stored read's people are shown");
 }
+
+/// With cost per person stored, a page never waits out its deadline for a newer read: a
+/// read of a large organization takes minutes. It shows what is stored and says so, whether
+/// the read is its own or the job's, and the read goes on.
+#[tokio::test]
+async fn a_page_with_stored_cost_per_person_shows_it_while_a_newer_read_runs() {
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.api_deadline = std::time::Duration::from_secs(20);
+    })
+    .await;
+    orgkeeper::jobs::run_usage_sync(&app.state).await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let (from, _) = last_month();
+    let path = format!("/cost/people?month={}", month_param(from));
+    let (_, before) = viewer.get_text(&path).await;
+    let table = |html: &str| html[html.find("id=\"people-table\"").unwrap()..].to_owned();
+    // Stale, so the next view reads again; and that read hangs.
+    sqlx::query("UPDATE usage_sync SET refreshed_at = '2000-01-01T00:00:00Z'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.simulator
+        .faults()
+        .inject(orgkeeper::simulator::FaultRule {
+            method: None,
+            path_contains: Some("analytics".into()),
+            kind: orgkeeper::simulator::FaultKind::Hang,
+            times: 1000,
+        });
+
+    // The page's own read.
+    let started = std::time::Instant::now();
+    let (status, own) = viewer.get_text(&path).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{own}");
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "the page waited {waited:?}, near its 20 s deadline"
+    );
+    assert!(
+        own.contains("newer numbers are being read from Anthropic in the background"),
+        "{own}"
+    );
+    assert_eq!(table(&before), table(&own), "the stored numbers are shown");
+
+    // Its read still runs (it holds the store's lock); the next view does not queue behind it.
+    let started = std::time::Instant::now();
+    let (status, next) = viewer.get_text(&path).await;
+    assert_eq!(status, 200, "{next}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(next.contains("newer numbers are being read"), "{next}");
+    assert_eq!(table(&before), table(&next));
+}
