@@ -193,8 +193,5 @@ pub async fn run_chain_check(services: &Services) {
 /// person.
 pub async fn run_usage_sync(services: &Services) {
     crate::service::usage::sync(services, services.clock.now(), JOB_DEADLINE).await;
-    if let Err(error) = crate::service::usage::warm_reports(services).await {
-        tracing::warn!(%error, "the cost pages' figures could not be built ahead; pages build them");
-    }
     crate::memory::release();
 }

@@ -118,13 +118,12 @@ pub async fn build(db: SqlitePool, config: ServerConfig) -> anyhow::Result<Serve
     // first request instead of by it (on `xlarge` that first view took 1.6 s).
     let warming = std::time::Instant::now();
     state.org.warm(state.config.key_rotation_days).await;
-    if let Err(error) = crate::service::usage::warm_reports(&state.services).await {
-        tracing::warn!(%error, "the cost pages' figures could not be built ahead; pages build them");
-    }
+    crate::service::usage::warm(&state.services).await;
     tracing::info!(
         seconds = warming.elapsed().as_secs_f64(),
         "pages' views built"
     );
+    crate::memory::release();
 
     let background = crate::jobs::spawn_all(&state.services, session_store.sqlite().clone());
     Ok(Server {

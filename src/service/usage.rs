@@ -7,7 +7,8 @@ use crate::anthropic::{UsageBucket, UsageReportParams};
 
 use super::{ServiceError, Services};
 use crate::anthropic::ClaudeCodeRecord;
-use crate::usage_store::{self as store, Kind};
+use crate::usage_store::{self as store, Dim, Kind};
+use std::sync::Arc;
 
 /// What a page says when it did not wait for a store's running read: the stored numbers of
 /// `stored_at` are shown, or none while the first read is still running.
@@ -113,6 +114,9 @@ pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::
         }
         Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
     }
+    // Before cost per person, whose read takes minutes on a large organization: until the
+    // figures are built, the cost pages would build them in their first view.
+    warm(services).await;
     // Cost per person: its own report, so a refusal or failure leaves the others alone. It
     // settles by the day, so every few minutes is enough: each refresh is several calls.
     let recent = match crate::analytics_store::progress(&services.db).await {
@@ -126,7 +130,11 @@ pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::
         Ok(crate::analytics_store::Synced::Unavailable(message)) => {
             tracing::info!(%message, "cost per person is not available to this organization")
         }
-        Ok(_) => tracing::info!("cost per person synced"),
+        Ok(_) => {
+            tracing::info!("cost per person synced");
+            // The cost centers' chargeback is attributed from it.
+            warm(services).await;
+        }
         Err(error) => tracing::warn!(%error, "cost per person sync failed; will retry"),
     }
 }
@@ -152,9 +160,10 @@ pub async fn round_due_in(services: &Services, round: std::time::Duration) -> st
 
 /// Builds the cost pages' monthly figures ahead: the organization's spend this month and the
 /// last (`/cost`, budgets), and the cost centers' chargeback for the four months their page
-/// shows. Run before serving and after each usage round, so the first view of those pages
-/// after a restart or a sync reads them from memory instead of a month of cost rows.
-pub async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
+/// shows, and the usage page's filters. Run before serving and after each part of a usage
+/// round, so the first view of those pages after a restart or a sync reads them from memory
+/// instead of a month of cost rows.
+async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
     let source = super::cost_centers::source(services, None).await?;
     let rules = super::cost_centers::rules(services).await?;
     let mut start = store::month_start(services.clock.now().date_naive());
@@ -165,7 +174,32 @@ pub async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
         super::cost_centers::attributed(services, start, &source, &rules).await?;
         start = store::month_start(start.pred_opt().unwrap_or(start));
     }
+    for dim in Dim::ALL {
+        dim_values(services, dim).await?;
+    }
     Ok(())
+}
+
+/// The values each dimension takes in the store: the usage page's filters. Kept until the
+/// store changes; finding them sorts every stored day (300 ms on `xlarge`), so they are
+/// built ahead with the cost pages' figures.
+pub async fn dim_values(services: &Services, dim: Dim) -> Result<Arc<Vec<String>>, ServiceError> {
+    let values = services
+        .reports
+        .get(&services.usage, format!("dims {dim:?}"), || {
+            services.usage.dim_values(dim)
+        })
+        .await?;
+    Ok(values)
+}
+
+/// [`warm_reports`], where a failure only means the pages build the figures themselves.
+pub async fn warm(services: &Services) {
+    if let Err(error) = warm_reports(services).await {
+        tracing::warn!(%error, "the cost pages' figures could not be built ahead; pages build them");
+    }
+    // The figures they replace, and the month of cost rows they were built from.
+    crate::memory::release();
 }
 
 /// Minute buckets, which the store does not keep: read from the Admin API for the page

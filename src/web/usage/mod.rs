@@ -935,13 +935,7 @@ async fn filter_views(ctx: &Ctx, names: &Names, q: &UsageQuery) -> AppResult<Vec
             label: "All".into(),
             selected: current.is_empty(),
         }];
-        let stored = ctx
-            .state
-            .reports
-            .get(&ctx.state.usage, format!("dims {dim:?}"), || {
-                ctx.state.usage.dim_values(dim)
-            })
-            .await?;
+        let stored = crate::service::usage::dim_values(&ctx.state, dim).await?;
         for v in stored.iter() {
             let (value, ok) = match dim {
                 Dim::Workspace => (
