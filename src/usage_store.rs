@@ -804,7 +804,7 @@ impl Measure {
 
 /// Which stored rows count. `None` lists mean "any"; an empty `Some` matches nothing (a team
 /// lead without workspaces). Ids are stored ids: '' for the default workspace / Console usage.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct UsageFilter {
     pub by: Vec<(Dim, Vec<String>)>,
     /// Team-lead scope, applied on top of the filters.

@@ -36,6 +36,7 @@ pub mod sweep;
 pub mod sync;
 pub mod tokens;
 pub mod usage;
+pub mod usage_view;
 pub mod workspaces;
 
 use std::future::Future;

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::anthropic::{UsageBucket, UsageReportParams};
 
+use super::usage_view::UsageSpec;
 use super::{ServiceError, Services};
 use crate::anthropic::ClaudeCodeRecord;
 use crate::usage_store::{self as store, Dim, Kind};
@@ -160,7 +161,7 @@ pub async fn round_due_in(services: &Services, round: std::time::Duration) -> st
 
 /// Builds the cost pages' monthly figures ahead: the organization's spend this month and the
 /// last (`/cost`, budgets), and the cost centers' chargeback for the four months their page
-/// shows, and the usage page's filters. Run before serving and after each part of a usage
+/// shows, and the usage page's filters and default view. Run before serving and after each part of a usage
 /// round, so the first view of those pages after a restart or a sync reads them from memory
 /// instead of a month of cost rows.
 async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
@@ -177,6 +178,9 @@ async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
     for dim in Dim::ALL {
         dim_values(services, dim).await?;
     }
+    let names = crate::org::names::ReportNames::of(&services.org.snapshot());
+    let now = services.clock.now();
+    super::usage_view::view(services, &names, &UsageSpec::default_at(now, None), now).await?;
     Ok(())
 }
 

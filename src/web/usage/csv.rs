@@ -11,7 +11,7 @@ use sqlx::Row;
 use tokio::sync::mpsc;
 
 use super::{AppState, Names, Resolution, UsageQuery, OTHER};
-use crate::usage_store::{self as store, Kind};
+use crate::usage_store as store;
 use crate::web::error::AppResult;
 
 /// A streamed CSV download: `lines` are produced by a task while the client reads.
@@ -50,7 +50,7 @@ pub async fn usage(
     let (tx, rx) = mpsc::channel::<String>(64);
     if q.resolution == Resolution::Minute {
         // At most a day of minutes: small enough to compute like the page does.
-        let data = super::load_usage(state, names, &q, now).await?;
+        let data = crate::service::usage_view::load(state, names, &q, now).await?;
         let labels = labels(names, &q, &data.keys);
         tokio::spawn(async move {
             let _ = tx.send(header_line(&labels, unit)).await;
@@ -63,17 +63,12 @@ pub async fn usage(
         });
         return Ok(response(filename, rx));
     }
-    let kind = if q.resolution == Resolution::Day {
-        Kind::UsageDay
-    } else {
-        Kind::UsageHour
-    };
-    super::refresh_or_stale(state, kind, now).await?;
-    let width = if kind == Kind::UsageDay { "1d" } else { "1h" };
+    super::refresh_or_stale(state, q.kind(), now).await?;
+    let width = q.width();
     let by_group = state.usage.group_totals(&q.series(width)).await?;
     let keys = super::series_keys(&by_group);
     let labels = labels(names, &q, &keys);
-    let periods = super::periods_of(&q, now);
+    let periods = crate::service::usage_view::periods_of(&q, now);
     let store = state.usage.clone();
     tokio::spawn(async move {
         if tx.send(header_line(&labels, unit)).await.is_err() {

@@ -9,7 +9,7 @@ mod claude_code;
 mod cost;
 mod csv;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::web::extract::Query;
@@ -22,19 +22,13 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use super::context::Layout;
 use super::error::{AppError, AppResult};
 use super::{AppState, Ctx};
-use crate::anthropic::{BucketWidth, UsageGroupBy, UsageReportParams, UsageResult};
 use crate::auth::Permission;
+pub use crate::service::usage_view::{comparison_window, series_keys, Resolution, OTHER};
+use crate::service::usage_view::{load, UsageData, UsageSpec};
 use crate::usage_store::{self as store, Dim, Kind, Measure, UsageFilter};
 
 pub use cost::{budget_summaries, month_to_date, BudgetSummary};
 
-/// `(bucket start, group value, value)` as read from the store or the API.
-type SeriesRow = (DateTime<Utc>, String, i64);
-
-/// The series that gathers every group beyond the largest ones.
-pub const OTHER: &str = "Other";
-/// Series drawn separately; the rest are summed into "Other".
-const TOP_SERIES: usize = 8;
 pub use crate::money::{dollars, group_digits, month_key};
 pub use crate::usage_store::DEFAULT_WORKSPACE;
 
@@ -105,25 +99,6 @@ pub fn compact(v: f64) -> String {
         short(v / 1e3, "k")
     } else {
         short(v, "")
-    }
-}
-
-/// The period a range is compared with: the one just before it, of the same length. A range
-/// still running (today) by the hour is compared with the same hours of the previous period
-/// (today until 14:00 with yesterday until 14:00), not with a whole period, which would read
-/// "-88%" every morning. The flag says which.
-pub fn comparison_window(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    now: DateTime<Utc>,
-    width: &str,
-) -> (DateTime<Utc>, DateTime<Utc>, bool) {
-    let len = to - from;
-    let through = store::floor(now, 3_600) + chrono::Duration::hours(1);
-    if width == "1h" && through < to && through > from {
-        (from - len, through - len, true)
-    } else {
-        (from - len, from, false)
     }
 }
 
@@ -246,71 +221,23 @@ pub fn parse_range(q: &BTreeMap<String, String>, now: DateTime<Utc>) -> Result<R
     })
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resolution {
-    Minute,
-    Hour,
-    Day,
-}
-
-impl Resolution {
-    pub fn param(self) -> &'static str {
-        match self {
-            Resolution::Minute => "minute",
-            Resolution::Hour => "hour",
-            Resolution::Day => "day",
-        }
-    }
-    pub fn secs(self) -> i64 {
-        match self {
-            Resolution::Minute => 60,
-            Resolution::Hour => 3600,
-            Resolution::Day => 86_400,
-        }
-    }
-    /// How a period is shown (ISO 8601, UTC).
-    pub fn format(self, t: DateTime<Utc>) -> String {
-        match self {
-            Resolution::Day => t.format("%Y-%m-%d").to_string(),
-            _ => t.format("%Y-%m-%dT%H:%MZ").to_string(),
-        }
-    }
-    /// How a period reads in the table, in the form of every page's dates ("Nov 28, 2026" or
-    /// "Nov 28, 2026, 14:00"); the column's heading says these are UTC periods.
-    pub fn label(self, t: DateTime<Utc>) -> String {
-        match self {
-            Resolution::Day => crate::labels::calendar_day(t.date_naive()),
-            _ => t.format("%b %-d, %Y, %H:%M").to_string(),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The usage page
 
-/// The choices of one usage view, parsed and checked.
+/// The choices of one usage view, parsed and checked: what it reads (`spec`, which the
+/// query stands for), and how the page shows them.
 pub struct UsageQuery {
     pub params: BTreeMap<String, String>,
     pub range: Range,
-    pub resolution: Resolution,
-    pub group: Option<Dim>,
-    pub measure: Measure,
-    pub filter: UsageFilter,
+    pub spec: UsageSpec,
     /// Set when a choice could not be honoured and was adjusted (shown above the results).
     pub adjusted: Option<String>,
 }
 
-impl UsageQuery {
-    /// The stored series this query reads, at bucket width `width` (`1h` or `1d`).
-    pub fn series<'a>(&'a self, width: &'a str) -> store::Series<'a> {
-        store::Series {
-            width,
-            from: self.range.from,
-            to: self.range.to,
-            group: self.group,
-            measure: self.measure,
-            filter: &self.filter,
-        }
+impl std::ops::Deref for UsageQuery {
+    type Target = UsageSpec;
+    fn deref(&self) -> &UsageSpec {
+        &self.spec
     }
 }
 
@@ -343,8 +270,7 @@ fn parse_usage(
         }
         Some("hour") => Resolution::Hour,
         Some("day") => Resolution::Day,
-        _ if span <= chrono::Duration::days(1) => Resolution::Hour,
-        _ => Resolution::Day,
+        _ => Resolution::default_for(span),
     };
     let group = match params.get("group_by").map(String::as_str) {
         None | Some("") | Some("none") => None,
@@ -386,184 +312,17 @@ fn parse_usage(
     }
     Ok(UsageQuery {
         params,
+        spec: UsageSpec {
+            from: range.from,
+            to: range.to,
+            resolution,
+            group,
+            measure,
+            filter,
+        },
         range,
-        resolution,
-        group,
-        measure,
-        filter,
         adjusted,
     })
-}
-
-/// The numbers of one usage view: periods × series, exactly as the chart and table show them.
-#[derive(Clone)]
-pub struct UsageData {
-    pub periods: Vec<DateTime<Utc>>,
-    /// Group values (stored ids) of the drawn series, `OTHER` last when present.
-    pub keys: Vec<String>,
-    /// `values[series][period]`.
-    pub values: Vec<Vec<i64>>,
-    pub totals: [i64; 5],
-    /// `None` when the previous range is older than the API keeps.
-    pub previous: Option<[i64; 5]>,
-    /// `previous` covers only the hours of it that have passed in this range (a range still
-    /// running); see [`comparison_window`].
-    pub same_hours: bool,
-    /// Set when the refresh failed and stored data is shown.
-    pub stale: Option<String>,
-}
-
-fn measure_of(r: &UsageResult, m: Measure) -> i64 {
-    (match m {
-        Measure::Uncached => r.uncached_input_tokens,
-        Measure::Output => r.output_tokens,
-        Measure::CacheRead => r.cache_read_input_tokens,
-        Measure::CacheWrite => {
-            r.cache_creation.ephemeral_5m_input_tokens + r.cache_creation.ephemeral_1h_input_tokens
-        }
-        Measure::WebSearch => r.server_tool_use.web_search_requests,
-    }) as i64
-}
-
-fn periods_of(q: &UsageQuery, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let step = chrono::Duration::seconds(q.resolution.secs());
-    // Nothing after the bucket that holds "now".
-    let end = q
-        .range
-        .to
-        .min(store::floor(now, q.resolution.secs()) + step);
-    let mut out = Vec::new();
-    let mut t = q.range.from;
-    while t < end {
-        out.push(t);
-        t += step;
-    }
-    out
-}
-
-/// Refreshes the store's recent part (at most one request a minute) and reads the view.
-pub async fn load_usage(
-    state: &AppState,
-    names: &Names,
-    q: &UsageQuery,
-    now: DateTime<Utc>,
-) -> AppResult<UsageData> {
-    let kind = if q.resolution == Resolution::Day {
-        Kind::UsageDay
-    } else {
-        Kind::UsageHour
-    };
-    let stale = refresh_or_stale(state, kind, now).await?;
-    let width = if kind == Kind::UsageDay { "1d" } else { "1h" };
-    let periods = periods_of(q, now);
-    if q.resolution == Resolution::Minute {
-        let mut data = read_usage(state, names, q, width, periods, now).await?;
-        data.stale = stale;
-        return Ok(data);
-    }
-    // Stored views are computed once per store version: the aggregation reads thousands of
-    // rows, the lookup one.
-    let key = format!(
-        "usage {width} {} {:?} {:?} {:?} {:?} {:?}",
-        store::floor(now, 86_400),
-        periods.first().zip(periods.last()),
-        q.range.to,
-        q.group,
-        q.measure,
-        q.filter
-    );
-    let data = state
-        .reports
-        .get(&state.usage, key, || {
-            read_usage(state, names, q, width, periods, now)
-        })
-        .await?;
-    Ok(UsageData {
-        stale,
-        ..(*data).clone()
-    })
-}
-
-/// The view's numbers from the store (or, per minute, from the API).
-async fn read_usage(
-    state: &AppState,
-    names: &Names,
-    q: &UsageQuery,
-    width: &str,
-    periods: Vec<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> AppResult<UsageData> {
-    let (rows, by_group): (Vec<SeriesRow>, Vec<(String, i64)>) =
-        if q.resolution == Resolution::Minute {
-            let rows = minute_rows(state, names, q).await?;
-            let mut sums: BTreeMap<String, i64> = BTreeMap::new();
-            for (_, g, v) in &rows {
-                *sums.entry(g.clone()).or_default() += v;
-            }
-            let mut by: Vec<(String, i64)> = sums.into_iter().collect();
-            by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            (rows, by)
-        } else {
-            let series = q.series(width);
-            let rows = state.usage.usage_series(&series).await?;
-            let by = state.usage.group_totals(&series).await?;
-            (rows, by)
-        };
-    let keys = series_keys(&by_group);
-    let index: HashMap<&str, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
-    let pidx: HashMap<DateTime<Utc>, usize> =
-        periods.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-    let mut values = vec![vec![0i64; periods.len()]; keys.len()];
-    for (t, g, v) in rows {
-        let s = index.get(g.as_str()).or_else(|| index.get(OTHER)).copied();
-        if let (Some(s), Some(&p)) = (s, pidx.get(&t)) {
-            values[s][p] += v;
-        }
-    }
-    let totals = state
-        .usage
-        .usage_totals(width, q.range.from, q.range.to, &q.filter)
-        .await?;
-    // Comparing with days the API no longer keeps would show made-up growth.
-    let kept_since = store::floor(now, 86_400) - chrono::Duration::days(store::API_HISTORY_DAYS);
-    let (before_from, before_to, same_hours) =
-        comparison_window(q.range.from, q.range.to, now, width);
-    let previous = if before_from >= kept_since {
-        Some(
-            state
-                .usage
-                .usage_totals(width, before_from, before_to, &q.filter)
-                .await?,
-        )
-    } else {
-        None
-    };
-    Ok(UsageData {
-        periods,
-        keys,
-        values,
-        totals,
-        previous,
-        same_hours,
-        stale: None,
-    })
-}
-
-/// The largest groups, then "Other" for the rest.
-pub fn series_keys(by_group: &[(String, i64)]) -> Vec<String> {
-    let mut keys: Vec<String> = by_group
-        .iter()
-        .take(TOP_SERIES)
-        .map(|(k, _)| k.clone())
-        .collect();
-    if by_group.len() > TOP_SERIES {
-        keys.push(OTHER.to_owned());
-    }
-    keys
 }
 
 /// Refreshes one report; on failure, pages fall back to stored data with a warning (or fail
@@ -574,75 +333,6 @@ pub async fn refresh_or_stale(
     now: DateTime<Utc>,
 ) -> AppResult<Option<String>> {
     Ok(crate::service::usage::refresh_or_stale(state, kind, now).await?)
-}
-
-/// Minute buckets come straight from the API (ranges of at most a day: one request).
-async fn minute_rows(state: &AppState, names: &Names, q: &UsageQuery) -> AppResult<Vec<SeriesRow>> {
-    let mut p = UsageReportParams::new(q.range.from);
-    p.ending_at = Some(q.range.to);
-    p.bucket_width = Some(BucketWidth::Minute);
-    p.limit = Some(1440);
-    if let Some(g) = q.group {
-        p.group_by = vec![match g {
-            Dim::Model => UsageGroupBy::Model,
-            Dim::Workspace => UsageGroupBy::WorkspaceId,
-            Dim::ApiKey => UsageGroupBy::ApiKeyId,
-            Dim::ServiceTier => UsageGroupBy::ServiceTier,
-            Dim::ContextWindow => UsageGroupBy::ContextWindow,
-        }];
-    }
-    for (dim, values) in &q.filter.by {
-        let v = values.clone();
-        match dim {
-            Dim::Model => p.models = v,
-            Dim::Workspace => p.workspace_ids = v.iter().filter_map(|w| names.real_ws(w)).collect(),
-            // The API cannot filter on "no key"; that filter is applied below.
-            Dim::ApiKey => p.api_key_ids = v.into_iter().filter(|k| !k.is_empty()).collect(),
-            Dim::ServiceTier => p.service_tiers = v,
-            Dim::ContextWindow => p.context_window = v,
-        }
-    }
-    if let Some(scope) = &q.filter.workspaces {
-        let real: Vec<String> = scope.iter().filter_map(|w| names.real_ws(w)).collect();
-        if real.is_empty() {
-            return Ok(Vec::new());
-        }
-        p.workspace_ids = if p.workspace_ids.is_empty() {
-            real
-        } else {
-            p.workspace_ids
-                .into_iter()
-                .filter(|w| real.contains(w))
-                .collect()
-        };
-    }
-    let no_key_only = q
-        .filter
-        .by
-        .iter()
-        .any(|(d, v)| *d == Dim::ApiKey && v.iter().any(String::is_empty));
-    if no_key_only {
-        p.group_by.push(UsageGroupBy::ApiKeyId);
-    }
-    let buckets = crate::service::usage::minute_buckets(state, &p).await?;
-    let mut out = Vec::new();
-    for b in buckets {
-        for r in b.results {
-            if no_key_only && r.api_key_id.is_some() {
-                continue;
-            }
-            let g = match q.group {
-                None => String::new(),
-                Some(Dim::Model) => r.model.clone().unwrap_or_default(),
-                Some(Dim::Workspace) => r.workspace_id.clone().unwrap_or_default(),
-                Some(Dim::ApiKey) => r.api_key_id.clone().unwrap_or_default(),
-                Some(Dim::ServiceTier) => r.service_tier.clone().unwrap_or_default(),
-                Some(Dim::ContextWindow) => r.context_window.clone().unwrap_or_default(),
-            };
-            out.push((b.starting_at, g, measure_of(&r, q.measure)));
-        }
-    }
-    Ok(out)
 }
 
 pub struct Opt {
@@ -765,7 +455,7 @@ async fn usage_page(
     let now = ctx.state.clock.now();
     let names = names(&ctx.state);
     let q = parse_usage(&ctx, &names, params, now)?;
-    let data = load_usage(&ctx.state, &names, &q, now).await?;
+    let data = load(&ctx.state, &names, &q, now).await?;
 
     let labels: Vec<String> = data
         .keys
@@ -1007,6 +697,26 @@ mod tests {
         assert_eq!(dollars(Decimal::new(12250, 3)), "$0.12"); // 12.25 cents = $0.1225
         assert_eq!(dollars(Decimal::from(123_456_789)), "$1,234,567.89");
         assert_eq!(dollars(Decimal::ZERO), "$0.00");
+    }
+
+    #[test]
+    fn the_page_with_no_choices_reads_the_view_the_usage_job_builds_ahead() {
+        // The job warms `UsageSpec::default_at`; a page with no choices must ask for exactly
+        // that, or its first view after each round builds it again.
+        for now in [
+            Utc.with_ymd_and_hms(2026, 12, 3, 14, 20, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+        ] {
+            let range = parse_range(&BTreeMap::new(), now).unwrap();
+            let default = UsageSpec::default_at(now, None);
+            assert_eq!((range.from, range.to), (default.from, default.to));
+            assert_eq!(
+                Resolution::default_for(range.to - range.from),
+                default.resolution
+            );
+            assert_eq!(default.resolution, Resolution::Day);
+            assert_eq!((default.group, default.measure), (None, Measure::Uncached));
+        }
     }
 
     #[test]
