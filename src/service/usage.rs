@@ -115,28 +115,44 @@ pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::
         }
         Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
     }
-    // Before cost per person, whose read takes minutes on a large organization: until the
-    // figures are built, the cost pages would build them in their first view.
-    warm(services).await;
-    // Cost per person: its own report, so a refusal or failure leaves the others alone. It
-    // settles by the day, so every few minutes is enough: each refresh is several calls.
+    // Beside the read of cost per person, which takes minutes on a large organization: until
+    // the figures are built, the cost pages build them in their first view; and a page that
+    // finds that read not started yet starts it itself, and waits for it.
+    let (_, read) = tokio::join!(warm(services), sync_analytics(services, &api, now));
+    if read {
+        // The cost centers' chargeback is attributed from it.
+        warm(services).await;
+    }
+}
+
+/// Cost per person: its own report, so a refusal or failure leaves the others alone. It
+/// settles by the day, so every few minutes is enough: each refresh is several calls. Whether
+/// it was read.
+async fn sync_analytics(
+    services: &Services,
+    api: &crate::anthropic::Client,
+    now: DateTime<Utc>,
+) -> bool {
     let recent = match crate::analytics_store::progress(&services.db).await {
         Ok(Some((_, at))) => at <= now && now - at < ANALYTICS_EVERY,
         _ => false,
     };
     if recent {
-        return;
+        return false;
     }
-    match crate::analytics_store::sync(&api, &services.db, config.usage_settle, now).await {
+    match crate::analytics_store::sync(api, &services.db, services.config.usage_settle, now).await {
         Ok(crate::analytics_store::Synced::Unavailable(message)) => {
-            tracing::info!(%message, "cost per person is not available to this organization")
+            tracing::info!(%message, "cost per person is not available to this organization");
+            false
         }
         Ok(_) => {
             tracing::info!("cost per person synced");
-            // The cost centers' chargeback is attributed from it.
-            warm(services).await;
+            true
         }
-        Err(error) => tracing::warn!(%error, "cost per person sync failed; will retry"),
+        Err(error) => {
+            tracing::warn!(%error, "cost per person sync failed; will retry");
+            false
+        }
     }
 }
 
