@@ -63,77 +63,105 @@ pub struct Snapshot {
     by_workspace: HashMap<crate::anthropic::Shared, std::ops::Range<usize>>,
     /// Derived: each key by its id, without a second copy of the ids.
     key_at: Arc<KeyLookup>,
-    /// Derived: each member's position in `users`.
-    user_at: HashMap<String, usize>,
+    /// Derived: each member by their id, without a second copy of the ids.
+    user_at: Arc<Lookup<User>>,
     /// What pages derive from this snapshot (name maps, hygiene sets), built by the first page
     /// that needs it and shared until the next change replaces the snapshot.
     derived: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
-/// The organization's keys by id. Each entry is the shared list and a position (16 bytes),
-/// not a copy of the id: with 200,000 keys, maps of id → name held 40–70 MB each.
-#[derive(Default)]
-pub struct KeyLookup {
-    /// The list it indexes: a snapshot whose keys did not change keeps its lookup.
-    keys: Arc<Vec<ApiKey>>,
-    by_id: std::collections::HashSet<KeyAt>,
+/// Objects a [`Lookup`] finds by id.
+pub trait Identified {
+    fn id(&self) -> &str;
 }
 
-impl KeyLookup {
-    fn of(keys: &Arc<Vec<ApiKey>>) -> KeyLookup {
-        KeyLookup {
-            keys: keys.clone(),
-            by_id: (0..keys.len())
-                .map(|at| KeyAt {
-                    keys: keys.clone(),
+impl Identified for ApiKey {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Identified for User {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A list's objects by id. Each entry is the shared list and a position (16 bytes), not a
+/// copy of the id: with 200,000 keys, maps of id → name held 40–70 MB each.
+pub struct Lookup<T> {
+    /// The list it indexes: a snapshot whose list did not change keeps its lookup.
+    list: Arc<Vec<T>>,
+    by_id: std::collections::HashSet<At<T>>,
+}
+
+/// The organization's keys by id.
+pub type KeyLookup = Lookup<ApiKey>;
+
+impl<T> Default for Lookup<T> {
+    fn default() -> Self {
+        Lookup {
+            list: Arc::default(),
+            by_id: std::collections::HashSet::new(),
+        }
+    }
+}
+
+impl<T: Identified> Lookup<T> {
+    fn of(list: &Arc<Vec<T>>) -> Lookup<T> {
+        Lookup {
+            list: list.clone(),
+            by_id: (0..list.len())
+                .map(|at| At {
+                    list: list.clone(),
                     at,
                 })
                 .collect(),
         }
     }
 
-    /// Whether this lookup indexes exactly `keys` (the same list, not an equal one).
-    fn indexes(&self, keys: &Arc<Vec<ApiKey>>) -> bool {
-        Arc::ptr_eq(&self.keys, keys)
+    /// Whether this lookup indexes exactly `list` (the same list, not an equal one).
+    fn indexes(&self, list: &Arc<Vec<T>>) -> bool {
+        Arc::ptr_eq(&self.list, list)
     }
 
-    pub fn get(&self, id: &str) -> Option<&ApiKey> {
-        self.by_id.get(id).map(KeyAt::key)
+    pub fn get(&self, id: &str) -> Option<&T> {
+        self.by_id.get(id).map(At::object)
     }
 }
 
-/// One key: its list and its position there, hashed and compared as the key's id.
-struct KeyAt {
-    keys: Arc<Vec<ApiKey>>,
+/// One object: its list and its position there, hashed and compared as the object's id.
+struct At<T> {
+    list: Arc<Vec<T>>,
     at: usize,
 }
 
-impl KeyAt {
-    fn key(&self) -> &ApiKey {
-        &self.keys[self.at]
+impl<T> At<T> {
+    fn object(&self) -> &T {
+        &self.list[self.at]
     }
 }
 
-impl std::borrow::Borrow<str> for KeyAt {
+impl<T: Identified> std::borrow::Borrow<str> for At<T> {
     fn borrow(&self) -> &str {
-        &self.key().id
+        self.object().id()
     }
 }
 
-impl std::hash::Hash for KeyAt {
+impl<T: Identified> std::hash::Hash for At<T> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         // As the id's own hash, so a lookup by `&str` finds it.
-        self.key().id.as_str().hash(state);
+        self.object().id().hash(state);
     }
 }
 
-impl PartialEq for KeyAt {
+impl<T: Identified> PartialEq for At<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.key().id == other.key().id
+        self.object().id() == other.object().id()
     }
 }
 
-impl Eq for KeyAt {}
+impl<T: Identified> Eq for At<T> {}
 
 /// Where each workspace's memberships lie, if every workspace's are contiguous.
 fn runs(
@@ -175,16 +203,13 @@ impl Snapshot {
                 runs(&self.memberships).expect("sorted memberships are grouped")
             }
         };
-        // A re-read of a member or a workspace keeps the keys' list, and so their lookup.
+        // A re-read keeps the lists it did not touch, and so their lookups.
         if !self.key_at.indexes(&self.keys) {
             self.key_at = Arc::new(KeyLookup::of(&self.keys));
         }
-        self.user_at = self
-            .users
-            .iter()
-            .enumerate()
-            .map(|(at, u)| (u.id.clone(), at))
-            .collect();
+        if !self.user_at.indexes(&self.users) {
+            self.user_at = Arc::new(Lookup::of(&self.users));
+        }
         self
     }
 
@@ -205,9 +230,9 @@ impl Snapshot {
             former: self.former.clone(),
             synced_at: self.synced_at,
             by_workspace: HashMap::new(),
-            // Rebuilt by `indexed` only if the re-read replaces the keys' list.
+            // Rebuilt by `indexed` only if the re-read replaces their list.
             key_at: self.key_at.clone(),
-            user_at: HashMap::new(),
+            user_at: self.user_at.clone(),
             derived: Mutex::default(),
         }
     }
@@ -265,8 +290,8 @@ impl Snapshot {
 
     /// Anyone who is or was a member, by id: (name or email, still a member).
     pub fn person(&self, user_id: &str) -> Option<(&User, bool)> {
-        if let Some(&at) = self.user_at.get(user_id) {
-            return Some((&self.users[at], true));
+        if let Some(user) = self.user_at.get(user_id) {
+            return Some((user, true));
         }
         self.former.get(user_id).map(|f| (&f.user, false))
     }
@@ -511,7 +536,7 @@ impl Org {
             synced_at: stored.baseline_at.and(stored.synced_at),
             by_workspace: HashMap::new(),
             key_at: Arc::default(),
-            user_at: HashMap::new(),
+            user_at: Arc::default(),
             derived: Mutex::default(),
         }
         .indexed();
@@ -687,7 +712,7 @@ impl Org {
             synced_at: Some(now),
             by_workspace: HashMap::new(),
             key_at: Arc::default(),
-            user_at: HashMap::new(),
+            user_at: Arc::default(),
             derived: Mutex::default(),
         }
         .indexed();
@@ -1188,6 +1213,42 @@ mod tests {
         assert!(new_keys.key("apikey_c").is_some());
         assert!(
             new_keys.key("apikey_a").is_none(),
+            "not the old list's lookup"
+        );
+    }
+
+    fn person(id: &str) -> User {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "type": "user", "email": format!("{id}@example.com"), "name": id,
+            "role": "user", "added_at": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn members_are_found_by_id_and_a_re_read_that_keeps_them_keeps_their_lookup() {
+        let snapshot = Snapshot {
+            users: Arc::new(vec![person("user_a"), person("user_b")]),
+            ..Default::default()
+        }
+        .indexed();
+        assert_eq!(
+            snapshot.person("user_b").unwrap().0.email,
+            "user_b@example.com"
+        );
+        assert!(snapshot.person("user_c").is_none());
+
+        let same_people = snapshot.lists().indexed();
+        assert!(Arc::ptr_eq(&snapshot.user_at, &same_people.user_at));
+
+        let mut new_people = snapshot.lists();
+        new_people.users = Arc::new(vec![person("user_c")]);
+        let new_people = new_people.indexed();
+        assert!(new_people
+            .person("user_c")
+            .is_some_and(|(_, member)| member));
+        assert!(
+            new_people.person("user_a").is_none(),
             "not the old list's lookup"
         );
     }
