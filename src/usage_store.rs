@@ -559,6 +559,20 @@ async fn move_staged(
         .bind(&to)
         .execute(&mut **tx)
         .await?;
+    if width == "1d" {
+        // The filters' values (migrations/0016_usage_values.sql), from a day's rows at most.
+        for dim in Dim::ALL {
+            sqlx::query(&format!(
+                "INSERT OR IGNORE INTO usage_values (dim, value) SELECT DISTINCT '{col}', {col} \
+                 FROM usage_staging WHERE width = '1d' AND start >= ? AND start < ?",
+                col = dim.column()
+            ))
+            .bind(ts(from))
+            .bind(&to)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     sqlx::query(
         "INSERT INTO usage_buckets SELECT width, start, model, workspace_id, api_key_id, service_tier, context_window, \
          uncached, cache_read, cache_write_5m, cache_write_1h, output, web_search FROM usage_staging \
@@ -981,13 +995,10 @@ pub async fn report_rows(
 
 /// Distinct values of a dimension seen in the store (for the filter menus).
 pub async fn dim_values(db: &SqlitePool, dim: Dim) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as(&format!(
-        "SELECT DISTINCT {col} FROM usage_buckets WHERE width = '1d' ORDER BY {col}",
-        col = dim.column()
-    ))
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    sqlx::query_scalar("SELECT value FROM usage_values WHERE dim = ? ORDER BY value")
+        .bind(dim.column())
+        .fetch_all(db)
+        .await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -177,9 +177,9 @@ pub async fn round_due_in(services: &Services, round: std::time::Duration) -> st
 
 /// Builds the cost pages' monthly figures ahead: the organization's spend this month and the
 /// last (`/cost`, budgets), and the cost centers' chargeback for the four months their page
-/// shows, and the usage page's filters and default view. Run before serving and after each part of a usage
-/// round, so the first view of those pages after a restart or a sync reads them from memory
-/// instead of a month of cost rows.
+/// shows, and the usage page's filters and default view. Run before serving and after each
+/// part of a usage round, so the first view of those pages after a restart or a sync reads
+/// them from memory instead of a month of cost rows.
 async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
     let source = super::cost_centers::source(services, None).await?;
     let rules = super::cost_centers::rules(services).await?;
@@ -201,8 +201,8 @@ async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
 }
 
 /// The values each dimension takes in the store: the usage page's filters. Kept until the
-/// store changes; finding them sorts every stored day (300 ms on `xlarge`), so they are
-/// built ahead with the cost pages' figures.
+/// store changes (on `xlarge`, thousands of key ids), and built ahead with the cost pages'
+/// figures.
 pub async fn dim_values(services: &Services, dim: Dim) -> Result<Arc<Vec<String>>, ServiceError> {
     let values = services
         .reports
