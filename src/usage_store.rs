@@ -167,15 +167,22 @@ impl Memo {
         // Built from data at least as new as `version`: at worst the next request rebuilds.
         let value = Arc::new(build().await?);
         drop(building);
-        let mut entries = self.lock();
-        if entries.done.len() >= MEMO_ENTRIES {
-            entries.done.retain(|_, (at, _)| *at == version);
+        let replaced = {
+            let mut entries = self.lock();
             if entries.done.len() >= MEMO_ENTRIES {
-                entries.done.clear();
+                entries.done.retain(|_, (at, _)| *at == version);
+                if entries.done.len() >= MEMO_ENTRIES {
+                    entries.done.clear();
+                }
             }
-        }
-        let stored: Arc<dyn Any + Send + Sync> = value.clone();
-        entries.done.insert(key, (version, stored));
+            let stored: Arc<dyn Any + Send + Sync> = value.clone();
+            entries.done.insert(key, (version, stored))
+        };
+        // A build reads thousands of rows, and replaces the result of the version before: give
+        // back what both freed at once (the cost pages' figures of `xlarge` left about 100 MB
+        // until the next sync's release).
+        drop(replaced);
+        crate::memory::release();
         Ok(value)
     }
 

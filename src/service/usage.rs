@@ -218,8 +218,6 @@ pub async fn warm(services: &Services) {
     if let Err(error) = warm_reports(services).await {
         tracing::warn!(%error, "the cost pages' figures could not be built ahead; pages build them");
     }
-    // The figures they replace, and the month of cost rows they were built from.
-    crate::memory::release();
 }
 
 /// Minute buckets, which the store does not keep: read from the Admin API for the page
