@@ -347,19 +347,30 @@ pub async fn refresh(
     hourly_days: u32,
     now: DateTime<Utc>,
 ) -> Result<bool, SyncError> {
-    let _guard = lock_for_page(sync_lock(db, "usage")).await?;
-    if let Some((_, refreshed_at)) = progress(db, kind).await? {
-        if now - refreshed_at < PAGE_REFRESH_AFTER && refreshed_at <= now {
-            return Ok(false);
-        }
+    let recent = |at: DateTime<Utc>| now - at < PAGE_REFRESH_AFTER && at <= now;
+    let stored = progress(db, kind).await?;
+    if stored.is_some_and(|(_, at)| recent(at)) {
+        return Ok(false);
+    }
+    // With the report stored, a page does not wait for another read (the job's, once a
+    // minute, and its first after a restart): it shows what is stored at once and says newer
+    // numbers are being read. Only with nothing to show does it wait, as long as it may.
+    let lock = sync_lock(db, "usage");
+    let _guard = match lock.clone().try_lock_owned() {
+        Ok(guard) => guard,
+        Err(_) if stored.is_some() => return Err(SyncError::Busy),
+        Err(_) => lock_for_page(lock).await?,
+    };
+    if progress(db, kind).await?.is_some_and(|(_, at)| recent(at)) {
+        return Ok(false);
     }
     sync_kind_locked(api, db, kind, settle, hourly_days, now).await?;
     Ok(true)
 }
 
-/// How long a page waits for another read of the same store before it shows what is stored:
-/// long enough for a page opened alongside another to share its read, short enough that a
-/// long read (the usage job's first, minutes on a large organization) does not hold the page.
+/// How long a page with nothing stored yet waits for another read of the same store (and a
+/// page of cost per person for its own read): long enough for an ordinary read to end, short
+/// enough that a long one (minutes on a large organization) does not hold the page.
 pub(crate) const PAGE_LOCK_PATIENCE: Duration = Duration::from_secs(3);
 
 /// The store's sync lock for a page's refresh: waited for no longer than
