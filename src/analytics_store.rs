@@ -30,7 +30,7 @@ use crate::usage_store::{
 };
 
 /// The progress row in `usage_sync`.
-const PROGRESS: &str = "analytics_1d";
+pub(crate) const PROGRESS: &str = "analytics_1d";
 /// The longest range one request may cover.
 const WINDOW_DAYS: i64 = 31;
 /// Rows per statement of the staging and storing inserts (13 values each, within SQLite's

@@ -101,9 +101,11 @@ struct MemoEntries {
     building: std::collections::HashSet<String>,
 }
 
-/// Results pages compute from the store, kept until the store changes. Each is tagged with
-/// the store's version — every sync's transaction rewrites `usage_sync` — so a result is never
-/// older than the data, also when another process wrote the store, with one exception: while
+/// Results pages compute from the store, kept until the reports they read change. Each is
+/// tagged with those reports' version — every sync's transaction rewrites its `usage_sync` row —
+/// so a result is never older than the data, also when another process wrote the store, and a
+/// read of one report (cost per person's, every 5 minutes) does not discard results built from
+/// the others (the usage page's and the cost pages' figures), with one exception: while
 /// one caller builds a key's result for a newer version (the usage job does, right after each
 /// round), others get the result of the version before instead of building it a second time.
 /// On `xlarge` that build reads a month of cost rows (1.5 s), once a minute. Looking one up
@@ -134,11 +136,12 @@ impl Drop for Building<'_> {
 }
 
 impl Memo {
-    /// The value `build` makes for `key` at the store's current version (or the previous
-    /// version's, while someone else builds this one).
+    /// The value `build` makes from the `reads` reports for `key` at their current version (or
+    /// the previous version's, while someone else builds this one).
     pub async fn get<T, E, Fut>(
         &self,
         store: &Store,
+        reads: Reads,
         key: String,
         build: impl FnOnce() -> Fut,
     ) -> Result<Arc<T>, E>
@@ -147,7 +150,7 @@ impl Memo {
         E: From<sqlx::Error>,
         Fut: Future<Output = Result<T, E>>,
     {
-        let version = store.version().await?;
+        let version = version(&store.db, reads).await?;
         let building = {
             let mut entries = self.lock();
             if let Some((at, value)) = entries.done.get(&key) {
@@ -304,20 +307,41 @@ impl Store {
     ) -> Result<Vec<(String, u32, String)>, sqlx::Error> {
         alerts_of_month(&self.db, month).await
     }
+}
 
-    /// The store's version, for [`Memo`].
-    async fn version(&self) -> Result<String, sqlx::Error> {
-        version(&self.db).await
+/// The reports a memoized result is built from (see [`Memo`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Reads {
+    /// The usage report, daily and hourly.
+    Usage,
+    /// The cost report.
+    Cost,
+    /// Cost per person (`crate::analytics_store`).
+    People,
+}
+
+impl Reads {
+    fn rows(self) -> &'static [&'static str] {
+        match self {
+            Reads::Usage => &["usage_1d", "usage_1h"],
+            Reads::Cost => &["cost_1d"],
+            Reads::People => &[crate::analytics_store::PROGRESS],
+        }
     }
 }
 
-/// Changes whenever any report is synced (see [`Memo`]).
-async fn version(db: &SqlitePool) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COALESCE(group_concat(kind || ' ' || settled_until || ' ' || refreshed_at, ','), '') FROM usage_sync",
-    )
-    .fetch_one(db)
-    .await
+/// Changes whenever one of `reads`' reports is synced (see [`Memo`]).
+async fn version(db: &SqlitePool, reads: Reads) -> Result<String, sqlx::Error> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT kind, settled_until, refreshed_at FROM usage_sync ORDER BY kind")
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .iter()
+        .filter(|(kind, _, _)| reads.rows().contains(&kind.as_str()))
+        .map(|(kind, settled, refreshed)| format!("{kind} {settled} {refreshed}"))
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 /// Brings every report up to `now`, whatever the last refresh time: used by the background job

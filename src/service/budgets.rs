@@ -76,7 +76,7 @@ pub async fn month(
     let key = format!("month {start} {scope:?}");
     services
         .reports
-        .get(&services.usage, key, || async {
+        .get(&services.usage, store::Reads::Cost, key, || async {
             let end = store::next_month(start);
             let lines = store::cost_lines(&services.db, start, end, scope).await?;
             Ok::<_, sqlx::Error>(Month::new(start, end, lines))

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 
 use super::{Caller, ServiceError, Services};
 use crate::analytics_store::{self as analytics, Access, Line, Named, Select, Synced};
-use crate::usage_store::SyncError;
+use crate::usage_store::{Reads, SyncError};
 
 /// What a page should say about the numbers it shows.
 #[derive(Debug, Default, Clone)]
@@ -108,7 +108,7 @@ pub async fn by_actor(
     let store = services.analytics.clone();
     Ok(services
         .reports
-        .get(&services.usage, key, || async move {
+        .get(&services.usage, Reads::People, key, || async move {
             let lines = store
                 .lines(&Select {
                     from,
@@ -160,8 +160,11 @@ pub async fn named(services: &Services) -> Result<Arc<HashMap<String, Named>>, S
     let store = services.analytics.clone();
     Ok(services
         .reports
-        .get(&services.usage, "people named".to_owned(), || async move {
-            store.people().await
-        })
+        .get(
+            &services.usage,
+            Reads::People,
+            "people named".to_owned(),
+            || async move { store.people().await },
+        )
         .await?)
 }

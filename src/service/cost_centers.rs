@@ -20,7 +20,7 @@ use crate::analytics_store::Select;
 use crate::audit::{Action, Outcome};
 use crate::auth::Permission;
 use crate::org::names::ReportNames;
-use crate::usage_store::next_month;
+use crate::usage_store::{next_month, Reads};
 
 /// What a rule assigns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -563,9 +563,13 @@ pub async fn attributed(
 ) -> Result<Arc<Month>, ServiceError> {
     let key = format!("centers {start} {} {rules:?}", *source == Source::Analytics);
     let index = Rules::new(rules);
+    let reads = match source {
+        Source::Analytics => Reads::People,
+        Source::Workspaces { .. } => Reads::Cost,
+    };
     services
         .reports
-        .get(&services.usage, key, || async move {
+        .get(&services.usage, reads, key, || async move {
             let end = next_month(start);
             let mut days: BTreeMap<(NaiveDate, String), Decimal> = BTreeMap::new();
             for l in lines(services, start, end, source).await? {

@@ -206,9 +206,12 @@ async fn warm_reports(services: &Services) -> Result<(), ServiceError> {
 pub async fn dim_values(services: &Services, dim: Dim) -> Result<Arc<Vec<String>>, ServiceError> {
     let values = services
         .reports
-        .get(&services.usage, format!("dims {dim:?}"), || {
-            services.usage.dim_values(dim)
-        })
+        .get(
+            &services.usage,
+            store::Reads::Usage,
+            format!("dims {dim:?}"),
+            || services.usage.dim_values(dim),
+        )
         .await?;
     Ok(values)
 }

@@ -232,7 +232,7 @@ pub async fn view(
     );
     services
         .reports
-        .get(&services.usage, key, || {
+        .get(&services.usage, store::Reads::Usage, key, || {
             read(services, names, q, periods, now)
         })
         .await

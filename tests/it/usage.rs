@@ -15,6 +15,7 @@ use orgkeeper::auth::Role;
 use orgkeeper::config::ServerConfig;
 use orgkeeper::simulator::SimulatorOptions;
 use orgkeeper::usage_store;
+use orgkeeper::usage_store::Reads;
 use rust_decimal::Decimal;
 
 /// Background jobs off: tests drive the sync themselves and count every upstream request.
@@ -794,24 +795,29 @@ async fn the_usage_jobs_first_round_waits_until_the_store_is_a_round_old() {
     );
 }
 
-/// The report memo: a result is rebuilt when the store changes, but while one caller builds the
-/// newer result (the usage job, right after a round), others get the previous one at once
-/// instead of building it again — and once it is built, everyone gets the new one.
+/// The report memo: a result is rebuilt when a report it reads changes (and only then), but
+/// while one caller builds the newer result (the usage job, right after a round), others get
+/// the previous one at once instead of building it again — and once it is built, everyone gets
+/// the new one.
 #[tokio::test]
 async fn while_one_caller_builds_a_newer_report_others_get_the_previous_one() {
     let app = spawn().await;
     let (memo, store) = (&app.state.reports, &app.state.usage);
-    let change_store = |at: &'static str| {
+    let change_report = |kind: &'static str, at: &'static str| {
         sqlx::query(
-            "INSERT INTO usage_sync (kind, settled_until, refreshed_at) VALUES ('memo-test', '', ?) \
+            "INSERT INTO usage_sync (kind, settled_until, refreshed_at) VALUES (?, '', ?) \
              ON CONFLICT (kind) DO UPDATE SET refreshed_at = excluded.refreshed_at",
         )
+        .bind(kind)
         .bind(at)
         .execute(&app.db)
     };
+    let change_store = |at: &'static str| change_report("cost_1d", at);
     change_store("1").await.unwrap();
     let first = memo
-        .get(store, "k".into(), || async { Ok::<_, sqlx::Error>(1u32) })
+        .get(store, Reads::Cost, "k".into(), || async {
+            Ok::<_, sqlx::Error>(1u32)
+        })
         .await
         .unwrap();
     assert_eq!(*first, 1);
@@ -820,7 +826,7 @@ async fn while_one_caller_builds_a_newer_report_others_get_the_previous_one() {
     let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
     let (release, released) = tokio::sync::oneshot::channel::<()>();
     let second_built = std::sync::atomic::AtomicBool::new(false);
-    let builder = memo.get(store, "k".into(), || async move {
+    let builder = memo.get(store, Reads::Cost, "k".into(), || async move {
         started_tx.send(()).unwrap();
         released.await.unwrap();
         Ok::<_, sqlx::Error>(2u32)
@@ -828,7 +834,7 @@ async fn while_one_caller_builds_a_newer_report_others_get_the_previous_one() {
     let meanwhile = async {
         started.await.unwrap();
         let got = memo
-            .get(store, "k".into(), || async {
+            .get(store, Reads::Cost, "k".into(), || async {
                 second_built.store(true, Ordering::SeqCst);
                 Ok::<_, sqlx::Error>(3u32)
             })
@@ -845,14 +851,28 @@ async fn while_one_caller_builds_a_newer_report_others_get_the_previous_one() {
     assert!(!second_built.load(Ordering::SeqCst), "not built twice");
     assert_eq!(*built.unwrap(), 2);
     let after = memo
-        .get(store, "k".into(), || async { Ok::<_, sqlx::Error>(4u32) })
+        .get(store, Reads::Cost, "k".into(), || async {
+            Ok::<_, sqlx::Error>(4u32)
+        })
         .await
         .unwrap();
     assert_eq!(*after, 2, "the newer result once built");
+    // A read of other reports (the usage report, cost per person) leaves it as it is.
+    change_report("usage_1d", "later").await.unwrap();
+    change_report("analytics_1d", "later").await.unwrap();
+    let kept = memo
+        .get(store, Reads::Cost, "k".into(), || async {
+            Ok::<_, sqlx::Error>(6u32)
+        })
+        .await
+        .unwrap();
+    assert_eq!(*kept, 2, "not rebuilt for reports it does not read");
     // With nobody building, a changed store is never answered from the past.
     change_store("3").await.unwrap();
     let fresh = memo
-        .get(store, "k".into(), || async { Ok::<_, sqlx::Error>(5u32) })
+        .get(store, Reads::Cost, "k".into(), || async {
+            Ok::<_, sqlx::Error>(5u32)
+        })
         .await
         .unwrap();
     assert_eq!(*fresh, 5);

@@ -205,7 +205,7 @@ async fn load_cost(
     let series = ctx
         .state
         .reports
-        .get(&ctx.state.usage, key, || async {
+        .get(&ctx.state.usage, store::Reads::Cost, key, || async {
             Ok::<_, sqlx::Error>(cost_series(&current, month_start, days.len(), by_desc))
         })
         .await?;
