@@ -26,11 +26,15 @@ use crate::anthropic::{
 };
 use crate::db::ts;
 use crate::usage_store::{
-    parse_ts, progress_of, sync_lock, SyncError, PAGE_LOCK_PATIENCE, PAGE_REFRESH_AFTER,
+    lock_unless_reading, parse_ts, progress_of, sync_lock, SyncError, PAGE_REFRESH_AFTER,
 };
 
 /// The progress row in `usage_sync`.
 pub(crate) const PROGRESS: &str = "analytics_1d";
+/// How long a page waits for its own read of cost per person before it shows what is stored
+/// (or says the first read is running); the read goes on. Long enough for a small
+/// organization's read, short enough that a large one's (minutes) does not hold the page.
+const PAGE_READ_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 /// The longest range one request may cover.
 const WINDOW_DAYS: i64 = 31;
 /// Rows per statement of the staging and storing inserts (13 values each, within SQLite's
@@ -134,17 +138,12 @@ pub async fn refresh(
     settle: Duration,
     now: DateTime<Utc>,
 ) -> Result<Synced, SyncError> {
-    // With numbers stored, a page never waits long for a read: one takes minutes on a large
-    // organization (the job's first after a restart, say), so the page shows what is stored
-    // at once when another read is running, and waits for its own no longer than for a lock.
-    // Only with nothing to show does it wait for a read, up to its deadline.
+    // A page never waits long for a read: one takes minutes on a large organization (the
+    // job's first after a restart, say), so the page shows what is stored (or says the first
+    // read is running) at once when another read is running, and waits for its own at most
+    // PAGE_READ_PATIENCE.
     let stored = progress(db).await?;
-    let lock = sync_lock(db, "analytics");
-    let guard = match lock.clone().try_lock_owned() {
-        Ok(guard) => guard,
-        Err(_) if stored.is_some() => return Err(SyncError::Busy),
-        Err(_) => crate::usage_store::lock_for_page(lock).await?,
-    };
+    let guard = lock_unless_reading(sync_lock(db, "analytics"), stored.is_some()).await?;
     let checked: Option<(i64, String)> =
         sqlx::query_as("SELECT available, checked_at FROM analytics_access WHERE id = 1")
             .fetch_optional(db)
@@ -176,10 +175,7 @@ pub async fn refresh(
     let joined = match crate::anthropic::scope_deadline() {
         None => read.await,
         Some(end) => {
-            let end = match stored {
-                Some(_) => end.min(tokio::time::Instant::now() + PAGE_LOCK_PATIENCE),
-                None => end,
-            };
+            let end = end.min(tokio::time::Instant::now() + PAGE_READ_PATIENCE);
             tokio::time::timeout_at(end, read)
                 .await
                 .map_err(|_| SyncError::Busy)?

@@ -376,15 +376,7 @@ pub async fn refresh(
     if stored.is_some_and(|(_, at)| recent(at)) {
         return Ok(false);
     }
-    // With the report stored, a page does not wait for another read (the job's, once a
-    // minute, and its first after a restart): it shows what is stored at once and says newer
-    // numbers are being read. Only with nothing to show does it wait, as long as it may.
-    let lock = sync_lock(db, "usage");
-    let _guard = match lock.clone().try_lock_owned() {
-        Ok(guard) => guard,
-        Err(_) if stored.is_some() => return Err(SyncError::Busy),
-        Err(_) => lock_for_page(lock).await?,
-    };
+    let _guard = lock_unless_reading(sync_lock(db, "usage"), stored.is_some()).await?;
     if progress(db, kind).await?.is_some_and(|(_, at)| recent(at)) {
         return Ok(false);
     }
@@ -392,26 +384,18 @@ pub async fn refresh(
     Ok(true)
 }
 
-/// How long a page with nothing stored yet waits for another read of the same store (and a
-/// page of cost per person for its own read): long enough for an ordinary read to end, short
-/// enough that a long one (minutes on a large organization) does not hold the page.
-pub(crate) const PAGE_LOCK_PATIENCE: Duration = Duration::from_secs(3);
-
-/// The store's sync lock for a page's refresh: waited for no longer than
-/// [`PAGE_LOCK_PATIENCE`] and the page's deadline (without a deadline, as long as it takes: the
-/// job and tests), so a page never hangs behind a long sync nor starts its own read with no
-/// time left to make it.
-pub(crate) async fn lock_for_page(
+/// The store's sync lock for a page's refresh, unless another read holds it: a page never
+/// waits for another read (the job's once a minute, or its first, minutes long on a large
+/// organization) but shows what is stored, or says the first read is running. Without a
+/// deadline (the job, tests) and with nothing stored, it waits.
+pub(crate) async fn lock_unless_reading(
     lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    stored: bool,
 ) -> Result<tokio::sync::OwnedMutexGuard<()>, SyncError> {
-    match crate::anthropic::scope_deadline() {
-        None => Ok(lock.lock_owned().await),
-        Some(end) => {
-            let patience = tokio::time::Instant::now() + PAGE_LOCK_PATIENCE;
-            tokio::time::timeout_at(end.min(patience), lock.lock_owned())
-                .await
-                .map_err(|_| SyncError::Busy)
-        }
+    match lock.clone().try_lock_owned() {
+        Ok(guard) => Ok(guard),
+        Err(_) if stored || crate::anthropic::scope_deadline().is_some() => Err(SyncError::Busy),
+        Err(_) => Ok(lock.lock_owned().await),
     }
 }
 

@@ -965,3 +965,48 @@ async fn a_page_with_stored_cost_per_person_shows_it_while_a_newer_read_runs() {
     assert!(next.contains("newer numbers are being read"), "{next}");
     assert_eq!(table(&before), table(&next));
 }
+
+/// With nothing stored yet, a page does not wait for the job's first read of cost per person
+/// either (minutes on a large organization, and a restart in the middle starts it again): it
+/// says at once that the numbers are being read for the first time.
+#[tokio::test]
+async fn a_page_does_not_wait_for_the_jobs_first_read_of_cost_per_person() {
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.api_deadline = std::time::Duration::from_secs(20);
+    })
+    .await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    assert_eq!(app.state.analytics.progress().await.unwrap(), None);
+    app.simulator
+        .faults()
+        .inject(orgkeeper::simulator::FaultRule {
+            method: None,
+            path_contains: Some("analytics".into()),
+            kind: orgkeeper::simulator::FaultKind::Hang,
+            times: 1000,
+        });
+    let services = app.state.services.clone();
+    let job = tokio::spawn(async move { orgkeeper::jobs::run_usage_sync(&services).await });
+    // Until the job's first request for cost per person reached the simulator (so the job
+    // holds the store's lock).
+    while !app.simulator.request_counts().contains_key("analytics") {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    for path in ["/cost/people", "/cost/centers"] {
+        let started = std::time::Instant::now();
+        let (status, body) = viewer.get_text(path).await;
+        let waited = started.elapsed();
+        assert_eq!(status, 200, "{path}: {body}");
+        // It does not wait the 3 s it gives its own read, nor its 20 s deadline.
+        assert!(
+            waited < std::time::Duration::from_secs(3),
+            "{path} waited {waited:?}"
+        );
+        assert!(
+            body.contains("reading these numbers from Anthropic for the first time"),
+            "{path}: {body}"
+        );
+    }
+    job.abort();
+}

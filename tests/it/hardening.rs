@@ -430,6 +430,47 @@ async fn a_page_answers_within_its_deadline_while_the_usage_job_is_still_reading
     assert!(body.contains("usage-table"), "the stored numbers are shown");
 }
 
+/// With nothing stored yet, the usage page does not wait for the job's first read (about a
+/// minute and a half on `xlarge`) either: it says the numbers are being read for the first
+/// time.
+#[tokio::test]
+async fn with_nothing_stored_the_usage_page_does_not_wait_for_the_jobs_first_read() {
+    let app = spawn_app_configured(Default::default(), |config| {
+        config.api_deadline = std::time::Duration::from_secs(20);
+    })
+    .await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    app.simulator.faults().inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: Some("/usage_report/messages".into()),
+        kind: FaultKind::Hang,
+        times: 1000,
+    });
+    let services = app.state.services.clone();
+    let job = tokio::spawn(async move {
+        let now = services.clock.now();
+        orgkeeper::service::usage::sync(&services, now, std::time::Duration::from_secs(3600)).await;
+    });
+    while !app.simulator.request_counts().contains_key("usage_report") {
+        tokio::task::yield_now().await;
+    }
+
+    let started = std::time::Instant::now();
+    let (status, body) = viewer.get_text("/usage").await;
+    let waited = started.elapsed();
+    job.abort();
+
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "the page waited {waited:?}"
+    );
+    assert!(
+        body.contains("reading these numbers from Anthropic for the first time"),
+        "{body}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Refused forms are audited without letting anyone flood the log.
 
