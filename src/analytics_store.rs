@@ -25,12 +25,17 @@ use crate::anthropic::{
     AnalyticsUsageRow, ApiError, BucketWidth, Client, CostByActor, UsageByActor,
 };
 use crate::db::ts;
-use crate::usage_store::{
-    lock_unless_reading, parse_ts, progress_of, sync_lock, SyncError, PAGE_REFRESH_AFTER,
-};
+use crate::usage_store::{lock_unless_reading, parse_ts, progress_of, sync_lock, SyncError};
 
 /// The progress row in `usage_sync`.
 pub(crate) const PROGRESS: &str = "analytics_1d";
+/// How often the usage job reads cost per person: it settles by the day, and each read is
+/// several calls (minutes on a large organization).
+pub const REFRESH_EVERY: chrono::Duration = chrono::Duration::minutes(5);
+/// A page reads cost per person itself only when the job's last read is older than this (the
+/// job is late, or failed): with the usage reports' 150 s, views between the job's reads
+/// started reads of their own, up to 3 s each on `xlarge`.
+const PAGE_REFRESH_AFTER: chrono::Duration = chrono::Duration::seconds(5 * 60 + 150);
 /// How long a page waits for its own read of cost per person before it shows what is stored
 /// (or says the first read is running); the read goes on. Long enough for a small
 /// organization's read, short enough that a large one's (minutes) does not hold the page.

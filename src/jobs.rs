@@ -189,8 +189,8 @@ pub async fn run_chain_check(services: &Services) {
     chain::run_once(services, services.clock.now()).await;
 }
 
-/// One round of the usage job: sync the store, check budget thresholds, then sync cost per
-/// person.
+/// One round of the usage job: sync the store and check budget thresholds, beside the sync of
+/// cost per person.
 pub async fn run_usage_sync(services: &Services) {
     crate::service::usage::sync(services, services.clock.now(), JOB_DEADLINE).await;
     crate::memory::release();

@@ -84,41 +84,41 @@ pub async fn claude_code_days(
     })
 }
 
-/// How often the usage job refreshes cost per person (the Admin API's usage and cost reports
-/// every round, about once a minute).
-const ANALYTICS_EVERY: chrono::Duration = chrono::Duration::minutes(5);
-
-/// One round of the usage job: the store brought up to `now` (the job's longer deadline),
-/// then the budget thresholds checked.
+/// One round of the usage job: the store brought up to `now` (the job's longer deadline) and
+/// the budget thresholds checked, beside the read of cost per person (every few minutes).
 pub async fn sync(services: &Services, now: DateTime<Utc>, deadline: std::time::Duration) {
-    let started = std::time::Instant::now();
     let api = services.org.api().with_deadline(deadline);
-    let config = &services.config;
-    match store::sync(
-        &api,
-        &services.db,
-        config.usage_settle,
-        config.usage_hourly_days,
-        now,
-    )
-    .await
-    {
-        Ok(report) => {
-            tracing::info!(
-                buckets = report.buckets,
-                seconds = started.elapsed().as_secs_f64(),
-                "usage store synced"
-            );
-            if let Err(error) = super::budgets::check_thresholds(services, now).await {
-                tracing::warn!(%error, "budget thresholds could not be checked");
+    // Cost per person is read beside the usage and cost reports, not after them: its read
+    // takes minutes on a large organization, and one that has not started when a page needs
+    // it (right after a restart) is started by the page, which then waits for it.
+    let reports = async {
+        let started = std::time::Instant::now();
+        let config = &services.config;
+        match store::sync(
+            &api,
+            &services.db,
+            config.usage_settle,
+            config.usage_hourly_days,
+            now,
+        )
+        .await
+        {
+            Ok(report) => {
+                tracing::info!(
+                    buckets = report.buckets,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "usage store synced"
+                );
+                if let Err(error) = super::budgets::check_thresholds(services, now).await {
+                    tracing::warn!(%error, "budget thresholds could not be checked");
+                }
             }
+            Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
         }
-        Err(error) => tracing::warn!(%error, "usage sync failed; will retry"),
-    }
-    // Beside the read of cost per person, which takes minutes on a large organization: until
-    // the figures are built, the cost pages build them in their first view; and a page that
-    // finds that read not started yet starts it itself, and waits for it.
-    let (_, read) = tokio::join!(warm(services), sync_analytics(services, &api, now));
+        // Until the figures are built, the cost pages build them in their first view.
+        warm(services).await;
+    };
+    let (_, read) = tokio::join!(reports, sync_analytics(services, &api, now));
     if read {
         // The cost centers' chargeback is attributed from it.
         warm(services).await;
@@ -134,7 +134,7 @@ async fn sync_analytics(
     now: DateTime<Utc>,
 ) -> bool {
     let recent = match crate::analytics_store::progress(&services.db).await {
-        Ok(Some((_, at))) => at <= now && now - at < ANALYTICS_EVERY,
+        Ok(Some((_, at))) => at <= now && now - at < crate::analytics_store::REFRESH_EVERY,
         _ => false,
     };
     if recent {

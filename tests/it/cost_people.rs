@@ -1010,3 +1010,33 @@ async fn a_page_does_not_wait_for_the_jobs_first_read_of_cost_per_person() {
     }
     job.abort();
 }
+
+/// Between the job's reads of cost per person (every 5 minutes), a page reads nothing: only
+/// when the job is late (its last read more than 7.5 minutes old) does a page read it itself.
+#[tokio::test]
+async fn pages_read_cost_per_person_only_when_the_job_is_late() {
+    let app = synced().await;
+    let (_, viewer) = app.signed_in(Role::Viewer).await;
+    let analytics = |app: &TestApp| {
+        app.simulator
+            .request_counts()
+            .get("analytics")
+            .copied()
+            .unwrap_or(0)
+    };
+    app.simulator.reset_request_count();
+    let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
+    app.state.clock.advance(minutes(4));
+    let (status, body) = viewer.get_text("/cost/people").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(analytics(&app), 0, "it is the job's to read until then");
+    assert!(!body.contains("being read"), "{body}");
+
+    app.state.clock.advance(minutes(4));
+    let (status, body) = viewer.get_text("/cost/people").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        analytics(&app) > 0,
+        "eight minutes without a read of the job's"
+    );
+}
