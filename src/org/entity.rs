@@ -163,6 +163,16 @@ pub struct Marks<'a> {
     pub own: &'a [Touched],
 }
 
+/// A first complete read's list, into an empty model: what `merge` keeps of it, without its
+/// differences (every object would be one). What was re-read since the read began is left
+/// for the next read, as `merge` leaves it.
+pub fn baseline<T: Entity>(fetched: Vec<T>, keep: &[Touched]) -> Vec<T> {
+    fetched
+        .into_iter()
+        .filter(|item| !keep.iter().any(|t| item.touched_by(t)))
+        .collect()
+}
+
 /// The merged list and its differences from `current`, for a complete fresh `fetched` list.
 pub fn merge<T: Entity>(
     current: &[T],

@@ -645,16 +645,59 @@ impl Org {
             own: &own,
         };
         let mut changes = Changes::default();
-        let (users, diffs) = entity::merge(&current.users, fetched.users, &marks);
-        changes.users = diffs;
-        let (invites, diffs) = entity::merge(&current.invites, fetched.invites, &marks);
-        changes.invites = diffs;
-        let (workspaces, diffs) = entity::merge(&current.workspaces, fetched.workspaces, &marks);
-        changes.workspaces = diffs;
-        let (memberships, diffs) = entity::merge(&current.memberships, fetched.memberships, &marks);
-        changes.memberships = diffs;
-        let (keys, diffs) = entity::merge(&current.keys, fetched.keys, &marks);
-        changes.keys = diffs;
+        // The baseline is taken as read (the model is empty until it): a difference per
+        // object would be a copy of the whole organization, and nothing in it was observed
+        // changing; `store::save_baseline` writes it from the lists.
+        fn take<T: Entity>(
+            baseline: bool,
+            current: &[T],
+            fetched: Vec<T>,
+            marks: &entity::Marks<'_>,
+            diffs: &mut Vec<Diff<T>>,
+        ) -> Vec<T> {
+            if baseline {
+                debug_assert!(current.is_empty(), "the model is empty until its baseline");
+                return entity::baseline(fetched, marks.keep);
+            }
+            let (list, found) = entity::merge(current, fetched, marks);
+            *diffs = found;
+            list
+        }
+        let users = take(
+            baseline,
+            &current.users,
+            fetched.users,
+            &marks,
+            &mut changes.users,
+        );
+        let invites = take(
+            baseline,
+            &current.invites,
+            fetched.invites,
+            &marks,
+            &mut changes.invites,
+        );
+        let workspaces = take(
+            baseline,
+            &current.workspaces,
+            fetched.workspaces,
+            &marks,
+            &mut changes.workspaces,
+        );
+        let memberships = take(
+            baseline,
+            &current.memberships,
+            fetched.memberships,
+            &marks,
+            &mut changes.memberships,
+        );
+        let keys = take(
+            baseline,
+            &current.keys,
+            fetched.keys,
+            &marks,
+            &mut changes.keys,
+        );
         // Spend limits are compared only when both reads answered (a refusal says nothing of
         // them), and never on the baseline.
         let spend_limits = match (current.spend_limits.as_deref(), fetched.spend_limits) {
@@ -685,17 +728,29 @@ impl Org {
         store::save_rate_limits(&self.db, &rate_limits).await?;
         store::save_limits(&self.db, SPEND_LIMITS, &spend_limits).await?;
         store::save_limits(&self.db, ORG_RATE_LIMITS, &fetched.org_rate_limits).await?;
-        store::save(
-            &self.db,
-            &changes,
-            Some((
-                &fetched.organization,
-                fetched.default_workspace_id.as_deref(),
-                baseline,
-            )),
-            now,
-        )
-        .await?;
+        if baseline {
+            let lists = store::Lists {
+                users: &users,
+                invites: &invites,
+                workspaces: &workspaces,
+                memberships: &memberships,
+                keys: &keys,
+            };
+            let default = fetched.default_workspace_id.as_deref();
+            store::save_baseline(&self.db, lists, &fetched.organization, default, now).await?;
+        } else {
+            store::save(
+                &self.db,
+                &changes,
+                Some((
+                    &fetched.organization,
+                    fetched.default_workspace_id.as_deref(),
+                    false,
+                )),
+                now,
+            )
+            .await?;
+        }
         let former = with_former(&current.former, &changes, now);
         let next = Snapshot {
             organization: Some(fetched.organization),

@@ -8,7 +8,9 @@ use super::entity::{Diff, Entity};
 use super::Changes;
 use std::collections::HashMap;
 
-use crate::anthropic::{ApiKey, Organization, User, WorkspaceMember, WorkspaceRateLimit};
+use crate::anthropic::{
+    ApiKey, Invite, Organization, User, Workspace, WorkspaceMember, WorkspaceRateLimit,
+};
 use crate::db::ts;
 
 /// What was stored, as loaded at start-up.
@@ -143,7 +145,6 @@ pub async fn removed_at(db: &SqlitePool) -> Result<Vec<(String, String)>, sqlx::
 }
 
 /// Writes one sync's or one change's differences, with their history, in one transaction.
-/// Rows go in many per statement: the baseline of a large organization is tens of thousands.
 pub async fn save(
     db: &SqlitePool,
     changes: &Changes,
@@ -151,6 +152,100 @@ pub async fn save(
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let at = ts(now);
+    let mut tx = crate::db::write_tx(db).await?;
+    write_changes(&mut tx, changes, &at).await?;
+    if let Some((organization, default_workspace_id, baseline)) = sync {
+        write_sync(&mut tx, organization, default_workspace_id, baseline, &at).await?;
+    }
+    tx.commit().await
+}
+
+/// The objects of a first complete read, as they are: every one of them is new, and none was
+/// observed changing. Written as [`save`] writes additions (objects and the history they
+/// open), 500 at a time, from the lists themselves: a difference per object would be a copy
+/// of the whole organization (300,000 objects on `xlarge`, most of the 630-740 MB peak at the
+/// end of its first read).
+pub async fn save_baseline(
+    db: &SqlitePool,
+    lists: Lists<'_>,
+    organization: &Organization,
+    default_workspace_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let at = ts(now);
+    let mut tx = crate::db::write_tx(db).await?;
+    write_added(&mut tx, lists.users, &at, |c| &mut c.users).await?;
+    write_added(&mut tx, lists.invites, &at, |c| &mut c.invites).await?;
+    write_added(&mut tx, lists.workspaces, &at, |c| &mut c.workspaces).await?;
+    write_added(&mut tx, lists.memberships, &at, |c| &mut c.memberships).await?;
+    write_added(&mut tx, lists.keys, &at, |c| &mut c.keys).await?;
+    write_sync(&mut tx, organization, default_workspace_id, true, &at).await?;
+    tx.commit().await
+}
+
+/// `list` as additions, [`CHUNK`] at a time (`into` says where a kind goes in [`Changes`]).
+async fn write_added<T: Entity>(
+    tx: &mut Transaction<'_, Sqlite>,
+    list: &[T],
+    at: &str,
+    into: fn(&mut Changes) -> &mut Vec<Diff<T>>,
+) -> Result<(), sqlx::Error> {
+    for chunk in list.chunks(CHUNK) {
+        let mut changes = Changes::default();
+        *into(&mut changes) = chunk
+            .iter()
+            .map(|item| Diff {
+                before: None,
+                after: Some(item.clone()),
+                observed: false,
+            })
+            .collect();
+        write_changes(tx, &changes, at).await?;
+    }
+    Ok(())
+}
+
+/// The lists a first complete read is made of.
+pub struct Lists<'a> {
+    pub users: &'a [User],
+    pub invites: &'a [Invite],
+    pub workspaces: &'a [Workspace],
+    pub memberships: &'a [WorkspaceMember],
+    pub keys: &'a [ApiKey],
+}
+
+/// The organization's name and default workspace, and when it was read (a baseline also
+/// moves `baseline_at`).
+async fn write_sync(
+    tx: &mut Transaction<'_, Sqlite>,
+    organization: &Organization,
+    default_workspace_id: Option<&str>,
+    baseline: bool,
+    at: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO org_sync (id, organization, default_workspace_id, baseline_at, synced_at) \
+         VALUES (1, ?1, ?2, ?3, ?3) \
+         ON CONFLICT (id) DO UPDATE SET organization = ?1, default_workspace_id = ?2, \
+         synced_at = ?3, baseline_at = CASE WHEN ?4 THEN ?3 ELSE baseline_at END",
+    )
+    .bind(serde_json::to_string(organization).unwrap_or_default())
+    .bind(default_workspace_id)
+    .bind(at)
+    .bind(baseline)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Differences and the history they open and close. Rows go in many per statement: the
+/// baseline of a large organization is tens of thousands.
+async fn write_changes(
+    tx: &mut Transaction<'_, Sqlite>,
+    changes: &Changes,
+    at: &str,
+) -> Result<(), sqlx::Error> {
+    let at = at.to_owned();
     let mut rows = Rows::default();
     for diff in &changes.users {
         let role = |u: &User| u.role.as_str().to_owned();
@@ -193,18 +288,17 @@ pub async fn save(
         );
     }
 
-    let mut tx = crate::db::write_tx(db).await?;
-    save_objects(&mut tx, &changes.users, &at).await?;
-    save_objects(&mut tx, &changes.invites, &at).await?;
-    save_objects(&mut tx, &changes.workspaces, &at).await?;
-    save_objects(&mut tx, &changes.memberships, &at).await?;
-    save_objects(&mut tx, &changes.keys, &at).await?;
+    save_objects(tx, &changes.users, &at).await?;
+    save_objects(tx, &changes.invites, &at).await?;
+    save_objects(tx, &changes.workspaces, &at).await?;
+    save_objects(tx, &changes.memberships, &at).await?;
+    save_objects(tx, &changes.keys, &at).await?;
     // In order: a subject changed twice in one save closes and opens twice.
     let mut opens: Vec<&(&str, String, String, String)> = Vec::new();
     for step in &rows.history {
         match step {
             Step::Close(kind, subject, scope) => {
-                open_intervals(&mut tx, &opens, &at).await?;
+                open_intervals(tx, &opens, &at).await?;
                 opens.clear();
                 sqlx::query(
                     "UPDATE org_history SET until = ? WHERE kind = ? AND subject = ? AND scope = ? AND until IS NULL",
@@ -213,28 +307,14 @@ pub async fn save(
                 .bind(*kind)
                 .bind(subject)
                 .bind(scope)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             Step::Open(open) => opens.push(open),
         }
     }
-    open_intervals(&mut tx, &opens, &at).await?;
-    if let Some((organization, default_workspace_id, baseline)) = sync {
-        sqlx::query(
-            "INSERT INTO org_sync (id, organization, default_workspace_id, baseline_at, synced_at) \
-             VALUES (1, ?1, ?2, ?3, ?3) \
-             ON CONFLICT (id) DO UPDATE SET organization = ?1, default_workspace_id = ?2, \
-             synced_at = ?3, baseline_at = CASE WHEN ?4 THEN ?3 ELSE baseline_at END",
-        )
-        .bind(serde_json::to_string(organization).unwrap_or_default())
-        .bind(default_workspace_id)
-        .bind(&at)
-        .bind(baseline)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
+    open_intervals(tx, &opens, &at).await?;
+    Ok(())
 }
 
 /// The objects of `diffs` that are there now, and the mark on those that left. Each chunk is

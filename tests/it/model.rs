@@ -106,6 +106,20 @@ async fn the_first_sync_is_one_baseline_and_no_main_page_calls_the_admin_api_eve
         times: 10_000,
     });
     let app = spawn_app_with(config, simulator, Some(dir)).await;
+    // Every object of the baseline was stored (it is written from the lists, not from a
+    // difference per object).
+    let stored = app.state.org.snapshot();
+    let sizes = |s: &orgkeeper::org::Snapshot| {
+        [
+            s.users.len(),
+            s.invites.len(),
+            s.workspaces.len(),
+            s.memberships.len(),
+            s.keys.len(),
+        ]
+    };
+    assert_eq!(sizes(&stored), sizes(&snapshot));
+    assert_eq!(stored.keys[0], snapshot.keys[0]);
     let (_, owner) = app.signed_in(Role::Owner).await;
     let (status, members) = owner.get_text("/members").await;
     assert_eq!(status, 200, "{members}");
