@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use futures_util::TryStreamExt;
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
@@ -559,26 +560,26 @@ pub async fn lines(db: &SqlitePool, s: &Select<'_>) -> Result<Vec<Line>, sqlx::E
         }
     }
     qb.push(" ORDER BY day");
-    let rows = qb.build().fetch_all(db).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let input: i64 = r.get(5);
-            let output: i64 = r.get(6);
-            Line {
-                day: parse_ts(r.get::<&str, _>(0)).date_naive(),
-                actor_type: r.get(1),
-                actor_id: r.get(2),
-                workspace_id: r.get(3),
-                api_key_id: r.get(4),
-                tokens: input + output,
-                input_tokens: input,
-                output_tokens: output,
-                requests: r.get(7),
-                amount: r.get::<&str, _>(8).parse().unwrap_or_default(),
-            }
-        })
-        .collect())
+    // Row by row, as `usage_store::cost_lines`: not every raw row of a month at once.
+    let mut rows = qb.build().fetch(db);
+    let mut lines = Vec::new();
+    while let Some(r) = rows.try_next().await? {
+        let input: i64 = r.get(5);
+        let output: i64 = r.get(6);
+        lines.push(Line {
+            day: parse_ts(r.get::<&str, _>(0)).date_naive(),
+            actor_type: r.get(1),
+            actor_id: r.get(2),
+            workspace_id: r.get(3),
+            api_key_id: r.get(4),
+            tokens: input + output,
+            input_tokens: input,
+            output_tokens: output,
+            requests: r.get(7),
+            amount: r.get::<&str, _>(8).parse().unwrap_or_default(),
+        });
+    }
+    Ok(lines)
 }
 
 /// How the API last named a person: (name, email, no longer a member).
