@@ -363,7 +363,14 @@ impl ListQuery {
     ) -> impl Fn(&ApiKey, &[Flag]) -> bool + 'a {
         let creator = self.creator.trim();
         let q = self.q.trim().to_lowercase();
+        // An unknown flag matches nothing.
+        let flag = (!self.flag.is_empty()).then(|| Flag::parse(&self.flag));
         move |key, flags| {
+            // The flags first: they come with the index, so a key they rule out is not read
+            // (a filter over 200,000 keys on `xlarge`).
+            if flag.is_some_and(|wanted| !wanted.is_some_and(|f| flags.contains(&f))) {
+                return false;
+            }
             if !self.status.is_empty() && key.status.as_str() != self.status {
                 return false;
             }
@@ -384,9 +391,6 @@ impl ListQuery {
                 if !found {
                     return false;
                 }
-            }
-            if !self.flag.is_empty() && !flags.iter().any(|f| f.code() == self.flag) {
-                return false;
             }
             if !q.is_empty() {
                 let hint = key.partial_key_hint.as_deref().unwrap_or("").to_lowercase();
