@@ -70,24 +70,43 @@ pub fn memory_mb(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Orgkeeper's own account of each sync: the seconds of every "organization synced" line.
-/// Each "organization synced" (`true`) or "usage store synced" (`false`) line, with its seconds.
-pub fn sync_times(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<(bool, f64)> {
+/// Which read a line of Orgkeeper's log says has finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    Organization,
+    UsageStore,
+    /// Cost per person: read, or not available to the organization.
+    CostPerPerson,
+}
+
+/// Orgkeeper's own account of each read: every "organization synced", "usage store synced"
+/// and "cost per person" line, with its seconds (NaN where the line has none).
+pub fn sync_times(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<(Read, f64)> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let stderr = child.stderr.take().expect("piped stderr");
     // A thread, not a task: reading the pipe blocks.
     std::thread::spawn(move || {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
             let Ok(line) = line else { break };
-            let org = line.contains("organization synced");
-            if org || line.contains("usage store synced") {
+            let read = if line.contains("organization synced") {
+                Some(Read::Organization)
+            } else if line.contains("usage store synced") {
+                Some(Read::UsageStore)
+            } else if line.contains("cost per person synced")
+                || line.contains("cost per person is not available")
+            {
+                Some(Read::CostPerPerson)
+            } else {
+                None
+            };
+            if let Some(read) = read {
                 // `ORGKEEPER_LOG_FORMAT=json`: `…"seconds":8.31,…`.
                 let seconds = line
                     .split_once("\"seconds\":")
                     .and_then(|(_, rest)| rest.split([',', '}']).next())
                     .and_then(|s| s.trim().parse().ok())
                     .unwrap_or(f64::NAN);
-                let _ = tx.send((org, seconds));
+                let _ = tx.send((read, seconds));
             } else if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
                 eprintln!("orgkeeper: {line}");
             }
