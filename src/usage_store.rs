@@ -94,11 +94,11 @@ pub struct SyncReport {
     pub buckets: usize,
 }
 
-/// Each memoized result by its query key, with the store version it was computed at, and the
-/// keys being built now.
+/// Each memoized result by its query key, with the reports it reads and their version when it
+/// was computed, and the keys being built now.
 #[derive(Default)]
 struct MemoEntries {
-    done: HashMap<String, (String, Arc<dyn Any + Send + Sync>)>,
+    done: HashMap<String, (Reads, String, Arc<dyn Any + Send + Sync>)>,
     building: std::collections::HashSet<String>,
 }
 
@@ -116,8 +116,8 @@ pub struct Memo {
     entries: std::sync::Mutex<MemoEntries>,
 }
 
-/// Enough for every page's default view and a few filters per person; beyond it, results of
-/// older versions go first, then everything.
+/// Enough for every page's default view and a few filters per person; beyond it, results
+/// older than their reports go first, then everything.
 const MEMO_ENTRIES: usize = 256;
 /// Rows per statement of the staging insert: one statement per row is slow for 90 days of
 /// hours.
@@ -151,10 +151,11 @@ impl Memo {
         E: From<sqlx::Error>,
         Fut: Future<Output = Result<T, E>>,
     {
-        let version = version(&store.db, reads).await?;
+        let versions = Versions::read(&store.db).await?;
+        let version = versions.of(reads);
         let building = {
             let mut entries = self.lock();
-            if let Some((at, value)) = entries.done.get(&key) {
+            if let Some((_, at, value)) = entries.done.get(&key) {
                 let current = *at == version;
                 if current || entries.building.contains(&key) {
                     if let Ok(value) = value.clone().downcast::<T>() {
@@ -174,13 +175,15 @@ impl Memo {
         let replaced = {
             let mut entries = self.lock();
             if entries.done.len() >= MEMO_ENTRIES {
-                entries.done.retain(|_, (at, _)| *at == version);
+                entries
+                    .done
+                    .retain(|_, (of, at, _)| *at == versions.of(*of));
                 if entries.done.len() >= MEMO_ENTRIES {
                     entries.done.clear();
                 }
             }
             let stored: Arc<dyn Any + Send + Sync> = value.clone();
-            entries.done.insert(key, (version, stored))
+            entries.done.insert(key, (reads, version, stored))
         };
         // A build reads thousands of rows, and replaces the result of the version before: give
         // back what both freed at once (the cost pages' figures of `xlarge` left about 100 MB
@@ -331,18 +334,26 @@ impl Reads {
     }
 }
 
-/// Changes whenever one of `reads`' reports is synced (see [`Memo`]).
-async fn version(db: &SqlitePool, reads: Reads) -> Result<String, sqlx::Error> {
-    let rows: Vec<(String, String, String)> =
+/// Every report's progress, as [`Memo`] tags its results with.
+struct Versions(Vec<(String, String, String)>);
+
+impl Versions {
+    async fn read(db: &SqlitePool) -> Result<Versions, sqlx::Error> {
         sqlx::query_as("SELECT kind, settled_until, refreshed_at FROM usage_sync ORDER BY kind")
             .fetch_all(db)
-            .await?;
-    Ok(rows
-        .iter()
-        .filter(|(kind, _, _)| reads.rows().contains(&kind.as_str()))
-        .map(|(kind, settled, refreshed)| format!("{kind} {settled} {refreshed}"))
-        .collect::<Vec<_>>()
-        .join(","))
+            .await
+            .map(Versions)
+    }
+
+    /// Changes whenever one of `reads`' reports is synced.
+    fn of(&self, reads: Reads) -> String {
+        self.0
+            .iter()
+            .filter(|(kind, _, _)| reads.rows().contains(&kind.as_str()))
+            .map(|(kind, settled, refreshed)| format!("{kind} {settled} {refreshed}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// Brings every report up to `now`, whatever the last refresh time: used by the background job

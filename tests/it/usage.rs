@@ -795,6 +795,48 @@ async fn the_usage_jobs_first_round_waits_until_the_store_is_a_round_old() {
     );
 }
 
+/// When the memo is full it lets go of results older than their reports first: a newer
+/// usage report does not push out the cost pages' current figures.
+#[tokio::test]
+async fn a_full_memo_keeps_the_current_results_of_other_reports() {
+    let app = spawn().await;
+    let (memo, store) = (&app.state.reports, &app.state.usage);
+    let cost = || async { Ok::<_, sqlx::Error>(1u32) };
+    assert_eq!(
+        *memo
+            .get(store, Reads::Cost, "cost".into(), cost)
+            .await
+            .unwrap(),
+        1
+    );
+    let usage = |n: u32| async move { Ok::<_, sqlx::Error>(n) };
+    for n in 0..200 {
+        memo.get(store, Reads::Usage, format!("usage {n}"), || usage(n))
+            .await
+            .unwrap();
+    }
+    // The usage report changes: the 200 results above are now older than it.
+    sqlx::query(
+        "INSERT INTO usage_sync (kind, settled_until, refreshed_at) VALUES ('usage_1d', '', 'later') \
+         ON CONFLICT (kind) DO UPDATE SET refreshed_at = excluded.refreshed_at",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    for n in 200..300 {
+        memo.get(store, Reads::Usage, format!("usage {n}"), || usage(n))
+            .await
+            .unwrap();
+    }
+    let again = memo
+        .get(store, Reads::Cost, "cost".into(), || async {
+            Ok::<_, sqlx::Error>(2u32)
+        })
+        .await
+        .unwrap();
+    assert_eq!(*again, 1, "the cost result is still current, and kept");
+}
+
 /// The report memo: a result is rebuilt when a report it reads changes (and only then), but
 /// while one caller builds the newer result (the usage job, right after a round), others get
 /// the previous one at once instead of building it again — and once it is built, everyone gets
