@@ -164,7 +164,8 @@ pub async fn refresh(
         }
         _ => {}
     }
-    if let Some((_, refreshed_at)) = stored {
+    // Again: where the lock was waited for (the job, tests), the read before it stored them.
+    if let Some((_, refreshed_at)) = progress(db).await? {
         if recent(refreshed_at) {
             return Ok(Synced::Fresh);
         }
