@@ -368,8 +368,10 @@ impl ListQuery {
         move |key, flags| {
             // The flags first: they come with the index, so a key they rule out is not read
             // (a filter over 200,000 keys on `xlarge`).
-            if flag.is_some_and(|wanted| !wanted.is_some_and(|f| flags.contains(&f))) {
-                return false;
+            match flag {
+                Some(Some(wanted)) if !flags.contains(&wanted) => return false,
+                Some(None) => return false,
+                _ => {}
             }
             if !self.status.is_empty() && key.status.as_str() != self.status {
                 return false;
