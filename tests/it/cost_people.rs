@@ -977,21 +977,7 @@ async fn a_page_does_not_wait_for_the_jobs_first_read_of_cost_per_person() {
     .await;
     let (_, viewer) = app.signed_in(Role::Viewer).await;
     assert_eq!(app.state.analytics.progress().await.unwrap(), None);
-    app.simulator
-        .faults()
-        .inject(orgkeeper::simulator::FaultRule {
-            method: None,
-            path_contains: Some("analytics".into()),
-            kind: orgkeeper::simulator::FaultKind::Hang,
-            times: 1000,
-        });
-    let services = app.state.services.clone();
-    let job = tokio::spawn(async move { orgkeeper::jobs::run_usage_sync(&services).await });
-    // Until the job's first request for cost per person reached the simulator (so the job
-    // holds the store's lock).
-    while !app.simulator.request_counts().contains_key("analytics") {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let job = app.usage_job_hanging_at("analytics", "analytics").await;
 
     for path in ["/cost/people", "/cost/centers"] {
         let started = std::time::Instant::now();

@@ -394,23 +394,10 @@ async fn a_page_answers_within_its_deadline_while_the_usage_job_is_still_reading
     app.state.clock.advance(aged);
     app.simulator.advance_clock(aged);
 
-    app.simulator.faults().inject(FaultRule {
-        method: Some("GET".into()),
-        path_contains: Some("/usage_report/messages".into()),
-        kind: FaultKind::Hang,
-        times: 1000,
-    });
     // The job's next read hangs, holding the store's sync lock.
-    app.simulator.reset_request_count();
-    let services = app.state.services.clone();
-    let job = tokio::spawn(async move {
-        let now = services.clock.now();
-        orgkeeper::service::usage::sync(&services, now, std::time::Duration::from_secs(3600)).await;
-    });
-    // Until the job's request has reached the simulator (and so the job holds the lock).
-    while !app.simulator.request_counts().contains_key("usage_report") {
-        tokio::task::yield_now().await;
-    }
+    let job = app
+        .usage_job_hanging_at("/usage_report/messages", "usage_report")
+        .await;
 
     let started = std::time::Instant::now();
     let (status, body) = viewer.get_text("/usage").await;
@@ -440,20 +427,9 @@ async fn with_nothing_stored_the_usage_page_does_not_wait_for_the_jobs_first_rea
     })
     .await;
     let (_, viewer) = app.signed_in(Role::Viewer).await;
-    app.simulator.faults().inject(FaultRule {
-        method: Some("GET".into()),
-        path_contains: Some("/usage_report/messages".into()),
-        kind: FaultKind::Hang,
-        times: 1000,
-    });
-    let services = app.state.services.clone();
-    let job = tokio::spawn(async move {
-        let now = services.clock.now();
-        orgkeeper::service::usage::sync(&services, now, std::time::Duration::from_secs(3600)).await;
-    });
-    while !app.simulator.request_counts().contains_key("usage_report") {
-        tokio::task::yield_now().await;
-    }
+    let job = app
+        .usage_job_hanging_at("/usage_report/messages", "usage_report")
+        .await;
 
     let started = std::time::Instant::now();
     let (status, body) = viewer.get_text("/usage").await;

@@ -230,6 +230,29 @@ impl TestApp {
         orgkeeper::jobs::run_org_sync(&self.state).await;
     }
 
+    /// Starts a round of the usage job whose requests to `path` hang (a large organization's
+    /// first read takes minutes) and returns once one of them reached the simulator, counted
+    /// under `area`: the job then holds that store's lock. Abort the handle to end it.
+    pub async fn usage_job_hanging_at(
+        &self,
+        path: &str,
+        area: &str,
+    ) -> tokio::task::JoinHandle<()> {
+        self.simulator.faults().inject(simulator::FaultRule {
+            method: None,
+            path_contains: Some(path.into()),
+            kind: simulator::FaultKind::Hang,
+            times: 1000,
+        });
+        self.simulator.reset_request_count();
+        let services = self.state.services.clone();
+        let job = tokio::spawn(async move { orgkeeper::jobs::run_usage_sync(&services).await });
+        while !self.simulator.request_counts().contains_key(area) {
+            tokio::task::yield_now().await;
+        }
+        job
+    }
+
     /// Polls /healthz; never sleeps a fixed time.
     async fn wait_until_ready(&self) {
         let client = reqwest::Client::new();
